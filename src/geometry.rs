@@ -1,0 +1,234 @@
+//! Shapes of convolution and pooling layers: the output-size formula, written once, and the padding
+//! modes as index maps.
+
+use std::fmt;
+
+/// How a convolution reads outside its input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum PaddingMode {
+    /// Outside is 0: the tap has no nonzero.
+    #[default]
+    Zeros,
+    /// Mirror without repeating the edge: `-1 → 1`, `n → n - 2` (PyTorch `reflect`).
+    Reflect,
+    /// Clamp to the edge: `-1 → 0`, `n → n - 1`.
+    Replicate,
+    /// Wrap around: `-1 → n - 1`, `n → 0`.
+    Circular,
+}
+
+impl PaddingMode {
+    /// All modes, in the order of the grammar.
+    pub const ALL: [PaddingMode; 4] =
+        [PaddingMode::Zeros, PaddingMode::Reflect, PaddingMode::Replicate, PaddingMode::Circular];
+
+    /// The name used in model specs and by PyTorch's `padding_mode`.
+    pub fn name(self) -> &'static str {
+        match self {
+            PaddingMode::Zeros => "zeros",
+            PaddingMode::Reflect => "reflect",
+            PaddingMode::Replicate => "replicate",
+            PaddingMode::Circular => "circular",
+        }
+    }
+
+    /// Parses a mode name.
+    pub fn from_name(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.name() == s)
+    }
+
+    /// Maps a coordinate `i` of the padded input (`-pad <= i < n + pad`) to the input coordinate it reads,
+    /// or `None` when it reads a zero. Valid for `pad < n` (reflect) and `pad <= n` (circular), which
+    /// [`ConvGeometry::check`] enforces.
+    #[inline]
+    pub fn map(self, i: isize, n: usize) -> Option<usize> {
+        let n = n as isize;
+        if (0..n).contains(&i) {
+            return Some(i as usize);
+        }
+        match self {
+            PaddingMode::Zeros => None,
+            PaddingMode::Reflect => Some(if i < 0 { -i } else { 2 * (n - 1) - i } as usize),
+            PaddingMode::Replicate => Some(i.clamp(0, n - 1) as usize),
+            PaddingMode::Circular => Some(i.rem_euclid(n) as usize),
+        }
+    }
+}
+
+impl fmt::Display for PaddingMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A 2-D convolution (or locally connected layer) of a `c_in × h_in × w_in` input with square kernels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConvGeometry {
+    pub c_in: usize,
+    pub h_in: usize,
+    pub w_in: usize,
+    pub c_out: usize,
+    pub k: usize,
+    pub stride: usize,
+    pub pad: usize,
+    pub dil: usize,
+    pub mode: PaddingMode,
+}
+
+/// Output length of a sliding window: `⌊(n + 2p − d(k − 1) − 1) / s⌋ + 1`, or `None` when not positive.
+pub fn out_len(n: usize, k: usize, stride: usize, pad: usize, dil: usize) -> Option<usize> {
+    let span = (dil * (k - 1) + 1) as isize;
+    let room = n as isize + 2 * pad as isize - span;
+    (room >= 0 && stride > 0).then(|| room as usize / stride + 1)
+}
+
+impl ConvGeometry {
+    /// Output height.
+    pub fn h_out(&self) -> usize {
+        out_len(self.h_in, self.k, self.stride, self.pad, self.dil).unwrap_or(0)
+    }
+
+    /// Output width.
+    pub fn w_out(&self) -> usize {
+        out_len(self.w_in, self.k, self.stride, self.pad, self.dil).unwrap_or(0)
+    }
+
+    /// Input features `c_in · h_in · w_in`.
+    pub fn in_len(&self) -> usize {
+        self.c_in * self.h_in * self.w_in
+    }
+
+    /// Output features `c_out · h_out · w_out`.
+    pub fn out_len(&self) -> usize {
+        self.c_out * self.h_out() * self.w_out()
+    }
+
+    /// Kernel parameters `c_out · c_in · k · k`.
+    pub fn kernel_len(&self) -> usize {
+        self.c_out * self.c_in * self.k * self.k
+    }
+
+    /// Checks that the layer applies: positive sizes, an output of at least one position, and a padding
+    /// its mode can produce. The message names the numbers.
+    pub fn check(&self) -> Result<(), String> {
+        let ConvGeometry { c_in, h_in, w_in, c_out, k, stride, pad, dil, mode } = *self;
+        if c_in == 0 || c_out == 0 || k == 0 || stride == 0 || dil == 0 || h_in == 0 || w_in == 0 {
+            return Err(format!(
+                "sizes must be positive (c_in={c_in}, c_out={c_out}, k={k}, stride={stride}, dil={dil}, input {h_in}x{w_in})"
+            ));
+        }
+        let span = dil * (k - 1) + 1;
+        if out_len(h_in, k, stride, pad, dil).is_none() || out_len(w_in, k, stride, pad, dil).is_none() {
+            return Err(format!(
+                "kernel span {span} (k={k}, dil={dil}) exceeds the padded input {}x{} (input {h_in}x{w_in}, pad={pad}): output size would be {}x{}",
+                h_in + 2 * pad,
+                w_in + 2 * pad,
+                (h_in + 2 * pad) as isize - span as isize + 1,
+                (w_in + 2 * pad) as isize - span as isize + 1,
+            ));
+        }
+        let small = h_in.min(w_in);
+        match mode {
+            PaddingMode::Reflect if pad >= small => {
+                Err(format!("reflect padding {pad} must be smaller than the input size {h_in}x{w_in}"))
+            }
+            PaddingMode::Circular if pad > small => {
+                Err(format!("circular padding {pad} must not exceed the input size {h_in}x{w_in}"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Calls `f(o, oy, ox, i, ky, kx, iy, ix)` for every tap of the convolution that reads an input value
+    /// (taps in the zero padding are skipped), in order of output, then input channel, then kernel row
+    /// and column. `(iy, ix)` is the input position after the padding map.
+    #[inline]
+    pub fn for_each_tap(&self, mut f: impl FnMut(Tap)) {
+        let (h_out, w_out) = (self.h_out(), self.w_out());
+        for o in 0..self.c_out {
+            for oy in 0..h_out {
+                for ox in 0..w_out {
+                    for i in 0..self.c_in {
+                        for ky in 0..self.k {
+                            let py = (oy * self.stride + ky * self.dil) as isize - self.pad as isize;
+                            let Some(iy) = self.mode.map(py, self.h_in) else { continue };
+                            for kx in 0..self.k {
+                                let px = (ox * self.stride + kx * self.dil) as isize - self.pad as isize;
+                                let Some(ix) = self.mode.map(px, self.w_in) else { continue };
+                                f(Tap { o, oy, ox, i, ky, kx, iy, ix });
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One tap of a convolution: output `(o, oy, ox)` reads input `(i, iy, ix)` through kernel entry
+/// `(o, i, ky, kx)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tap {
+    pub o: usize,
+    pub oy: usize,
+    pub ox: usize,
+    pub i: usize,
+    pub ky: usize,
+    pub kx: usize,
+    pub iy: usize,
+    pub ix: usize,
+}
+
+/// A pooling window `k × k` with stride `stride`, over each channel of a `c × h_in × w_in` input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PoolGeometry {
+    pub c: usize,
+    pub h_in: usize,
+    pub w_in: usize,
+    pub k: usize,
+    pub stride: usize,
+}
+
+impl PoolGeometry {
+    /// Output height `⌊(h − k) / s⌋ + 1`.
+    pub fn h_out(&self) -> usize {
+        out_len(self.h_in, self.k, self.stride, 0, 1).unwrap_or(0)
+    }
+
+    /// Output width.
+    pub fn w_out(&self) -> usize {
+        out_len(self.w_in, self.k, self.stride, 0, 1).unwrap_or(0)
+    }
+
+    /// Input features.
+    pub fn in_len(&self) -> usize {
+        self.c * self.h_in * self.w_in
+    }
+
+    /// Output features.
+    pub fn out_len(&self) -> usize {
+        self.c * self.h_out() * self.w_out()
+    }
+
+    /// Checks that the window fits the input; the message names the numbers.
+    pub fn check(&self) -> Result<(), String> {
+        let PoolGeometry { c, h_in, w_in, k, stride } = *self;
+        if c == 0 || k == 0 || stride == 0 || h_in == 0 || w_in == 0 {
+            return Err(format!("sizes must be positive (k={k}, stride={stride}, input {c}x{h_in}x{w_in})"));
+        }
+        if k > h_in || k > w_in {
+            return Err(format!(
+                "window {k}x{k} larger than the input {h_in}x{w_in}: output size would be {}x{}",
+                h_in as isize - k as isize + 1,
+                w_in as isize - k as isize + 1
+            ));
+        }
+        Ok(())
+    }
+
+    /// The input features of window `(c, oy, ox)`, in row-major window order.
+    pub fn window(&self, c: usize, oy: usize, ox: usize) -> impl Iterator<Item = usize> + '_ {
+        let (y0, x0) = (oy * self.stride, ox * self.stride);
+        (0..self.k).flat_map(move |ky| (0..self.k).map(move |kx| (c * self.h_in + y0 + ky) * self.w_in + x0 + kx))
+    }
+}

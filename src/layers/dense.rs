@@ -1,0 +1,93 @@
+//! Dense layer: the full pattern, one parameter per entry, computed by GEMM.
+//!
+//! Weight `(n_out, n_in)` row-major is, read column-major, the `(n_in, n_out)` matrix `Wᵀ`, so
+//! `z = x Wᵀ + b` is one GEMM `[B, n_in] @ [n_in, n_out] -> [B, n_out]` with no copy.
+
+use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut, Dyn};
+use rayon::prelude::*;
+
+use super::{LinearMap, assert_shape};
+use crate::scalar::Real;
+use crate::tensor::Tensor;
+
+/// Output columns per parallel GEMM task: each task owns its outputs, so no sum crosses threads.
+const COLS_PER_TASK: usize = 16;
+
+/// A fully connected layer `n_in → n_out`.
+#[derive(Clone, Debug)]
+pub struct Dense {
+    pub n_in: usize,
+    pub n_out: usize,
+}
+
+impl Dense {
+    pub fn new(n_in: usize, n_out: usize) -> Self {
+        Dense { n_in, n_out }
+    }
+}
+
+/// A strided view: element `(r, c)` of the `(rows, cols)` matrix at `s[r·rs + c·cs]`.
+type Strided<'a, T> = DMatrixView<'a, T, Dyn, Dyn>;
+
+fn strided<T: Real>(s: &[T], rows: usize, cols: usize, rs: usize, cs: usize) -> Strided<'_, T> {
+    DMatrixView::from_slice_with_strides_generic(s, Dyn(rows), Dyn(cols), Dyn(rs), Dyn(cs))
+}
+
+/// `out = a @ b + beta · out` for column blocks of `out` in parallel: `a` (m, k), `b` (k, n), `out` (m, n)
+/// column-major. Each block is one GEMM over the whole `k`: no sum crosses blocks.
+fn par_gemm<T: Real>(out: &mut [T], a: Strided<T>, b: Strided<T>, beta: T) {
+    let m = a.nrows();
+    out.par_chunks_mut(m * COLS_PER_TASK).enumerate().for_each(|(t, chunk)| {
+        let j0 = t * COLS_PER_TASK;
+        let nj = chunk.len() / m.max(1);
+        let mut o = DMatrixViewMut::from_slice(chunk, m, nj);
+        o.gemm(T::one(), &a, &b.columns(j0, nj), beta);
+    });
+}
+
+impl<T: Real> LinearMap<T> for Dense {
+    fn dims(&self) -> (usize, usize) {
+        (self.n_out, self.n_in)
+    }
+
+    fn param_shapes(&self) -> Vec<(&'static str, Vec<usize>)> {
+        vec![("weight", vec![self.n_out, self.n_in]), ("bias", vec![self.n_out])]
+    }
+
+    fn forward(&mut self, params: &[Tensor<T>], x: &DMatrix<T>, z: &mut DMatrix<T>) {
+        let batch = x.nrows();
+        assert_shape("dense forward x", x, batch, self.n_in);
+        assert_shape("dense forward z", z, batch, self.n_out);
+        let (w, b) = (&params[0].data, &params[1].data);
+        // z[:, o] = b[o], then z += x @ Wᵀ, with Wᵀ the (n_in, n_out) column-major reading of w.
+        for (o, mut col) in z.column_iter_mut().enumerate() {
+            col.fill(b[o]);
+        }
+        let wt = strided(w, self.n_in, self.n_out, 1, self.n_in);
+        par_gemm(z.as_mut_slice(), strided(x.as_slice(), batch, self.n_in, 1, batch), wt, T::one());
+    }
+
+    fn backward_input(&self, dx: &mut DMatrix<T>, params: &[Tensor<T>], dz: &DMatrix<T>) {
+        let batch = dz.nrows();
+        assert_shape("dense backward dz", dz, batch, self.n_out);
+        assert_shape("dense backward dx", dx, batch, self.n_in);
+        // dx = dz @ W: w read column-major is Wᵀ (n_in, n_out); W is its strided transpose view.
+        let w = strided(&params[0].data, self.n_out, self.n_in, self.n_in, 1);
+        par_gemm(dx.as_mut_slice(), strided(dz.as_slice(), batch, self.n_out, 1, batch), w, T::zero());
+    }
+
+    fn backward_params(&mut self, grads: &mut [Tensor<T>], x: &DMatrix<T>, dz: &DMatrix<T>) {
+        let batch = x.nrows();
+        // dWᵀ (n_in, n_out) += xᵀ @ dz; xᵀ is a strided view of x.
+        let xt = strided(x.as_slice(), self.n_in, batch, batch, 1);
+        par_gemm(&mut grads[0].data, xt, strided(dz.as_slice(), batch, self.n_out, 1, batch), T::one());
+        let db = &mut grads[1].data;
+        for (o, col) in dz.column_iter().enumerate() {
+            db[o] += col.iter().fold(T::zero(), |s, &v| s + v);
+        }
+    }
+
+    fn multiplicity(&self) -> Vec<Vec<u32>> {
+        vec![vec![1; self.n_in * self.n_out], vec![1; self.n_out]]
+    }
+}

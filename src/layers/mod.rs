@@ -1,0 +1,66 @@
+//! Layer kinds. Every kind is a linear map `z = W x + b` with a forward pass and its two backward passes;
+//! the engine ([`crate::network`]) treats them all alike.
+//!
+//! Conv, local and mean pooling compile to a [`TiedLayer`]; max pooling is a data-dependent selection
+//! over a compiled window pattern; dense layers use GEMM (the same map with a full pattern).
+
+pub mod avgpool;
+pub mod conv;
+pub mod dense;
+pub mod local;
+pub mod maxpool;
+pub mod tied_layer;
+
+use nalgebra::DMatrix;
+
+pub use tied_layer::TiedLayer;
+
+use crate::scalar::Real;
+use crate::tensor::Tensor;
+use crate::tied::TiedMatrix;
+
+/// A linear layer `z = W x + b` on (batch, features) column-major activations.
+///
+/// Gradient outputs come first in the backward passes, which accumulate with `+=` into parameter
+/// gradients and overwrite the input gradient.
+pub trait LinearMap<T: Real>: Send + Sync {
+    /// `(out_features, in_features)`.
+    fn dims(&self) -> (usize, usize);
+
+    /// Names and shapes of the parameter tensors (`"weight"`, `"bias"`), PyTorch layouts; empty for pools.
+    fn param_shapes(&self) -> Vec<(&'static str, Vec<usize>)>;
+
+    /// `z = W x + b`: `x` (B, in), `z` (B, out), overwritten. Max pooling records its winners here.
+    fn forward(&mut self, params: &[Tensor<T>], x: &DMatrix<T>, z: &mut DMatrix<T>);
+
+    /// `d_x = Wᵀ d_z`: `dz` (B, out), `dx` (B, in), overwritten. Uses the state of the last `forward`.
+    fn backward_input(&self, dx: &mut DMatrix<T>, params: &[Tensor<T>], dz: &DMatrix<T>);
+
+    /// `grads[i] += ∂J/∂params[i]` given the forward input `x` (B, in) and `dz` (B, out).
+    fn backward_params(&mut self, grads: &mut [Tensor<T>], x: &DMatrix<T>, dz: &DMatrix<T>);
+
+    /// For each parameter tensor, each element's multiplicity `m_p`: how many entries of the expanded
+    /// matrix `W` copy it (1 per entry for dense layers).
+    fn multiplicity(&self) -> Vec<Vec<u32>>;
+
+    /// The compiled tied matrix behind the layer, when it has one.
+    fn tied(&self) -> Option<&TiedMatrix> {
+        None
+    }
+
+    /// Bytes of the layer's index structure (0 for dense and direct layers).
+    fn index_bytes(&self) -> usize {
+        self.tied().map_or(0, TiedMatrix::index_bytes)
+    }
+}
+
+/// Panics unless `m` is (`rows`, `cols`); names the layer and both shapes.
+#[track_caller]
+pub(crate) fn assert_shape<T: Real>(what: &str, m: &DMatrix<T>, rows: usize, cols: usize) {
+    assert!(
+        m.nrows() == rows && m.ncols() == cols,
+        "{what}: expected ({rows}, {cols}), got ({}, {})",
+        m.nrows(),
+        m.ncols()
+    );
+}

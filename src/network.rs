@@ -1,0 +1,243 @@
+//! The one engine: a network is a list of layers, each a [`LinearMap`] or an activation, and one
+//! forward / backward routine trains every network, whatever its layers compile to.
+//!
+//! Letters: `B` batch, `F_i` features after layer `i`. `acts[0] = x` (B, F_in) and
+//! `acts[i + 1]` (B, F_i) is layer `i`'s output. Backward walks the layers in reverse with
+//! `δ_{i} = ∂J/∂acts[i]`:
+//!
+//! ```text
+//! linear map     z = W a + b      d_θ += pattern-restricted (δ_{i+1} ⊗ a),   δ_i = Wᵀ δ_{i+1}
+//! activation     a' = f(z)        δ_i = δ_{i+1} ⊙ f'(z)
+//! ```
+
+use nalgebra::DMatrix;
+
+use crate::activation;
+use crate::geometry::PoolGeometry;
+use crate::layers::LinearMap;
+use crate::layers::avgpool::avgpool_layer;
+use crate::layers::conv::conv_layer;
+use crate::layers::dense::Dense;
+use crate::layers::local::local_layer;
+use crate::layers::maxpool::MaxPool;
+use crate::loss::{Loss, Targets, loss_and_delta};
+use crate::scalar::Real;
+use crate::spec::{Activation, Layer, Shape, Spec, conv_geometry};
+use crate::tensor::Tensor;
+
+/// Which implementation of the linear layers a network runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Engine {
+    /// Conv, local and pooling layers compiled to tied sparse matrices.
+    #[default]
+    Sparse,
+}
+
+impl Engine {
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Sparse => "sparse",
+        }
+    }
+}
+
+/// Parameters (or their gradients) of a network: for each layer, its tensors (`weight`, `bias`; none
+/// for activations and pools).
+pub type Params<T> = Vec<Vec<Tensor<T>>>;
+
+/// One layer of a built network.
+pub enum Node<T: Real> {
+    Map(Box<dyn LinearMap<T>>),
+    Act(Activation),
+}
+
+/// Builds the linear map of `layer` on `input` for `engine` (`None` for activations).
+pub fn build_map<T: Real>(layer: &Layer, input: Shape, engine: Engine) -> Option<Box<dyn LinearMap<T>>> {
+    let Engine::Sparse = engine;
+    Some(match *layer {
+        Layer::Conv { .. } => Box::new(conv_layer::<T>(&conv_geometry(layer, input)?)),
+        Layer::Local { .. } => Box::new(local_layer::<T>(&conv_geometry(layer, input)?)),
+        Layer::MaxPool { k, stride } => {
+            Box::new(MaxPool::new(&PoolGeometry { c: input.c, h_in: input.h, w_in: input.w, k, stride }))
+        }
+        Layer::AvgPool { k, stride } => {
+            Box::new(avgpool_layer::<T>(&PoolGeometry { c: input.c, h_in: input.h, w_in: input.w, k, stride }))
+        }
+        Layer::Dense { n } => Box::new(Dense::new(input.len(), n)),
+        Layer::Act(_) => return None,
+    })
+}
+
+/// A network built from a spec: its layers, parameters and activation buffers.
+pub struct Network<T: Real> {
+    pub spec: Spec,
+    pub engine: Engine,
+    /// Layer `i`'s parameters, PyTorch layouts.
+    pub params: Params<T>,
+    nodes: Vec<Node<T>>,
+    /// Input shape of each layer, then the output shape.
+    shapes: Vec<Shape>,
+    /// `acts[i]`: (B, F_{i-1}), the input of layer `i`; the last is the output.
+    acts: Vec<DMatrix<T>>,
+    /// `deltas[i] = ∂J/∂acts[i]`, same shapes.
+    deltas: Vec<DMatrix<T>>,
+}
+
+impl<T: Real> Network<T> {
+    /// Builds the layers of a checked spec, parameters at zero (see [`crate::init`]).
+    ///
+    /// # Panics
+    /// If the spec's shapes do not check ([`Spec::parse`] checks them).
+    #[track_caller]
+    pub fn new(spec: &Spec, engine: Engine) -> Self {
+        let out_shapes = spec.shapes().unwrap_or_else(|e| panic!("Network::new: {e}"));
+        let mut shapes = vec![spec.input];
+        shapes.extend(out_shapes);
+        let mut nodes = Vec::new();
+        let mut params = Vec::new();
+        for (i, layer) in spec.layers.iter().enumerate() {
+            match (layer, build_map::<T>(layer, shapes[i], engine)) {
+                (Layer::Act(a), _) => {
+                    nodes.push(Node::Act(*a));
+                    params.push(Vec::new());
+                }
+                (_, Some(map)) => {
+                    params.push(map.param_shapes().iter().map(|(_, s)| Tensor::zeros(s)).collect());
+                    nodes.push(Node::Map(map));
+                }
+                (_, None) => unreachable!("every non-activation layer builds a map"),
+            }
+        }
+        Network { spec: spec.clone(), engine, params, nodes, shapes, acts: Vec::new(), deltas: Vec::new() }
+    }
+
+    /// The layers.
+    pub fn nodes(&self) -> &[Node<T>] {
+        &self.nodes
+    }
+
+    /// The linear map of layer `i`, if it has one.
+    pub fn map(&self, i: usize) -> Option<&dyn LinearMap<T>> {
+        match &self.nodes[i] {
+            Node::Map(m) => Some(m.as_ref()),
+            Node::Act(_) => None,
+        }
+    }
+
+    /// Input shape of layer `i` (`shapes()[len]` is the output shape).
+    pub fn shapes(&self) -> &[Shape] {
+        &self.shapes
+    }
+
+    /// `(name, shape)` of every parameter tensor, in order: `"{i}.weight"`, `"{i}.bias"`.
+    pub fn param_names(&self) -> Vec<(String, Vec<usize>)> {
+        let mut v = Vec::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            if let Node::Map(m) = node {
+                for (name, shape) in m.param_shapes() {
+                    v.push((format!("{i}.{name}"), shape));
+                }
+            }
+        }
+        v
+    }
+
+    /// Zero gradients shaped like the parameters.
+    pub fn zero_grads(&self) -> Params<T> {
+        self.params.iter().map(|ts| ts.iter().map(|t| Tensor::zeros(&t.shape)).collect()).collect()
+    }
+
+    /// Multiplicity of each parameter element (see [`LinearMap::multiplicity`]), shaped like `params`.
+    pub fn multiplicity(&self) -> Vec<Vec<Vec<u32>>> {
+        self.nodes
+            .iter()
+            .map(|n| match n {
+                Node::Map(m) => m.multiplicity(),
+                Node::Act(_) => Vec::new(),
+            })
+            .collect()
+    }
+
+    /// Total number of parameter values.
+    pub fn n_params(&self) -> usize {
+        self.params.iter().flatten().map(Tensor::len).sum()
+    }
+
+    fn ensure_buffers(&mut self, batch: usize) {
+        if self.acts.first().is_some_and(|a| a.nrows() == batch) {
+            return;
+        }
+        self.acts = self.shapes.iter().map(|s| DMatrix::zeros(batch, s.len())).collect();
+        self.deltas = self.shapes.iter().map(|s| DMatrix::zeros(batch, s.len())).collect();
+    }
+
+    /// Forward pass on `x` (B, C·H·W); returns the output (B, K).
+    #[track_caller]
+    pub fn forward(&mut self, x: &DMatrix<T>) -> &DMatrix<T> {
+        let batch = x.nrows();
+        assert_eq!(
+            x.ncols(),
+            self.spec.input.len(),
+            "Network::forward: input has {} features, the spec takes {} ({})",
+            x.ncols(),
+            self.spec.input.len(),
+            self.spec.input
+        );
+        self.ensure_buffers(batch);
+        self.acts[0].copy_from(x);
+        for (i, node) in self.nodes.iter_mut().enumerate() {
+            let (before, after) = self.acts.split_at_mut(i + 1);
+            let (a_in, a_out) = (&before[i], &mut after[0]);
+            match node {
+                Node::Map(m) => m.forward(&self.params[i], a_in, a_out),
+                Node::Act(f) => activation::forward(*f, a_out, a_in),
+            }
+        }
+        self.acts.last().expect("at least the input")
+    }
+
+    /// The output of the last forward pass.
+    pub fn output(&self) -> &DMatrix<T> {
+        self.acts.last().expect("forward was called")
+    }
+
+    /// Backward pass after [`Self::forward`]: given `δ = ∂J/∂output` (B, K), adds `∂J/∂θ` to `grads`.
+    /// The gradient with respect to the input is not computed (the first layer's `Wᵀ δ` is skipped).
+    #[track_caller]
+    pub fn backward(&mut self, grads: &mut Params<T>, delta_out: &DMatrix<T>) {
+        let n = self.nodes.len();
+        assert_eq!(delta_out.shape(), self.acts[n].shape(), "Network::backward: δ shape differs from the output");
+        self.deltas[n].copy_from(delta_out);
+        for i in (0..n).rev() {
+            let (before, after) = self.deltas.split_at_mut(i + 1);
+            let (d_in, d_out) = (&mut before[i], &after[0]);
+            match &mut self.nodes[i] {
+                Node::Map(m) => {
+                    m.backward_params(&mut grads[i], &self.acts[i], d_out);
+                    if i > 0 {
+                        m.backward_input(d_in, &self.params[i], d_out);
+                    }
+                }
+                Node::Act(f) => activation::backward(*f, d_in, d_out, &self.acts[i], &self.acts[i + 1]),
+            }
+        }
+    }
+
+    /// Forward, loss and backward on one batch: returns `J` and adds `∂J/∂θ` to `grads`.
+    pub fn loss_and_grad(&mut self, grads: &mut Params<T>, x: &DMatrix<T>, targets: Targets<'_, T>, loss: Loss) -> T {
+        self.forward(x);
+        let out = self.acts.last().expect("forward ran");
+        let mut delta = DMatrix::zeros(out.nrows(), out.ncols());
+        let j = loss_and_delta(loss, out, targets, &mut delta);
+        self.backward(grads, &delta);
+        j
+    }
+
+    /// The loss on one batch, without gradients.
+    pub fn loss(&mut self, x: &DMatrix<T>, targets: Targets<'_, T>, loss: Loss) -> T {
+        self.forward(x);
+        let out = self.acts.last().expect("forward ran");
+        let mut delta = DMatrix::zeros(out.nrows(), out.ncols());
+        loss_and_delta(loss, out, targets, &mut delta)
+    }
+}

@@ -1,0 +1,221 @@
+//! The three products of a tied matrix, on the (batch, features) column-major layout.
+//!
+//! Letters: `B` batch size, `R` rows of `W` (outputs), `C` columns of `W` (inputs), `G` rows in a group,
+//! `n` nonzeros per row of a group. A (B, F) matrix is a slice of `B * F` values, feature `f` at
+//! `[f * B, (f + 1) * B)`, so that a nonzero `(r, c, w)` is one AXPY `y[:, r] += w · x[:, c]` over the batch.
+//!
+//! Every kernel walks the row groups of the pattern: the `G` rows of a group share their `n` columns, so
+//! each input column is loaded once and used `G` times. Groups run in parallel (rayon); each output value
+//! is summed by one thread in a fixed order (columns increasing), so the bits do not depend on the number
+//! of threads.
+
+use rayon::prelude::*;
+
+use super::{IndexMap, RowGroups, TiedMatrix};
+use crate::scalar::Real;
+
+/// A slice that parallel tasks write to at disjoint places.
+///
+/// The tied kernels write each output column from exactly one task (the row groups partition the rows,
+/// an invariant of [`TiedMatrix::check_structure`]); this wrapper lets those tasks share the buffer.
+pub(crate) struct Disjoint<T> {
+    ptr: *mut T,
+    len: usize,
+}
+
+unsafe impl<T: Send> Send for Disjoint<T> {}
+unsafe impl<T: Send> Sync for Disjoint<T> {}
+
+impl<T> Disjoint<T> {
+    pub(crate) fn new(s: &mut [T]) -> Self {
+        Disjoint { ptr: s.as_mut_ptr(), len: s.len() }
+    }
+
+    /// The sub-slice `[start, start + len)`.
+    ///
+    /// # Safety
+    /// No two live sub-slices obtained from one `Disjoint` may overlap.
+    #[inline]
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn slice(&self, start: usize, len: usize) -> &mut [T] {
+        assert!(start + len <= self.len, "Disjoint::slice: [{start}, {}) outside {}", start + len, self.len);
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), len) }
+    }
+}
+
+/// `y = W x + b`: `x` (B, C), `y` (B, R), overwritten. `bias`, when given, is `(values, id per row)`:
+/// row `r` adds `values[ids[r]]`.
+#[track_caller]
+pub fn forward<T: Real>(m: &TiedMatrix, theta: &[T], bias: Option<(&[T], &[u32])>, x: &[T], y: &mut [T], batch: usize) {
+    let (rows, cols) = m.shape();
+    assert_eq!(theta.len(), m.n_params(), "forward: θ has {} values, the matrix reads {}", theta.len(), m.n_params());
+    assert_eq!(x.len(), batch * cols, "forward: x has {} values, expected batch {batch} x {cols}", x.len());
+    assert_eq!(y.len(), batch * rows, "forward: y has {} values, expected batch {batch} x {rows}", y.len());
+    if let Some((b, ids)) = bias {
+        assert_eq!(ids.len(), rows, "forward: {} bias ids for {rows} rows", ids.len());
+        assert!(ids.iter().all(|&i| (i as usize) < b.len()), "forward: bias id out of range ({} biases)", b.len());
+    }
+    grouped_product(m, m.map(), m.groups(), theta, bias, x, y, batch);
+}
+
+/// `d_x = Wᵀ d_y`: `dy` (B, R), `dx` (B, C), overwritten. Uses the stored transpose: no reduction
+/// crosses threads.
+#[track_caller]
+pub fn backward_input<T: Real>(m: &TiedMatrix, theta: &[T], dy: &[T], dx: &mut [T], batch: usize) {
+    let (rows, cols) = m.shape();
+    assert_eq!(
+        theta.len(),
+        m.n_params(),
+        "backward_input: θ has {} values, the matrix reads {}",
+        theta.len(),
+        m.n_params()
+    );
+    assert_eq!(dy.len(), batch * rows, "backward_input: dy has {} values, expected {batch} x {rows}", dy.len());
+    assert_eq!(dx.len(), batch * cols, "backward_input: dx has {} values, expected {batch} x {cols}", dx.len());
+    grouped_product(m, m.map_t(), m.groups_t(), theta, None, dy, dx, batch);
+}
+
+/// The pattern-restricted gradient, one value per nonzero:
+/// `d_w[k] = Σ_b d_y[b, row(k)] · x[b, col(k)]`, written to `dw` (nnz values, overwritten).
+#[track_caller]
+pub fn nonzero_grad<T: Real>(m: &TiedMatrix, x: &[T], dy: &[T], dw: &mut [T], batch: usize) {
+    let (rows, cols) = m.shape();
+    assert_eq!(x.len(), batch * cols, "nonzero_grad: x has {} values, expected {batch} x {cols}", x.len());
+    assert_eq!(dy.len(), batch * rows, "nonzero_grad: dy has {} values, expected {batch} x {rows}", dy.len());
+    assert_eq!(dw.len(), m.nnz(), "nonzero_grad: dw has {} values for {} nonzeros", dw.len(), m.nnz());
+    let map = m.map();
+    let indptr = map.indptr();
+    let indptr = indptr.raw_storage();
+    let indices = map.indices();
+    let groups = m.groups();
+    let out = Disjoint::new(dw);
+    (0..groups.len()).into_par_iter().for_each(|g| {
+        let grows = groups.group(g);
+        let first = grows[0] as usize;
+        let gcols = &indices[indptr[first] as usize..indptr[first + 1] as usize];
+        let n = gcols.len();
+        for &r in grows {
+            let r = r as usize;
+            let dyr = &dy[r * batch..(r + 1) * batch];
+            // SAFETY: the nonzeros of row r belong to this task only (groups partition the rows).
+            let dwr = unsafe { out.slice(indptr[r] as usize, n) };
+            for (d, &c) in dwr.iter_mut().zip(gcols) {
+                let c = c as usize;
+                *d = dot(dyr, &x[c * batch..(c + 1) * batch]);
+            }
+        }
+    });
+}
+
+/// The scatter into the shared parameters: `d_θ[p] += Σ_{k : param[k] = p} d_w[k]` (a compound entry adds
+/// its `d_w[k]` to each parameter it sums; constants receive nothing). Sequential in `k`: the order of
+/// every sum is fixed.
+#[track_caller]
+pub fn scatter_grad<T: Real>(m: &TiedMatrix, dw: &[T], dtheta: &mut [T]) {
+    assert_eq!(dw.len(), m.nnz(), "scatter_grad: dw has {} values for {} nonzeros", dw.len(), m.nnz());
+    assert_eq!(
+        dtheta.len(),
+        m.n_params(),
+        "scatter_grad: dθ has {} values for {} parameters",
+        dtheta.len(),
+        m.n_params()
+    );
+    for (&code, &d) in m.map().data().iter().zip(dw) {
+        match m.decode(code) {
+            super::Entry::Param(p) => dtheta[p as usize] += d,
+            super::Entry::Const(_) => {}
+            super::Entry::Sum(ids) => ids.iter().for_each(|&p| dtheta[p as usize] += d),
+        }
+    }
+}
+
+/// `d_θ += ∂J/∂θ` for `y = W x`: [`nonzero_grad`] into the scratch `dw`, then [`scatter_grad`].
+pub fn param_grad<T: Real>(m: &TiedMatrix, x: &[T], dy: &[T], dtheta: &mut [T], dw: &mut Vec<T>, batch: usize) {
+    dw.resize(m.nnz(), T::zero());
+    nonzero_grad(m, x, dy, dw, batch);
+    scatter_grad(m, dw, dtheta);
+}
+
+/// `y[:, r] = bias(r) + Σ_{k in row r} value(code[k]) · x[:, col(k)]`, row group by row group.
+#[allow(clippy::too_many_arguments)]
+fn grouped_product<T: Real>(
+    m: &TiedMatrix,
+    map: &IndexMap,
+    groups: &RowGroups,
+    theta: &[T],
+    bias: Option<(&[T], &[u32])>,
+    x: &[T],
+    y: &mut [T],
+    batch: usize,
+) {
+    let indptr = map.indptr();
+    let indptr = indptr.raw_storage();
+    let indices = map.indices();
+    let codes = map.data();
+    let out = Disjoint::new(y);
+    (0..groups.len()).into_par_iter().for_each_init(
+        || (Vec::<T>::new(), Vec::<T>::new()),
+        |(wblock, acc), g| {
+            let grows = groups.group(g);
+            let n_rows = grows.len();
+            let first = grows[0] as usize;
+            let gcols = &indices[indptr[first] as usize..indptr[first + 1] as usize];
+            let n = gcols.len();
+            // wblock: (G, n) row-major, the group's values gathered from θ.
+            wblock.clear();
+            for &r in grows {
+                let k0 = indptr[r as usize] as usize;
+                wblock.extend(codes[k0..k0 + n].iter().map(|&c| m.value(theta, c)));
+            }
+            // acc: (G, B), one batch column per row of the group.
+            acc.clear();
+            for &r in grows {
+                let b0 = bias.map_or(T::zero(), |(b, ids)| b[ids[r as usize] as usize]);
+                acc.extend(std::iter::repeat_n(b0, batch));
+            }
+            for (j, &c) in gcols.iter().enumerate() {
+                let c = c as usize;
+                let xc = &x[c * batch..(c + 1) * batch];
+                for gi in 0..n_rows {
+                    axpy(wblock[gi * n + j], xc, &mut acc[gi * batch..(gi + 1) * batch]);
+                }
+            }
+            for (gi, &r) in grows.iter().enumerate() {
+                let r = r as usize;
+                // SAFETY: row r belongs to this group only (groups partition the rows).
+                let yr = unsafe { out.slice(r * batch, batch) };
+                yr.copy_from_slice(&acc[gi * batch..(gi + 1) * batch]);
+            }
+        },
+    );
+}
+
+/// `y += a · x`.
+#[inline(always)]
+fn axpy<T: Real>(a: T, x: &[T], y: &mut [T]) {
+    for (yv, &xv) in y.iter_mut().zip(x) {
+        *yv += a * xv;
+    }
+}
+
+/// `Σ_b a[b] · b[b]`, summed in 8 interleaved lanes then lane by lane (a fixed order, so the same bits on
+/// every run and every thread count; the lanes let the compiler vectorise).
+#[inline(always)]
+pub(crate) fn dot<T: Real>(a: &[T], b: &[T]) -> T {
+    let mut lanes = [T::zero(); 8];
+    let (a8, a_rest) = a.split_at(a.len() - a.len() % 8);
+    let (b8, b_rest) = b.split_at(a8.len());
+    for (ca, cb) in a8.chunks_exact(8).zip(b8.chunks_exact(8)) {
+        for l in 0..8 {
+            lanes[l] += ca[l] * cb[l];
+        }
+    }
+    let mut s = T::zero();
+    for l in lanes {
+        s += l;
+    }
+    for (&x, &y) in a_rest.iter().zip(b_rest) {
+        s += x * y;
+    }
+    s
+}

@@ -1,0 +1,553 @@
+//! The tied sparse matrix: a CSR pattern whose nonzeros copy entries of a shared parameter vector.
+//!
+//! A matrix `W` of shape `(n_rows, n_cols)` is stored as a CSR index map (an `sprs::CsMatI<u32, u32, u32>`)
+//! whose stored values are not numbers but *entry codes*. For the nonzero `k` in row `i`, column
+//! `indices[k]`, with `indptr[i] <= k < indptr[i+1]`:
+//!
+//! ```text
+//! W(i, indices[k]) = value(code[k])
+//! value(c) = θ[c]                                    if c < n_params              (a tied copy)
+//!          = consts[c - n_params]                    if c < n_params + n_consts   (a constant, e.g. 1/k²)
+//!          = Σ_{p ∈ compound(c - n_params - n_consts)} θ[p]    otherwise            (several taps merged)
+//! ```
+//!
+//! Compound entries arise when padding modes other than zeros send two kernel taps of one output to the
+//! same input (reflect, replicate and circular padding at the border): the matrix entry is then the sum of
+//! the taps. Values are never stored: they are read from `θ` at every product.
+//!
+//! The transposed map `Wᵀ` is kept as a second CSR carrying the same codes, so that `d_x = Wᵀ d_y` is a
+//! row-parallel product with no reduction across threads. Rows that share one column list (in a
+//! convolution: all output channels at one output position) are listed as *row groups*; the kernels in
+//! [`kernels`] load each input column once per group.
+//!
+//! Memory: 4 bytes per nonzero for the column, 4 for the code, in each of `W` and `Wᵀ`, plus 4 bytes per
+//! row for the row pointers and 4 per row for the row groups (see [`TiedMatrix::index_bytes`]).
+
+pub mod kernels;
+
+use std::collections::HashMap;
+use std::fmt;
+
+use sprs::CsMatI;
+
+use crate::scalar::Real;
+
+/// The index map: CSR, values are entry codes.
+pub type IndexMap = CsMatI<u32, u32, u32>;
+
+/// What one nonzero copies, as handed to the builder.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Source {
+    /// The shared parameter with this id.
+    Param(u32),
+    /// A constant (mean pooling's `1/k²`).
+    Const(f64),
+}
+
+/// A broken invariant of a tied sparse matrix, with the values that break it.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum StructureError {
+    /// `indptr` does not have `n_rows + 1` entries, does not start at 0 or does not end at nnz.
+    #[error("row pointers: {0}")]
+    RowPointers(String),
+    /// `indptr[i] > indptr[i+1]`.
+    #[error("row pointers decrease at row {row}: {start} > {end}")]
+    NotMonotone { row: usize, start: u32, end: u32 },
+    /// Columns of a row not strictly increasing (unsorted or repeated).
+    #[error("row {row}: columns not strictly increasing ({prev} then {next})")]
+    ColumnsNotSorted { row: usize, prev: u32, next: u32 },
+    /// A column index `>= n_cols`.
+    #[error("row {row}: column {col} out of range (n_cols = {n_cols})")]
+    ColumnOutOfRange { row: usize, col: u32, n_cols: usize },
+    /// An entry code beyond parameters, constants and compounds.
+    #[error("nonzero {k}: entry code {code} out of range ({n_codes} codes)")]
+    CodeOutOfRange { k: usize, code: u32, n_codes: usize },
+    /// A compound entry lists a parameter id `>= n_params`, or lists none.
+    #[error("compound {index}: {what}")]
+    BadCompound { index: usize, what: String },
+    /// The row groups do not partition the rows, or a group's rows differ in columns.
+    #[error("row groups: {0}")]
+    BadGroups(String),
+    /// The transposed map is not the transpose of the map.
+    #[error("transpose: {0}")]
+    BadTranspose(String),
+}
+
+/// A partition of the rows of a CSR pattern into groups of rows with identical column lists.
+///
+/// Group `g` holds rows `rows[ptr[g]..ptr[g+1]]`, in increasing order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RowGroups {
+    pub ptr: Vec<u32>,
+    pub rows: Vec<u32>,
+}
+
+impl RowGroups {
+    /// Largest number of rows in one group: groups are cut to this size so that a group's accumulators
+    /// stay in the first-level cache and the work splits over threads.
+    pub const MAX_ROWS: usize = 16;
+
+    /// Groups the rows of `m` by identical column lists (in order of first appearance), cutting groups
+    /// larger than [`Self::MAX_ROWS`].
+    pub fn detect(m: &IndexMap) -> Self {
+        let indptr = m.indptr();
+        let indptr = indptr.raw_storage();
+        let indices = m.indices();
+        let mut by_cols: HashMap<&[u32], usize> = HashMap::new();
+        let mut members: Vec<Vec<u32>> = Vec::new();
+        for r in 0..m.rows() {
+            let cols = &indices[indptr[r] as usize..indptr[r + 1] as usize];
+            let g = *by_cols.entry(cols).or_insert_with(|| {
+                members.push(Vec::new());
+                members.len() - 1
+            });
+            members[g].push(r as u32);
+        }
+        let mut ptr = vec![0u32];
+        let mut rows = Vec::with_capacity(m.rows());
+        for group in members {
+            for chunk in group.chunks(Self::MAX_ROWS) {
+                rows.extend_from_slice(chunk);
+                ptr.push(rows.len() as u32);
+            }
+        }
+        RowGroups { ptr, rows }
+    }
+
+    /// Number of groups.
+    pub fn len(&self) -> usize {
+        self.ptr.len() - 1
+    }
+
+    /// True when there is no group (a matrix with no rows).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The rows of group `g`.
+    pub fn group(&self, g: usize) -> &[u32] {
+        &self.rows[self.ptr[g] as usize..self.ptr[g + 1] as usize]
+    }
+}
+
+/// A sparse matrix whose nonzeros copy shared parameters (see the module documentation).
+#[derive(Clone, Debug)]
+pub struct TiedMatrix {
+    /// `W`: (n_rows, n_cols), values are entry codes.
+    map: IndexMap,
+    /// `Wᵀ`: (n_cols, n_rows), same codes.
+    map_t: IndexMap,
+    /// Rows of `W` sharing a column list.
+    groups: RowGroups,
+    /// Rows of `Wᵀ` sharing a column list.
+    groups_t: RowGroups,
+    /// Number of shared parameters `θ`.
+    n_params: usize,
+    /// Constant values, addressed by codes `n_params..n_params + consts.len()`.
+    consts: Vec<f64>,
+    /// Compound entries: compound `j` sums `θ[compound_ids[compound_ptr[j]..compound_ptr[j+1]]]`.
+    compound_ptr: Vec<u32>,
+    compound_ids: Vec<u32>,
+}
+
+impl TiedMatrix {
+    /// Checks every structural invariant of a tied matrix:
+    ///
+    /// - `indptr` has `n_rows + 1` entries, starts at 0, ends at nnz, and never decreases;
+    /// - in each row, columns strictly increase (sorted, no repeats) and are `< n_cols`;
+    /// - every entry code is `< n_params + consts.len() + n_compounds`;
+    /// - every compound lists at least one parameter id, each `< n_params`, without repeats;
+    /// - the row groups partition the rows, and the rows of one group have identical column lists;
+    /// - the same holds of `Wᵀ`, and `Wᵀ` is the transpose of `W`, codes included.
+    pub fn check_structure(&self) -> Result<(), StructureError> {
+        let n_codes = self.n_params + self.consts.len() + self.n_compounds();
+        check_csr(&self.map, n_codes)?;
+        check_csr(&self.map_t, n_codes)?;
+        check_groups(&self.map, &self.groups)?;
+        check_groups(&self.map_t, &self.groups_t)?;
+        for j in 0..self.n_compounds() {
+            let ids = self.compound(j);
+            if ids.is_empty() {
+                return Err(StructureError::BadCompound { index: j, what: "empty".into() });
+            }
+            if let Some(&p) = ids.iter().find(|&&p| p as usize >= self.n_params) {
+                let what = format!("parameter id {p} out of range (n_params = {})", self.n_params);
+                return Err(StructureError::BadCompound { index: j, what });
+            }
+            let mut sorted = ids.to_vec();
+            sorted.sort_unstable();
+            sorted.dedup();
+            if sorted.len() != ids.len() {
+                return Err(StructureError::BadCompound { index: j, what: format!("repeated ids {ids:?}") });
+            }
+        }
+        let expected_t: IndexMap = self.map.transpose_view().to_csr();
+        if expected_t != self.map_t {
+            return Err(StructureError::BadTranspose("stored transpose differs from the transpose of W".into()));
+        }
+        Ok(())
+    }
+
+    /// Builds a tied matrix from its parts, checking every invariant.
+    pub fn try_new(
+        map: IndexMap,
+        n_params: usize,
+        consts: Vec<f64>,
+        compound_ptr: Vec<u32>,
+        compound_ids: Vec<u32>,
+    ) -> Result<Self, StructureError> {
+        if compound_ptr.is_empty()
+            || compound_ptr[0] != 0
+            || *compound_ptr.last().unwrap() as usize != compound_ids.len()
+        {
+            return Err(StructureError::BadCompound {
+                index: 0,
+                what: format!("compound pointers {compound_ptr:?} do not span {} ids", compound_ids.len()),
+            });
+        }
+        if compound_ptr.windows(2).any(|w| w[0] > w[1]) {
+            return Err(StructureError::BadCompound { index: 0, what: "compound pointers decrease".into() });
+        }
+        let n_codes = n_params + consts.len() + compound_ptr.len() - 1;
+        // Check the map before transposing it: the transpose trusts its input.
+        check_csr(&map, n_codes)?;
+        let m = Self::assemble(map, n_params, consts, compound_ptr, compound_ids);
+        m.check_structure()?;
+        Ok(m)
+    }
+
+    /// Builds a tied matrix the crate's compilers produced; invariants are checked in debug builds.
+    pub(crate) fn new_trusted(
+        map: IndexMap,
+        n_params: usize,
+        consts: Vec<f64>,
+        compound_ptr: Vec<u32>,
+        compound_ids: Vec<u32>,
+    ) -> Self {
+        let m = Self::assemble(map, n_params, consts, compound_ptr, compound_ids);
+        debug_assert_eq!(m.check_structure(), Ok(()));
+        m
+    }
+
+    fn assemble(
+        map: IndexMap,
+        n_params: usize,
+        consts: Vec<f64>,
+        compound_ptr: Vec<u32>,
+        compound_ids: Vec<u32>,
+    ) -> Self {
+        let map_t: IndexMap = map.transpose_view().to_csr();
+        let groups = RowGroups::detect(&map);
+        let groups_t = RowGroups::detect(&map_t);
+        TiedMatrix { map, map_t, groups, groups_t, n_params, consts, compound_ptr, compound_ids }
+    }
+
+    /// `(n_rows, n_cols)`.
+    pub fn shape(&self) -> (usize, usize) {
+        (self.map.rows(), self.map.cols())
+    }
+
+    /// Number of stored nonzeros.
+    pub fn nnz(&self) -> usize {
+        self.map.nnz()
+    }
+
+    /// Number of shared parameters `θ` the matrix reads.
+    pub fn n_params(&self) -> usize {
+        self.n_params
+    }
+
+    /// The index map `W` (values are entry codes).
+    pub fn map(&self) -> &IndexMap {
+        &self.map
+    }
+
+    /// The transposed index map `Wᵀ` (values are entry codes).
+    pub fn map_t(&self) -> &IndexMap {
+        &self.map_t
+    }
+
+    /// The row groups of `W`.
+    pub fn groups(&self) -> &RowGroups {
+        &self.groups
+    }
+
+    /// The row groups of `Wᵀ`.
+    pub fn groups_t(&self) -> &RowGroups {
+        &self.groups_t
+    }
+
+    /// Number of compound entries.
+    pub fn n_compounds(&self) -> usize {
+        self.compound_ptr.len() - 1
+    }
+
+    /// The parameter ids summed by compound `j`.
+    pub fn compound(&self, j: usize) -> &[u32] {
+        &self.compound_ids[self.compound_ptr[j] as usize..self.compound_ptr[j + 1] as usize]
+    }
+
+    /// What entry code `c` reads.
+    pub fn decode(&self, c: u32) -> Entry<'_> {
+        let c = c as usize;
+        if c < self.n_params {
+            Entry::Param(c as u32)
+        } else if c < self.n_params + self.consts.len() {
+            Entry::Const(self.consts[c - self.n_params])
+        } else {
+            Entry::Sum(self.compound(c - self.n_params - self.consts.len()))
+        }
+    }
+
+    /// The value of the entry with code `c` under parameters `theta`.
+    #[inline]
+    pub fn value<T: Real>(&self, theta: &[T], c: u32) -> T {
+        match self.decode(c) {
+            Entry::Param(p) => theta[p as usize],
+            Entry::Const(v) => T::of(v),
+            Entry::Sum(ids) => ids.iter().fold(T::zero(), |acc, &p| acc + theta[p as usize]),
+        }
+    }
+
+    /// For each parameter `p`, its multiplicity `m_p`: how many nonzeros copy it (a compound entry counts
+    /// once for each parameter it sums).
+    pub fn multiplicity(&self) -> Vec<u32> {
+        let mut m = vec![0u32; self.n_params];
+        for &c in self.map.data() {
+            match self.decode(c) {
+                Entry::Param(p) => m[p as usize] += 1,
+                Entry::Const(_) => {}
+                Entry::Sum(ids) => ids.iter().for_each(|&p| m[p as usize] += 1),
+            }
+        }
+        m
+    }
+
+    /// Bytes of the index structure: row pointers, columns and codes of `W` and of `Wᵀ`, the row groups
+    /// of both, and the constant and compound tables. Parameter values are not part of it.
+    pub fn index_bytes(&self) -> usize {
+        let csr = |m: &IndexMap| 4 * (m.rows() + 1) + 8 * m.nnz();
+        let groups = |g: &RowGroups| 4 * (g.ptr.len() + g.rows.len());
+        csr(&self.map)
+            + csr(&self.map_t)
+            + groups(&self.groups)
+            + groups(&self.groups_t)
+            + 8 * self.consts.len()
+            + 4 * (self.compound_ptr.len() + self.compound_ids.len())
+    }
+
+    /// The matrix as dense row-major values under `theta` (for tests and small pictures).
+    pub fn to_dense<T: Real>(&self, theta: &[T]) -> Vec<T> {
+        let (rows, cols) = self.shape();
+        let mut d = vec![T::zero(); rows * cols];
+        for (r, row) in self.map.outer_iterator().enumerate() {
+            for (c, &code) in row.iter() {
+                d[r * cols + c] = self.value(theta, code);
+            }
+        }
+        d
+    }
+}
+
+/// What an entry code reads.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Entry<'a> {
+    Param(u32),
+    Const(f64),
+    Sum(&'a [u32]),
+}
+
+impl fmt::Display for TiedMatrix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (r, c) = self.shape();
+        write!(f, "{r}x{c} tied matrix, {} nonzeros copying {} parameters", self.nnz(), self.n_params)
+    }
+}
+
+fn check_csr(m: &IndexMap, n_codes: usize) -> Result<(), StructureError> {
+    let ip = m.indptr();
+    let ip = ip.raw_storage();
+    if ip.len() != m.rows() + 1 {
+        return Err(StructureError::RowPointers(format!("{} entries for {} rows", ip.len(), m.rows())));
+    }
+    if ip[0] != 0 || ip[m.rows()] as usize != m.indices().len() || m.indices().len() != m.data().len() {
+        return Err(StructureError::RowPointers(format!(
+            "span {}..{} but {} columns and {} codes",
+            ip[0],
+            ip[m.rows()],
+            m.indices().len(),
+            m.data().len()
+        )));
+    }
+    for row in 0..m.rows() {
+        let (start, end) = (ip[row], ip[row + 1]);
+        if start > end {
+            return Err(StructureError::NotMonotone { row, start, end });
+        }
+        let cols = &m.indices()[start as usize..end as usize];
+        for w in cols.windows(2) {
+            if w[0] >= w[1] {
+                return Err(StructureError::ColumnsNotSorted { row, prev: w[0], next: w[1] });
+            }
+        }
+        if let Some(&col) = cols.last().filter(|&&c| c as usize >= m.cols()) {
+            return Err(StructureError::ColumnOutOfRange { row, col, n_cols: m.cols() });
+        }
+    }
+    if let Some((k, &code)) = m.data().iter().enumerate().find(|&(_, &c)| c as usize >= n_codes) {
+        return Err(StructureError::CodeOutOfRange { k, code, n_codes });
+    }
+    Ok(())
+}
+
+fn check_groups(m: &IndexMap, g: &RowGroups) -> Result<(), StructureError> {
+    let bad = |s: String| Err(StructureError::BadGroups(s));
+    if g.ptr.first() != Some(&0)
+        || *g.ptr.last().unwrap() as usize != g.rows.len()
+        || g.ptr.windows(2).any(|w| w[0] >= w[1])
+    {
+        return bad(format!("group pointers do not split {} rows into nonempty groups", g.rows.len()));
+    }
+    let mut seen = vec![false; m.rows()];
+    let ip = m.indptr();
+    let ip = ip.raw_storage();
+    let cols = |r: usize| &m.indices()[ip[r] as usize..ip[r + 1] as usize];
+    for gi in 0..g.len() {
+        let rows = g.group(gi);
+        for &r in rows {
+            let r = r as usize;
+            if r >= m.rows() || seen[r] {
+                return bad(format!("row {r} out of range or in two groups"));
+            }
+            seen[r] = true;
+            if cols(r) != cols(rows[0] as usize) {
+                return bad(format!("rows {} and {r} of group {gi} have different columns", rows[0]));
+            }
+        }
+    }
+    if let Some(r) = seen.iter().position(|&s| !s) {
+        return bad(format!("row {r} is in no group"));
+    }
+    Ok(())
+}
+
+/// Collects the nonzeros of a tied matrix in any order and assembles it.
+///
+/// Several entries at one `(row, col)` merge into one nonzero: parameters into a compound entry (their
+/// sum), constants into their sum. A parameter and a constant at one position is a caller's bug.
+#[derive(Clone, Debug)]
+pub struct TiedBuilder {
+    n_rows: usize,
+    n_cols: usize,
+    n_params: usize,
+    entries: Vec<(u32, u32, Source)>,
+}
+
+impl TiedBuilder {
+    /// An empty `(n_rows, n_cols)` matrix over `n_params` shared parameters.
+    #[track_caller]
+    pub fn new(n_rows: usize, n_cols: usize, n_params: usize) -> Self {
+        assert!(
+            n_rows < u32::MAX as usize && n_cols < u32::MAX as usize && n_params < u32::MAX as usize / 2,
+            "TiedBuilder: {n_rows}x{n_cols} over {n_params} parameters does not fit u32 indices"
+        );
+        TiedBuilder { n_rows, n_cols, n_params, entries: Vec::new() }
+    }
+
+    /// Reserves room for `n` more entries.
+    pub fn reserve(&mut self, n: usize) {
+        self.entries.reserve(n);
+    }
+
+    /// Adds `source` at `(row, col)`.
+    #[inline]
+    #[track_caller]
+    pub fn push(&mut self, row: usize, col: usize, source: Source) {
+        debug_assert!(row < self.n_rows && col < self.n_cols, "({row}, {col}) outside {}x{}", self.n_rows, self.n_cols);
+        if let Source::Param(p) = source {
+            debug_assert!((p as usize) < self.n_params, "parameter {p} >= {}", self.n_params);
+        }
+        self.entries.push((row as u32, col as u32, source));
+    }
+
+    /// Sorts, merges and assembles the matrix.
+    #[track_caller]
+    pub fn build(mut self) -> TiedMatrix {
+        self.entries.sort_by_key(|&(r, c, _)| (r, c));
+        assert!(self.entries.len() < u32::MAX as usize, "TiedBuilder: {} entries overflow u32", self.entries.len());
+        let mut indptr = vec![0u32; self.n_rows + 1];
+        let mut indices = Vec::with_capacity(self.entries.len());
+        let mut codes_raw: Vec<CodeRaw> = Vec::with_capacity(self.entries.len());
+        let mut i = 0;
+        while i < self.entries.len() {
+            let (r, c, _) = self.entries[i];
+            let mut j = i + 1;
+            while j < self.entries.len() && self.entries[j].0 == r && self.entries[j].1 == c {
+                j += 1;
+            }
+            let same = &self.entries[i..j];
+            let code = if same.len() == 1 {
+                match same[0].2 {
+                    Source::Param(p) => CodeRaw::Param(p),
+                    Source::Const(v) => CodeRaw::Const(v),
+                }
+            } else if same.iter().all(|e| matches!(e.2, Source::Const(_))) {
+                CodeRaw::Const(same.iter().map(|e| if let Source::Const(v) = e.2 { v } else { 0.0 }).sum())
+            } else {
+                let mut ids: Vec<u32> = same
+                    .iter()
+                    .map(|e| match e.2 {
+                        Source::Param(p) => p,
+                        Source::Const(_) => panic!("TiedBuilder: a parameter and a constant at ({r}, {c})"),
+                    })
+                    .collect();
+                ids.sort_unstable();
+                CodeRaw::Sum(ids)
+            };
+            indices.push(c);
+            codes_raw.push(code);
+            indptr[r as usize + 1] += 1;
+            i = j;
+        }
+        for r in 0..self.n_rows {
+            indptr[r + 1] += indptr[r];
+        }
+        // Number constants and compounds after the parameters; equal constants share a code.
+        let mut consts: Vec<f64> = Vec::new();
+        let mut const_code: HashMap<u64, u32> = HashMap::new();
+        for code in &codes_raw {
+            if let CodeRaw::Const(v) = code {
+                const_code.entry(v.to_bits()).or_insert_with(|| {
+                    consts.push(*v);
+                    (consts.len() - 1) as u32
+                });
+            }
+        }
+        let base_compound = (self.n_params + consts.len()) as u32;
+        let mut compound_ptr = vec![0u32];
+        let mut compound_ids = Vec::new();
+        let mut compound_code: HashMap<Vec<u32>, u32> = HashMap::new();
+        let codes: Vec<u32> = codes_raw
+            .into_iter()
+            .map(|code| match code {
+                CodeRaw::Param(p) => p,
+                CodeRaw::Const(v) => self.n_params as u32 + const_code[&v.to_bits()],
+                CodeRaw::Sum(ids) => *compound_code.entry(ids).or_insert_with_key(|ids| {
+                    compound_ids.extend_from_slice(ids);
+                    compound_ptr.push(compound_ids.len() as u32);
+                    base_compound + (compound_ptr.len() - 2) as u32
+                }),
+            })
+            .collect();
+        let map = IndexMap::try_new((self.n_rows, self.n_cols), indptr, indices, codes)
+            .map_err(|(_, _, _, e)| e)
+            .expect("TiedBuilder produced a malformed CSR");
+        TiedMatrix::new_trusted(map, self.n_params, consts, compound_ptr, compound_ids)
+    }
+}
+
+enum CodeRaw {
+    Param(u32),
+    Const(f64),
+    Sum(Vec<u32>),
+}
