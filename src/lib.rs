@@ -9,6 +9,7 @@
 //! (C, H, W) like PyTorch's NCHW.
 
 pub mod activation;
+pub mod gemm;
 pub mod geometry;
 pub mod init;
 pub mod layers;

@@ -13,6 +13,24 @@ pub trait Real: RealField + Copy + Send + Sync + Default + std::fmt::Debug + 'st
     fn as_f64(self) -> f64;
     /// Name used in checkpoints and messages ("F32", "F64").
     const NAME: &'static str;
+
+    /// `C ← α A B + β C` by matrixmultiply, for `A` (m, k), `B` (k, n), `C` (m, n) with element `(i, j)` of
+    /// a matrix `X` at `X[i·rs + j·cs]` (strides in elements). With `β = 0`, `C` is not read.
+    ///
+    /// # Safety
+    /// Every element addressed through the shapes and strides must lie inside its buffer, and `C` must not
+    /// alias `A` or `B`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemm_raw(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: Self,
+        a: (*const Self, isize, isize),
+        b: (*const Self, isize, isize),
+        beta: Self,
+        c: (*mut Self, isize, isize),
+    );
 }
 
 impl Real for f32 {
@@ -23,6 +41,19 @@ impl Real for f32 {
         self as f64
     }
     const NAME: &'static str = "F32";
+
+    unsafe fn gemm_raw(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: Self,
+        a: (*const Self, isize, isize),
+        b: (*const Self, isize, isize),
+        beta: Self,
+        c: (*mut Self, isize, isize),
+    ) {
+        unsafe { matrixmultiply::sgemm(m, k, n, alpha, a.0, a.1, a.2, b.0, b.1, b.2, beta, c.0, c.1, c.2) }
+    }
 }
 
 impl Real for f64 {
@@ -33,4 +64,17 @@ impl Real for f64 {
         self
     }
     const NAME: &'static str = "F64";
+
+    unsafe fn gemm_raw(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: Self,
+        a: (*const Self, isize, isize),
+        b: (*const Self, isize, isize),
+        beta: Self,
+        c: (*mut Self, isize, isize),
+    ) {
+        unsafe { matrixmultiply::dgemm(m, k, n, alpha, a.0, a.1, a.2, b.0, b.1, b.2, beta, c.0, c.1, c.2) }
+    }
 }

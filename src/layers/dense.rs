@@ -3,10 +3,10 @@
 //! Weight `(n_out, n_in)` row-major is, read column-major, the `(n_in, n_out)` matrix `Wᵀ`, so
 //! `z = x Wᵀ + b` is one GEMM `[B, n_in] @ [n_in, n_out] -> [B, n_out]` with no copy.
 
-use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut, Dyn};
-use rayon::prelude::*;
+use nalgebra::DMatrix;
 
 use super::{LinearMap, assert_shape};
+use crate::gemm::{Strided, par_gemm};
 use crate::scalar::Real;
 use crate::tensor::Tensor;
 
@@ -24,25 +24,6 @@ impl Dense {
     pub fn new(n_in: usize, n_out: usize) -> Self {
         Dense { n_in, n_out }
     }
-}
-
-/// A strided view: element `(r, c)` of the `(rows, cols)` matrix at `s[r·rs + c·cs]`.
-type Strided<'a, T> = DMatrixView<'a, T, Dyn, Dyn>;
-
-fn strided<T: Real>(s: &[T], rows: usize, cols: usize, rs: usize, cs: usize) -> Strided<'_, T> {
-    DMatrixView::from_slice_with_strides_generic(s, Dyn(rows), Dyn(cols), Dyn(rs), Dyn(cs))
-}
-
-/// `out = a @ b + beta · out` for column blocks of `out` in parallel: `a` (m, k), `b` (k, n), `out` (m, n)
-/// column-major. Each block is one GEMM over the whole `k`: no sum crosses blocks.
-fn par_gemm<T: Real>(out: &mut [T], a: Strided<T>, b: Strided<T>, beta: T) {
-    let m = a.nrows();
-    out.par_chunks_mut(m * COLS_PER_TASK).enumerate().for_each(|(t, chunk)| {
-        let j0 = t * COLS_PER_TASK;
-        let nj = chunk.len() / m.max(1);
-        let mut o = DMatrixViewMut::from_slice(chunk, m, nj);
-        o.gemm(T::one(), &a, &b.columns(j0, nj), beta);
-    });
 }
 
 impl<T: Real> LinearMap<T> for Dense {
@@ -63,24 +44,27 @@ impl<T: Real> LinearMap<T> for Dense {
         for (o, mut col) in z.column_iter_mut().enumerate() {
             col.fill(b[o]);
         }
-        let wt = strided(w, self.n_in, self.n_out, 1, self.n_in);
-        par_gemm(z.as_mut_slice(), strided(x.as_slice(), batch, self.n_in, 1, batch), wt, T::one());
+        let wt = Strided::col_major(w, self.n_in, self.n_out);
+        let xs = Strided::col_major(x.as_slice(), batch, self.n_in);
+        par_gemm(z.as_mut_slice(), xs, wt, T::one(), COLS_PER_TASK);
     }
 
     fn backward_input(&self, dx: &mut DMatrix<T>, params: &[Tensor<T>], dz: &DMatrix<T>) {
         let batch = dz.nrows();
         assert_shape("dense backward dz", dz, batch, self.n_out);
         assert_shape("dense backward dx", dx, batch, self.n_in);
-        // dx = dz @ W: w read column-major is Wᵀ (n_in, n_out); W is its strided transpose view.
-        let w = strided(&params[0].data, self.n_out, self.n_in, self.n_in, 1);
-        par_gemm(dx.as_mut_slice(), strided(dz.as_slice(), batch, self.n_out, 1, batch), w, T::zero());
+        // dx = dz @ W: [B, n_out] @ [n_out, n_in] -> [B, n_in], W read row-major.
+        let w = Strided::row_major(&params[0].data, self.n_out, self.n_in);
+        let dzs = Strided::col_major(dz.as_slice(), batch, self.n_out);
+        par_gemm(dx.as_mut_slice(), dzs, w, T::zero(), COLS_PER_TASK);
     }
 
     fn backward_params(&mut self, grads: &mut [Tensor<T>], x: &DMatrix<T>, dz: &DMatrix<T>) {
         let batch = x.nrows();
-        // dWᵀ (n_in, n_out) += xᵀ @ dz; xᵀ is a strided view of x.
-        let xt = strided(x.as_slice(), self.n_in, batch, batch, 1);
-        par_gemm(&mut grads[0].data, xt, strided(dz.as_slice(), batch, self.n_out, 1, batch), T::one());
+        // dWᵀ += xᵀ @ dz: [n_in, B] @ [B, n_out] -> [n_in, n_out] (column-major dWᵀ is row-major dW).
+        let xt = Strided::row_major(x.as_slice(), self.n_in, batch);
+        let dzs = Strided::col_major(dz.as_slice(), batch, self.n_out);
+        par_gemm(&mut grads[0].data, xt, dzs, T::one(), COLS_PER_TASK);
         let db = &mut grads[1].data;
         for (o, col) in dz.column_iter().enumerate() {
             db[o] += col.iter().fold(T::zero(), |s, &v| s + v);
