@@ -1,5 +1,5 @@
 //! Shared helpers for the integration tests: seeded data and a finite-difference gradient check.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::needless_range_loop)]
 
 use cnn_as_mlp::init::{Init, init_params};
 use cnn_as_mlp::loss::{Loss, Targets};
