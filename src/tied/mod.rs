@@ -161,8 +161,8 @@ impl TiedMatrix {
     /// - the same holds of `Wᵀ`, and `Wᵀ` is the transpose of `W`, codes included.
     pub fn check_structure(&self) -> Result<(), StructureError> {
         let n_codes = self.n_params + self.consts.len() + self.n_compounds();
-        check_csr(&self.map, n_codes)?;
-        check_csr(&self.map_t, n_codes)?;
+        check_map(&self.map, n_codes)?;
+        check_map(&self.map_t, n_codes)?;
         check_groups(&self.map, &self.groups)?;
         check_groups(&self.map_t, &self.groups_t)?;
         for j in 0..self.n_compounds() {
@@ -188,9 +188,14 @@ impl TiedMatrix {
         Ok(())
     }
 
-    /// Builds a tied matrix from its parts, checking every invariant.
+    /// Builds a tied matrix from raw CSR arrays (codes as values) and its tables, checking every invariant
+    /// with [`Self::check_structure`]'s rules before anything trusts them; the buffers are dropped on error.
+    #[allow(clippy::too_many_arguments)]
     pub fn try_new(
-        map: IndexMap,
+        shape: (usize, usize),
+        indptr: Vec<u32>,
+        indices: Vec<u32>,
+        codes: Vec<u32>,
         n_params: usize,
         consts: Vec<f64>,
         compound_ptr: Vec<u32>,
@@ -209,8 +214,9 @@ impl TiedMatrix {
             return Err(StructureError::BadCompound { index: 0, what: "compound pointers decrease".into() });
         }
         let n_codes = n_params + consts.len() + compound_ptr.len() - 1;
-        // Check the map before transposing it: the transpose trusts its input.
-        check_csr(&map, n_codes)?;
+        check_csr(shape, &indptr, &indices, &codes, n_codes)?;
+        // SAFETY: check_csr enforces every invariant sprs relies on (and more).
+        let map = unsafe { IndexMap::new_unchecked(sprs::CompressedStorage::CSR, shape, indptr, indices, codes) };
         let m = Self::assemble(map, n_params, consts, compound_ptr, compound_ids);
         m.check_structure()?;
         Ok(m)
@@ -364,37 +370,48 @@ impl fmt::Display for TiedMatrix {
     }
 }
 
-fn check_csr(m: &IndexMap, n_codes: usize) -> Result<(), StructureError> {
+fn check_map(m: &IndexMap, n_codes: usize) -> Result<(), StructureError> {
     let ip = m.indptr();
-    let ip = ip.raw_storage();
-    if ip.len() != m.rows() + 1 {
-        return Err(StructureError::RowPointers(format!("{} entries for {} rows", ip.len(), m.rows())));
+    check_csr(m.shape(), ip.raw_storage(), m.indices(), m.data(), n_codes)
+}
+
+fn check_csr(
+    (rows, cols): (usize, usize),
+    ip: &[u32],
+    indices: &[u32],
+    codes: &[u32],
+    n_codes: usize,
+) -> Result<(), StructureError> {
+    if ip.len() != rows + 1 {
+        return Err(StructureError::RowPointers(format!("{} entries for {rows} rows", ip.len())));
     }
-    if ip[0] != 0 || ip[m.rows()] as usize != m.indices().len() || m.indices().len() != m.data().len() {
+    if ip[0] != 0 || ip[rows] as usize != indices.len() || indices.len() != codes.len() {
         return Err(StructureError::RowPointers(format!(
             "span {}..{} but {} columns and {} codes",
             ip[0],
-            ip[m.rows()],
-            m.indices().len(),
-            m.data().len()
+            ip[rows],
+            indices.len(),
+            codes.len()
         )));
     }
-    for row in 0..m.rows() {
+    for row in 0..rows {
         let (start, end) = (ip[row], ip[row + 1]);
         if start > end {
             return Err(StructureError::NotMonotone { row, start, end });
         }
-        let cols = &m.indices()[start as usize..end as usize];
-        for w in cols.windows(2) {
+    }
+    for row in 0..rows {
+        let row_cols = &indices[ip[row] as usize..ip[row + 1] as usize];
+        for w in row_cols.windows(2) {
             if w[0] >= w[1] {
                 return Err(StructureError::ColumnsNotSorted { row, prev: w[0], next: w[1] });
             }
         }
-        if let Some(&col) = cols.last().filter(|&&c| c as usize >= m.cols()) {
-            return Err(StructureError::ColumnOutOfRange { row, col, n_cols: m.cols() });
+        if let Some(&col) = row_cols.last().filter(|&&c| c as usize >= cols) {
+            return Err(StructureError::ColumnOutOfRange { row, col, n_cols: cols });
         }
     }
-    if let Some((k, &code)) = m.data().iter().enumerate().find(|&(_, &c)| c as usize >= n_codes) {
+    if let Some((k, &code)) = codes.iter().enumerate().find(|&(_, &c)| c as usize >= n_codes) {
         return Err(StructureError::CodeOutOfRange { k, code, n_codes });
     }
     Ok(())

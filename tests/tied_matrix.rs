@@ -1,0 +1,209 @@
+//! The tied sparse matrix: the structural checker, the conv compiler against the convolution's definition,
+//! multiplicities, compound entries and the cost of the index.
+
+mod common;
+
+use cnn_as_mlp::geometry::{ConvGeometry, PaddingMode};
+use cnn_as_mlp::layers::LinearMap;
+use cnn_as_mlp::layers::conv::{compile_conv, conv_layer};
+use cnn_as_mlp::tensor::Tensor;
+use cnn_as_mlp::tied::{StructureError, TiedMatrix, kernels};
+use common::random_matrix;
+use nalgebra::DMatrix;
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+/// Tolerance for f64 sums of a few dozen products of values in [-1, 1].
+const F64_TOL: f64 = 1e-12;
+
+fn geom(
+    c_in: usize,
+    h: usize,
+    w: usize,
+    c_out: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    dil: usize,
+    mode: PaddingMode,
+) -> ConvGeometry {
+    ConvGeometry { c_in, h_in: h, w_in: w, c_out, k, stride, pad, dil, mode }
+}
+
+/// The convolution from its definition, one output at a time:
+/// `y[b, o, oy, ox] = bias[o] + Σ_{i, ky, kx} θ[o, i, ky, kx] · x[b, i, map(oy·s + ky·d − p), map(ox·s + kx·d − p)]`.
+fn conv_by_definition(g: &ConvGeometry, theta: &[f64], bias: &[f64], x: &DMatrix<f64>) -> DMatrix<f64> {
+    let (h_out, w_out) = (g.h_out(), g.w_out());
+    let mut y = DMatrix::zeros(x.nrows(), g.out_len());
+    for b in 0..x.nrows() {
+        for o in 0..g.c_out {
+            for oy in 0..h_out {
+                for ox in 0..w_out {
+                    let mut s = bias[o];
+                    for i in 0..g.c_in {
+                        for ky in 0..g.k {
+                            for kx in 0..g.k {
+                                let py = (oy * g.stride + ky * g.dil) as isize - g.pad as isize;
+                                let px = (ox * g.stride + kx * g.dil) as isize - g.pad as isize;
+                                let (Some(iy), Some(ix)) = (g.mode.map(py, g.h_in), g.mode.map(px, g.w_in)) else {
+                                    continue;
+                                };
+                                let w = theta[((o * g.c_in + i) * g.k + ky) * g.k + kx];
+                                s += w * x[(b, (i * g.h_in + iy) * g.w_in + ix)];
+                            }
+                        }
+                    }
+                    y[(b, (o * h_out + oy) * w_out + ox)] = s;
+                }
+            }
+        }
+    }
+    y
+}
+
+/// Checks proofs/T1 (guarding the compiler): the compiled matrix times `x` equals the convolution computed from
+/// its definition, on small random cases over strides, paddings, dilations and every padding mode.
+#[test]
+fn compiled_conv_matches_definition_loop() {
+    let mut rng = StdRng::seed_from_u64(3);
+    let mut cases = 0;
+    for mode in PaddingMode::ALL {
+        for _ in 0..40 {
+            let g = geom(
+                rng.random_range(1..=3),
+                rng.random_range(2..=8),
+                rng.random_range(2..=8),
+                rng.random_range(1..=3),
+                rng.random_range(1..=3),
+                rng.random_range(1..=3),
+                rng.random_range(0..=2),
+                rng.random_range(1..=2),
+                mode,
+            );
+            if g.check().is_err() {
+                continue;
+            }
+            let mut layer = conv_layer::<f64>(&g);
+            let theta: Vec<f64> = (0..g.kernel_len()).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let bias: Vec<f64> = (0..g.c_out).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let params = [
+                Tensor::from_vec(&[g.c_out, g.c_in, g.k, g.k], theta.clone()),
+                Tensor::from_vec(&[g.c_out], bias.clone()),
+            ];
+            let x = random_matrix(3, g.in_len(), -1.0, 1.0, cases);
+            let mut y = DMatrix::zeros(3, g.out_len());
+            layer.forward(&params, &x, &mut y);
+            let expected = conv_by_definition(&g, &theta, &bias, &x);
+            let diff = (&y - &expected).abs().max();
+            assert!(diff <= F64_TOL, "{g:?}: compiled and definition differ by {diff:e}");
+            cases += 1;
+        }
+    }
+    assert!(cases >= 100, "only {cases} geometries applied");
+}
+
+/// Checks proofs/T8: a convolution without border effects stores `c_out·h_out·w_out·c_in·k²` nonzeros; each
+/// kernel entry is copied once per output position (its multiplicity); the index costs 8 bytes per nonzero in
+/// each of W and Wᵀ plus the row pointers and groups.
+#[test]
+fn conv_nnz_multiplicity_and_bytes() {
+    let g = geom(2, 6, 7, 3, 3, 1, 0, 1, PaddingMode::Zeros);
+    let m = compile_conv(&g);
+    let positions = g.h_out() * g.w_out();
+    assert_eq!(m.shape(), (3 * 4 * 5, 2 * 6 * 7));
+    assert_eq!(m.nnz(), 3 * positions * 2 * 9);
+    assert!(m.multiplicity().iter().all(|&c| c as usize == positions));
+    let rows = m.shape().0 + m.shape().1;
+    assert!(
+        m.index_bytes() <= 16 * m.nnz() + 4 * (rows + 2) + 4 * (2 * rows + m.groups().len() + m.groups_t().len() + 2)
+    );
+    // Zero padding: the centre tap of a 3x3 kernel on a 4x4 input with pad 1 is used at all 16 positions, a
+    // corner tap at 9, an edge tap at 12.
+    let m = compile_conv(&geom(1, 4, 4, 1, 3, 1, 1, 1, PaddingMode::Zeros));
+    assert_eq!(m.multiplicity(), vec![9, 12, 9, 12, 16, 12, 9, 12, 9]);
+    assert_eq!(m.multiplicity().iter().sum::<u32>() as usize, m.nnz());
+}
+
+/// Checks proofs/T1 (padding modes as index maps): replicate padding of a 1x1 input sends all nine taps of a
+/// 3x3 kernel to the one input, so W is 1x1 and its entry is the sum of the nine parameters.
+#[test]
+fn replicate_padding_merges_taps_into_one_compound_entry() {
+    let m = compile_conv(&geom(1, 1, 1, 1, 3, 1, 1, 1, PaddingMode::Replicate));
+    assert_eq!(m.shape(), (1, 1));
+    assert_eq!(m.nnz(), 1);
+    assert_eq!(m.n_compounds(), 1);
+    assert_eq!(m.compound(0), &[0, 1, 2, 3, 4, 5, 6, 7, 8]);
+    assert_eq!(m.multiplicity(), vec![1; 9]);
+    let theta: Vec<f64> = (1..=9).map(f64::from).collect();
+    assert_eq!(m.to_dense(&theta), vec![45.0]);
+    // The gradient of each parameter is the gradient of the one entry: d_y · x.
+    let (x, dy) = ([2.0], [3.0]);
+    let mut dtheta = vec![0.0; 9];
+    kernels::param_grad(&m, &x, &dy, &mut dtheta, &mut Vec::new(), 1);
+    assert_eq!(dtheta, vec![6.0; 9]);
+}
+
+/// The structural checker refuses each broken invariant and names it.
+#[test]
+fn structure_checker_refuses_each_broken_invariant() {
+    // A valid 2x3 matrix over 2 parameters: row 0 = [θ0, 0, θ1], row 1 = [0, θ1, 0].
+    let ok = TiedMatrix::try_new((2, 3), vec![0, 2, 3], vec![0, 2, 1], vec![0, 1, 1], 2, vec![], vec![0], vec![]);
+    let m = ok.expect("a valid matrix");
+    assert_eq!(m.to_dense(&[5.0, 7.0]), vec![5.0, 0.0, 7.0, 0.0, 7.0, 0.0]);
+    assert_eq!(m.check_structure(), Ok(()));
+
+    let cases: Vec<(Result<TiedMatrix, StructureError>, &str)> = vec![
+        (
+            TiedMatrix::try_new((2, 3), vec![0, 2], vec![0, 2], vec![0, 1], 2, vec![], vec![0], vec![]),
+            "2 entries for 2 rows",
+        ),
+        (
+            TiedMatrix::try_new((3, 3), vec![0, 3, 1, 3], vec![0, 1, 2], vec![0, 1, 1], 2, vec![], vec![0], vec![]),
+            "decrease at row 1: 3 > 1",
+        ),
+        (
+            TiedMatrix::try_new((2, 3), vec![0, 2, 3], vec![2, 0, 1], vec![0, 1, 1], 2, vec![], vec![0], vec![]),
+            "not strictly increasing (2 then 0)",
+        ),
+        (
+            TiedMatrix::try_new((2, 3), vec![0, 2, 3], vec![1, 1, 1], vec![0, 1, 1], 2, vec![], vec![0], vec![]),
+            "not strictly increasing (1 then 1)",
+        ),
+        (
+            TiedMatrix::try_new((2, 3), vec![0, 2, 3], vec![0, 3, 1], vec![0, 1, 1], 2, vec![], vec![0], vec![]),
+            "column 3 out of range",
+        ),
+        (
+            TiedMatrix::try_new((2, 3), vec![0, 2, 3], vec![0, 2, 1], vec![0, 2, 1], 2, vec![], vec![0], vec![]),
+            "entry code 2 out of range",
+        ),
+        (
+            TiedMatrix::try_new((2, 3), vec![0, 2, 3], vec![0, 2, 1], vec![0, 2, 1], 2, vec![], vec![0, 2], vec![0, 5]),
+            "parameter id 5 out of range",
+        ),
+        (
+            TiedMatrix::try_new((2, 3), vec![0, 2, 3], vec![0, 2, 1], vec![0, 2, 1], 2, vec![], vec![0, 2], vec![1, 1]),
+            "repeated ids",
+        ),
+    ];
+    for (result, needle) in cases {
+        let err = result.expect_err(needle).to_string();
+        assert!(err.contains(needle), "expected an error containing {needle:?}, got {err:?}");
+    }
+}
+
+/// The row groups list rows with equal column lists: in a conv, the output channels at one position.
+#[test]
+fn conv_row_groups_are_output_channels_at_one_position() {
+    let g = geom(2, 5, 5, 4, 3, 1, 0, 1, PaddingMode::Zeros);
+    let m = compile_conv(&g);
+    let positions = g.h_out() * g.w_out();
+    assert_eq!(m.groups().len(), positions);
+    for gi in 0..m.groups().len() {
+        let rows = m.groups().group(gi);
+        assert_eq!(rows.len(), 4);
+        assert!(rows.iter().all(|&r| r as usize % positions == rows[0] as usize % positions));
+    }
+    // In Wᵀ, all input channels at one input position share their rows (the outputs they feed).
+    assert_eq!(m.groups_t().len(), 25);
+}
