@@ -1,6 +1,8 @@
 //! The tied sparse matrix: the structural checker, the conv compiler against the convolution's definition,
 //! multiplicities, compound entries and the cost of the index.
 
+#![allow(clippy::too_many_arguments)]
+
 mod common;
 
 use cnn_as_mlp::geometry::{ConvGeometry, PaddingMode};

@@ -1,6 +1,8 @@
 //! Weight decay on tied parameters (proofs/T6): one SGD step moves each parameter by exactly the amount the
 //! formula says, counting multiplicity in expanded mode and once in per-parameter mode.
 
+#![allow(clippy::needless_range_loop)]
+
 mod common;
 
 use cnn_as_mlp::init::{Init, init_params};
