@@ -22,7 +22,17 @@ fn random(n: usize, seed: u64) -> Vec<f32> {
 }
 
 fn conv2_products(c: &mut Criterion) {
-    let g = ConvGeometry { c_in: 6, h_in: 14, w_in: 14, c_out: 16, k: 5, stride: 1, pad: 0, dil: 1, mode: PaddingMode::Zeros };
+    let g = ConvGeometry {
+        c_in: 6,
+        h_in: 14,
+        w_in: 14,
+        c_out: 16,
+        k: 5,
+        stride: 1,
+        pad: 0,
+        dil: 1,
+        mode: PaddingMode::Zeros,
+    };
     let m = compile_conv(&g);
     let (rows, cols) = m.shape();
     let flops = 2 * m.nnz() as u64 * BATCH as u64;

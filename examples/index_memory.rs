@@ -14,7 +14,9 @@ fn main() {
         }
     };
     let net = Network::<f32>::new(&spec, Engine::Sparse);
-    println!("| layer | kind | W shape | nnz | params | W bytes | Wᵀ bytes | groups + tables | total index bytes | bytes/nnz |");
+    println!(
+        "| layer | kind | W shape | nnz | params | W bytes | Wᵀ bytes | groups + tables | total index bytes | bytes/nnz |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut total = 0;
     for (i, layer) in spec.layers.iter().enumerate() {
