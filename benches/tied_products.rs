@@ -52,7 +52,11 @@ fn conv2_products(c: &mut Criterion) {
     group.bench_function("tied_transpose", |b| {
         b.iter(|| kernels::backward_input(&m, black_box(&theta), black_box(&dy), &mut dx, BATCH))
     });
+    let mut scratch = Vec::new();
     group.bench_function("tied_param_grad", |b| {
+        b.iter(|| kernels::param_grad(&m, black_box(&x), black_box(&dy), &mut dtheta, &mut scratch, BATCH))
+    });
+    group.bench_function("tied_param_grad_per_nonzero", |b| {
         b.iter(|| {
             kernels::nonzero_grad(&m, black_box(&x), black_box(&dy), &mut dw, BATCH);
             kernels::scatter_grad(&m, &dw, &mut dtheta);

@@ -126,11 +126,115 @@ pub fn scatter_grad<T: Real>(m: &TiedMatrix, dw: &[T], dtheta: &mut [T]) {
     }
 }
 
-/// `d_θ += ∂J/∂θ` for `y = W x`: [`nonzero_grad`] into the scratch `dw`, then [`scatter_grad`].
-pub fn param_grad<T: Real>(m: &TiedMatrix, x: &[T], dy: &[T], dtheta: &mut [T], dw: &mut Vec<T>, batch: usize) {
-    dw.resize(m.nnz(), T::zero());
-    nonzero_grad(m, x, dy, dw, batch);
-    scatter_grad(m, dw, dtheta);
+/// Number of fixed chunks of row groups whose parameter gradients are summed separately, then added in
+/// chunk order: a partition that does not depend on the number of threads.
+const GRAD_CHUNKS: usize = 64;
+
+/// `d_θ += ∂J/∂θ` for `y = W x`, equal (up to the order of the sums) to [`nonzero_grad`] then
+/// [`scatter_grad`].
+///
+/// When the parameters are few against the nonzeros (a convolution), the row groups are cut into
+/// [`GRAD_CHUNKS`] fixed chunks; each chunk computes its groups' blocks `dW_g = d_y[:, R_g]ᵀ x[:, C_g]` by GEMM
+/// and scatters them into its own partial `d_θ`; the partials are then added in chunk order. No gradient is
+/// stored per nonzero, and the bits do not depend on the number of threads. Otherwise (a locally connected
+/// layer: one parameter per nonzero) it runs the per-nonzero path. `scratch` is reused between calls.
+pub fn param_grad<T: Real>(m: &TiedMatrix, x: &[T], dy: &[T], dtheta: &mut [T], scratch: &mut Vec<T>, batch: usize) {
+    let (rows, cols) = m.shape();
+    assert_eq!(x.len(), batch * cols, "param_grad: x has {} values, expected {batch} x {cols}", x.len());
+    assert_eq!(dy.len(), batch * rows, "param_grad: dy has {} values, expected {batch} x {rows}", dy.len());
+    assert_eq!(
+        dtheta.len(),
+        m.n_params(),
+        "param_grad: dθ has {} values for {} parameters",
+        dtheta.len(),
+        m.n_params()
+    );
+    let n_params = m.n_params();
+    let groups = m.groups();
+    let n_chunks = GRAD_CHUNKS.min(groups.len());
+    if n_params == 0 || n_chunks == 0 {
+        return;
+    }
+    if n_params * n_chunks > 4 * m.nnz() {
+        scratch.resize(m.nnz(), T::zero());
+        nonzero_grad(m, x, dy, scratch, batch);
+        scatter_grad(m, scratch, dtheta);
+        return;
+    }
+    let map = m.map();
+    let indptr = map.indptr();
+    let indptr = indptr.raw_storage();
+    let (indices, codes) = (map.indices(), map.data());
+    scratch.clear();
+    scratch.resize(n_chunks * n_params, T::zero());
+    let per_chunk = groups.len().div_ceil(n_chunks);
+    scratch.par_chunks_mut(n_params).enumerate().for_each_init(
+        || (Vec::<T>::new(), Vec::<T>::new(), Vec::<T>::new()),
+        |(xg, dyg, block), (chunk, partial)| {
+            let end = ((chunk + 1) * per_chunk).min(groups.len());
+            for g in chunk * per_chunk..end {
+                let grows = groups.group(g);
+                let first = grows[0] as usize;
+                let gcols = &indices[indptr[first] as usize..indptr[first + 1] as usize];
+                let (n, gsize) = (gcols.len(), grows.len());
+                // block (n, G) = xgᵀ (n, B) @ dyg (B, G): block[j + gi·n] = Σ_b x[b, C_j] d_y[b, R_gi].
+                gather_columns(xg, x, gcols, batch);
+                gather_columns(dyg, dy, grows, batch);
+                block.clear();
+                block.resize(n * gsize, T::zero());
+                // SAFETY: xg is (B, n) column-major read transposed, dyg (B, G), block (n, G); all extents lie
+                // inside the buffers, and block aliases neither.
+                unsafe {
+                    T::gemm_raw(
+                        n,
+                        batch,
+                        gsize,
+                        T::one(),
+                        (xg.as_ptr(), batch as isize, 1),
+                        (dyg.as_ptr(), 1, batch as isize),
+                        T::zero(),
+                        (block.as_mut_ptr(), 1, n as isize),
+                    )
+                };
+                // d_θ[p] += block entry of every nonzero copying p (compounds: each parameter they sum).
+                for (gi, &r) in grows.iter().enumerate() {
+                    let k0 = indptr[r as usize] as usize;
+                    for (j, &code) in codes[k0..k0 + n].iter().enumerate() {
+                        let d = block[gi * n + j];
+                        match m.decode(code) {
+                            super::Entry::Param(p) => partial[p as usize] += d,
+                            super::Entry::Const(_) => {}
+                            super::Entry::Sum(ids) => ids.iter().for_each(|&p| partial[p as usize] += d),
+                        }
+                    }
+                }
+            }
+        },
+    );
+    for partial in scratch.chunks_exact(n_params) {
+        for (t, &v) in dtheta.iter_mut().zip(partial) {
+            *t += v;
+        }
+    }
+}
+
+/// Rows of a group at or above which its product goes through GEMM (below, the AXPY loop).
+const GEMM_MIN_ROWS: usize = 4;
+/// Columns of a group at or above which its product goes through GEMM.
+const GEMM_MIN_COLS: usize = 8;
+
+fn use_gemm(rows: usize, cols: usize) -> bool {
+    rows >= GEMM_MIN_ROWS && cols >= GEMM_MIN_COLS
+}
+
+/// `out (B, n) = [x[:, cols[0]], …, x[:, cols[n−1]]]`: the listed columns of `x`, side by side.
+#[inline]
+fn gather_columns<T: Real>(out: &mut Vec<T>, x: &[T], cols: &[u32], batch: usize) {
+    out.clear();
+    for &c in cols {
+        let c = c as usize;
+        out.extend_from_slice(&x[c * batch..(c + 1) * batch]);
+    }
 }
 
 /// `y[:, r] = bias(r) + Σ_{k in row r} value(code[k]) · x[:, col(k)]`, row group by row group.
@@ -151,8 +255,8 @@ fn grouped_product<T: Real>(
     let codes = map.data();
     let out = Disjoint::new(y);
     (0..groups.len()).into_par_iter().for_each_init(
-        || (Vec::<T>::new(), Vec::<T>::new()),
-        |(wblock, acc), g| {
+        || (Vec::<T>::new(), Vec::<T>::new(), Vec::<T>::new()),
+        |(wblock, acc, xg), g| {
             let grows = groups.group(g);
             let first = grows[0] as usize;
             let gcols = &indices[indptr[first] as usize..indptr[first + 1] as usize];
@@ -169,7 +273,26 @@ fn grouped_product<T: Real>(
                 let b0 = bias.map_or(T::zero(), |(b, ids)| b[ids[r as usize] as usize]);
                 acc.extend(std::iter::repeat_n(b0, batch));
             }
-            accumulate_dispatch(acc, wblock, gcols, x, batch);
+            if use_gemm(grows.len(), n) {
+                // acc (B, G) += xg (B, n) @ wblockᵀ (n, G), xg the gathered input columns.
+                gather_columns(xg, x, gcols, batch);
+                // SAFETY: xg is (B, n), wblock (G, n) row-major read as (n, G), acc (B, G); all column-major
+                // extents lie inside the buffers, and acc aliases neither.
+                unsafe {
+                    T::gemm_raw(
+                        batch,
+                        n,
+                        grows.len(),
+                        T::one(),
+                        (xg.as_ptr(), 1, batch as isize),
+                        (wblock.as_ptr(), 1, n as isize),
+                        T::one(),
+                        (acc.as_mut_ptr(), 1, batch as isize),
+                    )
+                };
+            } else {
+                accumulate_dispatch(acc, wblock, gcols, x, batch);
+            }
             for (gi, &r) in grows.iter().enumerate() {
                 let r = r as usize;
                 // SAFETY: row r belongs to this group only (groups partition the rows).

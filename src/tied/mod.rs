@@ -294,6 +294,7 @@ impl TiedMatrix {
     }
 
     /// What entry code `c` reads.
+    #[inline]
     pub fn decode(&self, c: u32) -> Entry<'_> {
         let c = c as usize;
         if c < self.n_params {
@@ -308,6 +309,9 @@ impl TiedMatrix {
     /// The value of the entry with code `c` under parameters `theta`.
     #[inline]
     pub fn value<T: Real>(&self, theta: &[T], c: u32) -> T {
+        if (c as usize) < self.n_params {
+            return theta[c as usize];
+        }
         match self.decode(c) {
             Entry::Param(p) => theta[p as usize],
             Entry::Const(v) => T::of(v),
