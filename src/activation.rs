@@ -14,44 +14,39 @@ const CHUNK: usize = 1 << 14;
 
 /// `a = f(z)`, element-wise; `a` is overwritten.
 pub fn forward<T: Real>(f: Activation, a: &mut DMatrix<T>, z: &DMatrix<T>) {
-    let apply = |v: T| match f {
-        Activation::Relu => {
-            if v > T::zero() {
-                v
-            } else {
-                T::zero()
-            }
-        }
-        Activation::Sigmoid => T::one() / (T::one() + (-v).exp()),
-        Activation::Tanh => v.tanh(),
-    };
     a.as_mut_slice().par_chunks_mut(CHUNK).zip(z.as_slice().par_chunks(CHUNK)).for_each(|(ac, zc)| {
-        for (av, &zv) in ac.iter_mut().zip(zc) {
-            *av = apply(zv);
+        // One loop per activation, so that each vectorises.
+        match f {
+            Activation::Relu => {
+                ac.iter_mut().zip(zc).for_each(|(a, &z)| *a = if z > T::zero() { z } else { T::zero() })
+            }
+            Activation::Sigmoid => ac.iter_mut().zip(zc).for_each(|(a, &z)| *a = T::one() / (T::one() + (-z).exp())),
+            Activation::Tanh => ac.iter_mut().zip(zc).for_each(|(a, &z)| *a = z.tanh()),
         }
     });
 }
 
 /// `δ_z = δ_a ⊙ f'(z)` given `z` and `a = f(z)`; `dz` is overwritten.
 pub fn backward<T: Real>(f: Activation, dz: &mut DMatrix<T>, da: &DMatrix<T>, z: &DMatrix<T>, a: &DMatrix<T>) {
-    let slope = |zv: T, av: T| match f {
-        Activation::Relu => {
-            if zv > T::zero() {
-                T::one()
-            } else {
-                T::zero()
-            }
-        }
-        Activation::Sigmoid => av * (T::one() - av),
-        Activation::Tanh => T::one() - av * av,
-    };
     dz.as_mut_slice()
         .par_chunks_mut(CHUNK)
         .zip(da.as_slice().par_chunks(CHUNK))
         .zip(z.as_slice().par_chunks(CHUNK).zip(a.as_slice().par_chunks(CHUNK)))
-        .for_each(|((dzc, dac), (zc, ac))| {
-            for i in 0..dzc.len() {
-                dzc[i] = dac[i] * slope(zc[i], ac[i]);
+        .for_each(|((dzc, dac), (zc, ac))| match f {
+            Activation::Relu => {
+                for ((d, &g), &z) in dzc.iter_mut().zip(dac).zip(zc) {
+                    *d = if z > T::zero() { g } else { T::zero() };
+                }
+            }
+            Activation::Sigmoid => {
+                for ((d, &g), &a) in dzc.iter_mut().zip(dac).zip(ac) {
+                    *d = g * (a * (T::one() - a));
+                }
+            }
+            Activation::Tanh => {
+                for ((d, &g), &a) in dzc.iter_mut().zip(dac).zip(ac) {
+                    *d = g * (T::one() - a * a);
+                }
             }
         });
 }

@@ -168,72 +168,35 @@ pub fn param_grad<T: Real>(m: &TiedMatrix, x: &[T], dy: &[T], dtheta: &mut [T], 
     scratch.clear();
     scratch.resize(n_chunks * n_params, T::zero());
     let per_chunk = groups.len().div_ceil(n_chunks);
-    scratch.par_chunks_mut(n_params).enumerate().for_each_init(
-        || (Vec::<T>::new(), Vec::<T>::new(), Vec::<T>::new()),
-        |(xg, dyg, block), (chunk, partial)| {
-            let end = ((chunk + 1) * per_chunk).min(groups.len());
-            for g in chunk * per_chunk..end {
-                let grows = groups.group(g);
-                let first = grows[0] as usize;
-                let gcols = &indices[indptr[first] as usize..indptr[first + 1] as usize];
-                let (n, gsize) = (gcols.len(), grows.len());
-                // block (n, G) = xgᵀ (n, B) @ dyg (B, G): block[j + gi·n] = Σ_b x[b, C_j] d_y[b, R_gi].
-                gather_columns(xg, x, gcols, batch);
-                gather_columns(dyg, dy, grows, batch);
-                block.clear();
-                block.resize(n * gsize, T::zero());
-                // SAFETY: xg is (B, n) column-major read transposed, dyg (B, G), block (n, G); all extents lie
-                // inside the buffers, and block aliases neither.
-                unsafe {
-                    T::gemm_raw(
-                        n,
-                        batch,
-                        gsize,
-                        T::one(),
-                        (xg.as_ptr(), batch as isize, 1),
-                        (dyg.as_ptr(), 1, batch as isize),
-                        T::zero(),
-                        (block.as_mut_ptr(), 1, n as isize),
-                    )
-                };
-                // d_θ[p] += block entry of every nonzero copying p (compounds: each parameter they sum).
-                for (gi, &r) in grows.iter().enumerate() {
-                    let k0 = indptr[r as usize] as usize;
-                    for (j, &code) in codes[k0..k0 + n].iter().enumerate() {
-                        let d = block[gi * n + j];
-                        match m.decode(code) {
-                            super::Entry::Param(p) => partial[p as usize] += d,
-                            super::Entry::Const(_) => {}
-                            super::Entry::Sum(ids) => ids.iter().for_each(|&p| partial[p as usize] += d),
-                        }
+    scratch.par_chunks_mut(n_params).enumerate().for_each_init(Vec::<T>::new, |block, (chunk, partial)| {
+        let end = ((chunk + 1) * per_chunk).min(groups.len());
+        for g in chunk * per_chunk..end {
+            let grows = groups.group(g);
+            let first = grows[0] as usize;
+            let gcols = &indices[indptr[first] as usize..indptr[first + 1] as usize];
+            let (n, gsize) = (gcols.len(), grows.len());
+            // block (G, n): block[gi·n + j] = Σ_b d_y[b, R_gi] · x[b, C_j].
+            block.clear();
+            block.resize(n * gsize, T::zero());
+            block_dots_dispatch(block, dy, grows, x, gcols, batch);
+            // d_θ[p] += block entry of every nonzero copying p (compounds: each parameter they sum).
+            for (gi, &r) in grows.iter().enumerate() {
+                let k0 = indptr[r as usize] as usize;
+                for (j, &code) in codes[k0..k0 + n].iter().enumerate() {
+                    let d = block[gi * n + j];
+                    match m.decode(code) {
+                        super::Entry::Param(p) => partial[p as usize] += d,
+                        super::Entry::Const(_) => {}
+                        super::Entry::Sum(ids) => ids.iter().for_each(|&p| partial[p as usize] += d),
                     }
                 }
             }
-        },
-    );
+        }
+    });
     for partial in scratch.chunks_exact(n_params) {
         for (t, &v) in dtheta.iter_mut().zip(partial) {
             *t += v;
         }
-    }
-}
-
-/// Rows of a group at or above which its product goes through GEMM (below, the AXPY loop).
-const GEMM_MIN_ROWS: usize = 4;
-/// Columns of a group at or above which its product goes through GEMM.
-const GEMM_MIN_COLS: usize = 8;
-
-fn use_gemm(rows: usize, cols: usize) -> bool {
-    rows >= GEMM_MIN_ROWS && cols >= GEMM_MIN_COLS
-}
-
-/// `out (B, n) = [x[:, cols[0]], …, x[:, cols[n−1]]]`: the listed columns of `x`, side by side.
-#[inline]
-fn gather_columns<T: Real>(out: &mut Vec<T>, x: &[T], cols: &[u32], batch: usize) {
-    out.clear();
-    for &c in cols {
-        let c = c as usize;
-        out.extend_from_slice(&x[c * batch..(c + 1) * batch]);
     }
 }
 
@@ -255,8 +218,8 @@ fn grouped_product<T: Real>(
     let codes = map.data();
     let out = Disjoint::new(y);
     (0..groups.len()).into_par_iter().for_each_init(
-        || (Vec::<T>::new(), Vec::<T>::new(), Vec::<T>::new()),
-        |(wblock, acc, xg), g| {
+        || (Vec::<T>::new(), Vec::<T>::new()),
+        |(wblock, acc), g| {
             let grows = groups.group(g);
             let first = grows[0] as usize;
             let gcols = &indices[indptr[first] as usize..indptr[first + 1] as usize];
@@ -273,26 +236,7 @@ fn grouped_product<T: Real>(
                 let b0 = bias.map_or(T::zero(), |(b, ids)| b[ids[r as usize] as usize]);
                 acc.extend(std::iter::repeat_n(b0, batch));
             }
-            if use_gemm(grows.len(), n) {
-                // acc (B, G) += xg (B, n) @ wblockᵀ (n, G), xg the gathered input columns.
-                gather_columns(xg, x, gcols, batch);
-                // SAFETY: xg is (B, n), wblock (G, n) row-major read as (n, G), acc (B, G); all column-major
-                // extents lie inside the buffers, and acc aliases neither.
-                unsafe {
-                    T::gemm_raw(
-                        batch,
-                        n,
-                        grows.len(),
-                        T::one(),
-                        (xg.as_ptr(), 1, batch as isize),
-                        (wblock.as_ptr(), 1, n as isize),
-                        T::one(),
-                        (acc.as_mut_ptr(), 1, batch as isize),
-                    )
-                };
-            } else {
-                accumulate_dispatch(acc, wblock, gcols, x, batch);
-            }
+            accumulate_dispatch(acc, wblock, gcols, x, batch);
             for (gi, &r) in grows.iter().enumerate() {
                 let r = r as usize;
                 // SAFETY: row r belongs to this group only (groups partition the rows).
@@ -303,17 +247,131 @@ fn grouped_product<T: Real>(
     );
 }
 
+/// Batch values per register block of the micro-kernels.
+const LANES: usize = 16;
+
 /// `acc[g, :] += Σ_j w[g, j] · x[:, cols[j]]` for the rows `g` of a group: `acc` (G, B) row by row, `w` (G, n)
-/// row-major, columns in increasing order (each input column is loaded once for all G rows).
+/// row-major. Register blocks of `R` rows × [`LANES`] samples stay in registers over all `n` columns, and
+/// each loaded input block serves the `R` rows. Every value is summed in column order, starting from `acc`.
 #[inline(always)]
 fn accumulate<T: Real>(acc: &mut [T], w: &[T], cols: &[u32], x: &[T], batch: usize) {
+    let g_total = acc.len() / batch;
+    let mut g0 = 0;
+    while g0 + 4 <= g_total {
+        accumulate_rows::<T, 4>(acc, w, cols, x, batch, g0);
+        g0 += 4;
+    }
+    while g0 < g_total {
+        accumulate_rows::<T, 1>(acc, w, cols, x, batch, g0);
+        g0 += 1;
+    }
+}
+
+/// [`accumulate`] for rows `g0..g0 + R`.
+#[inline(always)]
+fn accumulate_rows<T: Real, const R: usize>(acc: &mut [T], w: &[T], cols: &[u32], x: &[T], batch: usize, g0: usize) {
     let n = cols.len();
-    let n_rows = acc.len() / batch;
-    for (j, &c) in cols.iter().enumerate() {
-        let c = c as usize;
-        let xc = &x[c * batch..(c + 1) * batch];
-        for gi in 0..n_rows {
-            axpy(w[gi * n + j], xc, &mut acc[gi * batch..(gi + 1) * batch]);
+    let w = &w[g0 * n..(g0 + R) * n];
+    let mut b0 = 0;
+    while b0 + LANES <= batch {
+        let mut a = [[T::zero(); LANES]; R];
+        for (r, ar) in a.iter_mut().enumerate() {
+            ar.copy_from_slice(&acc[(g0 + r) * batch + b0..][..LANES]);
+        }
+        for (j, &c) in cols.iter().enumerate() {
+            let xv: &[T; LANES] = x[c as usize * batch + b0..][..LANES].try_into().expect("LANES values");
+            for (r, ar) in a.iter_mut().enumerate() {
+                let wv = w[r * n + j];
+                for l in 0..LANES {
+                    ar[l] += wv * xv[l];
+                }
+            }
+        }
+        for (r, ar) in a.iter().enumerate() {
+            acc[(g0 + r) * batch + b0..][..LANES].copy_from_slice(ar);
+        }
+        b0 += LANES;
+    }
+    if b0 < batch {
+        for (j, &c) in cols.iter().enumerate() {
+            let xc = &x[c as usize * batch + b0..(c as usize + 1) * batch];
+            for r in 0..R {
+                axpy(w[r * n + j], xc, &mut acc[(g0 + r) * batch + b0..(g0 + r + 1) * batch]);
+            }
+        }
+    }
+}
+
+/// `block[g·n + j] = Σ_b d_y[b, rows[g]] · x[b, cols[j]]`: a group's gradient block, (G, n) row-major. Register
+/// blocks of 2 rows × 4 columns × 8 lanes; each sum runs in 8 lanes over the batch, then lane by lane, then
+/// the tail: a fixed order.
+#[inline(always)]
+fn block_dots<T: Real>(block: &mut [T], dy: &[T], rows: &[u32], x: &[T], cols: &[u32], batch: usize) {
+    let n = cols.len();
+    let mut g0 = 0;
+    while g0 < rows.len() {
+        let gr = (rows.len() - g0).min(2);
+        let mut j0 = 0;
+        while j0 < n {
+            let jc = (n - j0).min(4);
+            if gr == 2 && jc == 4 {
+                block_dots_tile::<T, 2, 4>(block, dy, &rows[g0..g0 + 2], x, &cols[j0..j0 + 4], batch, n, g0, j0);
+            } else {
+                for gi in g0..g0 + gr {
+                    let d = &dy[rows[gi] as usize * batch..(rows[gi] as usize + 1) * batch];
+                    for j in j0..j0 + jc {
+                        block[gi * n + j] = dot(d, &x[cols[j] as usize * batch..(cols[j] as usize + 1) * batch]);
+                    }
+                }
+            }
+            j0 += jc;
+        }
+        g0 += gr;
+    }
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn block_dots_tile<T: Real, const R: usize, const J: usize>(
+    block: &mut [T],
+    dy: &[T],
+    rows: &[u32],
+    x: &[T],
+    cols: &[u32],
+    batch: usize,
+    n: usize,
+    g0: usize,
+    j0: usize,
+) {
+    const L: usize = 8;
+    let mut lanes = [[[T::zero(); L]; J]; R];
+    let full = batch - batch % L;
+    let mut b0 = 0;
+    while b0 < full {
+        let xs: [&[T; L]; J] =
+            std::array::from_fn(|j| x[cols[j] as usize * batch + b0..][..L].try_into().expect("L values"));
+        for r in 0..R {
+            let d: &[T; L] = dy[rows[r] as usize * batch + b0..][..L].try_into().expect("L values");
+            for j in 0..J {
+                for l in 0..L {
+                    lanes[r][j][l] += d[l] * xs[j][l];
+                }
+            }
+        }
+        b0 += L;
+    }
+    for r in 0..R {
+        let d = &dy[rows[r] as usize * batch..(rows[r] as usize + 1) * batch];
+        for j in 0..J {
+            let xc = &x[cols[j] as usize * batch..(cols[j] as usize + 1) * batch];
+            let mut s = T::zero();
+            for l in lanes[r][j] {
+                s += l;
+            }
+            for b in full..batch {
+                s += d[b] * xc[b];
+            }
+            block[(g0 + r) * n + j0 + j] = s;
         }
     }
 }
@@ -339,6 +397,22 @@ unsafe fn accumulate_avx2<T: Real>(acc: &mut [T], w: &[T], cols: &[u32], x: &[T]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dots_avx2<T: Real>(dw: &mut [T], dy: &[T], cols: &[u32], x: &[T], batch: usize) {
     dots(dw, dy, cols, x, batch)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn block_dots_avx2<T: Real>(block: &mut [T], dy: &[T], rows: &[u32], x: &[T], cols: &[u32], batch: usize) {
+    block_dots(block, dy, rows, x, cols, batch)
+}
+
+#[inline]
+fn block_dots_dispatch<T: Real>(block: &mut [T], dy: &[T], rows: &[u32], x: &[T], cols: &[u32], batch: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU has AVX2 and FMA (checked above).
+        return unsafe { block_dots_avx2(block, dy, rows, x, cols, batch) };
+    }
+    block_dots(block, dy, rows, x, cols, batch)
 }
 
 #[inline]
