@@ -4,8 +4,9 @@
 //!
 //! ```text
 //! g_p ← g_p + λ θ_p          (DecayMode::PerParameter: the penalty λ/2 Σ_p θ_p²)
-//! g_p ← g_p + λ m_p θ_p      (DecayMode::Expanded: the penalty λ/2 Σ_{(i,j)} W_ij² over the expanded
-//!                             matrix, where θ_p appears in m_p entries; see proofs/T6)
+//! g_p ← g_p + λ m_p θ_p      (DecayMode::Expanded: the penalty λ/2 Σ_p m_p θ_p², θ_p counted once per
+//!                             entry of the expanded matrix that reads it; this is λ/2 Σ_{(i,j)} W_ij² when
+//!                             no entry is compound, and not otherwise: see proofs/T6)
 //! v_p ← μ v_p + g_p
 //! θ_p ← θ_p − η v_p
 //! ```
@@ -21,7 +22,8 @@ pub enum DecayMode {
     /// Once per parameter, `λ θ_p` (PyTorch's `weight_decay`).
     #[default]
     PerParameter,
-    /// Once per copy in the expanded matrix, `λ m_p θ_p` (the source's penalty).
+    /// Once per copy in the expanded matrix, `λ m_p θ_p` (the source's penalty when no entry is compound;
+    /// with compound entries, the tap-counting penalty of proofs/T6).
     Expanded,
 }
 

@@ -36,7 +36,8 @@ fn bits(p: &Params<f32>) -> Vec<u32> {
     p.iter().flatten().flat_map(|t| t.data.iter().map(|v| v.to_bits())).collect()
 }
 
-/// Five SGD steps of `lenet5` under 1-, 2- and 3-thread pools give bitwise equal parameters and losses.
+/// Checks proofs/T7 (part 2a: the same operations in the same order give the same trajectory): five SGD steps of
+/// `lenet5` under 1-, 2- and 3-thread pools give bitwise equal parameters and losses.
 #[test]
 fn lenet5_sgd_is_bit_identical_across_thread_counts() {
     let (p1, l1) = train_steps("lenet5", Loss::CrossEntropy, 1, 5);
