@@ -27,7 +27,7 @@ impl Dense {
 }
 
 /// A strided view: element `(r, c)` of the `(rows, cols)` matrix at `s[r·rs + c·cs]`.
-type Strided<'a, T> = DMatrixView<'a, T, Dyn, Dyn>;
+pub(crate) type Strided<'a, T> = DMatrixView<'a, T, Dyn, Dyn>;
 
 fn strided<T: Real>(s: &[T], rows: usize, cols: usize, rs: usize, cs: usize) -> Strided<'_, T> {
     DMatrixView::from_slice_with_strides_generic(s, Dyn(rows), Dyn(cols), Dyn(rs), Dyn(cs))
@@ -41,8 +41,27 @@ fn par_gemm<T: Real>(out: &mut [T], a: Strided<T>, b: Strided<T>, beta: T) {
         let j0 = t * COLS_PER_TASK;
         let nj = chunk.len() / m.max(1);
         let mut o = DMatrixViewMut::from_slice(chunk, m, nj);
-        o.gemm(T::one(), &a, &b.columns(j0, nj), beta);
+        gemm_into(&mut o, &a, &b.columns(j0, nj), beta);
     });
+}
+
+/// nalgebra's threshold: a product with any dimension `<=` this leaves matrixmultiply.
+const NALGEBRA_SMALL_DIM: usize = 5;
+
+/// `out = a @ b + beta · out` by nalgebra's `gemm`, correct for every stride of `a`.
+///
+/// nalgebra 0.35 sends a product with any dimension `<= 5` to a column-by-column fallback whose AXPY
+/// takes its length from the memory span of a column of `a` instead of its number of rows: when `a` has
+/// a row stride `> 1` (a transposed view such as `xᵀ`) it reads and writes past the end of the column of
+/// `out`, corrupting memory. On that path `a` is first copied to a contiguous matrix (it is small in at
+/// least one dimension); above the threshold matrixmultiply takes any strides.
+pub(crate) fn gemm_into<T: Real>(out: &mut DMatrixViewMut<T>, a: &Strided<T>, b: &Strided<T>, beta: T) {
+    let small = [out.nrows(), out.ncols(), a.nrows(), a.ncols()].iter().any(|&n| n <= NALGEBRA_SMALL_DIM);
+    if small && a.strides().0 != 1 {
+        out.gemm(T::one(), &a.clone_owned(), b, beta);
+    } else {
+        out.gemm(T::one(), a, b, beta);
+    }
 }
 
 impl<T: Real> LinearMap<T> for Dense {
