@@ -28,7 +28,7 @@ const SLACK: f64 = 2.0;
 const EPS_F32: f64 = f32::EPSILON as f64;
 
 /// Every quantity of one layer: `z`, `δx` and the parameter gradients, flattened, widened to f64.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 struct Quantities(Vec<(&'static str, Vec<f64>)>);
 
 fn run<T: Real>(layer: &mut dyn LinearMap<T>, params: &[Tensor<T>], x: &DMatrix<T>, dz: &DMatrix<T>) -> Quantities {
@@ -206,5 +206,45 @@ fn compiled_pools_agree_with_direct_pools_in_f32_on_larger_shapes() {
         let impls: Vec<(&str, &mut dyn LinearMap<f32>)> = vec![("sparse", &mut sparse), ("direct", &mut direct)];
         let case = format!("mean pooling k={k} s={stride}");
         check_all(&case, &mut DirectAvgPool::new(&g), (k * k) as f64, &d, impls);
+    }
+}
+
+/// Builds a fresh layer (each thread count runs its own, so no state is shared).
+type MakeLayer = Box<dyn Fn() -> Box<dyn LinearMap<f32>> + Sync>;
+
+/// The references keep the crate's determinism rule: no sum whose order depends on the number of
+/// threads, so 1 and 3 worker threads give the same bits.
+#[test]
+fn reference_layers_are_bit_identical_across_thread_counts() {
+    let mut rng = StdRng::seed_from_u64(SEED + 2);
+    let g = ConvGeometry {
+        c_in: 3,
+        h_in: 15,
+        w_in: 17,
+        c_out: 8,
+        k: 3,
+        stride: 2,
+        pad: 2,
+        dil: 1,
+        mode: PaddingMode::Reflect,
+    };
+    let pg = PoolGeometry { c: 8, h_in: 15, w_in: 17, k: 3, stride: 2 };
+    let layers: Vec<(&str, MakeLayer)> = vec![
+        ("direct conv", Box::new(move || Box::new(DirectConv::new(&g)))),
+        ("im2col conv", Box::new(move || Box::new(Im2colConv::new(&g)))),
+        ("direct local", Box::new(move || Box::new(DirectLocal::new(&g)))),
+        ("direct max pooling", Box::new(move || Box::new(DirectMaxPool::new(&pg)))),
+        ("direct mean pooling", Box::new(move || Box::new(DirectAvgPool::new(&pg)))),
+    ];
+    for (name, make) in layers {
+        let probe = make();
+        let (rows, cols) = probe.dims();
+        let d = Data::random(&mut rng, &probe.param_shapes(), cols, rows);
+        let (params, x, dz) = d.f32();
+        let on = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
+            pool.install(|| run(make().as_mut(), &params, &x, &dz))
+        };
+        assert_eq!(on(1), on(3), "{name}: 1 thread vs 3 threads");
     }
 }
