@@ -16,6 +16,7 @@ pub mod layers;
 pub mod loss;
 pub mod network;
 pub mod optim;
+pub mod reference;
 pub mod scalar;
 pub mod spec;
 pub mod tensor;

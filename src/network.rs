@@ -21,6 +21,7 @@ use crate::layers::dense::Dense;
 use crate::layers::local::local_layer;
 use crate::layers::maxpool::MaxPool;
 use crate::loss::{Loss, Targets, loss_and_delta};
+use crate::reference::{DirectAvgPool, DirectConv, DirectLocal, DirectMaxPool, Im2colConv};
 use crate::scalar::Real;
 use crate::spec::{Activation, Layer, Shape, Spec, conv_geometry};
 use crate::tensor::Tensor;
@@ -31,13 +32,30 @@ pub enum Engine {
     /// Conv, local and pooling layers compiled to tied sparse matrices.
     #[default]
     Sparse,
+    /// The direct reference: conv, local and pooling computed from their definitions
+    /// ([`crate::reference::direct`]); dense layers as in `Sparse`.
+    Direct,
+    /// Convolutions by im2col + GEMM ([`crate::reference::im2col`]); local and pooling layers direct,
+    /// dense layers as in `Sparse`.
+    Im2col,
 }
 
 impl Engine {
+    /// All engines, in the order of their names.
+    pub const ALL: [Engine; 3] = [Engine::Sparse, Engine::Direct, Engine::Im2col];
+
+    /// `sparse`, `direct` or `im2col`.
     pub fn name(self) -> &'static str {
         match self {
             Engine::Sparse => "sparse",
+            Engine::Direct => "direct",
+            Engine::Im2col => "im2col",
         }
+    }
+
+    /// Parses an engine name ([`Self::name`]).
+    pub fn from_name(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.name() == s)
     }
 }
 
@@ -53,18 +71,25 @@ pub enum Node<T: Real> {
 
 /// Builds the linear map of `layer` on `input` for `engine` (`None` for activations).
 pub fn build_map<T: Real>(layer: &Layer, input: Shape, engine: Engine) -> Option<Box<dyn LinearMap<T>>> {
-    let Engine::Sparse = engine;
-    Some(match *layer {
-        Layer::Conv { .. } => Box::new(conv_layer::<T>(&conv_geometry(layer, input)?)),
-        Layer::Local { .. } => Box::new(local_layer::<T>(&conv_geometry(layer, input)?)),
-        Layer::MaxPool { k, stride } => {
-            Box::new(MaxPool::new(&PoolGeometry { c: input.c, h_in: input.h, w_in: input.w, k, stride }))
+    let pool = |k, stride| PoolGeometry { c: input.c, h_in: input.h, w_in: input.w, k, stride };
+    Some(match (engine, *layer) {
+        (_, Layer::Act(_)) => return None,
+        (_, Layer::Dense { n }) => Box::new(Dense::new(input.len(), n)),
+        (Engine::Sparse, Layer::Conv { .. }) => Box::new(conv_layer::<T>(&conv_geometry(layer, input)?)),
+        (Engine::Sparse, Layer::Local { .. }) => Box::new(local_layer::<T>(&conv_geometry(layer, input)?)),
+        (Engine::Sparse, Layer::MaxPool { k, stride }) => Box::new(MaxPool::new(&pool(k, stride))),
+        (Engine::Sparse, Layer::AvgPool { k, stride }) => Box::new(avgpool_layer::<T>(&pool(k, stride))),
+        (Engine::Direct, Layer::Conv { .. }) => Box::new(DirectConv::new(&conv_geometry(layer, input)?)),
+        (Engine::Im2col, Layer::Conv { .. }) => Box::new(Im2colConv::new(&conv_geometry(layer, input)?)),
+        (Engine::Direct | Engine::Im2col, Layer::Local { .. }) => {
+            Box::new(DirectLocal::new(&conv_geometry(layer, input)?))
         }
-        Layer::AvgPool { k, stride } => {
-            Box::new(avgpool_layer::<T>(&PoolGeometry { c: input.c, h_in: input.h, w_in: input.w, k, stride }))
+        (Engine::Direct | Engine::Im2col, Layer::MaxPool { k, stride }) => {
+            Box::new(DirectMaxPool::new(&pool(k, stride)))
         }
-        Layer::Dense { n } => Box::new(Dense::new(input.len(), n)),
-        Layer::Act(_) => return None,
+        (Engine::Direct | Engine::Im2col, Layer::AvgPool { k, stride }) => {
+            Box::new(DirectAvgPool::new(&pool(k, stride)))
+        }
     })
 }
 

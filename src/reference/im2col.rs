@@ -1,0 +1,184 @@
+//! Convolution lowered to one GEMM (Caffe's im2col), and col2im, its adjoint, for the input gradient.
+//!
+//! Letters: `B` batch, `P = h_out·w_out` output positions, `Q = c_in·k·k` kernel taps per output channel.
+//! Shapes are written `[rows, cols]`; every matrix is column-major, so a `[B·P, c_out]` matrix with row
+//! `p·B + b` is exactly the (B, c_out·P) activation buffer: no reshuffling between layers.
+//!
+//! ```text
+//! col[p·B + b, (i·k + ky)·k + kx] = x̃[b, i, oy·s + ky·d, ox·s + kx·d]      p = oy·w_out + ox   (im2col)
+//! z  = col @ Wᵀ + b                   [B·P, Q] @ [Q, c_out] -> [B·P, c_out]
+//! δcol = δz @ W                       [B·P, c_out] @ [c_out, Q] -> [B·P, Q],   δx = col2im(δcol)
+//! δWᵀ += colᵀ @ δz                    [Q, B·P] @ [B·P, c_out] -> [Q, c_out]
+//! ```
+//!
+//! The weight `(c_out, c_in, k, k)` read column-major is `Wᵀ` `[Q, c_out]`; `W` and `colᵀ` are strided
+//! views (no copy; matrixmultiply through [`crate::gemm`]). The padding mode enters only through the
+//! padding map in im2col; col2im adds each column entry back to the input cell it was read from.
+//! GEMMs run in parallel over blocks of output columns, each over its whole inner dimension, so no sum
+//! crosses threads.
+
+use nalgebra::DMatrix;
+use rayon::prelude::*;
+
+use crate::gemm::{self, Strided};
+use crate::geometry::ConvGeometry;
+use crate::layers::{LinearMap, assert_shape};
+use crate::scalar::Real;
+use crate::tensor::Tensor;
+
+/// Output columns per parallel GEMM task.
+const COLS_PER_TASK: usize = 4;
+
+/// `s` as a `[rows, cols]` matrix with element `(r, c)` at `s[r·rs + c·cs]`.
+fn view<T: Real>(s: &[T], rows: usize, cols: usize, rs: usize, cs: usize) -> Strided<'_, T> {
+    Strided { data: s, rows, cols, rs, cs }
+}
+
+/// `out = a @ b + beta · out`, column blocks of `out` in parallel ([`crate::gemm::par_gemm`]).
+fn par_gemm<T: Real>(out: &mut [T], a: Strided<'_, T>, b: Strided<'_, T>, beta: T) {
+    gemm::par_gemm(out, a, b, beta, COLS_PER_TASK);
+}
+
+/// im2col through the padding map: `x` (B, c_in·h_in·w_in) -> `col` `[B·P, Q]`, 0 where zero padding
+/// reads nothing. Each entry of a column is a contiguous batch copy; columns in parallel.
+pub fn im2col<T: Real>(g: &ConvGeometry, x: &DMatrix<T>) -> DMatrix<T> {
+    let batch = x.nrows();
+    let (h_out, w_out, k) = (g.h_out(), g.w_out(), g.k);
+    let bp = batch * h_out * w_out;
+    let x = x.as_slice();
+    let mut col = DMatrix::<T>::zeros(bp, g.c_in * k * k);
+    col.as_mut_slice().par_chunks_mut(bp).enumerate().for_each(|(q, colq)| {
+        let (i, ky, kx) = (q / (k * k), q / k % k, q % k);
+        for oy in 0..h_out {
+            let Some(iy) = g.mode.map((oy * g.stride + ky * g.dil) as isize - g.pad as isize, g.h_in) else { continue };
+            for ox in 0..w_out {
+                let Some(ix) = g.mode.map((ox * g.stride + kx * g.dil) as isize - g.pad as isize, g.w_in) else {
+                    continue;
+                };
+                let f = (i * g.h_in + iy) * g.w_in + ix;
+                let p = oy * w_out + ox;
+                colq[p * batch..(p + 1) * batch].copy_from_slice(&x[f * batch..(f + 1) * batch]);
+            }
+        }
+    });
+    col
+}
+
+/// col2im, the adjoint of [`im2col`]: `δcol` `[B·P, Q]` -> `dx` (B, c_in·h_in·w_in), overwritten, each
+/// entry added to the input cell im2col read it from. Input channels in parallel (disjoint outputs).
+pub fn col2im<T: Real>(g: &ConvGeometry, dx: &mut DMatrix<T>, dcol: &DMatrix<T>) {
+    let batch = dx.nrows();
+    let (h_out, w_out, k) = (g.h_out(), g.w_out(), g.k);
+    let (bp, plane) = (batch * h_out * w_out, g.h_in * g.w_in);
+    let dcol = dcol.as_slice();
+    dx.as_mut_slice().par_chunks_mut(batch * plane).enumerate().for_each(|(i, dxi)| {
+        dxi.iter_mut().for_each(|v| *v = T::zero());
+        for ky in 0..k {
+            for kx in 0..k {
+                let q = (i * k + ky) * k + kx;
+                let colq = &dcol[q * bp..(q + 1) * bp];
+                for oy in 0..h_out {
+                    let py = (oy * g.stride + ky * g.dil) as isize - g.pad as isize;
+                    let Some(iy) = g.mode.map(py, g.h_in) else { continue };
+                    for ox in 0..w_out {
+                        let px = (ox * g.stride + kx * g.dil) as isize - g.pad as isize;
+                        let Some(ix) = g.mode.map(px, g.w_in) else { continue };
+                        let (f, p) = (iy * g.w_in + ix, oy * w_out + ox);
+                        for (d, &c) in dxi[f * batch..(f + 1) * batch].iter_mut().zip(&colq[p * batch..(p + 1) * batch])
+                        {
+                            *d += c;
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// A convolution computed by im2col + GEMM: weight `(c_out, c_in, k, k)`, bias `(c_out)`.
+#[derive(Clone, Debug)]
+pub struct Im2colConv {
+    pub geometry: ConvGeometry,
+}
+
+impl Im2colConv {
+    /// # Panics
+    /// If the geometry does not apply ([`ConvGeometry::check`]).
+    #[track_caller]
+    pub fn new(g: &ConvGeometry) -> Self {
+        if let Err(e) = g.check() {
+            panic!("Im2colConv: {e}");
+        }
+        Im2colConv { geometry: *g }
+    }
+
+    /// `Q = c_in·k·k`.
+    fn taps(&self) -> usize {
+        self.geometry.c_in * self.geometry.k * self.geometry.k
+    }
+
+    /// Panics unless `out_side` is (B, out) and `in_side` is (B, in).
+    #[track_caller]
+    fn check_io<T: Real>(&self, what: &str, out_side: &DMatrix<T>, in_side: &DMatrix<T>) {
+        let batch = out_side.nrows();
+        assert_shape(what, out_side, batch, self.geometry.out_len());
+        assert_shape(what, in_side, batch, self.geometry.in_len());
+    }
+}
+
+impl<T: Real> LinearMap<T> for Im2colConv {
+    fn dims(&self) -> (usize, usize) {
+        (self.geometry.out_len(), self.geometry.in_len())
+    }
+
+    fn param_shapes(&self) -> Vec<(&'static str, Vec<usize>)> {
+        let g = &self.geometry;
+        vec![("weight", vec![g.c_out, g.c_in, g.k, g.k]), ("bias", vec![g.c_out])]
+    }
+
+    /// `z = col @ Wᵀ + b`: `[B·P, Q] @ [Q, c_out] -> [B·P, c_out]`.
+    fn forward(&mut self, params: &[Tensor<T>], x: &DMatrix<T>, z: &mut DMatrix<T>) {
+        self.check_io("im2col conv forward", z, x);
+        let (q, c_out) = (self.taps(), self.geometry.c_out);
+        let bp = z.len() / c_out;
+        let col = im2col(&self.geometry, x);
+        let (w, b) = (&params[0].data, &params[1].data);
+        let z = z.as_mut_slice();
+        for (o, zo) in z.chunks_mut(bp).enumerate() {
+            zo.fill(b[o]);
+        }
+        par_gemm(z, view(col.as_slice(), bp, q, 1, bp), view(w, q, c_out, 1, q), T::one());
+    }
+
+    /// `δcol = δz @ W`: `[B·P, c_out] @ [c_out, Q] -> [B·P, Q]`, then `δx = col2im(δcol)`.
+    fn backward_input(&self, dx: &mut DMatrix<T>, params: &[Tensor<T>], dz: &DMatrix<T>) {
+        self.check_io("im2col conv backward", dz, dx);
+        let (q, c_out) = (self.taps(), self.geometry.c_out);
+        let bp = dz.len() / c_out;
+        let mut dcol = DMatrix::<T>::zeros(bp, q);
+        let w = view(&params[0].data, c_out, q, q, 1);
+        par_gemm(dcol.as_mut_slice(), view(dz.as_slice(), bp, c_out, 1, bp), w, T::zero());
+        col2im(&self.geometry, dx, &dcol);
+    }
+
+    /// `δWᵀ += colᵀ @ δz`: `[Q, B·P] @ [B·P, c_out] -> [Q, c_out]`; `δb[o] += Σ δz[:, o]`.
+    fn backward_params(&mut self, grads: &mut [Tensor<T>], x: &DMatrix<T>, dz: &DMatrix<T>) {
+        self.check_io("im2col conv backward", dz, x);
+        let (q, c_out) = (self.taps(), self.geometry.c_out);
+        let bp = dz.len() / c_out;
+        let col = im2col(&self.geometry, x);
+        let colt = view(col.as_slice(), q, bp, bp, 1);
+        par_gemm(&mut grads[0].data, colt, view(dz.as_slice(), bp, c_out, 1, bp), T::one());
+        for (o, dzo) in dz.as_slice().chunks(bp).enumerate() {
+            grads[1].data[o] += dzo.iter().fold(T::zero(), |s, &v| s + v);
+        }
+    }
+
+    /// Taps per kernel entry, counted with [`ConvGeometry::for_each_tap`]; `h_out·w_out` per bias.
+    fn multiplicity(&self) -> Vec<Vec<u32>> {
+        let g = &self.geometry;
+        let mut m = vec![0u32; g.kernel_len()];
+        g.for_each_tap(|t| m[((t.o * g.c_in + t.i) * g.k + t.ky) * g.k + t.kx] += 1);
+        vec![m, vec![(g.h_out() * g.w_out()) as u32; g.c_out]]
+    }
+}
