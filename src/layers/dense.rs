@@ -33,16 +33,38 @@ fn strided<T: Real>(s: &[T], rows: usize, cols: usize, rs: usize, cs: usize) -> 
     DMatrixView::from_slice_with_strides_generic(s, Dyn(rows), Dyn(cols), Dyn(rs), Dyn(cs))
 }
 
+/// nalgebra hands a GEMM to matrixmultiply only when every dimension exceeds this; below it, its own
+/// fallback loop indexes strided views out of bounds (heap corruption in release builds), so small
+/// blocks take [`small_gemm`] instead.
+const NALGEBRA_SMALL_DIM: usize = 5;
+
 /// `out = a @ b + beta · out` for column blocks of `out` in parallel: `a` (m, k), `b` (k, n), `out` (m, n)
 /// column-major. Each block is one GEMM over the whole `k`: no sum crosses blocks.
 fn par_gemm<T: Real>(out: &mut [T], a: Strided<T>, b: Strided<T>, beta: T) {
-    let m = a.nrows();
+    let (m, k) = a.shape();
     out.par_chunks_mut(m * COLS_PER_TASK).enumerate().for_each(|(t, chunk)| {
         let j0 = t * COLS_PER_TASK;
         let nj = chunk.len() / m.max(1);
-        let mut o = DMatrixViewMut::from_slice(chunk, m, nj);
-        o.gemm(T::one(), &a, &b.columns(j0, nj), beta);
+        let bj = b.columns(j0, nj);
+        if m.min(nj).min(k) <= NALGEBRA_SMALL_DIM {
+            small_gemm(chunk, &a, &bj, beta);
+        } else {
+            let mut o = DMatrixViewMut::from_slice(chunk, m, nj);
+            o.gemm(T::one(), &a, &bj, beta);
+        }
     });
+}
+
+/// `out = a @ b + beta · out` by plain loops (`out` (m, n) column-major; not read when `beta` is 0).
+fn small_gemm<T: Real>(out: &mut [T], a: &Strided<T>, b: &Strided<T>, beta: T) {
+    let (m, k) = a.shape();
+    for j in 0..b.ncols() {
+        for i in 0..m {
+            let s = (0..k).fold(T::zero(), |s, l| s + a[(i, l)] * b[(l, j)]);
+            let o = &mut out[j * m + i];
+            *o = if beta == T::zero() { s } else { s + beta * *o };
+        }
+    }
 }
 
 impl<T: Real> LinearMap<T> for Dense {
