@@ -9,6 +9,8 @@
 //! (C, H, W) like PyTorch's NCHW.
 
 pub mod activation;
+pub mod checkpoint;
+pub mod data;
 pub mod geometry;
 pub mod init;
 pub mod layers;
