@@ -17,10 +17,13 @@ pub mod layers;
 pub mod loss;
 pub mod network;
 pub mod optim;
+pub mod plot;
+pub mod run;
 pub mod scalar;
 pub mod spec;
 pub mod tensor;
 pub mod tied;
+pub mod train;
 
 pub use network::{Engine, Network, Params};
 pub use scalar::Real;
