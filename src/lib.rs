@@ -10,6 +10,7 @@
 
 pub mod activation;
 pub mod checkpoint;
+pub mod cli;
 pub mod data;
 pub mod geometry;
 pub mod init;

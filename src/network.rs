@@ -39,6 +39,14 @@ impl Engine {
             Engine::Sparse => "sparse",
         }
     }
+
+    /// Parses an engine name (`sparse`).
+    pub fn from_name(s: &str) -> Option<Self> {
+        match s {
+            "sparse" => Some(Engine::Sparse),
+            _ => None,
+        }
+    }
 }
 
 /// Parameters (or their gradients) of a network: for each layer, its tensors (`weight`, `bias`; none
