@@ -42,7 +42,7 @@ impl Hyper {
             weight_decay: 1e-4,
             decay_mode: DecayMode::PerParameter,
             batch: 64,
-            epochs: 4,
+            epochs: 8,
             loss: Loss::CrossEntropy,
             init: Init::TorchDefault,
             seed: 0,
