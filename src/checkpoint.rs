@@ -252,3 +252,26 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
     }
     result.map_err(err)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Our encoder's bytes read back through the `safetensors` crate, tensors and metadata intact.
+    #[test]
+    fn serialize_reads_back_through_safetensors() {
+        let a = Tensor::from_vec(&[2, 3], vec![1.0f32, -2.5, 3.0, 0.0, 1e-8, 7.0]);
+        let b = Tensor::from_vec(&[], vec![0.25f32]);
+        let meta: BTreeMap<String, String> = [("spec".to_string(), "1x2x2 > dense(3)".to_string())].into();
+        let bytes = serialize(&[("z".into(), &a), ("loss".into(), &b)], &meta);
+        assert_eq!(bytes, serialize(&[("loss".into(), &b), ("z".into(), &a)], &meta), "order-independent");
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        let z = st.tensor("z").unwrap();
+        assert_eq!((z.dtype(), z.shape()), (Dtype::F32, &[2usize, 3][..]));
+        let back: Vec<f32> = z.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+        assert_eq!(back, a.data);
+        assert_eq!(st.tensor("loss").unwrap().shape(), &[] as &[usize]);
+        let (_, m) = SafeTensors::read_metadata(&bytes).unwrap();
+        assert_eq!(m.metadata().as_ref().unwrap()["spec"], "1x2x2 > dense(3)");
+    }
+}

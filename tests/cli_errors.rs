@@ -167,3 +167,17 @@ fn fashion_message_names_the_package_when_absent() {
     let o = run(&["train", "--data", "fashion", "--epochs", "1"]);
     fails(&o, &["apt-get install dataset-fashion-mnist"]);
 }
+
+#[test]
+fn init_file_that_does_not_match_the_model() {
+    let d = scratch("init");
+    let p = d.join("p.safetensors");
+    params_file(&p, Box::new(|ts| ts[1].1 = Tensor::zeros(&[5])));
+    let out = d.join("run");
+    let o = run(&["train", "--model", SMALL, "--init", s(&p), "--epochs", "1", "--out", s(&out)]);
+    fails(&o, &[s(&p), "\"0.bias\"", "shape [5]"]);
+    assert!(!out.exists());
+    let o = run(&["train", "--model", SMALL, "--init", s(&d.join("absent.safetensors")), "--out", s(&out)]);
+    fails(&o, &["absent.safetensors", "cannot read"]);
+    assert!(!out.exists());
+}

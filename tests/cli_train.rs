@@ -89,3 +89,36 @@ fn trains_on_a_directory_of_raw_idx_files() {
     ok(&o);
     assert!(stdout(&o).contains("(40 train, 20 test)"), "{}", stdout(&o));
 }
+
+/// `--init` starts from given parameters: zero epochs of change means the same tensors come back.
+#[test]
+fn init_from_a_checkpoint_starts_there() {
+    let d = scratch("init-ok");
+    let (a, b) = (d.join("a"), d.join("b"));
+    ok(&run(&["train", "--model", SMALL, "--limit", "128", "--epochs", "1", "--out", s(&a)]));
+    let p = a.join("model.safetensors");
+    let o = run(&[
+        "train",
+        "--model",
+        SMALL,
+        "--limit",
+        "128",
+        "--epochs",
+        "1",
+        "--lr",
+        "0",
+        "--init",
+        s(&p),
+        "--out",
+        s(&b),
+    ]);
+    ok(&o);
+    let (fa, fb) = (
+        cnn_as_mlp::checkpoint::Stored::read(&p).unwrap(),
+        cnn_as_mlp::checkpoint::Stored::read(&b.join("model.safetensors")).unwrap(),
+    );
+    for n in fa.names() {
+        assert_eq!(fa.f32_tensor(&n, None).unwrap(), fb.f32_tensor(&n, None).unwrap(), "{n}");
+    }
+    assert!(std::fs::read(b.join("curves.png")).unwrap().starts_with(b"\x89PNG"));
+}
