@@ -113,3 +113,47 @@ impl<T: Real> LinearMap<T> for Dense {
         vec![vec![1; self.n_in * self.n_out], vec![1; self.n_out]]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Dense forward and both backward passes against plain loops, at sizes that hit nalgebra's
+    /// small-dimension GEMM path (which corrupted the heap before `small_gemm`): batches of 1 and 3,
+    /// 84 -> 10 (a last column block of 4) and 7 -> 4.
+    #[test]
+    fn dense_matches_loops_at_small_dimensions() {
+        for (batch, n_in, n_out) in [(1, 7, 4), (3, 84, 10), (3, 120, 84), (64, 5, 3)] {
+            let mut d = Dense::new(n_in, n_out);
+            let v = |i: usize| ((i * 37 % 23) as f64 - 11.0) / 7.0;
+            let w = Tensor::from_vec(&[n_out, n_in], (0..n_in * n_out).map(v).collect());
+            let b = Tensor::from_vec(&[n_out], (0..n_out).map(|i| v(i + 5)).collect());
+            let params = [w.clone(), b.clone()];
+            let x = DMatrix::from_fn(batch, n_in, |r, c| v(r * 31 + c * 3 + 1));
+            let dz = DMatrix::from_fn(batch, n_out, |r, c| v(r * 13 + c * 5 + 2));
+            let mut z = DMatrix::zeros(batch, n_out);
+            d.forward(&params, &x, &mut z);
+            let mut dx = DMatrix::from_element(batch, n_in, f64::NAN);
+            d.backward_input(&mut dx, &params, &dz);
+            let mut grads = [Tensor::zeros(&[n_out, n_in]), Tensor::zeros(&[n_out])];
+            d.backward_params(&mut grads, &x, &dz);
+            let tol = 1e-12;
+            for r in 0..batch {
+                for o in 0..n_out {
+                    let e = b.data[o] + (0..n_in).map(|i| w.data[o * n_in + i] * x[(r, i)]).sum::<f64>();
+                    assert!((z[(r, o)] - e).abs() < tol, "z ({r}, {o}) batch {batch} {n_in}->{n_out}");
+                }
+                for i in 0..n_in {
+                    let e: f64 = (0..n_out).map(|o| w.data[o * n_in + i] * dz[(r, o)]).sum();
+                    assert!((dx[(r, i)] - e).abs() < tol, "dx ({r}, {i}) batch {batch} {n_in}->{n_out}");
+                }
+            }
+            for o in 0..n_out {
+                for i in 0..n_in {
+                    let e: f64 = (0..batch).map(|r| dz[(r, o)] * x[(r, i)]).sum();
+                    assert!((grads[0].data[o * n_in + i] - e).abs() < tol, "dW ({o}, {i})");
+                }
+            }
+        }
+    }
+}
