@@ -81,8 +81,9 @@ pub fn parse_idx(file: &Path, bytes: &[u8], ndim: u8) -> Result<Idx, DataError> 
     let dims: Vec<usize> = (0..ndim as usize)
         .map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize)
         .collect();
-    let n: usize = dims.iter().product();
-    let need = header + n;
+    // Dimensions whose product overflows announce more bytes than any file holds.
+    let need = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).and_then(|n| n.checked_add(header));
+    let need = need.unwrap_or(usize::MAX);
     if bytes.len() < need {
         return Err(truncated(&format!("the data of dimensions {dims:?}"), need));
     }
@@ -127,6 +128,9 @@ mod tests {
         let e = parse_idx(p, &raw, 3).unwrap_err().to_string();
         assert!(e.contains("magic"), "{e}");
         let e = parse_idx(p, &[0, 0], 1).unwrap_err().to_string();
+        assert!(e.contains("truncated"), "{e}");
+        let huge = [0, 0, 8, 3, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 1];
+        let e = parse_idx(p, &huge, 3).unwrap_err().to_string();
         assert!(e.contains("truncated"), "{e}");
     }
 }
