@@ -9,6 +9,9 @@
 //! (C, H, W) like PyTorch's NCHW.
 
 pub mod activation;
+pub mod checkpoint;
+pub mod cli;
+pub mod data;
 pub mod gemm;
 pub mod geometry;
 pub mod init;
@@ -16,11 +19,14 @@ pub mod layers;
 pub mod loss;
 pub mod network;
 pub mod optim;
+pub mod plot;
 pub mod reference;
+pub mod run;
 pub mod scalar;
 pub mod spec;
 pub mod tensor;
 pub mod tied;
+pub mod train;
 
 pub use network::{Engine, Network, Params};
 pub use scalar::Real;

@@ -1,0 +1,277 @@
+//! Checkpoints: a network's parameters in a safetensors file, with string metadata (spec,
+//! hyperparameters), loadable by PyTorch (`safetensors.torch.load_file`) into `torch.nn` layers.
+//!
+//! Tensors are named `"{i}.weight"` / `"{i}.bias"` (see [`Network::param_names`]), dtype F32, PyTorch
+//! layouts, little-endian. Files are written atomically: a temporary file in the same directory, synced,
+//! then renamed over the target, so a reader never sees a partial file and a failed write leaves the
+//! previous file in place.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use safetensors::{Dtype, SafeTensors};
+
+use crate::network::Network;
+use crate::tensor::Tensor;
+
+/// Why a checkpoint (or any safetensors input) was refused. Messages name the file and the tensor.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("{}: cannot read: {source}", file.display())]
+    Read { file: PathBuf, source: std::io::Error },
+    #[error("{}: cannot write: {source}", file.display())]
+    Write { file: PathBuf, source: std::io::Error },
+    #[error("{}: not a safetensors file: {problem}", file.display())]
+    Format { file: PathBuf, problem: String },
+    #[error("{}: tensor {name:?} is missing", file.display())]
+    Missing { file: PathBuf, name: String },
+    #[error("{}: tensor {name:?} is not a parameter of the model (expected {expected})", file.display())]
+    Unexpected { file: PathBuf, name: String, expected: String },
+    #[error("{}: tensor {name:?} has shape {found:?}, expected {expected}", file.display())]
+    Shape { file: PathBuf, name: String, found: Vec<usize>, expected: String },
+    #[error("{}: tensor {name:?} has dtype {found}, expected {expected}", file.display())]
+    Dtype { file: PathBuf, name: String, found: String, expected: String },
+    #[error("{}: tensor {name:?} holds a non-finite value {value} at flat index {index}", file.display())]
+    NonFinite { file: PathBuf, name: String, index: usize, value: f64 },
+    #[error("{}: metadata {key:?} {problem}", file.display())]
+    Metadata { file: PathBuf, key: String, problem: String },
+}
+
+/// A safetensors file read into memory.
+pub struct Stored {
+    pub path: PathBuf,
+    bytes: Vec<u8>,
+    /// The file's string metadata (empty when it has none).
+    pub metadata: HashMap<String, String>,
+}
+
+/// One tensor of a [`Stored`] file.
+pub struct Raw<'a> {
+    pub name: &'a str,
+    pub dtype: Dtype,
+    pub shape: Vec<usize>,
+    /// Little-endian values, possibly unaligned.
+    pub bytes: &'a [u8],
+}
+
+impl Stored {
+    /// Reads and checks a safetensors file.
+    pub fn read(path: &Path) -> Result<Self, CheckpointError> {
+        let bytes = std::fs::read(path).map_err(|source| CheckpointError::Read { file: path.into(), source })?;
+        let format =
+            |e: safetensors::SafeTensorError| CheckpointError::Format { file: path.into(), problem: e.to_string() };
+        SafeTensors::deserialize(&bytes).map_err(format)?;
+        let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(format)?;
+        let metadata = meta.metadata().clone().unwrap_or_default();
+        Ok(Stored { path: path.into(), bytes, metadata })
+    }
+
+    fn st(&self) -> SafeTensors<'_> {
+        SafeTensors::deserialize(&self.bytes).expect("checked in Stored::read")
+    }
+
+    /// Names of the tensors, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.st().names().into_iter().map(String::from).collect();
+        v.sort();
+        v
+    }
+
+    /// The tensor `name`, or [`CheckpointError::Missing`].
+    pub fn get<'a>(&'a self, name: &'a str) -> Result<Raw<'a>, CheckpointError> {
+        let st = self.st();
+        let view =
+            st.tensor(name).map_err(|_| CheckpointError::Missing { file: self.path.clone(), name: name.into() })?;
+        Ok(Raw { name, dtype: view.dtype(), shape: view.shape().to_vec(), bytes: view.data() })
+    }
+
+    /// The tensor `name` as finite f32 values of the given shape (`None`: any shape).
+    pub fn f32_tensor(&self, name: &str, shape: Option<&[usize]>) -> Result<Tensor<f32>, CheckpointError> {
+        let raw = self.get(name)?;
+        if let Some(s) = shape
+            && raw.shape != s
+        {
+            return Err(CheckpointError::Shape {
+                file: self.path.clone(),
+                name: name.into(),
+                found: raw.shape,
+                expected: format!("{s:?}"),
+            });
+        }
+        self.expect_dtype(&raw, Dtype::F32)?;
+        let data: Vec<f32> = raw.bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4"))).collect();
+        self.check_finite(name, data.iter().map(|&v| v as f64))?;
+        Ok(Tensor::from_vec(&raw.shape, data))
+    }
+
+    /// Fails unless `raw` has dtype `dtype`.
+    pub fn expect_dtype(&self, raw: &Raw<'_>, dtype: Dtype) -> Result<(), CheckpointError> {
+        if raw.dtype != dtype {
+            return Err(CheckpointError::Dtype {
+                file: self.path.clone(),
+                name: raw.name.into(),
+                found: format!("{:?}", raw.dtype),
+                expected: format!("{dtype:?}"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Fails at the first non-finite value.
+    pub fn check_finite(&self, name: &str, values: impl Iterator<Item = f64>) -> Result<(), CheckpointError> {
+        for (index, value) in values.enumerate() {
+            if !value.is_finite() {
+                return Err(CheckpointError::NonFinite { file: self.path.clone(), name: name.into(), index, value });
+            }
+        }
+        Ok(())
+    }
+
+    /// The metadata value `key`, or an error saying it is missing.
+    pub fn meta(&self, key: &str) -> Result<&str, CheckpointError> {
+        self.metadata.get(key).map(String::as_str).ok_or_else(|| CheckpointError::Metadata {
+            file: self.path.clone(),
+            key: key.into(),
+            problem: "is missing".into(),
+        })
+    }
+
+    /// The metadata value `key` parsed as `V`.
+    pub fn meta_parse<V: std::str::FromStr>(&self, key: &str) -> Result<V, CheckpointError> {
+        let s = self.meta(key)?;
+        s.parse().map_err(|_| CheckpointError::Metadata {
+            file: self.path.clone(),
+            key: key.into(),
+            problem: format!("has value {s:?}, which does not parse"),
+        })
+    }
+
+    /// Loads tensors named like `net`'s parameters (with `prefix` before each name) into `params`,
+    /// checking the exact set of names, shapes, dtype F32 and finiteness. Tensors whose name does not
+    /// start with `prefix` are ignored.
+    pub fn load_params_into(
+        &self,
+        net: &Network<f32>,
+        prefix: &str,
+        params: &mut crate::Params<f32>,
+    ) -> Result<(), CheckpointError> {
+        let names = net.param_names();
+        let expected_list = names.iter().map(|(n, _)| format!("{prefix}{n}")).collect::<Vec<_>>().join(", ");
+        for stored in self.names() {
+            if stored.starts_with(prefix) && !names.iter().any(|(n, _)| format!("{prefix}{n}") == stored) {
+                return Err(CheckpointError::Unexpected {
+                    file: self.path.clone(),
+                    name: stored,
+                    expected: expected_list,
+                });
+            }
+        }
+        let mut at = names.iter();
+        for layer in params.iter_mut() {
+            for t in layer.iter_mut() {
+                let (name, shape) = at.next().expect("param_names matches params");
+                *t = self.f32_tensor(&format!("{prefix}{name}"), Some(shape))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Loads a checkpoint's parameters into `net` (all or nothing: `net` is unchanged on error).
+pub fn load_params(net: &mut Network<f32>, file: &Stored) -> Result<(), CheckpointError> {
+    let mut params = net.params.clone();
+    file.load_params_into(net, "", &mut params)?;
+    net.params = params;
+    Ok(())
+}
+
+/// `(name, tensor)` pairs of a network's parameters (or of anything shaped like them).
+pub fn named<'a>(net: &Network<f32>, params: &'a crate::Params<f32>, prefix: &str) -> Vec<(String, &'a Tensor<f32>)> {
+    let names = net.param_names();
+    names.into_iter().map(|(n, _)| format!("{prefix}{n}")).zip(params.iter().flatten()).collect()
+}
+
+/// Writes f32 tensors and metadata to `path` atomically.
+///
+/// The bytes depend only on the tensors and the metadata (header keys sorted, tensors laid out in
+/// name order), so equal checkpoints are equal files. (The `safetensors` crate's own serializer keeps
+/// metadata in a `HashMap`, whose order changes from process to process.)
+pub fn write(
+    path: &Path,
+    tensors: &[(String, &Tensor<f32>)],
+    metadata: &BTreeMap<String, String>,
+) -> Result<(), CheckpointError> {
+    write_atomic(path, &serialize(tensors, metadata))
+}
+
+/// The safetensors encoding: an 8-byte little-endian header length, a JSON header padded with spaces
+/// to a multiple of 8 bytes, then the tensors' little-endian bytes.
+pub fn serialize(tensors: &[(String, &Tensor<f32>)], metadata: &BTreeMap<String, String>) -> Vec<u8> {
+    let mut sorted: Vec<&(String, &Tensor<f32>)> = tensors.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut header = serde_json::Map::new();
+    if !metadata.is_empty() {
+        header.insert("__metadata__".into(), serde_json::to_value(metadata).expect("strings serialize"));
+    }
+    let mut offset = 0usize;
+    for (name, t) in &sorted {
+        let end = offset + 4 * t.len();
+        header.insert(
+            name.clone(),
+            serde_json::json!({ "dtype": "F32", "shape": t.shape, "data_offsets": [offset, end] }),
+        );
+        offset = end;
+    }
+    let mut json = serde_json::to_string(&serde_json::Value::Object(header)).expect("JSON serializes");
+    while !json.len().is_multiple_of(8) {
+        json.push(' ');
+    }
+    let mut out = Vec::with_capacity(8 + json.len() + offset);
+    out.extend((json.len() as u64).to_le_bytes());
+    out.extend(json.as_bytes());
+    for (_, t) in sorted {
+        out.extend(t.data.iter().flat_map(|v| v.to_le_bytes()));
+    }
+    out
+}
+
+/// Writes `bytes` to a temporary file next to `path`, syncs it, and renames it to `path`.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
+    let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
+    let err = |source| CheckpointError::Write { file: path.into(), source };
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Our encoder's bytes read back through the `safetensors` crate, tensors and metadata intact.
+    #[test]
+    fn serialize_reads_back_through_safetensors() {
+        let a = Tensor::from_vec(&[2, 3], vec![1.0f32, -2.5, 3.0, 0.0, 1e-8, 7.0]);
+        let b = Tensor::from_vec(&[], vec![0.25f32]);
+        let meta: BTreeMap<String, String> = [("spec".to_string(), "1x2x2 > dense(3)".to_string())].into();
+        let bytes = serialize(&[("z".into(), &a), ("loss".into(), &b)], &meta);
+        assert_eq!(bytes, serialize(&[("loss".into(), &b), ("z".into(), &a)], &meta), "order-independent");
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        let z = st.tensor("z").unwrap();
+        assert_eq!((z.dtype(), z.shape()), (Dtype::F32, &[2usize, 3][..]));
+        let back: Vec<f32> = z.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+        assert_eq!(back, a.data);
+        assert_eq!(st.tensor("loss").unwrap().shape(), &[] as &[usize]);
+        let (_, m) = SafeTensors::read_metadata(&bytes).unwrap();
+        assert_eq!(m.metadata().as_ref().unwrap()["spec"], "1x2x2 > dense(3)");
+    }
+}

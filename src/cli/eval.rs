@@ -1,0 +1,78 @@
+//! `cnn-as-mlp eval`.
+
+use std::path::PathBuf;
+
+use super::{CliError, Common, check_fit, load_data, parse_loss};
+use crate::checkpoint::{self, Stored};
+use crate::network::Network;
+use crate::spec::Spec;
+use crate::train::{Hyper, evaluate};
+
+#[derive(clap::Args, Debug)]
+pub struct EvalArgs {
+    /// A checkpoint (model.safetensors of a run, or parameters named like the model's).
+    #[arg(long, value_name = "FILE")]
+    checkpoint: PathBuf,
+    /// Test data: mnist10k, fashion or a directory (default: the checkpoint's, else mnist10k).
+    #[arg(long)]
+    data: Option<String>,
+    /// The model, when the checkpoint does not name it in its metadata.
+    #[arg(long)]
+    model: Option<String>,
+    /// ce or mse (default: the checkpoint's, else the model's).
+    #[arg(long)]
+    loss: Option<String>,
+    /// Use only the first N test images.
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+    #[command(flatten)]
+    common: Common,
+}
+
+pub fn run(a: EvalArgs) -> Result<(), CliError> {
+    let engine = a.common.engine()?;
+    let pool = a.common.pool()?;
+    pool.install(|| {
+        let file = Stored::read(&a.checkpoint)?;
+        let model = match (&a.model, file.metadata.get("spec")) {
+            (Some(m), _) => m.clone(),
+            (None, Some(s)) => s.clone(),
+            (None, None) => {
+                return Err(CliError::other(format!(
+                    "{}: has no \"spec\" metadata; name the model with --model",
+                    a.checkpoint.display()
+                )));
+            }
+        };
+        let spec = Spec::parse(&model)?;
+        let loss = match (&a.loss, file.metadata.get("loss")) {
+            (Some(l), _) => parse_loss(l)?,
+            (None, Some(l)) => parse_loss(l)?,
+            (None, None) => Hyper::preset(&model).loss,
+        };
+        let data_name =
+            a.data.clone().or_else(|| file.metadata.get("data").cloned()).unwrap_or_else(|| "mnist10k".into());
+        let mut net = Network::<f32>::new(&spec, engine);
+        checkpoint::load_params(&mut net, &file)?;
+        let data = load_data(&data_name, a.limit)?;
+        check_fit(&spec, &data_name, &[&data.test])?;
+        let ev = evaluate(&mut net, &data.test, loss, 1000);
+        println!(
+            "eval: checkpoint={} data={data_name} n={} loss={:.6} acc={:.4}",
+            a.checkpoint.display(),
+            ev.n,
+            ev.loss,
+            ev.acc
+        );
+        println!("confusion matrix (rows: true class, columns: predicted class):");
+        let k = ev.confusion.len();
+        let w = ev.confusion.iter().flatten().map(|c| c.to_string().len()).max().unwrap_or(1).max(k.to_string().len());
+        let header: String = (0..k).map(|j| format!(" {j:>w$}")).collect();
+        println!("{:>w$} {header}", "");
+        for (i, row) in ev.confusion.iter().enumerate() {
+            let cells: String = row.iter().map(|c| format!(" {c:>w$}")).collect();
+            println!("{i:>w$} {cells}");
+        }
+        Ok(())
+    })
+}

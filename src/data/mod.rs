@@ -1,0 +1,197 @@
+//! Training data: image/label sets read from IDX files, batched into (batch, C·H·W) column-major
+//! matrices with pixels scaled to `[0, 1]` (`x / 255`, as the PyTorch peer does).
+//!
+//! Sources ([`Source`]): `mnist10k` (embedded in the binary, works from any directory), `fashion`
+//! (Debian's `dataset-fashion-mnist` in [`FASHION_DIR`]), or a directory holding the four standard IDX
+//! names, gzip or raw (full MNIST or anything shaped like it).
+
+pub mod idx;
+
+use std::path::{Path, PathBuf};
+
+use nalgebra::DMatrix;
+
+pub use idx::{DataError, Idx, parse_idx, read_idx};
+
+use crate::spec::Shape;
+
+/// Where Debian's `dataset-fashion-mnist` puts its files.
+pub const FASHION_DIR: &str = "/usr/share/datasets/fashion-mnist";
+
+/// The four standard file names, without `.gz`: train images, train labels, test images, test labels.
+pub const IDX_NAMES: [&str; 4] =
+    ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"];
+
+const MNIST10K: [&[u8]; 4] = [
+    include_bytes!("../../data/mnist-10k/train-images-idx3-ubyte.gz"),
+    include_bytes!("../../data/mnist-10k/train-labels-idx1-ubyte.gz"),
+    include_bytes!("../../data/mnist-10k/t10k-images-idx3-ubyte.gz"),
+    include_bytes!("../../data/mnist-10k/t10k-labels-idx1-ubyte.gz"),
+];
+
+/// A data source named on the command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The embedded 8,000 + 2,000 MNIST digits.
+    Mnist10k,
+    /// Fashion-MNIST from [`FASHION_DIR`].
+    Fashion,
+    /// A directory of IDX files.
+    Dir(PathBuf),
+}
+
+impl Source {
+    /// `mnist10k`, `fashion`, or a directory path.
+    pub fn from_name(s: &str) -> Self {
+        match s {
+            "mnist10k" => Source::Mnist10k,
+            "fashion" => Source::Fashion,
+            _ => Source::Dir(PathBuf::from(s)),
+        }
+    }
+
+    /// The name [`Self::from_name`] reads back.
+    pub fn name(&self) -> String {
+        match self {
+            Source::Mnist10k => "mnist10k".into(),
+            Source::Fashion => "fashion".into(),
+            Source::Dir(d) => d.display().to_string(),
+        }
+    }
+
+    /// Reads the train and test sets.
+    pub fn load(&self) -> Result<Splits, DataError> {
+        match self {
+            Source::Mnist10k => {
+                let file = |i: usize| PathBuf::from(format!("<embedded mnist10k>/{}.gz", IDX_NAMES[i]));
+                let parse = |i: usize, nd| parse_idx(&file(i), MNIST10K[i], nd);
+                Ok(Splits {
+                    train: Dataset::from_idx(&file(0), parse(0, 3)?, &file(1), parse(1, 1)?)?,
+                    test: Dataset::from_idx(&file(2), parse(2, 3)?, &file(3), parse(3, 1)?)?,
+                })
+            }
+            Source::Fashion => {
+                let dir = Path::new(FASHION_DIR);
+                if !dir.is_dir() {
+                    return Err(DataError::FashionMissing { dir: dir.to_path_buf() });
+                }
+                load_dir(dir)
+            }
+            Source::Dir(d) => load_dir(d),
+        }
+    }
+}
+
+/// Reads the four standard IDX files (each `NAME` or `NAME.gz`) from `dir`.
+pub fn load_dir(dir: &Path) -> Result<Splits, DataError> {
+    let find = |name: &str| -> Result<PathBuf, DataError> {
+        [dir.join(format!("{name}.gz")), dir.join(name)]
+            .into_iter()
+            .find(|p| p.is_file())
+            .ok_or_else(|| DataError::Missing { dir: dir.to_path_buf(), name: name.to_string() })
+    };
+    let files = IDX_NAMES.map(find);
+    let [a, b, c, d] = files;
+    let (a, b, c, d) = (a?, b?, c?, d?);
+    Ok(Splits {
+        train: Dataset::from_idx(&a, read_idx(&a, 3)?, &b, read_idx(&b, 1)?)?,
+        test: Dataset::from_idx(&c, read_idx(&c, 3)?, &d, read_idx(&d, 1)?)?,
+    })
+}
+
+/// A training set and a test set.
+#[derive(Clone, Debug)]
+pub struct Splits {
+    pub train: Dataset,
+    pub test: Dataset,
+}
+
+/// Labelled images, stored as the bytes of the IDX files.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    /// Shape of one image (`1 × H × W`).
+    pub shape: Shape,
+    /// `len() · C·H·W` pixels, image after image, each row-major.
+    pub pixels: Vec<u8>,
+    /// One class per image.
+    pub labels: Vec<u8>,
+}
+
+impl Dataset {
+    /// Pairs an image array (N, H, W) with a label array (N); the counts must agree.
+    pub fn from_idx(images_file: &Path, images: Idx, labels_file: &Path, labels: Idx) -> Result<Self, DataError> {
+        if images.dims[0] != labels.dims[0] {
+            return Err(DataError::CountMismatch {
+                images_file: images_file.to_path_buf(),
+                labels_file: labels_file.to_path_buf(),
+                images: images.dims[0],
+                labels: labels.dims[0],
+            });
+        }
+        Ok(Dataset {
+            shape: Shape { c: 1, h: images.dims[1], w: images.dims[2] },
+            pixels: images.data,
+            labels: labels.data,
+        })
+    }
+
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// True when there is no image.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Keeps the first `n` images (all if there are fewer).
+    pub fn truncate(&mut self, n: usize) {
+        let n = n.min(self.len());
+        self.labels.truncate(n);
+        self.pixels.truncate(n * self.shape.len());
+    }
+
+    /// The largest label plus one.
+    pub fn n_classes(&self) -> usize {
+        self.labels.iter().map(|&l| l as usize + 1).max().unwrap_or(0)
+    }
+
+    /// Images `idx` as a (B, C·H·W) column-major matrix, `x / 255`.
+    pub fn batch_x(&self, idx: &[usize]) -> DMatrix<f32> {
+        let f = self.shape.len();
+        let b = idx.len();
+        let mut x = DMatrix::zeros(b, f); // (B, C·H·W)
+        let data = x.as_mut_slice();
+        for (r, &i) in idx.iter().enumerate() {
+            let img = &self.pixels[i * f..(i + 1) * f];
+            for (j, &p) in img.iter().enumerate() {
+                data[j * b + r] = p as f32 / 255.0;
+            }
+        }
+        x
+    }
+
+    /// Labels of images `idx`.
+    pub fn batch_y(&self, idx: &[usize]) -> Vec<usize> {
+        idx.iter().map(|&i| self.labels[i] as usize).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_mnist10k_loads() {
+        let s = Source::Mnist10k.load().unwrap();
+        assert_eq!(s.train.len() + s.test.len(), 10_000);
+        assert_eq!(s.train.shape, Shape { c: 1, h: 28, w: 28 });
+        assert_eq!(s.train.n_classes(), 10);
+        let x = s.train.batch_x(&[0, 1]);
+        assert_eq!(x.shape(), (2, 784));
+        assert!(x.iter().all(|&v| (0.0..=1.0).contains(&v)));
+        let i = s.train.pixels[..784].iter().position(|&p| p > 0).unwrap();
+        assert_eq!(x[(0, i)], s.train.pixels[i] as f32 / 255.0);
+    }
+}

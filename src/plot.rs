@@ -1,0 +1,90 @@
+//! PNG plot of a run's curves: training and test loss (left), training and test accuracy (right), per
+//! epoch. Text uses DejaVu Sans, embedded from `assets/` (no system fonts needed).
+
+use std::path::Path;
+use std::sync::Once;
+
+use plotters::prelude::*;
+
+use crate::train::EpochMetrics;
+
+static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        for style in [FontStyle::Normal, FontStyle::Bold] {
+            let _ = plotters::style::register_font("sans-serif", style, FONT);
+        }
+    });
+}
+
+/// Draws the curves of `metrics` into the PNG `path` (written to a temporary file, then renamed).
+pub fn plot_curves(path: &Path, metrics: &[EpochMetrics], title: &str) -> Result<(), String> {
+    register_font();
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".tmp{}.{name}", std::process::id()));
+    let result = draw(&tmp, metrics, title).map_err(|e| format!("cannot draw the plot: {e}"));
+    match result.and_then(|()| std::fs::rename(&tmp, path).map_err(|e| format!("cannot write the plot: {e}"))) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+fn draw(path: &Path, metrics: &[EpochMetrics], title: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let root = BitMapBackend::new(path, (1000, 420)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let root = root.titled(title, ("sans-serif", 20))?;
+    let (left, right) = root.split_horizontally(500);
+    let x_max = metrics.iter().map(|m| m.epoch).max().unwrap_or(1).max(1) as f64;
+    let x_min = metrics.iter().map(|m| m.epoch).min().unwrap_or(0).saturating_sub(1) as f64;
+    let finite = |v: f64| if v.is_finite() { v } else { 0.0 };
+    let y_loss =
+        metrics.iter().flat_map(|m| [finite(m.loss), finite(m.test_loss)]).fold(0.0f64, f64::max).max(1e-3) * 1.05;
+
+    let mut chart = ChartBuilder::on(&left)
+        .margin(12)
+        .caption("loss", ("sans-serif", 16))
+        .x_label_area_size(30)
+        .y_label_area_size(50)
+        .build_cartesian_2d(x_min..x_max, 0.0..y_loss)?;
+    chart.configure_mesh().x_desc("epoch").draw()?;
+    let series = |f: fn(&EpochMetrics) -> f64| metrics.iter().map(move |m| (m.epoch as f64, f(m))).collect::<Vec<_>>();
+    chart
+        .draw_series(LineSeries::new(series(|m| m.loss), &BLUE))?
+        .label("train")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLUE));
+    chart
+        .draw_series(LineSeries::new(series(|m| m.test_loss), &RED))?
+        .label("test")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], RED));
+    chart.configure_series_labels().border_style(BLACK).background_style(WHITE).draw()?;
+
+    let y_lo = metrics.iter().flat_map(|m| [m.train_acc, m.test_acc]).fold(1.0f64, f64::min).min(0.9) - 0.01;
+    let mut chart = ChartBuilder::on(&right)
+        .margin(12)
+        .caption("accuracy", ("sans-serif", 16))
+        .x_label_area_size(30)
+        .y_label_area_size(50)
+        .build_cartesian_2d(x_min..x_max, y_lo.max(0.0)..1.0)?;
+    chart.configure_mesh().x_desc("epoch").draw()?;
+    chart
+        .draw_series(LineSeries::new(series(|m| m.train_acc), &BLUE))?
+        .label("train")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLUE));
+    chart
+        .draw_series(LineSeries::new(series(|m| m.test_acc), &RED))?
+        .label("test")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], RED));
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE)
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}

@@ -1,0 +1,227 @@
+//! The training loop: SGD over shuffled mini-batches, one epoch at a time, with evaluation and
+//! non-finite-loss detection. The CLI and the tests call this same code.
+//!
+//! Shuffling: epoch `e` (0-based) permutes the training indices with a generator seeded from
+//! `(seed, e)` alone ([`epoch_rng`]), so an interrupted run resumed at epoch `e` draws exactly the
+//! permutations an uninterrupted run draws, with nothing but `(seed, e)` saved.
+
+use std::time::Instant;
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+
+use crate::data::Dataset;
+use crate::init::Init;
+use crate::loss::{Loss, Targets};
+use crate::network::Network;
+use crate::optim::{DecayMode, Sgd};
+
+/// Training hyperparameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Hyper {
+    pub lr: f64,
+    pub momentum: f64,
+    pub weight_decay: f64,
+    pub decay_mode: DecayMode,
+    pub batch: usize,
+    pub epochs: usize,
+    pub loss: Loss,
+    pub init: Init,
+    pub seed: u64,
+}
+
+impl Hyper {
+    /// The defaults of a model name: `lenet5` (SGD lr 0.05, momentum 0.9, weight decay 1e-4, batch 64,
+    /// cross-entropy, PyTorch's default init), `seed` (plain SGD lr 3.0, batch 16, ½‖h − y‖², Xavier-normal
+    /// init, 10 epochs); any other spec takes lenet5's.
+    pub fn preset(model: &str) -> Hyper {
+        let lenet5 = Hyper {
+            lr: 0.05,
+            momentum: 0.9,
+            weight_decay: 1e-4,
+            decay_mode: DecayMode::PerParameter,
+            batch: 64,
+            epochs: 8,
+            loss: Loss::CrossEntropy,
+            init: Init::TorchDefault,
+            seed: 0,
+        };
+        match model.trim() {
+            "seed" => Hyper {
+                lr: 3.0,
+                momentum: 0.0,
+                weight_decay: 0.0,
+                batch: 16,
+                epochs: 10,
+                loss: Loss::HalfSquared,
+                init: Init::XavierNormal,
+                ..lenet5
+            },
+            _ => lenet5,
+        }
+    }
+}
+
+/// The generator that shuffles epoch `epoch` (0-based) of a run seeded with `seed`.
+pub fn epoch_rng(seed: u64, epoch: usize) -> StdRng {
+    StdRng::seed_from_u64(seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+/// Why training stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("training diverged: loss became {loss} at epoch {epoch}, step {step} (global step {global_step})")]
+    NonFinite { epoch: usize, step: usize, global_step: usize, loss: f32 },
+}
+
+/// Progress inside an epoch, reported after each step.
+#[derive(Clone, Copy, Debug)]
+pub struct StepProgress {
+    /// 1-based epoch.
+    pub epoch: usize,
+    pub step: usize,
+    pub steps: usize,
+    /// Mean training loss and accuracy so far in this epoch.
+    pub loss: f64,
+    pub acc: f64,
+    /// Training images per second so far in this epoch.
+    pub img_per_s: f64,
+}
+
+/// One epoch's figures (a row of `metrics.csv`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EpochMetrics {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Global step count at the end of the epoch.
+    pub step: usize,
+    /// Mean training loss over the epoch's batches.
+    pub loss: f64,
+    /// Training accuracy over the epoch's batches (as the parameters moved).
+    pub train_acc: f64,
+    pub test_loss: f64,
+    pub test_acc: f64,
+    /// Training images per second (training loop only).
+    pub img_per_s: f64,
+    /// Seconds in the training loop.
+    pub train_secs: f64,
+}
+
+/// A network being trained: parameters, optimizer state and position.
+pub struct Trainer {
+    pub net: Network<f32>,
+    pub sgd: Sgd<f32>,
+    pub hyper: Hyper,
+    /// Completed epochs.
+    pub epoch: usize,
+    /// Completed steps.
+    pub step: usize,
+}
+
+impl Trainer {
+    /// A trainer at epoch 0 for a network whose parameters are already set.
+    pub fn new(net: Network<f32>, hyper: Hyper) -> Self {
+        let mut sgd = Sgd::new(hyper.lr, hyper.momentum, hyper.weight_decay, hyper.decay_mode);
+        sgd.velocity = net.zero_grads();
+        Trainer { net, sgd, hyper, epoch: 0, step: 0 }
+    }
+
+    /// Trains one epoch on `train`, then evaluates on `test`. `on_step` sees each step's progress.
+    /// Stops at the first non-finite loss, before the step that would apply it.
+    pub fn run_epoch(
+        &mut self,
+        train: &Dataset,
+        test: &Dataset,
+        on_step: &mut dyn FnMut(&StepProgress),
+    ) -> Result<EpochMetrics, TrainError> {
+        let n = train.len();
+        let b = self.hyper.batch;
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(&mut epoch_rng(self.hyper.seed, self.epoch));
+        let steps = n.div_ceil(b);
+        let mut grads = self.net.zero_grads();
+        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
+        let start = Instant::now();
+        for (s, idx) in order.chunks(b).enumerate() {
+            let x = train.batch_x(idx);
+            let y = train.batch_y(idx);
+            grads.iter_mut().flatten().for_each(|g| g.fill_zero());
+            let j = self.net.loss_and_grad(&mut grads, &x, Targets::Labels(&y), self.hyper.loss);
+            if !j.is_finite() {
+                return Err(TrainError::NonFinite {
+                    epoch: self.epoch + 1,
+                    step: s + 1,
+                    global_step: self.step + 1,
+                    loss: j,
+                });
+            }
+            correct += count_correct(self.net.output(), &y);
+            self.sgd.step(&mut self.net, &grads);
+            self.step += 1;
+            loss_sum += j as f64 * idx.len() as f64;
+            seen += idx.len();
+            on_step(&StepProgress {
+                epoch: self.epoch + 1,
+                step: s + 1,
+                steps,
+                loss: loss_sum / seen as f64,
+                acc: correct as f64 / seen as f64,
+                img_per_s: seen as f64 / start.elapsed().as_secs_f64().max(1e-9),
+            });
+        }
+        let train_secs = start.elapsed().as_secs_f64();
+        self.epoch += 1;
+        let ev = evaluate(&mut self.net, test, self.hyper.loss, 1000);
+        Ok(EpochMetrics {
+            epoch: self.epoch,
+            step: self.step,
+            loss: loss_sum / seen.max(1) as f64,
+            train_acc: correct as f64 / seen.max(1) as f64,
+            test_loss: ev.loss,
+            test_acc: ev.acc,
+            img_per_s: seen as f64 / train_secs.max(1e-9),
+            train_secs,
+        })
+    }
+}
+
+/// Number of rows of `out` (B, K) whose first maximum sits at the label.
+pub fn count_correct(out: &nalgebra::DMatrix<f32>, y: &[usize]) -> usize {
+    y.iter().enumerate().filter(|&(b, &yb)| argmax_row(out, b) == yb).count()
+}
+
+fn argmax_row(out: &nalgebra::DMatrix<f32>, b: usize) -> usize {
+    (1..out.ncols()).fold(0, |best, j| if out[(b, j)] > out[(b, best)] { j } else { best })
+}
+
+/// Accuracy, mean loss and confusion matrix of a network on a data set.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Evaluation {
+    pub n: usize,
+    pub acc: f64,
+    pub loss: f64,
+    /// `confusion[true][predicted]`, K × K.
+    pub confusion: Vec<Vec<usize>>,
+}
+
+/// Evaluates `net` on `data` in batches of `batch` (results do not depend on the thread count).
+pub fn evaluate(net: &mut Network<f32>, data: &Dataset, loss: Loss, batch: usize) -> Evaluation {
+    let k = net.shapes().last().expect("output shape").len();
+    let mut confusion = vec![vec![0; k]; k];
+    let mut loss_sum = 0.0f64;
+    let idx: Vec<usize> = (0..data.len()).collect();
+    for chunk in idx.chunks(batch.max(1)) {
+        let x = data.batch_x(chunk);
+        let y = data.batch_y(chunk);
+        let j = net.loss(&x, Targets::Labels(&y), loss);
+        loss_sum += j as f64 * chunk.len() as f64;
+        let out = net.output();
+        for (b, &yb) in y.iter().enumerate() {
+            confusion[yb][argmax_row(out, b)] += 1;
+        }
+    }
+    let n = data.len();
+    let correct: usize = (0..k).map(|i| confusion[i][i]).sum();
+    Evaluation { n, acc: correct as f64 / n.max(1) as f64, loss: loss_sum / n.max(1) as f64, confusion }
+}

@@ -1,0 +1,183 @@
+//! Bad input: one `error:` line naming the file or value, exit code 2, no output file.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use cnn_as_mlp::checkpoint;
+use cnn_as_mlp::tensor::Tensor;
+use common::*;
+
+/// Runs `train` on a data directory and expects a failure mentioning `needles`, with no run directory.
+#[track_caller]
+fn train_fails_on(dir: &std::path::Path, needles: &[&str]) {
+    let out = dir.join("run");
+    let o = run(&["train", "--model", SMALL, "--data", s(dir), "--epochs", "1", "--out", s(&out)]);
+    fails(&o, needles);
+    assert!(!out.exists(), "a run directory was created");
+}
+
+#[test]
+fn missing_idx_file() {
+    let d = scratch("missing-idx");
+    write_idx_dir(&d, 20, 10);
+    std::fs::remove_file(d.join("t10k-labels-idx1-ubyte")).unwrap();
+    train_fails_on(&d, &["t10k-labels-idx1-ubyte", "no IDX file"]);
+}
+
+#[test]
+fn truncated_idx_file() {
+    let d = scratch("truncated-idx");
+    write_idx_dir(&d, 20, 10);
+    let f = d.join("train-images-idx3-ubyte");
+    let bytes = std::fs::read(&f).unwrap();
+    std::fs::write(&f, &bytes[..bytes.len() - 100]).unwrap();
+    train_fails_on(&d, &["train-images-idx3-ubyte", "truncated"]);
+}
+
+#[test]
+fn truncated_gzip_idx_file() {
+    let d = scratch("truncated-gz");
+    write_idx_dir(&d, 20, 10);
+    let raw = d.join("train-labels-idx1-ubyte");
+    let mut gz = Vec::new();
+    {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(&mut gz, flate2::Compression::default());
+        e.write_all(&std::fs::read(&raw).unwrap()).unwrap();
+    }
+    std::fs::remove_file(&raw).unwrap();
+    std::fs::write(d.join("train-labels-idx1-ubyte.gz"), &gz[..gz.len() / 2]).unwrap();
+    train_fails_on(&d, &["train-labels-idx1-ubyte.gz"]);
+}
+
+#[test]
+fn wrong_magic_number() {
+    let d = scratch("magic");
+    write_idx_dir(&d, 20, 10);
+    let f = d.join("t10k-images-idx3-ubyte");
+    let mut bytes = std::fs::read(&f).unwrap();
+    bytes[2] = 0x0d;
+    std::fs::write(&f, bytes).unwrap();
+    train_fails_on(&d, &["t10k-images-idx3-ubyte", "magic"]);
+}
+
+#[test]
+fn image_and_label_counts_differ() {
+    let d = scratch("counts");
+    write_idx_dir(&d, 20, 10);
+    std::fs::write(d.join("train-labels-idx1-ubyte"), idx_bytes(&[19], &[1; 19])).unwrap();
+    train_fails_on(&d, &["train-images-idx3-ubyte", "20 images", "19 labels"]);
+}
+
+#[test]
+fn spec_that_does_not_parse() {
+    let d = scratch("spec");
+    let out = d.join("run");
+    let o = run(&["train", "--model", "1x28x28 > conv(6,5 > relu", "--out", s(&out)]);
+    fails(&o, &["model spec"]);
+    assert!(!out.exists());
+}
+
+#[test]
+fn spec_input_shape_differs_from_data() {
+    let d = scratch("spec-shape");
+    let out = d.join("run");
+    let o = run(&["train", "--model", "3x32x32 > conv(4,5) > relu > dense(10)", "--out", s(&out)]);
+    fails(&o, &["3x32x32", "1x28x28", "mnist10k"]);
+    assert!(!out.exists());
+}
+
+#[test]
+fn unknown_engine_and_loss() {
+    let o = run(&["train", "--engine", "warp", "--epochs", "1"]);
+    fails(&o, &["--engine", "warp"]);
+    let o = run(&["train", "--model", SMALL, "--loss", "hinge", "--epochs", "1"]);
+    fails(&o, &["--loss", "hinge"]);
+}
+
+/// A change to a list of named parameter tensors.
+type Edit = dyn FnOnce(&mut Vec<(String, Tensor<f32>)>);
+
+/// Writes parameters for SMALL with one tensor altered by `edit`.
+fn params_file(path: &std::path::Path, edit: Box<Edit>) {
+    let spec = cnn_as_mlp::Spec::parse(SMALL).unwrap();
+    let mut net = cnn_as_mlp::Network::<f32>::new(&spec, cnn_as_mlp::Engine::Sparse);
+    cnn_as_mlp::init::init_params(&mut net, cnn_as_mlp::init::Init::TorchDefault, 1);
+    let mut ts: Vec<(String, Tensor<f32>)> =
+        checkpoint::named(&net, &net.params, "").into_iter().map(|(n, t)| (n, t.clone())).collect();
+    edit(&mut ts);
+    let refs: Vec<(String, &Tensor<f32>)> = ts.iter().map(|(n, t)| (n.clone(), t)).collect();
+    let mut meta = BTreeMap::new();
+    meta.insert("spec".to_string(), SMALL.to_string());
+    checkpoint::write(path, &refs, &meta).unwrap();
+}
+
+#[test]
+fn checkpoint_tensors_that_do_not_match_the_spec() {
+    let d = scratch("ckpt");
+    let cases: Vec<(&str, Box<Edit>, Vec<&str>)> = vec![
+        ("shape", Box::new(|ts| ts[0].1 = Tensor::zeros(&[4, 1, 3, 3])), vec!["\"0.weight\"", "shape [4, 1, 3, 3]"]),
+        ("name", Box::new(|ts| ts[3].0 = "3.bias".into()), vec!["\"3.bias\"", "not a parameter"]),
+        ("missing", Box::new(|ts| drop(ts.remove(1))), vec!["\"0.bias\"", "missing"]),
+        ("nan", Box::new(|ts| ts[2].1.data[5] = f32::NAN), vec!["\"2.weight\"", "non-finite", "index 5"]),
+    ];
+    for (name, edit, needles) in cases {
+        let p = d.join(format!("{name}.safetensors"));
+        params_file(&p, edit);
+        let o = run(&["eval", "--checkpoint", s(&p)]);
+        let line = fails(&o, &needles);
+        assert!(line.contains(s(&p)), "{line}");
+    }
+}
+
+#[test]
+fn checkpoint_with_wrong_dtype() {
+    let d = scratch("dtype");
+    let p = d.join("f64.safetensors");
+    let spec = cnn_as_mlp::Spec::parse(SMALL).unwrap();
+    let net = cnn_as_mlp::Network::<f32>::new(&spec, cnn_as_mlp::Engine::Sparse);
+    let bufs: Vec<(String, Vec<usize>, Vec<u8>)> = net
+        .param_names()
+        .into_iter()
+        .map(|(n, shape)| {
+            let len: usize = shape.iter().product();
+            let width = if n == "2.bias" { 8 } else { 4 };
+            (n, shape, vec![0u8; len * width])
+        })
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = bufs
+        .iter()
+        .map(|(n, shape, b)| {
+            let dt = if n == "2.bias" { safetensors::Dtype::F64 } else { safetensors::Dtype::F32 };
+            (n.clone(), safetensors::tensor::TensorView::new(dt, shape.clone(), b).unwrap())
+        })
+        .collect();
+    std::fs::write(&p, safetensors::serialize(views, None).unwrap()).unwrap();
+    let o = run(&["eval", "--checkpoint", s(&p), "--model", SMALL]);
+    fails(&o, &["\"2.bias\"", "dtype F64", "F32", s(&p)]);
+}
+
+#[test]
+fn fashion_message_names_the_package_when_absent() {
+    // Only checkable where the package is missing; elsewhere `fashion` must load.
+    if std::path::Path::new(cnn_as_mlp::data::FASHION_DIR).exists() {
+        return;
+    }
+    let o = run(&["train", "--data", "fashion", "--epochs", "1"]);
+    fails(&o, &["apt-get install dataset-fashion-mnist"]);
+}
+
+#[test]
+fn init_file_that_does_not_match_the_model() {
+    let d = scratch("init");
+    let p = d.join("p.safetensors");
+    params_file(&p, Box::new(|ts| ts[1].1 = Tensor::zeros(&[5])));
+    let out = d.join("run");
+    let o = run(&["train", "--model", SMALL, "--init", s(&p), "--epochs", "1", "--out", s(&out)]);
+    fails(&o, &[s(&p), "\"0.bias\"", "shape [5]"]);
+    assert!(!out.exists());
+    let o = run(&["train", "--model", SMALL, "--init", s(&d.join("absent.safetensors")), "--out", s(&out)]);
+    fails(&o, &["absent.safetensors", "cannot read"]);
+    assert!(!out.exists());
+}

@@ -1,0 +1,124 @@
+//! `cnn-as-mlp train`: run directory, summary line, resume, determinism, divergence.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn train_writes_run_directory_and_summary() {
+    let d = scratch("train-run");
+    let out = d.join("run");
+    let o = run(&["train", "--model", SMALL, "--limit", "256", "--epochs", "2", "--out", s(&out)]);
+    ok(&o);
+    assert_eq!(listing(&out), ["curves.png", "metrics.csv", "model.safetensors", "state.safetensors"]);
+    let text = stdout(&o);
+    let summary = text.lines().last().unwrap();
+    let keys: Vec<&str> = summary.split_whitespace().map(|kv| kv.split('=').next().unwrap()).collect();
+    assert_eq!(
+        keys,
+        ["train:", "model", "data", "engine", "epochs", "batch", "threads", "img_per_s", "test_acc"],
+        "{summary}"
+    );
+    assert!(summary.contains("data=mnist10k engine=sparse epochs=2 batch=64"), "{summary}");
+    let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "epoch,step,loss,train_acc,test_loss,test_acc,img_per_s");
+    assert_eq!(lines.len(), 3, "{csv}");
+    assert!(lines[2].starts_with("2,8,"), "{csv}");
+    // The checkpoint carries the spec and hyperparameters.
+    let f = cnn_as_mlp::checkpoint::Stored::read(&out.join("model.safetensors")).unwrap();
+    assert_eq!(f.meta("lr").unwrap(), "0.05");
+    assert_eq!(cnn_as_mlp::Spec::parse(f.meta("spec").unwrap()).unwrap(), cnn_as_mlp::Spec::parse(SMALL).unwrap());
+    assert_eq!(f.names(), ["0.bias", "0.weight", "2.bias", "2.weight"]);
+    // A second run into the same directory is refused rather than overwriting it.
+    let o = run(&["train", "--model", SMALL, "--limit", "256", "--epochs", "1", "--out", s(&out)]);
+    fails(&o, &["already holds a run"]);
+}
+
+/// Two epochs straight and one epoch then `--resume` for one more give the same bytes.
+#[test]
+fn resume_is_bit_identical_to_an_uninterrupted_run() {
+    let d = scratch("resume");
+    let (a, b) = (d.join("a"), d.join("b"));
+    let common = ["--model", SMALL, "--limit", "300", "--batch", "32", "--seed", "7"];
+    ok(&run(&[&["train", "--epochs", "2", "--out", s(&a)][..], &common[..]].concat()));
+    ok(&run(&[&["train", "--epochs", "1", "--out", s(&b)][..], &common[..]].concat()));
+    let mid = std::fs::read(b.join("model.safetensors")).unwrap();
+    assert_ne!(mid, std::fs::read(a.join("model.safetensors")).unwrap());
+    ok(&run(&["train", "--resume", s(&b), "--epochs", "2"]));
+    for f in ["model.safetensors", "state.safetensors"] {
+        assert!(std::fs::read(a.join(f)).unwrap() == std::fs::read(b.join(f)).unwrap(), "{f} differs after resume");
+    }
+    let metrics = |dir: &std::path::Path| -> Vec<String> {
+        let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+        // Everything but images/s (a timing) must agree.
+        csv.lines().map(|l| l.rsplit_once(',').unwrap().0.to_string()).collect()
+    };
+    assert_eq!(metrics(&a), metrics(&b));
+}
+
+/// The thread count changes nothing in the results.
+#[test]
+fn one_and_two_threads_give_the_same_checkpoint() {
+    let d = scratch("threads");
+    let (a, b) = (d.join("t1"), d.join("t2"));
+    ok(&run(&["train", "--model", SMALL, "--limit", "200", "--epochs", "1", "--threads", "1", "--out", s(&a)]));
+    ok(&run(&["train", "--model", SMALL, "--limit", "200", "--epochs", "1", "--threads", "2", "--out", s(&b)]));
+    assert!(std::fs::read(a.join("model.safetensors")).unwrap() == std::fs::read(b.join("model.safetensors")).unwrap());
+}
+
+/// A loss that blows up stops training with the step named, and the last good checkpoint stays.
+#[test]
+fn diverging_loss_stops_and_keeps_last_checkpoint() {
+    let d = scratch("nan");
+    let out = d.join("run");
+    let o = run(&["train", "--model", SMALL, "--limit", "256", "--epochs", "2", "--lr", "1e30", "--out", s(&out)]);
+    fails(&o, &["loss became", "step", "model.safetensors", "epoch 0"]);
+    let f = cnn_as_mlp::checkpoint::Stored::read(&out.join("model.safetensors")).unwrap();
+    assert_eq!(f.meta("epoch").unwrap(), "0");
+    assert!(listing(&out).iter().all(|n| !n.starts_with('.')), "temporary files left: {:?}", listing(&out));
+}
+
+/// A directory of raw IDX files trains like the embedded set.
+#[test]
+fn trains_on_a_directory_of_raw_idx_files() {
+    let d = scratch("idxdir");
+    write_idx_dir(&d, 40, 20);
+    let out = d.join("run");
+    let o = run(&["train", "--model", SMALL, "--data", s(&d), "--epochs", "1", "--out", s(&out)]);
+    ok(&o);
+    assert!(stdout(&o).contains("(40 train, 20 test)"), "{}", stdout(&o));
+}
+
+/// `--init` starts from given parameters: zero epochs of change means the same tensors come back.
+#[test]
+fn init_from_a_checkpoint_starts_there() {
+    let d = scratch("init-ok");
+    let (a, b) = (d.join("a"), d.join("b"));
+    ok(&run(&["train", "--model", SMALL, "--limit", "128", "--epochs", "1", "--out", s(&a)]));
+    let p = a.join("model.safetensors");
+    let o = run(&[
+        "train",
+        "--model",
+        SMALL,
+        "--limit",
+        "128",
+        "--epochs",
+        "1",
+        "--lr",
+        "0",
+        "--init",
+        s(&p),
+        "--out",
+        s(&b),
+    ]);
+    ok(&o);
+    let (fa, fb) = (
+        cnn_as_mlp::checkpoint::Stored::read(&p).unwrap(),
+        cnn_as_mlp::checkpoint::Stored::read(&b.join("model.safetensors")).unwrap(),
+    );
+    for n in fa.names() {
+        assert_eq!(fa.f32_tensor(&n, None).unwrap(), fb.f32_tensor(&n, None).unwrap(), "{n}");
+    }
+    assert!(std::fs::read(b.join("curves.png")).unwrap().starts_with(b"\x89PNG"));
+}
