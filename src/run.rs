@@ -20,7 +20,7 @@ use crate::loss::Loss;
 use crate::network::{Engine, Network};
 use crate::optim::DecayMode;
 use crate::spec::{Spec, SpecError};
-use crate::train::{EpochMetrics, Hyper, Trainer};
+use crate::train::{EpochMetrics, Hyper, LrSchedule, Trainer};
 
 pub const MODEL_FILE: &str = "model.safetensors";
 pub const STATE_FILE: &str = "state.safetensors";
@@ -70,6 +70,7 @@ impl RunConfig {
         put("loss", h.loss.name().into());
         put("init", h.init.name().into());
         put("lr", h.lr.to_string());
+        put("lr_schedule", h.schedule.name().into());
         put("momentum", h.momentum.to_string());
         put("weight_decay", h.weight_decay.to_string());
         put("decay_mode", h.decay_mode.name().into());
@@ -97,6 +98,8 @@ impl RunConfig {
         };
         let decay_mode = DecayMode::from_name(f.meta("decay_mode")?)
             .ok_or_else(|| invalid("decay_mode", f.meta("decay_mode").unwrap_or("")))?;
+        let schedule = LrSchedule::from_name(f.meta("lr_schedule")?)
+            .ok_or_else(|| invalid("lr_schedule", f.meta("lr_schedule").unwrap_or("")))?;
         let limit = match f.meta("limit")? {
             "" => None,
             _ => Some(f.meta_parse("limit")?),
@@ -108,6 +111,7 @@ impl RunConfig {
             limit,
             hyper: Hyper {
                 lr: f.meta_parse("lr")?,
+                schedule,
                 momentum: f.meta_parse("momentum")?,
                 weight_decay: f.meta_parse("weight_decay")?,
                 decay_mode,

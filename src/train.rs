@@ -17,10 +17,42 @@ use crate::loss::{Loss, Targets};
 use crate::network::Network;
 use crate::optim::{DecayMode, Sgd};
 
+/// How the learning rate moves over the epochs of a run. The rate is set at the start of each epoch from
+/// the epoch number and the run's total, so a resumed run follows the same schedule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LrSchedule {
+    /// `η_e = η` (the PyTorch peer's).
+    Constant,
+    /// `η_e = η · ½ (1 + cos(π e / E))` for epoch `e = 0 … E − 1`: from `η` down towards 0.
+    Cosine,
+}
+
+impl LrSchedule {
+    pub fn name(self) -> &'static str {
+        match self {
+            LrSchedule::Constant => "constant",
+            LrSchedule::Cosine => "cosine",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Self> {
+        [LrSchedule::Constant, LrSchedule::Cosine].into_iter().find(|l| l.name() == s)
+    }
+
+    /// The learning rate of epoch `epoch` (0-based) of `epochs`, from the base rate `lr`.
+    pub fn lr(self, lr: f64, epoch: usize, epochs: usize) -> f64 {
+        match self {
+            LrSchedule::Constant => lr,
+            LrSchedule::Cosine => lr * 0.5 * (1.0 + (std::f64::consts::PI * epoch as f64 / epochs.max(1) as f64).cos()),
+        }
+    }
+}
+
 /// Training hyperparameters.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Hyper {
     pub lr: f64,
+    pub schedule: LrSchedule,
     pub momentum: f64,
     pub weight_decay: f64,
     pub decay_mode: DecayMode,
@@ -32,17 +64,19 @@ pub struct Hyper {
 }
 
 impl Hyper {
-    /// The defaults of a model name: `lenet5` (SGD lr 0.05, momentum 0.9, weight decay 1e-4, batch 64,
+    /// The defaults of a model name: `lenet5` (SGD lr 0.05 on a cosine schedule, momentum 0.9, weight decay
+    /// 1e-4, batch 64, 12 epochs,
     /// cross-entropy, PyTorch's default init), `seed` (plain SGD lr 3.0, batch 16, ½‖h − y‖², Xavier-normal
     /// init, 10 epochs); any other spec takes lenet5's.
     pub fn preset(model: &str) -> Hyper {
         let lenet5 = Hyper {
             lr: 0.05,
+            schedule: LrSchedule::Cosine,
             momentum: 0.9,
             weight_decay: 1e-4,
             decay_mode: DecayMode::PerParameter,
             batch: 64,
-            epochs: 8,
+            epochs: 12,
             loss: Loss::CrossEntropy,
             init: Init::TorchDefault,
             seed: 0,
@@ -50,6 +84,7 @@ impl Hyper {
         match model.trim() {
             "seed" => Hyper {
                 lr: 3.0,
+                schedule: LrSchedule::Constant,
                 momentum: 0.0,
                 weight_decay: 0.0,
                 batch: 16,
@@ -140,6 +175,7 @@ impl Trainer {
         let mut order: Vec<usize> = (0..n).collect();
         order.shuffle(&mut epoch_rng(self.hyper.seed, self.epoch));
         let steps = n.div_ceil(b);
+        self.sgd.lr = self.hyper.schedule.lr(self.hyper.lr, self.epoch, self.hyper.epochs);
         let mut grads = self.net.zero_grads();
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
         let start = Instant::now();

@@ -12,7 +12,7 @@ use crate::network::Network;
 use crate::optim::DecayMode;
 use crate::run::{self, MODEL_FILE, RunConfig};
 use crate::spec::Spec;
-use crate::train::{EpochMetrics, Hyper, StepProgress, TrainError, Trainer};
+use crate::train::{EpochMetrics, Hyper, LrSchedule, StepProgress, TrainError, Trainer};
 
 #[derive(clap::Args, Debug)]
 pub struct TrainArgs {
@@ -29,6 +29,9 @@ pub struct TrainArgs {
     batch: Option<usize>,
     #[arg(long)]
     lr: Option<f64>,
+    /// constant or cosine (from --lr down towards 0 over the epochs); presets carry their own.
+    #[arg(long, value_name = "SCHEDULE")]
+    lr_schedule: Option<String>,
     #[arg(long)]
     momentum: Option<f64>,
     #[arg(long)]
@@ -52,7 +55,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "RUN_DIR")]
     out: Option<PathBuf>,
     /// Continue the run in this directory, bit-identically to an uninterrupted run.
-    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["model", "data", "batch", "lr", "momentum", "weight_decay", "decay_mode", "loss", "seed", "init", "limit", "out"])]
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["model", "data", "batch", "lr", "lr_schedule", "momentum", "weight_decay", "decay_mode", "loss", "seed", "init", "limit", "out"])]
     resume: Option<PathBuf>,
     #[command(flatten)]
     common: Common,
@@ -130,6 +133,10 @@ fn fresh_run(a: &TrainArgs, engine: crate::network::Engine) -> Result<(RunConfig
     h.lr = finite("lr", a.lr.unwrap_or(h.lr))?;
     h.momentum = finite("momentum", a.momentum.unwrap_or(h.momentum))?;
     h.weight_decay = finite("weight-decay", a.weight_decay.unwrap_or(h.weight_decay))?;
+    if let Some(l) = &a.lr_schedule {
+        h.schedule = LrSchedule::from_name(l)
+            .ok_or_else(|| CliError::other(format!("--lr-schedule {l:?}: expected constant or cosine")))?;
+    }
     if let Some(d) = &a.decay_mode {
         h.decay_mode = DecayMode::from_name(d)
             .ok_or_else(|| CliError::other(format!("--decay-mode {d:?}: expected per-parameter or expanded")))?;
