@@ -41,7 +41,6 @@ fn conv2_products(c: &mut Criterion) {
     let dy = random(BATCH * rows, 3);
     let mut y = vec![0.0f32; BATCH * rows];
     let mut dx = vec![0.0f32; BATCH * cols];
-    let mut dw = vec![0.0f32; m.nnz()];
     let mut dtheta = vec![0.0f32; m.n_params()];
 
     let mut group = c.benchmark_group("lenet_conv2_b64");
@@ -55,12 +54,6 @@ fn conv2_products(c: &mut Criterion) {
     let mut scratch = Vec::new();
     group.bench_function("tied_param_grad", |b| {
         b.iter(|| kernels::param_grad(&m, black_box(&x), black_box(&dy), &mut dtheta, &mut scratch, BATCH))
-    });
-    group.bench_function("tied_param_grad_per_nonzero", |b| {
-        b.iter(|| {
-            kernels::nonzero_grad(&m, black_box(&x), black_box(&dy), &mut dw, BATCH);
-            kernels::scatter_grad(&m, &dw, &mut dtheta);
-        })
     });
     // The same FLOPs as one dense GEMM: [B·positions, c_in·k²] @ [c_in·k², c_out] (the im2col shape).
     let positions = g.h_out() * g.w_out();

@@ -210,10 +210,10 @@ fn conv_row_groups_are_output_channels_at_one_position() {
     assert_eq!(m.groups_t().len(), 25);
 }
 
-/// Checks proofs/T3: the fused parameter gradient (GEMM per row group, partial sums per fixed chunk) equals the
-/// per-nonzero gradient followed by the scatter, exactly on small integers, for every padding mode.
+/// Checks proofs/T3: the parameter gradient equals the per-nonzero gradient followed by the scatter, exactly on
+/// small integers, for every padding mode, and adds to what the gradient buffer held.
 #[test]
-fn fused_param_grad_equals_nonzero_grad_then_scatter() {
+fn param_grad_equals_nonzero_grad_then_scatter() {
     let mut rng = StdRng::seed_from_u64(17);
     for mode in PaddingMode::ALL {
         for (c_in, c_out, k, stride, pad, dil) in
@@ -231,9 +231,9 @@ fn fused_param_grad_equals_nonzero_grad_then_scatter() {
             kernels::nonzero_grad(&m, &x, &dy, &mut dw, batch);
             let mut expected = vec![1.0; m.n_params()];
             kernels::scatter_grad(&m, &dw, &mut expected);
-            let mut fused = vec![1.0; m.n_params()];
-            kernels::param_grad(&m, &x, &dy, &mut fused, &mut Vec::new(), batch);
-            assert_eq!(fused, expected, "{g:?}");
+            let mut combined = vec![1.0; m.n_params()];
+            kernels::param_grad(&m, &x, &dy, &mut combined, &mut Vec::new(), batch);
+            assert_eq!(combined, expected, "{g:?}");
             assert!(expected.iter().any(|&v| v != 1.0));
         }
     }

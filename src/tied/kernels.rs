@@ -126,78 +126,15 @@ pub fn scatter_grad<T: Real>(m: &TiedMatrix, dw: &[T], dtheta: &mut [T]) {
     }
 }
 
-/// Number of fixed chunks of row groups whose parameter gradients are summed separately, then added in
-/// chunk order: a partition that does not depend on the number of threads.
-const GRAD_CHUNKS: usize = 64;
-
-/// `d_θ += ∂J/∂θ` for `y = W x`, equal (up to the order of the sums) to [`nonzero_grad`] then
+/// `d_θ += ∂J/∂θ` for `y = W x`: [`nonzero_grad`] into `scratch` (nnz values, reused between calls), then
 /// [`scatter_grad`].
-///
-/// When the parameters are few against the nonzeros (a convolution), the row groups are cut into
-/// [`GRAD_CHUNKS`] fixed chunks; each chunk computes its groups' blocks `dW_g = d_y[:, R_g]ᵀ x[:, C_g]` by GEMM
-/// and scatters them into its own partial `d_θ`; the partials are then added in chunk order. No gradient is
-/// stored per nonzero, and the bits do not depend on the number of threads. Otherwise (a locally connected
-/// layer: one parameter per nonzero) it runs the per-nonzero path. `scratch` is reused between calls.
 pub fn param_grad<T: Real>(m: &TiedMatrix, x: &[T], dy: &[T], dtheta: &mut [T], scratch: &mut Vec<T>, batch: usize) {
-    let (rows, cols) = m.shape();
-    assert_eq!(x.len(), batch * cols, "param_grad: x has {} values, expected {batch} x {cols}", x.len());
-    assert_eq!(dy.len(), batch * rows, "param_grad: dy has {} values, expected {batch} x {rows}", dy.len());
-    assert_eq!(
-        dtheta.len(),
-        m.n_params(),
-        "param_grad: dθ has {} values for {} parameters",
-        dtheta.len(),
-        m.n_params()
-    );
-    let n_params = m.n_params();
-    let groups = m.groups();
-    let n_chunks = GRAD_CHUNKS.min(groups.len());
-    if n_params == 0 || n_chunks == 0 {
+    if m.n_params() == 0 {
         return;
     }
-    if n_params * n_chunks > 4 * m.nnz() {
-        scratch.resize(m.nnz(), T::zero());
-        nonzero_grad(m, x, dy, scratch, batch);
-        scatter_grad(m, scratch, dtheta);
-        return;
-    }
-    let map = m.map();
-    let indptr = map.indptr();
-    let indptr = indptr.raw_storage();
-    let (indices, codes) = (map.indices(), map.data());
-    scratch.clear();
-    scratch.resize(n_chunks * n_params, T::zero());
-    let per_chunk = groups.len().div_ceil(n_chunks);
-    scratch.par_chunks_mut(n_params).enumerate().for_each_init(Vec::<T>::new, |block, (chunk, partial)| {
-        let end = ((chunk + 1) * per_chunk).min(groups.len());
-        for g in chunk * per_chunk..end {
-            let grows = groups.group(g);
-            let first = grows[0] as usize;
-            let gcols = &indices[indptr[first] as usize..indptr[first + 1] as usize];
-            let (n, gsize) = (gcols.len(), grows.len());
-            // block (G, n): block[gi·n + j] = Σ_b d_y[b, R_gi] · x[b, C_j].
-            block.clear();
-            block.resize(n * gsize, T::zero());
-            block_dots_dispatch(block, dy, grows, x, gcols, batch);
-            // d_θ[p] += block entry of every nonzero copying p (compounds: each parameter they sum).
-            for (gi, &r) in grows.iter().enumerate() {
-                let k0 = indptr[r as usize] as usize;
-                for (j, &code) in codes[k0..k0 + n].iter().enumerate() {
-                    let d = block[gi * n + j];
-                    match m.decode(code) {
-                        super::Entry::Param(p) => partial[p as usize] += d,
-                        super::Entry::Const(_) => {}
-                        super::Entry::Sum(ids) => ids.iter().for_each(|&p| partial[p as usize] += d),
-                    }
-                }
-            }
-        }
-    });
-    for partial in scratch.chunks_exact(n_params) {
-        for (t, &v) in dtheta.iter_mut().zip(partial) {
-            *t += v;
-        }
-    }
+    scratch.resize(m.nnz(), T::zero());
+    nonzero_grad(m, x, dy, scratch, batch);
+    scatter_grad(m, scratch, dtheta);
 }
 
 /// `y[:, r] = bias(r) + Σ_{k in row r} value(code[k]) · x[:, col(k)]`, row group by row group.
@@ -302,80 +239,6 @@ fn accumulate_rows<T: Real, const R: usize>(acc: &mut [T], w: &[T], cols: &[u32]
     }
 }
 
-/// `block[g·n + j] = Σ_b d_y[b, rows[g]] · x[b, cols[j]]`: a group's gradient block, (G, n) row-major. Register
-/// blocks of 2 rows × 4 columns × 8 lanes; each sum runs in 8 lanes over the batch, then lane by lane, then
-/// the tail: a fixed order.
-#[inline(always)]
-fn block_dots<T: Real>(block: &mut [T], dy: &[T], rows: &[u32], x: &[T], cols: &[u32], batch: usize) {
-    let n = cols.len();
-    let mut g0 = 0;
-    while g0 < rows.len() {
-        let gr = (rows.len() - g0).min(2);
-        let mut j0 = 0;
-        while j0 < n {
-            let jc = (n - j0).min(4);
-            if gr == 2 && jc == 4 {
-                block_dots_tile::<T, 2, 4>(block, dy, &rows[g0..g0 + 2], x, &cols[j0..j0 + 4], batch, n, g0, j0);
-            } else {
-                for gi in g0..g0 + gr {
-                    let d = &dy[rows[gi] as usize * batch..(rows[gi] as usize + 1) * batch];
-                    for j in j0..j0 + jc {
-                        block[gi * n + j] = dot(d, &x[cols[j] as usize * batch..(cols[j] as usize + 1) * batch]);
-                    }
-                }
-            }
-            j0 += jc;
-        }
-        g0 += gr;
-    }
-}
-
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn block_dots_tile<T: Real, const R: usize, const J: usize>(
-    block: &mut [T],
-    dy: &[T],
-    rows: &[u32],
-    x: &[T],
-    cols: &[u32],
-    batch: usize,
-    n: usize,
-    g0: usize,
-    j0: usize,
-) {
-    const L: usize = 8;
-    let mut lanes = [[[T::zero(); L]; J]; R];
-    let full = batch - batch % L;
-    let mut b0 = 0;
-    while b0 < full {
-        let xs: [&[T; L]; J] =
-            std::array::from_fn(|j| x[cols[j] as usize * batch + b0..][..L].try_into().expect("L values"));
-        for r in 0..R {
-            let d: &[T; L] = dy[rows[r] as usize * batch + b0..][..L].try_into().expect("L values");
-            for j in 0..J {
-                for l in 0..L {
-                    lanes[r][j][l] += d[l] * xs[j][l];
-                }
-            }
-        }
-        b0 += L;
-    }
-    for r in 0..R {
-        let d = &dy[rows[r] as usize * batch..(rows[r] as usize + 1) * batch];
-        for j in 0..J {
-            let xc = &x[cols[j] as usize * batch..(cols[j] as usize + 1) * batch];
-            let mut s = T::zero();
-            for l in lanes[r][j] {
-                s += l;
-            }
-            for b in full..batch {
-                s += d[b] * xc[b];
-            }
-            block[(g0 + r) * n + j0 + j] = s;
-        }
-    }
-}
-
 /// `dw[j] = d_y · x[:, cols[j]]` for one row.
 #[inline(always)]
 fn dots<T: Real>(dw: &mut [T], dy: &[T], cols: &[u32], x: &[T], batch: usize) {
@@ -397,22 +260,6 @@ unsafe fn accumulate_avx2<T: Real>(acc: &mut [T], w: &[T], cols: &[u32], x: &[T]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dots_avx2<T: Real>(dw: &mut [T], dy: &[T], cols: &[u32], x: &[T], batch: usize) {
     dots(dw, dy, cols, x, batch)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn block_dots_avx2<T: Real>(block: &mut [T], dy: &[T], rows: &[u32], x: &[T], cols: &[u32], batch: usize) {
-    block_dots(block, dy, rows, x, cols, batch)
-}
-
-#[inline]
-fn block_dots_dispatch<T: Real>(block: &mut [T], dy: &[T], rows: &[u32], x: &[T], cols: &[u32], batch: usize) {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: the CPU has AVX2 and FMA (checked above).
-        return unsafe { block_dots_avx2(block, dy, rows, x, cols, batch) };
-    }
-    block_dots(block, dy, rows, x, cols, batch)
 }
 
 #[inline]
