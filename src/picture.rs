@@ -335,11 +335,13 @@ pub fn matrix_png(t: &TiedMatrix, info: &LayerInfo, max_px: usize) -> Result<Vec
     let title = format!("layer {} {}: compiled {kind} matrix W, {rows}×{cols}", info.index, info.name);
     let lines = [
         format!(
-            "nnz {} · {} shared parameters · rows = outputs {} · columns = inputs {}",
+            "nnz {} · {} shared parameters · rows = outputs {} (0…{}, top down) · columns = inputs {} (0…{}, left to right)",
             t.nnz(),
             t.n_params(),
             info.output,
-            info.input
+            rows - 1,
+            info.input,
+            cols - 1
         ),
         match scale {
             Fit::Down(s) if s > 1 && t.n_params() == 0 => format!(
@@ -360,7 +362,7 @@ pub fn matrix_png(t: &TiedMatrix, info: &LayerInfo, max_px: usize) -> Result<Vec
     let text_w = lines.iter().map(|l| text_width(l, 14.0)).chain([text_width(&title, 18.0)]).max().unwrap_or(0);
     let w = (margin + mw + 24 + legend_w + margin).max(text_w + 2 * margin);
     let legend_h = legend_rows.len() * 18;
-    let h = top + mh.max(legend_h) + 34;
+    let h = top + mh.max(legend_h) + margin;
     let mut c = Canvas::new(w, h);
     c.text(title, margin, 8, 18.0, true);
     for (i, l) in lines.iter().enumerate() {
@@ -392,13 +394,6 @@ pub fn matrix_png(t: &TiedMatrix, info: &LayerInfo, max_px: usize) -> Result<Vec
         }
     }
     c.frame(x0, y0, mw, mh, BLACK_RGB);
-    c.text(
-        format!("↓ row 0…{} (outputs)   → column 0…{} (inputs)", rows - 1, cols - 1),
-        margin,
-        y0 + mh + 8,
-        13.0,
-        false,
-    );
     legend(&mut c, x0 + mw + 24, y0, &legend_rows);
     c.png()
 }
@@ -475,6 +470,14 @@ impl Maps {
             let (px, py) = self.at(ch, y, x);
             c.rect(x0 + px, y0 + py, inner, inner, colours(f).unwrap_or(EMPTY_CELL));
         }
+    }
+
+    /// A ring of `colour` around cell `f` (makes small cells visible).
+    fn ring(&self, c: &mut Canvas, x0: usize, y0: usize, f: usize, colour: Rgb) {
+        let (ch, y, x) = LayerInfo::position(self.shape, f);
+        let (px, py) = self.at(ch, y, x);
+        let inner = if self.cell >= 4 { self.cell - 1 } else { self.cell };
+        c.frame(x0 + px, y0 + py, inner, inner, colour);
     }
 
     /// A red ring around cell `f`.
@@ -585,6 +588,13 @@ pub fn star_png(t: &TiedMatrix, info: &LayerInfo, node: usize, size: usize) -> R
     out_maps.draw(&mut c, lx, y3, &|f| fwd_col[f]);
     in_maps.draw(&mut c, rx, y3, &node_colour);
     in_maps.mark(&mut c, rx, y3, node);
+    if cell < 6 {
+        for (spokes, x0, y0) in [(&fwd, lx, y3), (&bwd, rx, y)] {
+            for &(r, code) in spokes.iter() {
+                out_maps.ring(&mut c, x0, y0, r, star_key(t, info, code).0);
+            }
+        }
+    }
     let mut y4 = y3 + row_h;
 
     if conv {
