@@ -19,6 +19,7 @@ pub mod layers;
 pub mod loss;
 pub mod network;
 pub mod optim;
+pub mod picture;
 pub mod plot;
 pub mod reference;
 pub mod run;

@@ -5,6 +5,7 @@
 
 mod eval;
 mod grad;
+mod show;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +33,8 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// Loss and gradients of one batch, to cross-check against PyTorch.
     Grad(grad::GradArgs),
+    /// Picture of a layer's compiled sparse matrix, or of one input node's star.
+    Show(show::ShowArgs),
 }
 
 /// A user-facing error: its Display is one line.
@@ -128,6 +131,7 @@ pub fn main() -> i32 {
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Grad(a) => grad::run(a),
+        Command::Show(a) => show::run(a),
     };
     match result {
         Ok(()) => 0,

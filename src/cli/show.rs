@@ -1,0 +1,93 @@
+//! `cnn-as-mlp show`: a picture of a layer's compiled matrix, or the star of one input node.
+
+use std::path::PathBuf;
+
+use super::CliError;
+use crate::checkpoint;
+use crate::network::{Engine, Network};
+use crate::picture::{self, LayerInfo};
+use crate::spec::{Layer, Spec};
+
+#[derive(clap::Args, Debug)]
+pub struct ShowArgs {
+    /// lenet5, seed, or a model spec string.
+    #[arg(long)]
+    model: String,
+    /// The layer (0-based position after the input shape; activations and pools count).
+    #[arg(long, value_name = "I")]
+    layer: usize,
+    /// The PNG file to write.
+    #[arg(long, value_name = "FILE.png")]
+    out: PathBuf,
+    /// Draw the star of input node K (column K of W and row K of Wᵀ) instead of the whole matrix.
+    #[arg(long, value_name = "K")]
+    node: Option<usize>,
+    /// Largest side of the matrix drawing, or (with --node) the width of the two feature-map panels, in pixels.
+    #[arg(long, value_name = "PX", default_value_t = 800)]
+    size: usize,
+}
+
+/// Smallest and largest `--size`.
+const SIZE_RANGE: (usize, usize) = (100, 4000);
+
+pub fn run(a: ShowArgs) -> Result<(), CliError> {
+    if a.size < SIZE_RANGE.0 || a.size > SIZE_RANGE.1 {
+        return Err(CliError::other(format!(
+            "--size {}: must be between {} and {} pixels",
+            a.size, SIZE_RANGE.0, SIZE_RANGE.1
+        )));
+    }
+    let spec = Spec::parse(&a.model)?;
+    let n = spec.layers.len();
+    if a.layer >= n {
+        return Err(CliError::other(format!(
+            "--layer {}: out of range, the model has {n} layers (0 to {})",
+            a.layer,
+            n.saturating_sub(1)
+        )));
+    }
+    let layer = spec.layers[a.layer];
+    let (kind, axes): (&str, Vec<&'static str>) = match layer {
+        Layer::Conv { .. } => ("conv", vec!["o", "i", "ky", "kx"]),
+        Layer::Local { .. } => ("local", vec!["o", "oy", "ox", "i", "ky", "kx"]),
+        Layer::MaxPool { .. } | Layer::AvgPool { .. } => ("pool", Vec::new()),
+        Layer::Dense { .. } => ("dense", Vec::new()),
+        Layer::Act(_) => ("activation", Vec::new()),
+    };
+    let net = Network::<f32>::new(&spec, Engine::Sparse);
+    let Some(t) = net.map(a.layer).and_then(|m| m.tied()) else {
+        return Err(CliError::other(format!(
+            "--layer {}: `{layer}` is {} {kind} layer and has no compiled sparse matrix (only conv, local, maxpool and avgpool layers have one)",
+            a.layer,
+            if kind == "activation" { "an" } else { "a" }
+        )));
+    };
+    let info = LayerInfo {
+        index: a.layer,
+        name: layer.to_string(),
+        input: net.shapes()[a.layer],
+        output: net.shapes()[a.layer + 1],
+        weight_shape: net
+            .map(a.layer)
+            .and_then(|m| m.param_shapes().first().cloned())
+            .map_or_else(Vec::new, |w| if w.0 == "weight" { w.1 } else { Vec::new() }),
+        axes,
+    };
+    let png = match a.node {
+        Some(k) if k >= t.shape().1 => {
+            return Err(CliError::other(format!(
+                "--node {k}: out of range, layer {} `{layer}` has {} inputs ({}), nodes 0 to {}",
+                a.layer,
+                t.shape().1,
+                info.input,
+                t.shape().1 - 1
+            )));
+        }
+        Some(k) => picture::star_png(t, &info, k, a.size.max(600)),
+        None => picture::matrix_png(t, &info, a.size),
+    }
+    .map_err(CliError::other)?;
+    checkpoint::write_atomic(&a.out, &png)?;
+    println!("show: wrote {} (layer {} `{layer}`, {} bytes)", a.out.display(), a.layer, png.len());
+    Ok(())
+}
