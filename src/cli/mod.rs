@@ -3,6 +3,7 @@
 //! Every failure is one line on stderr, `error: …`, naming the file or value and what was wrong, and the
 //! exit code is 2; no partial output file is left behind (outputs are written atomically).
 
+mod compare;
 mod eval;
 mod grad;
 mod train;
@@ -32,6 +33,8 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// Loss and gradients of one batch, to cross-check against PyTorch.
     Grad(grad::GradArgs),
+    /// Time, memory and agreement of the sparse, direct and im2col formulations, layer by layer.
+    Compare(compare::CompareArgs),
 }
 
 /// A user-facing error: its Display is one line.
@@ -128,6 +131,7 @@ pub fn main() -> i32 {
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Grad(a) => grad::run(a),
+        Command::Compare(a) => compare::run(a),
     };
     match result {
         Ok(()) => 0,
