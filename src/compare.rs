@@ -110,13 +110,16 @@ fn split_top_level(s: &str) -> Vec<&str> {
 /// (`"16x8x8 > conv(8,3,pad=1)"`; conv, local, maxpool or avgpool).
 pub fn select(sel: &str) -> Result<Vec<Case>, String> {
     let grid = grid();
-    match sel.trim() {
-        "all" => return Ok(grid),
-        "lenet" => return Ok(grid.into_iter().filter(|c| LENET.contains(&c.name.as_str())).collect()),
-        _ => {}
-    }
     let mut out = Vec::new();
     for item in split_top_level(sel) {
+        match item {
+            "all" => out.extend(grid.iter().cloned()),
+            "lenet" => out.extend(grid.iter().filter(|c| LENET.contains(&c.name.as_str())).cloned()),
+            _ => {}
+        }
+        if item == "all" || item == "lenet" {
+            continue;
+        }
         if let Some(c) = grid.iter().find(|c| c.name == item) {
             out.push(c.clone());
             continue;
@@ -640,8 +643,8 @@ pub mod plot {
             .configure_mesh()
             .x_desc("MFLOP per product (2·nnz·batch)")
             .y_desc(y_desc)
-            .x_label_formatter(&|v| format!("{v:.3}"))
-            .y_label_formatter(&|v| format!("{v:.2e}"))
+            .x_label_formatter(&|v| short(*v))
+            .y_label_formatter(&|v| short(*v))
             .draw()?;
         for (name, c, pts) in series {
             let c = *c;
@@ -658,6 +661,18 @@ pub mod plot {
             .position(SeriesLabelPosition::UpperLeft)
             .draw()?;
         Ok(())
+    }
+
+    /// An axis label: plain decimals between 0.01 and 10⁴, `1e6` style outside.
+    fn short(v: f64) -> String {
+        if v == 0.0 {
+            "0".into()
+        } else if (0.01..10_000.0).contains(&v.abs()) {
+            let t = format!("{v:.3}");
+            t.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            format!("{v:.0e}")
+        }
     }
 
     fn sorted(mut v: Vec<(f64, f64)>) -> Vec<(f64, f64)> {
@@ -806,6 +821,7 @@ mod tests {
         assert_eq!(select("lenet").unwrap().len(), 4);
         let v = select("1x1, 4x8x8 > conv(2,3)").unwrap();
         assert_eq!(v.len(), 2);
+        assert_eq!(select("lenet,1x1").unwrap().len(), 5);
         assert_eq!(v[1].output(), Shape { c: 2, h: 6, w: 6 });
         assert!(select("conv9").unwrap_err().contains("conv9"));
         assert!(select("4x8x8 > dense(3)").is_err());
