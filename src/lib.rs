@@ -11,6 +11,7 @@
 pub mod activation;
 pub mod checkpoint;
 pub mod cli;
+pub mod compare;
 pub mod data;
 pub mod gemm;
 pub mod geometry;

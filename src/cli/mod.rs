@@ -1,8 +1,9 @@
-//! The `cnn-as-mlp` command: `train`, `eval`, `grad`.
+//! The `cnn-as-mlp` command: `train`, `eval`, `grad`, `show`, `compare`.
 //!
 //! Every failure is one line on stderr, `error: …`, naming the file or value and what was wrong, and the
 //! exit code is 2; no partial output file is left behind (outputs are written atomically).
 
+mod compare;
 mod eval;
 mod grad;
 mod show;
@@ -35,6 +36,8 @@ pub enum Command {
     Grad(grad::GradArgs),
     /// Picture of a layer's compiled sparse matrix, or of one input node's star.
     Show(show::ShowArgs),
+    /// Time, memory and agreement of the sparse, direct and im2col formulations, layer by layer.
+    Compare(compare::CompareArgs),
 }
 
 /// A user-facing error: its Display is one line.
@@ -132,6 +135,7 @@ pub fn main() -> i32 {
         Command::Eval(a) => eval::run(a),
         Command::Grad(a) => grad::run(a),
         Command::Show(a) => show::run(a),
+        Command::Compare(a) => compare::run(a),
     };
     match result {
         Ok(()) => 0,

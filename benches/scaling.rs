@@ -1,5 +1,6 @@
-//! What does one LeNet-5 training step (forward, loss, backward, SGD) cost at batch 64, per engine and
-//! thread count? Throughput is in images per second. Run: `cargo bench --bench train_step`.
+//! How does one LeNet-5 training step (forward, loss, backward, SGD) at batch 64 scale from 1 to 2 threads,
+//! on each engine (sparse, direct, im2col)? Throughput is in images per second. Run:
+//! `cargo bench --bench scaling`.
 
 use cnn_as_mlp::init::{Init, init_params};
 use cnn_as_mlp::loss::{Loss, Targets};
@@ -20,7 +21,7 @@ fn lenet_step(c: &mut Criterion) {
     let y: Vec<usize> = (0..BATCH).map(|_| rng.random_range(0..10)).collect();
     let mut group = c.benchmark_group("lenet5_train_step_b64");
     group.throughput(Throughput::Elements(BATCH as u64));
-    for engine in [Engine::Sparse] {
+    for engine in Engine::ALL {
         for threads in [1, 2] {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             let mut net = Network::<f32>::new(&spec, engine);

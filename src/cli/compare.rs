@@ -1,0 +1,97 @@
+//! `cnn-as-mlp compare`: the tied sparse formulation against direct convolution and im2col, layer by
+//! layer (see [`crate::compare`]). Writes `compare.md`, `compare.csv`, `compare-time.png` and
+//! `compare-memory.png` into the output directory and prints the Markdown table.
+
+use std::path::PathBuf;
+
+use super::CliError;
+use crate::checkpoint;
+use crate::compare::{self, Config};
+
+#[derive(clap::Args, Debug)]
+pub struct CompareArgs {
+    /// Batch size [default: 64].
+    #[arg(long, value_name = "B", allow_hyphen_values = true)]
+    batch: Option<String>,
+    /// Worker threads of the rayon pool everything runs in [default: 2].
+    #[arg(long, value_name = "T", allow_hyphen_values = true)]
+    threads: Option<String>,
+    /// Timed repeats after one warm-up; the median is reported [default: 5].
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    repeats: Option<String>,
+    /// Output directory [default: runs/compare-UNIXTIME].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// all, lenet, or a comma-separated list of grid names and one-layer specs ("16x8x8 > conv(8,3)").
+    #[arg(long, value_name = "all|lenet|LIST", default_value = "all")]
+    layers: String,
+    /// Largest index structure to build, in bytes (k, M, G, KiB, MiB, GiB suffixes) [default: half of
+    /// MemAvailable, or 8 GiB].
+    #[arg(long, value_name = "BYTES", allow_hyphen_values = true)]
+    memory_limit: Option<String>,
+    /// Seed of the random inputs and parameters [default: 0].
+    #[arg(long, allow_hyphen_values = true)]
+    seed: Option<String>,
+}
+
+fn positive(name: &str, v: &Option<String>, default: usize) -> Result<usize, CliError> {
+    match v {
+        None => Ok(default),
+        Some(s) => match s.trim().parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(CliError::other(format!("--{name} {s:?}: expected a positive integer"))),
+        },
+    }
+}
+
+pub fn run(a: CompareArgs) -> Result<(), CliError> {
+    let batch = positive("batch", &a.batch, 64)?;
+    let threads = positive("threads", &a.threads, 2)?;
+    let repeats = positive("repeats", &a.repeats, 5)?;
+    let seed = match &a.seed {
+        None => 0,
+        Some(s) => {
+            s.trim().parse::<u64>().map_err(|_| CliError::other(format!("--seed {s:?}: expected an integer")))?
+        }
+    };
+    let memory_limit = match &a.memory_limit {
+        None => compare::default_memory_limit(),
+        Some(s) => compare::parse_bytes(s).ok_or_else(|| {
+            CliError::other(format!("--memory-limit {s:?}: expected a byte count such as 4000000000 or 4GiB"))
+        })?,
+    };
+    let cases = compare::select(&a.layers).map_err(CliError::other)?;
+    let out = a.out.clone().unwrap_or_else(|| {
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        PathBuf::from(format!("runs/compare-{t}"))
+    });
+    if out.exists() && !out.is_dir() {
+        return Err(CliError::other(format!("--out {}: exists and is not a directory", out.display())));
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| CliError::other(format!("cannot start the thread pool: {e}")))?;
+    let cfg = Config { batch, repeats, memory_limit, seed };
+    let mut rows = Vec::new();
+    pool.install(|| {
+        for c in &cases {
+            rows.extend(compare::run_case(c, &cfg, |what| eprintln!("compare: {what}")));
+        }
+    });
+    let header = compare::header(&cfg, threads, &compare::machine());
+    let md = compare::markdown(&rows, &header);
+    std::fs::create_dir_all(&out)
+        .map_err(|e| CliError::other(format!("--out {}: cannot create the directory: {e}", out.display())))?;
+    let write = |name: &str, text: &str| checkpoint::write_atomic(&out.join(name), text.as_bytes());
+    write("compare.md", &md).map_err(|e| CliError::other(e.to_string()))?;
+    write("compare.csv", &compare::csv(&rows)).map_err(|e| CliError::other(e.to_string()))?;
+    let title = format!("batch {batch}, {threads} threads, f32");
+    compare::write_png(&out.join("compare-time.png"), &rows, &title, compare::plot::draw_time)
+        .map_err(CliError::other)?;
+    compare::write_png(&out.join("compare-memory.png"), &rows, &title, compare::plot::draw_memory)
+        .map_err(CliError::other)?;
+    print!("{md}");
+    println!("compare: wrote {}", out.display());
+    Ok(())
+}

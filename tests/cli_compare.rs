@@ -1,0 +1,136 @@
+//! `cnn-as-mlp compare`: the files it writes, one row per layer and formulation, small differences, the
+//! memory limit, and one-line errors.
+
+mod common;
+
+use common::*;
+
+const FORMULATIONS: [&str; 3] = ["sparse", "direct", "im2col"];
+const LENET: [&str; 4] = ["lenet-conv1", "lenet-pool1", "lenet-conv2", "lenet-pool2"];
+
+/// CSV rows as maps from column name to value.
+fn csv_rows(text: &str) -> Vec<std::collections::BTreeMap<String, String>> {
+    let mut lines = text.lines();
+    let head: Vec<&str> = lines.next().unwrap().split(',').collect();
+    lines
+        .map(|l| {
+            // The spec column is quoted and holds commas.
+            let (pre, rest) = l.split_once(",\"").unwrap();
+            let (spec, post) = rest.split_once("\",").unwrap();
+            let mut f = vec![pre.to_string(), spec.to_string()];
+            f.extend(post.split(',').map(String::from));
+            assert_eq!(f.len(), head.len(), "{l}");
+            head.iter().map(|h| h.to_string()).zip(f).collect()
+        })
+        .collect()
+}
+
+#[test]
+fn compare_lenet_writes_table_csv_and_plots() {
+    let d = scratch("compare-lenet");
+    let out = d.join("cmp");
+    let o = run(&["compare", "--layers", "lenet", "--batch", "4", "--repeats", "1", "--out", s(&out)]);
+    ok(&o);
+    assert_eq!(listing(&out), ["compare-memory.png", "compare-time.png", "compare.csv", "compare.md"]);
+    for png in ["compare-memory.png", "compare-time.png"] {
+        let b = std::fs::read(out.join(png)).unwrap();
+        assert!(b.starts_with(b"\x89PNG") && b.len() > 1000, "{png}");
+    }
+    let md = std::fs::read_to_string(out.join("compare.md")).unwrap();
+    let printed = stdout(&o);
+    assert!(printed.contains(md.trim_end()), "the table is printed");
+    let header = md.lines().next().unwrap();
+    for needle in ["batch 4", "threads 2", "repeats 1", "machine:", "cores"] {
+        assert!(header.contains(needle), "header lacks {needle:?}: {header}");
+    }
+    for layer in LENET {
+        for f in FORMULATIONS {
+            let n =
+                md.lines().filter(|l| l.starts_with(&format!("| {layer} ")) && l.contains(&format!("| {f} |"))).count();
+            assert_eq!(n, 1, "{layer} × {f}: {n} rows\n{md}");
+        }
+    }
+    let rows = csv_rows(&std::fs::read_to_string(out.join("compare.csv")).unwrap());
+    assert_eq!(rows.len(), LENET.len() * FORMULATIONS.len());
+    for r in &rows {
+        let pool = r["layer"].contains("pool");
+        if pool && r["formulation"] == "im2col" {
+            assert!(r["status"].starts_with("n/a"), "{r:?}");
+            continue;
+        }
+        assert_eq!(r["status"], "ok", "{r:?}");
+        for k in ["forward_s", "input_grad_s"] {
+            assert!(r[k].parse::<f64>().unwrap() >= 0.0, "{r:?}");
+        }
+        for k in ["max_diff_forward", "max_diff_input_grad", "max_diff_param_grad"] {
+            if let Ok(v) = r[k].parse::<f64>() {
+                assert!(v < 1e-3, "{k} = {v}: {r:?}");
+            } else {
+                assert!(pool && k == "max_diff_param_grad", "{k} missing: {r:?}");
+            }
+        }
+        if r["formulation"] == "sparse" {
+            let real: usize = r["index_bytes"].parse().unwrap();
+            let est: usize = r["estimated_index_bytes"].parse().unwrap();
+            assert!(real > 0 && est >= real, "{r:?}");
+        }
+    }
+}
+
+#[test]
+fn tiny_memory_limit_skips_sparse_layers() {
+    let d = scratch("compare-limit");
+    let out = d.join("cmp");
+    let o = run(&[
+        "compare",
+        "--layers",
+        "lenet-conv2,lenet-pool2",
+        "--batch",
+        "2",
+        "--repeats",
+        "1",
+        "--memory-limit",
+        "1000",
+        "--out",
+        s(&out),
+    ]);
+    ok(&o);
+    assert!(!stderr(&o).contains("on sparse"), "a sparse layer was attempted: {}", stderr(&o));
+    let rows = csv_rows(&std::fs::read_to_string(out.join("compare.csv")).unwrap());
+    assert_eq!(rows.len(), 6);
+    for r in &rows {
+        match r["formulation"].as_str() {
+            "sparse" => {
+                assert!(r["status"].starts_with("does not fit: needs "), "{r:?}");
+                assert!(r["compile_s"].is_empty() && r["forward_s"].is_empty(), "{r:?}");
+            }
+            "direct" => assert_eq!(r["status"], "ok"),
+            _ => {}
+        }
+    }
+    let md = std::fs::read_to_string(out.join("compare.md")).unwrap();
+    assert_eq!(md.matches("does not fit: needs").count(), 3, "sparse ×2 and im2col's col buffer:\n{md}");
+}
+
+#[test]
+fn compare_bad_options() {
+    let d = scratch("compare-bad");
+    let out = d.join("cmp");
+    for (args, needles) in [
+        (vec!["--batch", "0"], vec!["--batch", "positive"]),
+        (vec!["--threads", "two"], vec!["--threads", "two"]),
+        (vec!["--repeats", "-1"], vec!["--repeats"]),
+        (vec!["--memory-limit", "lots"], vec!["--memory-limit", "lots"]),
+        (vec!["--layers", "conv9"], vec!["--layers", "conv9"]),
+        (vec!["--layers", "4x8x8 > dense(3)"], vec!["--layers", "dense"]),
+        (vec!["--layers", "4x8x8 > conv(3,9)"], vec!["--layers", "conv(3,9)"]),
+    ] {
+        let mut a = vec!["compare", "--out", s(&out)];
+        a.extend(args);
+        fails(&run(&a), &needles);
+        assert!(!out.exists(), "{a:?} created the output directory");
+    }
+    let file = d.join("f");
+    std::fs::write(&file, "x").unwrap();
+    fails(&run(&["compare", "--layers", "lenet-pool2", "--out", s(&file)]), &["--out", "not a directory"]);
+}
