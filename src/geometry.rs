@@ -103,6 +103,11 @@ impl ConvGeometry {
         self.c_out * self.h_out() * self.w_out()
     }
 
+    /// Shape of the kernel, PyTorch's `(c_out, c_in, k, k)`.
+    pub fn weight_shape(&self) -> Vec<usize> {
+        vec![self.c_out, self.c_in, self.k, self.k]
+    }
+
     /// Kernel parameters `c_out · c_in · k · k`.
     pub fn kernel_len(&self) -> usize {
         self.c_out * self.c_in * self.k * self.k

@@ -33,48 +33,33 @@ pub trait Real: RealField + Copy + Send + Sync + Default + std::fmt::Debug + 'st
     );
 }
 
-impl Real for f32 {
-    fn of(x: f64) -> Self {
-        x as f32
-    }
-    fn as_f64(self) -> f64 {
-        self as f64
-    }
-    const NAME: &'static str = "F32";
+/// Implements [`Real`] for a primitive float with its matrixmultiply GEMM.
+macro_rules! impl_real {
+    ($t:ty, $name:literal, $gemm:path) => {
+        impl Real for $t {
+            fn of(x: f64) -> Self {
+                x as $t
+            }
+            fn as_f64(self) -> f64 {
+                self as f64
+            }
+            const NAME: &'static str = $name;
 
-    unsafe fn gemm_raw(
-        m: usize,
-        k: usize,
-        n: usize,
-        alpha: Self,
-        a: (*const Self, isize, isize),
-        b: (*const Self, isize, isize),
-        beta: Self,
-        c: (*mut Self, isize, isize),
-    ) {
-        unsafe { matrixmultiply::sgemm(m, k, n, alpha, a.0, a.1, a.2, b.0, b.1, b.2, beta, c.0, c.1, c.2) }
-    }
+            unsafe fn gemm_raw(
+                m: usize,
+                k: usize,
+                n: usize,
+                alpha: Self,
+                a: (*const Self, isize, isize),
+                b: (*const Self, isize, isize),
+                beta: Self,
+                c: (*mut Self, isize, isize),
+            ) {
+                unsafe { $gemm(m, k, n, alpha, a.0, a.1, a.2, b.0, b.1, b.2, beta, c.0, c.1, c.2) }
+            }
+        }
+    };
 }
 
-impl Real for f64 {
-    fn of(x: f64) -> Self {
-        x
-    }
-    fn as_f64(self) -> f64 {
-        self
-    }
-    const NAME: &'static str = "F64";
-
-    unsafe fn gemm_raw(
-        m: usize,
-        k: usize,
-        n: usize,
-        alpha: Self,
-        a: (*const Self, isize, isize),
-        b: (*const Self, isize, isize),
-        beta: Self,
-        c: (*mut Self, isize, isize),
-    ) {
-        unsafe { matrixmultiply::dgemm(m, k, n, alpha, a.0, a.1, a.2, b.0, b.1, b.2, beta, c.0, c.1, c.2) }
-    }
-}
+impl_real!(f32, "F32", matrixmultiply::sgemm);
+impl_real!(f64, "F64", matrixmultiply::dgemm);

@@ -42,5 +42,5 @@ pub fn compile_conv(g: &ConvGeometry) -> TiedMatrix {
 pub fn conv_layer<T: Real>(g: &ConvGeometry) -> TiedLayer<T> {
     let positions = g.h_out() * g.w_out();
     let bias_ids = (0..g.out_len()).map(|r| (r / positions) as u32).collect();
-    TiedLayer::new(compile_conv(g), vec![g.c_out, g.c_in, g.k, g.k], Some((bias_ids, vec![g.c_out])))
+    TiedLayer::new(compile_conv(g), g.weight_shape(), Some((bias_ids, vec![g.c_out])))
 }

@@ -233,7 +233,7 @@ impl<T: Real> LinearMap<T> for DirectConv {
 
     fn param_shapes(&self) -> Vec<(&'static str, Vec<usize>)> {
         let g = &self.geometry;
-        vec![("weight", vec![g.c_out, g.c_in, g.k, g.k]), ("bias", vec![g.c_out])]
+        vec![("weight", g.weight_shape()), ("bias", vec![g.c_out])]
     }
 
     fn forward(&mut self, params: &[Tensor<T>], x: &DMatrix<T>, z: &mut DMatrix<T>) {

@@ -133,7 +133,7 @@ impl<T: Real> LinearMap<T> for Im2colConv {
 
     fn param_shapes(&self) -> Vec<(&'static str, Vec<usize>)> {
         let g = &self.geometry;
-        vec![("weight", vec![g.c_out, g.c_in, g.k, g.k]), ("bias", vec![g.c_out])]
+        vec![("weight", g.weight_shape()), ("bias", vec![g.c_out])]
     }
 
     /// `z = col @ Wᵀ + b`: `[B·P, Q] @ [Q, c_out] -> [B·P, c_out]`.
