@@ -238,3 +238,58 @@ fn param_grad_equals_nonzero_grad_then_scatter() {
         }
     }
 }
+
+/// The scatter segments of a convolution are its output channels (rows `o·P..(o+1)·P` read kernel `o` only);
+/// for any matrix, successive segments read disjoint, increasing parameter ranges that cover every row.
+#[test]
+fn scatter_segments_partition_rows_into_disjoint_parameter_ranges() {
+    let g = geom(3, 6, 6, 4, 3, 1, 1, 1, PaddingMode::Zeros);
+    let m = compile_conv(&g);
+    let positions = (g.h_out() * g.w_out()) as u32;
+    let q = (g.c_in * g.k * g.k) as u32;
+    let segs = m.scatter_segments();
+    assert_eq!(segs.len(), 4);
+    for (o, s) in segs.iter().enumerate() {
+        let o = o as u32;
+        assert_eq!(s.rows, (o * positions, (o + 1) * positions));
+        assert_eq!(s.params, (o * q, (o + 1) * q));
+    }
+    // A later row reading a low parameter merges the segments it overlaps: rows 0, 1, 2 read θ0, θ1, θ0.
+    let m = TiedMatrix::try_new((4, 2), vec![0, 1, 2, 3, 3], vec![0, 1, 0], vec![0, 1, 0], 2, vec![], vec![0], vec![])
+        .unwrap();
+    let segs = m.scatter_segments();
+    assert_eq!(segs.len(), 1, "{segs:?}");
+    assert_eq!((segs[0].rows, segs[0].params), ((0, 4), (0, 2)));
+}
+
+/// The parallel scatter adds each parameter's terms in nonzero order: it equals the sequential loop of the
+/// definition bit for bit, on random (non-integer) gradients, compound entries included, at 1 and 2 threads.
+#[test]
+fn scatter_grad_equals_sequential_definition_bit_for_bit() {
+    for mode in PaddingMode::ALL {
+        let g = geom(2, 5, 6, 3, 3, 1, 2, 1, mode);
+        if g.check().is_err() {
+            continue;
+        }
+        let m = compile_conv(&g);
+        let dw: Vec<f32> = {
+            let mut rng = StdRng::seed_from_u64(5);
+            (0..m.nnz()).map(|_| rng.random_range(-1.0..1.0)).collect()
+        };
+        let mut expected = vec![0.5f32; m.n_params()];
+        for (&code, &d) in m.map().data().iter().zip(&dw) {
+            match m.decode(code) {
+                cnn_as_mlp::tied::Entry::Param(p) => expected[p as usize] += d,
+                cnn_as_mlp::tied::Entry::Const(_) => {}
+                cnn_as_mlp::tied::Entry::Sum(ids) => ids.iter().for_each(|&p| expected[p as usize] += d),
+            }
+        }
+        for threads in [1, 2] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let mut got = vec![0.5f32; m.n_params()];
+            pool.install(|| kernels::scatter_grad(&m, &dw, &mut got));
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&expected), "{mode:?}, {threads} threads");
+        }
+    }
+}

@@ -11,7 +11,7 @@
 
 use rayon::prelude::*;
 
-use super::{IndexMap, RowGroups, TiedMatrix};
+use super::{IndexMap, RowGroups, ScatterSegment, TiedMatrix};
 use crate::scalar::Real;
 
 /// A slice that parallel tasks write to at disjoint places.
@@ -105,8 +105,9 @@ pub fn nonzero_grad<T: Real>(m: &TiedMatrix, x: &[T], dy: &[T], dw: &mut [T], ba
 }
 
 /// The scatter into the shared parameters: `d_θ[p] += Σ_{k : param[k] = p} d_w[k]` (a compound entry adds
-/// its `d_w[k]` to each parameter it sums; constants receive nothing). Sequential in `k`: the order of
-/// every sum is fixed.
+/// its `d_w[k]` to each parameter it sums; constants receive nothing). Every parameter sums its terms in
+/// the order of `k`, whatever the number of threads: the parallel tasks are the scatter segments, which
+/// read disjoint parameters ([`TiedMatrix::scatter_segments`]).
 #[track_caller]
 pub fn scatter_grad<T: Real>(m: &TiedMatrix, dw: &[T], dtheta: &mut [T]) {
     assert_eq!(dw.len(), m.nnz(), "scatter_grad: dw has {} values for {} nonzeros", dw.len(), m.nnz());
@@ -117,13 +118,34 @@ pub fn scatter_grad<T: Real>(m: &TiedMatrix, dw: &[T], dtheta: &mut [T]) {
         dtheta.len(),
         m.n_params()
     );
-    for (&code, &d) in m.map().data().iter().zip(dw) {
-        match m.decode(code) {
-            super::Entry::Param(p) => dtheta[p as usize] += d,
-            super::Entry::Const(_) => {}
-            super::Entry::Sum(ids) => ids.iter().for_each(|&p| dtheta[p as usize] += d),
+    // Segments read disjoint parameter ranges: each gets its own slice of dθ and runs in parallel; within a
+    // segment the nonzeros are visited in order, so every parameter sums its terms in nonzero order.
+    let map = m.map();
+    let (ip, codes) = (map.indptr(), map.data());
+    let ip = ip.raw_storage();
+    let mut work: Vec<(ScatterSegment, &mut [T])> = Vec::new();
+    let (mut rest, mut offset) = (dtheta, 0usize);
+    for &seg in m.scatter_segments() {
+        if seg.params.0 == u32::MAX {
+            continue;
         }
+        let (p0, p1) = (seg.params.0 as usize, seg.params.1 as usize);
+        let (_, tail) = std::mem::take(&mut rest).split_at_mut(p0 - offset);
+        let (mine, tail) = tail.split_at_mut(p1 - p0);
+        work.push((seg, mine));
+        (rest, offset) = (tail, p1);
     }
+    work.into_par_iter().for_each(|(seg, d)| {
+        let p0 = seg.params.0 as usize;
+        let ks = ip[seg.rows.0 as usize] as usize..ip[seg.rows.1 as usize] as usize;
+        for (&code, &g) in codes[ks.clone()].iter().zip(&dw[ks]) {
+            match m.decode(code) {
+                super::Entry::Param(p) => d[p as usize - p0] += g,
+                super::Entry::Const(_) => {}
+                super::Entry::Sum(ids) => ids.iter().for_each(|&p| d[p as usize - p0] += g),
+            }
+        }
+    });
 }
 
 /// `d_θ += ∂J/∂θ` for `y = W x`: [`nonzero_grad`] into `scratch` (nnz values, reused between calls), then

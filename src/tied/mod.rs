@@ -141,6 +141,9 @@ pub struct TiedMatrix {
     groups: RowGroups,
     /// Rows of `Wᵀ` sharing a column list.
     groups_t: RowGroups,
+    /// Runs of consecutive rows whose nonzeros read disjoint ranges of parameters (see
+    /// [`Self::scatter_segments`]).
+    segments: Vec<ScatterSegment>,
     /// Number of shared parameters `θ`.
     n_params: usize,
     /// Constant values, addressed by codes `n_params..n_params + consts.len()`.
@@ -245,7 +248,19 @@ impl TiedMatrix {
         let map_t: IndexMap = map.transpose_view().to_csr();
         let groups = RowGroups::detect(&map);
         let groups_t = RowGroups::detect(&map_t);
-        TiedMatrix { map, map_t, groups, groups_t, n_params, consts, compound_ptr, compound_ids }
+        let mut m = TiedMatrix {
+            map,
+            map_t,
+            groups,
+            groups_t,
+            segments: Vec::new(),
+            n_params,
+            consts,
+            compound_ptr,
+            compound_ids,
+        };
+        m.segments = m.detect_segments();
+        m
     }
 
     /// `(n_rows, n_cols)`.
@@ -276,6 +291,59 @@ impl TiedMatrix {
     /// The row groups of `W`.
     pub fn groups(&self) -> &RowGroups {
         &self.groups
+    }
+
+    /// Runs of consecutive rows whose nonzeros read disjoint, increasing ranges of parameters: in a
+    /// convolution, the rows of one output channel read only that channel's kernel. The scatter of the
+    /// parameter gradient runs the segments in parallel; each parameter still receives its terms in the
+    /// order of the nonzeros.
+    pub fn scatter_segments(&self) -> &[ScatterSegment] {
+        &self.segments
+    }
+
+    /// Cuts the rows into segments: a row starts a new segment when every parameter it reads lies above every
+    /// parameter read so far; otherwise it joins the last segment, which absorbs earlier segments its range
+    /// now overlaps. Rows that read no parameter join the last segment.
+    fn detect_segments(&self) -> Vec<ScatterSegment> {
+        const NONE: (u32, u32) = (u32::MAX, u32::MAX);
+        let ip = self.map.indptr();
+        let ip = ip.raw_storage();
+        let codes = self.map.data();
+        let mut segments: Vec<ScatterSegment> = Vec::new();
+        for r in 0..self.map.rows() {
+            let mut range: Option<(u32, u32)> = None;
+            let mut widen = |p: u32| range = Some(range.map_or((p, p + 1), |(lo, hi)| (lo.min(p), hi.max(p + 1))));
+            for &c in &codes[ip[r] as usize..ip[r + 1] as usize] {
+                match self.decode(c) {
+                    Entry::Param(p) => widen(p),
+                    Entry::Const(_) => {}
+                    Entry::Sum(ids) => ids.iter().for_each(|&p| widen(p)),
+                }
+            }
+            let row_end = r as u32 + 1;
+            let Some((lo, hi)) = range else {
+                match segments.last_mut() {
+                    Some(last) => last.rows.1 = row_end,
+                    None => segments.push(ScatterSegment { rows: (r as u32, row_end), params: NONE }),
+                }
+                continue;
+            };
+            let highest = segments.iter().filter(|s| s.params != NONE).map(|s| s.params.1).max();
+            if highest.is_none_or(|h| lo >= h) {
+                segments.push(ScatterSegment { rows: (r as u32, row_end), params: (lo, hi) });
+                continue;
+            }
+            let mut last = segments.pop().expect("a segment reads parameters");
+            last.rows.1 = row_end;
+            last.params = if last.params == NONE { (lo, hi) } else { (last.params.0.min(lo), last.params.1.max(hi)) };
+            while let Some(prev) = segments.last().filter(|p| p.params != NONE && p.params.1 > last.params.0) {
+                last.rows.0 = prev.rows.0;
+                last.params = (prev.params.0.min(last.params.0), prev.params.1.max(last.params.1));
+                segments.pop();
+            }
+            segments.push(last);
+        }
+        segments
     }
 
     /// The row groups of `Wᵀ`.
@@ -357,6 +425,14 @@ impl TiedMatrix {
         }
         d
     }
+}
+
+/// Rows `rows.0..rows.1` whose nonzeros read only parameters `params.0..params.1` (`(u32::MAX, u32::MAX)`
+/// when they read none); the parameter ranges of successive segments are disjoint and increasing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScatterSegment {
+    pub rows: (u32, u32),
+    pub params: (u32, u32),
 }
 
 /// What an entry code reads.
