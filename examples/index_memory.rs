@@ -15,7 +15,7 @@ fn main() {
     };
     let net = Network::<f32>::new(&spec, Engine::Sparse);
     println!(
-        "| layer | kind | W shape | nnz | params | W bytes | Wᵀ bytes | groups + tables | total index bytes | bytes/nnz |"
+        "| layer | kind | W shape | nnz | params | W bytes | Wᵀ bytes | groups, tables, segments | total index bytes | bytes/nnz |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut total = 0;

@@ -195,7 +195,7 @@ pub fn nnz_bound(case: &Case) -> usize {
 /// With `rows × cols` the matrix shape and `nnz` bounded by [`nnz_bound`]: `W` and `Wᵀ` each take a u32
 /// column and a u32 code per nonzero plus `rows + 1` (`cols + 1`) u32 row pointers; the row groups of each
 /// take at most `rows + 1` pointers and `rows` row ids (a partition of the rows); a pool has one constant
-/// (8 bytes). Under reflect, replicate or circular padding a compound entry needs at least one tap in the
+/// (8 bytes); scatter segments take 16 bytes each. Under reflect, replicate or circular padding a compound entry needs at least one tap in the
 /// padding per extra parameter, so the compound tables take at most `12·padded + 4` bytes.
 pub fn estimate_index_bytes(case: &Case) -> usize {
     let out = case.output().len();
@@ -203,6 +203,14 @@ pub fn estimate_index_bytes(case: &Case) -> usize {
     let nnz = nnz_bound(case);
     let csr = 8 * nnz + 4 * (out + 1) + 8 * nnz + 4 * (inp + 1);
     let groups = 4 * (2 * out + 1) + 4 * (2 * inp + 1);
+    // Scatter segments: one per output channel of a convolution, one per row of a locally connected
+    // layer (every row its own parameters), one for a pool (no parameters).
+    let n_segments = match case.layer {
+        Layer::Conv { c_out, .. } => c_out,
+        Layer::Local { .. } => out,
+        _ => 1,
+    };
+    let segments = std::mem::size_of::<crate::tied::ScatterSegment>() * n_segments;
     let extra = match conv_geometry(&case.layer, case.input) {
         Some(g) if g.mode != PaddingMode::Zeros => {
             let (inside, all) = conv_taps(&g);
@@ -211,7 +219,7 @@ pub fn estimate_index_bytes(case: &Case) -> usize {
         Some(_) => 4,
         None => 8 + 4,
     };
-    csr + groups + extra
+    csr + groups + segments + extra
 }
 
 /// Bytes of im2col's column buffer `[B·P, Q]` in f32, allocated on every forward and backward call.

@@ -402,7 +402,8 @@ impl TiedMatrix {
     }
 
     /// Bytes of the index structure: row pointers, columns and codes of `W` and of `Wᵀ`, the row groups
-    /// of both, and the constant and compound tables. Parameter values are not part of it.
+    /// of both, the constant and compound tables, and the scatter segments. Parameter values are not part
+    /// of it.
     pub fn index_bytes(&self) -> usize {
         let csr = |m: &IndexMap| 4 * (m.rows() + 1) + 8 * m.nnz();
         let groups = |g: &RowGroups| 4 * (g.ptr.len() + g.rows.len());
@@ -412,6 +413,7 @@ impl TiedMatrix {
             + groups(&self.groups_t)
             + 8 * self.consts.len()
             + 4 * (self.compound_ptr.len() + self.compound_ids.len())
+            + std::mem::size_of::<ScatterSegment>() * self.segments.len()
     }
 
     /// The matrix as dense row-major values under `theta` (for tests and small pictures).
