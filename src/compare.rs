@@ -195,7 +195,7 @@ pub fn nnz_bound(case: &Case) -> usize {
 /// With `rows × cols` the matrix shape and `nnz` bounded by [`nnz_bound`]: `W` and `Wᵀ` each take a u32
 /// column and a u32 code per nonzero plus `rows + 1` (`cols + 1`) u32 row pointers; the row groups of each
 /// take at most `rows + 1` pointers and `rows` row ids (a partition of the rows); a pool has one constant
-/// (8 bytes); scatter segments take 16 bytes each. Under reflect, replicate or circular padding a compound entry needs at least one tap in the
+/// (8 bytes); scatter segments take 16 bytes each; the gradient plan is bounded per row group. Under reflect, replicate or circular padding a compound entry needs at least one tap in the
 /// padding per extra parameter, so the compound tables take at most `12·padded + 4` bytes.
 pub fn estimate_index_bytes(case: &Case) -> usize {
     let out = case.output().len();
@@ -219,7 +219,21 @@ pub fn estimate_index_bytes(case: &Case) -> usize {
         Some(_) => 4,
         None => 8 + 4,
     };
-    csr + groups + segments + extra
+    // The gradient plan: per row group (positions × ⌈c_out/16⌉) its id, a column per tap of its class (at
+    // most c_in·k²) and its rows; per class (⌈c_out/16⌉ for a convolution whose positions share the kernel,
+    // every group for a locally connected layer) its taps and at most 16 offsets of 8 bytes. A pool lists its
+    // groups as the per-nonzero rest.
+    let plan = match conv_geometry(&case.layer, case.input) {
+        Some(g) => {
+            let per_position = g.c_out.div_ceil(crate::tied::RowGroups::MAX_ROWS);
+            let n_groups = g.h_out() * g.w_out() * per_position;
+            let n_classes = if matches!(case.layer, Layer::Local { .. }) { n_groups } else { per_position };
+            let taps = g.c_in * g.k * g.k;
+            4 * n_groups * (1 + taps) + 4 * out + n_classes * (4 * taps + 8 * crate::tied::RowGroups::MAX_ROWS)
+        }
+        None => 4 * out,
+    };
+    csr + groups + segments + extra + plan
 }
 
 /// Bytes of im2col's column buffer `[B·P, Q]` in f32, allocated on every forward and backward call.

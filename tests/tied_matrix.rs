@@ -116,8 +116,17 @@ fn conv_nnz_multiplicity_and_bytes() {
     assert_eq!(m.nnz(), 3 * positions * 2 * 9);
     assert!(m.multiplicity().iter().all(|&c| c as usize == positions));
     let rows = m.shape().0 + m.shape().1;
+    // The gradient plan: one class (every position copies the same 18 taps into 3 rows): offsets, taps,
+    // member groups, their rows, and a column per (member, tap).
+    let n_groups = m.groups().len();
+    assert_eq!(m.grad_plan().classes.len(), 1);
+    assert_eq!(m.grad_plan().bytes(), 8 * 3 + 4 * (18 + n_groups + n_groups * 3 + n_groups * 18));
     assert!(
-        m.index_bytes() <= 16 * m.nnz() + 4 * (rows + 2) + 4 * (2 * rows + m.groups().len() + m.groups_t().len() + 2)
+        m.index_bytes()
+            <= 16 * m.nnz()
+                + 4 * (rows + 2)
+                + 4 * (2 * rows + m.groups().len() + m.groups_t().len() + 2)
+                + m.grad_plan().bytes()
     );
     // Zero padding: the centre tap of a 3x3 kernel on a 4x4 input with pad 1 is used at all 16 positions, a
     // corner tap at 9, an edge tap at 12.
@@ -210,21 +219,29 @@ fn conv_row_groups_are_output_channels_at_one_position() {
     assert_eq!(m.groups_t().len(), 25);
 }
 
-/// Checks proofs/T3: the parameter gradient equals the per-nonzero gradient followed by the scatter, exactly on
-/// small integers, for every padding mode, and adds to what the gradient buffer held.
+/// Checks proofs/T3: the parameter gradient (classes of positions summed in registers, the rest per nonzero)
+/// equals the per-nonzero gradient followed by the scatter, exactly on small integers, for every padding mode
+/// (compound entries go the per-nonzero way), at batch sizes below, at and past the 16 lanes of a register,
+/// and adds to what the gradient buffer held.
 #[test]
 fn param_grad_equals_nonzero_grad_then_scatter() {
     let mut rng = StdRng::seed_from_u64(17);
     for mode in PaddingMode::ALL {
-        for (c_in, c_out, k, stride, pad, dil) in
-            [(3, 5, 3, 1, 1, 1), (2, 8, 2, 2, 1, 1), (4, 4, 3, 1, 2, 2), (1, 6, 5, 1, 2, 1)]
-        {
+        for ((c_in, c_out, k, stride, pad, dil), batch) in [
+            ((3, 5, 3, 1, 1, 1), 5),
+            ((2, 8, 2, 2, 1, 1), 16),
+            ((4, 4, 3, 1, 2, 2), 37),
+            ((1, 6, 5, 1, 2, 1), 64),
+            ((3, 18, 3, 1, 1, 1), 21),
+        ] {
             let g = geom(c_in, 9, 8, c_out, k, stride, pad, dil, mode);
             if g.check().is_err() {
                 continue;
             }
             let m = compile_conv(&g);
-            let batch = 5;
+            if mode == PaddingMode::Zeros {
+                assert!(m.grad_plan().fallback.is_empty(), "a zero-padded conv is all classes: {g:?}");
+            }
             let x: Vec<f64> = (0..batch * g.in_len()).map(|_| rng.random_range(-3..=3) as f64).collect();
             let dy: Vec<f64> = (0..batch * g.out_len()).map(|_| rng.random_range(-3..=3) as f64).collect();
             let mut dw = vec![0.0; m.nnz()];
@@ -235,6 +252,35 @@ fn param_grad_equals_nonzero_grad_then_scatter() {
             kernels::param_grad(&m, &x, &dy, &mut combined, &mut Vec::new(), batch);
             assert_eq!(combined, expected, "{g:?}");
             assert!(expected.iter().any(|&v| v != 1.0));
+        }
+    }
+}
+
+/// The hand-written AVX-512 gradient tiles (when the CPU has them) give the same `f32` bits as the portable
+/// loops, on random values where the order of the sums shows: LeNet-5's two convolutions at batch 64 and 70.
+#[test]
+fn param_grad_simd_tiles_match_portable_bits() {
+    let mut rng = StdRng::seed_from_u64(5);
+    for (c_in, h, c_out, pad) in [(1, 28, 6, 2), (6, 14, 16, 0)] {
+        let g = geom(c_in, h, h, c_out, 5, 1, pad, 1, PaddingMode::Zeros);
+        let m = compile_conv(&g);
+        for batch in [64, 70] {
+            let x: Vec<f32> = (0..batch * g.in_len()).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let dy: Vec<f32> = (0..batch * g.out_len()).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let mut fast = vec![0.0f32; m.n_params()];
+            kernels::param_grad(&m, &x, &dy, &mut fast, &mut Vec::new(), batch);
+            let mut portable = vec![0.0f32; m.n_params()];
+            kernels::param_grad_portable(&m, &x, &dy, &mut portable, &mut Vec::new(), batch);
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&fast), bits(&portable), "{g:?} batch {batch}");
+            // And both are the gradient: within f32 rounding of the per-nonzero path.
+            let mut dw = vec![0.0f32; m.nnz()];
+            kernels::nonzero_grad(&m, &x, &dy, &mut dw, batch);
+            let mut reference = vec![0.0f32; m.n_params()];
+            kernels::scatter_grad(&m, &dw, &mut reference);
+            for (a, b) in fast.iter().zip(&reference) {
+                assert!((a - b).abs() <= 1e-3 * (1.0 + b.abs()), "{a} vs {b}");
+            }
         }
     }
 }

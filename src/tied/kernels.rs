@@ -11,6 +11,7 @@
 
 use rayon::prelude::*;
 
+use super::grad_plan::{self, GradClass};
 use super::{IndexMap, RowGroups, ScatterSegment, TiedMatrix};
 use crate::scalar::Real;
 
@@ -148,15 +149,160 @@ pub fn scatter_grad<T: Real>(m: &TiedMatrix, dw: &[T], dtheta: &mut [T]) {
     });
 }
 
-/// `d_θ += ∂J/∂θ` for `y = W x`: [`nonzero_grad`] into `scratch` (nnz values, reused between calls), then
-/// [`scatter_grad`].
+/// `d_θ += ∂J/∂θ` for `y = W x`, `x` (B, C), `dy` (B, R): the classes of the matrix's [`GradPlan`] as sums
+/// over positions ([`class_grad`]), then the groups outside every class per nonzero ([`nonzero_grad`]'s dots
+/// into `scratch`, then the scatter). Every parameter sums its terms in an order fixed by the plan, whatever
+/// the number of threads.
+#[track_caller]
 pub fn param_grad<T: Real>(m: &TiedMatrix, x: &[T], dy: &[T], dtheta: &mut [T], scratch: &mut Vec<T>, batch: usize) {
     if m.n_params() == 0 {
         return;
     }
-    scratch.resize(m.nnz(), T::zero());
-    nonzero_grad(m, x, dy, scratch, batch);
-    scatter_grad(m, scratch, dtheta);
+    let (rows, cols) = m.shape();
+    assert_eq!(x.len(), batch * cols, "param_grad: x has {} values, expected {batch} x {cols}", x.len());
+    assert_eq!(dy.len(), batch * rows, "param_grad: dy has {} values, expected {batch} x {rows}", dy.len());
+    assert_eq!(
+        dtheta.len(),
+        m.n_params(),
+        "param_grad: dθ has {} values for {} parameters",
+        dtheta.len(),
+        m.n_params()
+    );
+    class_grad(m, x, dy, dtheta, batch, false);
+    fallback_grad(m, x, dy, dtheta, scratch, batch);
+}
+
+/// [`param_grad`] on the portable loops only, never the hand-written AVX-512 tiles: for tests that check
+/// both give the same bits.
+#[doc(hidden)]
+pub fn param_grad_portable<T: Real>(
+    m: &TiedMatrix,
+    x: &[T],
+    dy: &[T],
+    dtheta: &mut [T],
+    scratch: &mut Vec<T>,
+    batch: usize,
+) {
+    if m.n_params() == 0 {
+        return;
+    }
+    class_grad(m, x, dy, dtheta, batch, true);
+    fallback_grad(m, x, dy, dtheta, scratch, batch);
+}
+
+/// One register tile of a class: rows `i0..i0 + rb` of its groups × taps `u0..u0 + cb`.
+#[derive(Clone, Copy, Debug)]
+struct Tile {
+    class: usize,
+    i0: usize,
+    rb: usize,
+    u0: usize,
+    cb: usize,
+}
+
+/// Largest tile: rows × taps (the per-ISA kernels pick their own shapes up to this).
+const TILE_MAX: usize = 16;
+
+/// The separable classes of the plan: for each class and each (row `i`, tap `u`),
+/// `d_θ[U[u] + o_i] += Σ_{g ∈ class} Σ_b d_y[b, R_g[i]] · x[b, col_g(U[u])]`. Each (row, tap) pair sums in
+/// [`LANES`] lanes (lane `l` takes samples `b ≡ l`) over the groups in order and, within a group, the lane
+/// blocks in order; the lanes are then added in order, then the samples past the last full lane block
+/// (groups in order). Tiles run in parallel and are added to `d_θ` in tile order, so no order depends on
+/// the number of threads.
+fn class_grad<T: Real>(m: &TiedMatrix, x: &[T], dy: &[T], dtheta: &mut [T], batch: usize, portable: bool) {
+    let plan = m.grad_plan();
+    if plan.classes.is_empty() {
+        return;
+    }
+    let (rb_max, cb_max) = tile_shape();
+    let mut tiles = Vec::new();
+    for (class, c) in plan.classes.iter().enumerate() {
+        for (i0, rb) in blocks(c.offsets.len(), rb_max) {
+            for (u0, cb) in blocks(c.taps.len(), cb_max) {
+                tiles.push(Tile { class, i0, rb, u0, cb });
+            }
+        }
+    }
+    let zeros = vec![T::zero(); batch];
+    let groups = m.groups();
+    let sums: Vec<[T; TILE_MAX]> = tiles
+        .par_iter()
+        .map(|t| tile_dispatch(&plan.classes[t.class], groups, *t, x, dy, &zeros, batch, portable))
+        .collect();
+    for (t, s) in tiles.iter().zip(&sums) {
+        let c = &plan.classes[t.class];
+        for i in 0..t.rb {
+            for u in 0..t.cb {
+                dtheta[c.param(t.i0 + i, t.u0 + u)] += s[i * t.cb + u];
+            }
+        }
+    }
+}
+
+/// `0..n` cut into blocks of `max`, then the remainder as blocks of decreasing powers of two.
+fn blocks(n: usize, max: usize) -> Vec<(usize, usize)> {
+    let mut v = Vec::new();
+    let mut start = 0;
+    let mut size = max;
+    while start < n {
+        while size > n - start {
+            size /= 2;
+        }
+        v.push((start, size));
+        start += size;
+    }
+    v
+}
+
+/// The groups outside every class: dots per nonzero into `scratch`, groups in parallel, then the scatter
+/// of those nonzeros in group order.
+fn fallback_grad<T: Real>(m: &TiedMatrix, x: &[T], dy: &[T], dtheta: &mut [T], scratch: &mut Vec<T>, batch: usize) {
+    let fallback = &m.grad_plan().fallback;
+    if fallback.is_empty() {
+        return;
+    }
+    let map = m.map();
+    let indptr = map.indptr();
+    let indptr = indptr.raw_storage();
+    let (indices, codes) = (map.indices(), map.data());
+    let groups = m.groups();
+    // start[f]: where fallback group f's nonzeros begin in scratch.
+    let mut start = Vec::with_capacity(fallback.len() + 1);
+    start.push(0usize);
+    for &g in fallback {
+        let rows = groups.group(g as usize);
+        let n = (indptr[rows[0] as usize + 1] - indptr[rows[0] as usize]) as usize;
+        start.push(start.last().expect("starts at 0") + rows.len() * n);
+    }
+    scratch.resize(*start.last().expect("starts at 0"), T::zero());
+    let out = Disjoint::new(scratch);
+    fallback.par_iter().enumerate().for_each(|(f, &g)| {
+        let rows = groups.group(g as usize);
+        let first = rows[0] as usize;
+        let gcols = &indices[indptr[first] as usize..indptr[first + 1] as usize];
+        let n = gcols.len();
+        for (i, &r) in rows.iter().enumerate() {
+            let r = r as usize;
+            // SAFETY: fallback group f owns scratch[start[f]..start[f + 1]].
+            let dwr = unsafe { out.slice(start[f] + i * n, n) };
+            dots_dispatch(dwr, &dy[r * batch..(r + 1) * batch], gcols, x, batch);
+        }
+    });
+    for (f, &g) in fallback.iter().enumerate() {
+        let rows = groups.group(g as usize);
+        let mut k = start[f];
+        for &r in rows {
+            for &code in &codes[indptr[r as usize] as usize..indptr[r as usize + 1] as usize] {
+                let v = scratch[k];
+                k += 1;
+                match m.decode(code) {
+                    super::Entry::Param(p) => dtheta[p as usize] += v,
+                    super::Entry::Const(_) => {}
+                    super::Entry::Sum(ids) => ids.iter().for_each(|&p| dtheta[p as usize] += v),
+                }
+            }
+        }
+    }
 }
 
 /// `y[:, r] = bias(r) + Σ_{k in row r} value(code[k]) · x[:, col(k)]`, row group by row group.
@@ -285,6 +431,91 @@ unsafe fn dots_avx2<T: Real>(dw: &mut [T], dy: &[T], cols: &[u32], x: &[T], batc
     dots(dw, dy, cols, x, batch)
 }
 
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn tile_avx512<T: Real>(
+    c: &GradClass,
+    groups: &RowGroups,
+    t: Tile,
+    x: &[T],
+    dy: &[T],
+    zeros: &[T],
+    batch: usize,
+) -> [T; TILE_MAX] {
+    tile_any(c, groups, t, x, dy, zeros, batch)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile_avx2<T: Real>(
+    c: &GradClass,
+    groups: &RowGroups,
+    t: Tile,
+    x: &[T],
+    dy: &[T],
+    zeros: &[T],
+    batch: usize,
+) -> [T; TILE_MAX] {
+    tile_any(c, groups, t, x, dy, zeros, batch)
+}
+
+#[inline]
+#[allow(clippy::too_many_arguments)]
+fn tile_dispatch<T: Real>(
+    c: &GradClass,
+    groups: &RowGroups,
+    t: Tile,
+    x: &[T],
+    dy: &[T],
+    zeros: &[T],
+    batch: usize,
+    portable: bool,
+) -> [T; TILE_MAX] {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx512() {
+        if (t.rb, t.cb) == (4, 4)
+            && !portable
+            && let (Some(x), Some(dy), Some(zeros)) = (as_f32(x), as_f32(dy), as_f32(zeros))
+        {
+            // SAFETY: the CPU has AVX-512F and FMA; the plan is checked and the tile inside its class.
+            let s = unsafe { super::simd::grad_tile_4x4(c, t.i0, t.u0, x, dy, zeros, batch) };
+            return std::array::from_fn(|k| if k < 16 { T::of(s[k] as f64) } else { T::zero() });
+        }
+        // SAFETY: the CPU has AVX-512F, AVX2 and FMA (checked above).
+        return unsafe { tile_avx512(c, groups, t, x, dy, zeros, batch) };
+    } else if has_avx2() {
+        // SAFETY: the CPU has AVX2 and FMA (checked above).
+        return unsafe { tile_avx2(c, groups, t, x, dy, zeros, batch) };
+    }
+    tile_any(c, groups, t, x, dy, zeros, batch)
+}
+
+/// The largest gradient tile (rows, taps) whose accumulators fit the registers: 16 with AVX-512 (one
+/// register per pair), 4 pairs of 256-bit registers with AVX2.
+fn tile_shape() -> (usize, usize) {
+    if has_avx512() { (4, 4) } else { (2, 2) }
+}
+
+#[inline]
+fn has_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f") && has_avx2()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// `s` as `f32` values when `T` is `f32`.
+#[inline]
+fn as_f32<T: Real>(s: &[T]) -> Option<&[f32]> {
+    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>())
+        // SAFETY: T is f32.
+        .then(|| unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<f32>(), s.len()) })
+}
+
 #[inline]
 fn has_avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -315,6 +546,135 @@ fn dots_dispatch<T: Real>(dw: &mut [T], dy: &[T], cols: &[u32], x: &[T], batch: 
         return unsafe { dots_avx2(dw, dy, cols, x, batch) };
     }
     dots(dw, dy, cols, x, batch)
+}
+
+/// The sums of one tile (row-major `rb × cb` in the first values); see [`class_grad`].
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // the index loops are the register tile
+fn tile_sums<T: Real, const RB: usize, const CB: usize>(
+    c: &GradClass,
+    _groups: &RowGroups,
+    t: Tile,
+    x: &[T],
+    dy: &[T],
+    zeros: &[T],
+    batch: usize,
+) -> [T; TILE_MAX] {
+    let (n_rows, n_taps) = (c.offsets.len(), c.taps.len());
+    let full = batch - batch % LANES;
+    let (dy0, x0, z0) = (dy.as_ptr(), x.as_ptr(), zeros.as_ptr());
+    assert!(t.i0 + RB <= n_rows && t.u0 + CB <= n_taps && zeros.len() == batch);
+    assert!(c.rows.len() == c.groups.len() * n_rows && c.cols.len() == c.groups.len() * n_taps);
+    let (mut d, mut xs) = ([dy0; RB], [x0; CB]);
+    // Lane l of pair (i, u) sums samples b0 + l over the member groups in order, and within a member over
+    // the lane blocks b0 in order.
+    let mut acc = [[[T::zero(); LANES]; CB]; RB];
+    for mi in 0..c.groups.len() {
+        member_ptrs(c, mi, t, (dy0, x0, z0), batch, 0, &mut d, &mut xs);
+        let mut b0 = 0;
+        while b0 < full {
+            let mut xv = [[T::zero(); LANES]; CB];
+            for u in 0..CB {
+                for l in 0..LANES {
+                    // SAFETY: the pointer starts `batch` readable values and b0 + l < full <= batch.
+                    xv[u][l] = unsafe { *xs[u].add(b0 + l) };
+                }
+            }
+            for i in 0..RB {
+                for l in 0..LANES {
+                    // SAFETY: as above.
+                    let dv = unsafe { *d[i].add(b0 + l) };
+                    for u in 0..CB {
+                        acc[i][u][l] = dv.mul_add(xv[u][l], acc[i][u][l]);
+                    }
+                }
+            }
+            b0 += LANES;
+        }
+    }
+    // The samples past the last full block: member groups in order, samples in order.
+    let mut tail = [[T::zero(); CB]; RB];
+    if full < batch {
+        for mi in 0..c.groups.len() {
+            member_ptrs(c, mi, t, (dy0, x0, z0), batch, full, &mut d, &mut xs);
+            for b in 0..batch - full {
+                for i in 0..RB {
+                    for u in 0..CB {
+                        // SAFETY: the pointers start `batch - full` readable values.
+                        tail[i][u] = unsafe { (*d[i].add(b)).mul_add(*xs[u].add(b), tail[i][u]) };
+                    }
+                }
+            }
+        }
+    }
+    let mut out = [T::zero(); TILE_MAX];
+    for i in 0..RB {
+        for u in 0..CB {
+            let mut s = T::zero();
+            for l in 0..LANES {
+                s += acc[i][u][l];
+            }
+            out[i * CB + u] = s + tail[i][u];
+        }
+    }
+    out
+}
+
+/// Member `mi`'s pointers for a tile, each at sample `start` of a (B, ·) column: its `RB` rows of `d_y` and
+/// `CB` columns of `x` (the zeros for an absent tap). Each starts `batch - start` readable values.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn member_ptrs<T: Real, const RB: usize, const CB: usize>(
+    c: &GradClass,
+    mi: usize,
+    t: Tile,
+    (dy0, x0, z0): (*const T, *const T, *const T),
+    batch: usize,
+    start: usize,
+    d: &mut [*const T; RB],
+    xs: &mut [*const T; CB],
+) {
+    let rows = &c.rows[mi * c.offsets.len() + t.i0..][..RB];
+    let cols = &c.cols[mi * c.taps.len() + t.u0..][..CB];
+    for i in 0..RB {
+        // SAFETY: rows are < R (the plan comes from the checked map), so the column of d_y (B, R) is in
+        // bounds; start < batch.
+        d[i] = unsafe { dy0.add(rows[i] as usize * batch + start) };
+    }
+    for u in 0..CB {
+        // SAFETY: columns are < C, so the column of x (B, C) is in bounds; the zeros hold batch values.
+        xs[u] = unsafe {
+            match cols[u] {
+                grad_plan::ABSENT => z0.add(start),
+                col => x0.add(col as usize * batch + start),
+            }
+        };
+    }
+}
+
+/// [`tile_sums`] for the tile's shape, which [`blocks`] keeps to powers of two up to the ISA's shape.
+#[inline(always)]
+fn tile_any<T: Real>(
+    c: &GradClass,
+    groups: &RowGroups,
+    t: Tile,
+    x: &[T],
+    dy: &[T],
+    zeros: &[T],
+    batch: usize,
+) -> [T; TILE_MAX] {
+    match (t.rb, t.cb) {
+        (4, 4) => tile_sums::<T, 4, 4>(c, groups, t, x, dy, zeros, batch),
+        (4, 2) => tile_sums::<T, 4, 2>(c, groups, t, x, dy, zeros, batch),
+        (4, 1) => tile_sums::<T, 4, 1>(c, groups, t, x, dy, zeros, batch),
+        (2, 4) => tile_sums::<T, 2, 4>(c, groups, t, x, dy, zeros, batch),
+        (2, 2) => tile_sums::<T, 2, 2>(c, groups, t, x, dy, zeros, batch),
+        (2, 1) => tile_sums::<T, 2, 1>(c, groups, t, x, dy, zeros, batch),
+        (1, 4) => tile_sums::<T, 1, 4>(c, groups, t, x, dy, zeros, batch),
+        (1, 2) => tile_sums::<T, 1, 2>(c, groups, t, x, dy, zeros, batch),
+        (1, 1) => tile_sums::<T, 1, 1>(c, groups, t, x, dy, zeros, batch),
+        (rb, cb) => unreachable!("tile shape {rb} x {cb}"),
+    }
 }
 
 /// `y += a · x`.

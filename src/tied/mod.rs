@@ -23,7 +23,9 @@
 //! Memory: 4 bytes per nonzero for the column, 4 for the code, in each of `W` and `Wᵀ`, plus 4 bytes per
 //! row for the row pointers and 4 per row for the row groups (see [`TiedMatrix::index_bytes`]).
 
+pub mod grad_plan;
 pub mod kernels;
+mod simd;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -31,6 +33,7 @@ use std::fmt;
 use sprs::CsMatI;
 
 use crate::scalar::Real;
+pub use grad_plan::{GradClass, GradPlan};
 
 /// The index map: CSR, values are entry codes.
 pub type IndexMap = CsMatI<u32, u32, u32>;
@@ -144,6 +147,8 @@ pub struct TiedMatrix {
     /// Runs of consecutive rows whose nonzeros read disjoint ranges of parameters (see
     /// [`Self::scatter_segments`]).
     segments: Vec<ScatterSegment>,
+    /// Classes of row groups whose parameter gradient is a sum over positions (see [`GradPlan`]).
+    grad_plan: GradPlan,
     /// Number of shared parameters `θ`.
     n_params: usize,
     /// Constant values, addressed by codes `n_params..n_params + consts.len()`.
@@ -254,13 +259,21 @@ impl TiedMatrix {
             groups,
             groups_t,
             segments: Vec::new(),
+            grad_plan: GradPlan::default(),
             n_params,
             consts,
             compound_ptr,
             compound_ids,
         };
         m.segments = m.detect_segments();
+        m.grad_plan = GradPlan::detect(&m.map, &m.groups, m.n_params);
         m
+    }
+
+    /// The plan of the parameter gradient: classes of row groups copying the same taps, and the groups
+    /// left to the per-nonzero path.
+    pub fn grad_plan(&self) -> &GradPlan {
+        &self.grad_plan
     }
 
     /// `(n_rows, n_cols)`.
@@ -402,7 +415,7 @@ impl TiedMatrix {
     }
 
     /// Bytes of the index structure: row pointers, columns and codes of `W` and of `Wᵀ`, the row groups
-    /// of both, the constant and compound tables, and the scatter segments. Parameter values are not part
+    /// of both, the constant and compound tables, the scatter segments and the gradient plan. Parameter values are not part
     /// of it.
     pub fn index_bytes(&self) -> usize {
         let csr = |m: &IndexMap| 4 * (m.rows() + 1) + 8 * m.nnz();
@@ -414,6 +427,7 @@ impl TiedMatrix {
             + 8 * self.consts.len()
             + 4 * (self.compound_ptr.len() + self.compound_ids.len())
             + std::mem::size_of::<ScatterSegment>() * self.segments.len()
+            + self.grad_plan.bytes()
     }
 
     /// The matrix as dense row-major values under `theta` (for tests and small pictures).
