@@ -195,7 +195,7 @@ pub fn nnz_bound(case: &Case) -> usize {
 /// With `rows × cols` the matrix shape and `nnz` bounded by [`nnz_bound`]: `W` and `Wᵀ` each take a u32
 /// column and a u32 code per nonzero plus `rows + 1` (`cols + 1`) u32 row pointers; the row groups of each
 /// take at most `rows + 1` pointers and `rows` row ids (a partition of the rows); a pool has one constant
-/// (8 bytes); scatter segments take 16 bytes each; the gradient plan is bounded per row group. Under reflect, replicate or circular padding a compound entry needs at least one tap in the
+/// (8 bytes); scatter segments take 16 bytes each; the gradient plan is bounded per row group, the separable-group tables per row. Under reflect, replicate or circular padding a compound entry needs at least one tap in the
 /// padding per extra parameter, so the compound tables take at most `12·padded + 4` bytes.
 pub fn estimate_index_bytes(case: &Case) -> usize {
     let out = case.output().len();
@@ -233,7 +233,10 @@ pub fn estimate_index_bytes(case: &Case) -> usize {
         }
         None => 4 * out,
     };
-    csr + groups + segments + extra + plan
+    // Separable groups of W and Wᵀ: a start per group and an offset per row, at most; a pool (no
+    // parameters) has no separable group, only the starts.
+    let separable = if case.pool().is_some() { 4 * (out + inp) } else { 8 * (out + inp) };
+    csr + groups + segments + extra + plan + separable
 }
 
 /// Bytes of im2col's column buffer `[B·P, Q]` in f32, allocated on every forward and backward call.

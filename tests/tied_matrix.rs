@@ -127,7 +127,12 @@ fn conv_nnz_multiplicity_and_bytes() {
                 + 4 * (rows + 2)
                 + 4 * (2 * rows + m.groups().len() + m.groups_t().len() + 2)
                 + m.grad_plan().bytes()
+                + m.separable().bytes()
+                + m.separable_t().bytes()
     );
+    // Every group of W and of Wᵀ reads θ directly (zero padding): a start per group, an offset per row.
+    assert_eq!(m.separable().bytes(), 4 * (m.groups().len() + m.shape().0));
+    assert_eq!(m.separable_t().bytes(), 4 * (m.groups_t().len() + m.shape().1));
     // Zero padding: the centre tap of a 3x3 kernel on a 4x4 input with pad 1 is used at all 16 positions, a
     // corner tap at 9, an edge tap at 12.
     let m = compile_conv(&geom(1, 4, 4, 1, 3, 1, 1, 1, PaddingMode::Zeros));
@@ -336,6 +341,47 @@ fn scatter_grad_equals_sequential_definition_bit_for_bit() {
             pool.install(|| kernels::scatter_grad(&m, &dw, &mut got));
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&got), bits(&expected), "{mode:?}, {threads} threads");
+        }
+    }
+}
+
+/// The `f32` products (hand-written AVX-512 kernels when the CPU has them: separable groups read from θ,
+/// the others from a gathered block; blocks of 64, 16 and single samples; 6, 4, 2 and 1 rows) equal the
+/// `f64` products exactly on small integers, where every sum is exact in both types.
+#[test]
+fn f32_products_equal_f64_products_on_small_integers() {
+    let mut rng = StdRng::seed_from_u64(11);
+    for (c_in, c_out, pad, mode) in [
+        (1, 6, 2, PaddingMode::Zeros),
+        (6, 16, 0, PaddingMode::Zeros),
+        (3, 19, 1, PaddingMode::Reflect),
+        (2, 7, 1, PaddingMode::Circular),
+    ] {
+        let g = geom(c_in, 9, 8, c_out, 3, 1, pad, 1, mode);
+        let m = compile_conv(&g);
+        for batch in [1, 16, 17, 64, 70, 130] {
+            let ints =
+                |n: usize, rng: &mut StdRng| -> Vec<f64> { (0..n).map(|_| rng.random_range(-4..=4) as f64).collect() };
+            let (theta, x, dy) =
+                (ints(m.n_params(), &mut rng), ints(batch * g.in_len(), &mut rng), ints(batch * g.out_len(), &mut rng));
+            let f32s = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
+            let (rows, cols) = m.shape();
+            let mut y64 = vec![0.0; batch * rows];
+            kernels::forward(&m, &theta, None, &x, &mut y64, batch);
+            let mut y32 = vec![0.0f32; batch * rows];
+            kernels::forward(&m, &f32s(&theta), None, &f32s(&x), &mut y32, batch);
+            assert_eq!(y32, f32s(&y64), "forward {g:?} batch {batch}");
+            let mut dx64 = vec![0.0; batch * cols];
+            kernels::backward_input(&m, &theta, &dy, &mut dx64, batch);
+            let mut dx32 = vec![0.0f32; batch * cols];
+            kernels::backward_input(&m, &f32s(&theta), &f32s(&dy), &mut dx32, batch);
+            assert_eq!(dx32, f32s(&dx64), "backward_input {g:?} batch {batch}");
+            let mut dt64 = vec![0.0; m.n_params()];
+            kernels::param_grad(&m, &x, &dy, &mut dt64, &mut Vec::new(), batch);
+            let mut dt32 = vec![0.0f32; m.n_params()];
+            kernels::param_grad(&m, &f32s(&x), &f32s(&dy), &mut dt32, &mut Vec::new(), batch);
+            assert_eq!(dt32, f32s(&dt64), "param_grad {g:?} batch {batch}");
+            assert!(y64.iter().any(|&v| v != 0.0) && dt64.iter().any(|&v| v != 0.0));
         }
     }
 }

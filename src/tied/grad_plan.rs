@@ -138,6 +138,53 @@ impl GradPlan {
     }
 }
 
+/// For each row group of a map, whether it is separable and its row offsets: the products read row `i`,
+/// column `j` of a separable group as `θ[code[0][j] + o_i]`, straight from `θ`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SeparableGroups {
+    /// Per group, where its offsets start in `offsets`, or `u32::MAX` when it is not separable.
+    pub start: Vec<u32>,
+    /// The offsets `o_i` of the separable groups, as wrapping `u32` (`code[0][j] + o_i` wraps to the code).
+    pub offsets: Vec<u32>,
+}
+
+impl SeparableGroups {
+    /// Finds the separable groups of `m`.
+    pub fn detect(m: &IndexMap, groups: &RowGroups, n_params: usize) -> Self {
+        let indptr = m.indptr();
+        let indptr = indptr.raw_storage();
+        let codes = m.data();
+        let mut s = SeparableGroups::default();
+        for g in 0..groups.len() {
+            let rows = groups.group(g);
+            let row_codes = |i: usize| {
+                let r = rows[i] as usize;
+                &codes[indptr[r] as usize..indptr[r + 1] as usize]
+            };
+            match separable_offsets(&row_codes, rows.len(), n_params) {
+                Some(off) => {
+                    s.start.push(s.offsets.len() as u32);
+                    s.offsets.extend(off.iter().map(|&o| o as u32));
+                }
+                None => s.start.push(u32::MAX),
+            }
+        }
+        s
+    }
+
+    /// The offsets of group `g`, if it is separable.
+    #[inline]
+    pub fn of(&self, g: usize, n_rows: usize) -> Option<&[u32]> {
+        let s = self.start[g];
+        (s != u32::MAX).then(|| &self.offsets[s as usize..s as usize + n_rows])
+    }
+
+    /// Bytes of the tables.
+    pub fn bytes(&self) -> usize {
+        4 * (self.start.len() + self.offsets.len())
+    }
+}
+
 /// The row offsets `o_i` of a separable group, or `None` (see the module documentation). `row_codes(i)` are
 /// row `i`'s codes, in column order.
 fn separable_offsets<'a>(row_codes: &impl Fn(usize) -> &'a [u32], n_rows: usize, n_params: usize) -> Option<Vec<i64>> {

@@ -12,7 +12,7 @@
 use rayon::prelude::*;
 
 use super::grad_plan::{self, GradClass};
-use super::{IndexMap, RowGroups, ScatterSegment, TiedMatrix};
+use super::{IndexMap, RowGroups, ScatterSegment, SeparableGroups, TiedMatrix};
 use crate::scalar::Real;
 
 /// A slice that parallel tasks write to at disjoint places.
@@ -56,7 +56,7 @@ pub fn forward<T: Real>(m: &TiedMatrix, theta: &[T], bias: Option<(&[T], &[u32])
         assert_eq!(ids.len(), rows, "forward: {} bias ids for {rows} rows", ids.len());
         assert!(ids.iter().all(|&i| (i as usize) < b.len()), "forward: bias id out of range ({} biases)", b.len());
     }
-    grouped_product(m, m.map(), m.groups(), theta, bias, x, y, batch);
+    grouped_product(m, m.map(), m.groups(), m.separable(), theta, bias, x, y, batch);
 }
 
 /// `d_x = Wᵀ d_y`: `dy` (B, R), `dx` (B, C), overwritten. Uses the stored transpose: no reduction
@@ -73,7 +73,7 @@ pub fn backward_input<T: Real>(m: &TiedMatrix, theta: &[T], dy: &[T], dx: &mut [
     );
     assert_eq!(dy.len(), batch * rows, "backward_input: dy has {} values, expected {batch} x {rows}", dy.len());
     assert_eq!(dx.len(), batch * cols, "backward_input: dx has {} values, expected {batch} x {cols}", dx.len());
-    grouped_product(m, m.map_t(), m.groups_t(), theta, None, dy, dx, batch);
+    grouped_product(m, m.map_t(), m.groups_t(), m.separable_t(), theta, None, dy, dx, batch);
 }
 
 /// The pattern-restricted gradient, one value per nonzero:
@@ -311,12 +311,16 @@ fn grouped_product<T: Real>(
     m: &TiedMatrix,
     map: &IndexMap,
     groups: &RowGroups,
+    separable: &SeparableGroups,
     theta: &[T],
     bias: Option<(&[T], &[u32])>,
     x: &[T],
     y: &mut [T],
     batch: usize,
 ) {
+    assert_eq!(theta.len(), m.n_params());
+    // The hand-written f32 kernel reads separable groups straight from θ; the others gather a block.
+    let fast = has_avx512() && as_f32(theta).is_some();
     let indptr = map.indptr();
     let indptr = indptr.raw_storage();
     let indices = map.indices();
@@ -329,19 +333,30 @@ fn grouped_product<T: Real>(
             let first = grows[0] as usize;
             let gcols = &indices[indptr[first] as usize..indptr[first + 1] as usize];
             let n = gcols.len();
-            // wblock: (G, n) row-major, the group's values gathered from θ.
-            wblock.clear();
-            for &r in grows {
-                let k0 = indptr[r as usize] as usize;
-                wblock.extend(codes[k0..k0 + n].iter().map(|&c| m.value(theta, c)));
-            }
             // acc: (G, B), one batch column per row of the group.
             acc.clear();
             for &r in grows {
                 let b0 = bias.map_or(T::zero(), |(b, ids)| b[ids[r as usize] as usize]);
                 acc.extend(std::iter::repeat_n(b0, batch));
             }
-            accumulate_dispatch(acc, wblock, gcols, x, batch);
+            #[cfg(target_arch = "x86_64")]
+            if fast
+                && let Some(offsets) = separable.of(g, grows.len())
+                && let (Some(acc), Some(theta), Some(x)) = (as_f32_mut(acc), as_f32(theta), as_f32(x))
+            {
+                let w = super::simd::Separable {
+                    theta: theta.as_ptr(),
+                    offsets: offsets.as_ptr(),
+                    code0: codes[indptr[first] as usize..][..n].as_ptr(),
+                };
+                // SAFETY: the CPU has AVX-512F and FMA; a separable group's code[0][j] + o_i is its code of
+                // row i, column j, a parameter below θ.len(); the columns come from the checked map.
+                unsafe { super::simd::accumulate_avx512(acc, w, gcols, x, batch) };
+            } else {
+                gather_and_accumulate(m, grows, (indptr, codes), theta, wblock, acc, gcols, x, batch);
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            gather_and_accumulate(m, grows, (indptr, codes), theta, wblock, acc, gcols, x, batch);
             for (gi, &r) in grows.iter().enumerate() {
                 let r = r as usize;
                 // SAFETY: row r belongs to this group only (groups partition the rows).
@@ -350,6 +365,30 @@ fn grouped_product<T: Real>(
             }
         },
     );
+}
+
+/// The portable group product: the group's values gathered from θ into `wblock` (G, n) row-major, then
+/// [`accumulate`].
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn gather_and_accumulate<T: Real>(
+    m: &TiedMatrix,
+    grows: &[u32],
+    (indptr, codes): (&[u32], &[u32]),
+    theta: &[T],
+    wblock: &mut Vec<T>,
+    acc: &mut [T],
+    gcols: &[u32],
+    x: &[T],
+    batch: usize,
+) {
+    let n = gcols.len();
+    wblock.clear();
+    for &r in grows {
+        let k0 = indptr[r as usize] as usize;
+        wblock.extend(codes[k0..k0 + n].iter().map(|&c| m.value(theta, c)));
+    }
+    accumulate_dispatch(acc, wblock, gcols, x, batch);
 }
 
 /// Batch values per register block of the micro-kernels.
@@ -516,6 +555,14 @@ fn as_f32<T: Real>(s: &[T]) -> Option<&[f32]> {
         .then(|| unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<f32>(), s.len()) })
 }
 
+/// `s` as `f32` values when `T` is `f32`.
+#[inline]
+fn as_f32_mut<T: Real>(s: &mut [T]) -> Option<&mut [f32]> {
+    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>())
+        // SAFETY: T is f32.
+        .then(|| unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast::<f32>(), s.len()) })
+}
+
 #[inline]
 fn has_avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -530,6 +577,22 @@ fn has_avx2() -> bool {
 
 #[inline]
 fn accumulate_dispatch<T: Real>(acc: &mut [T], w: &[T], cols: &[u32], x: &[T], batch: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx512()
+        && let (Some(acc), Some(w), Some(x)) = (as_f32_mut(acc), as_f32(w), as_f32(x))
+    {
+        assert_eq!(
+            w.len() * batch,
+            acc.len() * cols.len(),
+            "accumulate: a ({}, {}) block",
+            acc.len() / batch,
+            cols.len()
+        );
+        let w = super::simd::Block { w: w.as_ptr(), n: cols.len() };
+        // SAFETY: the CPU has AVX-512F and FMA; the block holds (G, n) values (checked above); the columns
+        // are the caller's, from a checked map.
+        return unsafe { super::simd::accumulate_avx512(acc, w, cols, x, batch) };
+    }
     #[cfg(target_arch = "x86_64")]
     if has_avx2() {
         // SAFETY: the CPU has AVX2 and FMA (checked above).

@@ -33,7 +33,7 @@ use std::fmt;
 use sprs::CsMatI;
 
 use crate::scalar::Real;
-pub use grad_plan::{GradClass, GradPlan};
+pub use grad_plan::{GradClass, GradPlan, SeparableGroups};
 
 /// The index map: CSR, values are entry codes.
 pub type IndexMap = CsMatI<u32, u32, u32>;
@@ -149,6 +149,9 @@ pub struct TiedMatrix {
     segments: Vec<ScatterSegment>,
     /// Classes of row groups whose parameter gradient is a sum over positions (see [`GradPlan`]).
     grad_plan: GradPlan,
+    /// Which row groups of `W` and of `Wᵀ` read `θ` directly (see [`SeparableGroups`]).
+    separable: SeparableGroups,
+    separable_t: SeparableGroups,
     /// Number of shared parameters `θ`.
     n_params: usize,
     /// Constant values, addressed by codes `n_params..n_params + consts.len()`.
@@ -260,6 +263,8 @@ impl TiedMatrix {
             groups_t,
             segments: Vec::new(),
             grad_plan: GradPlan::default(),
+            separable: SeparableGroups::default(),
+            separable_t: SeparableGroups::default(),
             n_params,
             consts,
             compound_ptr,
@@ -267,7 +272,19 @@ impl TiedMatrix {
         };
         m.segments = m.detect_segments();
         m.grad_plan = GradPlan::detect(&m.map, &m.groups, m.n_params);
+        m.separable = SeparableGroups::detect(&m.map, &m.groups, m.n_params);
+        m.separable_t = SeparableGroups::detect(&m.map_t, &m.groups_t, m.n_params);
         m
+    }
+
+    /// The row groups of `W` whose values the products read straight from `θ`.
+    pub fn separable(&self) -> &SeparableGroups {
+        &self.separable
+    }
+
+    /// The row groups of `Wᵀ` whose values the products read straight from `θ`.
+    pub fn separable_t(&self) -> &SeparableGroups {
+        &self.separable_t
     }
 
     /// The plan of the parameter gradient: classes of row groups copying the same taps, and the groups
@@ -415,7 +432,7 @@ impl TiedMatrix {
     }
 
     /// Bytes of the index structure: row pointers, columns and codes of `W` and of `Wᵀ`, the row groups
-    /// of both, the constant and compound tables, the scatter segments and the gradient plan. Parameter values are not part
+    /// of both, the constant and compound tables, the scatter segments, the gradient plan and the separable-group tables. Parameter values are not part
     /// of it.
     pub fn index_bytes(&self) -> usize {
         let csr = |m: &IndexMap| 4 * (m.rows() + 1) + 8 * m.nnz();
@@ -428,6 +445,8 @@ impl TiedMatrix {
             + 4 * (self.compound_ptr.len() + self.compound_ids.len())
             + std::mem::size_of::<ScatterSegment>() * self.segments.len()
             + self.grad_plan.bytes()
+            + self.separable.bytes()
+            + self.separable_t.bytes()
     }
 
     /// The matrix as dense row-major values under `theta` (for tests and small pictures).

@@ -4,6 +4,8 @@
 //! one runs (tests/tied_matrix.rs compares them).
 
 #![cfg(target_arch = "x86_64")]
+// The index loops over registers are the register tiles.
+#![allow(clippy::needless_range_loop)]
 
 use std::arch::x86_64::*;
 
@@ -107,4 +109,152 @@ pub(crate) unsafe fn grad_tile_4x4(
         out[k] = lanes.iter().fold(0.0, |s, &l| s + l) + tail[k];
     }
     out
+}
+
+/// Where a row-group product reads its weights: `get(r, j)` is the value of row `r`, column `j` of the group.
+pub(crate) trait Weights: Copy {
+    /// # Safety
+    /// `r` and `j` lie inside the group.
+    unsafe fn get(self, r: usize, j: usize) -> f32;
+}
+
+/// The group's values gathered into a (G, n) row-major block.
+#[derive(Clone, Copy)]
+pub(crate) struct Block {
+    pub w: *const f32,
+    pub n: usize,
+}
+
+impl Weights for Block {
+    #[inline(always)]
+    unsafe fn get(self, r: usize, j: usize) -> f32 {
+        unsafe { *self.w.add(r * self.n + j) }
+    }
+}
+
+/// A separable group (see [`super::grad_plan`]): row `r`, column `j` copies `θ[code0[j] + o_r]`, with the
+/// offsets `o_r` stored as wrapping `u32`.
+#[derive(Clone, Copy)]
+pub(crate) struct Separable {
+    pub theta: *const f32,
+    pub offsets: *const u32,
+    pub code0: *const u32,
+}
+
+impl Weights for Separable {
+    #[inline(always)]
+    unsafe fn get(self, r: usize, j: usize) -> f32 {
+        unsafe { *self.theta.add((*self.code0.add(j)).wrapping_add(*self.offsets.add(r)) as usize) }
+    }
+}
+
+/// [`super::kernels`]' `accumulate` for `f32`: `acc[g, :] += Σ_j w(g, j) · x[:, cols[j]]` for the `G` rows of a
+/// group, `acc` (G, B) row by row. Blocks of `R` rows × 64 samples (4 registers per row) stay in registers
+/// over all `n` columns; the samples past the last block of 64 go by 16, then one by one. Every value is
+/// summed in column order from `acc` with fused multiply-adds, as in the portable loop.
+///
+/// # Safety
+/// The CPU has AVX-512F and FMA; every column is `< x.len() / batch`; `acc.len()` is a multiple of `batch`;
+/// `w.get(r, j)` is valid for every row `r` of `acc` and `j < cols.len()`.
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub(crate) unsafe fn accumulate_avx512<Wt: Weights>(acc: &mut [f32], w: Wt, cols: &[u32], x: &[f32], batch: usize) {
+    let g_total = acc.len() / batch;
+    assert!(acc.len() == g_total * batch);
+    assert!(cols.iter().all(|&c| (c as usize + 1) * batch <= x.len()));
+    let mut g0 = 0;
+    while g0 < g_total {
+        let r = match g_total - g0 {
+            6 => 6,
+            rest if rest >= 4 => 4,
+            rest if rest >= 2 => 2,
+            _ => 1,
+        };
+        // SAFETY: rows g0..g0 + r exist; the columns are checked above, the weights by the caller.
+        unsafe {
+            match r {
+                6 => rows_avx512::<6, Wt>(acc, w, cols, x, batch, g0),
+                4 => rows_avx512::<4, Wt>(acc, w, cols, x, batch, g0),
+                2 => rows_avx512::<2, Wt>(acc, w, cols, x, batch, g0),
+                _ => rows_avx512::<1, Wt>(acc, w, cols, x, batch, g0),
+            }
+        }
+        g0 += r;
+    }
+}
+
+/// [`accumulate_avx512`] for rows `g0..g0 + R`.
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+unsafe fn rows_avx512<const R: usize, Wt: Weights>(
+    acc: &mut [f32],
+    w: Wt,
+    cols: &[u32],
+    x: &[f32],
+    batch: usize,
+    g0: usize,
+) {
+    let ap = acc[g0 * batch..(g0 + R) * batch].as_mut_ptr();
+    let xp = x.as_ptr();
+    let mut b0 = 0;
+    // SAFETY (all blocks): rows g0..g0 + R of acc are the slice above and have weights; b0 + lanes <= batch;
+    // every column c has x[c·batch..(c + 1)·batch] (checked by the caller).
+    unsafe {
+        while b0 + 4 * W <= batch {
+            let mut a = [_mm512_setzero_ps(); 24];
+            for r in 0..R {
+                for q in 0..4 {
+                    a[4 * r + q] = _mm512_loadu_ps(ap.add(r * batch + b0 + q * W));
+                }
+            }
+            for (j, &c) in cols.iter().enumerate() {
+                let xc = xp.add(c as usize * batch + b0);
+                let xv = [
+                    _mm512_loadu_ps(xc),
+                    _mm512_loadu_ps(xc.add(W)),
+                    _mm512_loadu_ps(xc.add(2 * W)),
+                    _mm512_loadu_ps(xc.add(3 * W)),
+                ];
+                for r in 0..R {
+                    let wv = _mm512_set1_ps(w.get(g0 + r, j));
+                    for q in 0..4 {
+                        a[4 * r + q] = _mm512_fmadd_ps(wv, xv[q], a[4 * r + q]);
+                    }
+                }
+            }
+            for r in 0..R {
+                for q in 0..4 {
+                    _mm512_storeu_ps(ap.add(r * batch + b0 + q * W), a[4 * r + q]);
+                }
+            }
+            b0 += 4 * W;
+        }
+        while b0 + W <= batch {
+            let mut a = [_mm512_setzero_ps(); 6];
+            for r in 0..R {
+                a[r] = _mm512_loadu_ps(ap.add(r * batch + b0));
+            }
+            for (j, &c) in cols.iter().enumerate() {
+                let xv = _mm512_loadu_ps(xp.add(c as usize * batch + b0));
+                for r in 0..R {
+                    a[r] = _mm512_fmadd_ps(_mm512_set1_ps(w.get(g0 + r, j)), xv, a[r]);
+                }
+            }
+            for r in 0..R {
+                _mm512_storeu_ps(ap.add(r * batch + b0), a[r]);
+            }
+            b0 += W;
+        }
+        if b0 < batch {
+            for (j, &c) in cols.iter().enumerate() {
+                let xc = xp.add(c as usize * batch);
+                for r in 0..R {
+                    let wv = w.get(g0 + r, j);
+                    for b in b0..batch {
+                        let y = ap.add(r * batch + b);
+                        *y = wv.mul_add(*xc.add(b), *y);
+                    }
+                }
+            }
+        }
+    }
 }
