@@ -194,21 +194,28 @@ pub fn param_grad_portable<T: Real>(
 #[derive(Clone, Copy, Debug)]
 struct Tile {
     class: usize,
+    /// Member groups `m0..m1` of the class.
+    m0: usize,
+    m1: usize,
     i0: usize,
     rb: usize,
     u0: usize,
     cb: usize,
 }
 
+/// Most member groups one tile sums before its sums are added to `d_θ`.
+const MEMBER_CHUNK: usize = 256;
+
 /// Largest tile: rows × taps (the per-ISA kernels pick their own shapes up to this).
-const TILE_MAX: usize = 16;
+const TILE_MAX: usize = 24;
 
 /// The separable classes of the plan: for each class and each (row `i`, tap `u`),
-/// `d_θ[U[u] + o_i] += Σ_{g ∈ class} Σ_b d_y[b, R_g[i]] · x[b, col_g(U[u])]`. Each (row, tap) pair sums in
-/// [`LANES`] lanes (lane `l` takes samples `b ≡ l`) over the groups in order and, within a group, the lane
-/// blocks in order; the lanes are then added in order, then the samples past the last full lane block
-/// (groups in order). Tiles run in parallel and are added to `d_θ` in tile order, so no order depends on
-/// the number of threads.
+/// `d_θ[U[u] + o_i] += Σ_{g ∈ class} Σ_b d_y[b, R_g[i]] · x[b, col_g(U[u])]`. The member groups are cut into
+/// fixed chunks of at most [`MEMBER_CHUNK`]; a tile is (chunk, row block, tap block). In a tile each (row,
+/// tap) pair sums in [`LANES`] lanes (lane `l` takes samples `b ≡ l`) over the chunk's groups in order and,
+/// within a group, the lane blocks in order; the lanes are then added in order, then the samples past the
+/// last full lane block (groups in order). Tiles run in parallel and are added to `d_θ` in tile order, so
+/// no order depends on the number of threads.
 fn class_grad<T: Real>(m: &TiedMatrix, x: &[T], dy: &[T], dtheta: &mut [T], batch: usize, portable: bool) {
     let plan = m.grad_plan();
     if plan.classes.is_empty() {
@@ -217,9 +224,19 @@ fn class_grad<T: Real>(m: &TiedMatrix, x: &[T], dy: &[T], dtheta: &mut [T], batc
     let (rb_max, cb_max) = tile_shape();
     let mut tiles = Vec::new();
     for (class, c) in plan.classes.iter().enumerate() {
-        for (i0, rb) in blocks(c.offsets.len(), rb_max) {
-            for (u0, cb) in blocks(c.taps.len(), cb_max) {
-                tiles.push(Tile { class, i0, rb, u0, cb });
+        // Six rows (LeNet-5's conv1) fit one AVX-512 tile of 6 × 4 registers.
+        let row_blocks =
+            if c.offsets.len() == 6 && rb_max == 4 { vec![(0, 6)] } else { blocks(c.offsets.len(), rb_max) };
+        // Members in a fixed number of chunks (never the thread count), so that a class with few tiles
+        // still splits over threads.
+        let n_chunks = c.groups.len().div_ceil(MEMBER_CHUNK);
+        let chunk = c.groups.len().div_ceil(n_chunks.max(1)).max(1);
+        for m0 in (0..c.groups.len()).step_by(chunk) {
+            let m1 = (m0 + chunk).min(c.groups.len());
+            for &(i0, rb) in &row_blocks {
+                for (u0, cb) in blocks(c.taps.len(), cb_max) {
+                    tiles.push(Tile { class, m0, m1, i0, rb, u0, cb });
+                }
             }
         }
     }
@@ -512,13 +529,26 @@ fn tile_dispatch<T: Real>(
 ) -> [T; TILE_MAX] {
     #[cfg(target_arch = "x86_64")]
     if has_avx512() {
-        if (t.rb, t.cb) == (4, 4)
-            && !portable
-            && let (Some(x), Some(dy), Some(zeros)) = (as_f32(x), as_f32(dy), as_f32(zeros))
-        {
+        if !portable && let (Some(x), Some(dy), Some(zeros)) = (as_f32(x), as_f32(dy), as_f32(zeros)) {
+            use super::simd::grad_tile;
+            let f = match (t.rb, t.cb) {
+                (6, 4) => grad_tile::<6, 4>,
+                (6, 2) => grad_tile::<6, 2>,
+                (6, 1) => grad_tile::<6, 1>,
+                (4, 4) => grad_tile::<4, 4>,
+                (4, 2) => grad_tile::<4, 2>,
+                (4, 1) => grad_tile::<4, 1>,
+                (2, 4) => grad_tile::<2, 4>,
+                (2, 2) => grad_tile::<2, 2>,
+                (2, 1) => grad_tile::<2, 1>,
+                (1, 4) => grad_tile::<1, 4>,
+                (1, 2) => grad_tile::<1, 2>,
+                (1, 1) => grad_tile::<1, 1>,
+                (rb, cb) => unreachable!("tile shape {rb} x {cb}"),
+            };
             // SAFETY: the CPU has AVX-512F and FMA; the plan is checked and the tile inside its class.
-            let s = unsafe { super::simd::grad_tile_4x4(c, t.i0, t.u0, x, dy, zeros, batch) };
-            return std::array::from_fn(|k| if k < 16 { T::of(s[k] as f64) } else { T::zero() });
+            let s = unsafe { f(c, (t.m0, t.m1), t.i0, t.u0, x, dy, zeros, batch) };
+            return std::array::from_fn(|k| T::of(s[k] as f64));
         }
         // SAFETY: the CPU has AVX-512F, AVX2 and FMA (checked above).
         return unsafe { tile_avx512(c, groups, t, x, dy, zeros, batch) };
@@ -632,7 +662,7 @@ fn tile_sums<T: Real, const RB: usize, const CB: usize>(
     // Lane l of pair (i, u) sums samples b0 + l over the member groups in order, and within a member over
     // the lane blocks b0 in order.
     let mut acc = [[[T::zero(); LANES]; CB]; RB];
-    for mi in 0..c.groups.len() {
+    for mi in t.m0..t.m1 {
         member_ptrs(c, mi, t, (dy0, x0, z0), batch, 0, &mut d, &mut xs);
         let mut b0 = 0;
         while b0 < full {
@@ -658,7 +688,7 @@ fn tile_sums<T: Real, const RB: usize, const CB: usize>(
     // The samples past the last full block: member groups in order, samples in order.
     let mut tail = [[T::zero(); CB]; RB];
     if full < batch {
-        for mi in 0..c.groups.len() {
+        for mi in t.m0..t.m1 {
             member_ptrs(c, mi, t, (dy0, x0, z0), batch, full, &mut d, &mut xs);
             for b in 0..batch - full {
                 for i in 0..RB {
@@ -727,6 +757,9 @@ fn tile_any<T: Real>(
     batch: usize,
 ) -> [T; TILE_MAX] {
     match (t.rb, t.cb) {
+        (6, 4) => tile_sums::<T, 6, 4>(c, groups, t, x, dy, zeros, batch),
+        (6, 2) => tile_sums::<T, 6, 2>(c, groups, t, x, dy, zeros, batch),
+        (6, 1) => tile_sums::<T, 6, 1>(c, groups, t, x, dy, zeros, batch),
         (4, 4) => tile_sums::<T, 4, 4>(c, groups, t, x, dy, zeros, batch),
         (4, 2) => tile_sums::<T, 4, 2>(c, groups, t, x, dy, zeros, batch),
         (4, 1) => tile_sums::<T, 4, 1>(c, groups, t, x, dy, zeros, batch),
