@@ -182,7 +182,17 @@ struct Gather<'a, T> {
 impl<T: Real> Gather<'_, T> {
     /// Writes every value of `dst`.
     fn run(&self, dst: &mut [T]) {
-        let (_, h_dst, _) = self.dst_dims;
+        let ((c_src, h_src, w_src), (c_dst, h_dst, w_dst)) = (self.src_dims, self.dst_dims);
+        let (k, batch) = (self.k, self.batch);
+        // The inner loops read without bounds checks: every address they form is checked here.
+        assert_eq!(self.src.len(), batch * c_src * h_src * w_src, "Gather: source length");
+        assert_eq!(dst.len(), batch * c_dst * h_dst * w_dst, "Gather: destination length");
+        assert_eq!(self.wp.len(), c_dst * c_src * k * k, "Gather: packed weights");
+        assert_eq!(self.blocks.iter().map(|b| b.1).sum::<usize>(), c_dst, "Gather: blocks");
+        assert!(self.init.is_none_or(|b| b.len() == c_dst), "Gather: one starting value per channel");
+        assert!(self.rows.start.len() == h_dst + 1 && self.cols.start.len() == w_dst + 1, "Gather: tap lists");
+        assert!(self.rows.taps.iter().all(|&(t, s)| (t as usize) < k && (s as usize) < h_src), "Gather: row taps");
+        assert!(self.cols.taps.iter().all(|&(t, s)| (t as usize) < k && (s as usize) < w_src), "Gather: column taps");
         let out = Disjoint::new(dst);
         (0..self.blocks.len() * h_dst).into_par_iter().for_each(|task| {
             let (r0, rn) = self.blocks[task / h_dst];
@@ -264,14 +274,17 @@ impl<T: Real> Gather<'_, T> {
                 *a = [init[r0 + r]; L];
             }
         }
+        debug_assert!(wp.len() == R * c_src * kk && b0 + L <= batch);
         for c in 0..c_src {
-            let wc = &wp[c * kk * R..][..kk * R];
             for &(ky, sy) in rows {
-                let src_row = &self.src[(c * h_src + sy as usize) * w_src * batch..][..w_src * batch];
-                let w_row = &wc[ky as usize * k * R..][..k * R];
+                // SAFETY (the three reads): `run` checked that every tap is < k and every source
+                // coordinate inside the source plane, so `(c, sy, sx)` is a source feature and lanes
+                // `b0..b0 + L <= B` lie in its batch column; `wp` holds `(c_src, k, k, R)` weights.
+                let src_row = unsafe { self.src.as_ptr().add((c * h_src + sy as usize) * w_src * batch + b0) };
+                let w_row = unsafe { wp.as_ptr().add((c * kk + ky as usize * k) * R) };
                 for &(kx, sx) in cols {
-                    let xv: &[T; L] = src_row[sx as usize * batch + b0..][..L].try_into().expect("L lanes");
-                    let wv: &[T; R] = w_row[kx as usize * R..][..R].try_into().expect("R weights");
+                    let xv: &[T; L] = unsafe { &*src_row.add(sx as usize * batch).cast::<[T; L]>() };
+                    let wv: &[T; R] = unsafe { &*w_row.add(kx as usize * R).cast::<[T; R]>() };
                     unroll!(r < R => {
                         for l in 0..L {
                             acc[r][l] = wv[r].mul_add(xv[l], acc[r][l]);
@@ -316,8 +329,11 @@ struct KernelGrad<'a, T> {
 /// sum, so the bits agree.
 trait Lanes<T>: Copy {
     fn zero() -> Self;
-    /// `s[at..at + GRAD_LANES]`.
-    fn load(s: &[T], at: usize) -> Self;
+    /// `GRAD_LANES` values from `p`.
+    ///
+    /// # Safety
+    /// `p` must point to `GRAD_LANES` readable values.
+    unsafe fn load(p: *const T) -> Self;
     /// `self + a·b` lane by lane, rounded once.
     fn fma(self, a: Self, b: Self) -> Self;
     /// The lanes summed in lane order.
@@ -330,8 +346,9 @@ impl<T: Real> Lanes<T> for [T; GRAD_LANES] {
         [T::zero(); GRAD_LANES]
     }
     #[inline(always)]
-    fn load(s: &[T], at: usize) -> Self {
-        s[at..at + GRAD_LANES].try_into().expect("GRAD_LANES values")
+    unsafe fn load(p: *const T) -> Self {
+        // SAFETY: the caller's contract.
+        unsafe { *p.cast::<[T; GRAD_LANES]>() }
     }
     #[inline(always)]
     fn fma(mut self, a: Self, b: Self) -> Self {
@@ -359,10 +376,9 @@ impl Lanes<f32> for F32x8 {
         F32x8(unsafe { std::arch::x86_64::_mm256_setzero_ps() })
     }
     #[inline(always)]
-    fn load(s: &[f32], at: usize) -> Self {
-        let s = &s[at..at + GRAD_LANES];
-        // SAFETY: `s` holds 8 values; AVX2 as above.
-        F32x8(unsafe { std::arch::x86_64::_mm256_loadu_ps(s.as_ptr()) })
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: the caller's contract; AVX2 as above.
+        F32x8(unsafe { std::arch::x86_64::_mm256_loadu_ps(p) })
     }
     #[inline(always)]
     fn fma(self, a: Self, b: Self) -> Self {
@@ -455,25 +471,33 @@ impl<T: Real> KernelGrad<'_, T> {
         let mut acc = [[V::zero(); TN]; R];
         // Samples past the last full block of lanes, accumulated apart.
         let mut tail = [[T::zero(); TN]; R];
+        let (x, dy) = (self.x.as_ptr(), self.dy.as_ptr());
         for oy in 0..h_out {
             for ox in 0..w_out {
                 let pos = oy * w_out + ox;
-                let xs: [&[T]; TN] = std::array::from_fn(|j| {
+                // Batch columns of the taps' inputs (the zero column for taps that read nothing) and of
+                // the output channels' residuals.
+                // SAFETY (all reads below): `backward_params` checked the lengths of x and dy and that the
+                // source tables hold input coordinates or NONE, so every column is inside its matrix and
+                // lanes b0..b0 + GRAD_LANES <= B, b < B lie in it.
+                let mut xs = [self.zeros.as_ptr(); TN];
+                unroll!(j < TN => {
                     let (ky, kx) = taps[j];
                     let (iy, ix) = (self.src_y[oy * k + ky], self.src_x[ox * k + kx]);
-                    if iy == NONE || ix == NONE {
-                        self.zeros
-                    } else {
-                        &self.x[((i * g.h_in + iy as usize) * g.w_in + ix as usize) * batch..][..batch]
+                    if iy != NONE && ix != NONE {
+                        xs[j] = unsafe { x.add(((i * g.h_in + iy as usize) * g.w_in + ix as usize) * batch) };
                     }
                 });
-                let ds: [&[T]; R] = std::array::from_fn(|r| &self.dy[((o0 + r) * plane + pos) * batch..][..batch]);
+                let mut ds = [dy; R];
+                unroll!(r < R => {
+                    ds[r] = unsafe { dy.add(((o0 + r) * plane + pos) * batch) };
+                });
                 let mut b0 = 0;
                 while b0 + GRAD_LANES <= batch {
                     unroll!(r < R => {
-                        let dv = V::load(ds[r], b0);
+                        let dv = unsafe { V::load(ds[r].add(b0)) };
                         unroll!(j < TN => {
-                            acc[r][j] = acc[r][j].fma(dv, V::load(xs[j], b0));
+                            acc[r][j] = acc[r][j].fma(dv, unsafe { V::load(xs[j].add(b0)) });
                         });
                     });
                     b0 += GRAD_LANES;
@@ -481,7 +505,7 @@ impl<T: Real> KernelGrad<'_, T> {
                 for b in b0..batch {
                     for j in 0..TN {
                         for r in 0..R {
-                            tail[r][j] = ds[r][b].mul_add(xs[j][b], tail[r][j]);
+                            tail[r][j] = unsafe { (*ds[r].add(b)).mul_add(*xs[j].add(b), tail[r][j]) };
                         }
                     }
                 }
@@ -632,6 +656,10 @@ impl<T: Real> LinearMap<T> for FastConv {
             src_x: &self.src.1,
             zeros: &zeros,
         };
+        // KernelGrad reads without bounds checks: the addresses it forms are checked here.
+        assert!(self.src.0.len() == g.h_out() * g.k && self.src.1.len() == g.w_out() * g.k, "source tables");
+        assert!(self.src.0.iter().all(|&v| v == NONE || (v as usize) < g.h_in), "row source table");
+        assert!(self.src.1.iter().all(|&v| v == NONE || (v as usize) < g.w_in), "column source table");
         let blocks = channel_blocks(g.c_out, &GRAD_WIDTHS);
         let tasks: Vec<(usize, usize, usize)> =
             blocks.iter().flat_map(|&(o0, rn)| (0..g.c_in).map(move |i| (o0, rn, i))).collect();
