@@ -336,6 +336,8 @@ trait Lanes<T>: Copy {
     unsafe fn load(p: *const T) -> Self;
     /// `self + a·b` lane by lane, rounded once.
     fn fma(self, a: Self, b: Self) -> Self;
+    /// `self + a` lane by lane.
+    fn add(self, a: Self) -> Self;
     /// The lanes summed in lane order.
     fn sum(self) -> T;
 }
@@ -354,6 +356,13 @@ impl<T: Real> Lanes<T> for [T; GRAD_LANES] {
     fn fma(mut self, a: Self, b: Self) -> Self {
         for l in 0..GRAD_LANES {
             self[l] = a[l].mul_add(b[l], self[l]);
+        }
+        self
+    }
+    #[inline(always)]
+    fn add(mut self, a: Self) -> Self {
+        for l in 0..GRAD_LANES {
+            self[l] += a[l];
         }
         self
     }
@@ -384,6 +393,11 @@ impl Lanes<f32> for F32x8 {
     fn fma(self, a: Self, b: Self) -> Self {
         // SAFETY: FMA as above.
         F32x8(unsafe { std::arch::x86_64::_mm256_fmadd_ps(a.0, b.0, self.0) })
+    }
+    #[inline(always)]
+    fn add(self, a: Self) -> Self {
+        // SAFETY: AVX as above.
+        F32x8(unsafe { std::arch::x86_64::_mm256_add_ps(self.0, a.0) })
     }
     #[inline(always)]
     fn sum(self) -> f32 {
@@ -522,26 +536,48 @@ impl<T: Real> KernelGrad<'_, T> {
     }
 }
 
-/// `δb[o] = Σ_{oy, ox} Σ_b δy[b, o, oy, ox]` for one output channel: `plane` batch columns of `dy` from
-/// `dy_o`, summed position by position into 8 lanes, the lanes then in order.
+/// `δb[o] = Σ_{oy, ox} Σ_b δy[b, o, oy, ox]` for one output channel: the batch columns of `dy_o`, summed
+/// position by position into [`GRAD_LANES`] lanes (samples past the last full lane block apart), the lanes
+/// then in order.
 #[inline(always)]
-fn channel_sum<T: Real>(dy_o: &[T], batch: usize) -> T {
-    if batch == 0 {
-        return T::zero();
-    }
-    let mut lanes = [T::zero(); GRAD_LANES];
-    for col in dy_o.chunks_exact(batch) {
-        let (body, tail) = col.split_at(batch - batch % GRAD_LANES);
-        for ch in body.chunks_exact(GRAD_LANES) {
-            for l in 0..GRAD_LANES {
-                lanes[l] += ch[l];
-            }
+fn channel_sum<T: Real, V: Lanes<T>>(dy_o: &[T], batch: usize) -> T {
+    let (mut acc, mut tail) = (V::zero(), T::zero());
+    for col in dy_o.chunks_exact(batch.max(1)) {
+        let mut b0 = 0;
+        while b0 + GRAD_LANES <= batch {
+            // SAFETY: lanes b0..b0 + GRAD_LANES <= B of a column of B values.
+            acc = acc.add(unsafe { V::load(col.as_ptr().add(b0)) });
+            b0 += GRAD_LANES;
         }
-        for (l, &v) in tail.iter().enumerate() {
-            lanes[l] += v;
+        for &v in &col[b0..] {
+            tail += v;
         }
     }
-    lanes.iter().fold(T::zero(), |s, &v| s + v)
+    acc.sum() + tail
+}
+
+/// [`channel_sum`], compiled for AVX2 when the CPU has it, with explicit vectors for `f32`.
+fn channel_sum_dispatch<T: Real>(dy_o: &[T], batch: usize) -> T {
+    #[cfg(target_arch = "x86_64")]
+    if super::has_avx2() {
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn f32x8(dy_o: &[f32], batch: usize) -> f32 {
+            channel_sum::<f32, F32x8>(dy_o, batch)
+        }
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn avx2<T: Real>(dy_o: &[T], batch: usize) -> T {
+            channel_sum::<T, [T; GRAD_LANES]>(dy_o, batch)
+        }
+        if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
+            // SAFETY: T is f32, so the slices and the result have the same type; the CPU has AVX2 and FMA.
+            let dy32 = unsafe { std::slice::from_raw_parts(dy_o.as_ptr().cast::<f32>(), dy_o.len()) };
+            let s = unsafe { f32x8(dy32, batch) };
+            return unsafe { std::mem::transmute_copy(&s) };
+        }
+        // SAFETY: the CPU has AVX2 and FMA (checked above).
+        return unsafe { avx2(dy_o, batch) };
+    }
+    channel_sum::<T, [T; GRAD_LANES]>(dy_o, batch)
 }
 
 /// A convolution computed directly on the (B, F) layout (the direct engine's conv): weight
@@ -675,7 +711,7 @@ impl<T: Real> LinearMap<T> for FastConv {
         }
         // δb[o] += Σ_{oy, ox} Σ_b δy[b, o, oy, ox].
         let plane = g.h_out() * g.w_out() * batch;
-        let db: Vec<T> = dz.as_slice().par_chunks(plane.max(1)).map(|dy_o| channel_sum(dy_o, batch)).collect();
+        let db: Vec<T> = dz.as_slice().par_chunks(plane.max(1)).map(|dy_o| channel_sum_dispatch(dy_o, batch)).collect();
         grads[1].data.iter_mut().zip(db).for_each(|(d, v)| *d += v);
     }
 
