@@ -13,6 +13,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod compare;
 pub mod data;
+pub mod direct;
 pub mod gemm;
 pub mod geometry;
 pub mod init;

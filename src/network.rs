@@ -13,6 +13,7 @@
 use nalgebra::DMatrix;
 
 use crate::activation;
+use crate::direct::{FastAvgPool, FastConv, FastMaxPool};
 use crate::geometry::PoolGeometry;
 use crate::layers::LinearMap;
 use crate::layers::avgpool::avgpool_layer;
@@ -21,7 +22,7 @@ use crate::layers::dense::Dense;
 use crate::layers::local::local_layer;
 use crate::layers::maxpool::MaxPool;
 use crate::loss::{Loss, Targets, loss_and_delta};
-use crate::reference::{DirectAvgPool, DirectConv, DirectLocal, DirectMaxPool, Im2colConv};
+use crate::reference::{DirectAvgPool, DirectLocal, DirectMaxPool, Im2colConv};
 use crate::scalar::Real;
 use crate::spec::{Activation, Layer, Shape, Spec, conv_geometry};
 use crate::tensor::Tensor;
@@ -32,8 +33,9 @@ pub enum Engine {
     /// Conv, local and pooling layers compiled to tied sparse matrices.
     #[default]
     Sparse,
-    /// The direct reference: conv, local and pooling computed from their definitions
-    /// ([`crate::reference::direct`]); dense layers as in `Sparse`.
+    /// Direct convolution and pooling on the batch-innermost layout ([`crate::direct`], checked against the
+    /// definitions in [`crate::reference::direct`]); local layers from their definitions
+    /// ([`crate::reference::DirectLocal`]); dense layers as in `Sparse`.
     Direct,
     /// Convolutions by im2col + GEMM ([`crate::reference::im2col`]); local and pooling layers direct,
     /// dense layers as in `Sparse`.
@@ -79,17 +81,15 @@ pub fn build_map<T: Real>(layer: &Layer, input: Shape, engine: Engine) -> Option
         (Engine::Sparse, Layer::Local { .. }) => Box::new(local_layer::<T>(&conv_geometry(layer, input)?)),
         (Engine::Sparse, Layer::MaxPool { k, stride }) => Box::new(MaxPool::new(&pool(k, stride))),
         (Engine::Sparse, Layer::AvgPool { k, stride }) => Box::new(avgpool_layer::<T>(&pool(k, stride))),
-        (Engine::Direct, Layer::Conv { .. }) => Box::new(DirectConv::new(&conv_geometry(layer, input)?)),
+        (Engine::Direct, Layer::Conv { .. }) => Box::new(FastConv::new(&conv_geometry(layer, input)?)),
         (Engine::Im2col, Layer::Conv { .. }) => Box::new(Im2colConv::new(&conv_geometry(layer, input)?)),
         (Engine::Direct | Engine::Im2col, Layer::Local { .. }) => {
             Box::new(DirectLocal::new(&conv_geometry(layer, input)?))
         }
-        (Engine::Direct | Engine::Im2col, Layer::MaxPool { k, stride }) => {
-            Box::new(DirectMaxPool::new(&pool(k, stride)))
-        }
-        (Engine::Direct | Engine::Im2col, Layer::AvgPool { k, stride }) => {
-            Box::new(DirectAvgPool::new(&pool(k, stride)))
-        }
+        (Engine::Direct, Layer::MaxPool { k, stride }) => Box::new(FastMaxPool::new(&pool(k, stride))),
+        (Engine::Direct, Layer::AvgPool { k, stride }) => Box::new(FastAvgPool::new(&pool(k, stride))),
+        (Engine::Im2col, Layer::MaxPool { k, stride }) => Box::new(DirectMaxPool::new(&pool(k, stride))),
+        (Engine::Im2col, Layer::AvgPool { k, stride }) => Box::new(DirectAvgPool::new(&pool(k, stride))),
     })
 }
 

@@ -67,7 +67,7 @@ pub struct Common {
     /// Worker threads (default: all cores). Results do not depend on it.
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Engine of the linear layers: sparse (tied sparse matrices) or direct (reference convolution).
+    /// Engine of the linear layers: sparse (tied sparse matrices), direct (direct convolution) or im2col.
     #[arg(long)]
     pub engine: Option<String>,
 }

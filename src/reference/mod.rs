@@ -8,8 +8,9 @@
 //!   adjoint, for the input gradient.
 //!
 //! Both implement [`crate::layers::LinearMap`] with the parameter names and PyTorch layouts of the
-//! sparse layers, so [`crate::network::Engine::Direct`] and [`crate::network::Engine::Im2col`] run the
-//! same spec and the same parameters.
+//! sparse layers, so [`crate::network::Engine::Im2col`] runs the same spec and the same parameters.
+//! [`crate::network::Engine::Direct`] runs the fast direct layers of [`crate::direct`], which
+//! `tests/fast_direct.rs` checks against [`direct`] (bit for bit on exact data).
 
 pub mod direct;
 pub mod im2col;

@@ -1,0 +1,722 @@
+//! Fast direct convolution on the (B, F) column-major layout: forward, input gradient (gather form),
+//! kernel and bias gradients.
+//!
+//! Letters: `B` batch; input `x` (B, c_in·h_in·w_in), output `y` (B, c_out·h_out·w_out), features in
+//! (C, H, W) order; kernel `w` `(c_out, c_in, k, k)`, bias `b` `(c_out)`; `s` stride, `p` padding, `d`
+//! dilation. Along one axis, output coordinate `o` and tap `κ` read the input coordinate
+//! `src(o, κ) = pad_map(o·s + κ·d − p)`, or nothing (zero padding). Then
+//!
+//! ```text
+//! forward   y[:, o, oy, ox]  = b[o] + Σ_i Σ_{(ky, iy) ∈ F_h(oy)} Σ_{(kx, ix) ∈ F_w(ox)} w[o, i, ky, kx] · x[:, i, iy, ix]
+//! input     δx[:, i, iy, ix] = Σ_o Σ_{(ky, oy) ∈ G_h(iy)} Σ_{(kx, ox) ∈ G_w(ix)} w[o, i, ky, kx] · δy[:, o, oy, ox]
+//! kernel    δw[o, i, ky, kx] += Σ_{oy, ox} Σ_b δy[b, o, oy, ox] · x[b, i, src_h(oy, ky), src_w(ox, kx)]
+//! bias      δb[o]            += Σ_{oy, ox} Σ_b δy[b, o, oy, ox]
+//! ```
+//!
+//! where `F(o) = {(κ, src(o, κ))}` lists the taps of output coordinate `o` that read a value and
+//! `G(i) = {(κ, o) : src(o, κ) = i}` is its inverse, the outputs that read input coordinate `i`
+//! ([`AxisTaps`]). `G` is the adjoint of `F` for every padding mode: a border cell that reads input `i`
+//! (reflect, replicate, circular) sends its gradient back to `i`, which is the fold `Pᵀ` of the reference
+//! ([`crate::reference::direct::pad_adjoint`]). The forward pass and the input gradient are one routine,
+//! `Gather`, with the roles of the two sides exchanged and the kernel read transposed.
+//!
+//! Summation orders (fixed, so the bits do not depend on the number of threads): forward from `b[o]`, then
+//! `i`, `ky`, `kx` increasing (the reference's order); input gradient `o`, then `G_h`, then `G_w` in list
+//! order; kernel and bias gradients position by position, 8 batch lanes per accumulator, the lanes summed
+//! in lane order at the end, then added to the gradient.
+
+use nalgebra::DMatrix;
+use rayon::prelude::*;
+
+use crate::geometry::{ConvGeometry, PaddingMode};
+use crate::layers::{LinearMap, assert_shape};
+use crate::reference::DirectConv;
+use crate::scalar::Real;
+use crate::tensor::Tensor;
+use crate::tied::kernels::Disjoint;
+
+/// One axis of a convolution: `n_in` input and `n_out` output coordinates, `k` taps.
+#[derive(Clone, Copy, Debug)]
+struct Axis {
+    n_in: usize,
+    n_out: usize,
+    k: usize,
+    s: usize,
+    p: usize,
+    d: usize,
+    mode: PaddingMode,
+}
+
+impl Axis {
+    fn rows(g: &ConvGeometry) -> Self {
+        Axis { n_in: g.h_in, n_out: g.h_out(), k: g.k, s: g.stride, p: g.pad, d: g.dil, mode: g.mode }
+    }
+
+    fn cols(g: &ConvGeometry) -> Self {
+        Axis { n_in: g.w_in, n_out: g.w_out(), k: g.k, s: g.stride, p: g.pad, d: g.dil, mode: g.mode }
+    }
+
+    /// `src(o, κ) = pad_map(o·s + κ·d − p)`: the input coordinate that output `o` reads through tap `κ`.
+    #[inline]
+    fn src(&self, o: usize, kappa: usize) -> Option<usize> {
+        self.mode.map((o * self.s + kappa * self.d) as isize - self.p as isize, self.n_in)
+    }
+}
+
+/// For each coordinate `t` along one axis, a list of `(tap, coordinate on the other side)` pairs.
+#[derive(Clone, Debug, Default)]
+pub struct AxisTaps {
+    /// Coordinate `t`'s pairs are `taps[start[t]..start[t + 1]]`.
+    start: Vec<u32>,
+    taps: Vec<(u32, u32)>,
+}
+
+impl AxisTaps {
+    /// `F(o)` for every output coordinate: the taps `(κ, src(o, κ))` that read a value, `κ` increasing.
+    fn forward(a: &Axis) -> Self {
+        let lists: Vec<Vec<(u32, u32)>> = (0..a.n_out)
+            .map(|o| (0..a.k).filter_map(|kappa| a.src(o, kappa).map(|i| (kappa as u32, i as u32))).collect())
+            .collect();
+        Self::from_lists(lists)
+    }
+
+    /// `G(i)` for every input coordinate: the pairs `(κ, o)` with `src(o, κ) = i`, `o` then `κ` increasing.
+    fn backward(a: &Axis) -> Self {
+        let mut lists = vec![Vec::new(); a.n_in];
+        for o in 0..a.n_out {
+            for kappa in 0..a.k {
+                if let Some(i) = a.src(o, kappa) {
+                    lists[i].push((kappa as u32, o as u32));
+                }
+            }
+        }
+        Self::from_lists(lists)
+    }
+
+    fn from_lists(lists: Vec<Vec<(u32, u32)>>) -> Self {
+        let mut start = vec![0u32];
+        let mut taps = Vec::new();
+        for l in lists {
+            taps.extend(l);
+            start.push(taps.len() as u32);
+        }
+        AxisTaps { start, taps }
+    }
+
+    /// The pairs of coordinate `t`.
+    #[inline]
+    pub fn of(&self, t: usize) -> &[(u32, u32)] {
+        &self.taps[self.start[t] as usize..self.start[t + 1] as usize]
+    }
+}
+
+/// Destination channels per register block: blocks of 6, the rest as 4, 2, 1 (`16 = 6 + 6 + 4`).
+fn channel_blocks(n: usize, widths: &[usize]) -> Vec<(usize, usize)> {
+    let mut blocks = Vec::new();
+    let mut r0 = 0;
+    for &w in widths {
+        while n - r0 >= w {
+            blocks.push((r0, w));
+            r0 += w;
+        }
+    }
+    debug_assert_eq!(r0, n, "widths end with 1");
+    blocks
+}
+
+/// Register block widths of [`Gather`] (destination channels).
+const GATHER_WIDTHS: [usize; 4] = [6, 4, 2, 1];
+/// Register block widths of [`KernelGrad`] (output channels).
+const GRAD_WIDTHS: [usize; 3] = [3, 2, 1];
+/// Taps per register block of [`KernelGrad`] (the rest one by one).
+const GRAD_TAPS: usize = 4;
+/// Batch lanes of the kernel-gradient accumulators.
+const GRAD_LANES: usize = 8;
+
+/// Weights packed for [`Gather`]: block `(r0, R)` of destination channels at offset `r0·c_src·k²`, laid out
+/// `(c_src, k, k, R)`, so that the `R` weights of one tap are adjacent. `weight(r, c, t)` is the weight
+/// from source channel `c` to destination channel `r` at tap `t = κy·k + κx`.
+fn pack<T: Real>(
+    blocks: &[(usize, usize)],
+    c_src: usize,
+    kk: usize,
+    weight: impl Fn(usize, usize, usize) -> T,
+) -> Vec<T> {
+    let mut wp = Vec::with_capacity(blocks.iter().map(|b| b.1).sum::<usize>() * c_src * kk);
+    for &(r0, rn) in blocks {
+        for c in 0..c_src {
+            for t in 0..kk {
+                wp.extend((r0..r0 + rn).map(|r| weight(r, c, t)));
+            }
+        }
+    }
+    wp
+}
+
+/// A gather product on the (B, F) layout:
+///
+/// ```text
+/// dst[:, (r, py, px)] = init[r] + Σ_c Σ_{(κy, sy) ∈ rows(py)} Σ_{(κx, sx) ∈ cols(px)} w(r, c, κy, κx) · src[:, (c, sy, sx)]
+/// ```
+///
+/// `src` (B, c_src·h_src·w_src), `dst` (B, c_dst·h_dst·w_dst). The forward pass is `dst = y`, `src = x`,
+/// `rows = F_h`; the input gradient `dst = δx`, `src = δy`, `rows = G_h`, the kernel read transposed.
+/// Tasks are (register block of destination channels, destination row); each writes its own outputs.
+struct Gather<'a, T> {
+    src: &'a [T],
+    /// `(c, h, w)` of the source.
+    src_dims: (usize, usize, usize),
+    /// `(c, h, w)` of the destination.
+    dst_dims: (usize, usize, usize),
+    k: usize,
+    batch: usize,
+    rows: &'a AxisTaps,
+    cols: &'a AxisTaps,
+    blocks: &'a [(usize, usize)],
+    /// [`pack`]ed weights.
+    wp: &'a [T],
+    /// One starting value per destination channel (the bias), or zeros.
+    init: Option<&'a [T]>,
+}
+
+impl<T: Real> Gather<'_, T> {
+    /// Writes every value of `dst`.
+    fn run(&self, dst: &mut [T]) {
+        let ((c_src, h_src, w_src), (c_dst, h_dst, w_dst)) = (self.src_dims, self.dst_dims);
+        let (k, batch) = (self.k, self.batch);
+        // The inner loops read without bounds checks: every address they form is checked here.
+        assert_eq!(self.src.len(), batch * c_src * h_src * w_src, "Gather: source length");
+        assert_eq!(dst.len(), batch * c_dst * h_dst * w_dst, "Gather: destination length");
+        assert_eq!(self.wp.len(), c_dst * c_src * k * k, "Gather: packed weights");
+        assert_eq!(self.blocks.iter().map(|b| b.1).sum::<usize>(), c_dst, "Gather: blocks");
+        assert!(self.init.is_none_or(|b| b.len() == c_dst), "Gather: one starting value per channel");
+        assert!(self.rows.start.len() == h_dst + 1 && self.cols.start.len() == w_dst + 1, "Gather: tap lists");
+        assert!(self.rows.taps.iter().all(|&(t, s)| (t as usize) < k && (s as usize) < h_src), "Gather: row taps");
+        assert!(self.cols.taps.iter().all(|&(t, s)| (t as usize) < k && (s as usize) < w_src), "Gather: column taps");
+        let out = Disjoint::new(dst);
+        (0..self.blocks.len() * h_dst).into_par_iter().for_each(|task| {
+            let (r0, rn) = self.blocks[task / h_dst];
+            self.row_dispatch(r0, rn, task % h_dst, &out);
+        });
+    }
+
+    fn row_dispatch(&self, r0: usize, rn: usize, py: usize, out: &Disjoint<T>) {
+        #[cfg(target_arch = "x86_64")]
+        if super::has_avx2() {
+            // SAFETY: the CPU has AVX2 and FMA (checked above).
+            return unsafe { self.row_avx2(r0, rn, py, out) };
+        }
+        self.row(r0, rn, py, out)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn row_avx2(&self, r0: usize, rn: usize, py: usize, out: &Disjoint<T>) {
+        self.row(r0, rn, py, out)
+    }
+
+    /// Destination row `py` of channels `r0..r0 + rn`.
+    #[inline(always)]
+    fn row(&self, r0: usize, rn: usize, py: usize, out: &Disjoint<T>) {
+        match rn {
+            6 => self.row_of::<6>(r0, py, out),
+            4 => self.row_of::<4>(r0, py, out),
+            2 => self.row_of::<2>(r0, py, out),
+            1 => self.row_of::<1>(r0, py, out),
+            _ => unreachable!("block width {rn} not in {GATHER_WIDTHS:?}"),
+        }
+    }
+
+    #[inline(always)]
+    fn row_of<const R: usize>(&self, r0: usize, py: usize, out: &Disjoint<T>) {
+        let (c_src, _, _) = self.src_dims;
+        let kk = self.k * self.k;
+        let wp = &self.wp[r0 * c_src * kk..][..R * c_src * kk];
+        let rows = self.rows.of(py);
+        let batch = self.batch;
+        for px in 0..self.dst_dims.2 {
+            let cols = self.cols.of(px);
+            let at = (r0, py, px);
+            let mut b0 = 0;
+            while b0 + 16 <= batch {
+                self.block::<R, 16>(wp, rows, cols, at, b0, out);
+                b0 += 16;
+            }
+            if b0 + 8 <= batch {
+                self.block::<R, 8>(wp, rows, cols, at, b0, out);
+                b0 += 8;
+            }
+            while b0 < batch {
+                self.block::<R, 1>(wp, rows, cols, at, b0, out);
+                b0 += 1;
+            }
+        }
+    }
+
+    /// Lanes `b0..b0 + L` of destination `(r0..r0 + R, py, px)`, kept in registers over every term.
+    #[inline(always)]
+    fn block<const R: usize, const L: usize>(
+        &self,
+        wp: &[T],
+        rows: &[(u32, u32)],
+        cols: &[(u32, u32)],
+        (r0, py, px): (usize, usize, usize),
+        b0: usize,
+        out: &Disjoint<T>,
+    ) {
+        let (c_src, h_src, w_src) = self.src_dims;
+        let (_, h_dst, w_dst) = self.dst_dims;
+        let (k, batch) = (self.k, self.batch);
+        let kk = k * k;
+        let mut acc = [[T::zero(); L]; R];
+        if let Some(init) = self.init {
+            for (r, a) in acc.iter_mut().enumerate() {
+                *a = [init[r0 + r]; L];
+            }
+        }
+        debug_assert!(wp.len() == R * c_src * kk && b0 + L <= batch);
+        for c in 0..c_src {
+            for &(ky, sy) in rows {
+                // SAFETY (the three reads): `run` checked that every tap is < k and every source
+                // coordinate inside the source plane, so `(c, sy, sx)` is a source feature and lanes
+                // `b0..b0 + L <= B` lie in its batch column; `wp` holds `(c_src, k, k, R)` weights.
+                let src_row = unsafe { self.src.as_ptr().add((c * h_src + sy as usize) * w_src * batch + b0) };
+                let w_row = unsafe { wp.as_ptr().add((c * kk + ky as usize * k) * R) };
+                for &(kx, sx) in cols {
+                    let xv: &[T; L] = unsafe { &*src_row.add(sx as usize * batch).cast::<[T; L]>() };
+                    let wv: &[T; R] = unsafe { &*w_row.add(kx as usize * R).cast::<[T; R]>() };
+                    unroll!(r < R => {
+                        for l in 0..L {
+                            acc[r][l] = wv[r].mul_add(xv[l], acc[r][l]);
+                        }
+                    });
+                }
+            }
+        }
+        for (r, a) in acc.iter().enumerate() {
+            let f = ((r0 + r) * h_dst + py) * w_dst + px;
+            // SAFETY: destination (r0 + r, py, px) belongs to this task only (tasks partition channel
+            // blocks × rows), and lanes b0..b0 + L to this block only.
+            unsafe { out.slice(f * batch + b0, L) }.copy_from_slice(a);
+        }
+    }
+}
+
+/// Marks a tap that reads nothing in [`KernelGrad`]'s source tables.
+const NONE: u32 = u32::MAX;
+
+/// The kernel gradient `δw[o, i, t] += Σ_{oy, ox} Σ_b δy[b, o, oy, ox] · x[b, i, src_h(oy, κy), src_w(ox, κx)]`,
+/// `t = κy·k + κx`. Tasks are (register block of output channels, input channel); each returns its
+/// `(R, k²)` sums, added to the gradient in task order.
+struct KernelGrad<'a, T> {
+    x: &'a [T],
+    dy: &'a [T],
+    g: ConvGeometry,
+    batch: usize,
+    /// `src_h(oy, κy)` at `[oy·k + κy]`, [`NONE`] when it reads nothing.
+    src_y: &'a [u32],
+    /// `src_w(ox, κx)` at `[ox·k + κx]`.
+    src_x: &'a [u32],
+    /// `B` zeros, read by taps that read nothing.
+    zeros: &'a [T],
+}
+
+/// [`GRAD_LANES`] batch lanes of a kernel-gradient accumulator.
+///
+/// The accumulators of a [`KernelGrad`] block multiply two loaded vectors (δy and x), a pattern LLVM's
+/// vectoriser leaves scalar once the block has more than a few accumulators; so the AVX2 build of `f32`
+/// uses the vector type itself ([`F32x8`]). Both do the same per-lane `mul_add` and the same in-order lane
+/// sum, so the bits agree.
+trait Lanes<T>: Copy {
+    fn zero() -> Self;
+    /// `GRAD_LANES` values from `p`.
+    ///
+    /// # Safety
+    /// `p` must point to `GRAD_LANES` readable values.
+    unsafe fn load(p: *const T) -> Self;
+    /// `self + a·b` lane by lane, rounded once.
+    fn fma(self, a: Self, b: Self) -> Self;
+    /// `self + a` lane by lane.
+    fn add(self, a: Self) -> Self;
+    /// The lanes summed in lane order.
+    fn sum(self) -> T;
+}
+
+impl<T: Real> Lanes<T> for [T; GRAD_LANES] {
+    #[inline(always)]
+    fn zero() -> Self {
+        [T::zero(); GRAD_LANES]
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const T) -> Self {
+        // SAFETY: the caller's contract.
+        unsafe { *p.cast::<[T; GRAD_LANES]>() }
+    }
+    #[inline(always)]
+    fn fma(mut self, a: Self, b: Self) -> Self {
+        for l in 0..GRAD_LANES {
+            self[l] = a[l].mul_add(b[l], self[l]);
+        }
+        self
+    }
+    #[inline(always)]
+    fn add(mut self, a: Self) -> Self {
+        for l in 0..GRAD_LANES {
+            self[l] += a[l];
+        }
+        self
+    }
+    #[inline(always)]
+    fn sum(self) -> T {
+        self.iter().fold(T::zero(), |s, &v| s + v)
+    }
+}
+
+/// Eight `f32` lanes in one AVX register; only used inside `#[target_feature(enable = "avx2,fma")]` code.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+struct F32x8(std::arch::x86_64::__m256);
+
+#[cfg(target_arch = "x86_64")]
+impl Lanes<f32> for F32x8 {
+    #[inline(always)]
+    fn zero() -> Self {
+        // SAFETY: only called from code compiled with AVX2 (see the type's doc).
+        F32x8(unsafe { std::arch::x86_64::_mm256_setzero_ps() })
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: the caller's contract; AVX2 as above.
+        F32x8(unsafe { std::arch::x86_64::_mm256_loadu_ps(p) })
+    }
+    #[inline(always)]
+    fn fma(self, a: Self, b: Self) -> Self {
+        // SAFETY: FMA as above.
+        F32x8(unsafe { std::arch::x86_64::_mm256_fmadd_ps(a.0, b.0, self.0) })
+    }
+    #[inline(always)]
+    fn add(self, a: Self) -> Self {
+        // SAFETY: AVX as above.
+        F32x8(unsafe { std::arch::x86_64::_mm256_add_ps(self.0, a.0) })
+    }
+    #[inline(always)]
+    fn sum(self) -> f32 {
+        let mut v = [0f32; GRAD_LANES];
+        // SAFETY: `v` holds 8 values; AVX2 as above.
+        unsafe { std::arch::x86_64::_mm256_storeu_ps(v.as_mut_ptr(), self.0) };
+        v.iter().fold(0.0, |s, &x| s + x)
+    }
+}
+
+impl<T: Real> KernelGrad<'_, T> {
+    /// [`Self::block`], compiled for AVX2 + FMA when the CPU has them (chosen at run time), with explicit
+    /// vectors for `f32`.
+    fn block_dispatch<const R: usize, const TN: usize>(&self, o0: usize, i: usize, t0: usize) -> [[T; TN]; R] {
+        #[cfg(target_arch = "x86_64")]
+        if super::has_avx2() {
+            if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
+                // SAFETY: T is f32, so the two types are one; the CPU has AVX2 and FMA.
+                let me = unsafe { &*(self as *const Self as *const KernelGrad<'_, f32>) };
+                let sums = unsafe { me.block_f32x8::<R, TN>(o0, i, t0) };
+                // SAFETY: T is f32.
+                return unsafe { std::mem::transmute_copy(&sums) };
+            }
+            // SAFETY: the CPU has AVX2 and FMA (checked above).
+            return unsafe { self.block_avx2::<R, TN>(o0, i, t0) };
+        }
+        self.block::<[T; GRAD_LANES], R, TN>(o0, i, t0)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn block_avx2<const R: usize, const TN: usize>(&self, o0: usize, i: usize, t0: usize) -> [[T; TN]; R] {
+        self.block::<[T; GRAD_LANES], R, TN>(o0, i, t0)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl KernelGrad<'_, f32> {
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn block_f32x8<const R: usize, const TN: usize>(&self, o0: usize, i: usize, t0: usize) -> [[f32; TN]; R] {
+        self.block::<F32x8, R, TN>(o0, i, t0)
+    }
+}
+
+impl<T: Real> KernelGrad<'_, T> {
+    /// `δw[o0..o0 + rn, i, :]`, `(rn, k²)` row-major.
+    fn task(&self, o0: usize, rn: usize, i: usize) -> Vec<T> {
+        match rn {
+            3 => self.task_of::<3>(o0, i),
+            2 => self.task_of::<2>(o0, i),
+            1 => self.task_of::<1>(o0, i),
+            _ => unreachable!("block width {rn} not in {GRAD_WIDTHS:?}"),
+        }
+    }
+
+    fn task_of<const R: usize>(&self, o0: usize, i: usize) -> Vec<T> {
+        let kk = self.g.k * self.g.k;
+        let mut out = vec![T::zero(); R * kk];
+        let mut t0 = 0;
+        while t0 + GRAD_TAPS <= kk {
+            let sums = self.block_dispatch::<R, GRAD_TAPS>(o0, i, t0);
+            for r in 0..R {
+                out[r * kk + t0..][..GRAD_TAPS].copy_from_slice(&sums[r]);
+            }
+            t0 += GRAD_TAPS;
+        }
+        while t0 < kk {
+            let sums = self.block_dispatch::<R, 1>(o0, i, t0);
+            for r in 0..R {
+                out[r * kk + t0] = sums[r][0];
+            }
+            t0 += 1;
+        }
+        out
+    }
+
+    /// Taps `t0..t0 + TN` of output channels `o0..o0 + R` and input channel `i`: `R × TN` accumulators of
+    /// [`GRAD_LANES`] lanes stay in registers over every position and sample.
+    #[inline(always)]
+    fn block<V: Lanes<T>, const R: usize, const TN: usize>(&self, o0: usize, i: usize, t0: usize) -> [[T; TN]; R] {
+        let g = &self.g;
+        let (h_out, w_out, k, batch) = (g.h_out(), g.w_out(), g.k, self.batch);
+        let plane = h_out * w_out;
+        let taps: [(usize, usize); TN] = std::array::from_fn(|j| ((t0 + j) / k, (t0 + j) % k));
+        let mut acc = [[V::zero(); TN]; R];
+        // Samples past the last full block of lanes, accumulated apart.
+        let mut tail = [[T::zero(); TN]; R];
+        let (x, dy) = (self.x.as_ptr(), self.dy.as_ptr());
+        for oy in 0..h_out {
+            for ox in 0..w_out {
+                let pos = oy * w_out + ox;
+                // Batch columns of the taps' inputs (the zero column for taps that read nothing) and of
+                // the output channels' residuals.
+                // SAFETY (all reads below): `backward_params` checked the lengths of x and dy and that the
+                // source tables hold input coordinates or NONE, so every column is inside its matrix and
+                // lanes b0..b0 + GRAD_LANES <= B, b < B lie in it.
+                let mut xs = [self.zeros.as_ptr(); TN];
+                unroll!(j < TN => {
+                    let (ky, kx) = taps[j];
+                    let (iy, ix) = (self.src_y[oy * k + ky], self.src_x[ox * k + kx]);
+                    if iy != NONE && ix != NONE {
+                        xs[j] = unsafe { x.add(((i * g.h_in + iy as usize) * g.w_in + ix as usize) * batch) };
+                    }
+                });
+                let mut ds = [dy; R];
+                unroll!(r < R => {
+                    ds[r] = unsafe { dy.add(((o0 + r) * plane + pos) * batch) };
+                });
+                let mut b0 = 0;
+                while b0 + GRAD_LANES <= batch {
+                    unroll!(r < R => {
+                        let dv = unsafe { V::load(ds[r].add(b0)) };
+                        unroll!(j < TN => {
+                            acc[r][j] = acc[r][j].fma(dv, unsafe { V::load(xs[j].add(b0)) });
+                        });
+                    });
+                    b0 += GRAD_LANES;
+                }
+                for b in b0..batch {
+                    for j in 0..TN {
+                        for r in 0..R {
+                            tail[r][j] = unsafe { (*ds[r].add(b)).mul_add(*xs[j].add(b), tail[r][j]) };
+                        }
+                    }
+                }
+            }
+        }
+        // The lanes in order, then the samples past the last full lane block.
+        let mut sums = tail;
+        unroll!(r < R => {
+            unroll!(j < TN => {
+                sums[r][j] = acc[r][j].sum() + tail[r][j];
+            });
+        });
+        sums
+    }
+}
+
+/// `δb[o] = Σ_{oy, ox} Σ_b δy[b, o, oy, ox]` for one output channel: the batch columns of `dy_o`, summed
+/// position by position into [`GRAD_LANES`] lanes (samples past the last full lane block apart), the lanes
+/// then in order.
+#[inline(always)]
+fn channel_sum<T: Real, V: Lanes<T>>(dy_o: &[T], batch: usize) -> T {
+    let (mut acc, mut tail) = (V::zero(), T::zero());
+    for col in dy_o.chunks_exact(batch.max(1)) {
+        let mut b0 = 0;
+        while b0 + GRAD_LANES <= batch {
+            // SAFETY: lanes b0..b0 + GRAD_LANES <= B of a column of B values.
+            acc = acc.add(unsafe { V::load(col.as_ptr().add(b0)) });
+            b0 += GRAD_LANES;
+        }
+        for &v in &col[b0..] {
+            tail += v;
+        }
+    }
+    acc.sum() + tail
+}
+
+/// [`channel_sum`], compiled for AVX2 when the CPU has it, with explicit vectors for `f32`.
+fn channel_sum_dispatch<T: Real>(dy_o: &[T], batch: usize) -> T {
+    #[cfg(target_arch = "x86_64")]
+    if super::has_avx2() {
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn f32x8(dy_o: &[f32], batch: usize) -> f32 {
+            channel_sum::<f32, F32x8>(dy_o, batch)
+        }
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn avx2<T: Real>(dy_o: &[T], batch: usize) -> T {
+            channel_sum::<T, [T; GRAD_LANES]>(dy_o, batch)
+        }
+        if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
+            // SAFETY: T is f32, so the slices and the result have the same type; the CPU has AVX2 and FMA.
+            let dy32 = unsafe { std::slice::from_raw_parts(dy_o.as_ptr().cast::<f32>(), dy_o.len()) };
+            let s = unsafe { f32x8(dy32, batch) };
+            return unsafe { std::mem::transmute_copy(&s) };
+        }
+        // SAFETY: the CPU has AVX2 and FMA (checked above).
+        return unsafe { avx2(dy_o, batch) };
+    }
+    channel_sum::<T, [T; GRAD_LANES]>(dy_o, batch)
+}
+
+/// A convolution computed directly on the (B, F) layout (the direct engine's conv): weight
+/// `(c_out, c_in, k, k)`, bias `(c_out)`, every padding mode, stride and dilation.
+#[derive(Clone, Debug)]
+pub struct FastConv {
+    pub geometry: ConvGeometry,
+    /// `F_h`, `F_w`: per output row / column, `(tap, input coordinate)`.
+    fwd: (AxisTaps, AxisTaps),
+    /// `G_h`, `G_w`: per input row / column, `(tap, output coordinate)`.
+    bwd: (AxisTaps, AxisTaps),
+    /// `src_h(oy, κy)` at `[oy·k + κy]` and `src_w(ox, κx)` at `[ox·k + κx]`, [`NONE`] for nothing.
+    src: (Vec<u32>, Vec<u32>),
+}
+
+impl FastConv {
+    /// # Panics
+    /// If the geometry does not apply ([`ConvGeometry::check`]).
+    #[track_caller]
+    pub fn new(g: &ConvGeometry) -> Self {
+        if let Err(e) = g.check() {
+            panic!("FastConv: {e}");
+        }
+        let (ay, ax) = (Axis::rows(g), Axis::cols(g));
+        let table = |a: &Axis| -> Vec<u32> {
+            (0..a.n_out).flat_map(|o| (0..a.k).map(move |kappa| a.src(o, kappa).map_or(NONE, |i| i as u32))).collect()
+        };
+        FastConv {
+            geometry: *g,
+            fwd: (AxisTaps::forward(&ay), AxisTaps::forward(&ax)),
+            bwd: (AxisTaps::backward(&ay), AxisTaps::backward(&ax)),
+            src: (table(&ay), table(&ax)),
+        }
+    }
+}
+
+/// Panics unless `out_side` is (B, out) and `in_side` is (B, in), `dims = (out, in)`.
+#[track_caller]
+fn check_io<T: Real>(what: &str, dims: (usize, usize), out_side: &DMatrix<T>, in_side: &DMatrix<T>) {
+    let batch = out_side.nrows();
+    assert_shape(what, out_side, batch, dims.0);
+    assert_shape(what, in_side, batch, dims.1);
+}
+
+impl<T: Real> LinearMap<T> for FastConv {
+    fn dims(&self) -> (usize, usize) {
+        (self.geometry.out_len(), self.geometry.in_len())
+    }
+
+    fn param_shapes(&self) -> Vec<(&'static str, Vec<usize>)> {
+        let g = &self.geometry;
+        vec![("weight", g.weight_shape()), ("bias", vec![g.c_out])]
+    }
+
+    fn forward(&mut self, params: &[Tensor<T>], x: &DMatrix<T>, z: &mut DMatrix<T>) {
+        check_io("direct conv forward", LinearMap::<T>::dims(self), z, x);
+        let g = &self.geometry;
+        let (w, b) = (&params[0].data, &params[1].data);
+        let kk = g.k * g.k;
+        let blocks = channel_blocks(g.c_out, &GATHER_WIDTHS);
+        // Destination o, source i: w[o, i, t].
+        let wp = pack(&blocks, g.c_in, kk, |o, i, t| w[(o * g.c_in + i) * kk + t]);
+        let gather = Gather {
+            src: x.as_slice(),
+            src_dims: (g.c_in, g.h_in, g.w_in),
+            dst_dims: (g.c_out, g.h_out(), g.w_out()),
+            k: g.k,
+            batch: x.nrows(),
+            rows: &self.fwd.0,
+            cols: &self.fwd.1,
+            blocks: &blocks,
+            wp: &wp,
+            init: Some(b),
+        };
+        gather.run(z.as_mut_slice());
+    }
+
+    fn backward_input(&self, dx: &mut DMatrix<T>, params: &[Tensor<T>], dz: &DMatrix<T>) {
+        check_io("direct conv backward", LinearMap::<T>::dims(self), dz, dx);
+        let g = &self.geometry;
+        let w = &params[0].data;
+        let kk = g.k * g.k;
+        let blocks = channel_blocks(g.c_in, &GATHER_WIDTHS);
+        // Destination i, source o: w[o, i, t].
+        let wp = pack(&blocks, g.c_out, kk, |i, o, t| w[(o * g.c_in + i) * kk + t]);
+        let gather = Gather {
+            src: dz.as_slice(),
+            src_dims: (g.c_out, g.h_out(), g.w_out()),
+            dst_dims: (g.c_in, g.h_in, g.w_in),
+            k: g.k,
+            batch: dz.nrows(),
+            rows: &self.bwd.0,
+            cols: &self.bwd.1,
+            blocks: &blocks,
+            wp: &wp,
+            init: None,
+        };
+        gather.run(dx.as_mut_slice());
+    }
+
+    fn backward_params(&mut self, grads: &mut [Tensor<T>], x: &DMatrix<T>, dz: &DMatrix<T>) {
+        check_io("direct conv backward", LinearMap::<T>::dims(self), dz, x);
+        let g = self.geometry;
+        let batch = x.nrows();
+        let zeros = vec![T::zero(); batch];
+        let kg = KernelGrad {
+            x: x.as_slice(),
+            dy: dz.as_slice(),
+            g,
+            batch,
+            src_y: &self.src.0,
+            src_x: &self.src.1,
+            zeros: &zeros,
+        };
+        // KernelGrad reads without bounds checks: the addresses it forms are checked here.
+        assert!(self.src.0.len() == g.h_out() * g.k && self.src.1.len() == g.w_out() * g.k, "source tables");
+        assert!(self.src.0.iter().all(|&v| v == NONE || (v as usize) < g.h_in), "row source table");
+        assert!(self.src.1.iter().all(|&v| v == NONE || (v as usize) < g.w_in), "column source table");
+        let blocks = channel_blocks(g.c_out, &GRAD_WIDTHS);
+        let tasks: Vec<(usize, usize, usize)> =
+            blocks.iter().flat_map(|&(o0, rn)| (0..g.c_in).map(move |i| (o0, rn, i))).collect();
+        let sums: Vec<Vec<T>> = tasks.par_iter().map(|&(o0, rn, i)| kg.task(o0, rn, i)).collect();
+        // δw[o, i, t] += the task's sum, (R, k²) per task.
+        let kk = g.k * g.k;
+        let dw = &mut grads[0].data;
+        for (&(o0, rn, i), s) in tasks.iter().zip(&sums) {
+            for r in 0..rn {
+                let row = &mut dw[((o0 + r) * g.c_in + i) * kk..][..kk];
+                row.iter_mut().zip(&s[r * kk..(r + 1) * kk]).for_each(|(d, &v)| *d += v);
+            }
+        }
+        // δb[o] += Σ_{oy, ox} Σ_b δy[b, o, oy, ox].
+        let plane = g.h_out() * g.w_out() * batch;
+        let db: Vec<T> = dz.as_slice().par_chunks(plane.max(1)).map(|dy_o| channel_sum_dispatch(dy_o, batch)).collect();
+        grads[1].data.iter_mut().zip(db).for_each(|(d, v)| *d += v);
+    }
+
+    /// The same counts as the reference ([`DirectConv`]): taps per kernel entry, `h_out·w_out` per bias.
+    fn multiplicity(&self) -> Vec<Vec<u32>> {
+        LinearMap::<T>::multiplicity(&DirectConv::new(&self.geometry))
+    }
+}
