@@ -88,25 +88,40 @@ fn max_rows<T: Real>(x: &[T], indptr: &[u32], indices: &[u32], batch: usize, zb:
     max_rows_generic(x, indptr, indices, batch, zb, wb)
 }
 
-/// The input gradient of one channel: `dxc` (batch, in_plane) = 0, then for each of the channel's rows
-/// in order (`indptr`, with `dz` and `win` from the channel's first row) and each window column `col`
-/// (`base` + its index in `dxc`): `d_x[b, col] += (win[b, r] == col ? d_z[b, r] : 0)`.
+/// The window pattern as the backward pass reads it.
+struct Route<'a> {
+    indptr: &'a [u32],
+    indices: &'a [u32],
+    first_touch: &'a [bool],
+}
+
+/// The input gradient of one channel, `dxc` (batch, in_plane), its inputs no window reads excepted: for
+/// each of the channel's rows in order from `r0` (`dz` and `win` from that row on) and each window column
+/// `col` (`base` + its index in `dxc`), `d_x[b, col] += (win[b, r] == col ? d_z[b, r] : 0)`, where `d_x`
+/// is +0 at the first touch of `col` (written, not read).
 #[inline(always)]
 fn route_channel_generic<T: Real>(
     dxc: &mut [T],
     base: u32,
-    indptr: &[u32],
-    indices: &[u32],
+    plan: &Route<'_>,
+    r0: usize,
     dz: &[T],
     win: &[u32],
     batch: usize,
 ) {
-    dxc.fill(T::zero());
+    let indptr = &plan.indptr[r0..];
     for ((dzr, wr), ends) in dz.chunks_exact(batch).zip(win.chunks_exact(batch)).zip(indptr.windows(2)) {
-        for &c in &indices[ends[0] as usize..ends[1] as usize] {
+        let nz = ends[0] as usize..ends[1] as usize;
+        for (&c, &first) in plan.indices[nz.clone()].iter().zip(&plan.first_touch[nz]) {
             let d = &mut dxc[(c - base) as usize * batch..][..batch];
-            for ((dv, &gv), &wv) in d.iter_mut().zip(dzr).zip(wr) {
-                *dv += if wv == c { gv } else { T::zero() };
+            if first {
+                for ((dv, &gv), &wv) in d.iter_mut().zip(dzr).zip(wr) {
+                    *dv = T::zero() + if wv == c { gv } else { T::zero() };
+                }
+            } else {
+                for ((dv, &gv), &wv) in d.iter_mut().zip(dzr).zip(wr) {
+                    *dv += if wv == c { gv } else { T::zero() };
+                }
             }
         }
     }
@@ -117,32 +132,24 @@ fn route_channel_generic<T: Real>(
 unsafe fn route_channel_avx2<T: Real>(
     dxc: &mut [T],
     base: u32,
-    indptr: &[u32],
-    indices: &[u32],
+    plan: &Route<'_>,
+    r0: usize,
     dz: &[T],
     win: &[u32],
     batch: usize,
 ) {
-    route_channel_generic(dxc, base, indptr, indices, dz, win, batch)
+    route_channel_generic(dxc, base, plan, r0, dz, win, batch)
 }
 
 /// [`route_channel_generic`], with AVX2 when the CPU has it (selects and the same additions: the same
 /// bits).
-fn route_channel<T: Real>(
-    dxc: &mut [T],
-    base: u32,
-    indptr: &[u32],
-    indices: &[u32],
-    dz: &[T],
-    win: &[u32],
-    batch: usize,
-) {
+fn route_channel<T: Real>(dxc: &mut [T], base: u32, plan: &Route<'_>, r0: usize, dz: &[T], win: &[u32], batch: usize) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2 (checked above).
-        return unsafe { route_channel_avx2(dxc, base, indptr, indices, dz, win, batch) };
+        return unsafe { route_channel_avx2(dxc, base, plan, r0, dz, win, batch) };
     }
-    route_channel_generic(dxc, base, indptr, indices, dz, win, batch)
+    route_channel_generic(dxc, base, plan, r0, dz, win, batch)
 }
 
 /// A max-pooling layer: the window pattern and the winners of the last forward pass.
@@ -153,12 +160,23 @@ pub struct MaxPool {
     pub pattern: TiedMatrix,
     /// Winners of the last forward pass: input feature of row `r` for sample `b` at `[r·B + b]`, (B, out).
     winners: Vec<u32>,
+    /// For each nonzero of `pattern` (CSR order), whether it is the first, in row order, to read its
+    /// input: the backward pass writes there instead of adding.
+    first_touch: Vec<bool>,
+    /// Inputs no window reads, ascending: the backward pass sets their gradient to 0.
+    untouched: Vec<u32>,
 }
 
 impl MaxPool {
     /// Compiles the window pattern of `g`.
     pub fn new(g: &PoolGeometry) -> Self {
-        MaxPool { geometry: *g, pattern: compile_pool(g, 1.0), winners: Vec::new() }
+        let pattern = compile_pool(g, 1.0);
+        let (_, cols) = pattern.shape();
+        let mut seen = vec![false; cols];
+        let first_touch =
+            pattern.map().indices().iter().map(|&c| !std::mem::replace(&mut seen[c as usize], true)).collect();
+        let untouched = (0..cols as u32).filter(|&c| !seen[c as usize]).collect();
+        MaxPool { geometry: *g, pattern, winners: Vec::new(), first_touch, untouched }
     }
 
     /// Winners of the last forward pass, (B, out) column-major.
@@ -219,15 +237,22 @@ impl<T: Real> LinearMap<T> for MaxPool {
         let (indptr, indices) = (map.indptr(), map.indices());
         let indptr = indptr.raw_storage();
         let (dz, winners) = (dz.as_slice(), self.winners.as_slice());
+        let plan = Route { indptr, indices, first_touch: &self.first_touch };
         // Channels in parallel: channel c's rows select only channel c's inputs. Within a channel, rows
         // in order, each window column of the row in one branchless pass over the batch:
-        // d_x[b, col] += (win[b, r] == col ? d_z[b, r] : 0), i.e. d_x[b, win[b, r]] += d_z[b, r]. The
-        // added zeros change no bits (a sum that starts at +0 is never −0).
+        // d_x[b, col] += (win[b, r] == col ? d_z[b, r] : 0), i.e. d_x[b, win[b, r]] += d_z[b, r], the
+        // first touch of a column writing `0 + …` instead. The added zeros change no bits (a sum that
+        // starts at +0 is never −0). Inputs no window reads get 0.
         dx.as_mut_slice().par_chunks_mut(batch * in_plane).enumerate().for_each(|(ch, dxc)| {
             let rows = ch * out_plane..(ch + 1) * out_plane;
-            let indptr = &indptr[rows.start..rows.end + 1];
+            let base = (ch * in_plane) as u32;
+            let untouched = &self.untouched[self.untouched.partition_point(|&c| c < base)..];
+            let untouched = &untouched[..untouched.partition_point(|&c| c < base + in_plane as u32)];
+            for &c in untouched {
+                dxc[(c - base) as usize * batch..][..batch].fill(T::zero());
+            }
             let (dz, win) = (&dz[rows.start * batch..rows.end * batch], &winners[rows.start * batch..rows.end * batch]);
-            route_channel(dxc, (ch * in_plane) as u32, indptr, indices, dz, win, batch);
+            route_channel(dxc, base, &plan, rows.start, dz, win, batch);
         });
     }
 
