@@ -21,6 +21,15 @@ use crate::scalar::Real;
 /// Values per parallel task of [`Sgd::step`].
 const STEP_CHUNK: usize = 8192;
 
+/// The decay one chunk of [`Sgd::step`] applies.
+#[derive(Clone, Copy)]
+enum Decay<'a> {
+    None,
+    Once,
+    /// With the multiplicities of the chunk's elements.
+    Expanded(&'a [u32]),
+}
+
 /// How weight decay counts a tied parameter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum DecayMode {
@@ -99,39 +108,48 @@ impl<T: Real> Sgd<T> {
                 .collect();
         }
         let (lr, mu, wd) = (T::of(self.lr), T::of(self.momentum), T::of(self.weight_decay));
-        for (layer, tensors) in net.params.iter_mut().enumerate() {
-            for (t, theta) in tensors.iter_mut().enumerate() {
-                let decay = self.is_weight[layer][t] && self.weight_decay != 0.0;
+        // Every tensor's chunks in one parallel loop (most tensors are one chunk).
+        let mut jobs = Vec::new();
+        for (layer, (tensors, velocity)) in net.params.iter_mut().zip(&mut self.velocity).enumerate() {
+            for (t, (theta, v)) in tensors.iter_mut().zip(velocity).enumerate() {
+                let decay = match (self.is_weight[layer][t] && self.weight_decay != 0.0, self.decay_mode) {
+                    (false, _) => Decay::None,
+                    (true, DecayMode::PerParameter) => Decay::Once,
+                    (true, DecayMode::Expanded) => Decay::Expanded(&self.multiplicity[layer][t]),
+                };
                 let g = grads[layer][t].data.as_slice();
-                let v = self.velocity[layer][t].data.as_mut_slice();
-                let theta = theta.data.as_mut_slice();
-                let chunks =
-                    theta.par_chunks_mut(STEP_CHUNK).zip(v.par_chunks_mut(STEP_CHUNK)).zip(g.par_chunks(STEP_CHUNK));
-                // One loop per case, so that each vectorises.
-                match (decay, self.decay_mode) {
-                    (false, _) => chunks.for_each(|((th, v), g)| {
-                        for ((th, v), &g) in th.iter_mut().zip(v).zip(g) {
-                            *v = mu * *v + g;
-                            *th -= lr * *v;
-                        }
-                    }),
-                    (true, DecayMode::PerParameter) => chunks.for_each(|((th, v), g)| {
-                        for ((th, v), &g) in th.iter_mut().zip(v).zip(g) {
-                            *v = mu * *v + (g + wd * *th);
-                            *th -= lr * *v;
-                        }
-                    }),
-                    (true, DecayMode::Expanded) => {
-                        let m = self.multiplicity[layer][t].as_slice();
-                        chunks.zip(m.par_chunks(STEP_CHUNK)).for_each(|(((th, v), g), m)| {
-                            for (((th, v), &g), &m) in th.iter_mut().zip(v).zip(g).zip(m) {
-                                *v = mu * *v + (g + wd * T::of(m as f64) * *th);
-                                *th -= lr * *v;
-                            }
-                        })
-                    }
+                for (j, (th, v)) in theta.data.chunks_mut(STEP_CHUNK).zip(v.data.chunks_mut(STEP_CHUNK)).enumerate() {
+                    let at = j * STEP_CHUNK..j * STEP_CHUNK + th.len();
+                    let decay = match decay {
+                        Decay::Expanded(m) => Decay::Expanded(&m[at.clone()]),
+                        d => d,
+                    };
+                    jobs.push((th, v, &g[at], decay));
                 }
             }
         }
+        jobs.into_par_iter().for_each(|(th, v, g, decay)| {
+            // One loop per case, so that each vectorises.
+            match decay {
+                Decay::None => {
+                    for ((th, v), &g) in th.iter_mut().zip(v).zip(g) {
+                        *v = mu * *v + g;
+                        *th -= lr * *v;
+                    }
+                }
+                Decay::Once => {
+                    for ((th, v), &g) in th.iter_mut().zip(v).zip(g) {
+                        *v = mu * *v + (g + wd * *th);
+                        *th -= lr * *v;
+                    }
+                }
+                Decay::Expanded(m) => {
+                    for (((th, v), &g), &m) in th.iter_mut().zip(v).zip(g).zip(m) {
+                        *v = mu * *v + (g + wd * T::of(m as f64) * *th);
+                        *th -= lr * *v;
+                    }
+                }
+            }
+        });
     }
 }
