@@ -26,6 +26,15 @@ pub fn forward<T: Real>(f: Activation, a: &mut DMatrix<T>, z: &DMatrix<T>) {
     });
 }
 
+/// `m ← f(m)`, element-wise in place: the same values as [`forward`].
+pub fn forward_in_place<T: Real>(f: Activation, m: &mut DMatrix<T>) {
+    m.as_mut_slice().par_chunks_mut(CHUNK).for_each(|c| match f {
+        Activation::Relu => c.iter_mut().for_each(|v| *v = if *v > T::zero() { *v } else { T::zero() }),
+        Activation::Sigmoid => c.iter_mut().for_each(|v| *v = T::one() / (T::one() + (-*v).exp())),
+        Activation::Tanh => c.iter_mut().for_each(|v| *v = v.tanh()),
+    });
+}
+
 /// `δ_z = δ_a ⊙ f'(z)` given `z` and `a = f(z)`; `dz` is overwritten.
 pub fn backward<T: Real>(f: Activation, dz: &mut DMatrix<T>, da: &DMatrix<T>, z: &DMatrix<T>, a: &DMatrix<T>) {
     dz.as_mut_slice()
@@ -49,4 +58,26 @@ pub fn backward<T: Real>(f: Activation, dz: &mut DMatrix<T>, da: &DMatrix<T>, z:
                 }
             }
         });
+}
+
+/// `δ ← δ ⊙ f'(z)` in place, from the output `a = f(z)` alone (`relu' = [a > 0]`, the same as `[z > 0]`):
+/// the same values as [`backward`] without a third buffer.
+pub fn backward_in_place<T: Real>(f: Activation, d: &mut DMatrix<T>, a: &DMatrix<T>) {
+    d.as_mut_slice().par_chunks_mut(CHUNK).zip(a.as_slice().par_chunks(CHUNK)).for_each(|(dc, ac)| match f {
+        Activation::Relu => {
+            for (d, &a) in dc.iter_mut().zip(ac) {
+                *d = if a > T::zero() { *d } else { T::zero() };
+            }
+        }
+        Activation::Sigmoid => {
+            for (d, &a) in dc.iter_mut().zip(ac) {
+                *d *= a * (T::one() - a);
+            }
+        }
+        Activation::Tanh => {
+            for (d, &a) in dc.iter_mut().zip(ac) {
+                *d *= T::one() - a * a;
+            }
+        }
+    });
 }
