@@ -1,7 +1,8 @@
 //! Element-wise activations `a = f(z)` and their backward pass `δ_z = δ_a ⊙ f'(z)`.
 //!
 //! The derivative is read from the output where that is cheaper: `σ' = a(1 − a)`, `tanh' = 1 − a²`,
-//! `relu' = [z > 0]`.
+//! `relu' = [z > 0]`, which is `[a > 0]`: the in-place versions the engine uses read `a` alone, so that
+//! `z`'s buffer can hold `a`.
 
 use nalgebra::DMatrix;
 use rayon::prelude::*;
