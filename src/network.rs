@@ -102,7 +102,8 @@ pub struct Network<T: Real> {
     nodes: Vec<Node<T>>,
     /// Input shape of each layer, then the output shape.
     shapes: Vec<Shape>,
-    /// `acts[i]`: (B, F_{i-1}), the input of layer `i`; the last is the output.
+    /// `acts[i]`: (B, F_{i-1}), the input of layer `i`; the last is the output. After a forward pass, the
+    /// input of an activation that follows a linear map is stale (the activation ran in its buffer).
     acts: Vec<DMatrix<T>>,
     /// `deltas[i] = ∂J/∂acts[i]`, same shapes.
     deltas: Vec<DMatrix<T>>,
@@ -210,11 +211,18 @@ impl<T: Real> Network<T> {
         );
         self.ensure_buffers(batch);
         self.acts[0].copy_from(x);
-        for (i, node) in self.nodes.iter_mut().enumerate() {
+        for i in 0..self.nodes.len() {
             let (before, after) = self.acts.split_at_mut(i + 1);
-            let (a_in, a_out) = (&before[i], &mut after[0]);
-            match node {
+            let (a_in, a_out) = (&mut before[i], &mut after[0]);
+            let after_map = i > 0 && matches!(self.nodes[i - 1], Node::Map(_));
+            match &mut self.nodes[i] {
                 Node::Map(m) => m.forward(&self.params[i], a_in, a_out),
+                // After a linear map, nothing reads its output z again (the activation's backward pass
+                // reads a = f(z)): apply f in z's buffer, then the buffers trade places.
+                Node::Act(f) if after_map => {
+                    activation::forward_in_place(*f, a_in);
+                    std::mem::swap(a_in, a_out);
+                }
                 Node::Act(f) => activation::forward(*f, a_out, a_in),
             }
         }
@@ -235,15 +243,21 @@ impl<T: Real> Network<T> {
         self.deltas[n].copy_from(delta_out);
         for i in (0..n).rev() {
             let (before, after) = self.deltas.split_at_mut(i + 1);
-            let (d_in, d_out) = (&mut before[i], &after[0]);
+            let (d_in, after) = (&mut before[i], after);
             match &mut self.nodes[i] {
                 Node::Map(m) => {
-                    m.backward_params(&mut grads[i], &self.acts[i], d_out);
+                    m.backward_params(&mut grads[i], &self.acts[i], &after[0]);
                     if i > 0 {
-                        m.backward_input(d_in, &self.params[i], d_out);
+                        m.backward_input(d_in, &self.params[i], &after[0]);
                     }
                 }
-                Node::Act(f) => activation::backward(*f, d_in, d_out, &self.acts[i], &self.acts[i + 1]),
+                Node::Act(f) => {
+                    // δ_i = δ_{i+1} ⊙ f'(z) computed in δ_{i+1}'s buffer (no longer needed), then the
+                    // buffers trade places: one pass over two arrays instead of three.
+                    let d_out = &mut after[0];
+                    activation::backward_in_place(*f, d_out, &self.acts[i + 1]);
+                    std::mem::swap(d_in, d_out);
+                }
             }
         }
     }

@@ -13,8 +13,22 @@
 //!
 //! Biases are not decayed.
 
+use rayon::prelude::*;
+
 use crate::network::{Network, Params};
 use crate::scalar::Real;
+
+/// Values per parallel task of [`Sgd::step`].
+const STEP_CHUNK: usize = 8192;
+
+/// The decay one chunk of [`Sgd::step`] applies.
+#[derive(Clone, Copy)]
+enum Decay<'a> {
+    None,
+    Once,
+    /// With the multiplicities of the chunk's elements.
+    Expanded(&'a [u32]),
+}
 
 /// How weight decay counts a tied parameter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -55,15 +69,28 @@ pub struct Sgd<T: Real> {
     pub velocity: Params<T>,
     /// `m_p` per weight element, shaped like the parameters (filled at the first step).
     multiplicity: Vec<Vec<Vec<u32>>>,
+    /// Whether each parameter tensor is a weight (decayed) or a bias (filled at the first step).
+    is_weight: Vec<Vec<bool>>,
 }
 
 impl<T: Real> Sgd<T> {
     pub fn new(lr: f64, momentum: f64, weight_decay: f64, decay_mode: DecayMode) -> Self {
-        Sgd { lr, momentum, weight_decay, decay_mode, velocity: Vec::new(), multiplicity: Vec::new() }
+        Sgd {
+            lr,
+            momentum,
+            weight_decay,
+            decay_mode,
+            velocity: Vec::new(),
+            multiplicity: Vec::new(),
+            is_weight: Vec::new(),
+        }
     }
 
     /// One step: `θ ← θ − η v` with `v ← μ v + g + decay` (see the module documentation). `grads` holds
     /// `g` and is left as it was given.
+    ///
+    /// Element-wise, in fixed chunks of [`STEP_CHUNK`] values computed in parallel: any split gives the
+    /// same bits.
     pub fn step(&mut self, net: &mut Network<T>, grads: &Params<T>) {
         if self.velocity.is_empty() {
             self.velocity = net.zero_grads();
@@ -71,25 +98,58 @@ impl<T: Real> Sgd<T> {
         if self.decay_mode == DecayMode::Expanded && self.multiplicity.is_empty() {
             self.multiplicity = net.multiplicity();
         }
-        let names = net.param_names();
+        if self.is_weight.is_empty() {
+            let names = net.param_names();
+            let mut name_at = names.iter();
+            self.is_weight = net
+                .params
+                .iter()
+                .map(|ts| ts.iter().map(|_| name_at.next().is_some_and(|(n, _)| n.ends_with(".weight"))).collect())
+                .collect();
+        }
         let (lr, mu, wd) = (T::of(self.lr), T::of(self.momentum), T::of(self.weight_decay));
-        let mut name_at = names.iter();
-        for (layer, tensors) in net.params.iter_mut().enumerate() {
-            for (t, theta) in tensors.iter_mut().enumerate() {
-                let is_weight = name_at.next().is_some_and(|(n, _)| n.ends_with(".weight"));
-                let g = &grads[layer][t].data;
-                let v = &mut self.velocity[layer][t].data;
-                let mult = (self.decay_mode == DecayMode::Expanded && is_weight).then(|| &self.multiplicity[layer][t]);
-                for p in 0..theta.data.len() {
-                    let mut gp = g[p];
-                    if is_weight && self.weight_decay != 0.0 {
-                        let m = mult.map_or(T::one(), |m| T::of(m[p] as f64));
-                        gp += wd * m * theta.data[p];
-                    }
-                    v[p] = mu * v[p] + gp;
-                    theta.data[p] -= lr * v[p];
+        // Every tensor's chunks in one parallel loop (most tensors are one chunk).
+        let mut jobs = Vec::new();
+        for (layer, (tensors, velocity)) in net.params.iter_mut().zip(&mut self.velocity).enumerate() {
+            for (t, (theta, v)) in tensors.iter_mut().zip(velocity).enumerate() {
+                let decay = match (self.is_weight[layer][t] && self.weight_decay != 0.0, self.decay_mode) {
+                    (false, _) => Decay::None,
+                    (true, DecayMode::PerParameter) => Decay::Once,
+                    (true, DecayMode::Expanded) => Decay::Expanded(&self.multiplicity[layer][t]),
+                };
+                let g = grads[layer][t].data.as_slice();
+                for (j, (th, v)) in theta.data.chunks_mut(STEP_CHUNK).zip(v.data.chunks_mut(STEP_CHUNK)).enumerate() {
+                    let at = j * STEP_CHUNK..j * STEP_CHUNK + th.len();
+                    let decay = match decay {
+                        Decay::Expanded(m) => Decay::Expanded(&m[at.clone()]),
+                        d => d,
+                    };
+                    jobs.push((th, v, &g[at], decay));
                 }
             }
         }
+        jobs.into_par_iter().for_each(|(th, v, g, decay)| {
+            // One loop per case, so that each vectorises.
+            match decay {
+                Decay::None => {
+                    for ((th, v), &g) in th.iter_mut().zip(v).zip(g) {
+                        *v = mu * *v + g;
+                        *th -= lr * *v;
+                    }
+                }
+                Decay::Once => {
+                    for ((th, v), &g) in th.iter_mut().zip(v).zip(g) {
+                        *v = mu * *v + (g + wd * *th);
+                        *th -= lr * *v;
+                    }
+                }
+                Decay::Expanded(m) => {
+                    for (((th, v), &g), &m) in th.iter_mut().zip(v).zip(g).zip(m) {
+                        *v = mu * *v + (g + wd * T::of(m as f64) * *th);
+                        *th -= lr * *v;
+                    }
+                }
+            }
+        });
     }
 }

@@ -10,8 +10,12 @@ use crate::gemm::{Strided, par_gemm};
 use crate::scalar::Real;
 use crate::tensor::Tensor;
 
-/// Output columns per parallel GEMM task: each task owns its outputs, so no sum crosses threads.
-const COLS_PER_TASK: usize = 16;
+/// Output columns per parallel GEMM task for `n` output columns: a quarter of them, rounded up to a
+/// multiple of 8, at least 16. Few tasks, because each packs the whole left operand again; the split
+/// depends only on `n` and each task owns its outputs, so no sum crosses threads.
+fn cols_per_task(n: usize) -> usize {
+    n.div_ceil(4).next_multiple_of(8).max(16)
+}
 
 /// A fully connected layer `n_in → n_out`.
 #[derive(Clone, Debug)]
@@ -46,7 +50,7 @@ impl<T: Real> LinearMap<T> for Dense {
         }
         let wt = Strided::col_major(w, self.n_in, self.n_out);
         let xs = Strided::col_major(x.as_slice(), batch, self.n_in);
-        par_gemm(z.as_mut_slice(), xs, wt, T::one(), COLS_PER_TASK);
+        par_gemm(z.as_mut_slice(), xs, wt, T::one(), cols_per_task(self.n_out));
     }
 
     fn backward_input(&self, dx: &mut DMatrix<T>, params: &[Tensor<T>], dz: &DMatrix<T>) {
@@ -56,7 +60,7 @@ impl<T: Real> LinearMap<T> for Dense {
         // dx = dz @ W: [B, n_out] @ [n_out, n_in] -> [B, n_in], W read row-major.
         let w = Strided::row_major(&params[0].data, self.n_out, self.n_in);
         let dzs = Strided::col_major(dz.as_slice(), batch, self.n_out);
-        par_gemm(dx.as_mut_slice(), dzs, w, T::zero(), COLS_PER_TASK);
+        par_gemm(dx.as_mut_slice(), dzs, w, T::zero(), cols_per_task(self.n_in));
     }
 
     fn backward_params(&mut self, grads: &mut [Tensor<T>], x: &DMatrix<T>, dz: &DMatrix<T>) {
@@ -64,7 +68,7 @@ impl<T: Real> LinearMap<T> for Dense {
         // dWᵀ += xᵀ @ dz: [n_in, B] @ [B, n_out] -> [n_in, n_out] (column-major dWᵀ is row-major dW).
         let xt = Strided::row_major(x.as_slice(), self.n_in, batch);
         let dzs = Strided::col_major(dz.as_slice(), batch, self.n_out);
-        par_gemm(&mut grads[0].data, xt, dzs, T::one(), COLS_PER_TASK);
+        par_gemm(&mut grads[0].data, xt, dzs, T::one(), cols_per_task(self.n_out));
         let db = &mut grads[1].data;
         for (o, col) in dz.column_iter().enumerate() {
             db[o] += col.iter().fold(T::zero(), |s, &v| s + v);

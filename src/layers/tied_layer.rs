@@ -1,6 +1,7 @@
 //! A layer whose weight matrix is a compiled [`TiedMatrix`], with an optional bias tied per row.
 
 use nalgebra::DMatrix;
+use rayon::prelude::*;
 
 use super::{LinearMap, assert_shape};
 use crate::scalar::Real;
@@ -18,6 +19,11 @@ pub struct TiedLayer<T> {
     pub bias: Option<(Vec<u32>, Vec<usize>)>,
     /// Scratch: one gradient per nonzero, (nnz).
     dw: Vec<T>,
+    /// Runs of rows with the same bias element (empty without bias).
+    bias_plan: BiasPlan,
+    /// Scratch for the bias gradient: one sum per run, then `batch` lanes per task.
+    bias_sums: Vec<T>,
+    bias_lanes: Vec<T>,
 }
 
 impl<T: Real> TiedLayer<T> {
@@ -33,7 +39,16 @@ impl<T: Real> TiedLayer<T> {
         if let Some((ids, _)) = &bias {
             assert_eq!(ids.len(), matrix.shape().0, "TiedLayer: {} bias ids for {} rows", ids.len(), matrix.shape().0);
         }
-        TiedLayer { matrix, weight_shape, bias, dw: Vec::new() }
+        let bias_plan = bias.as_ref().map_or_else(BiasPlan::default, |(ids, _)| BiasPlan::new(ids));
+        TiedLayer {
+            matrix,
+            weight_shape,
+            bias,
+            dw: Vec::new(),
+            bias_plan,
+            bias_sums: Vec::new(),
+            bias_lanes: Vec::new(),
+        }
     }
 
     fn has_weight(&self) -> bool {
@@ -85,11 +100,9 @@ impl<T: Real> LinearMap<T> for TiedLayer<T> {
             kernels::param_grad(&self.matrix, x.as_slice(), dz.as_slice(), &mut grads[0].data, &mut self.dw, batch);
         }
         if let Some((ids, _)) = &self.bias {
-            // d_b[p] += Σ_{r : ids[r] = p} Σ_b d_z[b, r], rows in order.
             let db = &mut grads[grads.len() - 1].data;
-            for (r, col) in dz.column_iter().enumerate() {
-                db[ids[r] as usize] += col.iter().fold(T::zero(), |s, &v| s + v);
-            }
+            let scratch = (&mut self.bias_sums, &mut self.bias_lanes);
+            bias_grad(ids, &self.bias_plan, dz.as_slice(), batch, scratch, db);
         }
     }
 
@@ -108,5 +121,69 @@ impl<T: Real> LinearMap<T> for TiedLayer<T> {
 
     fn tied(&self) -> Option<&TiedMatrix> {
         Some(&self.matrix)
+    }
+}
+
+/// Rows per parallel task of the bias gradient, about (whole runs of rows per task).
+const BIAS_ROWS_PER_TASK: usize = 256;
+
+/// How the bias gradient walks the rows: runs of consecutive rows that add the same bias element (a
+/// conv channel's rows, or single rows), and how many runs one parallel task takes. Depends only on the
+/// bias ids, so the order of every sum is fixed whatever the number of threads.
+#[derive(Clone, Debug, Default)]
+struct BiasPlan {
+    /// Run starts, then the row count: run `k` is rows `runs[k]..runs[k + 1]`.
+    runs: Vec<usize>,
+    runs_per_task: usize,
+}
+
+impl BiasPlan {
+    fn new(ids: &[u32]) -> Self {
+        let rows = ids.len();
+        let mut runs: Vec<usize> = Vec::with_capacity(rows + 1);
+        runs.extend((0..rows).filter(|&r| r == 0 || ids[r] != ids[r - 1]));
+        runs.push(rows);
+        let n_runs = runs.len() - 1;
+        let runs_per_task = (BIAS_ROWS_PER_TASK * n_runs).div_ceil(rows.max(1)).max(1);
+        BiasPlan { runs, runs_per_task }
+    }
+}
+
+/// `d_b[p] += Σ_{r : ids[r] = p} Σ_b d_z[b, r]` for `d_z` (batch, rows) column-major.
+///
+/// Each run of rows ([`BiasPlan`]) sums into `batch` lanes row by row (`lane[b] = Σ_r d_z[b, r]`, rows
+/// in order: this vectorises), then its lanes in order into one value; the run sums are added to
+/// `d_b[ids[run]]` in run order. Fixed blocks of `runs_per_task` runs are computed in parallel.
+fn bias_grad<T: Real>(
+    ids: &[u32],
+    plan: &BiasPlan,
+    dz: &[T],
+    batch: usize,
+    (sums, lanes): (&mut Vec<T>, &mut Vec<T>),
+    db: &mut [T],
+) {
+    let n_runs = plan.runs.len().saturating_sub(1);
+    if n_runs == 0 || batch == 0 {
+        return;
+    }
+    let n_tasks = n_runs.div_ceil(plan.runs_per_task);
+    sums.resize(n_runs, T::zero());
+    lanes.resize(n_tasks * batch, T::zero());
+    let runs = &plan.runs;
+    sums.par_chunks_mut(plan.runs_per_task).zip(lanes.par_chunks_mut(batch)).enumerate().for_each(
+        |(t, (sums, lanes))| {
+            for (i, s) in sums.iter_mut().enumerate() {
+                let k = t * plan.runs_per_task + i;
+                let (r0, r1) = (runs[k], runs[k + 1]);
+                lanes.copy_from_slice(&dz[r0 * batch..(r0 + 1) * batch]);
+                for col in dz[(r0 + 1) * batch..r1 * batch].chunks_exact(batch) {
+                    lanes.iter_mut().zip(col).for_each(|(l, &v)| *l += v);
+                }
+                *s = lanes.iter().fold(T::zero(), |a, &v| a + v);
+            }
+        },
+    );
+    for (&s, &r) in sums.iter().zip(runs) {
+        db[ids[r] as usize] += s;
     }
 }
