@@ -179,11 +179,26 @@ impl Trainer {
         let mut grads = self.net.zero_grads();
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
         let start = Instant::now();
-        for (s, idx) in order.chunks(b).enumerate() {
-            let x = train.batch_x(idx);
+        let batches: Vec<&[usize]> = order.chunks(b).collect();
+        // The next batch's pixels are gathered while this step runs (a rayon task another thread can take;
+        // inline on one thread): gathering a shuffled batch is bound by memory latency.
+        let (mut x, mut x_next) = (nalgebra::DMatrix::zeros(0, 0), nalgebra::DMatrix::zeros(0, 0));
+        if let Some(first) = batches.first() {
+            train.batch_x_into(first, &mut x);
+        }
+        for (s, &idx) in batches.iter().enumerate() {
             let y = train.batch_y(idx);
             grads.iter_mut().flatten().for_each(|g| g.fill_zero());
-            let j = self.net.loss_and_grad(&mut grads, &x, Targets::Labels(&y), self.hyper.loss);
+            let (net, loss) = (&mut self.net, self.hyper.loss);
+            let ((), j) = rayon::join(
+                || {
+                    if let Some(next) = batches.get(s + 1) {
+                        train.batch_x_into(next, &mut x_next);
+                    }
+                },
+                || net.loss_and_grad(&mut grads, &x, Targets::Labels(&y), loss),
+            );
+            std::mem::swap(&mut x, &mut x_next);
             if !j.is_finite() {
                 return Err(TrainError::NonFinite {
                     epoch: self.epoch + 1,

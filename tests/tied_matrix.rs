@@ -261,7 +261,8 @@ fn param_grad_equals_nonzero_grad_then_scatter() {
     }
 }
 
-/// The hand-written AVX-512 gradient tiles (when the CPU has them) give the same `f32` bits as the portable
+/// Checks proofs/T3 (the sum regrouped over positions): the hand-written AVX-512 gradient tiles (when the CPU
+/// has them) give the same `f32` bits as the portable
 /// loops, on random values where the order of the sums shows: LeNet-5's two convolutions at batch 64 and 70.
 #[test]
 fn param_grad_simd_tiles_match_portable_bits() {
@@ -345,7 +346,8 @@ fn scatter_grad_equals_sequential_definition_bit_for_bit() {
     }
 }
 
-/// The `f32` products (hand-written AVX-512 kernels when the CPU has them: separable groups read from θ,
+/// Checks proofs/T3 (and T1 for the products): the `f32` products (hand-written AVX-512 kernels when the CPU
+/// has them: separable groups read from θ,
 /// the others from a gathered block; blocks of 64, 16 and single samples; 6, 4, 2 and 1 rows) equal the
 /// `f64` products exactly on small integers, where every sum is exact in both types.
 #[test]

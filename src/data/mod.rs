@@ -159,17 +159,31 @@ impl Dataset {
 
     /// Images `idx` as a (B, C·H·W) column-major matrix, `x / 255`.
     pub fn batch_x(&self, idx: &[usize]) -> DMatrix<f32> {
+        let mut x = DMatrix::zeros(idx.len(), self.shape.len()); // (B, C·H·W)
+        self.batch_x_into(idx, &mut x);
+        x
+    }
+
+    /// [`Self::batch_x`] into `x`, reshaped to (B, C·H·W) only when its shape differs (a training loop
+    /// reuses one buffer).
+    pub fn batch_x_into(&self, idx: &[usize], x: &mut DMatrix<f32>) {
         let f = self.shape.len();
         let b = idx.len();
-        let mut x = DMatrix::zeros(b, f); // (B, C·H·W)
+        if x.shape() != (b, f) {
+            *x = DMatrix::zeros(b, f);
+        }
+        // Blocks of 16 images: 16 sequential reads, and each feature's 16 values fill one cache line of x.
         let data = x.as_mut_slice();
-        for (r, &i) in idx.iter().enumerate() {
-            let img = &self.pixels[i * f..(i + 1) * f];
-            for (j, &p) in img.iter().enumerate() {
-                data[j * b + r] = p as f32 / 255.0;
+        for (k, block) in idx.chunks(16).enumerate() {
+            let images: Vec<&[u8]> = block.iter().map(|&i| &self.pixels[i * f..(i + 1) * f]).collect();
+            let r0 = 16 * k;
+            for j in 0..f {
+                let out = &mut data[j * b + r0..j * b + r0 + block.len()];
+                for (v, img) in out.iter_mut().zip(&images) {
+                    *v = img[j] as f32 / 255.0;
+                }
             }
         }
-        x
     }
 
     /// Labels of images `idx`.
