@@ -583,10 +583,11 @@ pub fn markdown(rows: &[Row], header: &str) -> String {
     }
     s.push_str(
         "\nTimes are medians in milliseconds; MFLOP is `2·nnz·batch`, one product of the sparse formulation. \
-         Index bytes: the compiled matrix `W`, `Wᵀ` and their row groups (sparse; estimated from the geometry \
-         when it does not fit); the im2col column buffer `B·P·Q·4` bytes, which im2col allocates on every call \
-         rather than keeping; nothing for direct. Param bytes: kernel and bias. Differences are against the \
-         direct reference. Pools have no parameters and no im2col lowering.\n",
+         Index bytes: the compiled matrix `W`, `Wᵀ`, their row groups and the kernels' tables (sparse; estimated \
+         from the geometry when it does not fit); the im2col column buffer `B·P·Q·4` bytes, which im2col \
+         allocates on every call rather than keeping; nothing for direct. Param bytes: kernel and bias. \
+         Differences are against the direct engine (itself checked against the reference written from the \
+         definitions). Pools have no parameters and no im2col lowering.\n",
     );
     s
 }
