@@ -64,26 +64,21 @@ pub struct GradPlan {
 const MAX_FILL: usize = 2;
 
 impl GradPlan {
-    /// Plans the gradient of the map `m` with row groups `groups` and `n_params` parameters (codes below
-    /// `n_params` are plain parameters).
-    pub fn detect(m: &IndexMap, groups: &RowGroups, n_params: usize) -> Self {
+    /// Plans the gradient of the map `m` with row groups `groups`, whose separable groups are `separable`.
+    pub fn detect(m: &IndexMap, groups: &RowGroups, separable: &SeparableGroups) -> Self {
         let indptr = m.indptr();
         let indptr = indptr.raw_storage();
         let codes = m.data();
         let mut plan = GradPlan::default();
         // Separable groups, bucketed by their offsets (in order of first appearance).
-        let mut by_offsets: HashMap<Vec<i64>, usize> = HashMap::new();
+        let mut by_offsets: HashMap<&[u32], usize> = HashMap::new();
         let mut buckets: Vec<(Vec<i64>, Vec<u32>)> = Vec::new();
         for g in 0..groups.len() {
-            let rows = groups.group(g);
-            let row_codes = |i: usize| {
-                let r = rows[i] as usize;
-                &codes[indptr[r] as usize..indptr[r + 1] as usize]
-            };
-            match separable_offsets(&row_codes, rows.len(), n_params) {
+            match separable.of(g, groups.group(g).len()) {
                 Some(off) => {
-                    let b = *by_offsets.entry(off.clone()).or_insert_with(|| {
-                        buckets.push((off, Vec::new()));
+                    let b = *by_offsets.entry(off).or_insert_with(|| {
+                        // The wrapping u32 offsets back to signed (parameter ids are below 2^31).
+                        buckets.push((off.iter().map(|&o| o as i32 as i64).collect(), Vec::new()));
                         buckets.len() - 1
                     });
                     buckets[b].1.push(g as u32);

@@ -271,8 +271,8 @@ impl TiedMatrix {
             compound_ids,
         };
         m.segments = m.detect_segments();
-        m.grad_plan = GradPlan::detect(&m.map, &m.groups, m.n_params);
         m.separable = SeparableGroups::detect(&m.map, &m.groups, m.n_params);
+        m.grad_plan = GradPlan::detect(&m.map, &m.groups, &m.separable);
         m.separable_t = SeparableGroups::detect(&m.map_t, &m.groups_t, m.n_params);
         m
     }
