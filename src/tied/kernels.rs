@@ -241,11 +241,8 @@ fn class_grad<T: Real>(m: &TiedMatrix, x: &[T], dy: &[T], dtheta: &mut [T], batc
         }
     }
     let zeros = vec![T::zero(); batch];
-    let groups = m.groups();
-    let sums: Vec<[T; TILE_MAX]> = tiles
-        .par_iter()
-        .map(|t| tile_dispatch(&plan.classes[t.class], groups, *t, x, dy, &zeros, batch, portable))
-        .collect();
+    let sums: Vec<[T; TILE_MAX]> =
+        tiles.par_iter().map(|t| tile_dispatch(&plan.classes[t.class], *t, x, dy, &zeros, batch, portable)).collect();
     for (t, s) in tiles.iter().zip(&sums) {
         let c = &plan.classes[t.class];
         for i in 0..t.rb {
@@ -489,37 +486,20 @@ unsafe fn dots_avx2<T: Real>(dw: &mut [T], dy: &[T], cols: &[u32], x: &[T], batc
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn tile_avx512<T: Real>(
-    c: &GradClass,
-    groups: &RowGroups,
-    t: Tile,
-    x: &[T],
-    dy: &[T],
-    zeros: &[T],
-    batch: usize,
-) -> [T; TILE_MAX] {
-    tile_any(c, groups, t, x, dy, zeros, batch)
+unsafe fn tile_avx512<T: Real>(c: &GradClass, t: Tile, x: &[T], dy: &[T], zeros: &[T], batch: usize) -> [T; TILE_MAX] {
+    tile_any(c, t, x, dy, zeros, batch)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn tile_avx2<T: Real>(
-    c: &GradClass,
-    groups: &RowGroups,
-    t: Tile,
-    x: &[T],
-    dy: &[T],
-    zeros: &[T],
-    batch: usize,
-) -> [T; TILE_MAX] {
-    tile_any(c, groups, t, x, dy, zeros, batch)
+unsafe fn tile_avx2<T: Real>(c: &GradClass, t: Tile, x: &[T], dy: &[T], zeros: &[T], batch: usize) -> [T; TILE_MAX] {
+    tile_any(c, t, x, dy, zeros, batch)
 }
 
 #[inline]
 #[allow(clippy::too_many_arguments)]
 fn tile_dispatch<T: Real>(
     c: &GradClass,
-    groups: &RowGroups,
     t: Tile,
     x: &[T],
     dy: &[T],
@@ -551,12 +531,12 @@ fn tile_dispatch<T: Real>(
             return std::array::from_fn(|k| T::of(s[k] as f64));
         }
         // SAFETY: the CPU has AVX-512F, AVX2 and FMA (checked above).
-        return unsafe { tile_avx512(c, groups, t, x, dy, zeros, batch) };
+        return unsafe { tile_avx512(c, t, x, dy, zeros, batch) };
     } else if has_avx2() {
         // SAFETY: the CPU has AVX2 and FMA (checked above).
-        return unsafe { tile_avx2(c, groups, t, x, dy, zeros, batch) };
+        return unsafe { tile_avx2(c, t, x, dy, zeros, batch) };
     }
-    tile_any(c, groups, t, x, dy, zeros, batch)
+    tile_any(c, t, x, dy, zeros, batch)
 }
 
 /// The largest gradient tile (rows, taps) whose accumulators fit the registers: 16 with AVX-512 (one
@@ -646,7 +626,6 @@ fn dots_dispatch<T: Real>(dw: &mut [T], dy: &[T], cols: &[u32], x: &[T], batch: 
 #[allow(clippy::needless_range_loop)] // the index loops are the register tile
 fn tile_sums<T: Real, const RB: usize, const CB: usize>(
     c: &GradClass,
-    _groups: &RowGroups,
     t: Tile,
     x: &[T],
     dy: &[T],
@@ -747,28 +726,20 @@ fn member_ptrs<T: Real, const RB: usize, const CB: usize>(
 
 /// [`tile_sums`] for the tile's shape, which [`blocks`] keeps to powers of two up to the ISA's shape.
 #[inline(always)]
-fn tile_any<T: Real>(
-    c: &GradClass,
-    groups: &RowGroups,
-    t: Tile,
-    x: &[T],
-    dy: &[T],
-    zeros: &[T],
-    batch: usize,
-) -> [T; TILE_MAX] {
+fn tile_any<T: Real>(c: &GradClass, t: Tile, x: &[T], dy: &[T], zeros: &[T], batch: usize) -> [T; TILE_MAX] {
     match (t.rb, t.cb) {
-        (6, 4) => tile_sums::<T, 6, 4>(c, groups, t, x, dy, zeros, batch),
-        (6, 2) => tile_sums::<T, 6, 2>(c, groups, t, x, dy, zeros, batch),
-        (6, 1) => tile_sums::<T, 6, 1>(c, groups, t, x, dy, zeros, batch),
-        (4, 4) => tile_sums::<T, 4, 4>(c, groups, t, x, dy, zeros, batch),
-        (4, 2) => tile_sums::<T, 4, 2>(c, groups, t, x, dy, zeros, batch),
-        (4, 1) => tile_sums::<T, 4, 1>(c, groups, t, x, dy, zeros, batch),
-        (2, 4) => tile_sums::<T, 2, 4>(c, groups, t, x, dy, zeros, batch),
-        (2, 2) => tile_sums::<T, 2, 2>(c, groups, t, x, dy, zeros, batch),
-        (2, 1) => tile_sums::<T, 2, 1>(c, groups, t, x, dy, zeros, batch),
-        (1, 4) => tile_sums::<T, 1, 4>(c, groups, t, x, dy, zeros, batch),
-        (1, 2) => tile_sums::<T, 1, 2>(c, groups, t, x, dy, zeros, batch),
-        (1, 1) => tile_sums::<T, 1, 1>(c, groups, t, x, dy, zeros, batch),
+        (6, 4) => tile_sums::<T, 6, 4>(c, t, x, dy, zeros, batch),
+        (6, 2) => tile_sums::<T, 6, 2>(c, t, x, dy, zeros, batch),
+        (6, 1) => tile_sums::<T, 6, 1>(c, t, x, dy, zeros, batch),
+        (4, 4) => tile_sums::<T, 4, 4>(c, t, x, dy, zeros, batch),
+        (4, 2) => tile_sums::<T, 4, 2>(c, t, x, dy, zeros, batch),
+        (4, 1) => tile_sums::<T, 4, 1>(c, t, x, dy, zeros, batch),
+        (2, 4) => tile_sums::<T, 2, 4>(c, t, x, dy, zeros, batch),
+        (2, 2) => tile_sums::<T, 2, 2>(c, t, x, dy, zeros, batch),
+        (2, 1) => tile_sums::<T, 2, 1>(c, t, x, dy, zeros, batch),
+        (1, 4) => tile_sums::<T, 1, 4>(c, t, x, dy, zeros, batch),
+        (1, 2) => tile_sums::<T, 1, 2>(c, t, x, dy, zeros, batch),
+        (1, 1) => tile_sums::<T, 1, 1>(c, t, x, dy, zeros, batch),
         (rb, cb) => unreachable!("tile shape {rb} x {cb}"),
     }
 }
