@@ -1,8 +1,8 @@
-//! Times each phase of a LeNet-5 training step (batch 64) on the sparse engine, layer by layer: forward,
+//! Times each phase of a LeNet-5 training step (batch 64 unless given) on the sparse engine, layer by layer: forward,
 //! parameter gradient, input gradient, activations, loss, SGD. Reports the minimum over the steps of each
 //! phase (robust to other load on the machine) and the sum of those minima. The loop mirrors
 //! `Network::loss_and_grad` and `Sgd::step`.
-//! Run: `cargo run --release --example step_phases -- [STEPS] [THREADS]`.
+//! Run: `cargo run --release --example step_phases -- [STEPS] [THREADS] [BATCH]`.
 
 use std::time::Instant;
 
@@ -22,7 +22,7 @@ fn main() {
     let threads = args.get(1).copied().unwrap_or(1);
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
     let spec = Spec::parse("lenet5").unwrap();
-    let batch = 64;
+    let batch = args.get(2).copied().unwrap_or(64);
     let mut rng = StdRng::seed_from_u64(1);
     let x = DMatrix::<f32>::from_fn(batch, spec.input.len(), |_, _| rng.random_range(0.0..1.0));
     let y: Vec<usize> = (0..batch).map(|_| rng.random_range(0..10)).collect();

@@ -53,9 +53,24 @@ pub enum Targets<'a, T> {
 /// before it gets here).
 #[track_caller]
 pub fn loss_and_delta<T: Real>(loss: Loss, h: &DMatrix<T>, targets: Targets<'_, T>, delta: &mut DMatrix<T>) -> T {
+    partial_loss_and_delta(loss, h, targets, delta, h.nrows())
+}
+
+/// [`loss_and_delta`] for a shard of a batch: `h` holds some of the batch's `batch` outputs, and the result is
+/// their part of the batch's `J` and `δ`, both divided by `batch`: `(1/batch) Σ_{b in h} J_b`, and `δ_b` as in
+/// the whole batch. The parts of a batch's shards add up to the whole (proofs/T9).
+#[track_caller]
+pub fn partial_loss_and_delta<T: Real>(
+    loss: Loss,
+    h: &DMatrix<T>,
+    targets: Targets<'_, T>,
+    delta: &mut DMatrix<T>,
+    batch_total: usize,
+) -> T {
     let (batch, k) = h.shape();
     assert_eq!(delta.shape(), (batch, k), "loss: delta shape {:?} != output shape {:?}", delta.shape(), (batch, k));
-    let inv_b = T::one() / T::of(batch as f64);
+    assert!(batch_total >= batch, "loss: a shard of {batch} rows in a batch of {batch_total}");
+    let inv_b = T::one() / T::of(batch_total as f64);
     let half = T::of(0.5);
     let mut total = T::zero();
     match (loss, targets) {

@@ -9,8 +9,18 @@
 //! linear map     z = W a + b      d_θ += pattern-restricted (δ_{i+1} ⊗ a),   δ_i = Wᵀ δ_{i+1}
 //! activation     a' = f(z)        δ_i = δ_{i+1} ⊙ f'(z)
 //! ```
+//!
+//! **Shards.** A batch is cut into shards of [`SHARD`] consecutive samples (the last one may be shorter); each
+//! shard runs forward, loss and backward on its own copy of the layers' per-pass state, in parallel, and
+//! the parameter gradients of the shards are added in shard order (proofs/T9: the gradient of a batch is
+//! the sum of its shards' gradients, each normalised by the whole batch). The cut depends on the batch size
+//! alone, never on the number of threads, so the bits do not either; one parallel region per step
+//! replaces a fork-join per layer as the main source of parallelism.
+
+use std::ops::Range;
 
 use nalgebra::DMatrix;
+use rayon::prelude::*;
 
 use crate::activation;
 use crate::direct::{FastAvgPool, FastConv, FastMaxPool};
@@ -21,7 +31,7 @@ use crate::layers::conv::conv_layer;
 use crate::layers::dense::Dense;
 use crate::layers::local::local_layer;
 use crate::layers::maxpool::MaxPool;
-use crate::loss::{Loss, Targets, loss_and_delta};
+use crate::loss::{Loss, Targets, loss_and_delta, partial_loss_and_delta};
 use crate::reference::{DirectAvgPool, DirectLocal, DirectMaxPool, Im2colConv};
 use crate::scalar::Real;
 use crate::spec::{Activation, Layer, Shape, Spec, conv_geometry};
@@ -93,20 +103,44 @@ pub fn build_map<T: Real>(layer: &Layer, input: Shape, engine: Engine) -> Option
     })
 }
 
-/// A network built from a spec: its layers, parameters and activation buffers.
+/// Samples per shard of a batch (see the module documentation).
+pub const SHARD: usize = 32;
+
+/// The shards of a batch of `batch` samples: consecutive ranges of [`SHARD`] samples, the last one shorter.
+pub fn shard_ranges(batch: usize) -> Vec<Range<usize>> {
+    (0..batch.div_ceil(SHARD)).map(|s| s * SHARD..((s + 1) * SHARD).min(batch)).collect()
+}
+
+/// A network built from a spec: its layers, parameters and, per shard of a batch, activation buffers.
 pub struct Network<T: Real> {
     pub spec: Spec,
     pub engine: Engine,
     /// Layer `i`'s parameters, PyTorch layouts.
     pub params: Params<T>,
-    nodes: Vec<Node<T>>,
     /// Input shape of each layer, then the output shape.
     shapes: Vec<Shape>,
-    /// `acts[i]`: (B, F_{i-1}), the input of layer `i`; the last is the output. After a forward pass, the
+    /// One per shard of the largest batch seen (at least one); shard `s` holds the layers' state of the
+    /// samples `shard_ranges(B)[s]` of the last forward pass.
+    shards: Vec<Shard<T>>,
+    /// Samples in the last forward pass.
+    batch: usize,
+    /// The output of the last forward pass, (B, K), assembled from the shards.
+    out: DMatrix<T>,
+}
+
+/// The per-pass state of one shard: its copy of the layers (max-pooling winners, scratch; compiled
+/// structures shared), activations, deltas and a gradient buffer.
+struct Shard<T: Real> {
+    nodes: Vec<Node<T>>,
+    /// `acts[i]`: (b, F_{i-1}), the input of layer `i`; the last is the output. After a forward pass, the
     /// input of an activation that follows a linear map is stale (the activation ran in its buffer).
     acts: Vec<DMatrix<T>>,
     /// `deltas[i] = ∂J/∂acts[i]`, same shapes.
     deltas: Vec<DMatrix<T>>,
+    /// Parameter gradients of shards after the first (the first adds into the caller's).
+    grads: Params<T>,
+    /// The shard's part of the last batch's loss ([`partial_loss_and_delta`]).
+    loss_part: T,
 }
 
 impl<T: Real> Network<T> {
@@ -134,17 +168,18 @@ impl<T: Real> Network<T> {
                 (_, None) => unreachable!("every non-activation layer builds a map"),
             }
         }
-        Network { spec: spec.clone(), engine, params, nodes, shapes, acts: Vec::new(), deltas: Vec::new() }
+        let first = Shard { nodes, acts: Vec::new(), deltas: Vec::new(), grads: Vec::new(), loss_part: T::zero() };
+        Network { spec: spec.clone(), engine, params, shapes, shards: vec![first], batch: 0, out: DMatrix::zeros(0, 0) }
     }
 
-    /// The layers.
+    /// The layers (the first shard's copies).
     pub fn nodes(&self) -> &[Node<T>] {
-        &self.nodes
+        &self.shards[0].nodes
     }
 
     /// The linear map of layer `i`, if it has one.
     pub fn map(&self, i: usize) -> Option<&dyn LinearMap<T>> {
-        match &self.nodes[i] {
+        match &self.shards[0].nodes[i] {
             Node::Map(m) => Some(m.as_ref()),
             Node::Act(_) => None,
         }
@@ -158,7 +193,7 @@ impl<T: Real> Network<T> {
     /// `(name, shape)` of every parameter tensor, in order: `"{i}.weight"`, `"{i}.bias"`.
     pub fn param_names(&self) -> Vec<(String, Vec<usize>)> {
         let mut v = Vec::new();
-        for (i, node) in self.nodes.iter().enumerate() {
+        for (i, node) in self.nodes().iter().enumerate() {
             if let Node::Map(m) = node {
                 for (name, shape) in m.param_shapes() {
                     v.push((format!("{i}.{name}"), shape));
@@ -175,7 +210,7 @@ impl<T: Real> Network<T> {
 
     /// Multiplicity of each parameter element (see [`LinearMap::multiplicity`]), shaped like `params`.
     pub fn multiplicity(&self) -> Vec<Vec<Vec<u32>>> {
-        self.nodes
+        self.nodes()
             .iter()
             .map(|n| match n {
                 Node::Map(m) => m.multiplicity(),
@@ -189,18 +224,35 @@ impl<T: Real> Network<T> {
         self.params.iter().flatten().map(Tensor::len).sum()
     }
 
-    fn ensure_buffers(&mut self, batch: usize) {
-        if self.acts.first().is_some_and(|a| a.nrows() == batch) {
-            return;
+    /// Makes one shard per range of a batch of `batch` samples, each with buffers of its size.
+    fn prepare(&mut self, batch: usize) -> Vec<Range<usize>> {
+        let ranges = shard_ranges(batch);
+        while self.shards.len() < ranges.len() {
+            let nodes = self.shards[0]
+                .nodes
+                .iter()
+                .map(|n| match n {
+                    Node::Map(m) => Node::Map(m.replica()),
+                    Node::Act(a) => Node::Act(*a),
+                })
+                .collect();
+            self.shards.push(Shard {
+                nodes,
+                acts: Vec::new(),
+                deltas: Vec::new(),
+                grads: Vec::new(),
+                loss_part: T::zero(),
+            });
         }
-        self.acts = self.shapes.iter().map(|s| DMatrix::zeros(batch, s.len())).collect();
-        self.deltas = self.shapes.iter().map(|s| DMatrix::zeros(batch, s.len())).collect();
+        for (shard, r) in self.shards.iter_mut().zip(&ranges) {
+            shard.ensure_buffers(&self.shapes, r.len());
+        }
+        self.batch = batch;
+        ranges
     }
 
-    /// Forward pass on `x` (B, C·H·W); returns the output (B, K).
     #[track_caller]
-    pub fn forward(&mut self, x: &DMatrix<T>) -> &DMatrix<T> {
-        let batch = x.nrows();
+    fn check_input(&self, x: &DMatrix<T>) {
         assert_eq!(
             x.ncols(),
             self.spec.input.len(),
@@ -209,14 +261,182 @@ impl<T: Real> Network<T> {
             self.spec.input.len(),
             self.spec.input
         );
-        self.ensure_buffers(batch);
-        self.acts[0].copy_from(x);
+    }
+
+    /// Copies the shards' outputs into `out` (B, K).
+    fn assemble_output(&mut self, ranges: &[Range<usize>]) {
+        let k = self.shapes.last().expect("output shape").len();
+        if self.out.shape() != (self.batch, k) {
+            self.out = DMatrix::zeros(self.batch, k);
+        }
+        for (shard, r) in self.shards.iter().zip(ranges) {
+            let o = shard.acts.last().expect("at least the input");
+            self.out.rows_mut(r.start, r.len()).copy_from(o);
+        }
+    }
+
+    /// Forward pass on `x` (B, C·H·W), shard by shard in parallel; returns the output (B, K).
+    #[track_caller]
+    pub fn forward(&mut self, x: &DMatrix<T>) -> &DMatrix<T> {
+        self.check_input(x);
+        let ranges = self.prepare(x.nrows());
+        let params = &self.params;
+        let run = |(shard, r): (&mut Shard<T>, &Range<usize>)| {
+            shard.load_rows(0, x, r);
+            shard.forward(params);
+        };
+        if ranges.len() == 1 {
+            run((&mut self.shards[0], &ranges[0]));
+        } else {
+            self.shards.par_iter_mut().zip(&ranges).for_each(run);
+        }
+        self.assemble_output(&ranges);
+        &self.out
+    }
+
+    /// The output of the last forward pass.
+    pub fn output(&self) -> &DMatrix<T> {
+        &self.out
+    }
+
+    /// Backward pass after [`Self::forward`]: given `δ = ∂J/∂output` (B, K), adds `∂J/∂θ` to `grads`, the
+    /// shards' gradients in shard order. The gradient with respect to the input is not computed (the first
+    /// layer's `Wᵀ δ` is skipped).
+    #[track_caller]
+    pub fn backward(&mut self, grads: &mut Params<T>, delta_out: &DMatrix<T>) {
+        let n = self.shapes.len() - 1;
+        assert_eq!(delta_out.shape(), self.out.shape(), "Network::backward: δ shape differs from the output");
+        let ranges = shard_ranges(self.batch);
+        for_each_shard(&mut self.shards, &self.params, grads, &ranges, |shard, params, r, g| {
+            shard.load_rows(n, delta_out, r);
+            shard.backward(params, g);
+        });
+        self.add_shard_grads(grads, ranges.len());
+    }
+
+    /// `grads += Σ_{s ≥ 1} shards[s].grads`, in shard order for every value.
+    fn add_shard_grads(&self, grads: &mut Params<T>, n_shards: usize) {
+        let others = &self.shards[1..n_shards];
+        if others.is_empty() {
+            return;
+        }
+        const CHUNK: usize = 4096;
+        for (i, layer) in grads.iter_mut().enumerate() {
+            for (t, tensor) in layer.iter_mut().enumerate() {
+                tensor.data.par_chunks_mut(CHUNK).enumerate().for_each(|(c, out)| {
+                    for shard in others {
+                        let src = &shard.grads[i][t].data[c * CHUNK..][..out.len()];
+                        out.iter_mut().zip(src).for_each(|(o, &v)| *o += v);
+                    }
+                });
+            }
+        }
+    }
+
+    /// Forward, loss and backward on one batch, each shard in one parallel task: returns `J` (the shards'
+    /// parts added in order) and adds `∂J/∂θ` to `grads`.
+    pub fn loss_and_grad(&mut self, grads: &mut Params<T>, x: &DMatrix<T>, targets: Targets<'_, T>, loss: Loss) -> T {
+        self.check_input(x);
+        let batch = x.nrows();
+        check_targets(targets, batch);
+        let ranges = self.prepare(batch);
+        let n = self.shapes.len() - 1;
+        for_each_shard(&mut self.shards, &self.params, grads, &ranges, |shard, params, r, g| {
+            shard.load_rows(0, x, r);
+            shard.forward(params);
+            let (out, d) = (&shard.acts[n], &mut shard.deltas[n]);
+            shard.loss_part = match targets {
+                Targets::Labels(y) => partial_loss_and_delta(loss, out, Targets::Labels(&y[r.clone()]), d, batch),
+                Targets::Dense(t) => {
+                    let t = t.rows(r.start, r.len()).into_owned();
+                    partial_loss_and_delta(loss, out, Targets::Dense(&t), d, batch)
+                }
+            };
+            shard.backward(params, g);
+        });
+        self.add_shard_grads(grads, ranges.len());
+        self.assemble_output(&ranges);
+        self.shards[..ranges.len()].iter().fold(T::zero(), |s, shard| s + shard.loss_part)
+    }
+
+    /// The loss on one batch, without gradients.
+    pub fn loss(&mut self, x: &DMatrix<T>, targets: Targets<'_, T>, loss: Loss) -> T {
+        self.forward(x);
+        let out = &self.out;
+        let mut delta = DMatrix::zeros(out.nrows(), out.ncols());
+        loss_and_delta(loss, out, targets, &mut delta)
+    }
+}
+
+/// Runs `f(shard, params, range, grads)` on the shards of `ranges` in parallel: the first shard's `grads` are
+/// the caller's, the others' their own buffers, zeroed first.
+fn for_each_shard<T: Real, F>(
+    shards: &mut [Shard<T>],
+    params: &Params<T>,
+    grads: &mut Params<T>,
+    ranges: &[Range<usize>],
+    f: F,
+) where
+    F: Fn(&mut Shard<T>, &Params<T>, &Range<usize>, &mut Params<T>) + Sync,
+{
+    let (first, rest) = shards.split_first_mut().expect("at least one shard");
+    if ranges.len() == 1 {
+        return f(first, params, &ranges[0], grads);
+    }
+    rayon::join(
+        || f(first, params, &ranges[0], grads),
+        || {
+            rest.par_iter_mut().zip(&ranges[1..]).for_each(|(shard, r)| {
+                shard.zero_grads(params);
+                let mut g = std::mem::take(&mut shard.grads);
+                f(shard, params, r, &mut g);
+                shard.grads = g;
+            })
+        },
+    );
+}
+
+/// Panics unless `targets` hold one target per sample.
+#[track_caller]
+fn check_targets<T: Real>(targets: Targets<'_, T>, batch: usize) {
+    let n = match targets {
+        Targets::Labels(y) => y.len(),
+        Targets::Dense(t) => t.nrows(),
+    };
+    assert_eq!(n, batch, "loss: {n} targets for batch {batch}");
+}
+
+impl<T: Real> Shard<T> {
+    fn ensure_buffers(&mut self, shapes: &[Shape], rows: usize) {
+        if self.acts.first().is_some_and(|a| a.nrows() == rows) {
+            return;
+        }
+        self.acts = shapes.iter().map(|s| DMatrix::zeros(rows, s.len())).collect();
+        self.deltas = shapes.iter().map(|s| DMatrix::zeros(rows, s.len())).collect();
+    }
+
+    fn zero_grads(&mut self, params: &Params<T>) {
+        if self.grads.len() != params.len() {
+            self.grads = params.iter().map(|ts| ts.iter().map(|t| Tensor::zeros(&t.shape)).collect()).collect();
+        } else {
+            self.grads.iter_mut().flatten().for_each(Tensor::fill_zero);
+        }
+    }
+
+    /// Copies rows `r` of `m` into `acts[0]` (`i == 0`) or `deltas[i]` (otherwise).
+    fn load_rows(&mut self, i: usize, m: &DMatrix<T>, r: &Range<usize>) {
+        let dst = if i == 0 { &mut self.acts[0] } else { &mut self.deltas[i] };
+        dst.copy_from(&m.rows(r.start, r.len()));
+    }
+
+    /// Forward pass of the shard's input `acts[0]`.
+    fn forward(&mut self, params: &Params<T>) {
         for i in 0..self.nodes.len() {
             let (before, after) = self.acts.split_at_mut(i + 1);
             let (a_in, a_out) = (&mut before[i], &mut after[0]);
             let after_map = i > 0 && matches!(self.nodes[i - 1], Node::Map(_));
             match &mut self.nodes[i] {
-                Node::Map(m) => m.forward(&self.params[i], a_in, a_out),
+                Node::Map(m) => m.forward(&params[i], a_in, a_out),
                 // After a linear map, nothing reads its output z again (the activation's backward pass
                 // reads a = f(z)): apply f in z's buffer, then the buffers trade places.
                 Node::Act(f) if after_map => {
@@ -226,21 +446,11 @@ impl<T: Real> Network<T> {
                 Node::Act(f) => activation::forward(*f, a_out, a_in),
             }
         }
-        self.acts.last().expect("at least the input")
     }
 
-    /// The output of the last forward pass.
-    pub fn output(&self) -> &DMatrix<T> {
-        self.acts.last().expect("forward was called")
-    }
-
-    /// Backward pass after [`Self::forward`]: given `δ = ∂J/∂output` (B, K), adds `∂J/∂θ` to `grads`.
-    /// The gradient with respect to the input is not computed (the first layer's `Wᵀ δ` is skipped).
-    #[track_caller]
-    pub fn backward(&mut self, grads: &mut Params<T>, delta_out: &DMatrix<T>) {
+    /// Backward pass of the shard's `δ` in `deltas[n]`, adding `∂J/∂θ` to `grads`.
+    fn backward(&mut self, params: &Params<T>, grads: &mut Params<T>) {
         let n = self.nodes.len();
-        assert_eq!(delta_out.shape(), self.acts[n].shape(), "Network::backward: δ shape differs from the output");
-        self.deltas[n].copy_from(delta_out);
         for i in (0..n).rev() {
             let (before, after) = self.deltas.split_at_mut(i + 1);
             let (d_in, after) = (&mut before[i], after);
@@ -248,7 +458,7 @@ impl<T: Real> Network<T> {
                 Node::Map(m) => {
                     m.backward_params(&mut grads[i], &self.acts[i], &after[0]);
                     if i > 0 {
-                        m.backward_input(d_in, &self.params[i], &after[0]);
+                        m.backward_input(d_in, &params[i], &after[0]);
                     }
                 }
                 Node::Act(f) => {
@@ -260,23 +470,5 @@ impl<T: Real> Network<T> {
                 }
             }
         }
-    }
-
-    /// Forward, loss and backward on one batch: returns `J` and adds `∂J/∂θ` to `grads`.
-    pub fn loss_and_grad(&mut self, grads: &mut Params<T>, x: &DMatrix<T>, targets: Targets<'_, T>, loss: Loss) -> T {
-        self.forward(x);
-        let out = self.acts.last().expect("forward ran");
-        let mut delta = DMatrix::zeros(out.nrows(), out.ncols());
-        let j = loss_and_delta(loss, out, targets, &mut delta);
-        self.backward(grads, &delta);
-        j
-    }
-
-    /// The loss on one batch, without gradients.
-    pub fn loss(&mut self, x: &DMatrix<T>, targets: Targets<'_, T>, loss: Loss) -> T {
-        self.forward(x);
-        let out = self.acts.last().expect("forward ran");
-        let mut delta = DMatrix::zeros(out.nrows(), out.ncols());
-        loss_and_delta(loss, out, targets, &mut delta)
     }
 }

@@ -4,6 +4,8 @@
 //! `r` only the nonzero whose input is largest, the first in row-major window order on ties (as PyTorch):
 //! `z[b, r] = x[b, win[b, r]]`; the backward pass sends `d_z[b, r]` to `win[b, r]`. See proofs/T4.
 
+use std::sync::Arc;
+
 use nalgebra::DMatrix;
 use rayon::prelude::*;
 
@@ -157,7 +159,7 @@ fn route_channel<T: Real>(dxc: &mut [T], base: u32, plan: &Route<'_>, r0: usize,
 pub struct MaxPool {
     pub geometry: PoolGeometry,
     /// The window pattern (every nonzero the constant 1): (c·h_out·w_out, c·h_in·w_in).
-    pub pattern: TiedMatrix,
+    pub pattern: Arc<TiedMatrix>,
     /// Winners of the last forward pass: input feature of row `r` for sample `b` at `[r·B + b]`, (B, out).
     winners: Vec<u32>,
     /// For each nonzero of `pattern` (CSR order), whether it is the first, in row order, to read its
@@ -176,7 +178,7 @@ impl MaxPool {
         let first_touch =
             pattern.map().indices().iter().map(|&c| !std::mem::replace(&mut seen[c as usize], true)).collect();
         let untouched = (0..cols as u32).filter(|&c| !seen[c as usize]).collect();
-        MaxPool { geometry: *g, pattern, winners: Vec::new(), first_touch, untouched }
+        MaxPool { geometry: *g, pattern: Arc::new(pattern), winners: Vec::new(), first_touch, untouched }
     }
 
     /// Winners of the last forward pass, (B, out) column-major.

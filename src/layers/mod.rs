@@ -23,7 +23,7 @@ use crate::tied::TiedMatrix;
 ///
 /// Gradient outputs come first in the backward passes, which accumulate with `+=` into parameter
 /// gradients and overwrite the input gradient.
-pub trait LinearMap<T: Real>: Send + Sync {
+pub trait LinearMap<T: Real>: Send + Sync + Replicate<T> {
     /// `(out_features, in_features)`.
     fn dims(&self) -> (usize, usize);
 
@@ -51,6 +51,19 @@ pub trait LinearMap<T: Real>: Send + Sync {
     /// Bytes of the layer's index structure (0 for dense and direct layers).
     fn index_bytes(&self) -> usize {
         self.tied().map_or(0, TiedMatrix::index_bytes)
+    }
+}
+
+/// Copies of a layer for the shards of a batch ([`crate::network::Network`]): each copy owns its per-pass
+/// state (max-pooling winners, scratch) and shares the compiled structure, which layers keep behind an `Arc`.
+pub trait Replicate<T: Real> {
+    /// A copy of the layer that runs beside this one on other samples.
+    fn replica(&self) -> Box<dyn LinearMap<T>>;
+}
+
+impl<T: Real, M: LinearMap<T> + Clone + 'static> Replicate<T> for M {
+    fn replica(&self) -> Box<dyn LinearMap<T>> {
+        Box::new(self.clone())
     }
 }
 

@@ -1,5 +1,7 @@
 //! A layer whose weight matrix is a compiled [`TiedMatrix`], with an optional bias tied per row.
 
+use std::sync::Arc;
+
 use nalgebra::DMatrix;
 use rayon::prelude::*;
 
@@ -11,8 +13,8 @@ use crate::tied::{TiedMatrix, kernels};
 /// `z = W x + b` with `W` a tied sparse matrix over the weight tensor and `b[r] = bias[bias_ids[r]]`.
 #[derive(Clone, Debug)]
 pub struct TiedLayer<T> {
-    /// `W`: (out, in), nonzeros copy entries of the flattened weight tensor.
-    pub matrix: TiedMatrix,
+    /// `W`: (out, in), nonzeros copy entries of the flattened weight tensor; shared by the layer's replicas.
+    pub matrix: Arc<TiedMatrix>,
     /// Shape of the weight tensor (`matrix.n_params()` elements); empty when `W` is fixed (mean pooling).
     pub weight_shape: Vec<usize>,
     /// For each row, the bias element it adds, with the bias tensor's shape; `None` without bias.
@@ -41,7 +43,7 @@ impl<T: Real> TiedLayer<T> {
         }
         let bias_plan = bias.as_ref().map_or_else(BiasPlan::default, |(ids, _)| BiasPlan::new(ids));
         TiedLayer {
-            matrix,
+            matrix: Arc::new(matrix),
             weight_shape,
             bias,
             dw: Vec::new(),

@@ -138,9 +138,10 @@ impl Weights for Separable {
 }
 
 /// [`super::kernels`]' `accumulate` for `f32`: `acc[g, :] += Σ_j w(g, j) · x[:, cols[j]]` for the `G` rows of a
-/// group, `acc` (G, B) row by row. Blocks of `R` rows × 64 samples (4 registers per row) stay in registers
-/// over all `n` columns; the samples past the last block of 64 go by 16, then one by one. Every value is
-/// summed in column order from `acc` with fused multiply-adds, as in the portable loop.
+/// group, `acc` (G, B) row by row. Blocks of rows × 64 samples (up to 6 rows, 4 registers per row) stay in
+/// registers over all `n` columns; then one block of 32 samples (up to 12 rows × 2 registers), then one of 16
+/// (up to 12 rows × 1 register), then the last samples one by one. Every value is summed in column order from
+/// `acc` with fused multiply-adds, as in the portable loop, whatever block it falls in.
 ///
 /// # Safety
 /// The CPU has AVX-512F and FMA; every column is `< x.len() / batch`; `acc.len()` is a multiple of `batch`;
@@ -150,100 +151,119 @@ pub(crate) unsafe fn accumulate_avx512<Wt: Weights>(acc: &mut [f32], w: Wt, cols
     let g_total = acc.len() / batch;
     assert!(acc.len() == g_total * batch);
     assert!(cols.iter().all(|&c| (c as usize + 1) * batch <= x.len()));
+    let end64 = batch - batch % (4 * W);
+    let end32 = end64 + (batch - end64) / (2 * W) * (2 * W);
+    let end16 = end32 + (batch - end32) / W * W;
+    // SAFETY (each call): the sample ranges are whole blocks inside 0..batch; the rows lie inside `acc`; the
+    // columns are checked above, the weights by the caller.
+    unsafe {
+        if end64 > 0 {
+            for_row_blocks(g_total, 6, |g0, r| match r {
+                6 => rows_avx512::<6, 4, Wt>(acc, w, cols, x, batch, g0, (0, end64)),
+                4 => rows_avx512::<4, 4, Wt>(acc, w, cols, x, batch, g0, (0, end64)),
+                2 => rows_avx512::<2, 4, Wt>(acc, w, cols, x, batch, g0, (0, end64)),
+                _ => rows_avx512::<1, 4, Wt>(acc, w, cols, x, batch, g0, (0, end64)),
+            });
+        }
+        for (q, (b_start, b_end)) in [(2, (end64, end32)), (1, (end32, end16))] {
+            if b_start == b_end {
+                continue;
+            }
+            let range = (b_start, b_end);
+            for_row_blocks(g_total, 8, |g0, r| match (q, r) {
+                (2, 8) => rows_avx512::<8, 2, Wt>(acc, w, cols, x, batch, g0, range),
+                (_, 8) => rows_avx512::<8, 1, Wt>(acc, w, cols, x, batch, g0, range),
+                (2, 6) => rows_avx512::<6, 2, Wt>(acc, w, cols, x, batch, g0, range),
+                (2, 4) => rows_avx512::<4, 2, Wt>(acc, w, cols, x, batch, g0, range),
+                (2, 2) => rows_avx512::<2, 2, Wt>(acc, w, cols, x, batch, g0, range),
+                (2, _) => rows_avx512::<1, 2, Wt>(acc, w, cols, x, batch, g0, range),
+                (_, 6) => rows_avx512::<6, 1, Wt>(acc, w, cols, x, batch, g0, range),
+                (_, 4) => rows_avx512::<4, 1, Wt>(acc, w, cols, x, batch, g0, range),
+                (_, 2) => rows_avx512::<2, 1, Wt>(acc, w, cols, x, batch, g0, range),
+                _ => rows_avx512::<1, 1, Wt>(acc, w, cols, x, batch, g0, range),
+            });
+        }
+        if end16 < batch {
+            let ap = acc.as_mut_ptr();
+            for (j, &c) in cols.iter().enumerate() {
+                let xc = x.as_ptr().add(c as usize * batch);
+                for r in 0..g_total {
+                    let wv = w.get(r, j);
+                    for b in end16..batch {
+                        let y = ap.add(r * batch + b);
+                        *y = wv.mul_add(*xc.add(b), *y);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Calls `f(g0, r)` for consecutive blocks of `r` rows covering `0..g_total`: `max` rows while they last, then
+/// 6, 4, 2 or 1.
+#[inline(always)]
+fn for_row_blocks(g_total: usize, max: usize, mut f: impl FnMut(usize, usize)) {
     let mut g0 = 0;
     while g0 < g_total {
         let r = match g_total - g0 {
-            6 => 6,
+            rest if rest >= max => max,
+            rest if rest >= 6 => 6,
             rest if rest >= 4 => 4,
             rest if rest >= 2 => 2,
             _ => 1,
         };
-        // SAFETY: rows g0..g0 + r exist; the columns are checked above, the weights by the caller.
-        unsafe {
-            match r {
-                6 => rows_avx512::<6, Wt>(acc, w, cols, x, batch, g0),
-                4 => rows_avx512::<4, Wt>(acc, w, cols, x, batch, g0),
-                2 => rows_avx512::<2, Wt>(acc, w, cols, x, batch, g0),
-                _ => rows_avx512::<1, Wt>(acc, w, cols, x, batch, g0),
-            }
-        }
+        f(g0, r);
         g0 += r;
     }
 }
 
-/// [`accumulate_avx512`] for rows `g0..g0 + R`.
+/// [`accumulate_avx512`] for rows `g0..g0 + R` and the samples `b_start..b_end`, in blocks of `Q` registers
+/// (`Q·16` samples; `R·Q <= 24`).
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[inline]
-unsafe fn rows_avx512<const R: usize, Wt: Weights>(
+#[allow(clippy::too_many_arguments)]
+unsafe fn rows_avx512<const R: usize, const Q: usize, Wt: Weights>(
     acc: &mut [f32],
     w: Wt,
     cols: &[u32],
     x: &[f32],
     batch: usize,
     g0: usize,
+    (b_start, b_end): (usize, usize),
 ) {
+    assert!(R * Q <= 24 && (b_end - b_start) % (Q * W) == 0 && b_end <= batch);
     let ap = acc[g0 * batch..(g0 + R) * batch].as_mut_ptr();
     let xp = x.as_ptr();
-    let mut b0 = 0;
-    // SAFETY (all blocks): rows g0..g0 + R of acc are the slice above and have weights; b0 + lanes <= batch;
-    // every column c has x[c·batch..(c + 1)·batch] (checked by the caller).
+    let mut b0 = b_start;
+    // SAFETY: rows g0..g0 + R of acc are the slice above and have weights; b0 + Q·W <= b_end <= batch; every
+    // column c has x[c·batch..(c + 1)·batch] (checked by the caller).
     unsafe {
-        while b0 + 4 * W <= batch {
+        while b0 < b_end {
             let mut a = [_mm512_setzero_ps(); 24];
             for r in 0..R {
-                for q in 0..4 {
-                    a[4 * r + q] = _mm512_loadu_ps(ap.add(r * batch + b0 + q * W));
+                for q in 0..Q {
+                    a[Q * r + q] = _mm512_loadu_ps(ap.add(r * batch + b0 + q * W));
                 }
             }
             for (j, &c) in cols.iter().enumerate() {
                 let xc = xp.add(c as usize * batch + b0);
-                let xv = [
-                    _mm512_loadu_ps(xc),
-                    _mm512_loadu_ps(xc.add(W)),
-                    _mm512_loadu_ps(xc.add(2 * W)),
-                    _mm512_loadu_ps(xc.add(3 * W)),
-                ];
+                let mut xv = [_mm512_setzero_ps(); Q];
+                for q in 0..Q {
+                    xv[q] = _mm512_loadu_ps(xc.add(q * W));
+                }
                 for r in 0..R {
                     let wv = _mm512_set1_ps(w.get(g0 + r, j));
-                    for q in 0..4 {
-                        a[4 * r + q] = _mm512_fmadd_ps(wv, xv[q], a[4 * r + q]);
+                    for q in 0..Q {
+                        a[Q * r + q] = _mm512_fmadd_ps(wv, xv[q], a[Q * r + q]);
                     }
                 }
             }
             for r in 0..R {
-                for q in 0..4 {
-                    _mm512_storeu_ps(ap.add(r * batch + b0 + q * W), a[4 * r + q]);
+                for q in 0..Q {
+                    _mm512_storeu_ps(ap.add(r * batch + b0 + q * W), a[Q * r + q]);
                 }
             }
-            b0 += 4 * W;
-        }
-        while b0 + W <= batch {
-            let mut a = [_mm512_setzero_ps(); 6];
-            for r in 0..R {
-                a[r] = _mm512_loadu_ps(ap.add(r * batch + b0));
-            }
-            for (j, &c) in cols.iter().enumerate() {
-                let xv = _mm512_loadu_ps(xp.add(c as usize * batch + b0));
-                for r in 0..R {
-                    a[r] = _mm512_fmadd_ps(_mm512_set1_ps(w.get(g0 + r, j)), xv, a[r]);
-                }
-            }
-            for r in 0..R {
-                _mm512_storeu_ps(ap.add(r * batch + b0), a[r]);
-            }
-            b0 += W;
-        }
-        if b0 < batch {
-            for (j, &c) in cols.iter().enumerate() {
-                let xc = xp.add(c as usize * batch);
-                for r in 0..R {
-                    let wv = w.get(g0 + r, j);
-                    for b in b0..batch {
-                        let y = ap.add(r * batch + b);
-                        *y = wv.mul_add(*xc.add(b), *y);
-                    }
-                }
-            }
+            b0 += Q * W;
         }
     }
 }
