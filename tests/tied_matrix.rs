@@ -348,7 +348,7 @@ fn scatter_grad_equals_sequential_definition_bit_for_bit() {
 
 /// Checks proofs/T3 (and T1 for the products): the `f32` products (hand-written AVX-512 kernels when the CPU
 /// has them: separable groups read from θ,
-/// the others from a gathered block; blocks of 64, 16 and single samples; 6, 4, 2 and 1 rows) equal the
+/// the others from a gathered block; blocks of 64, 32, 16 and single samples; 8, 6, 4, 2 and 1 rows) equal the
 /// `f64` products exactly on small integers, where every sum is exact in both types.
 #[test]
 fn f32_products_equal_f64_products_on_small_integers() {
@@ -361,7 +361,7 @@ fn f32_products_equal_f64_products_on_small_integers() {
     ] {
         let g = geom(c_in, 9, 8, c_out, 3, 1, pad, 1, mode);
         let m = compile_conv(&g);
-        for batch in [1, 16, 17, 64, 70, 130] {
+        for batch in [1, 16, 17, 32, 48, 57, 64, 70, 130] {
             let ints =
                 |n: usize, rng: &mut StdRng| -> Vec<f64> { (0..n).map(|_| rng.random_range(-4..=4) as f64).collect() };
             let (theta, x, dy) =
