@@ -32,6 +32,11 @@ impl<T> Disjoint<T> {
         Disjoint { ptr: s.as_mut_ptr(), len: s.len() }
     }
 
+    /// The start of the whole slice, for kernels that write through raw pointers at disjoint places.
+    pub(crate) fn ptr(&self) -> *mut T {
+        self.ptr
+    }
+
     /// The sub-slice `[start, start + len)`.
     ///
     /// # Safety
@@ -333,7 +338,8 @@ fn grouped_product<T: Real>(
     batch: usize,
 ) {
     assert_eq!(theta.len(), m.n_params());
-    // The hand-written f32 kernel reads separable groups straight from θ; the others gather a block.
+    // The hand-written f32 kernel reads separable groups straight from θ, the others from a gathered block, and
+    // writes the group's rows in place.
     let fast = has_avx512() && as_f32(theta).is_some();
     let indptr = map.indptr();
     let indptr = indptr.raw_storage();
@@ -346,31 +352,50 @@ fn grouped_product<T: Real>(
             let grows = groups.group(g);
             let first = grows[0] as usize;
             let gcols = &indices[indptr[first] as usize..indptr[first + 1] as usize];
-            let n = gcols.len();
+            let bias_of = |r: u32| bias.map_or(T::zero(), |(b, ids)| b[ids[r as usize] as usize]);
+            #[cfg(target_arch = "x86_64")]
+            if fast {
+                // acc: the initial value (bias) of each row of the group.
+                acc.clear();
+                acc.extend(grows.iter().map(|&r| bias_of(r)));
+                let separable = separable.of(g, grows.len());
+                if separable.is_none() {
+                    gather_block(m, grows, (indptr, codes), theta, wblock, gcols.len());
+                }
+                let (Some(init), Some(theta), Some(x), Some(wblock)) =
+                    (as_f32(acc), as_f32(theta), as_f32(x), as_f32(wblock))
+                else {
+                    unreachable!("fast implies f32")
+                };
+                let rows = super::simd::OutRows { y: out.ptr().cast::<f32>(), rows: grows };
+                match separable {
+                    Some(offsets) => {
+                        let w = super::simd::Separable {
+                            theta: theta.as_ptr(),
+                            offsets: offsets.as_ptr(),
+                            code0: codes[indptr[first] as usize..][..gcols.len()].as_ptr(),
+                        };
+                        // SAFETY: the CPU has AVX-512F and FMA; a separable group's code[0][j] + o_i is its code
+                        // of row i, column j, a parameter below θ.len(); the columns come from the checked map;
+                        // the group's rows are written by this task only (groups partition the rows) and lie
+                        // inside y (B, R).
+                        unsafe { super::simd::product_avx512(rows, init, w, gcols, x, batch) };
+                    }
+                    None => {
+                        let w = super::simd::Block { w: wblock.as_ptr(), n: gcols.len() };
+                        // SAFETY: as above, with the (G, n) block gathered just now.
+                        unsafe { super::simd::product_avx512(rows, init, w, gcols, x, batch) };
+                    }
+                }
+                return;
+            }
             // acc: (G, B), one batch column per row of the group.
             acc.clear();
             for &r in grows {
-                let b0 = bias.map_or(T::zero(), |(b, ids)| b[ids[r as usize] as usize]);
-                acc.extend(std::iter::repeat_n(b0, batch));
+                acc.extend(std::iter::repeat_n(bias_of(r), batch));
             }
-            #[cfg(target_arch = "x86_64")]
-            if fast
-                && let Some(offsets) = separable.of(g, grows.len())
-                && let (Some(acc), Some(theta), Some(x)) = (as_f32_mut(acc), as_f32(theta), as_f32(x))
-            {
-                let w = super::simd::Separable {
-                    theta: theta.as_ptr(),
-                    offsets: offsets.as_ptr(),
-                    code0: codes[indptr[first] as usize..][..n].as_ptr(),
-                };
-                // SAFETY: the CPU has AVX-512F and FMA; a separable group's code[0][j] + o_i is its code of
-                // row i, column j, a parameter below θ.len(); the columns come from the checked map.
-                unsafe { super::simd::accumulate_avx512(acc, w, gcols, x, batch) };
-            } else {
-                gather_and_accumulate(m, grows, (indptr, codes), theta, wblock, acc, gcols, x, batch);
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            gather_and_accumulate(m, grows, (indptr, codes), theta, wblock, acc, gcols, x, batch);
+            gather_block(m, grows, (indptr, codes), theta, wblock, gcols.len());
+            accumulate_dispatch(acc, wblock, gcols, x, batch);
             for (gi, &r) in grows.iter().enumerate() {
                 let r = r as usize;
                 // SAFETY: row r belongs to this group only (groups partition the rows).
@@ -381,28 +406,21 @@ fn grouped_product<T: Real>(
     );
 }
 
-/// The portable group product: the group's values gathered from θ into `wblock` (G, n) row-major, then
-/// [`accumulate`].
-#[allow(clippy::too_many_arguments)]
+/// The group's values gathered from θ into `wblock` (G, n) row-major.
 #[inline]
-fn gather_and_accumulate<T: Real>(
+fn gather_block<T: Real>(
     m: &TiedMatrix,
     grows: &[u32],
     (indptr, codes): (&[u32], &[u32]),
     theta: &[T],
     wblock: &mut Vec<T>,
-    acc: &mut [T],
-    gcols: &[u32],
-    x: &[T],
-    batch: usize,
+    n: usize,
 ) {
-    let n = gcols.len();
     wblock.clear();
     for &r in grows {
         let k0 = indptr[r as usize] as usize;
         wblock.extend(codes[k0..k0 + n].iter().map(|&c| m.value(theta, c)));
     }
-    accumulate_dispatch(acc, wblock, gcols, x, batch);
 }
 
 /// Batch values per register block of the micro-kernels.
@@ -565,14 +583,6 @@ fn as_f32<T: Real>(s: &[T]) -> Option<&[f32]> {
         .then(|| unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<f32>(), s.len()) })
 }
 
-/// `s` as `f32` values when `T` is `f32`.
-#[inline]
-fn as_f32_mut<T: Real>(s: &mut [T]) -> Option<&mut [f32]> {
-    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>())
-        // SAFETY: T is f32.
-        .then(|| unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast::<f32>(), s.len()) })
-}
-
 #[inline]
 fn has_avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -587,22 +597,6 @@ fn has_avx2() -> bool {
 
 #[inline]
 fn accumulate_dispatch<T: Real>(acc: &mut [T], w: &[T], cols: &[u32], x: &[T], batch: usize) {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx512()
-        && let (Some(acc), Some(w), Some(x)) = (as_f32_mut(acc), as_f32(w), as_f32(x))
-    {
-        assert_eq!(
-            w.len() * batch,
-            acc.len() * cols.len(),
-            "accumulate: a ({}, {}) block",
-            acc.len() / batch,
-            cols.len()
-        );
-        let w = super::simd::Block { w: w.as_ptr(), n: cols.len() };
-        // SAFETY: the CPU has AVX-512F and FMA; the block holds (G, n) values (checked above); the columns
-        // are the caller's, from a checked map.
-        return unsafe { super::simd::accumulate_avx512(acc, w, cols, x, batch) };
-    }
     #[cfg(target_arch = "x86_64")]
     if has_avx2() {
         // SAFETY: the CPU has AVX2 and FMA (checked above).

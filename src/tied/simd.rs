@@ -137,32 +137,48 @@ impl Weights for Separable {
     }
 }
 
-/// [`super::kernels`]' `accumulate` for `f32`: `acc[g, :] += Σ_j w(g, j) · x[:, cols[j]]` for the `G` rows of a
-/// group, `acc` (G, B) row by row. Blocks of rows × 64 samples (up to 6 rows, 4 registers per row) stay in
-/// registers over all `n` columns; then one block of 32 samples (up to 12 rows × 2 registers), then one of 16
-/// (up to 12 rows × 1 register), then the last samples one by one. Every value is summed in column order from
-/// `acc` with fused multiply-adds, as in the portable loop, whatever block it falls in.
+/// Where a group product writes: row `g` of the group is the batch column `y[rows[g]·B..(rows[g] + 1)·B]`.
+#[derive(Clone, Copy)]
+pub(crate) struct OutRows<'a> {
+    pub y: *mut f32,
+    pub rows: &'a [u32],
+}
+
+/// The group product of [`super::kernels`] for `f32`: for the `G` rows `g` of a group,
+/// `y[:, rows[g]] = init[g] + Σ_j w(g, j) · x[:, cols[j]]`, summed in column order from `init[g]` with fused
+/// multiply-adds, as the portable loop sums from an accumulator holding `init[g]`. Blocks of rows × 64 samples
+/// (up to 6 rows, 4 registers per row) stay in registers over all `n` columns; then one block of 32 samples (up
+/// to 8 rows × 2 registers), then one of 16 (up to 8 rows × 1 register), then the last samples one by one. A
+/// value's sum is the same whatever block it falls in.
 ///
 /// # Safety
-/// The CPU has AVX-512F and FMA; every column is `< x.len() / batch`; `acc.len()` is a multiple of `batch`;
-/// `w.get(r, j)` is valid for every row `r` of `acc` and `j < cols.len()`.
+/// The CPU has AVX-512F and FMA; every column is `< x.len() / batch`; `out.y` is valid for writes at
+/// `out.rows[g]·batch .. (out.rows[g] + 1)·batch` for each `g`, and no other thread touches those values;
+/// `init.len() == out.rows.len()`; `w.get(g, j)` is valid for every row `g` and `j < cols.len()`.
 #[target_feature(enable = "avx512f,avx2,fma")]
-pub(crate) unsafe fn accumulate_avx512<Wt: Weights>(acc: &mut [f32], w: Wt, cols: &[u32], x: &[f32], batch: usize) {
-    let g_total = acc.len() / batch;
-    assert!(acc.len() == g_total * batch);
+pub(crate) unsafe fn product_avx512<Wt: Weights>(
+    out: OutRows<'_>,
+    init: &[f32],
+    w: Wt,
+    cols: &[u32],
+    x: &[f32],
+    batch: usize,
+) {
+    let g_total = out.rows.len();
+    assert!(init.len() == g_total);
     assert!(cols.iter().all(|&c| (c as usize + 1) * batch <= x.len()));
     let end64 = batch - batch % (4 * W);
     let end32 = end64 + (batch - end64) / (2 * W) * (2 * W);
     let end16 = end32 + (batch - end32) / W * W;
-    // SAFETY (each call): the sample ranges are whole blocks inside 0..batch; the rows lie inside `acc`; the
+    // SAFETY (each call): the sample ranges are whole blocks inside 0..batch; the rows are the caller's; the
     // columns are checked above, the weights by the caller.
     unsafe {
         if end64 > 0 {
             for_row_blocks(g_total, 6, |g0, r| match r {
-                6 => rows_avx512::<6, 4, Wt>(acc, w, cols, x, batch, g0, (0, end64)),
-                4 => rows_avx512::<4, 4, Wt>(acc, w, cols, x, batch, g0, (0, end64)),
-                2 => rows_avx512::<2, 4, Wt>(acc, w, cols, x, batch, g0, (0, end64)),
-                _ => rows_avx512::<1, 4, Wt>(acc, w, cols, x, batch, g0, (0, end64)),
+                6 => rows_avx512::<6, 4, Wt>(out, init, w, cols, x, batch, g0, (0, end64)),
+                4 => rows_avx512::<4, 4, Wt>(out, init, w, cols, x, batch, g0, (0, end64)),
+                2 => rows_avx512::<2, 4, Wt>(out, init, w, cols, x, batch, g0, (0, end64)),
+                _ => rows_avx512::<1, 4, Wt>(out, init, w, cols, x, batch, g0, (0, end64)),
             });
         }
         for (q, (b_start, b_end)) in [(2, (end64, end32)), (1, (end32, end16))] {
@@ -171,27 +187,32 @@ pub(crate) unsafe fn accumulate_avx512<Wt: Weights>(acc: &mut [f32], w: Wt, cols
             }
             let range = (b_start, b_end);
             for_row_blocks(g_total, 8, |g0, r| match (q, r) {
-                (2, 8) => rows_avx512::<8, 2, Wt>(acc, w, cols, x, batch, g0, range),
-                (_, 8) => rows_avx512::<8, 1, Wt>(acc, w, cols, x, batch, g0, range),
-                (2, 6) => rows_avx512::<6, 2, Wt>(acc, w, cols, x, batch, g0, range),
-                (2, 4) => rows_avx512::<4, 2, Wt>(acc, w, cols, x, batch, g0, range),
-                (2, 2) => rows_avx512::<2, 2, Wt>(acc, w, cols, x, batch, g0, range),
-                (2, _) => rows_avx512::<1, 2, Wt>(acc, w, cols, x, batch, g0, range),
-                (_, 6) => rows_avx512::<6, 1, Wt>(acc, w, cols, x, batch, g0, range),
-                (_, 4) => rows_avx512::<4, 1, Wt>(acc, w, cols, x, batch, g0, range),
-                (_, 2) => rows_avx512::<2, 1, Wt>(acc, w, cols, x, batch, g0, range),
-                _ => rows_avx512::<1, 1, Wt>(acc, w, cols, x, batch, g0, range),
+                (2, 8) => rows_avx512::<8, 2, Wt>(out, init, w, cols, x, batch, g0, range),
+                (2, 6) => rows_avx512::<6, 2, Wt>(out, init, w, cols, x, batch, g0, range),
+                (2, 4) => rows_avx512::<4, 2, Wt>(out, init, w, cols, x, batch, g0, range),
+                (2, 2) => rows_avx512::<2, 2, Wt>(out, init, w, cols, x, batch, g0, range),
+                (2, _) => rows_avx512::<1, 2, Wt>(out, init, w, cols, x, batch, g0, range),
+                (_, 8) => rows_avx512::<8, 1, Wt>(out, init, w, cols, x, batch, g0, range),
+                (_, 6) => rows_avx512::<6, 1, Wt>(out, init, w, cols, x, batch, g0, range),
+                (_, 4) => rows_avx512::<4, 1, Wt>(out, init, w, cols, x, batch, g0, range),
+                (_, 2) => rows_avx512::<2, 1, Wt>(out, init, w, cols, x, batch, g0, range),
+                _ => rows_avx512::<1, 1, Wt>(out, init, w, cols, x, batch, g0, range),
             });
         }
         if end16 < batch {
-            let ap = acc.as_mut_ptr();
+            for (g, &row) in out.rows.iter().enumerate() {
+                let y = out.y.add(row as usize * batch);
+                for b in end16..batch {
+                    *y.add(b) = init[g];
+                }
+            }
             for (j, &c) in cols.iter().enumerate() {
                 let xc = x.as_ptr().add(c as usize * batch);
-                for r in 0..g_total {
-                    let wv = w.get(r, j);
+                for (g, &row) in out.rows.iter().enumerate() {
+                    let wv = w.get(g, j);
+                    let y = out.y.add(row as usize * batch);
                     for b in end16..batch {
-                        let y = ap.add(r * batch + b);
-                        *y = wv.mul_add(*xc.add(b), *y);
+                        *y.add(b) = wv.mul_add(*xc.add(b), *y.add(b));
                     }
                 }
             }
@@ -217,13 +238,14 @@ fn for_row_blocks(g_total: usize, max: usize, mut f: impl FnMut(usize, usize)) {
     }
 }
 
-/// [`accumulate_avx512`] for rows `g0..g0 + R` and the samples `b_start..b_end`, in blocks of `Q` registers
+/// [`product_avx512`] for rows `g0..g0 + R` and the samples `b_start..b_end`, in blocks of `Q` registers
 /// (`Q·16` samples; `R·Q <= 24`).
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[inline]
 #[allow(clippy::too_many_arguments)]
 unsafe fn rows_avx512<const R: usize, const Q: usize, Wt: Weights>(
-    acc: &mut [f32],
+    out: OutRows<'_>,
+    init: &[f32],
     w: Wt,
     cols: &[u32],
     x: &[f32],
@@ -231,18 +253,21 @@ unsafe fn rows_avx512<const R: usize, const Q: usize, Wt: Weights>(
     g0: usize,
     (b_start, b_end): (usize, usize),
 ) {
-    assert!(R * Q <= 24 && (b_end - b_start) % (Q * W) == 0 && b_end <= batch);
-    let ap = acc[g0 * batch..(g0 + R) * batch].as_mut_ptr();
+    assert!(R * Q <= 24 && (b_end - b_start) % (Q * W) == 0 && b_end <= batch && g0 + R <= out.rows.len());
     let xp = x.as_ptr();
-    let mut b0 = b_start;
-    // SAFETY: rows g0..g0 + R of acc are the slice above and have weights; b0 + Q·W <= b_end <= batch; every
-    // column c has x[c·batch..(c + 1)·batch] (checked by the caller).
+    // SAFETY: the rows' batch columns are writable (caller); b0 + Q·W <= b_end <= batch; every column c has
+    // x[c·batch..(c + 1)·batch] (checked by the caller).
     unsafe {
+        let mut yp = [out.y; R];
+        for r in 0..R {
+            yp[r] = out.y.add(out.rows[g0 + r] as usize * batch);
+        }
+        let mut b0 = b_start;
         while b0 < b_end {
             let mut a = [_mm512_setzero_ps(); 24];
             for r in 0..R {
                 for q in 0..Q {
-                    a[Q * r + q] = _mm512_loadu_ps(ap.add(r * batch + b0 + q * W));
+                    a[Q * r + q] = _mm512_set1_ps(init[g0 + r]);
                 }
             }
             for (j, &c) in cols.iter().enumerate() {
@@ -260,7 +285,7 @@ unsafe fn rows_avx512<const R: usize, const Q: usize, Wt: Weights>(
             }
             for r in 0..R {
                 for q in 0..Q {
-                    _mm512_storeu_ps(ap.add(r * batch + b0 + q * W), a[Q * r + q]);
+                    _mm512_storeu_ps(yp[r].add(b0 + q * W), a[Q * r + q]);
                 }
             }
             b0 += Q * W;
