@@ -103,6 +103,9 @@ pub fn build_map<T: Real>(layer: &Layer, input: Shape, engine: Engine) -> Option
     })
 }
 
+/// Loads samples `range` of a batch into a shard's input `dst` (range.len(), F), overwriting it.
+pub type Loader<'a, T> = dyn Fn(Range<usize>, &mut DMatrix<T>) + Sync + 'a;
+
 /// Samples per shard of a batch (see the module documentation).
 pub const SHARD: usize = 32;
 
@@ -279,10 +282,16 @@ impl<T: Real> Network<T> {
     #[track_caller]
     pub fn forward(&mut self, x: &DMatrix<T>) -> &DMatrix<T> {
         self.check_input(x);
-        let ranges = self.prepare(x.nrows());
+        self.forward_from(x.nrows(), &|r, dst| dst.copy_from(&x.rows(r.start, r.len())))
+    }
+
+    /// [`Self::forward`] on a batch of `batch` samples that each shard loads itself, in its own task:
+    /// `load(range, dst)` writes the samples `range` of the batch into `dst` (range.len(), C·H·W).
+    pub fn forward_from(&mut self, batch: usize, load: &Loader<'_, T>) -> &DMatrix<T> {
+        let ranges = self.prepare(batch);
         let params = &self.params;
         let run = |(shard, r): (&mut Shard<T>, &Range<usize>)| {
-            shard.load_rows(0, x, r);
+            load(r.clone(), &mut shard.acts[0]);
             shard.forward(params);
         };
         if ranges.len() == 1 {
@@ -308,7 +317,7 @@ impl<T: Real> Network<T> {
         assert_eq!(delta_out.shape(), self.out.shape(), "Network::backward: δ shape differs from the output");
         let ranges = shard_ranges(self.batch);
         for_each_shard(&mut self.shards, &self.params, grads, &ranges, |shard, params, r, g| {
-            shard.load_rows(n, delta_out, r);
+            shard.load_delta(n, delta_out, r);
             shard.backward(params, g);
         });
         self.add_shard_grads(grads, ranges.len());
@@ -335,14 +344,28 @@ impl<T: Real> Network<T> {
 
     /// Forward, loss and backward on one batch, each shard in one parallel task: returns `J` (the shards'
     /// parts added in order) and adds `∂J/∂θ` to `grads`.
+    #[track_caller]
     pub fn loss_and_grad(&mut self, grads: &mut Params<T>, x: &DMatrix<T>, targets: Targets<'_, T>, loss: Loss) -> T {
         self.check_input(x);
-        let batch = x.nrows();
+        self.loss_and_grad_from(grads, x.nrows(), &|r, dst| dst.copy_from(&x.rows(r.start, r.len())), targets, loss)
+    }
+
+    /// [`Self::loss_and_grad`] on a batch of `batch` samples that each shard loads itself, in its own task
+    /// (see [`Self::forward_from`]): a training loop gathers its shuffled images in parallel this way.
+    #[track_caller]
+    pub fn loss_and_grad_from(
+        &mut self,
+        grads: &mut Params<T>,
+        batch: usize,
+        load: &Loader<'_, T>,
+        targets: Targets<'_, T>,
+        loss: Loss,
+    ) -> T {
         check_targets(targets, batch);
         let ranges = self.prepare(batch);
         let n = self.shapes.len() - 1;
         for_each_shard(&mut self.shards, &self.params, grads, &ranges, |shard, params, r, g| {
-            shard.load_rows(0, x, r);
+            load(r.clone(), &mut shard.acts[0]);
             shard.forward(params);
             let (out, d) = (&shard.acts[n], &mut shard.deltas[n]);
             shard.loss_part = match targets {
@@ -423,10 +446,9 @@ impl<T: Real> Shard<T> {
         }
     }
 
-    /// Copies rows `r` of `m` into `acts[0]` (`i == 0`) or `deltas[i]` (otherwise).
-    fn load_rows(&mut self, i: usize, m: &DMatrix<T>, r: &Range<usize>) {
-        let dst = if i == 0 { &mut self.acts[0] } else { &mut self.deltas[i] };
-        dst.copy_from(&m.rows(r.start, r.len()));
+    /// Copies rows `r` of `m` into `deltas[i]`.
+    fn load_delta(&mut self, i: usize, m: &DMatrix<T>, r: &Range<usize>) {
+        self.deltas[i].copy_from(&m.rows(r.start, r.len()));
     }
 
     /// Forward pass of the shard's input `acts[0]`.

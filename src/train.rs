@@ -13,7 +13,7 @@ use rand::seq::SliceRandom;
 
 use crate::data::Dataset;
 use crate::init::Init;
-use crate::loss::{Loss, Targets};
+use crate::loss::{Loss, Targets, loss_and_delta};
 use crate::network::Network;
 use crate::optim::{DecayMode, Sgd};
 
@@ -180,25 +180,12 @@ impl Trainer {
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
         let start = Instant::now();
         let batches: Vec<&[usize]> = order.chunks(b).collect();
-        // The next batch's pixels are gathered while this step runs (a rayon task another thread can take;
-        // inline on one thread): gathering a shuffled batch is bound by memory latency.
-        let (mut x, mut x_next) = (nalgebra::DMatrix::zeros(0, 0), nalgebra::DMatrix::zeros(0, 0));
-        if let Some(first) = batches.first() {
-            train.batch_x_into(first, &mut x);
-        }
         for (s, &idx) in batches.iter().enumerate() {
             let y = train.batch_y(idx);
             grads.iter_mut().flatten().for_each(|g| g.fill_zero());
-            let (net, loss) = (&mut self.net, self.hyper.loss);
-            let ((), j) = rayon::join(
-                || {
-                    if let Some(next) = batches.get(s + 1) {
-                        train.batch_x_into(next, &mut x_next);
-                    }
-                },
-                || net.loss_and_grad(&mut grads, &x, Targets::Labels(&y), loss),
-            );
-            std::mem::swap(&mut x, &mut x_next);
+            // Each shard gathers its own images (bound by memory latency when shuffled) in its own task.
+            let load = |r: std::ops::Range<usize>, dst: &mut nalgebra::DMatrix<f32>| train.batch_x_into(&idx[r], dst);
+            let j = self.net.loss_and_grad_from(&mut grads, idx.len(), &load, Targets::Labels(&y), self.hyper.loss);
             if !j.is_finite() {
                 return Err(TrainError::NonFinite {
                     epoch: self.epoch + 1,
@@ -263,11 +250,11 @@ pub fn evaluate(net: &mut Network<f32>, data: &Dataset, loss: Loss, batch: usize
     let mut loss_sum = 0.0f64;
     let idx: Vec<usize> = (0..data.len()).collect();
     for chunk in idx.chunks(batch.max(1)) {
-        let x = data.batch_x(chunk);
         let y = data.batch_y(chunk);
-        let j = net.loss(&x, Targets::Labels(&y), loss);
+        let out = net.forward_from(chunk.len(), &|r, dst| data.batch_x_into(&chunk[r], dst));
+        let mut delta = nalgebra::DMatrix::zeros(out.nrows(), out.ncols());
+        let j = loss_and_delta(loss, out, Targets::Labels(&y), &mut delta);
         loss_sum += j as f64 * chunk.len() as f64;
-        let out = net.output();
         for (b, &yb) in y.iter().enumerate() {
             confusion[yb][argmax_row(out, b)] += 1;
         }
