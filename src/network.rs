@@ -32,7 +32,7 @@ use crate::layers::dense::Dense;
 use crate::layers::local::local_layer;
 use crate::layers::maxpool::MaxPool;
 use crate::loss::{Loss, Targets, loss_and_delta, partial_loss_and_delta};
-use crate::reference::{DirectAvgPool, DirectLocal, DirectMaxPool, Im2colConv};
+use crate::reference::{DirectLocal, Im2colConv};
 use crate::scalar::Real;
 use crate::spec::{Activation, Layer, Shape, Spec, conv_geometry};
 use crate::tensor::Tensor;
@@ -47,8 +47,8 @@ pub enum Engine {
     /// definitions in [`crate::reference::direct`]); local layers from their definitions
     /// ([`crate::reference::DirectLocal`]); dense layers as in `Sparse`.
     Direct,
-    /// Convolutions by im2col + GEMM ([`crate::reference::im2col`]); local and pooling layers direct,
-    /// dense layers as in `Sparse`.
+    /// Convolutions by im2col + GEMM ([`crate::reference::im2col`]); pooling layers as in `Direct`, local
+    /// layers from their definitions, dense layers as in `Sparse`.
     Im2col,
 }
 
@@ -96,10 +96,8 @@ pub fn build_map<T: Real>(layer: &Layer, input: Shape, engine: Engine) -> Option
         (Engine::Direct | Engine::Im2col, Layer::Local { .. }) => {
             Box::new(DirectLocal::new(&conv_geometry(layer, input)?))
         }
-        (Engine::Direct, Layer::MaxPool { k, stride }) => Box::new(FastMaxPool::new(&pool(k, stride))),
-        (Engine::Direct, Layer::AvgPool { k, stride }) => Box::new(FastAvgPool::new(&pool(k, stride))),
-        (Engine::Im2col, Layer::MaxPool { k, stride }) => Box::new(DirectMaxPool::new(&pool(k, stride))),
-        (Engine::Im2col, Layer::AvgPool { k, stride }) => Box::new(DirectAvgPool::new(&pool(k, stride))),
+        (Engine::Direct | Engine::Im2col, Layer::MaxPool { k, stride }) => Box::new(FastMaxPool::new(&pool(k, stride))),
+        (Engine::Direct | Engine::Im2col, Layer::AvgPool { k, stride }) => Box::new(FastAvgPool::new(&pool(k, stride))),
     })
 }
 

@@ -17,6 +17,8 @@
 //! GEMMs run in parallel over blocks of output columns, each over its whole inner dimension, so no sum
 //! crosses threads.
 
+use std::sync::Mutex;
+
 use nalgebra::DMatrix;
 use rayon::prelude::*;
 
@@ -26,8 +28,9 @@ use crate::layers::{LinearMap, assert_shape};
 use crate::scalar::Real;
 use crate::tensor::Tensor;
 
-/// Output columns per parallel GEMM task.
-const COLS_PER_TASK: usize = 4;
+/// Output columns per parallel GEMM task: each task packs the whole of `A` again, so tasks are wide (the
+/// shards of a batch are the main parallelism).
+const COLS_PER_TASK: usize = 16;
 
 /// `s` as a `[rows, cols]` matrix with element `(r, c)` at `s[r·rs + c·cs]`.
 fn view<T: Real>(s: &[T], rows: usize, cols: usize, rs: usize, cs: usize) -> Strided<'_, T> {
@@ -42,26 +45,38 @@ fn par_gemm<T: Real>(out: &mut [T], a: Strided<'_, T>, b: Strided<'_, T>, beta: 
 /// im2col through the padding map: `x` (B, c_in·h_in·w_in) -> `col` `[B·P, Q]`, 0 where zero padding
 /// reads nothing. Each entry of a column is a contiguous batch copy; columns in parallel.
 pub fn im2col<T: Real>(g: &ConvGeometry, x: &DMatrix<T>) -> DMatrix<T> {
+    let mut col = DMatrix::zeros(0, 0);
+    im2col_into(g, x, &mut col);
+    col
+}
+
+/// [`im2col`] into `col`, reshaped only when its shape differs (a layer reuses one buffer).
+pub fn im2col_into<T: Real>(g: &ConvGeometry, x: &DMatrix<T>, col: &mut DMatrix<T>) {
     let batch = x.nrows();
     let (h_out, w_out, k) = (g.h_out(), g.w_out(), g.k);
     let bp = batch * h_out * w_out;
     let x = x.as_slice();
-    let mut col = DMatrix::<T>::zeros(bp, g.c_in * k * k);
+    if col.shape() != (bp, g.c_in * k * k) {
+        *col = DMatrix::<T>::zeros(bp, g.c_in * k * k);
+    }
     col.as_mut_slice().par_chunks_mut(bp).enumerate().for_each(|(q, colq)| {
         let (i, ky, kx) = (q / (k * k), q / k % k, q % k);
         for oy in 0..h_out {
-            let Some(iy) = g.mode.map((oy * g.stride + ky * g.dil) as isize - g.pad as isize, g.h_in) else { continue };
+            let iy = g.mode.map((oy * g.stride + ky * g.dil) as isize - g.pad as isize, g.h_in);
             for ox in 0..w_out {
-                let Some(ix) = g.mode.map((ox * g.stride + kx * g.dil) as isize - g.pad as isize, g.w_in) else {
-                    continue;
-                };
-                let f = (i * g.h_in + iy) * g.w_in + ix;
+                let ix = g.mode.map((ox * g.stride + kx * g.dil) as isize - g.pad as isize, g.w_in);
                 let p = oy * w_out + ox;
-                colq[p * batch..(p + 1) * batch].copy_from_slice(&x[f * batch..(f + 1) * batch]);
+                let out = &mut colq[p * batch..(p + 1) * batch];
+                match (iy, ix) {
+                    (Some(iy), Some(ix)) => {
+                        let f = (i * g.h_in + iy) * g.w_in + ix;
+                        out.copy_from_slice(&x[f * batch..(f + 1) * batch]);
+                    }
+                    _ => out.fill(T::zero()),
+                }
             }
         }
     });
-    col
 }
 
 /// col2im, the adjoint of [`im2col`]: `δcol` `[B·P, Q]` -> `dx` (B, c_in·h_in·w_in), overwritten, each
@@ -96,12 +111,24 @@ pub fn col2im<T: Real>(g: &ConvGeometry, dx: &mut DMatrix<T>, dcol: &DMatrix<T>)
 }
 
 /// A convolution computed by im2col + GEMM: weight `(c_out, c_in, k, k)`, bias `(c_out)`.
-#[derive(Clone, Debug)]
-pub struct Im2colConv {
+#[derive(Debug)]
+pub struct Im2colConv<T: Real> {
     pub geometry: ConvGeometry,
+    /// Scratch `col` `[B·P, Q]`, reused from call to call (the passes that need it fill it).
+    col: DMatrix<T>,
+    /// Scratch `δcol` `[B·P, Q]` for the input gradient (a `&self` pass, hence the lock; never contended:
+    /// each shard of a batch has its own copy of the layer).
+    dcol: Mutex<DMatrix<T>>,
 }
 
-impl Im2colConv {
+impl<T: Real> Clone for Im2colConv<T> {
+    /// The geometry; fresh scratch.
+    fn clone(&self) -> Self {
+        Im2colConv::new(&self.geometry)
+    }
+}
+
+impl<T: Real> Im2colConv<T> {
     /// # Panics
     /// If the geometry does not apply ([`ConvGeometry::check`]).
     #[track_caller]
@@ -109,7 +136,7 @@ impl Im2colConv {
         if let Err(e) = g.check() {
             panic!("Im2colConv: {e}");
         }
-        Im2colConv { geometry: *g }
+        Im2colConv { geometry: *g, col: DMatrix::zeros(0, 0), dcol: Mutex::new(DMatrix::zeros(0, 0)) }
     }
 
     /// `Q = c_in·k·k`.
@@ -119,14 +146,14 @@ impl Im2colConv {
 
     /// Panics unless `out_side` is (B, out) and `in_side` is (B, in).
     #[track_caller]
-    fn check_io<T: Real>(&self, what: &str, out_side: &DMatrix<T>, in_side: &DMatrix<T>) {
+    fn check_io(&self, what: &str, out_side: &DMatrix<T>, in_side: &DMatrix<T>) {
         let batch = out_side.nrows();
         assert_shape(what, out_side, batch, self.geometry.out_len());
         assert_shape(what, in_side, batch, self.geometry.in_len());
     }
 }
 
-impl<T: Real> LinearMap<T> for Im2colConv {
+impl<T: Real> LinearMap<T> for Im2colConv<T> {
     fn dims(&self) -> (usize, usize) {
         (self.geometry.out_len(), self.geometry.in_len())
     }
@@ -141,13 +168,13 @@ impl<T: Real> LinearMap<T> for Im2colConv {
         self.check_io("im2col conv forward", z, x);
         let (q, c_out) = (self.taps(), self.geometry.c_out);
         let bp = z.len() / c_out;
-        let col = im2col(&self.geometry, x);
+        im2col_into(&self.geometry, x, &mut self.col);
         let (w, b) = (&params[0].data, &params[1].data);
         let z = z.as_mut_slice();
         for (o, zo) in z.chunks_mut(bp).enumerate() {
             zo.fill(b[o]);
         }
-        par_gemm(z, view(col.as_slice(), bp, q, 1, bp), view(w, q, c_out, 1, q), T::one());
+        par_gemm(z, view(self.col.as_slice(), bp, q, 1, bp), view(w, q, c_out, 1, q), T::one());
     }
 
     /// `δcol = δz @ W`: `[B·P, c_out] @ [c_out, Q] -> [B·P, Q]`, then `δx = col2im(δcol)`.
@@ -155,8 +182,12 @@ impl<T: Real> LinearMap<T> for Im2colConv {
         self.check_io("im2col conv backward", dz, dx);
         let (q, c_out) = (self.taps(), self.geometry.c_out);
         let bp = dz.len() / c_out;
-        let mut dcol = DMatrix::<T>::zeros(bp, q);
+        let mut dcol = self.dcol.lock().unwrap_or_else(|e| e.into_inner());
+        if dcol.shape() != (bp, q) {
+            *dcol = DMatrix::<T>::zeros(bp, q);
+        }
         let w = view(&params[0].data, c_out, q, q, 1);
+        // β = 0: the product overwrites δcol.
         par_gemm(dcol.as_mut_slice(), view(dz.as_slice(), bp, c_out, 1, bp), w, T::zero());
         col2im(&self.geometry, dx, &dcol);
     }
@@ -166,8 +197,8 @@ impl<T: Real> LinearMap<T> for Im2colConv {
         self.check_io("im2col conv backward", dz, x);
         let (q, c_out) = (self.taps(), self.geometry.c_out);
         let bp = dz.len() / c_out;
-        let col = im2col(&self.geometry, x);
-        let colt = view(col.as_slice(), q, bp, bp, 1);
+        im2col_into(&self.geometry, x, &mut self.col);
+        let colt = view(self.col.as_slice(), q, bp, bp, 1);
         par_gemm(&mut grads[0].data, colt, view(dz.as_slice(), bp, c_out, 1, bp), T::one());
         for (o, dzo) in dz.as_slice().chunks(bp).enumerate() {
             grads[1].data[o] += dzo.iter().fold(T::zero(), |s, &v| s + v);
