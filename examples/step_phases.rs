@@ -1,7 +1,8 @@
-//! Times each phase of a LeNet-5 training step (batch 64 unless given) on the sparse engine, layer by layer: forward,
-//! parameter gradient, input gradient, activations, loss, SGD. Reports the minimum over the steps of each
-//! phase (robust to other load on the machine) and the sum of those minima. The loop mirrors
-//! `Network::loss_and_grad` and `Sgd::step`.
+//! Times each phase of a LeNet-5 training step on the sparse engine, layer by layer, for one batch of BATCH
+//! samples (64 unless given) run as one piece: forward, parameter gradient, input gradient, activations, loss,
+//! SGD. Reports the minimum over the steps of each phase (robust to other load on the machine) and the sum of
+//! those minima. The loop mirrors one shard of `Network::loss_and_grad` and `Sgd::step`: the network runs a
+//! batch of 64 as two shards of 32 in parallel tasks, so `step_phases 1000 1 32` times what each task does.
 //! Run: `cargo run --release --example step_phases -- [STEPS] [THREADS] [BATCH]`.
 
 use std::time::Instant;

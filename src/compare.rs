@@ -239,9 +239,10 @@ pub fn estimate_index_bytes(case: &Case) -> usize {
     csr + groups + segments + extra + plan + separable
 }
 
-/// Bytes of im2col's column buffer `[B·P, Q]` in f32, allocated on every forward and backward call.
+/// Bytes of im2col's scratch: the column buffer `col` and its gradient `δcol`, `[B·P, Q]` f32 each, which an
+/// im2col layer keeps between calls.
 pub fn im2col_bytes(case: &Case, batch: usize) -> usize {
-    conv_geometry(&case.layer, case.input).map_or(0, |g| 4 * batch * g.h_out() * g.w_out() * g.c_in * g.k * g.k)
+    conv_geometry(&case.layer, case.input).map_or(0, |g| 2 * 4 * batch * g.h_out() * g.w_out() * g.c_in * g.k * g.k)
 }
 
 /// What happened to one formulation of one layer.
@@ -554,8 +555,8 @@ pub fn markdown(rows: &[Row], header: &str) -> String {
         let index = match (r.engine, &r.status) {
             (_, Status::NotApplicable(_)) => "-".to_string(),
             (Engine::Sparse, Status::DoesNotFit(n)) => format!("({}, est.)", human_bytes(*n)),
-            (Engine::Im2col, Status::DoesNotFit(n)) => format!("({} per call)", human_bytes(*n)),
-            (Engine::Im2col, _) => format!("{} per call", human_bytes(r.index_bytes)),
+            (Engine::Im2col, Status::DoesNotFit(n)) => format!("({} scratch)", human_bytes(*n)),
+            (Engine::Im2col, _) => format!("{} scratch", human_bytes(r.index_bytes)),
             _ => human_bytes(r.index_bytes),
         };
         let diffs = if r.status == Status::Ran {
@@ -584,8 +585,8 @@ pub fn markdown(rows: &[Row], header: &str) -> String {
     s.push_str(
         "\nTimes are medians in milliseconds; MFLOP is `2·nnz·batch`, one product of the sparse formulation. \
          Index bytes: the compiled matrix `W`, `Wᵀ`, their row groups and the kernels' tables (sparse; estimated \
-         from the geometry when it does not fit); the im2col column buffer `B·P·Q·4` bytes, which im2col \
-         allocates on every call rather than keeping; nothing for direct. Param bytes: kernel and bias. \
+         from the geometry when it does not fit); im2col's scratch, the column buffer and its gradient, \
+         `B·P·Q·4` bytes each, which the layer keeps between calls; nothing for direct. Param bytes: kernel and bias. \
          Differences are against the direct engine (itself checked against the reference written from the \
          definitions). Pools have no parameters and no im2col lowering.\n",
     );
@@ -736,8 +737,8 @@ pub mod plot {
         Ok(())
     }
 
-    /// Bytes against MFLOP: the sparse index (compiled, or estimated where it does not fit), im2col's
-    /// column buffer, the parameters.
+    /// Bytes against MFLOP: the sparse index (compiled, or estimated where it does not fit), im2col's scratch
+    /// (col and δcol), the parameters.
     pub fn draw_memory(path: &Path, rows: &[Row], title: &str) -> Result<(), Box<dyn std::error::Error>> {
         let root = BitMapBackend::new(path, (800, 520)).into_drawing_area();
         root.fill(&WHITE)?;
@@ -760,7 +761,7 @@ pub mod plot {
                 pick(Engine::Sparse, |r| r.estimated_bytes.map(|b| b as f64)),
             ),
             (
-                "im2col column buffer (per call)".into(),
+                "im2col col + δcol scratch".into(),
                 color(Engine::Im2col),
                 pick(Engine::Im2col, |r| match r.status {
                     Status::NotApplicable(_) => None,
