@@ -130,9 +130,17 @@ fn conv_nnz_multiplicity_and_bytes() {
                 + m.separable().bytes()
                 + m.separable_t().bytes()
     );
-    // Every group of W and of Wᵀ reads θ directly (zero padding): a start per group, an offset per row.
-    assert_eq!(m.separable().bytes(), 4 * (m.groups().len() + m.shape().0));
-    assert_eq!(m.separable_t().bytes(), 4 * (m.groups_t().len() + m.shape().1));
+    // Every group of W and of Wᵀ reads θ directly (zero padding): a start per group, an offset per row, a
+    // twin flag per group.
+    assert_eq!(m.separable().bytes(), 4 * (m.groups().len() + m.shape().0) + m.groups().len());
+    assert_eq!(m.separable_t().bytes(), 4 * (m.groups_t().len() + m.shape().1) + m.groups_t().len());
+    // Without padding every position of W meets the same taps: each group is the twin of the next. In Wᵀ
+    // only the inner input positions (touched by every tap) are twins of their right-hand neighbours.
+    let twins = |t: &[bool]| t.iter().filter(|&&t| t).count();
+    assert_eq!(twins(&m.separable().twin), n_groups - 1);
+    assert!(!m.separable().twin[n_groups - 1]);
+    let inner_t = twins(&m.separable_t().twin);
+    assert!(inner_t > 0 && inner_t < m.groups_t().len() - 1, "{inner_t} twins in Wᵀ");
     // Zero padding: the centre tap of a 3x3 kernel on a 4x4 input with pad 1 is used at all 16 positions, a
     // corner tap at 9, an edge tap at 12.
     let m = compile_conv(&geom(1, 4, 4, 1, 3, 1, 1, 1, PaddingMode::Zeros));

@@ -141,6 +141,11 @@ pub struct SeparableGroups {
     pub start: Vec<u32>,
     /// The offsets `o_i` of the separable groups, as wrapping `u32` (`code[0][j] + o_i` wraps to the code).
     pub offsets: Vec<u32>,
+    /// Per group `g`, whether `g` and `g + 1` are separable *twins*: the same number of rows and columns, the
+    /// same offsets and the same first-row codes, hence the same weight at every (row, column) (in a
+    /// convolution, two neighbouring positions whose windows meet the same taps). A twin pair can share every
+    /// loaded weight.
+    pub twin: Vec<bool>,
 }
 
 impl SeparableGroups {
@@ -164,7 +169,26 @@ impl SeparableGroups {
                 None => s.start.push(u32::MAX),
             }
         }
+        let first_codes = |g: usize| {
+            let r = groups.group(g)[0] as usize;
+            &codes[indptr[r] as usize..indptr[r + 1] as usize]
+        };
+        s.twin = (0..groups.len())
+            .map(|g| {
+                let n_rows = groups.group(g).len();
+                g + 1 < groups.len()
+                    && groups.group(g + 1).len() == n_rows
+                    && s.of(g, n_rows).is_some_and(|a| s.of(g + 1, n_rows) == Some(a))
+                    && first_codes(g) == first_codes(g + 1)
+            })
+            .collect();
         s
+    }
+
+    /// Whether groups `g` and `g + 1` are separable twins (see [`Self::twin`]).
+    #[inline]
+    pub fn twins(&self, g: usize) -> bool {
+        self.twin.get(g).copied().unwrap_or(false)
     }
 
     /// The offsets of group `g`, if it is separable.
@@ -176,7 +200,7 @@ impl SeparableGroups {
 
     /// Bytes of the tables.
     pub fn bytes(&self) -> usize {
-        4 * (self.start.len() + self.offsets.len())
+        4 * (self.start.len() + self.offsets.len()) + self.twin.len()
     }
 }
 

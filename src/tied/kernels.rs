@@ -346,61 +346,105 @@ fn grouped_product<T: Real>(
     let indices = map.indices();
     let codes = map.data();
     let out = Disjoint::new(y);
-    (0..groups.len()).into_par_iter().for_each_init(
-        || (Vec::<T>::new(), Vec::<T>::new()),
-        |(wblock, acc), g| {
-            let grows = groups.group(g);
-            let first = grows[0] as usize;
-            let gcols = &indices[indptr[first] as usize..indptr[first + 1] as usize];
-            let bias_of = |r: u32| bias.map_or(T::zero(), |(b, ids)| b[ids[r as usize] as usize]);
-            #[cfg(target_arch = "x86_64")]
-            if fast {
-                // acc: the initial value (bias) of each row of the group.
-                acc.clear();
-                acc.extend(grows.iter().map(|&r| bias_of(r)));
-                let separable = separable.of(g, grows.len());
-                if separable.is_none() {
-                    gather_block(m, grows, (indptr, codes), theta, wblock, gcols.len());
+    let bias_of = |r: u32| bias.map_or(T::zero(), |(b, ids)| b[ids[r as usize] as usize]);
+    let cols_of = |g: usize| {
+        let first = groups.group(g)[0] as usize;
+        &indices[indptr[first] as usize..indptr[first + 1] as usize]
+    };
+    // One group, written in place.
+    let one = |g: usize, wblock: &mut Vec<T>, acc: &mut Vec<T>| {
+        let grows = groups.group(g);
+        let first = grows[0] as usize;
+        let gcols = cols_of(g);
+        #[cfg(target_arch = "x86_64")]
+        if fast {
+            // acc: the initial value (bias) of each row of the group.
+            acc.clear();
+            acc.extend(grows.iter().map(|&r| bias_of(r)));
+            let separable = separable.of(g, grows.len());
+            if separable.is_none() {
+                gather_block(m, grows, (indptr, codes), theta, wblock, gcols.len());
+            }
+            let (Some(init), Some(theta), Some(x), Some(wblock)) =
+                (as_f32(acc), as_f32(theta), as_f32(x), as_f32(wblock))
+            else {
+                unreachable!("fast implies f32")
+            };
+            let rows = super::simd::OutRows { y: out.ptr().cast::<f32>(), rows: grows };
+            match separable {
+                Some(offsets) => {
+                    let w = super::simd::Separable {
+                        theta: theta.as_ptr(),
+                        offsets: offsets.as_ptr(),
+                        code0: codes[indptr[first] as usize..][..gcols.len()].as_ptr(),
+                    };
+                    // SAFETY: the CPU has AVX-512F and FMA; a separable group's code[0][j] + o_i is its code
+                    // of row i, column j, a parameter below θ.len(); the columns come from the checked map;
+                    // the group's rows are written by this task only (groups partition the rows) and lie
+                    // inside y (B, R).
+                    unsafe { super::simd::product_avx512(rows, init, w, gcols, x, batch) };
                 }
-                let (Some(init), Some(theta), Some(x), Some(wblock)) =
-                    (as_f32(acc), as_f32(theta), as_f32(x), as_f32(wblock))
+                None => {
+                    let w = super::simd::Block { w: wblock.as_ptr(), n: gcols.len() };
+                    // SAFETY: as above, with the (G, n) block gathered just now.
+                    unsafe { super::simd::product_avx512(rows, init, w, gcols, x, batch) };
+                }
+            }
+            return;
+        }
+        // acc: (G, B), one batch column per row of the group.
+        acc.clear();
+        for &r in grows {
+            acc.extend(std::iter::repeat_n(bias_of(r), batch));
+        }
+        gather_block(m, grows, (indptr, codes), theta, wblock, gcols.len());
+        accumulate_dispatch(acc, wblock, gcols, x, batch);
+        for (gi, &r) in grows.iter().enumerate() {
+            let r = r as usize;
+            // SAFETY: row r belongs to this group only (groups partition the rows).
+            let yr = unsafe { out.slice(r * batch, batch) };
+            yr.copy_from_slice(&acc[gi * batch..(gi + 1) * batch]);
+        }
+    };
+    // Twin groups share their weights: with a block of 32 samples, both run in one register tile.
+    let twins_pay = fast && batch % 64 >= 32;
+    (0..groups.len().div_ceil(2)).into_par_iter().for_each_init(
+        || (Vec::<T>::new(), Vec::<T>::new(), Vec::<T>::new()),
+        |(wblock, acc, acc_b), u| {
+            let g = 2 * u;
+            #[cfg(target_arch = "x86_64")]
+            if twins_pay
+                && separable.twins(g)
+                && let Some(offsets) = separable.of(g, groups.group(g).len())
+            {
+                let (rows_a, rows_b) = (groups.group(g), groups.group(g + 1));
+                let (cols_a, cols_b) = (cols_of(g), cols_of(g + 1));
+                acc.clear();
+                acc.extend(rows_a.iter().map(|&r| bias_of(r)));
+                acc_b.clear();
+                acc_b.extend(rows_b.iter().map(|&r| bias_of(r)));
+                let (Some(init_a), Some(init_b), Some(theta), Some(x)) =
+                    (as_f32(acc), as_f32(acc_b), as_f32(theta), as_f32(x))
                 else {
                     unreachable!("fast implies f32")
                 };
-                let rows = super::simd::OutRows { y: out.ptr().cast::<f32>(), rows: grows };
-                match separable {
-                    Some(offsets) => {
-                        let w = super::simd::Separable {
-                            theta: theta.as_ptr(),
-                            offsets: offsets.as_ptr(),
-                            code0: codes[indptr[first] as usize..][..gcols.len()].as_ptr(),
-                        };
-                        // SAFETY: the CPU has AVX-512F and FMA; a separable group's code[0][j] + o_i is its code
-                        // of row i, column j, a parameter below θ.len(); the columns come from the checked map;
-                        // the group's rows are written by this task only (groups partition the rows) and lie
-                        // inside y (B, R).
-                        unsafe { super::simd::product_avx512(rows, init, w, gcols, x, batch) };
-                    }
-                    None => {
-                        let w = super::simd::Block { w: wblock.as_ptr(), n: gcols.len() };
-                        // SAFETY: as above, with the (G, n) block gathered just now.
-                        unsafe { super::simd::product_avx512(rows, init, w, gcols, x, batch) };
-                    }
-                }
+                let first = rows_a[0] as usize;
+                let w = super::simd::Separable {
+                    theta: theta.as_ptr(),
+                    offsets: offsets.as_ptr(),
+                    code0: codes[indptr[first] as usize..][..cols_a.len()].as_ptr(),
+                };
+                let y = out.ptr().cast::<f32>();
+                let outs = [super::simd::OutRows { y, rows: rows_a }, super::simd::OutRows { y, rows: rows_b }];
+                // SAFETY: as for one separable group; twins have the same offsets and first-row codes, so `w`
+                // is the weight of either group; the two groups' rows are disjoint and written by this task
+                // only.
+                unsafe { super::simd::product_twins_avx512(outs, [init_a, init_b], w, [cols_a, cols_b], x, batch) };
                 return;
             }
-            // acc: (G, B), one batch column per row of the group.
-            acc.clear();
-            for &r in grows {
-                acc.extend(std::iter::repeat_n(bias_of(r), batch));
-            }
-            gather_block(m, grows, (indptr, codes), theta, wblock, gcols.len());
-            accumulate_dispatch(acc, wblock, gcols, x, batch);
-            for (gi, &r) in grows.iter().enumerate() {
-                let r = r as usize;
-                // SAFETY: row r belongs to this group only (groups partition the rows).
-                let yr = unsafe { out.slice(r * batch, batch) };
-                yr.copy_from_slice(&acc[gi * batch..(gi + 1) * batch]);
+            one(g, wblock, acc);
+            if g + 1 < groups.len() {
+                one(g + 1, wblock, acc);
             }
         },
     );

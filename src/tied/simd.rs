@@ -164,57 +164,232 @@ pub(crate) unsafe fn product_avx512<Wt: Weights>(
     x: &[f32],
     batch: usize,
 ) {
-    let g_total = out.rows.len();
-    assert!(init.len() == g_total);
-    assert!(cols.iter().all(|&c| (c as usize + 1) * batch <= x.len()));
-    let end64 = batch - batch % (4 * W);
-    let end32 = end64 + (batch - end64) / (2 * W) * (2 * W);
-    let end16 = end32 + (batch - end32) / W * W;
-    // SAFETY (each call): the sample ranges are whole blocks inside 0..batch; the rows are the caller's; the
-    // columns are checked above, the weights by the caller.
+    check_group(out, init, cols, x, batch);
+    let e = Ends::of(batch);
+    // SAFETY: the caller's contract, the group checked above.
     unsafe {
-        if end64 > 0 {
-            for_row_blocks(g_total, 6, |g0, r| match r {
-                6 => rows_avx512::<6, 4, Wt>(out, init, w, cols, x, batch, g0, (0, end64)),
-                4 => rows_avx512::<4, 4, Wt>(out, init, w, cols, x, batch, g0, (0, end64)),
-                2 => rows_avx512::<2, 4, Wt>(out, init, w, cols, x, batch, g0, (0, end64)),
-                _ => rows_avx512::<1, 4, Wt>(out, init, w, cols, x, batch, g0, (0, end64)),
+        blocks_of_64(out, init, w, cols, x, batch, e.e64);
+        blocks_of_q(out, init, w, cols, x, batch, 2, (e.e64, e.e32));
+        blocks_of_q(out, init, w, cols, x, batch, 1, (e.e32, e.e16));
+        tail(out, init, w, cols, x, batch, e.e16);
+    }
+}
+
+/// [`product_avx512`] for two twin groups (see [`super::grad_plan::SeparableGroups::twin`]): the same weights
+/// `w`, their own rows and columns. The block of 32 samples runs both groups at once (up to 6 rows × 2 groups
+/// × 2 registers), so each loaded weight serves both; every value is the sum [`product_avx512`] computes, in
+/// the same order.
+///
+/// # Safety
+/// [`product_avx512`]'s, for each group with the shared `w`.
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub(crate) unsafe fn product_twins_avx512<Wt: Weights>(
+    out: [OutRows<'_>; 2],
+    init: [&[f32]; 2],
+    w: Wt,
+    cols: [&[u32]; 2],
+    x: &[f32],
+    batch: usize,
+) {
+    for k in 0..2 {
+        check_group(out[k], init[k], cols[k], x, batch);
+    }
+    assert!(out[0].rows.len() == out[1].rows.len() && cols[0].len() == cols[1].len());
+    let e = Ends::of(batch);
+    // SAFETY: the caller's contract, both groups checked above.
+    unsafe {
+        for k in 0..2 {
+            blocks_of_64(out[k], init[k], w, cols[k], x, batch, e.e64);
+        }
+        if e.e32 > e.e64 {
+            for_row_blocks(out[0].rows.len(), 6, |g0, r| match r {
+                6 => twin_rows_avx512::<6, Wt>(out, init, w, cols, x, batch, g0, e.e64),
+                4 => twin_rows_avx512::<4, Wt>(out, init, w, cols, x, batch, g0, e.e64),
+                2 => twin_rows_avx512::<2, Wt>(out, init, w, cols, x, batch, g0, e.e64),
+                _ => twin_rows_avx512::<1, Wt>(out, init, w, cols, x, batch, g0, e.e64),
             });
         }
-        for (q, (b_start, b_end)) in [(2, (end64, end32)), (1, (end32, end16))] {
-            if b_start == b_end {
-                continue;
+        for k in 0..2 {
+            blocks_of_q(out[k], init[k], w, cols[k], x, batch, 1, (e.e32, e.e16));
+            tail(out[k], init[k], w, cols[k], x, batch, e.e16);
+        }
+    }
+}
+
+/// Panics unless a group's initial values match its rows and its columns lie inside `x` (B, C).
+#[inline]
+fn check_group(out: OutRows<'_>, init: &[f32], cols: &[u32], x: &[f32], batch: usize) {
+    assert!(init.len() == out.rows.len());
+    assert!(cols.iter().all(|&c| (c as usize + 1) * batch <= x.len()));
+}
+
+/// Where the sample blocks of a batch end: blocks of 64 up to `e64`, one of 32 up to `e32`, one of 16 up to
+/// `e16`, then single samples.
+#[derive(Clone, Copy)]
+struct Ends {
+    e64: usize,
+    e32: usize,
+    e16: usize,
+}
+
+impl Ends {
+    fn of(batch: usize) -> Self {
+        let e64 = batch - batch % (4 * W);
+        let e32 = e64 + (batch - e64) / (2 * W) * (2 * W);
+        let e16 = e32 + (batch - e32) / W * W;
+        Ends { e64, e32, e16 }
+    }
+}
+
+/// The samples `0..end64` of a group, in blocks of up to 6 rows × 64 samples.
+///
+/// # Safety
+/// [`product_avx512`]'s.
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+unsafe fn blocks_of_64<Wt: Weights>(
+    out: OutRows<'_>,
+    init: &[f32],
+    w: Wt,
+    cols: &[u32],
+    x: &[f32],
+    batch: usize,
+    end64: usize,
+) {
+    if end64 == 0 {
+        return;
+    }
+    // SAFETY: whole blocks of 64 inside 0..batch; the rest is the caller's.
+    unsafe {
+        for_row_blocks(out.rows.len(), 6, |g0, r| match r {
+            6 => rows_avx512::<6, 4, Wt>(out, init, w, cols, x, batch, g0, (0, end64)),
+            4 => rows_avx512::<4, 4, Wt>(out, init, w, cols, x, batch, g0, (0, end64)),
+            2 => rows_avx512::<2, 4, Wt>(out, init, w, cols, x, batch, g0, (0, end64)),
+            _ => rows_avx512::<1, 4, Wt>(out, init, w, cols, x, batch, g0, (0, end64)),
+        });
+    }
+}
+
+/// The samples `range` of a group (a block of `q·16`, `q` 2 or 1, or nothing), in blocks of up to 8 rows.
+///
+/// # Safety
+/// [`product_avx512`]'s.
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+#[allow(clippy::too_many_arguments)]
+unsafe fn blocks_of_q<Wt: Weights>(
+    out: OutRows<'_>,
+    init: &[f32],
+    w: Wt,
+    cols: &[u32],
+    x: &[f32],
+    batch: usize,
+    q: usize,
+    range: (usize, usize),
+) {
+    if range.0 == range.1 {
+        return;
+    }
+    // SAFETY: one whole block inside 0..batch; the rest is the caller's.
+    unsafe {
+        for_row_blocks(out.rows.len(), 8, |g0, r| match (q, r) {
+            (2, 8) => rows_avx512::<8, 2, Wt>(out, init, w, cols, x, batch, g0, range),
+            (2, 6) => rows_avx512::<6, 2, Wt>(out, init, w, cols, x, batch, g0, range),
+            (2, 4) => rows_avx512::<4, 2, Wt>(out, init, w, cols, x, batch, g0, range),
+            (2, 2) => rows_avx512::<2, 2, Wt>(out, init, w, cols, x, batch, g0, range),
+            (2, _) => rows_avx512::<1, 2, Wt>(out, init, w, cols, x, batch, g0, range),
+            (_, 8) => rows_avx512::<8, 1, Wt>(out, init, w, cols, x, batch, g0, range),
+            (_, 6) => rows_avx512::<6, 1, Wt>(out, init, w, cols, x, batch, g0, range),
+            (_, 4) => rows_avx512::<4, 1, Wt>(out, init, w, cols, x, batch, g0, range),
+            (_, 2) => rows_avx512::<2, 1, Wt>(out, init, w, cols, x, batch, g0, range),
+            _ => rows_avx512::<1, 1, Wt>(out, init, w, cols, x, batch, g0, range),
+        });
+    }
+}
+
+/// The samples `start..batch` of a group, one by one.
+///
+/// # Safety
+/// [`product_avx512`]'s.
+#[inline]
+unsafe fn tail<Wt: Weights>(
+    out: OutRows<'_>,
+    init: &[f32],
+    w: Wt,
+    cols: &[u32],
+    x: &[f32],
+    batch: usize,
+    start: usize,
+) {
+    if start == batch {
+        return;
+    }
+    // SAFETY: the rows' batch columns are writable and the columns inside x (caller).
+    unsafe {
+        for (g, &row) in out.rows.iter().enumerate() {
+            let y = out.y.add(row as usize * batch);
+            for b in start..batch {
+                *y.add(b) = init[g];
             }
-            let range = (b_start, b_end);
-            for_row_blocks(g_total, 8, |g0, r| match (q, r) {
-                (2, 8) => rows_avx512::<8, 2, Wt>(out, init, w, cols, x, batch, g0, range),
-                (2, 6) => rows_avx512::<6, 2, Wt>(out, init, w, cols, x, batch, g0, range),
-                (2, 4) => rows_avx512::<4, 2, Wt>(out, init, w, cols, x, batch, g0, range),
-                (2, 2) => rows_avx512::<2, 2, Wt>(out, init, w, cols, x, batch, g0, range),
-                (2, _) => rows_avx512::<1, 2, Wt>(out, init, w, cols, x, batch, g0, range),
-                (_, 8) => rows_avx512::<8, 1, Wt>(out, init, w, cols, x, batch, g0, range),
-                (_, 6) => rows_avx512::<6, 1, Wt>(out, init, w, cols, x, batch, g0, range),
-                (_, 4) => rows_avx512::<4, 1, Wt>(out, init, w, cols, x, batch, g0, range),
-                (_, 2) => rows_avx512::<2, 1, Wt>(out, init, w, cols, x, batch, g0, range),
-                _ => rows_avx512::<1, 1, Wt>(out, init, w, cols, x, batch, g0, range),
-            });
         }
-        if end16 < batch {
+        for (j, &c) in cols.iter().enumerate() {
+            let xc = x.as_ptr().add(c as usize * batch);
             for (g, &row) in out.rows.iter().enumerate() {
+                let wv = w.get(g, j);
                 let y = out.y.add(row as usize * batch);
-                for b in end16..batch {
-                    *y.add(b) = init[g];
+                for b in start..batch {
+                    *y.add(b) = wv.mul_add(*xc.add(b), *y.add(b));
                 }
             }
-            for (j, &c) in cols.iter().enumerate() {
-                let xc = x.as_ptr().add(c as usize * batch);
-                for (g, &row) in out.rows.iter().enumerate() {
-                    let wv = w.get(g, j);
-                    let y = out.y.add(row as usize * batch);
-                    for b in end16..batch {
-                        *y.add(b) = wv.mul_add(*xc.add(b), *y.add(b));
-                    }
-                }
+        }
+    }
+}
+
+/// [`product_twins_avx512`]'s block of 32 samples `b0..b0 + 32` for rows `g0..g0 + R` of both groups.
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+#[allow(clippy::too_many_arguments)]
+unsafe fn twin_rows_avx512<const R: usize, Wt: Weights>(
+    out: [OutRows<'_>; 2],
+    init: [&[f32]; 2],
+    w: Wt,
+    cols: [&[u32]; 2],
+    x: &[f32],
+    batch: usize,
+    g0: usize,
+    b0: usize,
+) {
+    assert!(R <= 6 && b0 + 2 * W <= batch && g0 + R <= out[0].rows.len());
+    let xp = x.as_ptr();
+    // SAFETY: the rows' batch columns are writable (caller); b0 + 32 <= batch; every column c of either group
+    // has x[c·batch..(c + 1)·batch] (checked by the caller).
+    unsafe {
+        // a[(k·R + r)·2 + q]: group k, row g0 + r, samples b0 + 16q..
+        let mut a = [_mm512_setzero_ps(); 24];
+        for k in 0..2 {
+            for r in 0..R {
+                let v = _mm512_set1_ps(init[k][g0 + r]);
+                a[(k * R + r) * 2] = v;
+                a[(k * R + r) * 2 + 1] = v;
+            }
+        }
+        for j in 0..cols[0].len() {
+            let xa = xp.add(cols[0][j] as usize * batch + b0);
+            let xb = xp.add(cols[1][j] as usize * batch + b0);
+            let xv = [_mm512_loadu_ps(xa), _mm512_loadu_ps(xa.add(W)), _mm512_loadu_ps(xb), _mm512_loadu_ps(xb.add(W))];
+            for r in 0..R {
+                let wv = _mm512_set1_ps(w.get(g0 + r, j));
+                a[r * 2] = _mm512_fmadd_ps(wv, xv[0], a[r * 2]);
+                a[r * 2 + 1] = _mm512_fmadd_ps(wv, xv[1], a[r * 2 + 1]);
+                a[(R + r) * 2] = _mm512_fmadd_ps(wv, xv[2], a[(R + r) * 2]);
+                a[(R + r) * 2 + 1] = _mm512_fmadd_ps(wv, xv[3], a[(R + r) * 2 + 1]);
+            }
+        }
+        for k in 0..2 {
+            for r in 0..R {
+                let y = out[k].y.add(out[k].rows[g0 + r] as usize * batch + b0);
+                _mm512_storeu_ps(y, a[(k * R + r) * 2]);
+                _mm512_storeu_ps(y.add(W), a[(k * R + r) * 2 + 1]);
             }
         }
     }
