@@ -323,10 +323,10 @@ impl<T: Real> Network<T> {
 
     /// `grads += Σ_{s ≥ 1} shards[s].grads`, in shard order for every value.
     fn add_shard_grads(&self, grads: &mut Params<T>, n_shards: usize) {
-        let others = &self.shards[1..n_shards];
-        if others.is_empty() {
+        if n_shards <= 1 {
             return;
         }
+        let others = &self.shards[1..n_shards];
         const CHUNK: usize = 4096;
         for (i, layer) in grads.iter_mut().enumerate() {
             for (t, tensor) in layer.iter_mut().enumerate() {
@@ -377,6 +377,10 @@ impl<T: Real> Network<T> {
         });
         self.add_shard_grads(grads, ranges.len());
         self.assemble_output(&ranges);
+        if ranges.is_empty() {
+            // The mean over no samples, as PyTorch gives it; no gradient is added.
+            return T::zero() / T::zero();
+        }
         self.shards[..ranges.len()].iter().fold(T::zero(), |s, shard| s + shard.loss_part)
     }
 
@@ -401,6 +405,9 @@ fn for_each_shard<T: Real, F>(
     F: Fn(&mut Shard<T>, &Params<T>, &Range<usize>, &mut Params<T>) + Sync,
 {
     let (first, rest) = shards.split_first_mut().expect("at least one shard");
+    if ranges.is_empty() {
+        return;
+    }
     if ranges.len() == 1 {
         return f(first, params, &ranges[0], grads);
     }

@@ -112,3 +112,18 @@ fn gradcheck_across_shards() {
     grad_check("2x8x8 > conv(3,3) > relu > maxpool(2) > dense(3)", Loss::CrossEntropy, 37, 40, 41);
     grad_check("1x6x6 > conv(2,3,pad=1) > sigmoid > avgpool(2) > dense(3)", Loss::HalfSquared, 70, 40, 42);
 }
+
+/// Checks proofs/T9 (the cut of an empty batch has no shard): a batch of no samples runs no shard, adds
+/// nothing to the gradient and has no loss (NaN, the mean over nothing); the forward output is (0, K).
+#[test]
+fn an_empty_batch_has_no_shard_and_no_loss() {
+    let spec = Spec::parse("lenet5").unwrap();
+    let mut net = Network::<f32>::new(&spec, Engine::Sparse);
+    init_params(&mut net, Init::TorchDefault, 8);
+    let x = DMatrix::<f32>::zeros(0, spec.input.len());
+    assert_eq!(net.forward(&x).shape(), (0, 10));
+    let mut grads = net.zero_grads();
+    let j = net.loss_and_grad(&mut grads, &x, Targets::Labels(&[]), Loss::CrossEntropy);
+    assert!(j.is_nan(), "loss of an empty batch: {j}");
+    assert!(grads.iter().flatten().all(|t| t.data.iter().all(|&v| v == 0.0)));
+}
