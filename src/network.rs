@@ -289,7 +289,7 @@ impl<T: Real> Network<T> {
         let ranges = self.prepare(batch);
         let params = &self.params;
         let run = |(shard, r): (&mut Shard<T>, &Range<usize>)| {
-            load(r.clone(), &mut shard.acts[0]);
+            shard.load_input(load, r);
             shard.forward(params);
         };
         if ranges.len() == 1 {
@@ -363,7 +363,7 @@ impl<T: Real> Network<T> {
         let ranges = self.prepare(batch);
         let n = self.shapes.len() - 1;
         for_each_shard(&mut self.shards, &self.params, grads, &ranges, |shard, params, r, g| {
-            load(r.clone(), &mut shard.acts[0]);
+            shard.load_input(load, r);
             shard.forward(params);
             let (out, d) = (&shard.acts[n], &mut shard.deltas[n]);
             shard.loss_part = match targets {
@@ -449,6 +449,17 @@ impl<T: Real> Shard<T> {
         } else {
             self.grads.iter_mut().flatten().for_each(Tensor::fill_zero);
         }
+    }
+
+    /// Loads the samples `r` of the batch into `acts[0]` with `load`.
+    ///
+    /// # Panics
+    /// If `load` leaves the input with another shape than (r.len(), F).
+    #[track_caller]
+    fn load_input(&mut self, load: &Loader<'_, T>, r: &Range<usize>) {
+        let shape = self.acts[0].shape();
+        load(r.clone(), &mut self.acts[0]);
+        assert_eq!(self.acts[0].shape(), shape, "Network: the loader of samples {r:?} changed the input's shape");
     }
 
     /// Copies rows `r` of `m` into `deltas[i]`.
