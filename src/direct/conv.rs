@@ -29,7 +29,7 @@ use nalgebra::DMatrix;
 use rayon::prelude::*;
 
 use crate::geometry::{ConvGeometry, PaddingMode};
-use crate::layers::{LinearMap, assert_shape};
+use crate::layers::{LinearMap, check_io};
 use crate::reference::DirectConv;
 use crate::scalar::Real;
 use crate::tensor::Tensor;
@@ -612,14 +612,6 @@ impl FastConv {
             src: (table(&ay), table(&ax)),
         }
     }
-}
-
-/// Panics unless `out_side` is (B, out) and `in_side` is (B, in), `dims = (out, in)`.
-#[track_caller]
-fn check_io<T: Real>(what: &str, dims: (usize, usize), out_side: &DMatrix<T>, in_side: &DMatrix<T>) {
-    let batch = out_side.nrows();
-    assert_shape(what, out_side, batch, dims.0);
-    assert_shape(what, in_side, batch, dims.1);
 }
 
 impl<T: Real> LinearMap<T> for FastConv {

@@ -23,26 +23,10 @@ use nalgebra::DMatrix;
 use rayon::prelude::*;
 
 use crate::geometry::PoolGeometry;
-use crate::layers::{LinearMap, assert_shape};
+use crate::layers::{LinearMap, check_io};
+use crate::reference::direct::checked_pool;
 use crate::scalar::Real;
 use crate::tensor::Tensor;
-
-/// Panics with the geometry's message unless the window fits.
-#[track_caller]
-fn checked(what: &str, g: &PoolGeometry) -> PoolGeometry {
-    if let Err(e) = g.check() {
-        panic!("{what}: {e}");
-    }
-    *g
-}
-
-/// Panics unless `out_side` is (B, out) and `in_side` is (B, in), `dims = (out, in)`.
-#[track_caller]
-fn check_io<T: Real>(what: &str, dims: (usize, usize), out_side: &DMatrix<T>, in_side: &DMatrix<T>) {
-    let batch = out_side.nrows();
-    assert_shape(what, out_side, batch, dims.0);
-    assert_shape(what, in_side, batch, dims.1);
-}
 
 /// The output coordinates along one axis whose windows contain input coordinate `i`:
 /// `o·s ≤ i < o·s + k`, `o < n_out`.
@@ -188,7 +172,7 @@ impl FastMaxPool {
     /// If the window does not fit ([`PoolGeometry::check`]).
     #[track_caller]
     pub fn new(g: &PoolGeometry) -> Self {
-        FastMaxPool { geometry: checked("FastMaxPool", g), winners: Vec::new() }
+        FastMaxPool { geometry: checked_pool("FastMaxPool", g), winners: Vec::new() }
     }
 }
 
@@ -250,7 +234,7 @@ impl FastAvgPool {
     /// If the window does not fit ([`PoolGeometry::check`]).
     #[track_caller]
     pub fn new(g: &PoolGeometry) -> Self {
-        FastAvgPool { geometry: checked("FastAvgPool", g) }
+        FastAvgPool { geometry: checked_pool("FastAvgPool", g) }
     }
 }
 

@@ -67,6 +67,15 @@ impl<T: Real, M: LinearMap<T> + Clone + 'static> Replicate<T> for M {
     }
 }
 
+/// Panics unless `out_side` is (B, out) and `in_side` is (B, in), `dims = (out, in)`: a layer's output-side and
+/// input-side matrices in one pass; names the pass and both shapes.
+#[track_caller]
+pub(crate) fn check_io<T: Real>(what: &str, dims: (usize, usize), out_side: &DMatrix<T>, in_side: &DMatrix<T>) {
+    let batch = out_side.nrows();
+    assert_shape(what, out_side, batch, dims.0);
+    assert_shape(what, in_side, batch, dims.1);
+}
+
 /// Panics unless `m` is (`rows`, `cols`); names the layer and both shapes.
 #[track_caller]
 pub(crate) fn assert_shape<T: Real>(what: &str, m: &DMatrix<T>, rows: usize, cols: usize) {

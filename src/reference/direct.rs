@@ -31,7 +31,7 @@ use nalgebra::DMatrix;
 use rayon::prelude::*;
 
 use crate::geometry::{ConvGeometry, PoolGeometry};
-use crate::layers::{LinearMap, assert_shape};
+use crate::layers::{LinearMap, check_io};
 use crate::scalar::Real;
 use crate::tensor::Tensor;
 
@@ -192,14 +192,6 @@ fn per_sample<T: Real>(input: &DMatrix<T>, out: &mut DMatrix<T>, f: impl Fn(&[T]
     let mut ot = DMatrix::<T>::zeros(out.ncols(), batch); // (F_out, B)
     ot.as_mut_slice().par_chunks_mut(out.ncols().max(1)).enumerate().for_each(|(b, ob)| f(sample(&it, b), ob));
     out.tr_copy_from(&ot);
-}
-
-/// Panics unless `out_side` is (B, out) and `in_side` is (B, in), `dims = (out, in)`.
-#[track_caller]
-fn check_io<T: Real>(what: &str, dims: (usize, usize), out_side: &DMatrix<T>, in_side: &DMatrix<T>) {
-    let batch = out_side.nrows();
-    assert_shape(what, out_side, batch, dims.0);
-    assert_shape(what, in_side, batch, dims.1);
 }
 
 /// Panics with the geometry's message unless it applies.
@@ -411,7 +403,7 @@ impl<T: Real> LinearMap<T> for DirectLocal {
 
 /// Panics with the geometry's message unless the window fits.
 #[track_caller]
-fn checked_pool(what: &str, g: &PoolGeometry) -> PoolGeometry {
+pub(crate) fn checked_pool(what: &str, g: &PoolGeometry) -> PoolGeometry {
     if let Err(e) = g.check() {
         panic!("{what}: {e}");
     }

@@ -24,7 +24,7 @@ use rayon::prelude::*;
 
 use crate::gemm::{self, Strided};
 use crate::geometry::ConvGeometry;
-use crate::layers::{LinearMap, assert_shape};
+use crate::layers::{LinearMap, check_io};
 use crate::scalar::Real;
 use crate::tensor::Tensor;
 
@@ -147,9 +147,7 @@ impl<T: Real> Im2colConv<T> {
     /// Panics unless `out_side` is (B, out) and `in_side` is (B, in).
     #[track_caller]
     fn check_io(&self, what: &str, out_side: &DMatrix<T>, in_side: &DMatrix<T>) {
-        let batch = out_side.nrows();
-        assert_shape(what, out_side, batch, self.geometry.out_len());
-        assert_shape(what, in_side, batch, self.geometry.in_len());
+        check_io(what, (self.geometry.out_len(), self.geometry.in_len()), out_side, in_side);
     }
 }
 
