@@ -385,8 +385,16 @@ impl<T: Real> Network<T> {
     }
 
     /// The loss on one batch, without gradients.
+    #[track_caller]
     pub fn loss(&mut self, x: &DMatrix<T>, targets: Targets<'_, T>, loss: Loss) -> T {
-        self.forward(x);
+        self.check_input(x);
+        self.loss_from(x.nrows(), &|r, dst| dst.copy_from(&x.rows(r.start, r.len())), targets, loss)
+    }
+
+    /// [`Self::loss`] on a batch of `batch` samples that each shard loads itself (see [`Self::forward_from`]);
+    /// the output stays in [`Self::output`].
+    pub fn loss_from(&mut self, batch: usize, load: &Loader<'_, T>, targets: Targets<'_, T>, loss: Loss) -> T {
+        self.forward_from(batch, load);
         let out = &self.out;
         let mut delta = DMatrix::zeros(out.nrows(), out.ncols());
         loss_and_delta(loss, out, targets, &mut delta)

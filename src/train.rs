@@ -13,7 +13,7 @@ use rand::seq::SliceRandom;
 
 use crate::data::Dataset;
 use crate::init::Init;
-use crate::loss::{Loss, Targets, loss_and_delta};
+use crate::loss::{Loss, Targets};
 use crate::network::Network;
 use crate::optim::{DecayMode, Sgd};
 
@@ -251,10 +251,9 @@ pub fn evaluate(net: &mut Network<f32>, data: &Dataset, loss: Loss, batch: usize
     let idx: Vec<usize> = (0..data.len()).collect();
     for chunk in idx.chunks(batch.max(1)) {
         let y = data.batch_y(chunk);
-        let out = net.forward_from(chunk.len(), &|r, dst| data.batch_x_into(&chunk[r], dst));
-        let mut delta = nalgebra::DMatrix::zeros(out.nrows(), out.ncols());
-        let j = loss_and_delta(loss, out, Targets::Labels(&y), &mut delta);
+        let j = net.loss_from(chunk.len(), &|r, dst| data.batch_x_into(&chunk[r], dst), Targets::Labels(&y), loss);
         loss_sum += j as f64 * chunk.len() as f64;
+        let out = net.output();
         for (b, &yb) in y.iter().enumerate() {
             confusion[yb][argmax_row(out, b)] += 1;
         }
