@@ -8,7 +8,7 @@
 use std::hint::black_box;
 
 use cnn_as_mlp::compare::{Case, select};
-use cnn_as_mlp::layers::LinearMap;
+use cnn_as_mlp::linear_map::LinearMap;
 use cnn_as_mlp::network::{Engine, build_map};
 use cnn_as_mlp::tensor::Tensor;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};

@@ -6,9 +6,9 @@
 
 use std::hint::black_box;
 
+use cnn_as_mlp::engines::sparse::conv::compile_conv;
 use cnn_as_mlp::geometry::{ConvGeometry, PaddingMode};
-use cnn_as_mlp::layers::conv::compile_conv;
-use cnn_as_mlp::tied::kernels;
+use cnn_as_mlp::tied::{gradients, products};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use nalgebra::DMatrix;
 use rand::rngs::StdRng;
@@ -46,14 +46,14 @@ fn conv2_products(c: &mut Criterion) {
     let mut group = c.benchmark_group("lenet_conv2_b64");
     group.throughput(Throughput::Elements(flops));
     group.bench_function("tied_forward", |b| {
-        b.iter(|| kernels::forward(&m, black_box(&theta), None, black_box(&x), &mut y, BATCH))
+        b.iter(|| products::forward(&m, black_box(&theta), None, black_box(&x), &mut y, BATCH))
     });
     group.bench_function("tied_transpose", |b| {
-        b.iter(|| kernels::backward_input(&m, black_box(&theta), black_box(&dy), &mut dx, BATCH))
+        b.iter(|| products::backward_input(&m, black_box(&theta), black_box(&dy), &mut dx, BATCH))
     });
     let mut scratch = Vec::new();
     group.bench_function("tied_param_grad", |b| {
-        b.iter(|| kernels::param_grad(&m, black_box(&x), black_box(&dy), &mut dtheta, &mut scratch, BATCH))
+        b.iter(|| gradients::param_grad(&m, black_box(&x), black_box(&dy), &mut dtheta, &mut scratch, BATCH))
     });
     // The same FLOPs as one dense GEMM: [B·positions, c_in·k²] @ [c_in·k², c_out] (the im2col shape).
     let positions = g.h_out() * g.w_out();

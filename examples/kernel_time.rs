@@ -1,9 +1,9 @@
 //! Runs one tied product of LeNet-5's conv2 (or conv1) at batch 64 many times on one thread, for steady CPU-time
 //! measurements on a shared machine: `/usr/bin/time -f %U target/release/examples/kernel_time fwd|bwd|grad 2000 [conv1]`.
 
+use cnn_as_mlp::engines::sparse::conv::compile_conv;
 use cnn_as_mlp::geometry::{ConvGeometry, PaddingMode};
-use cnn_as_mlp::layers::conv::compile_conv;
-use cnn_as_mlp::tied::kernels;
+use cnn_as_mlp::tied::{gradients, products};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
@@ -49,9 +49,9 @@ fn main() {
     pool.install(|| {
         for _ in 0..reps {
             match which.as_str() {
-                "fwd" => kernels::forward(&m, &theta, None, &x, &mut y, b),
-                "bwd" => kernels::backward_input(&m, &theta, &dy, &mut dx, b),
-                _ => kernels::param_grad(&m, &x, &dy, &mut dt, &mut scratch, b),
+                "fwd" => products::forward(&m, &theta, None, &x, &mut y, b),
+                "bwd" => products::backward_input(&m, &theta, &dy, &mut dx, b),
+                _ => gradients::param_grad(&m, &x, &dy, &mut dt, &mut scratch, b),
             }
         }
     });

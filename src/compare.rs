@@ -19,7 +19,7 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
 use crate::geometry::{ConvGeometry, PaddingMode, PoolGeometry};
-use crate::layers::LinearMap;
+use crate::linear_map::LinearMap;
 use crate::network::{Engine, build_map};
 use crate::spec::{Layer, Shape, Spec, conv_geometry};
 use crate::tensor::Tensor;

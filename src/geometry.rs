@@ -113,6 +113,53 @@ impl ConvGeometry {
         self.c_out * self.c_in * self.k * self.k
     }
 
+    /// `(out_features, in_features)` of the layer's matrix, [`crate::linear_map::LinearMap::dims`].
+    pub fn dims(&self) -> (usize, usize) {
+        (self.out_len(), self.in_len())
+    }
+
+    /// A convolution's parameter tensors: weight `(c_out, c_in, k, k)`, bias `(c_out)`.
+    pub fn conv_param_shapes(&self) -> Vec<(&'static str, Vec<usize>)> {
+        vec![("weight", self.weight_shape()), ("bias", vec![self.c_out])]
+    }
+
+    /// A locally connected layer's parameter tensors: weight `(c_out, h_out, w_out, c_in, k, k)`, bias
+    /// `(c_out, h_out, w_out)`.
+    pub fn local_param_shapes(&self) -> Vec<(&'static str, Vec<usize>)> {
+        let (c_out, h_out, w_out) = (self.c_out, self.h_out(), self.w_out());
+        vec![("weight", vec![c_out, h_out, w_out, self.c_in, self.k, self.k]), ("bias", vec![c_out, h_out, w_out])]
+    }
+
+    /// A convolution's multiplicities ([`crate::linear_map::LinearMap::multiplicity`]): taps that read an
+    /// input value per kernel entry, `h_out·w_out` per bias.
+    pub fn conv_multiplicity(&self) -> Vec<Vec<u32>> {
+        let mut m = vec![0u32; self.kernel_len()];
+        self.for_each_tap(|t| m[((t.o * self.c_in + t.i) * self.k + t.ky) * self.k + t.kx] += 1);
+        vec![m, vec![(self.h_out() * self.w_out()) as u32; self.c_out]]
+    }
+
+    /// A locally connected layer's multiplicities: one per tap that reads an input value (zero-padding taps
+    /// copy nothing), one per bias.
+    pub fn local_multiplicity(&self) -> Vec<Vec<u32>> {
+        let (h_out, w_out, taps) = (self.h_out(), self.w_out(), self.c_in * self.k * self.k);
+        let mut m = vec![0u32; self.out_len() * taps];
+        self.for_each_tap(|t| {
+            let row = (t.o * h_out + t.oy) * w_out + t.ox;
+            m[row * taps + (t.i * self.k + t.ky) * self.k + t.kx] += 1;
+        });
+        vec![m, vec![1; self.out_len()]]
+    }
+
+    /// The geometry, or a panic naming `what` and the geometry's problem ([`Self::check`]): for
+    /// constructors, whose callers checked the spec.
+    #[track_caller]
+    pub fn checked(&self, what: &str) -> Self {
+        if let Err(e) = self.check() {
+            panic!("{what}: {e}");
+        }
+        *self
+    }
+
     /// Checks that the layer applies: positive sizes, an output of at least one position, and a padding
     /// its mode can produce. The message names the numbers.
     pub fn check(&self) -> Result<(), String> {
@@ -144,9 +191,9 @@ impl ConvGeometry {
         }
     }
 
-    /// Calls `f(o, oy, ox, i, ky, kx, iy, ix)` for every tap of the convolution that reads an input value
-    /// (taps in the zero padding are skipped), in order of output, then input channel, then kernel row
-    /// and column. `(iy, ix)` is the input position after the padding map.
+    /// Calls `f(tap)` with a [`Tap`] `{ o, oy, ox, i, ky, kx, iy, ix }` for every tap of the convolution that
+    /// reads an input value (taps in the zero padding are skipped), in order of output, then input channel,
+    /// then kernel row and column. `(iy, ix)` is the input position after the padding map.
     #[inline]
     pub fn for_each_tap(&self, mut f: impl FnMut(Tap)) {
         let (h_out, w_out) = (self.h_out(), self.w_out());
@@ -213,6 +260,20 @@ impl PoolGeometry {
     /// Output features.
     pub fn out_len(&self) -> usize {
         self.c * self.h_out() * self.w_out()
+    }
+
+    /// `(out_features, in_features)` of the layer's matrix, [`crate::linear_map::LinearMap::dims`].
+    pub fn dims(&self) -> (usize, usize) {
+        (self.out_len(), self.in_len())
+    }
+
+    /// The geometry, or a panic naming `what` and the window's problem ([`Self::check`]).
+    #[track_caller]
+    pub fn checked(&self, what: &str) -> Self {
+        if let Err(e) = self.check() {
+            panic!("{what}: {e}");
+        }
+        *self
     }
 
     /// Checks that the window fits the input; the message names the numbers.

@@ -23,53 +23,12 @@ use nalgebra::DMatrix;
 use rayon::prelude::*;
 
 use crate::activation;
-use crate::direct::{FastAvgPool, FastConv, FastMaxPool};
-use crate::geometry::PoolGeometry;
-use crate::layers::LinearMap;
-use crate::layers::avgpool::avgpool_layer;
-use crate::layers::conv::conv_layer;
-use crate::layers::dense::Dense;
-use crate::layers::local::local_layer;
-use crate::layers::maxpool::MaxPool;
+pub use crate::engines::{Engine, build_map};
+use crate::linear_map::LinearMap;
 use crate::loss::{Loss, Targets, loss_and_delta, partial_loss_and_delta};
-use crate::reference::{DirectLocal, Im2colConv};
 use crate::scalar::Real;
-use crate::spec::{Activation, Layer, Shape, Spec, conv_geometry};
+use crate::spec::{Activation, Layer, Shape, Spec};
 use crate::tensor::Tensor;
-
-/// Which implementation of the linear layers a network runs on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub enum Engine {
-    /// Conv, local and pooling layers compiled to tied sparse matrices.
-    #[default]
-    Sparse,
-    /// Direct convolution and pooling on the batch-innermost layout ([`crate::direct`], checked against the
-    /// definitions in [`crate::reference::direct`]); local layers from their definitions
-    /// ([`crate::reference::DirectLocal`]); dense layers as in `Sparse`.
-    Direct,
-    /// Convolutions by im2col + GEMM ([`crate::reference::im2col`]); pooling layers as in `Direct`, local
-    /// layers from their definitions, dense layers as in `Sparse`.
-    Im2col,
-}
-
-impl Engine {
-    /// All engines, in the order of their names.
-    pub const ALL: [Engine; 3] = [Engine::Sparse, Engine::Direct, Engine::Im2col];
-
-    /// `sparse`, `direct` or `im2col`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Engine::Sparse => "sparse",
-            Engine::Direct => "direct",
-            Engine::Im2col => "im2col",
-        }
-    }
-
-    /// Parses an engine name ([`Self::name`]).
-    pub fn from_name(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|e| e.name() == s)
-    }
-}
 
 /// Parameters (or their gradients) of a network: for each layer, its tensors (`weight`, `bias`; none
 /// for activations and pools).
@@ -79,26 +38,6 @@ pub type Params<T> = Vec<Vec<Tensor<T>>>;
 pub enum Node<T: Real> {
     Map(Box<dyn LinearMap<T>>),
     Act(Activation),
-}
-
-/// Builds the linear map of `layer` on `input` for `engine` (`None` for activations).
-pub fn build_map<T: Real>(layer: &Layer, input: Shape, engine: Engine) -> Option<Box<dyn LinearMap<T>>> {
-    let pool = |k, stride| PoolGeometry { c: input.c, h_in: input.h, w_in: input.w, k, stride };
-    Some(match (engine, *layer) {
-        (_, Layer::Act(_)) => return None,
-        (_, Layer::Dense { n }) => Box::new(Dense::new(input.len(), n)),
-        (Engine::Sparse, Layer::Conv { .. }) => Box::new(conv_layer::<T>(&conv_geometry(layer, input)?)),
-        (Engine::Sparse, Layer::Local { .. }) => Box::new(local_layer::<T>(&conv_geometry(layer, input)?)),
-        (Engine::Sparse, Layer::MaxPool { k, stride }) => Box::new(MaxPool::new(&pool(k, stride))),
-        (Engine::Sparse, Layer::AvgPool { k, stride }) => Box::new(avgpool_layer::<T>(&pool(k, stride))),
-        (Engine::Direct, Layer::Conv { .. }) => Box::new(FastConv::new(&conv_geometry(layer, input)?)),
-        (Engine::Im2col, Layer::Conv { .. }) => Box::new(Im2colConv::new(&conv_geometry(layer, input)?)),
-        (Engine::Direct | Engine::Im2col, Layer::Local { .. }) => {
-            Box::new(DirectLocal::new(&conv_geometry(layer, input)?))
-        }
-        (Engine::Direct | Engine::Im2col, Layer::MaxPool { k, stride }) => Box::new(FastMaxPool::new(&pool(k, stride))),
-        (Engine::Direct | Engine::Im2col, Layer::AvgPool { k, stride }) => Box::new(FastAvgPool::new(&pool(k, stride))),
-    })
 }
 
 /// Loads samples `range` of a batch into a shard's input `dst` (range.len(), F), overwriting it.

@@ -2,8 +2,8 @@
 //! column-by-column fallback (any dimension <= 5).
 
 use cnn_as_mlp::Tensor;
-use cnn_as_mlp::layers::LinearMap;
-use cnn_as_mlp::layers::dense::Dense;
+use cnn_as_mlp::engines::dense::Dense;
+use cnn_as_mlp::linear_map::LinearMap;
 use nalgebra::DMatrix;
 
 /// The weight gradient `δW[o, i] = Σ_b δz[b, o] · x[b, i]` and the other two products equal their

@@ -7,13 +7,17 @@
 //! row-major window order.
 
 use cnn_as_mlp::Tensor;
+use cnn_as_mlp::engines::im2col::Im2colConv;
+use cnn_as_mlp::engines::sparse::TiedMaxPool;
+use cnn_as_mlp::engines::sparse::avgpool_layer;
+use cnn_as_mlp::engines::sparse::conv_layer;
+use cnn_as_mlp::engines::sparse::local_layer;
 use cnn_as_mlp::geometry::{ConvGeometry, PaddingMode, PoolGeometry};
-use cnn_as_mlp::layers::LinearMap;
-use cnn_as_mlp::layers::avgpool::avgpool_layer;
-use cnn_as_mlp::layers::conv::conv_layer;
-use cnn_as_mlp::layers::local::local_layer;
-use cnn_as_mlp::layers::maxpool::MaxPool;
-use cnn_as_mlp::reference::{DirectAvgPool, DirectConv, DirectLocal, DirectMaxPool, Im2colConv};
+use cnn_as_mlp::linear_map::LinearMap;
+use cnn_as_mlp::reference;
+use oracle::Oracle;
+
+mod oracle;
 use nalgebra::DMatrix;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -66,7 +70,7 @@ fn params_for(rng: &mut StdRng, layer: &dyn LinearMap<f64>) -> Vec<Tensor<f64>> 
 /// connected layer against its direct reference.
 fn check_conv(rng: &mut StdRng, g: &ConvGeometry) {
     let mut sparse = conv_layer::<f64>(g);
-    let mut direct = DirectConv::new(g);
+    let mut direct = Oracle(reference::Conv::new(g));
     let mut lowered = Im2colConv::new(g);
     assert_eq!(LinearMap::<f64>::param_shapes(&direct), LinearMap::<f64>::param_shapes(&sparse), "{g:?}");
     assert_eq!(LinearMap::<f64>::multiplicity(&direct), LinearMap::<f64>::multiplicity(&sparse), "{g:?}");
@@ -78,7 +82,7 @@ fn check_conv(rng: &mut StdRng, g: &ConvGeometry) {
     assert_eq!(run(&mut lowered, &params, &x, &dz), expected, "im2col conv differs from direct: {g:?}");
 
     let mut sparse = local_layer::<f64>(g);
-    let mut direct = DirectLocal::new(g);
+    let mut direct = Oracle(reference::Local::new(g));
     assert_eq!(LinearMap::<f64>::param_shapes(&direct), LinearMap::<f64>::param_shapes(&sparse), "{g:?}");
     assert_eq!(LinearMap::<f64>::multiplicity(&direct), LinearMap::<f64>::multiplicity(&sparse), "{g:?}");
     let params = params_for(rng, &sparse);
@@ -139,9 +143,9 @@ fn compiled_pools_equal_direct_pools_on_every_small_window() {
                         }
                         let x = int_matrix(&mut rng, BATCH, g.in_len());
                         let dz = int_matrix(&mut rng, BATCH, g.out_len());
-                        let expected = run(&mut DirectMaxPool::new(&g), &[], &x, &dz);
-                        assert_eq!(run(&mut MaxPool::new(&g), &[], &x, &dz), expected, "max pooling: {g:?}");
-                        let expected = run(&mut DirectAvgPool::new(&g), &[], &x, &dz);
+                        let expected = run(&mut Oracle(reference::MaxPool::new(&g)), &[], &x, &dz);
+                        assert_eq!(run(&mut TiedMaxPool::new(&g), &[], &x, &dz), expected, "max pooling: {g:?}");
+                        let expected = run(&mut Oracle(reference::AvgPool::new(&g)), &[], &x, &dz);
                         assert_eq!(run(&mut avgpool_layer::<f64>(&g), &[], &x, &dz), expected, "mean pooling: {g:?}");
                         cases += 1;
                     }

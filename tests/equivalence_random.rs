@@ -7,13 +7,17 @@
 //! each element are themselves computed by the f64 reference, on all-ones data and on absolute values.
 //! Two implementations then differ by at most twice that bound, which is checked too.
 
+use cnn_as_mlp::engines::im2col::Im2colConv;
+use cnn_as_mlp::engines::sparse::TiedMaxPool;
+use cnn_as_mlp::engines::sparse::avgpool_layer;
+use cnn_as_mlp::engines::sparse::conv_layer;
+use cnn_as_mlp::engines::sparse::local_layer;
 use cnn_as_mlp::geometry::{ConvGeometry, PaddingMode, PoolGeometry};
-use cnn_as_mlp::layers::LinearMap;
-use cnn_as_mlp::layers::avgpool::avgpool_layer;
-use cnn_as_mlp::layers::conv::conv_layer;
-use cnn_as_mlp::layers::local::local_layer;
-use cnn_as_mlp::layers::maxpool::MaxPool;
-use cnn_as_mlp::reference::{DirectAvgPool, DirectConv, DirectLocal, DirectMaxPool, Im2colConv};
+use cnn_as_mlp::linear_map::LinearMap;
+use cnn_as_mlp::reference;
+use oracle::Oracle;
+
+mod oracle;
 use cnn_as_mlp::{Real, Tensor};
 use nalgebra::DMatrix;
 use rand::SeedableRng;
@@ -170,19 +174,20 @@ fn compiled_conv_direct_and_im2col_agree_in_f32_on_larger_shapes() {
         let g = ConvGeometry { c_in: 3, h_in: 15, w_in: 17, c_out: 8, k, stride, pad, dil, mode };
         g.check().unwrap_or_else(|e| panic!("{g:?}: {e}"));
         let case = format!("conv k={k} s={stride} p={pad} d={dil} {mode}");
-        let shapes = LinearMap::<f64>::param_shapes(&DirectConv::new(&g));
+        let shapes = LinearMap::<f64>::param_shapes(&Oracle(reference::Conv::new(&g)));
         let d = Data::random(&mut rng, &shapes, g.in_len(), g.out_len());
-        let (mut sparse, mut direct, mut lowered) = (conv_layer::<f32>(&g), DirectConv::new(&g), Im2colConv::new(&g));
+        let (mut sparse, mut direct, mut lowered) =
+            (conv_layer::<f32>(&g), Oracle(reference::Conv::new(&g)), Im2colConv::new(&g));
         let impls: Vec<(&str, &mut dyn LinearMap<f32>)> =
             vec![("sparse", &mut sparse), ("direct", &mut direct), ("im2col", &mut lowered)];
-        check_all(&case, &mut DirectConv::new(&g), 1.0, &d, impls);
+        check_all(&case, &mut Oracle(reference::Conv::new(&g)), 1.0, &d, impls);
 
         let case = format!("local k={k} s={stride} p={pad} d={dil} {mode}");
-        let shapes = LinearMap::<f64>::param_shapes(&DirectLocal::new(&g));
+        let shapes = LinearMap::<f64>::param_shapes(&Oracle(reference::Local::new(&g)));
         let d = Data::random(&mut rng, &shapes, g.in_len(), g.out_len());
-        let (mut sparse, mut direct) = (local_layer::<f32>(&g), DirectLocal::new(&g));
+        let (mut sparse, mut direct) = (local_layer::<f32>(&g), Oracle(reference::Local::new(&g)));
         let impls: Vec<(&str, &mut dyn LinearMap<f32>)> = vec![("sparse", &mut sparse), ("direct", &mut direct)];
-        check_all(&case, &mut DirectLocal::new(&g), 1.0, &d, impls);
+        check_all(&case, &mut Oracle(reference::Local::new(&g)), 1.0, &d, impls);
     }
 }
 
@@ -197,15 +202,15 @@ fn compiled_pools_agree_with_direct_pools_in_f32_on_larger_shapes() {
         let g = PoolGeometry { c: 8, h_in: 15, w_in: 17, k, stride };
         let d = Data::random(&mut rng, &[], g.in_len(), g.out_len());
         let (_, x, dz) = d.f32();
-        let sparse = run(&mut MaxPool::new(&g), &[], &x, &dz);
-        let direct = run(&mut DirectMaxPool::new(&g), &[], &x, &dz);
+        let sparse = run(&mut TiedMaxPool::new(&g), &[], &x, &dz);
+        let direct = run(&mut Oracle(reference::MaxPool::new(&g)), &[], &x, &dz);
         for ((name, a), (_, b)) in sparse.0.iter().zip(&direct.0) {
             assert_eq!(a, b, "max pooling k={k} s={stride}: {name}");
         }
-        let (mut sparse, mut direct) = (avgpool_layer::<f32>(&g), DirectAvgPool::new(&g));
+        let (mut sparse, mut direct) = (avgpool_layer::<f32>(&g), Oracle(reference::AvgPool::new(&g)));
         let impls: Vec<(&str, &mut dyn LinearMap<f32>)> = vec![("sparse", &mut sparse), ("direct", &mut direct)];
         let case = format!("mean pooling k={k} s={stride}");
-        check_all(&case, &mut DirectAvgPool::new(&g), (k * k) as f64, &d, impls);
+        check_all(&case, &mut Oracle(reference::AvgPool::new(&g)), (k * k) as f64, &d, impls);
     }
 }
 
@@ -230,11 +235,11 @@ fn reference_layers_are_bit_identical_across_thread_counts() {
     };
     let pg = PoolGeometry { c: 8, h_in: 15, w_in: 17, k: 3, stride: 2 };
     let layers: Vec<(&str, MakeLayer)> = vec![
-        ("direct conv", Box::new(move || Box::new(DirectConv::new(&g)))),
+        ("direct conv", Box::new(move || Box::new(Oracle(reference::Conv::new(&g))))),
         ("im2col conv", Box::new(move || Box::new(Im2colConv::new(&g)))),
-        ("direct local", Box::new(move || Box::new(DirectLocal::new(&g)))),
-        ("direct max pooling", Box::new(move || Box::new(DirectMaxPool::new(&pg)))),
-        ("direct mean pooling", Box::new(move || Box::new(DirectAvgPool::new(&pg)))),
+        ("direct local", Box::new(move || Box::new(Oracle(reference::Local::new(&g))))),
+        ("direct max pooling", Box::new(move || Box::new(Oracle(reference::MaxPool::new(&pg))))),
+        ("direct mean pooling", Box::new(move || Box::new(Oracle(reference::AvgPool::new(&pg))))),
     ];
     for (name, make) in layers {
         let probe = make();

@@ -8,13 +8,16 @@
 //!   register-block width, and batch sizes 1, 3, 17, 64 and 70 (the lane tails).
 //! - The bits do not depend on the number of threads.
 
-use cnn_as_mlp::direct::{FastAvgPool, FastConv, FastMaxPool};
+use cnn_as_mlp::engines::direct::{DirectAvgPool, DirectConv, DirectMaxPool};
 use cnn_as_mlp::geometry::{ConvGeometry, PaddingMode, PoolGeometry};
 use cnn_as_mlp::init::{Init, init_params};
-use cnn_as_mlp::layers::LinearMap;
+use cnn_as_mlp::linear_map::LinearMap;
 use cnn_as_mlp::loss::{Loss, Targets};
 use cnn_as_mlp::optim::{DecayMode, Sgd};
-use cnn_as_mlp::reference::{DirectAvgPool, DirectConv, DirectMaxPool};
+use cnn_as_mlp::reference;
+use oracle::Oracle;
+
+mod oracle;
 use cnn_as_mlp::{Engine, Network, Real, Spec, Tensor};
 use nalgebra::DMatrix;
 use rand::rngs::StdRng;
@@ -105,7 +108,7 @@ fn fast_conv_equals_reference_bitwise_on_integer_data() {
         // Every geometry at one batch size (cycling), the first geometries at all of them.
         let batches: Vec<usize> = if n < 8 { BATCHES.to_vec() } else { vec![BATCHES[n % BATCHES.len()]] };
         for batch in batches {
-            let (mut fast, mut reference) = (FastConv::new(g), DirectConv::new(g));
+            let (mut fast, mut reference) = (DirectConv::new(g), Oracle(reference::Conv::new(g)));
             let shapes = LinearMap::<f32>::param_shapes(&fast);
             let dims = LinearMap::<f32>::dims(&fast);
             let (params, x, dz) = data::<f32>(&shapes, dims, batch, || small_int(&mut rng));
@@ -132,7 +135,7 @@ fn check_conv_on_normal_data<T: Real>(tol: f64, seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed);
     for (n, g) in conv_grid().iter().enumerate().filter(|(n, _)| n % 3 == 0) {
         let batch = BATCHES[(n / 3) % BATCHES.len()];
-        let (mut fast, mut reference) = (FastConv::new(g), DirectConv::new(g));
+        let (mut fast, mut reference) = (DirectConv::new(g), Oracle(reference::Conv::new(g)));
         let shapes = LinearMap::<T>::param_shapes(&fast);
         let dims = LinearMap::<T>::dims(&fast);
         let (params, x, dz) = data::<T>(&shapes, dims, batch, || {
@@ -192,13 +195,13 @@ fn fast_pools_equal_reference_bitwise() {
                 let pairs: [(&str, Results, Results); 2] = [
                     (
                         "max",
-                        run(&mut FastMaxPool::new(&g), &[], &x, &dz),
                         run(&mut DirectMaxPool::new(&g), &[], &x, &dz),
+                        run(&mut Oracle(reference::MaxPool::new(&g)), &[], &x, &dz),
                     ),
                     (
                         "mean",
-                        run(&mut FastAvgPool::new(&g), &[], &x, &dz),
                         run(&mut DirectAvgPool::new(&g), &[], &x, &dz),
+                        run(&mut Oracle(reference::AvgPool::new(&g)), &[], &x, &dz),
                     ),
                 ];
                 for (kind, got, want) in pairs {
@@ -246,11 +249,11 @@ fn fast_direct_is_bit_identical_across_thread_counts() {
     let pool = PoolGeometry { c: 6, h_in: 12, w_in: 12, k: 3, stride: 2 };
     let layers = |threads: usize| {
         with_threads(threads, || {
-            let shapes = LinearMap::<f32>::param_shapes(&FastConv::new(&conv));
+            let shapes = LinearMap::<f32>::param_shapes(&DirectConv::new(&conv));
             vec![
-                layer_bits(&mut FastConv::new(&conv), &shapes, 70),
-                layer_bits(&mut FastMaxPool::new(&pool), &[], 70),
-                layer_bits(&mut FastAvgPool::new(&pool), &[], 70),
+                layer_bits(&mut DirectConv::new(&conv), &shapes, 70),
+                layer_bits(&mut DirectMaxPool::new(&pool), &[], 70),
+                layer_bits(&mut DirectAvgPool::new(&pool), &[], 70),
             ]
         })
     };

@@ -5,11 +5,11 @@
 
 mod common;
 
+use cnn_as_mlp::engines::sparse::conv::{compile_conv, conv_layer};
 use cnn_as_mlp::geometry::{ConvGeometry, PaddingMode};
-use cnn_as_mlp::layers::LinearMap;
-use cnn_as_mlp::layers::conv::{compile_conv, conv_layer};
+use cnn_as_mlp::linear_map::LinearMap;
 use cnn_as_mlp::tensor::Tensor;
-use cnn_as_mlp::tied::{StructureError, TiedMatrix, kernels};
+use cnn_as_mlp::tied::{StructureError, TiedMatrix, gradients, products};
 use common::random_matrix;
 use nalgebra::DMatrix;
 use rand::rngs::StdRng;
@@ -163,7 +163,7 @@ fn replicate_padding_merges_taps_into_one_compound_entry() {
     // The gradient of each parameter is the gradient of the one entry: d_y · x.
     let (x, dy) = ([2.0], [3.0]);
     let mut dtheta = vec![0.0; 9];
-    kernels::param_grad(&m, &x, &dy, &mut dtheta, &mut Vec::new(), 1);
+    gradients::param_grad(&m, &x, &dy, &mut dtheta, &mut Vec::new(), 1);
     assert_eq!(dtheta, vec![6.0; 9]);
 }
 
@@ -258,11 +258,11 @@ fn param_grad_equals_nonzero_grad_then_scatter() {
             let x: Vec<f64> = (0..batch * g.in_len()).map(|_| rng.random_range(-3..=3) as f64).collect();
             let dy: Vec<f64> = (0..batch * g.out_len()).map(|_| rng.random_range(-3..=3) as f64).collect();
             let mut dw = vec![0.0; m.nnz()];
-            kernels::nonzero_grad(&m, &x, &dy, &mut dw, batch);
+            gradients::nonzero_grad(&m, &x, &dy, &mut dw, batch);
             let mut expected = vec![1.0; m.n_params()];
-            kernels::scatter_grad(&m, &dw, &mut expected);
+            gradients::scatter_grad(&m, &dw, &mut expected);
             let mut combined = vec![1.0; m.n_params()];
-            kernels::param_grad(&m, &x, &dy, &mut combined, &mut Vec::new(), batch);
+            gradients::param_grad(&m, &x, &dy, &mut combined, &mut Vec::new(), batch);
             assert_eq!(combined, expected, "{g:?}");
             assert!(expected.iter().any(|&v| v != 1.0));
         }
@@ -282,16 +282,16 @@ fn param_grad_simd_tiles_match_portable_bits() {
             let x: Vec<f32> = (0..batch * g.in_len()).map(|_| rng.random_range(-1.0..1.0)).collect();
             let dy: Vec<f32> = (0..batch * g.out_len()).map(|_| rng.random_range(-1.0..1.0)).collect();
             let mut fast = vec![0.0f32; m.n_params()];
-            kernels::param_grad(&m, &x, &dy, &mut fast, &mut Vec::new(), batch);
+            gradients::param_grad(&m, &x, &dy, &mut fast, &mut Vec::new(), batch);
             let mut portable = vec![0.0f32; m.n_params()];
-            kernels::param_grad_portable(&m, &x, &dy, &mut portable, &mut Vec::new(), batch);
+            gradients::param_grad_portable(&m, &x, &dy, &mut portable, &mut Vec::new(), batch);
             let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&fast), bits(&portable), "{g:?} batch {batch}");
             // And both are the gradient: within f32 rounding of the per-nonzero path.
             let mut dw = vec![0.0f32; m.nnz()];
-            kernels::nonzero_grad(&m, &x, &dy, &mut dw, batch);
+            gradients::nonzero_grad(&m, &x, &dy, &mut dw, batch);
             let mut reference = vec![0.0f32; m.n_params()];
-            kernels::scatter_grad(&m, &dw, &mut reference);
+            gradients::scatter_grad(&m, &dw, &mut reference);
             for (a, b) in fast.iter().zip(&reference) {
                 assert!((a - b).abs() <= 1e-3 * (1.0 + b.abs()), "{a} vs {b}");
             }
@@ -347,7 +347,7 @@ fn scatter_grad_equals_sequential_definition_bit_for_bit() {
         for threads in [1, 2] {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             let mut got = vec![0.5f32; m.n_params()];
-            pool.install(|| kernels::scatter_grad(&m, &dw, &mut got));
+            pool.install(|| gradients::scatter_grad(&m, &dw, &mut got));
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&got), bits(&expected), "{mode:?}, {threads} threads");
         }
@@ -377,19 +377,19 @@ fn f32_products_equal_f64_products_on_small_integers() {
             let f32s = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
             let (rows, cols) = m.shape();
             let mut y64 = vec![0.0; batch * rows];
-            kernels::forward(&m, &theta, None, &x, &mut y64, batch);
+            products::forward(&m, &theta, None, &x, &mut y64, batch);
             let mut y32 = vec![0.0f32; batch * rows];
-            kernels::forward(&m, &f32s(&theta), None, &f32s(&x), &mut y32, batch);
+            products::forward(&m, &f32s(&theta), None, &f32s(&x), &mut y32, batch);
             assert_eq!(y32, f32s(&y64), "forward {g:?} batch {batch}");
             let mut dx64 = vec![0.0; batch * cols];
-            kernels::backward_input(&m, &theta, &dy, &mut dx64, batch);
+            products::backward_input(&m, &theta, &dy, &mut dx64, batch);
             let mut dx32 = vec![0.0f32; batch * cols];
-            kernels::backward_input(&m, &f32s(&theta), &f32s(&dy), &mut dx32, batch);
+            products::backward_input(&m, &f32s(&theta), &f32s(&dy), &mut dx32, batch);
             assert_eq!(dx32, f32s(&dx64), "backward_input {g:?} batch {batch}");
             let mut dt64 = vec![0.0; m.n_params()];
-            kernels::param_grad(&m, &x, &dy, &mut dt64, &mut Vec::new(), batch);
+            gradients::param_grad(&m, &x, &dy, &mut dt64, &mut Vec::new(), batch);
             let mut dt32 = vec![0.0f32; m.n_params()];
-            kernels::param_grad(&m, &f32s(&x), &f32s(&dy), &mut dt32, &mut Vec::new(), batch);
+            gradients::param_grad(&m, &f32s(&x), &f32s(&dy), &mut dt32, &mut Vec::new(), batch);
             assert_eq!(dt32, f32s(&dt64), "param_grad {g:?} batch {batch}");
             assert!(y64.iter().any(|&v| v != 0.0) && dt64.iter().any(|&v| v != 0.0));
         }

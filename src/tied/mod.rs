@@ -18,13 +18,14 @@
 //! The transposed map `Wᵀ` is kept as a second CSR carrying the same codes, so that `d_x = Wᵀ d_y` is a
 //! row-parallel product with no reduction across threads. Rows that share one column list (in a
 //! convolution: all output channels at one output position) are listed as *row groups*; the kernels in
-//! [`kernels`] load each input column once per group.
+//! [`products`] and [`gradients`] load each input column once per group.
 //!
 //! Memory: 4 bytes per nonzero for the column, 4 for the code, in each of `W` and `Wᵀ`, plus 4 bytes per
 //! row for the row pointers and 4 per row for the row groups (see [`TiedMatrix::index_bytes`]).
 
 pub mod grad_plan;
-pub mod kernels;
+pub mod gradients;
+pub mod products;
 mod simd;
 
 use std::collections::HashMap;

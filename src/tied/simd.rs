@@ -1,7 +1,8 @@
 //! Hand-written AVX-512 micro-kernels for `f32`, the training type, where the portable loops of
-//! [`super::kernels`] leave the compiler spilling accumulators. Each computes exactly what its portable
-//! twin computes, with the same fused multiply-adds in the same order, so the bits do not depend on which
-//! one runs (tests/tied_matrix.rs compares them).
+//! [`super::products`] and [`super::gradients`] leave the compiler spilling accumulators. Each computes
+//! exactly what its portable twin computes, with the same fused multiply-adds in the same order, so the bits
+//! do not depend on which one runs: the unit tests below compare the group products with the portable
+//! loop, and tests/tied_matrix.rs compares the gradient tiles (`param_grad` against `param_grad_portable`).
 
 #![cfg(target_arch = "x86_64")]
 // The index loops over registers are the register tiles.
@@ -11,13 +12,9 @@ use std::arch::x86_64::*;
 
 use super::grad_plan::{ABSENT, GradClass};
 
-/// Lanes of one register: the `LANES` of the portable kernels.
-const W: usize = 16;
+use crate::cpu::{LANES, TILE_MAX};
 
-/// Most accumulator registers of a gradient tile (rows × taps).
-pub(crate) const TILE_REGS: usize = 24;
-
-/// The `RB × CB` gradient tile of [`super::kernels`]' `tile_sums` for `f32`: rows `i0..i0 + RB`, taps
+/// The `RB × CB` gradient tile of [`super::gradients`]' `tile_sums` for `f32`: rows `i0..i0 + RB`, taps
 /// `u0..u0 + CB` of class `c`, summed over its member groups `m0..m1`; returns the sums row-major in the first `RB·CB` values.
 ///
 /// Lane `l` of pair `(i, u)` sums `d_y[b0 + l, row] · x[b0 + l, col]` over the member groups in order and,
@@ -26,7 +23,7 @@ pub(crate) const TILE_REGS: usize = 24;
 ///
 /// # Safety
 /// The CPU has AVX-512F and FMA; `c` comes from a checked plan whose rows index `dy` (B, R) and columns index
-/// `x` (B, C); `RB·CB <= TILE_REGS`.
+/// `x` (B, C); `RB·CB <= TILE_MAX`.
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn grad_tile<const RB: usize, const CB: usize>(
@@ -38,20 +35,20 @@ pub(crate) unsafe fn grad_tile<const RB: usize, const CB: usize>(
     dy: &[f32],
     zeros: &[f32],
     batch: usize,
-) -> [f32; TILE_REGS] {
+) -> [f32; TILE_MAX] {
     let (n_rows, n_taps, members) = (c.offsets.len(), c.taps.len(), c.groups.len());
-    assert!(i0 + RB <= n_rows && u0 + CB <= n_taps && zeros.len() == batch && RB * CB <= TILE_REGS && m1 <= members);
+    assert!(i0 + RB <= n_rows && u0 + CB <= n_taps && zeros.len() == batch && RB * CB <= TILE_MAX && m1 <= members);
     assert!(c.rows.len() == members * n_rows && c.cols.len() == members * n_taps);
     let (dy0, x0, z0) = (dy.as_ptr(), x.as_ptr(), zeros.as_ptr());
-    let full = batch - batch % W;
+    let full = batch - batch % LANES;
     let (mut d, mut xs) = ([dy0; RB], [x0; CB]);
-    let mut a = [_mm512_setzero_ps(); TILE_REGS];
-    let mut tail = [0.0f32; TILE_REGS];
+    let mut a = [_mm512_setzero_ps(); TILE_MAX];
+    let mut tail = [0.0f32; TILE_MAX];
     for mi in m0..m1 {
         let rows = &c.rows[mi * n_rows + i0..][..RB];
         let cols = &c.cols[mi * n_taps + u0..][..CB];
         // SAFETY (caller): the rows and columns are in bounds of d_y and x; each pointer starts `batch`
-        // readable values, and b0 + W <= full <= batch.
+        // readable values, and b0 + LANES <= full <= batch.
         unsafe {
             for i in 0..RB {
                 d[i] = dy0.add(rows[i] as usize * batch);
@@ -71,7 +68,7 @@ pub(crate) unsafe fn grad_tile<const RB: usize, const CB: usize>(
                         a[i * CB + u] = _mm512_fmadd_ps(dv, xv[u], a[i * CB + u]);
                     }
                 }
-                b0 += W;
+                b0 += LANES;
             }
         }
     }
@@ -90,10 +87,10 @@ pub(crate) unsafe fn grad_tile<const RB: usize, const CB: usize>(
             }
         }
     }
-    let mut out = [0.0f32; TILE_REGS];
+    let mut out = [0.0f32; TILE_MAX];
     for k in 0..RB * CB {
-        let mut lanes = [0.0f32; W];
-        // SAFETY: lanes holds W values.
+        let mut lanes = [0.0f32; LANES];
+        // SAFETY: lanes holds LANES values.
         unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), a[k]) };
         out[k] = lanes.iter().fold(0.0, |s, &l| s + l) + tail[k];
     }
@@ -144,7 +141,7 @@ pub(crate) struct OutRows<'a> {
     pub rows: &'a [u32],
 }
 
-/// The group product of [`super::kernels`] for `f32`: for the `G` rows `g` of a group,
+/// The group product of [`super::products`] for `f32`: for the `G` rows `g` of a group,
 /// `y[:, rows[g]] = init[g] + Σ_j w(g, j) · x[:, cols[j]]`, summed in column order from `init[g]` with fused
 /// multiply-adds, as the portable loop sums from an accumulator holding `init[g]`. Blocks of rows × 64 samples
 /// (up to 6 rows, 4 registers per row) stay in registers over all `n` columns; then one block of 32 samples (up
@@ -236,9 +233,9 @@ struct Ends {
 
 impl Ends {
     fn of(batch: usize) -> Self {
-        let e64 = batch - batch % (4 * W);
-        let e32 = e64 + (batch - e64) / (2 * W) * (2 * W);
-        let e16 = e32 + (batch - e32) / W * W;
+        let e64 = batch - batch % (4 * LANES);
+        let e32 = e64 + (batch - e64) / (2 * LANES) * (2 * LANES);
+        let e16 = e32 + (batch - e32) / LANES * LANES;
         Ends { e64, e32, e16 }
     }
 }
@@ -361,7 +358,7 @@ unsafe fn twin_rows_avx512<const R: usize, Wt: Weights>(
     g0: usize,
     b0: usize,
 ) {
-    assert!(R <= 6 && b0 + 2 * W <= batch && g0 + R <= out[0].rows.len());
+    assert!(R <= 6 && b0 + 2 * LANES <= batch && g0 + R <= out[0].rows.len());
     let xp = x.as_ptr();
     // SAFETY: the rows' batch columns are writable (caller); b0 + 32 <= batch; every column c of either group
     // has x[c·batch..(c + 1)·batch] (checked by the caller).
@@ -378,7 +375,12 @@ unsafe fn twin_rows_avx512<const R: usize, Wt: Weights>(
         for j in 0..cols[0].len() {
             let xa = xp.add(cols[0][j] as usize * batch + b0);
             let xb = xp.add(cols[1][j] as usize * batch + b0);
-            let xv = [_mm512_loadu_ps(xa), _mm512_loadu_ps(xa.add(W)), _mm512_loadu_ps(xb), _mm512_loadu_ps(xb.add(W))];
+            let xv = [
+                _mm512_loadu_ps(xa),
+                _mm512_loadu_ps(xa.add(LANES)),
+                _mm512_loadu_ps(xb),
+                _mm512_loadu_ps(xb.add(LANES)),
+            ];
             for r in 0..R {
                 let wv = _mm512_set1_ps(w.get(g0 + r, j));
                 a[r * 2] = _mm512_fmadd_ps(wv, xv[0], a[r * 2]);
@@ -391,7 +393,7 @@ unsafe fn twin_rows_avx512<const R: usize, Wt: Weights>(
             for r in 0..R {
                 let y = out[k].y.add(out[k].rows[g0 + r] as usize * batch + b0);
                 _mm512_storeu_ps(y, a[(k * R + r) * 2]);
-                _mm512_storeu_ps(y.add(W), a[(k * R + r) * 2 + 1]);
+                _mm512_storeu_ps(y.add(LANES), a[(k * R + r) * 2 + 1]);
             }
         }
     }
@@ -430,9 +432,9 @@ unsafe fn rows_avx512<const R: usize, const Q: usize, Wt: Weights>(
     g0: usize,
     (b_start, b_end): (usize, usize),
 ) {
-    assert!(R * Q <= 24 && (b_end - b_start) % (Q * W) == 0 && b_end <= batch && g0 + R <= out.rows.len());
+    assert!(R * Q <= 24 && (b_end - b_start) % (Q * LANES) == 0 && b_end <= batch && g0 + R <= out.rows.len());
     let xp = x.as_ptr();
-    // SAFETY: the rows' batch columns are writable (caller); b0 + Q·W <= b_end <= batch; every column c has
+    // SAFETY: the rows' batch columns are writable (caller); b0 + Q·LANES <= b_end <= batch; every column c has
     // x[c·batch..(c + 1)·batch] (checked by the caller).
     unsafe {
         let mut yp = [out.y; R];
@@ -451,7 +453,7 @@ unsafe fn rows_avx512<const R: usize, const Q: usize, Wt: Weights>(
                 let xc = xp.add(c as usize * batch + b0);
                 let mut xv = [_mm512_setzero_ps(); Q];
                 for q in 0..Q {
-                    xv[q] = _mm512_loadu_ps(xc.add(q * W));
+                    xv[q] = _mm512_loadu_ps(xc.add(q * LANES));
                 }
                 for r in 0..R {
                     let wv = _mm512_set1_ps(w.get(g0 + r, j));
@@ -462,10 +464,89 @@ unsafe fn rows_avx512<const R: usize, const Q: usize, Wt: Weights>(
             }
             for r in 0..R {
                 for q in 0..Q {
-                    _mm512_storeu_ps(yp[r].add(b0 + q * W), a[Q * r + q]);
+                    _mm512_storeu_ps(yp[r].add(b0 + q * LANES), a[Q * r + q]);
                 }
             }
-            b0 += Q * W;
+            b0 += Q * LANES;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The group products against their portable twin ([`super::super::products`]' `accumulate`), bit for
+    //! bit, on batch sizes that reach every block (64, 32, 16 samples and the last ones) and row counts that
+    //! reach every register block.
+
+    use rand::rngs::StdRng;
+    use rand::{RngExt, SeedableRng};
+
+    use super::super::products::accumulate;
+    use super::*;
+
+    /// `(rows, cols, x, w, init)` of a random group: `G` output rows `0..G` (of `G`), `n` columns of `x` (B, C)
+    /// out of `C = 2n + 1`, weights (G, n) row-major, initial values per row.
+    fn group(rng: &mut StdRng, g: usize, n: usize, batch: usize) -> (Vec<u32>, Vec<u32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+        let c = 2 * n + 1;
+        let mut v = |len: usize| (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect::<Vec<f32>>();
+        let (x, w, init) = (v(batch * c), v(g * n), v(g));
+        let rows = (0..g as u32).collect();
+        let cols = (0..n as u32).map(|j| 2 * j + (j % 2)).collect();
+        (rows, cols, x, w, init)
+    }
+
+    /// The portable loop's result, (G, B) row by row.
+    fn portable(init: &[f32], w: &[f32], cols: &[u32], x: &[f32], batch: usize) -> Vec<f32> {
+        let mut acc: Vec<f32> = init.iter().flat_map(|&v| std::iter::repeat_n(v, batch)).collect();
+        accumulate(&mut acc, w, cols, x, batch);
+        acc
+    }
+
+    #[test]
+    fn group_products_equal_the_portable_loop_bit_for_bit() {
+        if !crate::cpu::has_avx512() {
+            eprintln!("no AVX-512 on this CPU: nothing to compare");
+            return;
+        }
+        let mut rng = StdRng::seed_from_u64(7);
+        let mut cases = 0;
+        for batch in [1, 15, 16, 17, 32, 33, 48, 64, 65, 100, 131] {
+            for g in [1, 2, 3, 4, 6, 7, 9] {
+                for n in [1, 5, 25] {
+                    let (rows, cols, x, w, init) = group(&mut rng, g, n, batch);
+                    let expected = portable(&init, &w, &cols, &x, batch);
+                    let mut y = vec![f32::NAN; g * batch];
+                    let out = OutRows { y: y.as_mut_ptr(), rows: &rows };
+                    // SAFETY: AVX-512 checked above; the columns lie inside x, y holds G batch columns.
+                    unsafe { product_avx512(out, &init, Block { w: w.as_ptr(), n }, &cols, &x, batch) };
+                    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>();
+                    assert_eq!(bits(&y), bits(&expected), "one group: batch {batch}, {g} rows, {n} columns");
+
+                    // Twins: the second group reads other columns with the same weights and writes rows G..2G.
+                    let cols_b: Vec<u32> = cols.iter().map(|&c| c + 1).collect();
+                    let rows_b: Vec<u32> = rows.iter().map(|&r| r + g as u32).collect();
+                    let init_b: Vec<f32> = init.iter().map(|v| -v).collect();
+                    let mut y2 = vec![f32::NAN; 2 * g * batch];
+                    let outs =
+                        [OutRows { y: y2.as_mut_ptr(), rows: &rows }, OutRows { y: y2.as_mut_ptr(), rows: &rows_b }];
+                    // SAFETY: as above; the two groups' rows are disjoint.
+                    unsafe {
+                        product_twins_avx512(
+                            outs,
+                            [&init, &init_b],
+                            Block { w: w.as_ptr(), n },
+                            [&cols, &cols_b],
+                            &x,
+                            batch,
+                        )
+                    };
+                    let mut expected2 = expected.clone();
+                    expected2.extend(portable(&init_b, &w, &cols_b, &x, batch));
+                    assert_eq!(bits(&y2), bits(&expected2), "twins: batch {batch}, {g} rows, {n} columns");
+                    cases += 1;
+                }
+            }
+        }
+        assert_eq!(cases, 11 * 7 * 3);
     }
 }

@@ -5,10 +5,10 @@ use std::sync::Arc;
 use nalgebra::DMatrix;
 use rayon::prelude::*;
 
-use super::{LinearMap, assert_shape};
+use crate::linear_map::{LinearMap, assert_shape};
 use crate::scalar::Real;
 use crate::tensor::Tensor;
-use crate::tied::{TiedMatrix, kernels};
+use crate::tied::{TiedMatrix, gradients, products};
 
 /// `z = W x + b` with `W` a tied sparse matrix over the weight tensor and `b[r] = bias[bias_ids[r]]`.
 #[derive(Clone, Debug)]
@@ -85,7 +85,7 @@ impl<T: Real> LinearMap<T> for TiedLayer<T> {
         assert_shape("tied forward x", x, batch, cols);
         assert_shape("tied forward z", z, batch, rows);
         let bias = self.bias.as_ref().map(|(ids, _)| (params[params.len() - 1].data.as_slice(), ids.as_slice()));
-        kernels::forward(&self.matrix, self.theta(params), bias, x.as_slice(), z.as_mut_slice(), batch);
+        products::forward(&self.matrix, self.theta(params), bias, x.as_slice(), z.as_mut_slice(), batch);
     }
 
     fn backward_input(&self, dx: &mut DMatrix<T>, params: &[Tensor<T>], dz: &DMatrix<T>) {
@@ -93,13 +93,13 @@ impl<T: Real> LinearMap<T> for TiedLayer<T> {
         let batch = dz.nrows();
         assert_shape("tied backward dz", dz, batch, rows);
         assert_shape("tied backward dx", dx, batch, cols);
-        kernels::backward_input(&self.matrix, self.theta(params), dz.as_slice(), dx.as_mut_slice(), batch);
+        products::backward_input(&self.matrix, self.theta(params), dz.as_slice(), dx.as_mut_slice(), batch);
     }
 
     fn backward_params(&mut self, grads: &mut [Tensor<T>], x: &DMatrix<T>, dz: &DMatrix<T>) {
         let batch = x.nrows();
         if self.has_weight() {
-            kernels::param_grad(&self.matrix, x.as_slice(), dz.as_slice(), &mut grads[0].data, &mut self.dw, batch);
+            gradients::param_grad(&self.matrix, x.as_slice(), dz.as_slice(), &mut grads[0].data, &mut self.dw, batch);
         }
         if let Some((ids, _)) = &self.bias {
             let db = &mut grads[grads.len() - 1].data;

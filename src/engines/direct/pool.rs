@@ -12,7 +12,7 @@
 //! ```
 //!
 //! Both backward passes are in gather form: each input cell sums the windows that contain it. They do
-//! the same operations in the same order as the reference ([`crate::reference::direct`]), which scatters
+//! the same operations in the same order as the reference ([`crate::reference`]), which scatters
 //! output by output, so the results are the same bits on any data: each input cell receives its terms in
 //! output order, from 0, with one rounding per product and per sum. The max forward pass replaces the
 //! running maximum only when a cell is strictly larger (a branchless select per lane), so the first
@@ -23,8 +23,7 @@ use nalgebra::DMatrix;
 use rayon::prelude::*;
 
 use crate::geometry::PoolGeometry;
-use crate::layers::{LinearMap, check_io};
-use crate::reference::direct::checked_pool;
+use crate::linear_map::{LinearMap, check_io};
 use crate::scalar::Real;
 use crate::tensor::Tensor;
 
@@ -140,7 +139,7 @@ macro_rules! dispatched {
 
         fn $name<T: Real>($($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
-            if super::has_avx2() {
+            if crate::cpu::has_avx2() {
                 // SAFETY: the CPU has AVX2 and FMA (checked above).
                 return unsafe { $avx2($($arg),*) };
             }
@@ -160,29 +159,25 @@ dispatched!(avg_backward, avg_backward_avx2, avg_backward_channel,
 
 /// Max pooling on the (B, F) layout (the direct engine's); remembers the winners of the last forward pass.
 #[derive(Clone, Debug)]
-pub struct FastMaxPool {
+pub struct DirectMaxPool {
     pub geometry: PoolGeometry,
     /// Winners of the last forward pass, (B, out) like the output: the winner of output `f` for sample `b`
     /// at `[f·B + b]`, an input feature of the sample.
     winners: Vec<u32>,
 }
 
-impl FastMaxPool {
+impl DirectMaxPool {
     /// # Panics
     /// If the window does not fit ([`PoolGeometry::check`]).
     #[track_caller]
     pub fn new(g: &PoolGeometry) -> Self {
-        FastMaxPool { geometry: checked_pool("FastMaxPool", g), winners: Vec::new() }
+        DirectMaxPool { geometry: g.checked("DirectMaxPool"), winners: Vec::new() }
     }
 }
 
-impl<T: Real> LinearMap<T> for FastMaxPool {
+impl<T: Real> LinearMap<T> for DirectMaxPool {
     fn dims(&self) -> (usize, usize) {
-        (self.geometry.out_len(), self.geometry.in_len())
-    }
-
-    fn param_shapes(&self) -> Vec<(&'static str, Vec<usize>)> {
-        Vec::new()
+        self.geometry.dims()
     }
 
     fn forward(&mut self, _params: &[Tensor<T>], x: &DMatrix<T>, z: &mut DMatrix<T>) {
@@ -215,36 +210,26 @@ impl<T: Real> LinearMap<T> for FastMaxPool {
             .enumerate()
             .for_each(|(c, dx_c)| max_backward(&g, c, dx_c, &self.winners, dy, batch));
     }
-
-    fn backward_params(&mut self, _grads: &mut [Tensor<T>], _x: &DMatrix<T>, _dz: &DMatrix<T>) {}
-
-    fn multiplicity(&self) -> Vec<Vec<u32>> {
-        Vec::new()
-    }
 }
 
 /// Mean pooling on the (B, F) layout (the direct engine's).
 #[derive(Clone, Debug)]
-pub struct FastAvgPool {
+pub struct DirectAvgPool {
     pub geometry: PoolGeometry,
 }
 
-impl FastAvgPool {
+impl DirectAvgPool {
     /// # Panics
     /// If the window does not fit ([`PoolGeometry::check`]).
     #[track_caller]
     pub fn new(g: &PoolGeometry) -> Self {
-        FastAvgPool { geometry: checked_pool("FastAvgPool", g) }
+        DirectAvgPool { geometry: g.checked("DirectAvgPool") }
     }
 }
 
-impl<T: Real> LinearMap<T> for FastAvgPool {
+impl<T: Real> LinearMap<T> for DirectAvgPool {
     fn dims(&self) -> (usize, usize) {
-        (self.geometry.out_len(), self.geometry.in_len())
-    }
-
-    fn param_shapes(&self) -> Vec<(&'static str, Vec<usize>)> {
-        Vec::new()
+        self.geometry.dims()
     }
 
     fn forward(&mut self, _params: &[Tensor<T>], x: &DMatrix<T>, z: &mut DMatrix<T>) {
@@ -263,11 +248,5 @@ impl<T: Real> LinearMap<T> for FastAvgPool {
         let plane = (g.h_in * g.w_in * batch).max(1);
         let dy = dz.as_slice();
         dx.as_mut_slice().par_chunks_mut(plane).enumerate().for_each(|(c, dx_c)| avg_backward(&g, c, dx_c, dy, batch));
-    }
-
-    fn backward_params(&mut self, _grads: &mut [Tensor<T>], _x: &DMatrix<T>, _dz: &DMatrix<T>) {}
-
-    fn multiplicity(&self) -> Vec<Vec<u32>> {
-        Vec::new()
     }
 }

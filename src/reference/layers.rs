@@ -1,11 +1,11 @@
-//! Direct convolution and pooling, forward and backward, written from the definitions.
+//! Convolution, locally connected layers and pooling, forward and backward, written from the definitions.
 //!
 //! Letters: `B` batch; one sample's input `x` is `(c_in, h_in, w_in)` and its output `y` is
 //! `(c_out, h_out, w_out)`, row-major (C, H, W) like the features of a (B, F) activation; kernel `w` is
 //! `(c_out, c_in, k, k)`; `s` stride, `p` padding, `d` dilation, `span = d·(k − 1) + 1`.
 //!
 //! The padded input `x̃ = P x` is `(c_in, h_in + 2p, w_in + 2p)` with
-//! `x̃[i, py, px] = x[i, pad_map(py − p), pad_map(px − p)]` (0 where zero padding reads nothing). Then:
+//! `x̃[i, py, px] = x[i, read(py − p), read(px − p)]` (0 where zero padding reads nothing). Then:
 //!
 //! ```text
 //! forward      y[o, oy, ox]   = b[o] + Σ_{i, ky, kx} w[o, i, ky, kx] · x̃[i, oy·s + ky·d, ox·s + kx·d]      (correlation)
@@ -30,8 +30,10 @@
 use nalgebra::DMatrix;
 use rayon::prelude::*;
 
+use super::{
+    Reference, check_io, checked_conv, checked_pool, for_each_reading_tap, h_out, in_len, out_len, read, w_out,
+};
 use crate::geometry::{ConvGeometry, PoolGeometry};
-use crate::layers::{LinearMap, check_io};
 use crate::scalar::Real;
 use crate::tensor::Tensor;
 
@@ -41,15 +43,15 @@ fn padded_size(g: &ConvGeometry) -> (usize, usize) {
 }
 
 /// `x̃ = P x`: one sample `(c_in, h_in, w_in)` to its padded input `(c_in, h_in + 2p, w_in + 2p)` through
-/// [`crate::geometry::PaddingMode::map`].
+/// [`super::read`], the padding written from its definition.
 pub fn pad<T: Real>(g: &ConvGeometry, x: &[T]) -> Vec<T> {
     let (hp, wp) = padded_size(g);
     let mut xp = vec![T::zero(); g.c_in * hp * wp];
     for i in 0..g.c_in {
         for py in 0..hp {
-            let Some(iy) = g.mode.map(py as isize - g.pad as isize, g.h_in) else { continue };
+            let Some(iy) = read(g.mode, py as isize - g.pad as isize, g.h_in) else { continue };
             for px in 0..wp {
-                let Some(ix) = g.mode.map(px as isize - g.pad as isize, g.w_in) else { continue };
+                let Some(ix) = read(g.mode, px as isize - g.pad as isize, g.w_in) else { continue };
                 xp[(i * hp + py) * wp + px] = x[(i * g.h_in + iy) * g.w_in + ix];
             }
         }
@@ -63,9 +65,9 @@ pub fn pad_adjoint<T: Real>(g: &ConvGeometry, dxp: &[T], dx: &mut [T]) {
     let (hp, wp) = padded_size(g);
     for i in 0..g.c_in {
         for py in 0..hp {
-            let Some(iy) = g.mode.map(py as isize - g.pad as isize, g.h_in) else { continue };
+            let Some(iy) = read(g.mode, py as isize - g.pad as isize, g.h_in) else { continue };
             for px in 0..wp {
-                let Some(ix) = g.mode.map(px as isize - g.pad as isize, g.w_in) else { continue };
+                let Some(ix) = read(g.mode, px as isize - g.pad as isize, g.w_in) else { continue };
                 dx[(i * g.h_in + iy) * g.w_in + ix] += dxp[(i * hp + py) * wp + px];
             }
         }
@@ -76,7 +78,7 @@ pub fn pad_adjoint<T: Real>(g: &ConvGeometry, dxp: &[T], dx: &mut [T]) {
 /// `xp` is the padded input ([`pad`]), `y` `(c_out, h_out, w_out)` is overwritten.
 pub fn conv_forward<T: Real>(g: &ConvGeometry, w: &[T], bias: &[T], xp: &[T], y: &mut [T]) {
     let (hp, wp) = padded_size(g);
-    let (h_out, w_out, k, s, d) = (g.h_out(), g.w_out(), g.k, g.stride, g.dil);
+    let (h_out, w_out, k, s, d) = (h_out(g), w_out(g), g.k, g.stride, g.dil);
     for o in 0..g.c_out {
         for oy in 0..h_out {
             for ox in 0..w_out {
@@ -100,7 +102,7 @@ pub fn conv_forward<T: Real>(g: &ConvGeometry, w: &[T], bias: &[T], xp: &[T], y:
 /// convolution with the kernel), and the padded gradient is folded back through the padding map.
 /// `dx` `(c_in, h_in, w_in)` is overwritten.
 pub fn conv_backward_input<T: Real>(g: &ConvGeometry, dx: &mut [T], w: &[T], dy: &[T]) {
-    let (h_out, w_out, k, s, d) = (g.h_out(), g.w_out(), g.k, g.stride, g.dil);
+    let (h_out, w_out, k, s, d) = (h_out(g), w_out(g), g.k, g.stride, g.dil);
     let span = d * (k - 1) + 1;
     let e = span - 1;
     // 1. Residual dilated by s (s − 1 zeros between values), then zero-padded by span − 1 on every side
@@ -157,7 +159,7 @@ pub fn conv_backward_input<T: Real>(g: &ConvGeometry, dx: &mut [T], w: &[T], dy:
 /// `dw_o` is `(c_in, k, k)`.
 pub fn conv_backward_kernel<T: Real>(g: &ConvGeometry, dw_o: &mut [T], o: usize, xp: &[T], dy: &[T]) {
     let (hp, wp) = padded_size(g);
-    let (h_out, w_out, k, s, d) = (g.h_out(), g.w_out(), g.k, g.stride, g.dil);
+    let (h_out, w_out, k, s, d) = (h_out(g), w_out(g), g.k, g.stride, g.dil);
     let dy_o = &dy[o * h_out * w_out..(o + 1) * h_out * w_out];
     for i in 0..g.c_in {
         for ky in 0..k {
@@ -194,56 +196,47 @@ fn per_sample<T: Real>(input: &DMatrix<T>, out: &mut DMatrix<T>, f: impl Fn(&[T]
     out.tr_copy_from(&ot);
 }
 
-/// Panics with the geometry's message unless it applies.
-#[track_caller]
-fn checked(what: &str, g: &ConvGeometry) -> ConvGeometry {
-    if let Err(e) = g.check() {
-        panic!("{what}: {e}");
-    }
-    *g
-}
-
 /// A convolution computed directly: weight `(c_out, c_in, k, k)`, bias `(c_out)`.
 #[derive(Clone, Debug)]
-pub struct DirectConv {
+pub struct Conv {
     pub geometry: ConvGeometry,
 }
 
-impl DirectConv {
+impl Conv {
     /// # Panics
     /// If the geometry does not apply ([`ConvGeometry::check`]).
     #[track_caller]
     pub fn new(g: &ConvGeometry) -> Self {
-        DirectConv { geometry: checked("DirectConv", g) }
+        Conv { geometry: checked_conv("reference::Conv", g) }
     }
 }
 
-impl<T: Real> LinearMap<T> for DirectConv {
+impl<T: Real> Reference<T> for Conv {
     fn dims(&self) -> (usize, usize) {
-        (self.geometry.out_len(), self.geometry.in_len())
+        (out_len(&self.geometry), in_len(&self.geometry))
     }
 
     fn param_shapes(&self) -> Vec<(&'static str, Vec<usize>)> {
         let g = &self.geometry;
-        vec![("weight", g.weight_shape()), ("bias", vec![g.c_out])]
+        vec![("weight", vec![g.c_out, g.c_in, g.k, g.k]), ("bias", vec![g.c_out])]
     }
 
     fn forward(&mut self, params: &[Tensor<T>], x: &DMatrix<T>, z: &mut DMatrix<T>) {
-        check_io("direct conv forward", LinearMap::<T>::dims(self), z, x);
+        check_io("direct conv forward", Reference::<T>::dims(self), z, x);
         let g = &self.geometry;
         let (w, b) = (&params[0].data, &params[1].data);
         per_sample(x, z, |xb, zb| conv_forward(g, w, b, &pad(g, xb), zb));
     }
 
     fn backward_input(&self, dx: &mut DMatrix<T>, params: &[Tensor<T>], dz: &DMatrix<T>) {
-        check_io("direct conv backward", LinearMap::<T>::dims(self), dz, dx);
+        check_io("direct conv backward", Reference::<T>::dims(self), dz, dx);
         let g = &self.geometry;
         let w = &params[0].data;
         per_sample(dz, dx, |dzb, dxb| conv_backward_input(g, dxb, w, dzb));
     }
 
     fn backward_params(&mut self, grads: &mut [Tensor<T>], x: &DMatrix<T>, dz: &DMatrix<T>) {
-        check_io("direct conv backward", LinearMap::<T>::dims(self), dz, x);
+        check_io("direct conv backward", Reference::<T>::dims(self), dz, x);
         let g = &self.geometry;
         let batch = x.nrows();
         let (xt, dzt) = (by_sample(x), by_sample(dz));
@@ -255,7 +248,7 @@ impl<T: Real> LinearMap<T> for DirectConv {
             }
         });
         // δb[o] += Σ_b Σ_{oy,ox} δy[b, o, oy, ox].
-        let plane = g.h_out() * g.w_out();
+        let plane = h_out(g) * w_out(g);
         for (o, db) in grads[1].data.iter_mut().enumerate() {
             for b in 0..batch {
                 *db += sample(&dzt, b)[o * plane..(o + 1) * plane].iter().fold(T::zero(), |s, &v| s + v);
@@ -263,12 +256,13 @@ impl<T: Real> LinearMap<T> for DirectConv {
         }
     }
 
-    /// Taps per kernel entry, counted with [`ConvGeometry::for_each_tap`]; `h_out·w_out` per bias.
+    /// Taps per kernel entry that read an input value ([`super::for_each_reading_tap`]); `h_out·w_out` per
+    /// bias.
     fn multiplicity(&self) -> Vec<Vec<u32>> {
         let g = &self.geometry;
-        let mut m = vec![0u32; g.kernel_len()];
-        g.for_each_tap(|t| m[((t.o * g.c_in + t.i) * g.k + t.ky) * g.k + t.kx] += 1);
-        vec![m, vec![(g.h_out() * g.w_out()) as u32; g.c_out]]
+        let mut m = vec![0u32; g.c_out * g.c_in * g.k * g.k];
+        for_each_reading_tap(g, |[o, _, _, i, ky, kx]| m[((o * g.c_in + i) * g.k + ky) * g.k + kx] += 1);
+        vec![m, vec![(h_out(g) * w_out(g)) as u32; g.c_out]]
     }
 }
 
@@ -284,16 +278,16 @@ impl<T: Real> LinearMap<T> for DirectConv {
 /// (Untied, the transpose has no single kernel to rotate: each output sends its residual back along its
 /// own weights.)
 #[derive(Clone, Debug)]
-pub struct DirectLocal {
+pub struct Local {
     pub geometry: ConvGeometry,
 }
 
-impl DirectLocal {
+impl Local {
     /// # Panics
     /// If the geometry does not apply ([`ConvGeometry::check`]).
     #[track_caller]
     pub fn new(g: &ConvGeometry) -> Self {
-        DirectLocal { geometry: checked("DirectLocal", g) }
+        Local { geometry: checked_conv("reference::Local", g) }
     }
 
     /// Weights per output position: `c_in·k·k`.
@@ -306,7 +300,7 @@ impl DirectLocal {
     fn for_each_weight_of(&self, o: usize, mut f: impl FnMut(usize, usize, usize)) {
         let g = &self.geometry;
         let (hp, wp) = padded_size(g);
-        let (h_out, w_out, k, s, d) = (g.h_out(), g.w_out(), g.k, g.stride, g.dil);
+        let (h_out, w_out, k, s, d) = (h_out(g), w_out(g), g.k, g.stride, g.dil);
         for oy in 0..h_out {
             for ox in 0..w_out {
                 let row = (o * h_out + oy) * w_out + ox;
@@ -329,19 +323,19 @@ impl DirectLocal {
     }
 }
 
-impl<T: Real> LinearMap<T> for DirectLocal {
+impl<T: Real> Reference<T> for Local {
     fn dims(&self) -> (usize, usize) {
-        (self.geometry.out_len(), self.geometry.in_len())
+        (out_len(&self.geometry), in_len(&self.geometry))
     }
 
     fn param_shapes(&self) -> Vec<(&'static str, Vec<usize>)> {
         let g = &self.geometry;
-        let (h_out, w_out) = (g.h_out(), g.w_out());
+        let (h_out, w_out) = (h_out(g), w_out(g));
         vec![("weight", vec![g.c_out, h_out, w_out, g.c_in, g.k, g.k]), ("bias", vec![g.c_out, h_out, w_out])]
     }
 
     fn forward(&mut self, params: &[Tensor<T>], x: &DMatrix<T>, z: &mut DMatrix<T>) {
-        check_io("direct local forward", LinearMap::<T>::dims(self), z, x);
+        check_io("direct local forward", Reference::<T>::dims(self), z, x);
         let (w, b) = (&params[0].data, &params[1].data);
         let taps = self.taps();
         per_sample(x, z, |xb, zb| {
@@ -352,7 +346,7 @@ impl<T: Real> LinearMap<T> for DirectLocal {
     }
 
     fn backward_input(&self, dx: &mut DMatrix<T>, params: &[Tensor<T>], dz: &DMatrix<T>) {
-        check_io("direct local backward", LinearMap::<T>::dims(self), dz, dx);
+        check_io("direct local backward", Reference::<T>::dims(self), dz, dx);
         let g = &self.geometry;
         let w = &params[0].data;
         let taps = self.taps();
@@ -366,13 +360,13 @@ impl<T: Real> LinearMap<T> for DirectLocal {
     }
 
     fn backward_params(&mut self, grads: &mut [Tensor<T>], x: &DMatrix<T>, dz: &DMatrix<T>) {
-        check_io("direct local backward", LinearMap::<T>::dims(self), dz, x);
+        check_io("direct local backward", Reference::<T>::dims(self), dz, x);
         let g = &self.geometry;
         let batch = x.nrows();
         let (xt, dzt) = (by_sample(x), by_sample(dz));
         let xps: Vec<Vec<T>> = (0..batch).into_par_iter().map(|b| pad(g, sample(&xt, b))).collect();
         let taps = self.taps();
-        let plane = g.h_out() * g.w_out();
+        let plane = h_out(g) * w_out(g);
         // Output channels in parallel; inside, samples in order.
         grads[0].data.par_chunks_mut(plane * taps).enumerate().for_each(|(o, dw_o)| {
             for (b, xp) in xps.iter().enumerate() {
@@ -390,24 +384,15 @@ impl<T: Real> LinearMap<T> for DirectLocal {
     /// One per tap that reads an input value (zero-padding taps copy nothing); one per bias.
     fn multiplicity(&self) -> Vec<Vec<u32>> {
         let g = &self.geometry;
-        let (h_out, w_out) = (g.h_out(), g.w_out());
+        let (h_out, w_out) = (h_out(g), w_out(g));
         let taps = self.taps();
-        let mut m = vec![0u32; g.out_len() * taps];
-        g.for_each_tap(|t| {
-            let row = (t.o * h_out + t.oy) * w_out + t.ox;
-            m[row * taps + (t.i * g.k + t.ky) * g.k + t.kx] += 1;
+        let mut m = vec![0u32; out_len(g) * taps];
+        for_each_reading_tap(g, |[o, oy, ox, i, ky, kx]| {
+            let row = (o * h_out + oy) * w_out + ox;
+            m[row * taps + (i * g.k + ky) * g.k + kx] += 1;
         });
-        vec![m, vec![1; g.out_len()]]
+        vec![m, vec![1; out_len(g)]]
     }
-}
-
-/// Panics with the geometry's message unless the window fits.
-#[track_caller]
-pub(crate) fn checked_pool(what: &str, g: &PoolGeometry) -> PoolGeometry {
-    if let Err(e) = g.check() {
-        panic!("{what}: {e}");
-    }
-    *g
 }
 
 /// Input feature of window `(c, oy, ox)`'s cell `(ky, kx)` within one sample.
@@ -419,7 +404,7 @@ fn window_cell(g: &PoolGeometry, c: usize, oy: usize, ox: usize, ky: usize, kx: 
 /// Max pooling of one sample: `y[c, oy, ox] = x[win]`, `win` the first maximum of the window in
 /// row-major window order; the winners are written to `win` (one input feature per output).
 pub fn maxpool_forward<T: Real>(g: &PoolGeometry, x: &[T], y: &mut [T], win: &mut [u32]) {
-    let (h_out, w_out) = (g.h_out(), g.w_out());
+    let (h_out, w_out) = (h_out(g), w_out(g));
     for c in 0..g.c {
         for oy in 0..h_out {
             for ox in 0..w_out {
@@ -453,7 +438,7 @@ pub fn maxpool_backward<T: Real>(dx: &mut [T], win: &[u32], dy: &[T]) {
 /// row-major window order.
 pub fn avgpool_forward<T: Real>(g: &PoolGeometry, x: &[T], y: &mut [T]) {
     let inv = T::of(1.0 / (g.k * g.k) as f64);
-    let (h_out, w_out) = (g.h_out(), g.w_out());
+    let (h_out, w_out) = (h_out(g), w_out(g));
     for c in 0..g.c {
         for oy in 0..h_out {
             for ox in 0..w_out {
@@ -473,7 +458,7 @@ pub fn avgpool_forward<T: Real>(g: &PoolGeometry, x: &[T], y: &mut [T]) {
 /// `dx` overwritten.
 pub fn avgpool_backward<T: Real>(g: &PoolGeometry, dx: &mut [T], dy: &[T]) {
     let inv = T::of(1.0 / (g.k * g.k) as f64);
-    let (h_out, w_out) = (g.h_out(), g.w_out());
+    let (h_out, w_out) = (h_out(g), w_out(g));
     dx.iter_mut().for_each(|v| *v = T::zero());
     for c in 0..g.c {
         for oy in 0..h_out {
@@ -491,34 +476,30 @@ pub fn avgpool_backward<T: Real>(g: &PoolGeometry, dx: &mut [T], dy: &[T]) {
 
 /// Max pooling computed directly; remembers the winners of the last forward pass.
 #[derive(Clone, Debug)]
-pub struct DirectMaxPool {
+pub struct MaxPool {
     pub geometry: PoolGeometry,
     /// Winners of the last forward pass: sample `b`'s at `[b·out, (b + 1)·out)`, input features of the sample.
     winners: Vec<u32>,
 }
 
-impl DirectMaxPool {
+impl MaxPool {
     /// # Panics
     /// If the window does not fit ([`PoolGeometry::check`]).
     #[track_caller]
     pub fn new(g: &PoolGeometry) -> Self {
-        DirectMaxPool { geometry: checked_pool("DirectMaxPool", g), winners: Vec::new() }
+        MaxPool { geometry: checked_pool("reference::MaxPool", g), winners: Vec::new() }
     }
 }
 
-impl<T: Real> LinearMap<T> for DirectMaxPool {
+impl<T: Real> Reference<T> for MaxPool {
     fn dims(&self) -> (usize, usize) {
-        (self.geometry.out_len(), self.geometry.in_len())
-    }
-
-    fn param_shapes(&self) -> Vec<(&'static str, Vec<usize>)> {
-        Vec::new()
+        (out_len(&self.geometry), in_len(&self.geometry))
     }
 
     fn forward(&mut self, _params: &[Tensor<T>], x: &DMatrix<T>, z: &mut DMatrix<T>) {
-        check_io("direct maxpool forward", LinearMap::<T>::dims(self), z, x);
+        check_io("direct maxpool forward", Reference::<T>::dims(self), z, x);
         let g = self.geometry;
-        let (batch, out) = (x.nrows(), g.out_len());
+        let (batch, out) = (x.nrows(), out_len(&g));
         self.winners.resize(batch * out, 0);
         let xt = by_sample(x);
         let mut zt = DMatrix::<T>::zeros(out, batch);
@@ -531,64 +512,48 @@ impl<T: Real> LinearMap<T> for DirectMaxPool {
     }
 
     fn backward_input(&self, dx: &mut DMatrix<T>, _params: &[Tensor<T>], dz: &DMatrix<T>) {
-        check_io("direct maxpool backward", LinearMap::<T>::dims(self), dz, dx);
-        let (batch, out) = (dz.nrows(), self.geometry.out_len());
+        check_io("direct maxpool backward", Reference::<T>::dims(self), dz, dx);
+        let (batch, out) = (dz.nrows(), out_len(&self.geometry));
         assert_eq!(self.winners.len(), batch * out, "direct maxpool backward: no forward pass at batch {batch}");
         let dzt = by_sample(dz);
-        let mut dxt = DMatrix::<T>::zeros(self.geometry.in_len(), batch);
+        let mut dxt = DMatrix::<T>::zeros(in_len(&self.geometry), batch);
         dxt.as_mut_slice()
-            .par_chunks_mut(self.geometry.in_len())
+            .par_chunks_mut(in_len(&self.geometry))
             .enumerate()
             .for_each(|(b, dxb)| maxpool_backward(dxb, &self.winners[b * out..(b + 1) * out], sample(&dzt, b)));
         dx.tr_copy_from(&dxt);
-    }
-
-    fn backward_params(&mut self, _grads: &mut [Tensor<T>], _x: &DMatrix<T>, _dz: &DMatrix<T>) {}
-
-    fn multiplicity(&self) -> Vec<Vec<u32>> {
-        Vec::new()
     }
 }
 
 /// Mean pooling computed directly.
 #[derive(Clone, Debug)]
-pub struct DirectAvgPool {
+pub struct AvgPool {
     pub geometry: PoolGeometry,
 }
 
-impl DirectAvgPool {
+impl AvgPool {
     /// # Panics
     /// If the window does not fit ([`PoolGeometry::check`]).
     #[track_caller]
     pub fn new(g: &PoolGeometry) -> Self {
-        DirectAvgPool { geometry: checked_pool("DirectAvgPool", g) }
+        AvgPool { geometry: checked_pool("reference::AvgPool", g) }
     }
 }
 
-impl<T: Real> LinearMap<T> for DirectAvgPool {
+impl<T: Real> Reference<T> for AvgPool {
     fn dims(&self) -> (usize, usize) {
-        (self.geometry.out_len(), self.geometry.in_len())
-    }
-
-    fn param_shapes(&self) -> Vec<(&'static str, Vec<usize>)> {
-        Vec::new()
+        (out_len(&self.geometry), in_len(&self.geometry))
     }
 
     fn forward(&mut self, _params: &[Tensor<T>], x: &DMatrix<T>, z: &mut DMatrix<T>) {
-        check_io("direct avgpool forward", LinearMap::<T>::dims(self), z, x);
+        check_io("direct avgpool forward", Reference::<T>::dims(self), z, x);
         let g = self.geometry;
         per_sample(x, z, |xb, zb| avgpool_forward(&g, xb, zb));
     }
 
     fn backward_input(&self, dx: &mut DMatrix<T>, _params: &[Tensor<T>], dz: &DMatrix<T>) {
-        check_io("direct avgpool backward", LinearMap::<T>::dims(self), dz, dx);
+        check_io("direct avgpool backward", Reference::<T>::dims(self), dz, dx);
         let g = self.geometry;
         per_sample(dz, dx, |dzb, dxb| avgpool_backward(&g, dxb, dzb));
-    }
-
-    fn backward_params(&mut self, _grads: &mut [Tensor<T>], _x: &DMatrix<T>, _dz: &DMatrix<T>) {}
-
-    fn multiplicity(&self) -> Vec<Vec<u32>> {
-        Vec::new()
     }
 }

@@ -1,4 +1,5 @@
 //! Convolution lowered to one GEMM (Caffe's im2col), and col2im, its adjoint, for the input gradient.
+//! The lowering itself ([`im2col`], [`col2im`]) serves the locally connected layer too ([`super::local`]).
 //!
 //! Letters: `B` batch, `P = h_out·w_out` output positions, `Q = c_in·k·k` kernel taps per output channel.
 //! Shapes are written `[rows, cols]`; every matrix is column-major, so a `[B·P, c_out]` matrix with row
@@ -24,7 +25,7 @@ use rayon::prelude::*;
 
 use crate::gemm::{self, Strided};
 use crate::geometry::ConvGeometry;
-use crate::layers::{LinearMap, check_io};
+use crate::linear_map::{LinearMap, check_io};
 use crate::scalar::Real;
 use crate::tensor::Tensor;
 
@@ -133,37 +134,31 @@ impl<T: Real> Im2colConv<T> {
     /// If the geometry does not apply ([`ConvGeometry::check`]).
     #[track_caller]
     pub fn new(g: &ConvGeometry) -> Self {
-        if let Err(e) = g.check() {
-            panic!("Im2colConv: {e}");
+        Im2colConv {
+            geometry: g.checked("Im2colConv"),
+            col: DMatrix::zeros(0, 0),
+            dcol: Mutex::new(DMatrix::zeros(0, 0)),
         }
-        Im2colConv { geometry: *g, col: DMatrix::zeros(0, 0), dcol: Mutex::new(DMatrix::zeros(0, 0)) }
     }
 
     /// `Q = c_in·k·k`.
     fn taps(&self) -> usize {
         self.geometry.c_in * self.geometry.k * self.geometry.k
     }
-
-    /// Panics unless `out_side` is (B, out) and `in_side` is (B, in).
-    #[track_caller]
-    fn check_io(&self, what: &str, out_side: &DMatrix<T>, in_side: &DMatrix<T>) {
-        check_io(what, (self.geometry.out_len(), self.geometry.in_len()), out_side, in_side);
-    }
 }
 
 impl<T: Real> LinearMap<T> for Im2colConv<T> {
     fn dims(&self) -> (usize, usize) {
-        (self.geometry.out_len(), self.geometry.in_len())
+        self.geometry.dims()
     }
 
     fn param_shapes(&self) -> Vec<(&'static str, Vec<usize>)> {
-        let g = &self.geometry;
-        vec![("weight", g.weight_shape()), ("bias", vec![g.c_out])]
+        self.geometry.conv_param_shapes()
     }
 
     /// `z = col @ Wᵀ + b`: `[B·P, Q] @ [Q, c_out] -> [B·P, c_out]`.
     fn forward(&mut self, params: &[Tensor<T>], x: &DMatrix<T>, z: &mut DMatrix<T>) {
-        self.check_io("im2col conv forward", z, x);
+        check_io("im2col conv forward", self.geometry.dims(), z, x);
         let (q, c_out) = (self.taps(), self.geometry.c_out);
         let bp = z.len() / c_out;
         im2col_into(&self.geometry, x, &mut self.col);
@@ -177,7 +172,7 @@ impl<T: Real> LinearMap<T> for Im2colConv<T> {
 
     /// `δcol = δz @ W`: `[B·P, c_out] @ [c_out, Q] -> [B·P, Q]`, then `δx = col2im(δcol)`.
     fn backward_input(&self, dx: &mut DMatrix<T>, params: &[Tensor<T>], dz: &DMatrix<T>) {
-        self.check_io("im2col conv backward", dz, dx);
+        check_io("im2col conv backward", self.geometry.dims(), dz, dx);
         let (q, c_out) = (self.taps(), self.geometry.c_out);
         let bp = dz.len() / c_out;
         let mut dcol = self.dcol.lock().unwrap_or_else(|e| e.into_inner());
@@ -192,7 +187,7 @@ impl<T: Real> LinearMap<T> for Im2colConv<T> {
 
     /// `δWᵀ += colᵀ @ δz`: `[Q, B·P] @ [B·P, c_out] -> [Q, c_out]`; `δb[o] += Σ δz[:, o]`.
     fn backward_params(&mut self, grads: &mut [Tensor<T>], x: &DMatrix<T>, dz: &DMatrix<T>) {
-        self.check_io("im2col conv backward", dz, x);
+        check_io("im2col conv backward", self.geometry.dims(), dz, x);
         let (q, c_out) = (self.taps(), self.geometry.c_out);
         let bp = dz.len() / c_out;
         im2col_into(&self.geometry, x, &mut self.col);
@@ -203,11 +198,8 @@ impl<T: Real> LinearMap<T> for Im2colConv<T> {
         }
     }
 
-    /// Taps per kernel entry, counted with [`ConvGeometry::for_each_tap`]; `h_out·w_out` per bias.
+    /// Taps per kernel entry, `h_out·w_out` per bias ([`ConvGeometry::conv_multiplicity`]).
     fn multiplicity(&self) -> Vec<Vec<u32>> {
-        let g = &self.geometry;
-        let mut m = vec![0u32; g.kernel_len()];
-        g.for_each_tap(|t| m[((t.o * g.c_in + t.i) * g.k + t.ky) * g.k + t.kx] += 1);
-        vec![m, vec![(g.h_out() * g.w_out()) as u32; g.c_out]]
+        self.geometry.conv_multiplicity()
     }
 }

@@ -1,7 +1,8 @@
-//! The direct engine: convolution and pooling computed straight from the geometry, fast.
+//! The direct engine: convolution, locally connected layers and pooling computed straight from the
+//! geometry, fast.
 //!
-//! [`crate::reference::direct`] writes the same layers from their definitions, one sample at a time; it is
-//! the oracle these layers are tested against (`tests/fast_direct.rs`). Here the layers work in the
+//! [`crate::reference`] writes the same layers from their definitions, one sample at a time; it is the
+//! oracle these layers are tested against (`tests/fast_direct.rs`); nothing here uses it. Here the layers work in the
 //! engine's own layout, (B, F) column-major, where feature `f` of all `B` samples is the contiguous batch
 //! column `[f·B, (f + 1)·B)`. Every product is then an AXPY over the batch, and the batch is the vector
 //! dimension:
@@ -25,7 +26,7 @@
 //! kernel gradient keeps `R` output channels × `T` taps × 8 lanes and reduces the lanes once, in lane
 //! order, at the end. Products use `mul_add` (one rounding, exactly the same with or without an FMA
 //! unit), and each kernel is also compiled for AVX2 + FMA and chosen at run time, as in
-//! [`crate::tied::kernels`]. The bits depend neither on the CPU nor on the number of threads.
+//! [`crate::tied::products`] ([`crate::cpu`] probes the CPU once for all of them). The bits depend neither on the CPU nor on the number of threads.
 
 /// Writes out `$body` for `$r = 0, 1, …, $n − 1` (`$n` a constant at most 8), each copy under a constant
 /// guard. The register blocks need their loops over channels and taps fully unrolled so that the
@@ -47,20 +48,9 @@ macro_rules! unroll {
 }
 
 pub mod conv;
+pub mod local;
 pub mod pool;
 
-pub use conv::FastConv;
-pub use pool::{FastAvgPool, FastMaxPool};
-
-/// True when the CPU has AVX2 and FMA, so that the `#[target_feature]` variants may run.
-#[inline]
-pub(crate) fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
+pub use conv::DirectConv;
+pub use local::DirectLocal;
+pub use pool::{DirectAvgPool, DirectMaxPool};

@@ -1,19 +1,8 @@
-//! Layer kinds. Every kind is a linear map `z = W x + b` with a forward pass and its two backward passes;
-//! the engine ([`crate::network`]) treats them all alike.
-//!
-//! Conv, local and mean pooling compile to a [`TiedLayer`]; max pooling is a data-dependent selection
-//! over a compiled window pattern; dense layers use GEMM (the same map with a full pattern).
-
-pub mod avgpool;
-pub mod conv;
-pub mod dense;
-pub mod local;
-pub mod maxpool;
-pub mod tied_layer;
+//! The one interface of every layer with weights or a fixed matrix: a linear map `z = W x + b` with a
+//! forward pass and its two backward passes. The training routine ([`crate::network`]) treats every
+//! layer of every engine ([`crate::engines`]) alike through it.
 
 use nalgebra::DMatrix;
-
-pub use tied_layer::TiedLayer;
 
 use crate::scalar::Real;
 use crate::tensor::Tensor;
@@ -27,8 +16,11 @@ pub trait LinearMap<T: Real>: Send + Sync + Replicate<T> {
     /// `(out_features, in_features)`.
     fn dims(&self) -> (usize, usize);
 
-    /// Names and shapes of the parameter tensors (`"weight"`, `"bias"`), PyTorch layouts; empty for pools.
-    fn param_shapes(&self) -> Vec<(&'static str, Vec<usize>)>;
+    /// Names and shapes of the parameter tensors (`"weight"`, `"bias"`), PyTorch layouts. The default is a
+    /// map without parameters (pools): no tensors.
+    fn param_shapes(&self) -> Vec<(&'static str, Vec<usize>)> {
+        Vec::new()
+    }
 
     /// `z = W x + b`: `x` (B, in), `z` (B, out), overwritten. Max pooling records its winners here.
     fn forward(&mut self, params: &[Tensor<T>], x: &DMatrix<T>, z: &mut DMatrix<T>);
@@ -36,12 +28,18 @@ pub trait LinearMap<T: Real>: Send + Sync + Replicate<T> {
     /// `d_x = Wᵀ d_z`: `dz` (B, out), `dx` (B, in), overwritten. Uses the state of the last `forward`.
     fn backward_input(&self, dx: &mut DMatrix<T>, params: &[Tensor<T>], dz: &DMatrix<T>);
 
-    /// `grads[i] += ∂J/∂params[i]` given the forward input `x` (B, in) and `dz` (B, out).
-    fn backward_params(&mut self, grads: &mut [Tensor<T>], x: &DMatrix<T>, dz: &DMatrix<T>);
+    /// `grads[i] += ∂J/∂params[i]` given the forward input `x` (B, in) and `dz` (B, out). The default, for a
+    /// map without parameters, adds nothing (`grads` is empty).
+    fn backward_params(&mut self, grads: &mut [Tensor<T>], x: &DMatrix<T>, dz: &DMatrix<T>) {
+        let _ = (x, dz);
+        debug_assert!(grads.is_empty(), "a map with parameters must implement backward_params");
+    }
 
     /// For each parameter tensor, each element's multiplicity `m_p`: how many entries of the expanded
-    /// matrix `W` copy it (1 per entry for dense layers).
-    fn multiplicity(&self) -> Vec<Vec<u32>>;
+    /// matrix `W` copy it (1 per entry for dense layers). The default, for a map without parameters: none.
+    fn multiplicity(&self) -> Vec<Vec<u32>> {
+        Vec::new()
+    }
 
     /// The compiled tied matrix behind the layer, when it has one.
     fn tied(&self) -> Option<&TiedMatrix> {
@@ -70,7 +68,7 @@ impl<T: Real, M: LinearMap<T> + Clone + 'static> Replicate<T> for M {
 /// Panics unless `out_side` is (B, out) and `in_side` is (B, in), `dims = (out, in)`: a layer's output-side and
 /// input-side matrices in one pass; names the pass and both shapes.
 #[track_caller]
-pub(crate) fn check_io<T: Real>(what: &str, dims: (usize, usize), out_side: &DMatrix<T>, in_side: &DMatrix<T>) {
+pub fn check_io<T: Real>(what: &str, dims: (usize, usize), out_side: &DMatrix<T>, in_side: &DMatrix<T>) {
     let batch = out_side.nrows();
     assert_shape(what, out_side, batch, dims.0);
     assert_shape(what, in_side, batch, dims.1);
@@ -78,7 +76,7 @@ pub(crate) fn check_io<T: Real>(what: &str, dims: (usize, usize), out_side: &DMa
 
 /// Panics unless `m` is (`rows`, `cols`); names the layer and both shapes.
 #[track_caller]
-pub(crate) fn assert_shape<T: Real>(what: &str, m: &DMatrix<T>, rows: usize, cols: usize) {
+pub fn assert_shape<T: Real>(what: &str, m: &DMatrix<T>, rows: usize, cols: usize) {
     assert!(
         m.nrows() == rows && m.ncols() == cols,
         "{what}: expected ({rows}, {cols}), got ({}, {})",

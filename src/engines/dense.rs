@@ -5,8 +5,8 @@
 
 use nalgebra::DMatrix;
 
-use super::{LinearMap, assert_shape};
 use crate::gemm::{Strided, par_gemm};
+use crate::linear_map::{LinearMap, assert_shape};
 use crate::scalar::Real;
 use crate::tensor::Tensor;
 

@@ -17,7 +17,7 @@
 //! `G(i) = {(κ, o) : src(o, κ) = i}` is its inverse, the outputs that read input coordinate `i`
 //! ([`AxisTaps`]). `G` is the adjoint of `F` for every padding mode: a border cell that reads input `i`
 //! (reflect, replicate, circular) sends its gradient back to `i`, which is the fold `Pᵀ` of the reference
-//! ([`crate::reference::direct::pad_adjoint`]). The forward pass and the input gradient are one routine,
+//! ([`crate::reference`]'s `pad_adjoint`). The forward pass and the input gradient are one routine,
 //! `Gather`, with the roles of the two sides exchanged and the kernel read transposed.
 //!
 //! Summation orders (fixed, so the bits do not depend on the number of threads): forward from `b[o]`, then
@@ -28,12 +28,12 @@
 use nalgebra::DMatrix;
 use rayon::prelude::*;
 
+use crate::cpu::has_avx2;
+use crate::disjoint::Disjoint;
 use crate::geometry::{ConvGeometry, PaddingMode};
-use crate::layers::{LinearMap, check_io};
-use crate::reference::DirectConv;
+use crate::linear_map::{LinearMap, check_io};
 use crate::scalar::Real;
 use crate::tensor::Tensor;
-use crate::tied::kernels::Disjoint;
 
 /// One axis of a convolution: `n_in` input and `n_out` output coordinates, `k` taps.
 #[derive(Clone, Copy, Debug)]
@@ -61,6 +61,13 @@ impl Axis {
     fn src(&self, o: usize, kappa: usize) -> Option<usize> {
         self.mode.map((o * self.s + kappa * self.d) as isize - self.p as isize, self.n_in)
     }
+}
+
+/// `((F_h, F_w), (G_h, G_w))` of a geometry: the taps per output row and column, and their inverses per input
+/// row and column ([`AxisTaps`]).
+pub(super) fn axis_taps(g: &ConvGeometry) -> ((AxisTaps, AxisTaps), (AxisTaps, AxisTaps)) {
+    let (ay, ax) = (Axis::rows(g), Axis::cols(g));
+    ((AxisTaps::forward(&ay), AxisTaps::forward(&ax)), (AxisTaps::backward(&ay), AxisTaps::backward(&ax)))
 }
 
 /// For each coordinate `t` along one axis, a list of `(tap, coordinate on the other side)` pairs.
@@ -202,7 +209,7 @@ impl<T: Real> Gather<'_, T> {
 
     fn row_dispatch(&self, r0: usize, rn: usize, py: usize, out: &Disjoint<T>) {
         #[cfg(target_arch = "x86_64")]
-        if super::has_avx2() {
+        if has_avx2() {
             // SAFETY: the CPU has AVX2 and FMA (checked above).
             return unsafe { self.row_avx2(r0, rn, py, out) };
         }
@@ -413,7 +420,7 @@ impl<T: Real> KernelGrad<'_, T> {
     /// vectors for `f32`.
     fn block_dispatch<const R: usize, const TN: usize>(&self, o0: usize, i: usize, t0: usize) -> [[T; TN]; R] {
         #[cfg(target_arch = "x86_64")]
-        if super::has_avx2() {
+        if has_avx2() {
             if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
                 // SAFETY: T is f32, so the two types are one; the CPU has AVX2 and FMA.
                 let me = unsafe { &*(self as *const Self as *const KernelGrad<'_, f32>) };
@@ -559,7 +566,7 @@ fn channel_sum<T: Real, V: Lanes<T>>(dy_o: &[T], batch: usize) -> T {
 /// [`channel_sum`], compiled for AVX2 when the CPU has it, with explicit vectors for `f32`.
 fn channel_sum_dispatch<T: Real>(dy_o: &[T], batch: usize) -> T {
     #[cfg(target_arch = "x86_64")]
-    if super::has_avx2() {
+    if has_avx2() {
         #[target_feature(enable = "avx2,fma")]
         unsafe fn f32x8(dy_o: &[f32], batch: usize) -> f32 {
             channel_sum::<f32, F32x8>(dy_o, batch)
@@ -583,7 +590,7 @@ fn channel_sum_dispatch<T: Real>(dy_o: &[T], batch: usize) -> T {
 /// A convolution computed directly on the (B, F) layout (the direct engine's conv): weight
 /// `(c_out, c_in, k, k)`, bias `(c_out)`, every padding mode, stride and dilation.
 #[derive(Clone, Debug)]
-pub struct FastConv {
+pub struct DirectConv {
     pub geometry: ConvGeometry,
     /// `F_h`, `F_w`: per output row / column, `(tap, input coordinate)`.
     fwd: (AxisTaps, AxisTaps),
@@ -593,19 +600,17 @@ pub struct FastConv {
     src: (Vec<u32>, Vec<u32>),
 }
 
-impl FastConv {
+impl DirectConv {
     /// # Panics
     /// If the geometry does not apply ([`ConvGeometry::check`]).
     #[track_caller]
     pub fn new(g: &ConvGeometry) -> Self {
-        if let Err(e) = g.check() {
-            panic!("FastConv: {e}");
-        }
+        let g = &g.checked("DirectConv");
         let (ay, ax) = (Axis::rows(g), Axis::cols(g));
         let table = |a: &Axis| -> Vec<u32> {
             (0..a.n_out).flat_map(|o| (0..a.k).map(move |kappa| a.src(o, kappa).map_or(NONE, |i| i as u32))).collect()
         };
-        FastConv {
+        DirectConv {
             geometry: *g,
             fwd: (AxisTaps::forward(&ay), AxisTaps::forward(&ax)),
             bwd: (AxisTaps::backward(&ay), AxisTaps::backward(&ax)),
@@ -614,14 +619,13 @@ impl FastConv {
     }
 }
 
-impl<T: Real> LinearMap<T> for FastConv {
+impl<T: Real> LinearMap<T> for DirectConv {
     fn dims(&self) -> (usize, usize) {
-        (self.geometry.out_len(), self.geometry.in_len())
+        self.geometry.dims()
     }
 
     fn param_shapes(&self) -> Vec<(&'static str, Vec<usize>)> {
-        let g = &self.geometry;
-        vec![("weight", g.weight_shape()), ("bias", vec![g.c_out])]
+        self.geometry.conv_param_shapes()
     }
 
     fn forward(&mut self, params: &[Tensor<T>], x: &DMatrix<T>, z: &mut DMatrix<T>) {
@@ -707,8 +711,8 @@ impl<T: Real> LinearMap<T> for FastConv {
         grads[1].data.iter_mut().zip(db).for_each(|(d, v)| *d += v);
     }
 
-    /// The same counts as the reference ([`DirectConv`]): taps per kernel entry, `h_out·w_out` per bias.
+    /// Taps per kernel entry, `h_out·w_out` per bias ([`ConvGeometry::conv_multiplicity`]).
     fn multiplicity(&self) -> Vec<Vec<u32>> {
-        LinearMap::<T>::multiplicity(&DirectConv::new(&self.geometry))
+        self.geometry.conv_multiplicity()
     }
 }

@@ -10,8 +10,9 @@ use nalgebra::DMatrix;
 use rayon::prelude::*;
 
 use super::avgpool::compile_pool;
-use super::{LinearMap, assert_shape};
+use crate::cpu::{LANES, has_avx2};
 use crate::geometry::PoolGeometry;
+use crate::linear_map::{LinearMap, assert_shape};
 use crate::scalar::Real;
 use crate::tensor::Tensor;
 use crate::tied::TiedMatrix;
@@ -25,9 +26,6 @@ const TASK_WORK: usize = 1 << 15;
 fn column<T>(x: &[T], c: u32, batch: usize) -> &[T] {
     &x[c as usize * batch..][..batch]
 }
-
-/// Batch lanes kept in registers by [`max_row_lanes`].
-const LANES: usize = 16;
 
 /// `z[b] = x[b, cols[j*]]`, `w[b] = cols[j*]` with `j*` the first `j` where `x[b, cols[j]]` is largest
 /// (strictly greater replaces), for every sample `b` of one output row. Blocks of [`LANES`] samples
@@ -83,7 +81,7 @@ unsafe fn max_rows_avx2<T: Real>(x: &[T], indptr: &[u32], indices: &[u32], batch
 /// [`max_rows_generic`], with AVX2 when the CPU has it.
 fn max_rows<T: Real>(x: &[T], indptr: &[u32], indices: &[u32], batch: usize, zb: &mut [T], wb: &mut [u32]) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
+    if has_avx2() {
         // SAFETY: the CPU has AVX2 (checked above).
         return unsafe { max_rows_avx2(x, indptr, indices, batch, zb, wb) };
     }
@@ -147,7 +145,7 @@ unsafe fn route_channel_avx2<T: Real>(
 /// bits).
 fn route_channel<T: Real>(dxc: &mut [T], base: u32, plan: &Route<'_>, r0: usize, dz: &[T], win: &[u32], batch: usize) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
+    if has_avx2() {
         // SAFETY: the CPU has AVX2 (checked above).
         return unsafe { route_channel_avx2(dxc, base, plan, r0, dz, win, batch) };
     }
@@ -156,7 +154,7 @@ fn route_channel<T: Real>(dxc: &mut [T], base: u32, plan: &Route<'_>, r0: usize,
 
 /// A max-pooling layer: the window pattern and the winners of the last forward pass.
 #[derive(Clone, Debug)]
-pub struct MaxPool {
+pub struct TiedMaxPool {
     pub geometry: PoolGeometry,
     /// The window pattern (every nonzero the constant 1): (c·h_out·w_out, c·h_in·w_in).
     pub pattern: Arc<TiedMatrix>,
@@ -169,7 +167,7 @@ pub struct MaxPool {
     untouched: Vec<u32>,
 }
 
-impl MaxPool {
+impl TiedMaxPool {
     /// Compiles the window pattern of `g`.
     pub fn new(g: &PoolGeometry) -> Self {
         let pattern = compile_pool(g, 1.0);
@@ -178,7 +176,7 @@ impl MaxPool {
         let first_touch =
             pattern.map().indices().iter().map(|&c| !std::mem::replace(&mut seen[c as usize], true)).collect();
         let untouched = (0..cols as u32).filter(|&c| !seen[c as usize]).collect();
-        MaxPool { geometry: *g, pattern: Arc::new(pattern), winners: Vec::new(), first_touch, untouched }
+        TiedMaxPool { geometry: *g, pattern: Arc::new(pattern), winners: Vec::new(), first_touch, untouched }
     }
 
     /// Winners of the last forward pass, (B, out) column-major.
@@ -187,13 +185,9 @@ impl MaxPool {
     }
 }
 
-impl<T: Real> LinearMap<T> for MaxPool {
+impl<T: Real> LinearMap<T> for TiedMaxPool {
     fn dims(&self) -> (usize, usize) {
         self.pattern.shape()
-    }
-
-    fn param_shapes(&self) -> Vec<(&'static str, Vec<usize>)> {
-        Vec::new()
     }
 
     fn forward(&mut self, _params: &[Tensor<T>], x: &DMatrix<T>, z: &mut DMatrix<T>) {
@@ -256,12 +250,6 @@ impl<T: Real> LinearMap<T> for MaxPool {
             let (dz, win) = (&dz[rows.start * batch..rows.end * batch], &winners[rows.start * batch..rows.end * batch]);
             route_channel(dxc, base, &plan, rows.start, dz, win, batch);
         });
-    }
-
-    fn backward_params(&mut self, _grads: &mut [Tensor<T>], _x: &DMatrix<T>, _dz: &DMatrix<T>) {}
-
-    fn multiplicity(&self) -> Vec<Vec<u32>> {
-        Vec::new()
     }
 
     fn tied(&self) -> Option<&TiedMatrix> {

@@ -1,0 +1,78 @@
+//! The three engines, side by side: each owns an implementation of every layer kind behind the one
+//! [`LinearMap`] interface, and [`crate::network`] trains any of them with the same routine.
+//!
+//! | engine | conv | local | max / mean pooling | dense |
+//! |---|---|---|---|---|
+//! | [`sparse`] | compiled tied matrix | compiled tied matrix | selection over a compiled pattern / compiled matrix | [`dense`] |
+//! | [`direct`] | register-blocked direct convolution | direct, batch-vectorised | direct, batch-vectorised | [`dense`] |
+//! | [`im2col`] | im2col + GEMM | im2col + one GEMM per position | the direct engine's pools (no GEMM lowering) | [`dense`] |
+//!
+//! All three compute the same maps with the same parameter names and PyTorch layouts, so a spec and its
+//! parameters run on any of them. None of them uses the oracle ([`crate::reference`]): the tests compare
+//! each against it.
+
+pub mod dense;
+pub mod direct;
+pub mod im2col;
+pub mod sparse;
+
+use crate::geometry::PoolGeometry;
+use crate::linear_map::LinearMap;
+use crate::scalar::Real;
+use crate::spec::{Layer, Shape, conv_geometry};
+
+/// Which implementation of the linear layers a network runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Engine {
+    /// Conv, local and pooling layers compiled to tied sparse matrices ([`sparse`]).
+    #[default]
+    Sparse,
+    /// Direct convolution, local layers and pooling on the batch-innermost layout ([`direct`]); dense layers
+    /// as in `Sparse`.
+    Direct,
+    /// Convolutions and local layers by im2col + GEMM ([`im2col`]); pooling layers as in `Direct`, dense
+    /// layers as in `Sparse`.
+    Im2col,
+}
+
+impl Engine {
+    /// All engines, in the order of their names.
+    pub const ALL: [Engine; 3] = [Engine::Sparse, Engine::Direct, Engine::Im2col];
+
+    /// `sparse`, `direct` or `im2col`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Sparse => "sparse",
+            Engine::Direct => "direct",
+            Engine::Im2col => "im2col",
+        }
+    }
+
+    /// Parses an engine name ([`Self::name`]).
+    pub fn from_name(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.name() == s)
+    }
+}
+
+/// Builds the linear map of `layer` on `input` for `engine` (`None` for activations).
+pub fn build_map<T: Real>(layer: &Layer, input: Shape, engine: Engine) -> Option<Box<dyn LinearMap<T>>> {
+    let pool = |k, stride| PoolGeometry { c: input.c, h_in: input.h, w_in: input.w, k, stride };
+    Some(match (engine, *layer) {
+        (_, Layer::Act(_)) => return None,
+        (_, Layer::Dense { n }) => Box::new(dense::Dense::new(input.len(), n)),
+        (Engine::Sparse, Layer::Conv { .. }) => Box::new(sparse::conv_layer::<T>(&conv_geometry(layer, input)?)),
+        (Engine::Sparse, Layer::Local { .. }) => Box::new(sparse::local_layer::<T>(&conv_geometry(layer, input)?)),
+        (Engine::Sparse, Layer::MaxPool { k, stride }) => Box::new(sparse::TiedMaxPool::new(&pool(k, stride))),
+        (Engine::Sparse, Layer::AvgPool { k, stride }) => Box::new(sparse::avgpool_layer::<T>(&pool(k, stride))),
+        (Engine::Direct, Layer::Conv { .. }) => Box::new(direct::DirectConv::new(&conv_geometry(layer, input)?)),
+        (Engine::Direct, Layer::Local { .. }) => Box::new(direct::DirectLocal::new(&conv_geometry(layer, input)?)),
+        (Engine::Im2col, Layer::Conv { .. }) => Box::new(im2col::Im2colConv::new(&conv_geometry(layer, input)?)),
+        (Engine::Im2col, Layer::Local { .. }) => Box::new(im2col::Im2colLocal::new(&conv_geometry(layer, input)?)),
+        (Engine::Direct | Engine::Im2col, Layer::MaxPool { k, stride }) => {
+            Box::new(direct::DirectMaxPool::new(&pool(k, stride)))
+        }
+        (Engine::Direct | Engine::Im2col, Layer::AvgPool { k, stride }) => {
+            Box::new(direct::DirectAvgPool::new(&pool(k, stride)))
+        }
+    })
+}
