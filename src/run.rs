@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::budget::{self, BudgetError, Use};
 use crate::checkpoint::{self, CheckpointError, Stored};
 use crate::init::Init;
 use crate::loss::Loss;
@@ -39,6 +40,8 @@ pub enum RunError {
     Invalid { file: PathBuf, problem: String },
     #[error("{}: {source}", file.display())]
     Spec { file: PathBuf, source: SpecError },
+    #[error("{}: {source}", file.display())]
+    Budget { file: PathBuf, source: BudgetError },
 }
 
 /// What a run trains, on what, and how.
@@ -169,6 +172,8 @@ pub fn load(dir: &Path, engine: Engine) -> Result<Resumed, RunError> {
             });
         }
     }
+    let usage = Use::train(cfg.hyper.batch, cfg.limit.unwrap_or(1000));
+    budget::check(&cfg.spec, engine, usage).map_err(|source| RunError::Budget { file: model.path.clone(), source })?;
     let mut net = Network::<f32>::new(&cfg.spec, engine);
     checkpoint::load_params(&mut net, &model)?;
     let mut trainer = Trainer::new(net, cfg.hyper.clone());

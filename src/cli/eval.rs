@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use super::{CliError, Common, check_fit, load_data, parse_loss};
+use crate::budget;
 use crate::checkpoint::{self, Stored};
 use crate::network::Network;
 use crate::spec::Spec;
@@ -52,10 +53,11 @@ pub fn run(a: EvalArgs) -> Result<(), CliError> {
         };
         let data_name =
             a.data.clone().or_else(|| file.metadata.get("data").cloned()).unwrap_or_else(|| "mnist10k".into());
-        let mut net = Network::<f32>::new(&spec, engine);
-        checkpoint::load_params(&mut net, &file)?;
         let data = load_data(&data_name, a.limit)?;
         check_fit(&spec, &data_name, &[&data.test])?;
+        budget::check(&spec, engine, budget::Use::eval(data.test.len()))?;
+        let mut net = Network::<f32>::new(&spec, engine);
+        checkpoint::load_params(&mut net, &file)?;
         let ev = evaluate(&mut net, &data.test, loss, 1000);
         println!(
             "eval: checkpoint={} data={data_name} n={} loss={:.6} acc={:.4}",

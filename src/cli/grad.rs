@@ -11,6 +11,7 @@ use nalgebra::DMatrix;
 use safetensors::Dtype;
 
 use super::{CliError, Common, parse_loss};
+use crate::budget;
 use crate::checkpoint::{self, Stored};
 use crate::loss::{Loss, Targets};
 use crate::network::Network;
@@ -49,8 +50,6 @@ pub fn run(a: GradArgs) -> Result<(), CliError> {
             None => Hyper::preset(&a.model).loss,
         };
         let k = spec.output()?.len();
-        let mut net = Network::<f32>::new(&spec, engine);
-        checkpoint::load_params(&mut net, &Stored::read(&a.params)?)?;
         let batch = Stored::read(&a.batch)?;
         let x = batch.f32_tensor("x", None)?;
         let s = spec.input;
@@ -65,6 +64,9 @@ pub fn run(a: GradArgs) -> Result<(), CliError> {
                 s.w
             )));
         }
+        budget::check(&spec, engine, budget::Use::grad(n))?;
+        let mut net = Network::<f32>::new(&spec, engine);
+        checkpoint::load_params(&mut net, &Stored::read(&a.params)?)?;
         // (N, C·H·W) column-major from row-major (N, C, H, W).
         let f = s.len();
         let xm = DMatrix::from_fn(n, f, |b, j| x.data[b * f + j]);

@@ -11,6 +11,7 @@ mod train;
 
 use clap::{Parser, Subcommand};
 
+use crate::budget::BudgetError;
 use crate::checkpoint::CheckpointError;
 use crate::data::{DataError, Dataset, Source, Splits};
 use crate::loss::Loss;
@@ -51,6 +52,8 @@ pub enum CliError {
     Run(#[from] RunError),
     #[error(transparent)]
     Spec(#[from] SpecError),
+    #[error(transparent)]
+    Budget(#[from] BudgetError),
     #[error("{0}")]
     Other(String),
 }

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use super::CliError;
+use crate::budget;
 use crate::checkpoint;
 use crate::network::{Engine, Network};
 use crate::picture::{self, LayerInfo};
@@ -54,6 +55,7 @@ pub fn run(a: ShowArgs) -> Result<(), CliError> {
         Layer::Dense { .. } => ("dense", Vec::new()),
         Layer::Act(_) => ("activation", Vec::new()),
     };
+    budget::check(&spec, Engine::Sparse, budget::Use::BUILD)?;
     let net = Network::<f32>::new(&spec, Engine::Sparse);
     let Some(t) = net.map(a.layer).and_then(|m| m.tied()) else {
         return Err(CliError::other(format!(

@@ -8,7 +8,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use super::{CliError, Common, check_fit, load_data, parse_loss};
 use crate::checkpoint::{self, Stored};
 use crate::init::init_params;
-use crate::network::Network;
+use crate::budget;
+use crate::network::{Engine, Network};
 use crate::optim::DecayMode;
 use crate::run::{self, MODEL_FILE, RunConfig};
 use crate::spec::Spec;
@@ -67,7 +68,7 @@ pub fn run(a: TrainArgs) -> Result<(), CliError> {
     let threads = pool.current_num_threads();
     pool.install(|| {
         // Everything that can fail on user input is checked before the run directory is created.
-        let (cfg, mut trainer, metrics, dir, fresh) = match &a.resume {
+        let (cfg, mut trainer, metrics, dir, fresh, data) = match &a.resume {
             Some(dir) => {
                 let r = run::load(dir, engine)?;
                 let mut cfg = r.cfg;
@@ -76,10 +77,16 @@ pub fn run(a: TrainArgs) -> Result<(), CliError> {
                     cfg.hyper.epochs = e;
                     trainer.hyper.epochs = e;
                 }
-                (cfg, trainer, r.metrics, dir.clone(), false)
+                let data = load_data(&cfg.data, cfg.limit)?;
+                check_fit(&cfg.spec, &cfg.data, &[&data.train, &data.test])?;
+                (cfg, trainer, r.metrics, dir.clone(), false, data)
             }
             None => {
-                let (cfg, trainer) = fresh_run(&a, engine)?;
+                let cfg = fresh_config(&a)?;
+                let data = load_data(&cfg.data, cfg.limit)?;
+                check_fit(&cfg.spec, &cfg.data, &[&data.train, &data.test])?;
+                budget::check(&cfg.spec, engine, budget::Use::train(cfg.hyper.batch, data.test.len()))?;
+                let trainer = fresh_trainer(&a, &cfg, engine)?;
                 let dir = a.out.clone().unwrap_or_else(|| default_dir(&cfg));
                 if dir.join(MODEL_FILE).exists() {
                     return Err(CliError::other(format!(
@@ -87,11 +94,9 @@ pub fn run(a: TrainArgs) -> Result<(), CliError> {
                         dir.display()
                     )));
                 }
-                (cfg, trainer, Vec::new(), dir, true)
+                (cfg, trainer, Vec::new(), dir, true, data)
             }
         };
-        let data = load_data(&cfg.data, cfg.limit)?;
-        check_fit(&cfg.spec, &cfg.data, &[&data.train, &data.test])?;
         if data.train.is_empty() || data.test.is_empty() {
             return Err(CliError::other(format!("data {}: the training or test set is empty", cfg.data)));
         }
@@ -104,7 +109,7 @@ pub fn run(a: TrainArgs) -> Result<(), CliError> {
     })
 }
 
-fn fresh_run(a: &TrainArgs, engine: crate::network::Engine) -> Result<(RunConfig, Trainer), CliError> {
+fn fresh_config(a: &TrainArgs) -> Result<RunConfig, CliError> {
     let model = a.model.clone().unwrap_or_else(|| "lenet5".into());
     let spec = Spec::parse(&model)?;
     let preset = matches!(model.trim(), "lenet5" | "seed");
@@ -145,15 +150,18 @@ fn fresh_run(a: &TrainArgs, engine: crate::network::Engine) -> Result<(RunConfig
     if let Some(n) = a.limit {
         positive("limit", n)?;
     }
-    let mut net = Network::<f32>::new(&spec, engine);
+    Ok(RunConfig { model, spec, data: a.data.clone().unwrap_or_else(|| "mnist10k".into()), limit: a.limit, hyper: h })
+}
+
+/// The trainer of a new run: parameters from `--init` or initialised from the seed. The spec has passed
+/// [`budget::check`].
+fn fresh_trainer(a: &TrainArgs, cfg: &RunConfig, engine: Engine) -> Result<Trainer, CliError> {
+    let mut net = Network::<f32>::new(&cfg.spec, engine);
     match &a.init {
         Some(p) => checkpoint::load_params(&mut net, &Stored::read(p)?)?,
-        None => init_params(&mut net, h.init, h.seed),
+        None => init_params(&mut net, cfg.hyper.init, cfg.hyper.seed),
     }
-    let cfg =
-        RunConfig { model, spec, data: a.data.clone().unwrap_or_else(|| "mnist10k".into()), limit: a.limit, hyper: h };
-    let trainer = Trainer::new(net, cfg.hyper.clone());
-    Ok((cfg, trainer))
+    Ok(Trainer::new(net, cfg.hyper.clone()))
 }
 
 fn default_dir(cfg: &RunConfig) -> PathBuf {
