@@ -233,15 +233,10 @@ fn layer_bytes(
             let g = conv_geometry(layer, input).expect("conv or local");
             let (nnz, taps) = conv_nonzeros(&g);
             let local = matches!(layer, Layer::Local { .. });
-            let n_params = if local { mul(&[n_out, g.c_in as u128, g.k as u128, g.k as u128]) } else { g.kernel_len() as u128 };
-            let fail = |what, value, limit| BudgetError::Index {
-                index,
-                layer: layer.to_string(),
-                input,
-                what,
-                value,
-                limit,
-            };
+            let n_params =
+                if local { mul(&[n_out, g.c_in as u128, g.k as u128, g.k as u128]) } else { g.kernel_len() as u128 };
+            let fail =
+                |what, value, limit| BudgetError::Index { index, layer: layer.to_string(), input, what, value, limit };
             let u32_max = u32::MAX as u128 - 1;
             for (what, value) in [("rows", n_out), ("columns", n_in), ("nonzeros", nnz), ("taps", taps)] {
                 if value > u32_max {
@@ -346,7 +341,11 @@ mod tests {
                                     count += u128::from((0..n as isize).contains(&c));
                                 }
                             }
-                            assert_eq!(axis_inside(n, n_out, k, stride, pad, dil), count, "n={n} k={k} s={stride} p={pad} d={dil}");
+                            assert_eq!(
+                                axis_inside(n, n_out, k, stride, pad, dil),
+                                count,
+                                "n={n} k={k} s={stride} p={pad} d={dil}"
+                            );
                         }
                     }
                 }

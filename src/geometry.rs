@@ -183,7 +183,8 @@ impl ConvGeometry {
                 "sizes must be positive (c_in={c_in}, c_out={c_out}, k={k}, stride={stride}, dil={dil}, input {h_in}x{w_in})"
             ));
         }
-        let (Some((ph, span)), Some((pw, _))) = (window_sizes(h_in, k, pad, dil), window_sizes(w_in, k, pad, dil)) else {
+        let (Some((ph, span)), Some((pw, _))) = (window_sizes(h_in, k, pad, dil), window_sizes(w_in, k, pad, dil))
+        else {
             return Err(format!(
                 "k={k}, pad={pad}, dil={dil} on input {h_in}x{w_in}: the padded input (n + 2·pad) or the kernel span (dil·(k − 1) + 1) exceeds {}",
                 isize::MAX
@@ -206,7 +207,8 @@ impl ConvGeometry {
             }
             _ => Ok(()),
         }?;
-        if checked_product(&[c_out, self.h_out(), self.w_out()]).is_none() || checked_product(&[c_in, h_in, w_in]).is_none()
+        if checked_product(&[c_out, self.h_out(), self.w_out()]).is_none()
+            || checked_product(&[c_in, h_in, w_in]).is_none()
         {
             return Err(format!(
                 "the output {c_out}x{}x{} or the input {c_in}x{h_in}x{w_in} has more features than fit in 64 bits",

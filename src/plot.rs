@@ -19,23 +19,42 @@ pub(crate) fn register_font() {
     });
 }
 
-/// Draws the curves of `metrics` into the PNG `path` (written to a temporary file, then renamed).
-pub fn plot_curves(path: &Path, metrics: &[EpochMetrics], title: &str) -> Result<(), String> {
+/// Width and height of the curves' picture, in pixels.
+const SIZE: (u32, u32) = (1000, 420);
+
+/// The curves of `metrics` as PNG bytes. The picture is drawn in memory and encoded here, so the only
+/// way to fail is a drawing error, reported as one plain line; writing the file is the caller's (atomic)
+/// business.
+pub fn curves_png(metrics: &[EpochMetrics], title: &str) -> Result<Vec<u8>, String> {
     register_font();
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".tmp{}.{name}", std::process::id()));
-    let result = draw(&tmp, metrics, title).map_err(|e| format!("cannot draw the plot: {e}"));
-    match result.and_then(|()| std::fs::rename(&tmp, path).map_err(|e| format!("cannot write the plot: {e}"))) {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e)
-        }
+    let mut buf = vec![0u8; SIZE.0 as usize * SIZE.1 as usize * 3];
+    draw(BitMapBackend::with_buffer(&mut buf, SIZE), metrics, title)
+        .map_err(|e| format!("cannot draw the curves: {}", one_line(&e.to_string())))?;
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, SIZE.0, SIZE.1);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        let mut wr = enc.write_header().map_err(|e| format!("cannot encode the curves as PNG: {e}"))?;
+        wr.write_image_data(&buf).map_err(|e| format!("cannot encode the curves as PNG: {e}"))?;
     }
+    Ok(out)
 }
 
-fn draw(path: &Path, metrics: &[EpochMetrics], title: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let root = BitMapBackend::new(path, (1000, 420)).into_drawing_area();
+/// Draws the curves of `metrics` into the PNG file `path`, atomically
+/// ([`crate::checkpoint::write_atomic`]); errors are one plain line.
+pub fn plot_curves(path: &Path, metrics: &[EpochMetrics], title: &str) -> Result<(), String> {
+    let png = curves_png(metrics, title)?;
+    crate::checkpoint::write_atomic(path, &png).map_err(|e| e.to_string())
+}
+
+/// `s` on one line, without Rust's debug noise beyond the first line.
+fn one_line(s: &str) -> String {
+    s.lines().next().unwrap_or_default().to_string()
+}
+
+fn draw(backend: BitMapBackend<'_>, metrics: &[EpochMetrics], title: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let root = backend.into_drawing_area();
     root.fill(&WHITE)?;
     let root = root.titled(title, ("sans-serif", 20))?;
     let (left, right) = root.split_horizontally(500);

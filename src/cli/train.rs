@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{CliError, Common, check_fit, load_data, parse_loss};
+use crate::budget;
 use crate::checkpoint::{self, Stored};
 use crate::init::init_params;
-use crate::budget;
 use crate::network::{Engine, Network};
 use crate::optim::DecayMode;
 use crate::run::{self, MODEL_FILE, RunConfig};
