@@ -47,12 +47,24 @@ pub enum BudgetError {
     )]
     Index { index: usize, layer: String, input: Shape, what: &'static str, value: u128, limit: u128 },
     /// The whole network needs more memory than is available.
-    #[error(
-        "model spec {spec:?} needs about {} ({need} bytes) for {purpose}, the most for {largest}; only {} ({usable} bytes, {USABLE_PERCENT}% of {from}) may be used",
-        human(*need),
-        human(*usable)
-    )]
-    Memory { spec: String, purpose: String, need: u128, largest: String, usable: u128, from: String },
+    #[error(transparent)]
+    Memory(Box<Shortfall>),
+}
+
+/// A network's estimate against the memory it may use.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "model spec {spec:?} needs about {} ({need} bytes) for {purpose}, the most for {largest}; only {} ({usable} bytes, {USABLE_PERCENT}% of {from}) may be used",
+    human(*need),
+    human(*usable)
+)]
+pub struct Shortfall {
+    pub spec: String,
+    pub purpose: String,
+    pub need: u128,
+    pub largest: String,
+    pub usable: u128,
+    pub from: String,
 }
 
 /// What a network will be used for: how many samples' activations are held at once and how many
@@ -131,14 +143,14 @@ pub fn check(spec: &Spec, engine: Engine, usage: Use) -> Result<Need, BudgetErro
     let usable = avail.bytes / 100 * USABLE_PERCENT;
     if need.total > usable {
         let largest = need.parts.iter().max_by_key(|p| p.1).expect("at least two parts");
-        return Err(BudgetError::Memory {
+        return Err(BudgetError::Memory(Box::new(Shortfall {
             spec: spec.to_string(),
             purpose: usage.describe(),
             need: need.total,
             largest: format!("{} ({})", largest.0, human(largest.1)),
             usable,
             from: avail.source,
-        });
+        })));
     }
     Ok(need)
 }

@@ -41,7 +41,7 @@ pub enum RunError {
     #[error("{}: {source}", file.display())]
     Spec { file: PathBuf, source: SpecError },
     #[error("{}: {source}", file.display())]
-    Budget { file: PathBuf, source: BudgetError },
+    Budget { file: PathBuf, source: Box<BudgetError> },
 }
 
 /// What a run trains, on what, and how.
@@ -173,7 +173,8 @@ pub fn load(dir: &Path, engine: Engine) -> Result<Resumed, RunError> {
         }
     }
     let usage = Use::train(cfg.hyper.batch, cfg.limit.unwrap_or(1000));
-    budget::check(&cfg.spec, engine, usage).map_err(|source| RunError::Budget { file: model.path.clone(), source })?;
+    budget::check(&cfg.spec, engine, usage)
+        .map_err(|e| RunError::Budget { file: model.path.clone(), source: Box::new(e) })?;
     let mut net = Network::<f32>::new(&cfg.spec, engine);
     checkpoint::load_params(&mut net, &model)?;
     let mut trainer = Trainer::new(net, cfg.hyper.clone());
