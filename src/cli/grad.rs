@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use nalgebra::DMatrix;
 use safetensors::Dtype;
 
-use super::{CliError, Common, parse_loss};
+use super::{CliError, Common, outln, parse_loss};
 use crate::budget;
 use crate::checkpoint::{self, Stored};
 use crate::loss::{Loss, Targets};
@@ -22,7 +22,7 @@ use crate::train::Hyper;
 #[derive(clap::Args, Debug)]
 pub struct GradArgs {
     /// lenet5, seed, or a model spec string.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     model: String,
     /// Parameters (safetensors, named "{i}.weight", "{i}.bias").
     #[arg(long, value_name = "P.safetensors")]
@@ -106,6 +106,13 @@ pub fn run(a: GradArgs) -> Result<(), CliError> {
         if !j.is_finite() {
             return Err(CliError::other(format!("the loss is {j} on this batch; nothing written")));
         }
+        for (name, g) in checkpoint::named(&net, &grads, "") {
+            if let Some((i, v)) = g.data.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+                return Err(CliError::other(format!(
+                    "the gradient {name:?} holds {v} at flat index {i} on this batch (the values overflow f32); nothing written"
+                )));
+            }
+        }
         let loss_t = Tensor::from_vec(&[], vec![j]);
         let mut tensors = vec![("loss".to_string(), &loss_t)];
         tensors.extend(checkpoint::named(&net, &grads, ""));
@@ -113,7 +120,7 @@ pub fn run(a: GradArgs) -> Result<(), CliError> {
         meta.insert("spec".to_string(), spec.to_string());
         meta.insert("loss".to_string(), loss.name().to_string());
         checkpoint::write(&a.out, &tensors, &meta)?;
-        println!(
+        outln!(
             "grad: model={} n={n} loss={j} out={}",
             a.model.split_whitespace().collect::<String>(),
             a.out.display()

@@ -64,10 +64,14 @@ impl CliError {
     }
 }
 
+/// The most worker threads a command starts (results never depend on the count; this machine has a
+/// few cores, and starting tens of thousands of threads takes minutes).
+pub const MAX_THREADS: usize = 256;
+
 /// Options shared by the subcommands.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Common {
-    /// Worker threads (default: all cores). Results do not depend on it.
+    /// Worker threads, 1 to 256 (default: all cores). Results do not depend on it.
     #[arg(long)]
     pub threads: Option<usize>,
     /// Engine of the linear layers: sparse (tied sparse matrices), direct (direct convolution) or im2col.
@@ -85,6 +89,9 @@ impl Common {
         if let Some(n) = self.threads {
             if n == 0 {
                 return Err(CliError::other("--threads 0: need at least one thread"));
+            }
+            if n > MAX_THREADS {
+                return Err(CliError::other(format!("--threads {n}: at most {MAX_THREADS}")));
             }
             b = b.num_threads(n);
         }
@@ -130,9 +137,42 @@ fn check_fit(spec: &Spec, data_name: &str, sets: &[&Dataset]) -> Result<(), CliE
     Ok(())
 }
 
-/// Parses the arguments, runs the command, prints errors; returns the exit code.
+/// Prints a line on stdout, ignoring a closed pipe (`train … | head -1`): output is a report, and losing
+/// its reader must not stop a run or lose its files. Never panics.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+pub(crate) use outln;
+
+/// Parses the arguments, runs the command, prints errors; returns the exit code. A command-line error is
+/// one line too (clap's own first line, then where to find help); `--help` and `--version` print as usual.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                let _ = e.print();
+                return e.exit_code();
+            }
+            // clap's first paragraph (the error and, for missing arguments, their names), on one line.
+            let text = e.to_string();
+            let words: Vec<&str> =
+                text.lines().take_while(|l| !l.trim().is_empty()).flat_map(str::split_whitespace).collect();
+            let line = words.join(" ");
+            let line = if line.starts_with("error:") { line } else { format!("error: {line}") };
+            eprintln!("{line} (try --help)");
+            return 2;
+        }
+    };
     let result = match cli.command {
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::CliError;
+use super::{CliError, outln};
 use crate::budget;
 use crate::checkpoint;
 use crate::network::{Engine, Network};
@@ -12,7 +12,7 @@ use crate::spec::{Layer, Spec};
 #[derive(clap::Args, Debug)]
 pub struct ShowArgs {
     /// lenet5, seed, or a model spec string.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     model: String,
     /// The layer (0-based position after the input shape; activations and pools count).
     #[arg(long, value_name = "I")]
@@ -90,6 +90,6 @@ pub fn run(a: ShowArgs) -> Result<(), CliError> {
     }
     .map_err(CliError::other)?;
     checkpoint::write_atomic(&a.out, &png)?;
-    println!("show: wrote {} (layer {} `{layer}`, {} bytes)", a.out.display(), a.layer, png.len());
+    outln!("show: wrote {} (layer {} `{layer}`, {} bytes)", a.out.display(), a.layer, png.len());
     Ok(())
 }

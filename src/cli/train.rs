@@ -5,20 +5,20 @@ use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::{CliError, Common, check_fit, load_data, parse_loss};
+use super::{CliError, Common, check_fit, load_data, outln, parse_loss};
 use crate::budget;
 use crate::checkpoint::{self, Stored};
 use crate::init::init_params;
 use crate::network::{Engine, Network};
 use crate::optim::DecayMode;
-use crate::run::{self, MODEL_FILE, RunConfig};
+use crate::run::{self, MODEL_FILE, RunConfig, RunDir};
 use crate::spec::Spec;
 use crate::train::{EpochMetrics, Hyper, LrSchedule, StepProgress, TrainError, Trainer};
 
 #[derive(clap::Args, Debug)]
 pub struct TrainArgs {
     /// lenet5, seed, or a model spec string ("1x28x28 > conv(6,5) > relu > ...").
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     model: Option<String>,
     /// mnist10k (embedded), fashion, or a directory of IDX files.
     #[arg(long)]
@@ -28,14 +28,15 @@ pub struct TrainArgs {
     epochs: Option<usize>,
     #[arg(long)]
     batch: Option<usize>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     lr: Option<f64>,
     /// constant or cosine (from --lr down towards 0 over the epochs); presets carry their own.
     #[arg(long, value_name = "SCHEDULE")]
     lr_schedule: Option<String>,
-    #[arg(long)]
+    /// In [0, 1).
+    #[arg(long, allow_negative_numbers = true)]
     momentum: Option<f64>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     weight_decay: Option<f64>,
     /// per-parameter (PyTorch's weight_decay) or expanded (once per copy in the expanded matrix).
     #[arg(long)]
@@ -68,18 +69,20 @@ pub fn run(a: TrainArgs) -> Result<(), CliError> {
     let threads = pool.current_num_threads();
     pool.install(|| {
         // Everything that can fail on user input is checked before the run directory is created.
-        let (cfg, mut trainer, metrics, dir, fresh, data) = match &a.resume {
-            Some(dir) => {
-                let r = run::load(dir, engine)?;
+        let (cfg, mut trainer, metrics, dir, data) = match &a.resume {
+            Some(path) => {
+                let dir = RunDir::open(path)?;
+                let r = run::load(path, engine)?;
                 let mut cfg = r.cfg;
                 let mut trainer = r.trainer;
                 if let Some(e) = a.epochs {
+                    check_new_horizon(path, &cfg, e)?;
                     cfg.hyper.epochs = e;
                     trainer.hyper.epochs = e;
                 }
                 let data = load_data(&cfg.data, cfg.limit)?;
                 check_fit(&cfg.spec, &cfg.data, &[&data.train, &data.test])?;
-                (cfg, trainer, r.metrics, dir.clone(), false, data)
+                (cfg, trainer, r.metrics, dir, data)
             }
             None => {
                 let cfg = fresh_config(&a)?;
@@ -87,26 +90,50 @@ pub fn run(a: TrainArgs) -> Result<(), CliError> {
                 check_fit(&cfg.spec, &cfg.data, &[&data.train, &data.test])?;
                 budget::check(&cfg.spec, engine, budget::Use::train(cfg.hyper.batch, data.test.len()))?;
                 let trainer = fresh_trainer(&a, &cfg, engine)?;
-                let dir = a.out.clone().unwrap_or_else(|| default_dir(&cfg));
-                if dir.join(MODEL_FILE).exists() {
-                    return Err(CliError::other(format!(
-                        "{}: already holds a run; continue it with --resume or choose another --out",
-                        dir.display()
-                    )));
+                if data.train.is_empty() || data.test.is_empty() {
+                    return Err(CliError::other(format!("data {}: the training or test set is empty", cfg.data)));
                 }
-                (cfg, trainer, Vec::new(), dir, true, data)
+                let dir = match &a.out {
+                    Some(out) => RunDir::create(out)?,
+                    None => RunDir::create_unique(Path::new("runs"), &default_stem(&cfg))?,
+                };
+                // Epoch 0 (the initial parameters) is the first commit: from here on the directory resumes.
+                if let Err(e) = dir.commit(&cfg, &trainer, &[]) {
+                    dir.abandon();
+                    return Err(e.into());
+                }
+                (cfg, trainer, Vec::new(), dir, data)
             }
         };
         if data.train.is_empty() || data.test.is_empty() {
             return Err(CliError::other(format!("data {}: the training or test set is empty", cfg.data)));
         }
-        if fresh {
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| CliError::other(format!("{}: cannot create: {e}", dir.display())))?;
-            run::save(&dir, &cfg, &trainer, &metrics)?;
+        let fresh = a.resume.is_none();
+        let result = train_loop(&cfg, &mut trainer, metrics, &data, &dir, threads, engine.name(), fresh);
+        if result.is_err() && fresh && trainer.epoch == 0 {
+            // A new run that never completed an epoch leaves nothing behind.
+            dir.abandon();
         }
-        train_loop(&cfg, &mut trainer, metrics, &data, &dir, threads, engine.name())
+        result
     })
+}
+
+/// With a cosine schedule the learning rate of every epoch depends on the run's planned epochs (its
+/// horizon), so `--resume … --epochs N` must keep it to give the bytes of an uninterrupted run; a
+/// constant schedule may be extended or shortened freely.
+fn check_new_horizon(dir: &Path, cfg: &RunConfig, epochs: usize) -> Result<(), CliError> {
+    if epochs == 0 {
+        return Err(CliError::other("--epochs 0: must be at least 1"));
+    }
+    if cfg.hyper.schedule == LrSchedule::Cosine && epochs != cfg.hyper.epochs {
+        return Err(CliError::other(format!(
+            "--epochs {epochs}: {} follows a cosine learning-rate schedule planned over {} epochs, and every epoch's rate depends on that horizon; it resumes to {} epochs only (leave out --epochs), or start a new run",
+            dir.display(),
+            cfg.hyper.epochs,
+            cfg.hyper.epochs
+        )));
+    }
+    Ok(())
 }
 
 fn fresh_config(a: &TrainArgs) -> Result<RunConfig, CliError> {
@@ -123,21 +150,12 @@ fn fresh_config(a: &TrainArgs) -> Result<RunConfig, CliError> {
         }
         h.loss = parse_loss(l)?;
     }
-    let positive = |name: &str, v: usize| {
-        if v == 0 { Err(CliError::other(format!("--{name} 0: must be at least 1"))) } else { Ok(v) }
-    };
-    let finite = |name: &str, v: f64| {
-        if v.is_finite() && v >= 0.0 {
-            Ok(v)
-        } else {
-            Err(CliError::other(format!("--{name} {v}: must be finite and >= 0")))
-        }
-    };
-    h.epochs = positive("epochs", a.epochs.unwrap_or(h.epochs))?;
-    h.batch = positive("batch", a.batch.unwrap_or(h.batch))?;
-    h.lr = finite("lr", a.lr.unwrap_or(h.lr))?;
-    h.momentum = finite("momentum", a.momentum.unwrap_or(h.momentum))?;
-    h.weight_decay = finite("weight-decay", a.weight_decay.unwrap_or(h.weight_decay))?;
+    h.epochs = a.epochs.unwrap_or(h.epochs);
+    h.batch = a.batch.unwrap_or(h.batch);
+    h.lr = a.lr.unwrap_or(h.lr);
+    h.momentum = a.momentum.unwrap_or(h.momentum);
+    h.weight_decay = a.weight_decay.unwrap_or(h.weight_decay);
+    h.check().map_err(|b| CliError::other(format!("--{} {}: {}", b.key.replace('_', "-"), b.value, b.rule)))?;
     if let Some(l) = &a.lr_schedule {
         h.schedule = LrSchedule::from_name(l)
             .ok_or_else(|| CliError::other(format!("--lr-schedule {l:?}: expected constant or cosine")))?;
@@ -147,8 +165,8 @@ fn fresh_config(a: &TrainArgs) -> Result<RunConfig, CliError> {
             .ok_or_else(|| CliError::other(format!("--decay-mode {d:?}: expected per-parameter or expanded")))?;
     }
     h.seed = a.seed.unwrap_or(h.seed);
-    if let Some(n) = a.limit {
-        positive("limit", n)?;
+    if a.limit == Some(0) {
+        return Err(CliError::other("--limit 0: must be at least 1"));
     }
     Ok(RunConfig { model, spec, data: a.data.clone().unwrap_or_else(|| "mnist10k".into()), limit: a.limit, hyper: h })
 }
@@ -164,27 +182,32 @@ fn fresh_trainer(a: &TrainArgs, cfg: &RunConfig, engine: Engine) -> Result<Train
     Ok(Trainer::new(net, cfg.hyper.clone()))
 }
 
-fn default_dir(cfg: &RunConfig) -> PathBuf {
+/// `MODEL-UNIXTIME`, the name of a default run directory under `runs/` ([`RunDir::create_unique`] adds
+/// `-2`, `-3`, … when runs start in the same second).
+fn default_stem(cfg: &RunConfig) -> String {
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let label: String = cfg.model_label().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
-    PathBuf::from("runs").join(format!("{label}-{secs}"))
+    format!("{label}-{secs}")
 }
 
+#[allow(clippy::too_many_arguments)]
 fn train_loop(
     cfg: &RunConfig,
     trainer: &mut Trainer,
     mut metrics: Vec<EpochMetrics>,
     data: &crate::data::Splits,
-    dir: &Path,
+    run_dir: &RunDir,
     threads: usize,
     engine: &str,
+    fresh: bool,
 ) -> Result<(), CliError> {
+    let dir = run_dir.path();
     let epochs = cfg.hyper.epochs;
     let steps = data.train.len().div_ceil(cfg.hyper.batch);
     let start_epoch = trainer.epoch;
     let terminal = std::io::stderr().is_terminal();
     let (mut images, mut secs) = (0usize, 0.0f64);
-    println!(
+    outln!(
         "train: {} ({} parameters) on {} ({} train, {} test), run directory {}",
         cfg.spec,
         trainer.net.n_params(),
@@ -214,13 +237,19 @@ fn train_loop(
                 bar.set_message(msg);
             } else if p.step * 4 / p.steps > last_plain && p.step < p.steps {
                 last_plain = p.step * 4 / p.steps;
-                println!("epoch {}/{epochs} step {}/{} {msg}", p.epoch, p.step, p.steps);
+                outln!("epoch {}/{epochs} step {}/{} {msg}", p.epoch, p.step, p.steps);
             }
         };
         let result = trainer.run_epoch(&data.train, &data.test, &mut on_step);
         bar.finish_and_clear();
         let m = match result {
             Ok(m) => m,
+            Err(e @ TrainError::NonFinite { .. }) if fresh && trainer.epoch == 0 => {
+                return Err(CliError::other(format!(
+                    "{e}; stopped before completing an epoch, so nothing is kept in {}",
+                    dir.display()
+                )));
+            }
             Err(e @ TrainError::NonFinite { .. }) => {
                 return Err(CliError::other(format!(
                     "{e}; stopped, {} keeps the last good checkpoint (epoch {})",
@@ -231,19 +260,27 @@ fn train_loop(
         };
         images += data.train.len();
         secs += m.train_secs;
-        println!(
+        outln!(
             "epoch {}/{epochs} step {} loss {:.4} train_acc {:.4} test_loss {:.4} test_acc {:.4} img_per_s {:.0} train_s {:.2}",
-            m.epoch, m.step, m.loss, m.train_acc, m.test_loss, m.test_acc, m.img_per_s, m.train_secs
+            m.epoch,
+            m.step,
+            m.loss,
+            m.train_acc,
+            m.test_loss,
+            m.test_acc,
+            m.img_per_s,
+            m.train_secs
         );
         metrics.push(m);
-        run::save(dir, cfg, trainer, &metrics)?;
+        run_dir.commit(cfg, trainer, &metrics)?;
     }
     let test_acc = metrics.last().map_or(f64::NAN, |m| m.test_acc);
     let img_per_s = if secs > 0.0 { images as f64 / secs } else { 0.0 };
     let model: String = cfg.model.chars().filter(|c| !c.is_whitespace()).collect();
-    println!(
+    outln!(
         "train: model={model} data={} engine={engine} epochs={epochs} batch={} threads={threads} img_per_s={img_per_s:.0} test_acc={test_acc:.4}",
-        cfg.data, cfg.hyper.batch
+        cfg.data,
+        cfg.hyper.batch
     );
     Ok(())
 }
