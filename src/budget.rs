@@ -12,7 +12,7 @@
 //! parameters    4 · P · (copies + S − 1)                  params, gradients, momentum, … + shard gradients
 //! sparse index  16 · nnz + 12 · taps + 60 · (rows + cols)  W and Wᵀ (column + code per nonzero), the builder's
 //!               + gradient plan                             entries (one per tap), row pointers and groups
-//! im2col        2 · 4 · R · positions · c_in · k²          column buffer and its gradient
+//! im2col        2 · 4 · R · positions · c_in · k²          column buffer and its gradient (conv and local)
 //! max pooling   4 · R · out                               winners
 //! ```
 //!
@@ -271,11 +271,11 @@ fn layer_bytes(
                 .saturating_add(mul(&[60, n_in + n_out + 2]))
                 .saturating_add(plan))
         }
-        (Layer::Conv { .. }, Engine::Im2col) => {
-            let g = conv_geometry(layer, input).expect("conv");
+        (Layer::Conv { .. } | Layer::Local { .. }, Engine::Im2col) => {
+            let g = conv_geometry(layer, input).expect("conv or local");
             Ok(mul(&[8, rows, (g.h_out() * g.w_out()) as u128, g.c_in as u128, g.k as u128, g.k as u128]))
         }
-        (Layer::Conv { .. } | Layer::Local { .. }, Engine::Direct | Engine::Im2col) => {
+        (Layer::Conv { .. } | Layer::Local { .. }, Engine::Direct) => {
             // Tap tables, one u32 per (output position, kernel offset) along each axis.
             let g = conv_geometry(layer, input).expect("conv or local");
             Ok(mul(&[16, (g.h_out() + g.w_out()) as u128, g.k as u128]))
