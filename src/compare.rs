@@ -780,18 +780,13 @@ pub mod plot {
     }
 }
 
-/// Writes a PNG drawn by `draw` atomically (temporary file, then rename).
+/// Writes a PNG drawn by `draw` atomically ([`crate::atomic`]).
 pub fn write_png(path: &Path, rows: &[Row], title: &str, draw: plot::Draw) -> Result<(), String> {
     crate::plot::register_font();
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".tmp{}.{name}", std::process::id()));
-    let result = draw(&tmp, rows, title).map_err(|e| format!("{}: cannot draw the plot: {e}", path.display()));
-    let result =
-        result.and_then(|()| std::fs::rename(&tmp, path).map_err(|e| format!("{}: cannot write: {e}", path.display())));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    crate::atomic::write_with(path, |tmp| draw(tmp, rows, title)).map_err(|f| match f {
+        crate::atomic::Failure::Fill(e) => format!("{}: cannot draw the plot: {e}", path.display()),
+        crate::atomic::Failure::Io(e) => format!("{}: cannot write: {e}", path.display()),
+    })
 }
 
 #[cfg(test)]

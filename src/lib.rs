@@ -9,6 +9,7 @@
 //! (C, H, W) like PyTorch's NCHW.
 
 pub mod activation;
+pub mod atomic;
 pub mod checkpoint;
 pub mod cli;
 pub mod compare;

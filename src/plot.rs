@@ -6,6 +6,7 @@ use std::sync::Once;
 
 use plotters::prelude::*;
 
+use crate::atomic::Failure;
 use crate::train::EpochMetrics;
 
 static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
@@ -19,19 +20,13 @@ pub(crate) fn register_font() {
     });
 }
 
-/// Draws the curves of `metrics` into the PNG `path` (written to a temporary file, then renamed).
+/// Draws the curves of `metrics` into the PNG `path`, written atomically ([`crate::atomic`]).
 pub fn plot_curves(path: &Path, metrics: &[EpochMetrics], title: &str) -> Result<(), String> {
     register_font();
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".tmp{}.{name}", std::process::id()));
-    let result = draw(&tmp, metrics, title).map_err(|e| format!("cannot draw the plot: {e}"));
-    match result.and_then(|()| std::fs::rename(&tmp, path).map_err(|e| format!("cannot write the plot: {e}"))) {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e)
-        }
-    }
+    crate::atomic::write_with(path, |tmp| draw(tmp, metrics, title)).map_err(|f| match f {
+        Failure::Fill(e) => format!("cannot draw the plot: {e}"),
+        Failure::Io(e) => format!("cannot write the plot: {e}"),
+    })
 }
 
 fn draw(path: &Path, metrics: &[EpochMetrics], title: &str) -> Result<(), Box<dyn std::error::Error>> {

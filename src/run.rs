@@ -9,7 +9,7 @@
 //!
 //! Resuming needs the parameters, the momentum buffers, the completed epoch and step counts, and the
 //! seed: the shuffle of epoch `e` depends on `(seed, e)` only (see [`crate::train::epoch_rng`]).
-//! Every file is written atomically (temporary file, then rename).
+//! Every file is written atomically ([`crate::atomic`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -192,7 +192,7 @@ pub fn write_metrics(path: &Path, metrics: &[EpochMetrics]) -> Result<(), RunErr
             m.epoch, m.step, m.loss, m.train_acc, m.test_loss, m.test_acc, m.img_per_s
         ));
     }
-    checkpoint::write_atomic(path, s.as_bytes())?;
+    crate::atomic::write(path, s.as_bytes()).map_err(|source| CheckpointError::Write { file: path.into(), source })?;
     Ok(())
 }
 

@@ -4,8 +4,7 @@
 
 use std::path::PathBuf;
 
-use super::CliError;
-use crate::checkpoint;
+use super::{CliError, write_file};
 use crate::compare::{self, Config};
 
 #[derive(clap::Args, Debug)]
@@ -83,9 +82,8 @@ pub fn run(a: CompareArgs) -> Result<(), CliError> {
     let md = compare::markdown(&rows, &header);
     std::fs::create_dir_all(&out)
         .map_err(|e| CliError::other(format!("--out {}: cannot create the directory: {e}", out.display())))?;
-    let write = |name: &str, text: &str| checkpoint::write_atomic(&out.join(name), text.as_bytes());
-    write("compare.md", &md).map_err(|e| CliError::other(e.to_string()))?;
-    write("compare.csv", &compare::csv(&rows)).map_err(|e| CliError::other(e.to_string()))?;
+    write_file(&out.join("compare.md"), md.as_bytes())?;
+    write_file(&out.join("compare.csv"), compare::csv(&rows).as_bytes())?;
     let title = format!("batch {batch}, {threads} threads, f32");
     compare::write_png(&out.join("compare-time.png"), &rows, &title, compare::plot::draw_time)
         .map_err(CliError::other)?;

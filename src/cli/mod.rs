@@ -89,6 +89,11 @@ impl Common {
     }
 }
 
+/// Writes an output file atomically ([`crate::atomic`]); an I/O failure names the file.
+fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<(), CliError> {
+    crate::atomic::write(path, bytes).map_err(|e| CliError::other(format!("{}: cannot write: {e}", path.display())))
+}
+
 fn parse_engine(s: &str) -> Result<Engine, CliError> {
     Engine::from_name(s).ok_or_else(|| CliError::other(format!("--engine {s:?}: unknown engine")))
 }

@@ -2,8 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::CliError;
-use crate::checkpoint;
+use super::{CliError, write_file};
 use crate::network::{Engine, Network};
 use crate::picture::{self, LayerInfo};
 use crate::spec::{Layer, Spec};
@@ -87,7 +86,7 @@ pub fn run(a: ShowArgs) -> Result<(), CliError> {
         None => picture::matrix_png(t, &info, a.size),
     }
     .map_err(CliError::other)?;
-    checkpoint::write_atomic(&a.out, &png)?;
+    write_file(&a.out, &png)?;
     println!("show: wrote {} (layer {} `{layer}`, {} bytes)", a.out.display(), a.layer, png.len());
     Ok(())
 }
