@@ -2,7 +2,7 @@
 //! metrics, plots, compare reports, `show` pictures, `grad` output) goes through [`write`] or
 //! [`write_with`].
 //!
-//! Protocol: the content goes to a temporary file `.<name>.tmp<pid>` in the target's directory (same file
+//! Protocol: the content goes to a temporary file `.tmp<pid>.<name>` in the target's directory (same file
 //! system, so the rename is atomic); the temporary file is synced, renamed over the target, and the directory
 //! is synced so the rename itself survives a crash. A reader sees the old file or the complete new one,
 //! never a partial file; on any failure the temporary file is removed and the target is left as it was.
@@ -11,10 +11,11 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-/// The temporary file next to `path`: `.<name>.tmp<pid>` in the same directory.
+/// The temporary file next to `path`: `.tmp<pid>.<name>` in the same directory (the name keeps its
+/// extension, which an image encoder reads to choose the format).
 fn temp_path(path: &Path) -> PathBuf {
     let name = path.file_name().map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
-    path.with_file_name(format!(".{name}.tmp{}", std::process::id()))
+    path.with_file_name(format!(".tmp{}.{name}", std::process::id()))
 }
 
 /// Writes `bytes` to `path` atomically (see the module documentation).
