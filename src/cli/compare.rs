@@ -85,9 +85,9 @@ pub fn run(a: CompareArgs) -> Result<(), CliError> {
     write_file(&out.join("compare.md"), md.as_bytes())?;
     write_file(&out.join("compare.csv"), compare::csv(&rows).as_bytes())?;
     let title = format!("batch {batch}, {threads} threads, f32");
-    compare::write_png(&out.join("compare-time.png"), &rows, &title, compare::plot::draw_time)
+    compare::plot::write_png(&out.join("compare-time.png"), &rows, &title, compare::plot::draw_time)
         .map_err(CliError::other)?;
-    compare::write_png(&out.join("compare-memory.png"), &rows, &title, compare::plot::draw_memory)
+    compare::plot::write_png(&out.join("compare-memory.png"), &rows, &title, compare::plot::draw_memory)
         .map_err(CliError::other)?;
     print!("{md}");
     println!("compare: wrote {}", out.display());
