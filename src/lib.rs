@@ -11,7 +11,6 @@
 pub mod activation;
 pub mod atomic;
 pub mod checkpoint;
-pub mod cli;
 pub mod compare;
 pub mod data;
 pub mod direct;
@@ -23,7 +22,6 @@ pub mod loss;
 pub mod network;
 pub mod optim;
 pub mod picture;
-pub mod plot;
 pub mod reference;
 pub mod run;
 pub mod scalar;

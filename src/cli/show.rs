@@ -2,10 +2,11 @@
 
 use std::path::PathBuf;
 
+use super::draw::picture;
 use super::{CliError, write_file};
-use crate::network::{Engine, Network};
-use crate::picture::{self, LayerInfo};
-use crate::spec::{Layer, Spec};
+use cnn_as_mlp::network::{Engine, Network};
+use cnn_as_mlp::picture::LayerInfo;
+use cnn_as_mlp::spec::{Layer, Spec};
 
 #[derive(clap::Args, Debug)]
 pub struct ShowArgs {

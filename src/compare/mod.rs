@@ -12,11 +12,11 @@
 
 //!
 //! Rooms: [`grid`] (the case list and the `--layers` parser), [`measure`] (the timing harness, the agreement
-//! check, the /proc readers and memory), [`report`] (byte formatting, Markdown and CSV).
+//! check, the /proc readers and memory), [`report`] (byte formatting, Markdown and CSV). The plots are drawn
+//! by the command (`src/cli/draw/compare.rs`).
 
 pub mod grid;
 pub mod measure;
-pub mod plot;
 pub mod report;
 
 pub use grid::{Case, LENET, grid, select};

@@ -1,29 +1,17 @@
 //! PNG plot of a run's curves: training and test loss (left), training and test accuracy (right), per
-//! epoch. Text uses DejaVu Sans, embedded from `assets/` (no system fonts needed).
+//! epoch.
 
 use std::path::Path;
-use std::sync::Once;
 
 use plotters::prelude::*;
 
-use crate::atomic::Failure;
-use crate::train::EpochMetrics;
+use cnn_as_mlp::atomic::Failure;
+use cnn_as_mlp::train::EpochMetrics;
 
-static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
-
-pub(crate) fn register_font() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        for style in [FontStyle::Normal, FontStyle::Bold] {
-            let _ = plotters::style::register_font("sans-serif", style, FONT);
-        }
-    });
-}
-
-/// Draws the curves of `metrics` into the PNG `path`, written atomically ([`crate::atomic`]).
+/// Draws the curves of `metrics` into the PNG `path`, written atomically ([`cnn_as_mlp::atomic`]).
 pub fn plot_curves(path: &Path, metrics: &[EpochMetrics], title: &str) -> Result<(), String> {
-    register_font();
-    crate::atomic::write_with(path, |tmp| draw(tmp, metrics, title)).map_err(|f| match f {
+    super::register_font();
+    cnn_as_mlp::atomic::write_with(path, |tmp| draw(tmp, metrics, title)).map_err(|f| match f {
         Failure::Fill(e) => format!("cannot draw the plot: {e}"),
         Failure::Io(e) => format!("cannot write the plot: {e}"),
     })

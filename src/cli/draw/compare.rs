@@ -1,8 +1,8 @@
 //! The two PNG plots of a comparison: time against FLOPs, memory against FLOPs, log axes.
 
-use super::{Row, Status};
-use crate::atomic::Failure;
-use crate::network::Engine;
+use cnn_as_mlp::atomic::Failure;
+use cnn_as_mlp::compare::{Row, Status};
+use cnn_as_mlp::network::Engine;
 use plotters::prelude::*;
 use std::path::Path;
 
@@ -153,10 +153,10 @@ pub fn draw_memory(path: &Path, rows: &[Row], title: &str) -> Result<(), Box<dyn
     Ok(())
 }
 
-/// Writes a PNG drawn by `draw` atomically ([`crate::atomic`]).
+/// Writes a PNG drawn by `draw` atomically ([`cnn_as_mlp::atomic`]).
 pub fn write_png(path: &Path, rows: &[Row], title: &str, draw: Draw) -> Result<(), String> {
-    crate::plot::register_font();
-    crate::atomic::write_with(path, |tmp| draw(tmp, rows, title)).map_err(|f| match f {
+    super::register_font();
+    cnn_as_mlp::atomic::write_with(path, |tmp| draw(tmp, rows, title)).map_err(|f| match f {
         Failure::Fill(e) => format!("{}: cannot draw the plot: {e}", path.display()),
         Failure::Io(e) => format!("{}: cannot write: {e}", path.display()),
     })
