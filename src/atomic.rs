@@ -1,5 +1,5 @@
 //! The one atomic file writer: every file the crate and its command write (checkpoints, run metadata and
-//! metrics, plots, compare reports, `show` pictures, `grad` output) goes through [`write`] or
+//! metrics, plots, compare reports, `show` pictures, `grad` output) goes through [`write()`] or
 //! [`write_with`].
 //!
 //! Protocol: the content goes to a temporary file `.tmp<pid>.<name>` in the target's directory (same file

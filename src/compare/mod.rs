@@ -11,7 +11,7 @@
 //! alone; a layer whose bound exceeds the memory limit is reported as not fitting and never compiled.
 
 //!
-//! Rooms: [`grid`] (the case list and the `--layers` parser), [`measure`] (the timing harness, the agreement
+//! Rooms: [`grid`](mod@grid) (the case list and the `--layers` parser), [`measure`] (the timing harness, the agreement
 //! check, the /proc readers and memory), [`report`] (byte formatting, Markdown and CSV). The plots are drawn
 //! by the command (`src/cli/draw/compare.rs`).
 
