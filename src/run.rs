@@ -4,12 +4,12 @@
 //! model.safetensors   parameters ("{i}.weight", "{i}.bias"), metadata: spec, data, hyperparameters, epoch
 //! state.safetensors   momentum buffers ("velocity.{i}.weight", ...), the same metadata
 //! metrics.csv         one row per epoch: epoch,step,loss,train_acc,test_loss,test_acc,img_per_s
-//! curves.png          loss and accuracy curves
+//! curves.png          loss and accuracy curves (drawn by the command)
 //! ```
 //!
 //! Resuming needs the parameters, the momentum buffers, the completed epoch and step counts, and the
 //! seed: the shuffle of epoch `e` depends on `(seed, e)` only (see [`crate::train::epoch_rng`]).
-//! Every file is written atomically (temporary file, then rename).
+//! Every file is written atomically ([`crate::atomic`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -125,16 +125,14 @@ impl RunConfig {
     }
 }
 
-/// Writes the checkpoint, the optimizer state, the metrics and the plot into `dir` (which exists).
+/// Writes the checkpoint, the optimizer state and the metrics into `dir` (which exists). The command then
+/// draws the curves ([`PLOT_FILE`]); a library user without the `cli` feature gets no plot.
 pub fn save(dir: &Path, cfg: &RunConfig, trainer: &Trainer, metrics: &[EpochMetrics]) -> Result<(), RunError> {
     let meta = cfg.metadata(trainer);
     let net = &trainer.net;
     checkpoint::write(&dir.join(MODEL_FILE), &checkpoint::named(net, &net.params, ""), &meta)?;
     checkpoint::write(&dir.join(STATE_FILE), &checkpoint::named(net, &trainer.sgd.velocity, "velocity."), &meta)?;
     write_metrics(&dir.join(METRICS_FILE), metrics)?;
-    let plot = dir.join(PLOT_FILE);
-    let title = format!("{} on {}", cfg.model_label(), cfg.data);
-    crate::plot::plot_curves(&plot, metrics, &title).map_err(|problem| RunError::Invalid { file: plot, problem })?;
     Ok(())
 }
 
@@ -192,7 +190,7 @@ pub fn write_metrics(path: &Path, metrics: &[EpochMetrics]) -> Result<(), RunErr
             m.epoch, m.step, m.loss, m.train_acc, m.test_loss, m.test_acc, m.img_per_s
         ));
     }
-    checkpoint::write_atomic(path, s.as_bytes())?;
+    crate::atomic::write(path, s.as_bytes()).map_err(|source| CheckpointError::Write { file: path.into(), source })?;
     Ok(())
 }
 

@@ -1,5 +1,6 @@
 //! `cnn-as-mlp show`: PNG pictures of compiled layers, the star of a node, the errors, and the
 //! downsampling rule of [`cnn_as_mlp::picture`].
+#![cfg(feature = "cli")]
 
 mod common;
 

@@ -2,11 +2,11 @@
 
 use std::path::PathBuf;
 
-use super::CliError;
-use crate::checkpoint;
-use crate::network::{Engine, Network};
-use crate::picture::{self, LayerInfo};
-use crate::spec::{Layer, Spec};
+use super::draw::picture;
+use super::{CliError, write_file};
+use cnn_as_mlp::network::{Engine, Network};
+use cnn_as_mlp::picture::LayerInfo;
+use cnn_as_mlp::spec::{Layer, Spec};
 
 #[derive(clap::Args, Debug)]
 pub struct ShowArgs {
@@ -87,7 +87,7 @@ pub fn run(a: ShowArgs) -> Result<(), CliError> {
         None => picture::matrix_png(t, &info, a.size),
     }
     .map_err(CliError::other)?;
-    checkpoint::write_atomic(&a.out, &png)?;
+    write_file(&a.out, &png)?;
     println!("show: wrote {} (layer {} `{layer}`, {} bytes)", a.out.display(), a.layer, png.len());
     Ok(())
 }

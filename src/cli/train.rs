@@ -6,13 +6,13 @@ use std::path::{Path, PathBuf};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{CliError, Common, check_fit, load_data, parse_loss};
-use crate::checkpoint::{self, Stored};
-use crate::init::init_params;
-use crate::network::Network;
-use crate::optim::DecayMode;
-use crate::run::{self, MODEL_FILE, RunConfig};
-use crate::spec::Spec;
-use crate::train::{EpochMetrics, Hyper, LrSchedule, StepProgress, TrainError, Trainer};
+use cnn_as_mlp::checkpoint::{self, Stored};
+use cnn_as_mlp::init::init_params;
+use cnn_as_mlp::network::Network;
+use cnn_as_mlp::optim::DecayMode;
+use cnn_as_mlp::run::{self, MODEL_FILE, RunConfig};
+use cnn_as_mlp::spec::Spec;
+use cnn_as_mlp::train::{EpochMetrics, Hyper, LrSchedule, StepProgress, TrainError, Trainer};
 
 #[derive(clap::Args, Debug)]
 pub struct TrainArgs {
@@ -98,13 +98,13 @@ pub fn run(a: TrainArgs) -> Result<(), CliError> {
         if fresh {
             std::fs::create_dir_all(&dir)
                 .map_err(|e| CliError::other(format!("{}: cannot create: {e}", dir.display())))?;
-            run::save(&dir, &cfg, &trainer, &metrics)?;
+            save(&dir, &cfg, &trainer, &metrics)?;
         }
         train_loop(&cfg, &mut trainer, metrics, &data, &dir, threads, engine.name())
     })
 }
 
-fn fresh_run(a: &TrainArgs, engine: crate::network::Engine) -> Result<(RunConfig, Trainer), CliError> {
+fn fresh_run(a: &TrainArgs, engine: cnn_as_mlp::network::Engine) -> Result<(RunConfig, Trainer), CliError> {
     let model = a.model.clone().unwrap_or_else(|| "lenet5".into());
     let spec = Spec::parse(&model)?;
     let preset = matches!(model.trim(), "lenet5" | "seed");
@@ -156,6 +156,16 @@ fn fresh_run(a: &TrainArgs, engine: crate::network::Engine) -> Result<(RunConfig
     Ok((cfg, trainer))
 }
 
+/// [`run::save`], then the curves of the metrics so far ([`run::PLOT_FILE`]).
+fn save(dir: &Path, cfg: &RunConfig, trainer: &Trainer, metrics: &[EpochMetrics]) -> Result<(), CliError> {
+    run::save(dir, cfg, trainer, metrics)?;
+    let plot = dir.join(run::PLOT_FILE);
+    let title = format!("{} on {}", cfg.model_label(), cfg.data);
+    super::draw::curves::plot_curves(&plot, metrics, &title)
+        .map_err(|problem| run::RunError::Invalid { file: plot, problem })?;
+    Ok(())
+}
+
 fn default_dir(cfg: &RunConfig) -> PathBuf {
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let label: String = cfg.model_label().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
@@ -166,7 +176,7 @@ fn train_loop(
     cfg: &RunConfig,
     trainer: &mut Trainer,
     mut metrics: Vec<EpochMetrics>,
-    data: &crate::data::Splits,
+    data: &cnn_as_mlp::data::Splits,
     dir: &Path,
     threads: usize,
     engine: &str,
@@ -228,7 +238,7 @@ fn train_loop(
             m.epoch, m.step, m.loss, m.train_acc, m.test_loss, m.test_acc, m.img_per_s, m.train_secs
         );
         metrics.push(m);
-        run::save(dir, cfg, trainer, &metrics)?;
+        save(dir, cfg, trainer, &metrics)?;
     }
     let test_acc = metrics.last().map_or(f64::NAN, |m| m.test_acc);
     let img_per_s = if secs > 0.0 { images as f64 / secs } else { 0.0 };

@@ -97,7 +97,8 @@ pub fn grad_check(spec: &str, loss: Loss, batch: usize, max_per_tensor: usize, s
 /// A tiny model that trains in well under a second on a few hundred images.
 pub const SMALL: &str = "1x28x28 > conv(4,5,stride=3) > relu > dense(10)";
 
-/// Runs `cnn-as-mlp` with `args`.
+/// Runs `cnn-as-mlp` with `args` (the binary exists with the `cli` feature only).
+#[cfg(feature = "cli")]
 pub fn run(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cnn-as-mlp")).args(args).output().expect("the binary runs")
 }

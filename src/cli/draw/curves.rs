@@ -1,37 +1,20 @@
 //! PNG plot of a run's curves: training and test loss (left), training and test accuracy (right), per
-//! epoch. Text uses DejaVu Sans, embedded from `assets/` (no system fonts needed).
+//! epoch.
 
 use std::path::Path;
-use std::sync::Once;
 
 use plotters::prelude::*;
 
-use crate::train::EpochMetrics;
+use cnn_as_mlp::atomic::Failure;
+use cnn_as_mlp::train::EpochMetrics;
 
-static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
-
-pub(crate) fn register_font() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        for style in [FontStyle::Normal, FontStyle::Bold] {
-            let _ = plotters::style::register_font("sans-serif", style, FONT);
-        }
-    });
-}
-
-/// Draws the curves of `metrics` into the PNG `path` (written to a temporary file, then renamed).
+/// Draws the curves of `metrics` into the PNG `path`, written atomically ([`cnn_as_mlp::atomic`]).
 pub fn plot_curves(path: &Path, metrics: &[EpochMetrics], title: &str) -> Result<(), String> {
-    register_font();
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".tmp{}.{name}", std::process::id()));
-    let result = draw(&tmp, metrics, title).map_err(|e| format!("cannot draw the plot: {e}"));
-    match result.and_then(|()| std::fs::rename(&tmp, path).map_err(|e| format!("cannot write the plot: {e}"))) {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e)
-        }
-    }
+    super::register_font();
+    cnn_as_mlp::atomic::write_with(path, |tmp| draw(tmp, metrics, title)).map_err(|f| match f {
+        Failure::Fill(e) => format!("cannot draw the plot: {e}"),
+        Failure::Io(e) => format!("cannot write the plot: {e}"),
+    })
 }
 
 fn draw(path: &Path, metrics: &[EpochMetrics], title: &str) -> Result<(), Box<dyn std::error::Error>> {
