@@ -55,7 +55,7 @@ pub fn run(a: ShowArgs) -> Result<(), CliError> {
         Layer::Act(_) => ("activation", Vec::new()),
     };
     let net = Network::<f32>::new(&spec, Engine::Sparse);
-    let Some(t) = net.map(a.layer).and_then(|m| m.tied()) else {
+    let Some(t) = net.linear_map(a.layer).and_then(|m| m.tied()) else {
         return Err(CliError::other(format!(
             "--layer {}: `{layer}` is {} {kind} layer and has no compiled sparse matrix (only conv, local, maxpool and avgpool layers have one)",
             a.layer,
@@ -65,10 +65,10 @@ pub fn run(a: ShowArgs) -> Result<(), CliError> {
     let info = LayerInfo {
         index: a.layer,
         name: layer.to_string(),
-        input: net.shapes()[a.layer],
-        output: net.shapes()[a.layer + 1],
+        input: net.activation_shapes()[a.layer],
+        output: net.activation_shapes()[a.layer + 1],
         weight_shape: net
-            .map(a.layer)
+            .linear_map(a.layer)
             .and_then(|m| m.param_shapes().first().cloned())
             .map_or_else(Vec::new, |w| if w.0 == "weight" { w.1 } else { Vec::new() }),
         axes,
