@@ -20,7 +20,7 @@ fn main() {
     println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut total = 0;
     for (i, layer) in spec.layers.iter().enumerate() {
-        let Some(map) = net.map(i) else { continue };
+        let Some(map) = net.linear_map(i) else { continue };
         let params: usize = net.params[i].iter().map(|t| t.len()).sum();
         match map.tied() {
             Some(m) => {

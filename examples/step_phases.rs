@@ -29,7 +29,7 @@ fn main() {
     let y: Vec<usize> = (0..batch).map(|_| rng.random_range(0..10)).collect();
     let mut net = Network::<f32>::new(&spec, Engine::Sparse);
     init_params(&mut net, Init::TorchDefault, 0);
-    let shapes = net.shapes().to_vec();
+    let shapes = net.activation_shapes().to_vec();
     let mut maps: Vec<_> =
         spec.layers.iter().zip(&shapes).map(|(l, s)| build_map::<f32>(l, *s, Engine::Sparse)).collect();
     let names: Vec<String> = spec.layers.iter().map(|l| format!("{l}")).collect();

@@ -112,9 +112,9 @@ pub struct Need {
 }
 
 /// Bytes `spec` needs on `engine` for `usage` ([`Need::total`]), or the first sparse layer whose matrix
-/// would not fit 32-bit indices. `spec` must have passed [`Spec::shapes`].
+/// would not fit 32-bit indices. `spec` must have passed [`Spec::output_shapes`].
 pub fn estimate(spec: &Spec, engine: Engine, usage: Use) -> Result<Need, BudgetError> {
-    let shapes = spec.shapes().expect("budget::estimate: the spec passed Spec::shapes");
+    let shapes = spec.output_shapes().expect("budget::estimate: the spec passed Spec::output_shapes");
     let rows = usage.rows as u128;
     let shards = usage.rows.div_ceil(SHARD).max(1) as u128;
     let mut parts = Vec::new();
@@ -379,13 +379,13 @@ mod tests {
             let s = Spec::parse(spec).unwrap();
             let need = estimate(&s, Engine::Sparse, Use::BUILD).unwrap();
             let net = crate::Network::<f32>::new(&s, Engine::Sparse);
-            let real = net.map(0).unwrap().index_bytes() as u128;
+            let real = net.linear_map(0).unwrap().index_bytes() as u128;
             let part = need.parts[0].1;
             assert!(part >= real, "{spec}: estimated {part} < real {real}");
             if let Some(g) = conv_geometry(&s.layers[0], s.input)
                 && g.mode == PaddingMode::Zeros
             {
-                assert_eq!(conv_nonzeros(&g).0, net.map(0).unwrap().tied().unwrap().nnz() as u128, "{spec}");
+                assert_eq!(conv_nonzeros(&g).0, net.linear_map(0).unwrap().tied().unwrap().nnz() as u128, "{spec}");
             }
         }
     }

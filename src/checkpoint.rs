@@ -2,12 +2,11 @@
 //! hyperparameters), loadable by PyTorch (`safetensors.torch.load_file`) into `torch.nn` layers.
 //!
 //! Tensors are named `"{i}.weight"` / `"{i}.bias"` (see [`Network::param_names`]), dtype F32, PyTorch
-//! layouts, little-endian. Files are written atomically: a temporary file in the same directory, synced,
-//! then renamed over the target, so a reader never sees a partial file and a failed write leaves the
-//! previous file in place.
+//! layouts, little-endian. Files are written atomically ([`crate::atomic`]): a reader never sees a partial file and a failed
+//! write leaves the previous file in place.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use safetensors::{Dtype, SafeTensors};
@@ -276,7 +275,8 @@ pub fn write(
     tensors: &[(String, &Tensor<f32>)],
     metadata: &BTreeMap<String, String>,
 ) -> Result<(), CheckpointError> {
-    write_atomic(path, &serialize(tensors, metadata))
+    crate::atomic::write(path, &serialize(tensors, metadata))
+        .map_err(|source| CheckpointError::Write { file: path.into(), source })
 }
 
 /// The safetensors encoding: an 8-byte little-endian header length, a JSON header padded with spaces
@@ -308,23 +308,6 @@ pub fn serialize(tensors: &[(String, &Tensor<f32>)], metadata: &BTreeMap<String,
         out.extend(t.data.iter().flat_map(|v| v.to_le_bytes()));
     }
     out
-}
-
-/// Writes `bytes` to a temporary file next to `path`, syncs it, and renames it to `path`.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
-    let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
-    let err = |source| CheckpointError::Write { file: path.into(), source };
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(err)
 }
 
 #[cfg(test)]

@@ -41,7 +41,7 @@ impl PaddingMode {
     /// or `None` when it reads a zero. Valid for `pad < n` (reflect) and `pad <= n` (circular), which
     /// [`ConvGeometry::check`] enforces.
     #[inline]
-    pub fn map(self, i: isize, n: usize) -> Option<usize> {
+    pub fn source(self, i: isize, n: usize) -> Option<usize> {
         let n = n as isize;
         if (0..n).contains(&i) {
             return Some(i as usize);
@@ -234,10 +234,10 @@ impl ConvGeometry {
                     for i in 0..self.c_in {
                         for ky in 0..self.k {
                             let py = (oy * self.stride + ky * self.dil) as isize - self.pad as isize;
-                            let Some(iy) = self.mode.map(py, self.h_in) else { continue };
+                            let Some(iy) = self.mode.source(py, self.h_in) else { continue };
                             for kx in 0..self.k {
                                 let px = (ox * self.stride + kx * self.dil) as isize - self.pad as isize;
-                                let Some(ix) = self.mode.map(px, self.w_in) else { continue };
+                                let Some(ix) = self.mode.source(px, self.w_in) else { continue };
                                 f(Tap { o, oy, ox, i, ky, kx, iy, ix });
                             }
                         }

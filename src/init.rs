@@ -33,7 +33,7 @@ impl Init {
 
 /// `(fan_in, fan_out)` of layer `i` of the network, for layers with weights.
 pub fn fans<T: Real>(net: &Network<T>, i: usize) -> Option<(usize, usize)> {
-    let input = net.shapes()[i];
+    let input = net.activation_shapes()[i];
     match net.spec.layers[i] {
         Layer::Conv { c_out, k, .. } | Layer::Local { c_out, k, .. } => Some((input.c * k * k, c_out * k * k)),
         Layer::Dense { n } => Some((input.len(), n)),

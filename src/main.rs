@@ -1,3 +1,8 @@
+//! The `cnn-as-mlp` command: train, eval, grad, compare and show (built with the `cli` feature, on by
+//! default). The library (`src/lib.rs`) compiles without clap, indicatif, plotters and png.
+
+mod cli;
+
 fn main() {
-    std::process::exit(cnn_as_mlp::cli::main());
+    std::process::exit(cli::main());
 }

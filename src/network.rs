@@ -90,7 +90,7 @@ impl<T: Real> Network<T> {
     /// If the spec's shapes do not check ([`Spec::parse`] checks them).
     #[track_caller]
     pub fn new(spec: &Spec, engine: Engine) -> Self {
-        let out_shapes = spec.shapes().unwrap_or_else(|e| panic!("Network::new: {e}"));
+        let out_shapes = spec.output_shapes().unwrap_or_else(|e| panic!("Network::new: {e}"));
         let mut shapes = vec![spec.input];
         shapes.extend(out_shapes);
         let mut nodes = Vec::new();
@@ -118,15 +118,15 @@ impl<T: Real> Network<T> {
     }
 
     /// The linear map of layer `i`, if it has one.
-    pub fn map(&self, i: usize) -> Option<&dyn LinearMap<T>> {
+    pub fn linear_map(&self, i: usize) -> Option<&dyn LinearMap<T>> {
         match &self.shards[0].nodes[i] {
             Node::Map(m) => Some(m.as_ref()),
             Node::Act(_) => None,
         }
     }
 
-    /// Input shape of layer `i` (`shapes()[len]` is the output shape).
-    pub fn shapes(&self) -> &[Shape] {
+    /// The shapes of the activations: `[i]` is layer `i`'s input, the last (index `len`) the network's output.
+    pub fn activation_shapes(&self) -> &[Shape] {
         &self.shapes
     }
 

@@ -89,7 +89,7 @@ impl<T: Real> Sgd<T> {
     /// One step: `θ ← θ − η v` with `v ← μ v + g + decay` (see the module documentation). `grads` holds
     /// `g` and is left as it was given.
     ///
-    /// Element-wise, in fixed chunks of [`STEP_CHUNK`] values computed in parallel: any split gives the
+    /// Element-wise, in fixed chunks of `STEP_CHUNK` (8192) values computed in parallel: any split gives the
     /// same bits.
     pub fn step(&mut self, net: &mut Network<T>, grads: &Params<T>) {
         if self.velocity.is_empty() {

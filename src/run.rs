@@ -4,7 +4,7 @@
 //! model.safetensors   parameters ("{i}.weight", "{i}.bias"), metadata: spec, data, hyperparameters, epoch
 //! state.safetensors   momentum buffers ("velocity.{i}.weight", ...), the same metadata
 //! metrics.csv         one row per epoch: epoch,step,loss,train_acc,test_loss,test_acc,img_per_s
-//! curves.png          loss and accuracy curves
+//! curves.png          loss and accuracy curves (drawn by the command)
 //! ```
 //!
 //! Resuming needs the parameters, the momentum buffers, the completed epoch and step counts, and the
@@ -156,13 +156,9 @@ impl RunConfig {
     }
 }
 
-/// `(file name, bytes)` of everything an epoch commits: checkpoint and optimizer state, then (once an epoch
-/// has completed) the metrics and the plot.
-pub fn epoch_files(
-    cfg: &RunConfig,
-    trainer: &Trainer,
-    metrics: &[EpochMetrics],
-) -> Result<Vec<(&'static str, Vec<u8>)>, RunError> {
+/// `(file name, bytes)` of what an epoch commits: checkpoint and optimizer state, then (once an epoch has
+/// completed) the metrics. The command adds the plot ([`PLOT_FILE`]) to the same commit.
+pub fn epoch_files(cfg: &RunConfig, trainer: &Trainer, metrics: &[EpochMetrics]) -> Vec<(&'static str, Vec<u8>)> {
     let meta = cfg.metadata(trainer);
     let net = &trainer.net;
     let mut files = vec![
@@ -171,12 +167,8 @@ pub fn epoch_files(
     ];
     if !metrics.is_empty() {
         files.push((METRICS_FILE, metrics_csv(metrics).into_bytes()));
-        let title = format!("{} on {}", cfg.model_label(), cfg.data);
-        let png = crate::plot::curves_png(metrics, &title)
-            .map_err(|problem| RunError::Invalid { file: PLOT_FILE.into(), problem })?;
-        files.push((PLOT_FILE, png));
     }
-    Ok(files)
+    files
 }
 
 /// Where an epoch's files are written before the commit, and where they wait during it.
@@ -306,10 +298,18 @@ impl RunDir {
         sync_dir(&self.path)
     }
 
-    /// Commits the files of `trainer`'s position as one step (see the module documentation). On an error
-    /// the directory keeps its previous commit and no temporary file.
-    pub fn commit(&self, cfg: &RunConfig, trainer: &Trainer, metrics: &[EpochMetrics]) -> Result<(), RunError> {
-        let files = epoch_files(cfg, trainer, metrics)?;
+    /// Commits the files of `trainer`'s position ([`epoch_files`]) and `extra` files (the command's plot)
+    /// as one step (see the module documentation). On an error the directory keeps its previous commit and
+    /// no temporary file.
+    pub fn commit(
+        &self,
+        cfg: &RunConfig,
+        trainer: &Trainer,
+        metrics: &[EpochMetrics],
+        extra: Vec<(&'static str, Vec<u8>)>,
+    ) -> Result<(), RunError> {
+        let mut files = epoch_files(cfg, trainer, metrics);
+        files.extend(extra);
         let pending = self.path.join(PENDING_DIR);
         let written = (|| -> Result<(), RunError> {
             let io = |file: PathBuf| move |source| RunError::Io { file, source };

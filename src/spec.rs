@@ -103,13 +103,14 @@ impl Spec {
             "seed" => return Spec::parse(SEED),
             _ => Parser::new(s).spec()?,
         };
-        spec.shapes()?;
+        spec.output_shapes()?;
         Ok(spec)
     }
 
-    /// The shape after each layer (`shapes()[i]` is layer `i`'s output), or the first layer that does
-    /// not apply, with the numbers.
-    pub fn shapes(&self) -> Result<Vec<Shape>, SpecError> {
+    /// The shape after each layer (`output_shapes()[i]` is layer `i`'s output; the input is not in it,
+    /// [`crate::network::Network::activation_shapes`] has both), or the first layer that does not apply,
+    /// with the numbers.
+    pub fn output_shapes(&self) -> Result<Vec<Shape>, SpecError> {
         let mut shape = self.input;
         let mut out = Vec::with_capacity(self.layers.len());
         if shape.c == 0 || shape.h == 0 || shape.w == 0 {
@@ -167,7 +168,7 @@ impl Spec {
 
     /// The output shape of the whole network.
     pub fn output(&self) -> Result<Shape, SpecError> {
-        Ok(self.shapes()?.last().copied().unwrap_or(self.input))
+        Ok(self.output_shapes()?.last().copied().unwrap_or(self.input))
     }
 }
 

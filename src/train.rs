@@ -277,7 +277,7 @@ pub struct Evaluation {
 
 /// Evaluates `net` on `data` in batches of `batch` (results do not depend on the thread count).
 pub fn evaluate(net: &mut Network<f32>, data: &Dataset, loss: Loss, batch: usize) -> Evaluation {
-    let k = net.shapes().last().expect("output shape").len();
+    let k = net.activation_shapes().last().expect("output shape").len();
     let mut confusion = vec![vec![0; k]; k];
     let mut loss_sum = 0.0f64;
     let idx: Vec<usize> = (0..data.len()).collect();

@@ -1,5 +1,6 @@
 //! `cnn-as-mlp compare`: the files it writes, one row per layer and formulation, small differences, the
 //! memory limit, and one-line errors.
+#![cfg(feature = "cli")]
 
 mod common;
 

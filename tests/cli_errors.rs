@@ -1,4 +1,5 @@
 //! Bad input: one `error:` line naming the file or value, exit code 2, no output file.
+#![cfg(feature = "cli")]
 
 mod common;
 

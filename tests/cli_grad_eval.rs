@@ -1,4 +1,5 @@
 //! `cnn-as-mlp grad` and `cnn-as-mlp eval`.
+#![cfg(feature = "cli")]
 
 mod common;
 

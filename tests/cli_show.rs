@@ -1,5 +1,6 @@
 //! `cnn-as-mlp show`: PNG pictures of compiled layers, the star of a node, the errors, and the
 //! downsampling rule of [`cnn_as_mlp::picture`].
+#![cfg(feature = "cli")]
 
 mod common;
 
@@ -217,14 +218,14 @@ fn star_column_of_w_equals_row_of_wt() {
     let spec = Spec::parse("lenet5").unwrap();
     let net = Network::<f32>::new(&spec, Engine::Sparse);
     for layer in [0, 2, 3, 5] {
-        let t = net.map(layer).unwrap().tied().unwrap();
+        let t = net.linear_map(layer).unwrap().tied().unwrap();
         for node in [0, 17, t.shape().1 / 2, t.shape().1 - 1] {
             assert_eq!(column_of_w(t, node), row_of_wt(t, node), "layer {layer} node {node}");
         }
     }
     // An interior node of conv2 (6x14x14 → 16x10x10, k = 5) feeds 16 channels × 25 positions, each through
     // a different kernel entry of its input channel.
-    let t = net.map(3).unwrap().tied().unwrap();
+    let t = net.linear_map(3).unwrap().tied().unwrap();
     let node = 2 * 196 + 7 * 14 + 7;
     let star = column_of_w(t, node);
     assert_eq!(star.len(), 16 * 25);

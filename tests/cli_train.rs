@@ -1,4 +1,5 @@
 //! `cnn-as-mlp train`: run directory, summary line, resume, determinism, divergence.
+#![cfg(feature = "cli")]
 
 mod common;
 

@@ -7,7 +7,8 @@
 //! row-major window order.
 
 use cnn_as_mlp::Tensor;
-use cnn_as_mlp::engines::im2col::Im2colConv;
+use cnn_as_mlp::engines::direct::DirectLocal;
+use cnn_as_mlp::engines::im2col::{Im2colConv, Im2colLocal};
 use cnn_as_mlp::engines::sparse::TiedMaxPool;
 use cnn_as_mlp::engines::sparse::avgpool_layer;
 use cnn_as_mlp::engines::sparse::conv_layer;
@@ -66,8 +67,8 @@ fn params_for(rng: &mut StdRng, layer: &dyn LinearMap<f64>) -> Vec<Tensor<f64>> 
     layer.param_shapes().iter().map(|(_, s)| int_tensor(rng, s)).collect()
 }
 
-/// Runs the three implementations of one convolution on the same integer data and the compiled locally
-/// connected layer against its direct reference.
+/// Runs the three implementations of one convolution on the same integer data against the oracle, and the
+/// three engines' locally connected layers against the oracle's.
 fn check_conv(rng: &mut StdRng, g: &ConvGeometry) {
     let mut sparse = conv_layer::<f64>(g);
     let mut direct = Oracle(reference::Conv::new(g));
@@ -88,6 +89,8 @@ fn check_conv(rng: &mut StdRng, g: &ConvGeometry) {
     let params = params_for(rng, &sparse);
     let expected = run(&mut direct, &params, &x, &dz);
     assert_eq!(run(&mut sparse, &params, &x, &dz), expected, "sparse local differs from direct: {g:?}");
+    assert_eq!(run(&mut DirectLocal::new(g), &params, &x, &dz), expected, "direct engine's local differs: {g:?}");
+    assert_eq!(run(&mut Im2colLocal::<f64>::new(g), &params, &x, &dz), expected, "im2col local differs: {g:?}");
 }
 
 /// Checks proofs/T1 (forward), proofs/T2 (input gradient) and proofs/T3 (kernel and bias gradients):

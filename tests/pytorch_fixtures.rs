@@ -230,7 +230,7 @@ fn check_single_layer(f: &Fixture, failures: &mut Vec<String>) {
     let x_shape = torch_shape(&net.spec, 0, batch, net.spec.input);
     assert_eq!(f.get("x").shape, x_shape, "{}: x", f.name);
     let out = net.forward(&x).clone();
-    let out_shape = torch_shape(&net.spec, 1, batch, net.shapes()[1]);
+    let out_shape = torch_shape(&net.spec, 1, batch, net.activation_shapes()[1]);
     failures.extend(compare(&f.name, "out", &out_shape, &row_major(&out), f.get("out")));
 
     let dout = f.matrix("dout");
@@ -238,7 +238,7 @@ fn check_single_layer(f: &Fixture, failures: &mut Vec<String>) {
     let mut grads = net.zero_grads();
     net.backward(&mut grads, &dout);
     // The network's backward skips the first layer's input gradient; ask the layer itself.
-    let map = net.map(0).expect("a single-layer case is a linear map");
+    let map = net.linear_map(0).expect("a single-layer case is a linear map");
     let mut dx = DMatrix::zeros(batch, x.ncols());
     map.backward_input(&mut dx, &net.params[0], &dout);
     failures.extend(compare(&f.name, "dx", &x_shape, &row_major(&dx), f.get("dx")));
@@ -259,7 +259,7 @@ fn check_network(f: &Fixture, failures: &mut Vec<String>) {
     let mut grads = net.zero_grads();
     let j = net.loss_and_grad(&mut grads, &x, Targets::Labels(&labels), loss);
     let n = net.spec.layers.len();
-    let out_shape = torch_shape(&net.spec, n, batch, net.shapes()[n]);
+    let out_shape = torch_shape(&net.spec, n, batch, net.activation_shapes()[n]);
     failures.extend(compare(&f.name, "out", &out_shape, &row_major(net.output()), f.get("out")));
     failures.extend(compare(&f.name, "loss", &[], &[j], f.get("loss")));
     compare_grads(f, &net, &grads, failures);

@@ -151,7 +151,7 @@ proptest! {
             Err(e) => prop_assert!(!e.contains('\n')),
             Ok(_) => {
                 let spec = Spec::parse(&s).unwrap();
-                let shapes = spec.shapes().unwrap();
+                let shapes = spec.output_shapes().unwrap();
                 let mut input = spec.input;
                 for (layer, out) in spec.layers.iter().zip(&shapes) {
                     prop_assert!((out.c as u128) * (out.h as u128) * (out.w as u128) <= usize::MAX as u128);

@@ -47,7 +47,8 @@ fn conv_by_definition(g: &ConvGeometry, theta: &[f64], bias: &[f64], x: &DMatrix
                             for kx in 0..g.k {
                                 let py = (oy * g.stride + ky * g.dil) as isize - g.pad as isize;
                                 let px = (ox * g.stride + kx * g.dil) as isize - g.pad as isize;
-                                let (Some(iy), Some(ix)) = (g.mode.map(py, g.h_in), g.mode.map(px, g.w_in)) else {
+                                let (Some(iy), Some(ix)) = (g.mode.source(py, g.h_in), g.mode.source(px, g.w_in))
+                                else {
                                     continue;
                                 };
                                 let w = theta[((o * g.c_in + i) * g.k + ky) * g.k + kx];

@@ -1,12 +1,12 @@
 //! `cnn-as-mlp compare`: the tied sparse formulation against direct convolution and im2col, layer by
-//! layer (see [`crate::compare`]). Writes `compare.md`, `compare.csv`, `compare-time.png` and
+//! layer (see [`cnn_as_mlp::compare`]). Writes `compare.md`, `compare.csv`, `compare-time.png` and
 //! `compare-memory.png` into the output directory and prints the Markdown table.
 
 use std::path::PathBuf;
 
-use super::{CliError, outln};
-use crate::checkpoint;
-use crate::compare::{self, Config};
+use super::draw::compare as draw;
+use super::{CliError, outln, write_file};
+use cnn_as_mlp::compare::{self, Config};
 
 #[derive(clap::Args, Debug)]
 pub struct CompareArgs {
@@ -86,14 +86,11 @@ pub fn run(a: CompareArgs) -> Result<(), CliError> {
     let md = compare::markdown(&rows, &header);
     std::fs::create_dir_all(&out)
         .map_err(|e| CliError::other(format!("--out {}: cannot create the directory: {e}", out.display())))?;
-    let write = |name: &str, text: &str| checkpoint::write_atomic(&out.join(name), text.as_bytes());
-    write("compare.md", &md).map_err(|e| CliError::other(e.to_string()))?;
-    write("compare.csv", &compare::csv(&rows)).map_err(|e| CliError::other(e.to_string()))?;
+    write_file(&out.join("compare.md"), md.as_bytes())?;
+    write_file(&out.join("compare.csv"), compare::csv(&rows).as_bytes())?;
     let title = format!("batch {batch}, {threads} threads, f32");
-    compare::write_png(&out.join("compare-time.png"), &rows, &title, compare::plot::draw_time)
-        .map_err(CliError::other)?;
-    compare::write_png(&out.join("compare-memory.png"), &rows, &title, compare::plot::draw_memory)
-        .map_err(CliError::other)?;
+    draw::write_png(&out.join("compare-time.png"), &rows, &title, draw::draw_time).map_err(CliError::other)?;
+    draw::write_png(&out.join("compare-memory.png"), &rows, &title, draw::draw_memory).map_err(CliError::other)?;
     {
         use std::io::Write as _;
         let _ = std::io::stdout().lock().write_all(md.as_bytes());

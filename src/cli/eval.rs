@@ -3,11 +3,11 @@
 use std::path::PathBuf;
 
 use super::{CliError, Common, check_fit, load_data, outln, parse_loss};
-use crate::budget;
-use crate::checkpoint::{self, Stored};
-use crate::network::Network;
-use crate::spec::Spec;
-use crate::train::{Hyper, evaluate};
+use cnn_as_mlp::budget;
+use cnn_as_mlp::checkpoint::{self, Stored};
+use cnn_as_mlp::network::Network;
+use cnn_as_mlp::spec::Spec;
+use cnn_as_mlp::train::{Hyper, evaluate};
 
 #[derive(clap::Args, Debug)]
 pub struct EvalArgs {

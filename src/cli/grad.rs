@@ -11,13 +11,13 @@ use nalgebra::DMatrix;
 use safetensors::Dtype;
 
 use super::{CliError, Common, outln, parse_loss};
-use crate::budget;
-use crate::checkpoint::{self, Stored};
-use crate::loss::{Loss, Targets};
-use crate::network::Network;
-use crate::spec::Spec;
-use crate::tensor::Tensor;
-use crate::train::Hyper;
+use cnn_as_mlp::budget;
+use cnn_as_mlp::checkpoint::{self, Stored};
+use cnn_as_mlp::loss::{Loss, Targets};
+use cnn_as_mlp::network::Network;
+use cnn_as_mlp::spec::Spec;
+use cnn_as_mlp::tensor::Tensor;
+use cnn_as_mlp::train::Hyper;
 
 #[derive(clap::Args, Debug)]
 pub struct GradArgs {

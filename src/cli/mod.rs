@@ -4,6 +4,7 @@
 //! exit code is 2; no partial output file is left behind (outputs are written atomically).
 
 mod compare;
+mod draw;
 mod eval;
 mod grad;
 mod show;
@@ -11,13 +12,13 @@ mod train;
 
 use clap::{Parser, Subcommand};
 
-use crate::budget::BudgetError;
-use crate::checkpoint::CheckpointError;
-use crate::data::{DataError, Dataset, Source, Splits};
-use crate::loss::Loss;
-use crate::network::Engine;
-use crate::run::RunError;
-use crate::spec::{Spec, SpecError};
+use cnn_as_mlp::budget::BudgetError;
+use cnn_as_mlp::checkpoint::CheckpointError;
+use cnn_as_mlp::data::{DataError, Dataset, Source, Splits};
+use cnn_as_mlp::loss::Loss;
+use cnn_as_mlp::network::Engine;
+use cnn_as_mlp::run::RunError;
+use cnn_as_mlp::spec::{Spec, SpecError};
 
 /// Train convolutional networks as multilayer perceptrons with sparse, weight-tied matrices.
 #[derive(Parser, Debug)]
@@ -97,6 +98,12 @@ impl Common {
         }
         b.build().map_err(|e| CliError::other(format!("cannot start the thread pool: {e}")))
     }
+}
+
+/// Writes an output file atomically ([`cnn_as_mlp::atomic`]); an I/O failure names the file.
+fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<(), CliError> {
+    cnn_as_mlp::atomic::write(path, bytes)
+        .map_err(|e| CliError::other(format!("{}: cannot write: {e}", path.display())))
 }
 
 fn parse_engine(s: &str) -> Result<Engine, CliError> {

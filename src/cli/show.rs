@@ -2,12 +2,12 @@
 
 use std::path::PathBuf;
 
-use super::{CliError, outln};
-use crate::budget;
-use crate::checkpoint;
-use crate::network::{Engine, Network};
-use crate::picture::{self, LayerInfo};
-use crate::spec::{Layer, Spec};
+use super::draw::picture;
+use super::{CliError, outln, write_file};
+use cnn_as_mlp::budget;
+use cnn_as_mlp::network::{Engine, Network};
+use cnn_as_mlp::picture::LayerInfo;
+use cnn_as_mlp::spec::{Layer, Spec};
 
 #[derive(clap::Args, Debug)]
 pub struct ShowArgs {
@@ -57,7 +57,7 @@ pub fn run(a: ShowArgs) -> Result<(), CliError> {
     };
     budget::check(&spec, Engine::Sparse, budget::Use::BUILD)?;
     let net = Network::<f32>::new(&spec, Engine::Sparse);
-    let Some(t) = net.map(a.layer).and_then(|m| m.tied()) else {
+    let Some(t) = net.linear_map(a.layer).and_then(|m| m.tied()) else {
         return Err(CliError::other(format!(
             "--layer {}: `{layer}` is {} {kind} layer and has no compiled sparse matrix (only conv, local, maxpool and avgpool layers have one)",
             a.layer,
@@ -67,10 +67,10 @@ pub fn run(a: ShowArgs) -> Result<(), CliError> {
     let info = LayerInfo {
         index: a.layer,
         name: layer.to_string(),
-        input: net.shapes()[a.layer],
-        output: net.shapes()[a.layer + 1],
+        input: net.activation_shapes()[a.layer],
+        output: net.activation_shapes()[a.layer + 1],
         weight_shape: net
-            .map(a.layer)
+            .linear_map(a.layer)
             .and_then(|m| m.param_shapes().first().cloned())
             .map_or_else(Vec::new, |w| if w.0 == "weight" { w.1 } else { Vec::new() }),
         axes,
@@ -89,7 +89,7 @@ pub fn run(a: ShowArgs) -> Result<(), CliError> {
         None => picture::matrix_png(t, &info, a.size),
     }
     .map_err(CliError::other)?;
-    checkpoint::write_atomic(&a.out, &png)?;
+    write_file(&a.out, &png)?;
     outln!("show: wrote {} (layer {} `{layer}`, {} bytes)", a.out.display(), a.layer, png.len());
     Ok(())
 }

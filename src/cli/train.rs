@@ -6,14 +6,14 @@ use std::path::{Path, PathBuf};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{CliError, Common, check_fit, load_data, outln, parse_loss};
-use crate::budget;
-use crate::checkpoint::{self, Stored};
-use crate::init::init_params;
-use crate::network::{Engine, Network};
-use crate::optim::DecayMode;
-use crate::run::{self, MODEL_FILE, RunConfig, RunDir};
-use crate::spec::Spec;
-use crate::train::{EpochMetrics, Hyper, LrSchedule, StepProgress, TrainError, Trainer};
+use cnn_as_mlp::budget;
+use cnn_as_mlp::checkpoint::{self, Stored};
+use cnn_as_mlp::init::init_params;
+use cnn_as_mlp::network::{Engine, Network};
+use cnn_as_mlp::optim::DecayMode;
+use cnn_as_mlp::run::{self, MODEL_FILE, RunConfig, RunDir};
+use cnn_as_mlp::spec::Spec;
+use cnn_as_mlp::train::{EpochMetrics, Hyper, LrSchedule, StepProgress, TrainError, Trainer};
 
 #[derive(clap::Args, Debug)]
 pub struct TrainArgs {
@@ -98,9 +98,9 @@ pub fn run(a: TrainArgs) -> Result<(), CliError> {
                     None => RunDir::create_unique(Path::new("runs"), &default_stem(&cfg))?,
                 };
                 // Epoch 0 (the initial parameters) is the first commit: from here on the directory resumes.
-                if let Err(e) = dir.commit(&cfg, &trainer, &[]) {
+                if let Err(e) = commit(&dir, &cfg, &trainer, &[]) {
                     dir.abandon();
-                    return Err(e.into());
+                    return Err(e);
                 }
                 (cfg, trainer, Vec::new(), dir, data)
             }
@@ -182,6 +182,20 @@ fn fresh_trainer(a: &TrainArgs, cfg: &RunConfig, engine: Engine) -> Result<Train
     Ok(Trainer::new(net, cfg.hyper.clone()))
 }
 
+/// Commits an epoch ([`RunDir::commit`]) with the curves of the metrics so far ([`run::PLOT_FILE`]) in the
+/// same commit.
+fn commit(dir: &RunDir, cfg: &RunConfig, trainer: &Trainer, metrics: &[EpochMetrics]) -> Result<(), CliError> {
+    let mut extra = Vec::new();
+    if !metrics.is_empty() {
+        let title = format!("{} on {}", cfg.model_label(), cfg.data);
+        let png = super::draw::curves::curves_png(metrics, &title)
+            .map_err(|problem| run::RunError::Invalid { file: dir.path().join(run::PLOT_FILE), problem })?;
+        extra.push((run::PLOT_FILE, png));
+    }
+    dir.commit(cfg, trainer, metrics, extra)?;
+    Ok(())
+}
+
 /// `MODEL-UNIXTIME`, the name of a default run directory under `runs/` ([`RunDir::create_unique`] adds
 /// `-2`, `-3`, … when runs start in the same second).
 fn default_stem(cfg: &RunConfig) -> String {
@@ -195,7 +209,7 @@ fn train_loop(
     cfg: &RunConfig,
     trainer: &mut Trainer,
     mut metrics: Vec<EpochMetrics>,
-    data: &crate::data::Splits,
+    data: &cnn_as_mlp::data::Splits,
     run_dir: &RunDir,
     threads: usize,
     engine: &str,
@@ -272,7 +286,7 @@ fn train_loop(
             m.train_secs
         );
         metrics.push(m);
-        run_dir.commit(cfg, trainer, &metrics)?;
+        commit(run_dir, cfg, trainer, &metrics)?;
     }
     let test_acc = metrics.last().map_or(f64::NAN, |m| m.test_acc);
     let img_per_s = if secs > 0.0 { images as f64 / secs } else { 0.0 };

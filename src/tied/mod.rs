@@ -21,8 +21,9 @@
 //! [`products`] and [`gradients`] load each input column once per group.
 //!
 //! Memory: 4 bytes per nonzero for the column, 4 for the code, in each of `W` and `Wᵀ`, plus 4 bytes per
-//! row for the row pointers and 4 per row for the row groups (see [`TiedMatrix::index_bytes`]).
+//! row for the row pointers and 4 per row for the row groups (see [`bytes`] and [`TiedMatrix::index_bytes`]).
 
+pub mod bytes;
 pub mod grad_plan;
 pub mod gradients;
 pub mod products;
@@ -430,24 +431,6 @@ impl TiedMatrix {
             }
         }
         m
-    }
-
-    /// Bytes of the index structure: row pointers, columns and codes of `W` and of `Wᵀ`, the row groups
-    /// of both, the constant and compound tables, the scatter segments, the gradient plan and the separable-group tables. Parameter values are not part
-    /// of it.
-    pub fn index_bytes(&self) -> usize {
-        let csr = |m: &IndexMap| 4 * (m.rows() + 1) + 8 * m.nnz();
-        let groups = |g: &RowGroups| 4 * (g.ptr.len() + g.rows.len());
-        csr(&self.map)
-            + csr(&self.map_t)
-            + groups(&self.groups)
-            + groups(&self.groups_t)
-            + 8 * self.consts.len()
-            + 4 * (self.compound_ptr.len() + self.compound_ids.len())
-            + std::mem::size_of::<ScatterSegment>() * self.segments.len()
-            + self.grad_plan.bytes()
-            + self.separable.bytes()
-            + self.separable_t.bytes()
     }
 
     /// The matrix as dense row-major values under `theta` (for tests and small pictures).

@@ -484,9 +484,12 @@ mod tests {
     use super::super::products::accumulate;
     use super::*;
 
+    /// `(rows, cols, x, w, init)`.
+    type Group = (Vec<u32>, Vec<u32>, Vec<f32>, Vec<f32>, Vec<f32>);
+
     /// `(rows, cols, x, w, init)` of a random group: `G` output rows `0..G` (of `G`), `n` columns of `x` (B, C)
     /// out of `C = 2n + 1`, weights (G, n) row-major, initial values per row.
-    fn group(rng: &mut StdRng, g: usize, n: usize, batch: usize) -> (Vec<u32>, Vec<u32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+    fn group(rng: &mut StdRng, g: usize, n: usize, batch: usize) -> Group {
         let c = 2 * n + 1;
         let mut v = |len: usize| (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect::<Vec<f32>>();
         let (x, w, init) = (v(batch * c), v(g * n), v(g));

@@ -10,7 +10,7 @@ use nalgebra::DMatrix;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 /// Central-difference step for f64 gradient checks.
 pub const FD_STEP: f64 = 1e-6;
@@ -97,9 +97,10 @@ pub fn grad_check(spec: &str, loss: Loss, batch: usize, max_per_tensor: usize, s
 /// A tiny model that trains in well under a second on a few hundred images.
 pub const SMALL: &str = "1x28x28 > conv(4,5,stride=3) > relu > dense(10)";
 
-/// Runs `cnn-as-mlp` with `args`.
+/// Runs `cnn-as-mlp` with `args` (the binary exists with the `cli` feature only).
+#[cfg(feature = "cli")]
 pub fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cnn-as-mlp")).args(args).output().expect("the binary runs")
+    std::process::Command::new(env!("CARGO_BIN_EXE_cnn-as-mlp")).args(args).output().expect("the binary runs")
 }
 
 pub fn stdout(o: &Output) -> String {

@@ -59,7 +59,7 @@ impl Axis {
     /// `src(o, κ) = pad_map(o·s + κ·d − p)`: the input coordinate that output `o` reads through tap `κ`.
     #[inline]
     fn src(&self, o: usize, kappa: usize) -> Option<usize> {
-        self.mode.map((o * self.s + kappa * self.d) as isize - self.p as isize, self.n_in)
+        self.mode.source((o * self.s + kappa * self.d) as isize - self.p as isize, self.n_in)
     }
 }
 

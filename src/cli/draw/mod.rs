@@ -1,0 +1,23 @@
+//! What the command draws: a run's curves, the comparison plots, the pictures of compiled layers. Text
+//! uses DejaVu Sans, embedded from `assets/` (no system fonts needed). Every file is written atomically
+//! ([`cnn_as_mlp::atomic`]).
+
+pub mod compare;
+pub mod curves;
+pub mod picture;
+
+use std::sync::Once;
+
+use plotters::prelude::FontStyle;
+
+static FONT: &[u8] = include_bytes!("../../../assets/DejaVuSans.ttf");
+
+/// Registers the embedded font as `sans-serif` (once per process).
+pub fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        for style in [FontStyle::Normal, FontStyle::Bold] {
+            let _ = plotters::style::register_font("sans-serif", style, FONT);
+        }
+    });
+}

@@ -1,0 +1,221 @@
+//! The measurement of `compare`: the timing harness (median over repeats after a warm-up), the agreement
+//! check against the direct engine, the memory a formulation needs, and the machine read from /proc.
+
+use std::time::Instant;
+
+use nalgebra::DMatrix;
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+use super::{Case, Config, Row, Status};
+use crate::linear_map::LinearMap;
+use crate::network::{Engine, build_map};
+use crate::spec::conv_geometry;
+use crate::tensor::Tensor;
+
+/// Bytes of im2col's scratch: the column buffer `col` and its gradient `δcol`, `[B·P, Q]` f32 each, which an
+/// im2col layer keeps between calls.
+pub fn im2col_bytes(case: &Case, batch: usize) -> usize {
+    conv_geometry(&case.layer, case.input).map_or(0, |g| 2 * 4 * batch * g.h_out() * g.w_out() * g.c_in * g.k * g.k)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) }
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).abs()).fold(0.0, f64::max)
+}
+
+fn time(f: impl FnOnce()) -> f64 {
+    let t = Instant::now();
+    f();
+    t.elapsed().as_secs_f64()
+}
+
+/// Results of one formulation: output, input gradient, parameter gradients (flattened).
+struct Outputs {
+    z: Vec<f32>,
+    dx: Vec<f32>,
+    dtheta: Vec<f32>,
+}
+
+/// Runs one layer on every formulation (rows in the order sparse, direct, im2col). Call inside the
+/// rayon pool whose threads are to be measured.
+pub fn run_case(case: &Case, cfg: &Config, mut progress: impl FnMut(&str)) -> Vec<Row> {
+    let (inp, out) = (case.input.len(), case.output().len());
+    let b = cfg.batch;
+    let mut rng = StdRng::seed_from_u64(cfg.seed);
+    let x = DMatrix::<f32>::from_fn(b, inp, |_, _| rng.random_range(-1.0..1.0));
+    let dz = DMatrix::<f32>::from_fn(b, out, |_, _| rng.random_range(-1.0..1.0));
+    let reference = build_map::<f32>(&case.layer, case.input, Engine::Direct).expect("a linear layer");
+    let fan_in = conv_geometry(&case.layer, case.input).map_or(1, |g| g.c_in * g.k * g.k);
+    let bound = 1.0 / (fan_in as f32).sqrt();
+    let params: Vec<Tensor<f32>> = reference
+        .param_shapes()
+        .iter()
+        .map(|(_, s)| {
+            let n = s.iter().product();
+            Tensor::from_vec(s, (0..n).map(|_| rng.random_range(-bound..bound)).collect())
+        })
+        .collect();
+    drop(reference);
+    let param_bytes = 4 * params.iter().map(Tensor::len).sum::<usize>();
+    let has_params = !params.is_empty();
+    let nnz = case.nnz_bound();
+    let estimate = case.estimate_index_bytes();
+
+    let mut rows = Vec::new();
+    let mut ref_out: Option<Outputs> = None;
+    // Direct first: it is the reference the others are compared with.
+    for engine in [Engine::Direct, Engine::Sparse, Engine::Im2col] {
+        let mut row = Row {
+            layer: case.name.clone(),
+            spec: case.spec(),
+            engine,
+            status: Status::Ran,
+            compile_s: None,
+            forward_s: None,
+            input_grad_s: None,
+            param_grad_s: None,
+            index_bytes: 0,
+            estimated_bytes: (engine == Engine::Sparse).then_some(estimate),
+            param_bytes,
+            nnz,
+            flops: 2.0 * nnz as f64 * b as f64,
+            diff_forward: None,
+            diff_input_grad: None,
+            diff_param_grad: None,
+        };
+        match engine {
+            Engine::Sparse if estimate > cfg.memory_limit => row.status = Status::DoesNotFit(estimate),
+            Engine::Im2col if !case.has_im2col() => {
+                row.status = Status::NotApplicable("no im2col lowering for this layer kind")
+            }
+            Engine::Im2col if im2col_bytes(case, b) > cfg.memory_limit => {
+                row.status = Status::DoesNotFit(im2col_bytes(case, b))
+            }
+            _ => {
+                progress(&format!("{} on {}", case.name, engine.name()));
+                let (r, outputs) = measure(case, cfg, engine, &params, &x, &dz);
+                row.compile_s = Some(r.0);
+                row.forward_s = Some(r.1);
+                row.input_grad_s = Some(r.2);
+                row.param_grad_s = has_params.then_some(r.3);
+                row.index_bytes = match engine {
+                    Engine::Sparse => r.4,
+                    Engine::Im2col => im2col_bytes(case, b),
+                    Engine::Direct => 0,
+                };
+                if engine == Engine::Sparse {
+                    row.nnz = r.5;
+                    row.flops = 2.0 * r.5 as f64 * b as f64;
+                }
+                match &ref_out {
+                    None => ref_out = Some(outputs),
+                    Some(o) => {
+                        row.diff_forward = Some(max_abs_diff(&outputs.z, &o.z));
+                        row.diff_input_grad = Some(max_abs_diff(&outputs.dx, &o.dx));
+                        row.diff_param_grad = has_params.then(|| max_abs_diff(&outputs.dtheta, &o.dtheta));
+                    }
+                }
+                if engine == Engine::Direct {
+                    row.diff_forward = Some(0.0);
+                    row.diff_input_grad = Some(0.0);
+                    row.diff_param_grad = has_params.then_some(0.0);
+                }
+            }
+        }
+        rows.push(row);
+    }
+    // Report order: sparse, direct, im2col.
+    rows.swap(0, 1);
+    rows
+}
+
+/// Builds and times one formulation: (compile, forward, input gradient, parameter gradient, index bytes,
+/// nnz) and the results of the last repeat.
+fn measure(
+    case: &Case,
+    cfg: &Config,
+    engine: Engine,
+    params: &[Tensor<f32>],
+    x: &DMatrix<f32>,
+    dz: &DMatrix<f32>,
+) -> ((f64, f64, f64, f64, usize, usize), Outputs) {
+    let t0 = Instant::now();
+    let mut map: Box<dyn LinearMap<f32>> = build_map(&case.layer, case.input, engine).expect("a linear layer");
+    let compile = t0.elapsed().as_secs_f64();
+    let (out, inp) = map.dims();
+    let b = x.nrows();
+    let mut z = DMatrix::<f32>::zeros(b, out);
+    let mut dx = DMatrix::<f32>::zeros(b, inp);
+    let mut grads: Vec<Tensor<f32>> = params.iter().map(|p| Tensor::zeros(&p.shape)).collect();
+    let (mut tf, mut ti, mut tp) = (Vec::new(), Vec::new(), Vec::new());
+    for rep in 0..=cfg.repeats {
+        let f = time(|| map.forward(params, x, &mut z));
+        let i = time(|| map.backward_input(&mut dx, params, dz));
+        grads.iter_mut().for_each(Tensor::fill_zero);
+        let p = time(|| map.backward_params(&mut grads, x, dz));
+        if rep > 0 {
+            tf.push(f);
+            ti.push(i);
+            tp.push(p);
+        }
+    }
+    let index = map.index_bytes();
+    let nnz = map.tied().map_or(0, |t| t.nnz());
+    let outputs = Outputs {
+        z: z.as_slice().to_vec(),
+        dx: dx.as_slice().to_vec(),
+        dtheta: grads.iter().flat_map(|t| t.data.iter().copied()).collect(),
+    };
+    ((compile, median(tf), median(ti), median(tp), index, nnz), outputs)
+}
+
+/// The CPU model (from `/proc/cpuinfo`) and the number of cores.
+pub fn machine() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = info
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or("unknown CPU".to_string(), |(_, m)| m.trim().to_string());
+    let cores = info.lines().filter(|l| l.starts_with("processor")).count();
+    let cores = if cores > 0 { cores } else { std::thread::available_parallelism().map_or(1, |n| n.get()) };
+    format!("{model}, {cores} cores")
+}
+
+/// Half of `MemAvailable` from `/proc/meminfo`, or 8 GiB if it cannot be read.
+pub fn default_memory_limit() -> usize {
+    let kb = std::fs::read_to_string("/proc/meminfo").ok().and_then(|s| {
+        s.lines()
+            .find(|l| l.starts_with("MemAvailable:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<usize>().ok())
+    });
+    kb.map_or(8 << 30, |kb| kb * 1024 / 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compare::select;
+
+    /// Small layers: every formulation runs and agrees with the direct reference.
+    #[test]
+    fn formulations_agree() {
+        let cfg = Config { batch: 3, repeats: 1, memory_limit: usize::MAX, seed: 1 };
+        for c in select("lenet-pool2, 3x7x7 > conv(4,3,stride=2,pad=1,dil=2)").unwrap() {
+            let rows = run_case(&c, &cfg, |_| {});
+            assert_eq!(rows.iter().map(|r| r.engine).collect::<Vec<_>>(), Engine::ALL.to_vec());
+            for r in rows.iter().filter(|r| r.status == Status::Ran) {
+                for d in [r.diff_forward, r.diff_input_grad, r.diff_param_grad].into_iter().flatten() {
+                    assert!(d < 1e-5, "{}: {:?}", c.name, r);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! The research comparison behind `cnn-as-mlp compare`: one layer at a time, the tied sparse
+//! formulation against direct convolution and im2col + GEMM.
+//!
+//! For every layer of a grid and every formulation it measures, at one batch size in f32 with seeded
+//! random inputs: the median time of the forward pass, the input gradient and the parameter gradient
+//! over `repeats` runs after one warm-up; the time to build the layer (for the sparse formulation: to
+//! compile its matrix); the bytes of the index structure the formulation needs besides the kernel; the
+//! number of nonzeros; and the largest absolute difference of each result from the direct reference.
+//!
+//! Before a sparse layer is compiled, [`crate::tied::bytes::estimate_index_bytes`] bounds its index bytes from the geometry
+//! alone; a layer whose bound exceeds the memory limit is reported as not fitting and never compiled.
+
+//!
+//! Rooms: [`grid`](mod@grid) (the case list and the `--layers` parser), [`measure`] (the timing harness, the agreement
+//! check, the /proc readers and memory), [`report`] (byte formatting, Markdown and CSV). The plots are drawn
+//! by the command (`src/cli/draw/compare.rs`).
+
+pub mod grid;
+pub mod measure;
+pub mod report;
+
+pub use grid::{Case, LENET, grid, select};
+pub use measure::{default_memory_limit, im2col_bytes, machine, run_case};
+pub use report::{csv, header, human_bytes, markdown, parse_bytes};
+
+use crate::network::Engine;
+
+/// What happened to one formulation of one layer.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Status {
+    Ran,
+    /// Not attempted: the index structure needs more bytes than the limit.
+    DoesNotFit(usize),
+    /// The formulation does not exist for this layer kind.
+    NotApplicable(&'static str),
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Status::Ran => f.write_str("ok"),
+            Status::DoesNotFit(n) => write!(f, "does not fit: needs {n} bytes"),
+            Status::NotApplicable(why) => write!(f, "n/a: {why}"),
+        }
+    }
+}
+
+/// Measurements of one formulation on one layer. Times in seconds; `None` where not measured.
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub layer: String,
+    pub spec: String,
+    pub engine: Engine,
+    pub status: Status,
+    pub compile_s: Option<f64>,
+    pub forward_s: Option<f64>,
+    pub input_grad_s: Option<f64>,
+    /// `None` also for layers without parameters.
+    pub param_grad_s: Option<f64>,
+    /// Bytes of the index structure: the compiled matrix (sparse), the per-call column buffer (im2col),
+    /// 0 (direct).
+    pub index_bytes: usize,
+    /// [`crate::tied::bytes::estimate_index_bytes`] (sparse rows only).
+    pub estimated_bytes: Option<usize>,
+    /// Bytes of the parameters (kernel and bias, f32).
+    pub param_bytes: usize,
+    pub nnz: usize,
+    /// `2·nnz·batch`: the FLOPs of one product of the sparse formulation.
+    pub flops: f64,
+    pub diff_forward: Option<f64>,
+    pub diff_input_grad: Option<f64>,
+    pub diff_param_grad: Option<f64>,
+}
+
+/// Settings of a comparison.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub batch: usize,
+    pub repeats: usize,
+    /// Bytes a formulation's index structure may take.
+    pub memory_limit: usize,
+    pub seed: u64,
+}

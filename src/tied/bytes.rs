@@ -1,0 +1,219 @@
+//! Byte accounting of a tied matrix's index structure, in one place: the per-part formulas, the exact count
+//! of a compiled matrix ([`TiedMatrix::index_bytes`]), and the bound computed from a layer's geometry before
+//! compiling it ([`estimate_index_bytes`], which `compare` uses to skip layers that would not fit).
+//!
+//! Parts of the index structure (parameter values are not part of it):
+//!
+//! ```text
+//! W, Wᵀ            csr(rows, nnz)            = 4·(rows + 1) + 8·nnz     row pointers; a u32 column and a u32 code per nonzero
+//! row groups       row_groups(ptr, rows)     = 4·(ptr + rows)           group pointers and row ids
+//! constants        consts(n)                 = 8·n                      f64 each
+//! compound tables  compound(ptr, ids)        = 4·(ptr + ids)            pointers and parameter ids of merged taps
+//! scatter          segments(n)               = size_of::<ScatterSegment>()·n
+//! gradient plan    GradPlan::bytes, SeparableGroups::bytes (their own tables, counted in grad_plan.rs)
+//! ```
+
+use super::{IndexMap, RowGroups, ScatterSegment, TiedMatrix};
+use crate::geometry::{ConvGeometry, PaddingMode};
+use crate::spec::{Layer, Shape, Spec, conv_geometry};
+
+/// One CSR index map of `rows` rows and `nnz` nonzeros: `rows + 1` u32 row pointers, a u32 column and a
+/// u32 code per nonzero.
+pub const fn csr(rows: usize, nnz: usize) -> usize {
+    4 * (rows + 1) + 8 * nnz
+}
+
+/// Row groups: `ptr` u32 group pointers and `rows` u32 row ids.
+pub const fn row_groups(ptr: usize, rows: usize) -> usize {
+    4 * (ptr + rows)
+}
+
+/// `n` constants, f64 each.
+pub const fn consts(n: usize) -> usize {
+    8 * n
+}
+
+/// Compound tables: `ptr` u32 pointers and `ids` u32 parameter ids.
+pub const fn compound(ptr: usize, ids: usize) -> usize {
+    4 * (ptr + ids)
+}
+
+/// `n` scatter segments.
+pub const fn segments(n: usize) -> usize {
+    std::mem::size_of::<ScatterSegment>() * n
+}
+
+impl TiedMatrix {
+    /// Bytes of the index structure: row pointers, columns and codes of `W` and of `Wᵀ`, the row groups
+    /// of both, the constant and compound tables, the scatter segments, the gradient plan and the
+    /// separable-group tables (the parts listed in [`crate::tied::bytes`]). Parameter values are not part
+    /// of it.
+    pub fn index_bytes(&self) -> usize {
+        let map = |m: &IndexMap| csr(m.rows(), m.nnz());
+        let groups = |g: &RowGroups| row_groups(g.ptr.len(), g.rows.len());
+        map(&self.map)
+            + map(&self.map_t)
+            + groups(&self.groups)
+            + groups(&self.groups_t)
+            + consts(self.consts.len())
+            + compound(self.compound_ptr.len(), self.compound_ids.len())
+            + segments(self.segments.len())
+            + self.grad_plan.bytes()
+            + self.separable.bytes()
+            + self.separable_t.bytes()
+    }
+}
+
+/// Number of `(output position, kernel offset)` pairs along one axis whose padded coordinate lies inside
+/// the input.
+fn axis_inside(n: usize, n_out: usize, k: usize, stride: usize, pad: usize, dil: usize) -> usize {
+    let mut count = 0;
+    for o in 0..n_out {
+        for kk in 0..k {
+            let p = (o * stride + kk * dil) as isize - pad as isize;
+            if (0..n as isize).contains(&p) {
+                count += 1;
+            }
+        }
+    }
+    count
+}
+
+/// Taps of a convolution: `(inside, all)`, where `all = c_out·h_out·w_out·c_in·k²` and `inside` counts
+/// the taps that read an input value without padding (the nonzeros under zero padding).
+pub fn conv_taps(g: &ConvGeometry) -> (usize, usize) {
+    let (h_out, w_out) = (g.h_out(), g.w_out());
+    let all = g.out_len() * g.c_in * g.k * g.k;
+    let inside = g.c_out
+        * g.c_in
+        * axis_inside(g.h_in, h_out, g.k, g.stride, g.pad, g.dil)
+        * axis_inside(g.w_in, w_out, g.k, g.stride, g.pad, g.dil);
+    (inside, all)
+}
+
+/// The output shape of one layer on `input`. Panics if the layer does not fit the input (a caller's bug:
+/// specs are checked when parsed).
+fn output(layer: &Layer, input: Shape) -> Shape {
+    Spec { input, layers: vec![*layer] }.output().expect("the layer fits its input")
+}
+
+/// Window size of a pooling layer, `None` for other layers.
+fn pool_k(layer: &Layer) -> Option<usize> {
+    match *layer {
+        Layer::MaxPool { k, .. } | Layer::AvgPool { k, .. } => Some(k),
+        _ => None,
+    }
+}
+
+/// Number of nonzeros of the layer's compiled matrix, from the geometry: exact for zero padding and pools,
+/// an upper bound for the other padding modes (where taps may meet). 0 for layers without a compiled
+/// matrix.
+pub fn nnz_bound(layer: &Layer, input: Shape) -> usize {
+    if let Some(g) = conv_geometry(layer, input) {
+        let (inside, all) = conv_taps(&g);
+        if g.mode == PaddingMode::Zeros { inside } else { all }
+    } else if let Some(k) = pool_k(layer) {
+        output(layer, input).len() * k * k
+    } else {
+        0
+    }
+}
+
+/// An upper bound on [`TiedMatrix::index_bytes`] of the layer's compiled matrix (a convolution, locally
+/// connected layer or pool), computed from the geometry without compiling it.
+///
+/// With `out × inp` the matrix shape and `nnz` bounded by [`nnz_bound`]: [`csr`] of `W` and `Wᵀ`; the row
+/// groups of each hold at most one group per row ([`row_groups`] with `rows + 1` pointers); a pool has one
+/// constant; [`segments`]: one per output channel of a convolution, one per row of a locally connected
+/// layer, one for a pool. Under reflect, replicate or circular padding a compound entry needs at least one
+/// tap in the padding per extra parameter, so with `padded` such taps the compound tables hold at most
+/// `1 + padded` pointers and `2·padded` ids. The gradient plan is bounded per row group, the
+/// separable-group tables per row.
+pub fn estimate_index_bytes(layer: &Layer, input: Shape) -> usize {
+    let out = output(layer, input).len();
+    let inp = input.len();
+    let nnz = nnz_bound(layer, input);
+    let maps = csr(out, nnz) + csr(inp, nnz);
+    let groups = row_groups(out + 1, out) + row_groups(inp + 1, inp);
+    let n_segments = match *layer {
+        Layer::Conv { c_out, .. } => c_out,
+        Layer::Local { .. } => out,
+        _ => 1,
+    };
+    let geometry = conv_geometry(layer, input);
+    let tables = match geometry {
+        Some(g) if g.mode != PaddingMode::Zeros => {
+            let (inside, all) = conv_taps(&g);
+            let padded = all - inside;
+            compound(1 + padded, 2 * padded)
+        }
+        Some(_) => compound(1, 0),
+        None => consts(1) + compound(1, 0),
+    };
+    // The gradient plan: per row group (positions × ⌈c_out/16⌉) its id, a column per tap of its class (at
+    // most c_in·k²) and its rows; per class (⌈c_out/16⌉ for a convolution whose positions share the kernel,
+    // every group for a locally connected layer) its taps and at most 16 offsets of 8 bytes. A pool lists its
+    // groups as the per-nonzero rest.
+    let plan = match geometry {
+        Some(g) => {
+            let per_position = g.c_out.div_ceil(RowGroups::MAX_ROWS);
+            let n_groups = g.h_out() * g.w_out() * per_position;
+            let n_classes = if matches!(layer, Layer::Local { .. }) { n_groups } else { per_position };
+            let taps = g.c_in * g.k * g.k;
+            4 * n_groups * (1 + taps) + 4 * out + n_classes * (4 * taps + 8 * RowGroups::MAX_ROWS)
+        }
+        None => 4 * out,
+    };
+    // Separable groups of W and Wᵀ: a start per group and an offset per row, at most; a pool (no
+    // parameters) has no separable group, only the starts.
+    let separable = if pool_k(layer).is_some() { 4 * (out + inp) } else { 8 * (out + inp) };
+    maps + groups + segments(n_segments) + tables + plan + separable
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::network::{Engine, build_map};
+
+    /// The estimate bounds the real index bytes, and is tight (within 20%) under zero padding; the nonzero
+    /// bound is exact under zero padding and for pools.
+    #[test]
+    fn estimate_bounds_index_bytes() {
+        for s in [
+            "1x28x28 > conv(6,5,pad=2)",
+            "6x14x14 > conv(16,5)",
+            "3x9x9 > conv(4,3,stride=2,pad=1)",
+            "2x11x11 > conv(3,3,pad=2,dil=2)",
+            "4x6x6 > conv(5,1)",
+            "2x7x7 > conv(3,3,pad=1,mode=reflect)",
+            "2x5x5 > conv(2,3,pad=2,mode=circular)",
+            "2x6x6 > conv(2,3,pad=2,mode=replicate)",
+            "2x8x8 > local(3,3,pad=1)",
+            "6x28x28 > maxpool(2)",
+            "3x9x9 > avgpool(3,stride=2)",
+        ] {
+            let spec = Spec::parse(s).unwrap();
+            let (layer, input) = (&spec.layers[0], spec.input);
+            let real = build_map::<f32>(layer, input, Engine::Sparse).unwrap();
+            let (real_bytes, real_nnz) = (real.index_bytes(), real.tied().unwrap().nnz());
+            let est = estimate_index_bytes(layer, input);
+            assert!(est >= real_bytes, "{s}: estimate {est} < real {real_bytes}");
+            assert!(nnz_bound(layer, input) >= real_nnz, "{s}: nnz bound {} < {real_nnz}", nnz_bound(layer, input));
+            if !s.contains("mode=") {
+                assert_eq!(nnz_bound(layer, input), real_nnz, "{s}: nnz is exact under zero padding");
+                assert!((est as f64) < 1.2 * real_bytes as f64, "{s}: estimate {est} loose against {real_bytes}");
+            }
+        }
+    }
+
+    /// The per-part formulas on a hand-counted example: a 2×3 CSR with 4 nonzeros is 3 row pointers
+    /// (12 bytes) and 4 columns + 4 codes (32 bytes).
+    #[test]
+    fn part_formulas() {
+        assert_eq!(csr(2, 4), 12 + 32);
+        assert_eq!(row_groups(3, 2), 20);
+        assert_eq!(consts(1), 8);
+        assert_eq!(compound(1, 0), 4);
+        assert_eq!(segments(2), 2 * std::mem::size_of::<ScatterSegment>());
+    }
+}
