@@ -21,3 +21,6 @@ Print Assumptions Conv.T2c_fold.
 Print Assumptions Conv.Pi_fold.
 Print Assumptions Conv.T2a_zeros.
 Print Assumptions Conv.T6_zeros_Rexp_Rtap.
+Print Assumptions Conv.T2a_rotated.
+Print Assumptions Conv.flat2_lt.
+Print Assumptions Conv.flat2_inj.

@@ -49,6 +49,9 @@ apply/esym/negbTE; apply: contraFN out => /eqP ->.
 by rewrite lez_nat ltz_nat ltn_ord.
 Qed.
 
+Lemma int_shift (j S K P : int) : j + (S - K) - (S - P) = j + P - K.
+Proof. by rewrite opprB addrACA (addrAC S) subrr add0r. Qed.
+
 Section Conv.
 
 Variable R : comRingType.
@@ -274,6 +277,75 @@ rewrite -(sel_sum _ _ _ s0) big_distrr /=; apply: eq_bigr => ox _.
 by rewrite pos_eq; case: ifP; rewrite ?mulr0.
 Qed.
 
+(** T2 (a) with the rotated kernel. Span [K = d(k − 1) + 1]; the rotated [d]-dilated kernel, one axis:
+    [rot1 f a = f ((K − 1 − a) / d)] when [d] divides [K − 1 − a], else 0. *)
+Definition span := (d * (k - 1)).+1.
+Definition rot1 (f : 'I_k -> R) (a : nat) : R :=
+  if (d %| span.-1 - a)%N then (if insub ((span.-1 - a) %/ d)%N is Some ky then f ky else 0) else 0.
+
+(** [θ↻[o, i, a, b] = θ[o, i, (K−1−a)/d, (K−1−b)/d]] where both divide, else 0. *)
+Definition rotk (theta : Par -> R) (o : 'I_c_out) (i : 'I_c_in) (a b : nat) : R :=
+  rot1 (fun ky => rot1 (fun kx => theta (o, i, ky, kx)) b) a.
+
+Lemma rot1_sum (f : 'I_k -> R) (a : nat) :
+  (0 < d)%N -> (0 < k)%N -> rot1 f a = \sum_(ky < k) (if (span.-1 - a == ky * d)%N then f ky else 0).
+Proof.
+move=> d0 k0; rewrite /rot1; case: ifP => [dv|ndv].
+  have lt : ((span.-1 - a) %/ d < k)%N.
+    rewrite ltn_divLR // /span /=; apply: (leq_ltn_trans (leq_subr _ _)).
+    by rewrite mulnC ltn_pmul2r // subn1 ltn_predL.
+  rewrite (insubT (fun j => j < k)%N lt) /= (bigD1 (Ordinal lt)) //= (divnK dv) eqxx.
+  rewrite big1 ?addr0 // => ky nky; case: eqP => // e; case/eqP: nky; apply: val_inj => /=.
+  by rewrite e mulnK.
+by apply/esym/big1 => ky _; case: eqP => // e; move: ndv; rewrite e dvdn_mull.
+Qed.
+
+Lemma rev_sum (g : nat -> R) (ky : 'I_k) :
+  (0 < d)%N -> \sum_(a < span) (if (span.-1 - a == ky * d)%N then g a else 0) = g (span.-1 - ky * d)%N.
+Proof.
+move=> d0; have le : (ky * d <= span.-1)%N.
+  by rewrite /span /= mulnC leq_mul2l -ltnS subn1 prednK ?ltn_ord ?orbT // (leq_ltn_trans _ (ltn_ord ky)).
+have lt : (span.-1 - ky * d < span)%N by rewrite /span /= ltnS leq_subr.
+rewrite (bigD1 (Ordinal lt)) //= subKn // eqxx big1 ?addr0 // => a na.
+case: eqP => // e; case/eqP: na; apply: val_inj => /=.
+by rewrite -e subKn // -ltnS /span /= -/span (ltn_ord a).
+Qed.
+
+Theorem T2a_rotated m0 H W p theta (delta : Row -> R) (i : 'I_c_in) (iy : 'I_H) (ix : 'I_W) :
+  m0 = Zeros -> (0 < s)%N -> (0 < d)%N -> (0 < k)%N ->
+  let q := (span.-1)%:Z - p%:Z in
+  mulvT (Wconv m0 H W p theta) delta (i, iy, ix) =
+  \sum_(o < c_out) \sum_(a < span) \sum_(b < span)
+     rotk theta o i a b * dil delta o (iy%:Z + a%:Z - q) (ix%:Z + b%:Z - q).
+Proof.
+move=> m0z s0 d0 k0 q; rewrite (T2a_zeros m0 H W p theta delta i iy ix m0z s0).
+under eq_bigr => ky _ do rewrite exchange_big /=.
+rewrite exchange_big /=; apply: eq_bigr => o _.
+rewrite /rotk.
+under [RHS]eq_bigr => a _ do under eq_bigr => b _ do
+  rewrite (rot1_sum _ a d0 k0) big_distrl /=.
+rewrite [RHS](eq_bigr (fun a : 'I_span => \sum_(ky < k)
+   (if (span.-1 - a == ky * d)%N then \sum_(b < span) rot1 (fun kx => theta (o, i, ky, kx)) b *
+      dil delta o (iy%:Z + a%:Z - q) (ix%:Z + b%:Z - q) else 0))); last first.
+  move=> a _; rewrite exchange_big /=; apply: eq_bigr => ky _.
+  by case: ifP => _; [apply: eq_bigr => b _ | rewrite big1 // => b _]; rewrite ?mul0r.
+rewrite [RHS]exchange_big /=; apply: eq_bigr => ky _.
+rewrite (rev_sum (fun a => \sum_(b < span) rot1 (fun kx => theta (o, i, ky, kx)) b *
+      dil delta o (iy%:Z + a%:Z - q) (ix%:Z + b%:Z - q)) ky d0).
+rewrite [RHS](eq_bigr (fun b : 'I_span => \sum_(kx < k) (if (span.-1 - b == kx * d)%N then
+    theta (o, i, ky, kx) * dil delta o (iy%:Z + (span.-1 - ky * d)%N%:Z - q) (ix%:Z + b%:Z - q) else 0)));
+  last by move=> b _; rewrite (rot1_sum _ b d0 k0) big_distrl; apply: eq_bigr => kx _ /=; case: ifP; rewrite ?mul0r.
+rewrite [RHS]exchange_big; apply: eq_bigr => kx _.
+rewrite (rev_sum (fun b => theta (o, i, ky, kx) *
+      dil delta o (iy%:Z + (span.-1 - ky * d)%N%:Z - q) (ix%:Z + b%:Z - q)) kx d0).
+have e : forall (j : nat) (kk : 'I_k), (kk * d <= span.-1)%N ->
+    j%:Z + (span.-1 - kk * d)%N%:Z - q = j%:Z + p%:Z - (kk * d)%:Z.
+  by move=> j kk le; rewrite /q -subzn // int_shift.
+have le : forall kk : 'I_k, (kk * d <= span.-1)%N.
+  by move=> kk; rewrite /span /= mulnC leq_mul2l -ltnS subn1 prednK ?ltn_ord ?orbT // (leq_ltn_trans _ (ltn_ord kk)).
+by rewrite !e.
+Qed.
+
 (** ** Zero padding: the literal penalty is the tap-counting one (proofs/T6 part 2 for convolutions). *)
 Corollary T6_zeros_Rexp_Rtap H W p (theta : Par -> R) :
   (0 < d)%N ->
@@ -302,4 +374,25 @@ apply: (leq_ltn_trans (leq_add h1 h2)).
 move: fit; set X := (n + 2 * p)%N; set K' := (d * (k - 1))%N => fit.
 have eX : X = (X - (K' + 1) + K' + 1)%N by rewrite -addnA subnK.
 by rewrite -addn1 -eX.
+Qed.
+
+(** ** The crate's numbering of rows, columns and parameters (proofs/T1 "Flattening"): mixed-radix numerals
+    [ρ(o, oy, ox) = (o·h + oy)·w + ox], [κ(i, iy, ix) = (i·H + iy)·W + ix],
+    [ϖ(o, i, ky, kx) = ((o·c_in + i)·k + ky)·k + kx] are compositions of [flat2 i j = i·b + j], which maps
+    [[a] × [b]] injectively into [[a·b]] (hence bijectively, by counting). So the theorems above, stated on
+    index tuples, hold for the matrices the crate stores. *)
+Definition flat2 (b i j : nat) : nat := (i * b + j)%N.
+
+Lemma flat2_lt a b (i : 'I_a) (j : 'I_b) : (flat2 b i j < a * b)%N.
+Proof.
+rewrite /flat2; apply: (@leq_trans (i * b + b)); first by rewrite ltn_add2l.
+by rewrite -mulSnr leq_mul2r ltn_ord orbT.
+Qed.
+
+Lemma flat2_inj b (i i' j j' : nat) : (j < b)%N -> (j' < b)%N -> flat2 b i j = flat2 b i' j' -> i = i' /\ j = j'.
+Proof.
+move=> lj lj' e; have b0 : (0 < b)%N by apply: leq_ltn_trans lj.
+have ej : j = j' by move: (congr1 (modn^~ b) e); rewrite /flat2 !modnMDl !modn_small.
+split=> //; move: (congr1 (divn^~ b) e); rewrite /flat2 !divnMDl // !divn_small //.
+by rewrite !addn0.
 Qed.
