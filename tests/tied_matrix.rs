@@ -32,8 +32,26 @@ fn geom(
     ConvGeometry { c_in, h_in: h, w_in: w, c_out, k, stride, pad, dil, mode }
 }
 
+/// The padding map `μ_n(u)` of the table in proofs/T1, written out here rather than taken from
+/// `PaddingMode::map`, so that the oracle shares no padding code with the compiler it checks.
+fn pad_map_by_table(mode: PaddingMode, u: isize, n: usize) -> Option<usize> {
+    let n = n as isize;
+    let j = match mode {
+        _ if (0..n).contains(&u) => u,
+        PaddingMode::Zeros => return None,
+        PaddingMode::Reflect if u < 0 => -u,
+        PaddingMode::Reflect => 2 * (n - 1) - u,
+        PaddingMode::Replicate if u < 0 => 0,
+        PaddingMode::Replicate => n - 1,
+        PaddingMode::Circular if u < 0 => u + n,
+        PaddingMode::Circular => u - n,
+    };
+    assert!((0..n).contains(&j), "padded coordinate {u} maps outside [0, {n}) under {mode:?}");
+    Some(j as usize)
+}
+
 /// The convolution from its definition, one output at a time:
-/// `y[b, o, oy, ox] = bias[o] + Σ_{i, ky, kx} θ[o, i, ky, kx] · x[b, i, map(oy·s + ky·d − p), map(ox·s + kx·d − p)]`.
+/// `y[b, o, oy, ox] = bias[o] + Σ_{i, ky, kx} θ[o, i, ky, kx] · x[b, i, μ(oy·s + ky·d − p), μ(ox·s + kx·d − p)]`.
 fn conv_by_definition(g: &ConvGeometry, theta: &[f64], bias: &[f64], x: &DMatrix<f64>) -> DMatrix<f64> {
     let (h_out, w_out) = (g.h_out(), g.w_out());
     let mut y = DMatrix::zeros(x.nrows(), g.out_len());
@@ -47,7 +65,9 @@ fn conv_by_definition(g: &ConvGeometry, theta: &[f64], bias: &[f64], x: &DMatrix
                             for kx in 0..g.k {
                                 let py = (oy * g.stride + ky * g.dil) as isize - g.pad as isize;
                                 let px = (ox * g.stride + kx * g.dil) as isize - g.pad as isize;
-                                let (Some(iy), Some(ix)) = (g.mode.map(py, g.h_in), g.mode.map(px, g.w_in)) else {
+                                let (Some(iy), Some(ix)) =
+                                    (pad_map_by_table(g.mode, py, g.h_in), pad_map_by_table(g.mode, px, g.w_in))
+                                else {
                                     continue;
                                 };
                                 let w = theta[((o * g.c_in + i) * g.k + ky) * g.k + kx];

@@ -52,6 +52,31 @@ Qed.
 Lemma int_shift (j S K P : int) : j + (S - K) - (S - P) = j + P - K.
 Proof. by rewrite opprB addrACA (addrAC S) subrr add0r. Qed.
 
+(** Under the conditions of [ConvGeometry::check] (reflect: [p < n]), a padded coordinate in [[−p, n + p)]
+    reads an input in every mode but zeros: the crate's cast never leaves [[0, n)], and [insub] never fails. *)
+Lemma padmap_reads m n p (u : int) :
+  m <> Zeros -> (0 < n)%N -> - (p%:Z) <= u -> u < (n + p)%N%:Z -> (m = Reflect -> p < n)%N ->
+  padmap m n u <> None.
+Proof.
+move=> nz n0 lo hi refl; apply/eqP; rewrite /padmap; case: ifP => [/andP[u0 un]|out].
+  by rewrite insubT // -ltz_nat gez0_abs.
+case: m nz refl => [[//]|||] _ refl.
+- have pn := refl erefl; case: ifP => [uneg|upos].
+    rewrite insubT // -ltz_nat ltz0_abs //.
+    by apply: (Order.POrderTheory.le_lt_trans _ (_ : p%:Z < n%:Z)); rewrite ?ltz_nat // ler_oppl.
+  have u0 : 0 <= u by rewrite Order.TotalTheory.leNgt upos.
+  have un : n%:Z <= u by move: out; rewrite u0 /= => /negbT; rewrite -Order.TotalTheory.leNgt.
+  have v0 : 0 <= (n%:Z - 1) *+ 2 - u.
+    rewrite subr_ge0 -ltz_addr1; apply: (Order.POrderTheory.lt_le_trans hi).
+    rewrite mulr2n -addrA subrK PoszD [(n%:Z - 1) + _]addrC ler_add2l.
+    by rewrite ler_subr_addr lez_addr1 ltz_nat.
+  rewrite insubT // -ltz_nat gez0_abs // ltr_subl_addr mulr2n -addrA.
+  rewrite ltr_add2l; apply: (Order.POrderTheory.lt_le_trans _ un).
+  by rewrite addrC !ltr_subl_addr -addrA ltr_addl.
+- by case: ifP => _; rewrite insubT // prednK.
+- by rewrite insubT // -ltz_nat gez0_abs ?modz_ge0 ?ltz_mod // eqz_nat -lt0n.
+Qed.
+
 Section Conv.
 
 Variable R : comRingType.
@@ -354,6 +379,45 @@ Proof.
 move=> d0; apply: T6_no_compound_Rexp_Rtap.
 - by move=> t t'; apply: T1_par_injective_on_entries.
 - by move=> r c; apply: T1_zeros_no_compound.
+Qed.
+
+(** With a padding mode other than zeros every tap reads an input (under [ConvGeometry::check] and Lemma 1.1). *)
+Lemma ccol_reads m H W p (t : Tap) :
+  m <> Zeros -> (0 < H)%N -> (0 < W)%N -> (m = Reflect -> p < H /\ p < W)%N ->
+  (forall (oy : 'I_h) (ky : 'I_k), oy * s + ky * d < H + 2 * p)%N ->
+  (forall (ox : 'I_w) (kx : 'I_k), ox * s + kx * d < W + 2 * p)%N ->
+  ccol m H W p t <> None.
+Proof.
+move=> nz H0 W0 refl rH rW; case: t => [[[o oy] ox] [[i ky] kx]]; rewrite /ccol.
+have lo : forall a, - (p%:Z) <= a%:Z - p%:Z by move=> a; rewrite ler_subr_addr addNr.
+have hi : forall a n, (a < n + 2 * p)%N -> a%:Z - p%:Z < (n + p)%N%:Z.
+  by move=> a n lt; rewrite ltr_subl_addr -PoszD ltz_nat -addnA addnn -mul2n.
+have rdH : padmap m H (pos p oy ky) <> None :=
+  padmap_reads m H p (pos p oy ky) nz H0 (lo _) (hi _ _ (rH oy ky)) (fun e => proj1 (refl e)).
+have rdW : padmap m W (pos p ox kx) <> None :=
+  padmap_reads m W p (pos p ox kx) nz W0 (lo _) (hi _ _ (rW ox kx)) (fun e => proj2 (refl e)).
+by case: (padmap m H (pos p oy ky)) rdH => [iy|] // _; case: (padmap m W (pos p ox kx)) rdW => [ix|].
+Qed.
+
+(** T6 part 4 (the particular case): with a padding mode other than zeros, every kernel value has
+    multiplicity [m_q = hw], so the two decay modes differ on every such convolution with [hw > 1]. *)
+Theorem T6_mult_hw m H W p (q : Par) :
+  m <> Zeros -> (0 < H)%N -> (0 < W)%N -> (m = Reflect -> p < H /\ p < W)%N ->
+  (forall (oy : 'I_h) (ky : 'I_k), oy * s + ky * d < H + 2 * p)%N ->
+  (forall (ox : 'I_w) (kx : 'I_k), ox * s + kx * d < W + 2 * p)%N ->
+  mult crow (ccol m H W p) cpar q = (h * w)%N.
+Proof.
+move=> nz H0 W0 refl rH rW.
+rewrite (mult_taps (fun t t' => @T1_par_injective_on_entries m H W p t t')).
+case: q => [[[o0 i0] ky0] kx0].
+pose f (x : 'I_h * 'I_w) : Tap := ((o0, x.1, x.2), (i0, ky0, kx0)).
+have finj : injective f by move=> [a b] [c e] [-> ->].
+transitivity #|[set f x | x in [set: 'I_h * 'I_w]]|; last by rewrite card_imset // cardsT card_prod !card_ord.
+rewrite -sum1_card; apply: eq_bigl => t.
+have -> : (ccol m H W p t != None) = true by apply/eqP; apply: ccol_reads.
+rewrite andbT; case: t => [[[o oy] ox] [[i ky] kx]] /=.
+apply/eqP/imsetP => [[-> -> -> ->]|[[a b] _]]; first by exists (oy, ox).
+by rewrite /f /= => -[-> _ _ -> -> ->].
 Qed.
 
 End Conv.
