@@ -15,9 +15,18 @@ fn proofs() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("proofs")
 }
 
-/// For each theorem file `Tn-*.md`: its id, whether it has a "Machine-checked" section, and the
-/// `Module.name` lemma references it contains.
-fn theorem_files() -> Vec<(String, bool, Vec<(String, String)>)> {
+/// What a theorem file `Tn-*.md` says about Coq.
+struct TheoremFile {
+    /// `T1`, `T2`, …
+    id: String,
+    /// Whether it has a "Machine-checked (Coq)" section.
+    section: bool,
+    /// The `Module.name` lemma references it contains, as (module, name).
+    lemmas: Vec<(String, String)>,
+}
+
+/// Every theorem file, in name order.
+fn theorem_files() -> Vec<TheoremFile> {
     let mut out = Vec::new();
     let mut paths: Vec<PathBuf> = fs::read_dir(proofs()).unwrap().map(|e| e.unwrap().path()).collect();
     paths.sort();
@@ -36,7 +45,7 @@ fn theorem_files() -> Vec<(String, bool, Vec<(String, String)>)> {
                 names.push((module.to_string(), name.to_string()));
             }
         }
-        out.push((stem.split('-').next().unwrap().to_string(), section, names));
+        out.push(TheoremFile { id: stem.split('-').next().unwrap().to_string(), section, lemmas: names });
     }
     out
 }
@@ -49,9 +58,9 @@ fn every_named_coq_lemma_exists_and_is_checked() {
     let coq = proofs().join("coq");
     let assumptions = fs::read_to_string(coq.join("Assumptions.v")).unwrap();
     let files = theorem_files();
-    assert_eq!(files.len(), 9, "theorem files: {:?}", files.iter().map(|f| &f.0).collect::<Vec<_>>());
+    assert_eq!(files.len(), 9, "theorem files: {:?}", files.iter().map(|f| &f.id).collect::<Vec<_>>());
     let mut problems = Vec::new();
-    for (id, section, names) in &files {
+    for TheoremFile { id, section, lemmas: names } in &files {
         if !section {
             problems.push(format!("{id}: no \"## Machine-checked (Coq)\" section"));
         }
