@@ -8,30 +8,19 @@
 
 #![allow(clippy::too_many_arguments, clippy::needless_range_loop)]
 
+mod common;
+
 use cnn_as_mlp::geometry::{ConvGeometry, PaddingMode};
 use cnn_as_mlp::layers::conv::compile_conv;
 use cnn_as_mlp::network::{Engine, Network};
 use cnn_as_mlp::optim::{DecayMode, Sgd};
 use cnn_as_mlp::spec::{Layer, Spec};
 use cnn_as_mlp::tied::{Entry, TiedMatrix, kernels};
+use common::{geom, pad_map_by_table};
 use nalgebra::DMatrix;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use safetensors::{Dtype, SafeTensors};
-
-fn geom(
-    c_in: usize,
-    h: usize,
-    w: usize,
-    c_out: usize,
-    k: usize,
-    stride: usize,
-    pad: usize,
-    dil: usize,
-    mode: PaddingMode,
-) -> ConvGeometry {
-    ConvGeometry { c_in, h_in: h, w_in: w, c_out, k, stride, pad, dil, mode }
-}
 
 /// The terms of proofs/T8 part 4's formula, read off the compiled matrix, added up.
 fn t8_index_bytes(m: &TiedMatrix) -> usize {
@@ -130,19 +119,6 @@ fn t8_group_counts_follow_the_formula() {
     assert!(checked > 200, "{checked} geometries");
 }
 
-/// The padding map `μ_n(u)` of proofs/T1's table, written out independently of `PaddingMode::map`.
-fn mu(mode: PaddingMode, u: i64, n: i64) -> Option<i64> {
-    if (0..n).contains(&u) {
-        return Some(u);
-    }
-    match mode {
-        PaddingMode::Zeros => None,
-        PaddingMode::Reflect => Some(if u < 0 { -u } else { 2 * (n - 1) - u }),
-        PaddingMode::Replicate => Some(if u < 0 { 0 } else { n - 1 }),
-        PaddingMode::Circular => Some(if u < 0 { u + n } else { u - n }),
-    }
-}
-
 /// Small integers in `[-3, 3]`.
 fn small_ints(n: usize, rng: &mut StdRng) -> Vec<f64> {
     (0..n).map(|_| f64::from(rng.random_range(-3i32..=3))).collect()
@@ -185,8 +161,12 @@ fn transpose_by_t2(g: &ConvGeometry, theta: &[f64], delta: &[f64]) -> Vec<f64> {
                         }
                     }
                 }
-                if let (Some(iy), Some(ix)) = (mu(g.mode, u - p, hh), mu(g.mode, v - p, ww)) {
-                    out[(i * g.h_in + iy as usize) * g.w_in + ix as usize] += ghat;
+                let (iy, ix) = (
+                    pad_map_by_table(g.mode, (u - p) as isize, g.h_in),
+                    pad_map_by_table(g.mode, (v - p) as isize, g.w_in),
+                );
+                if let (Some(iy), Some(ix)) = (iy, ix) {
+                    out[(i * g.h_in + iy) * g.w_in + ix] += ghat;
                 }
             }
         }

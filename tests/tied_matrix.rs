@@ -10,45 +10,13 @@ use cnn_as_mlp::layers::LinearMap;
 use cnn_as_mlp::layers::conv::{compile_conv, conv_layer};
 use cnn_as_mlp::tensor::Tensor;
 use cnn_as_mlp::tied::{StructureError, TiedMatrix, kernels};
-use common::random_matrix;
+use common::{geom, pad_map_by_table, random_matrix};
 use nalgebra::DMatrix;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
 /// Tolerance for f64 sums of a few dozen products of values in [-1, 1].
 const F64_TOL: f64 = 1e-12;
-
-fn geom(
-    c_in: usize,
-    h: usize,
-    w: usize,
-    c_out: usize,
-    k: usize,
-    stride: usize,
-    pad: usize,
-    dil: usize,
-    mode: PaddingMode,
-) -> ConvGeometry {
-    ConvGeometry { c_in, h_in: h, w_in: w, c_out, k, stride, pad, dil, mode }
-}
-
-/// The padding map `μ_n(u)` of the table in proofs/T1, written out here rather than taken from
-/// `PaddingMode::map`, so that the oracle shares no padding code with the compiler it checks.
-fn pad_map_by_table(mode: PaddingMode, u: isize, n: usize) -> Option<usize> {
-    let n = n as isize;
-    let j = match mode {
-        _ if (0..n).contains(&u) => u,
-        PaddingMode::Zeros => return None,
-        PaddingMode::Reflect if u < 0 => -u,
-        PaddingMode::Reflect => 2 * (n - 1) - u,
-        PaddingMode::Replicate if u < 0 => 0,
-        PaddingMode::Replicate => n - 1,
-        PaddingMode::Circular if u < 0 => u + n,
-        PaddingMode::Circular => u - n,
-    };
-    assert!((0..n).contains(&j), "padded coordinate {u} maps outside [0, {n}) under {mode:?}");
-    Some(j as usize)
-}
 
 /// The convolution from its definition, one output at a time:
 /// `y[b, o, oy, ox] = bias[o] + Σ_{i, ky, kx} θ[o, i, ky, kx] · x[b, i, μ(oy·s + ky·d − p), μ(ox·s + kx·d − p)]`.
