@@ -19,7 +19,9 @@ use crate::geometry::{ConvGeometry, PaddingMode, PoolGeometry};
 /// LeNet-5 as the PyTorch peer builds it (trained with softmax cross-entropy).
 pub const LENET5: &str = "1x28x28 > conv(6,5,pad=2) > relu > maxpool(2) > conv(16,5) > relu > maxpool(2) > dense(120) > relu > dense(84) > relu > dense(10)";
 
-/// The source document's network (sigmoid, mean pooling, trained with ½‖h − y‖²).
+/// The source document's choices on LeNet-like sizes chosen here: its ½‖h − y‖² loss on one-hot targets, with
+/// sigmoid activations and mean pooling (which the text leaves open); proofs/Errata.md says what comes from the
+/// text and what was chosen.
 pub const SEED: &str = "1x28x28 > conv(6,5,pad=2) > sigmoid > avgpool(2) > conv(16,5) > sigmoid > avgpool(2) > dense(120) > sigmoid > dense(10) > sigmoid";
 
 /// An element-wise activation.
