@@ -113,7 +113,7 @@ fn bad_label_and_missing_file_are_named() {
     train_fails_on(&d, TINY, &["data_batch_5.bin", "record 2", "label 12"]);
     write_cifar_dir(&d, 3, 4, 10, 4);
     std::fs::remove_file(d.join(TEST_FILE)).unwrap();
-    train_fails_on(&d, TINY, &[TEST_FILE]);
+    train_fails_on(&d, TINY, &["no CIFAR-10 file test_batch.bin"]);
     write_cifar_dir(&d, 3, 4, 10, 4);
     std::fs::write(d.join("batches.meta.txt"), "cat\ndog\n").unwrap();
     train_fails_on(&d, TINY, &["batches.meta.txt", "2 classes"]);

@@ -44,7 +44,11 @@ pub fn is_cifar_dir(dir: &Path) -> bool {
 pub fn load_cifar_dir(dir: &Path) -> Result<Splits, DataError> {
     let file = |name: &str| -> Result<PathBuf, DataError> {
         let p = dir.join(name);
-        if p.is_file() { Ok(p) } else { Err(DataError::Missing { dir: dir.to_path_buf(), name: name.to_string() }) }
+        if p.is_file() {
+            Ok(p)
+        } else {
+            Err(DataError::MissingCifar { dir: dir.to_path_buf(), name: name.to_string() })
+        }
     };
     let train_files = TRAIN_FILES.iter().map(|f| file(f)).collect::<Result<Vec<_>, _>>()?;
     let test_file = file(TEST_FILE)?;
