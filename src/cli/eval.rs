@@ -13,7 +13,7 @@ pub struct EvalArgs {
     /// A checkpoint (model.safetensors of a run, or parameters named like the model's).
     #[arg(long, value_name = "FILE")]
     checkpoint: PathBuf,
-    /// Test data: mnist10k, fashion or a directory (default: the checkpoint's, else mnist10k).
+    /// Test data: mnist10k, fashion, cifar10 or a directory (default: the checkpoint's, else mnist10k).
     #[arg(long)]
     data: Option<String>,
     /// The model, when the checkpoint does not name it in its metadata.
@@ -52,6 +52,7 @@ pub fn run(a: EvalArgs) -> Result<(), CliError> {
         };
         let data_name =
             a.data.clone().or_else(|| file.metadata.get("data").cloned()).unwrap_or_else(|| "mnist10k".into());
+        super::check_index_fits(&spec, engine)?;
         let mut net = Network::<f32>::new(&spec, engine);
         checkpoint::load_params(&mut net, &file)?;
         let data = load_data(&data_name, a.limit)?;

@@ -20,7 +20,7 @@ use cnn_as_mlp::train::Hyper;
 
 #[derive(clap::Args, Debug)]
 pub struct GradArgs {
-    /// lenet5, seed, or a model spec string.
+    /// lenet5, seed, cifar, vgg16, or a model spec string.
     #[arg(long)]
     model: String,
     /// Parameters (safetensors, named "{i}.weight", "{i}.bias").
@@ -49,6 +49,7 @@ pub fn run(a: GradArgs) -> Result<(), CliError> {
             None => Hyper::preset(&a.model).loss,
         };
         let k = spec.output()?.len();
+        super::check_index_fits(&spec, engine)?;
         let mut net = Network::<f32>::new(&spec, engine);
         checkpoint::load_params(&mut net, &Stored::read(&a.params)?)?;
         let batch = Stored::read(&a.batch)?;

@@ -10,7 +10,7 @@ use cnn_as_mlp::spec::{Layer, Spec};
 
 #[derive(clap::Args, Debug)]
 pub struct ShowArgs {
-    /// lenet5, seed, or a model spec string.
+    /// lenet5, seed, cifar, vgg16, or a model spec string.
     #[arg(long)]
     model: String,
     /// The layer (0-based position after the input shape; activations and pools count).
@@ -54,6 +54,7 @@ pub fn run(a: ShowArgs) -> Result<(), CliError> {
         Layer::Dense { .. } => ("dense", Vec::new()),
         Layer::Act(_) => ("activation", Vec::new()),
     };
+    super::check_index_fits(&spec, Engine::Sparse)?;
     let net = Network::<f32>::new(&spec, Engine::Sparse);
     let Some(t) = net.linear_map(a.layer).and_then(|m| m.tied()) else {
         return Err(CliError::other(format!(

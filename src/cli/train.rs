@@ -16,10 +16,10 @@ use cnn_as_mlp::train::{EpochMetrics, Hyper, LrSchedule, StepProgress, TrainErro
 
 #[derive(clap::Args, Debug)]
 pub struct TrainArgs {
-    /// lenet5, seed, or a model spec string ("1x28x28 > conv(6,5) > relu > ...").
+    /// lenet5, seed, cifar, vgg16, or a model spec string ("1x28x28 > conv(6,5) > relu > ...").
     #[arg(long)]
     model: Option<String>,
-    /// mnist10k (embedded), fashion, or a directory of IDX files.
+    /// mnist10k (embedded), fashion, cifar10, or a directory of IDX or CIFAR-10 binary files.
     #[arg(long)]
     data: Option<String>,
     /// Epochs in total (with --resume: the total to reach).
@@ -107,7 +107,7 @@ pub fn run(a: TrainArgs) -> Result<(), CliError> {
 fn fresh_run(a: &TrainArgs, engine: cnn_as_mlp::network::Engine) -> Result<(RunConfig, Trainer), CliError> {
     let model = a.model.clone().unwrap_or_else(|| "lenet5".into());
     let spec = Spec::parse(&model)?;
-    let preset = matches!(model.trim(), "lenet5" | "seed");
+    let preset = crate::spec::preset(&model).is_some();
     let mut h = Hyper::preset(&model);
     if let Some(l) = &a.loss {
         if preset {
@@ -145,6 +145,7 @@ fn fresh_run(a: &TrainArgs, engine: cnn_as_mlp::network::Engine) -> Result<(RunC
     if let Some(n) = a.limit {
         positive("limit", n)?;
     }
+    super::check_index_fits(&spec, engine)?;
     let mut net = Network::<f32>::new(&spec, engine);
     match &a.init {
         Some(p) => checkpoint::load_params(&mut net, &Stored::read(p)?)?,
