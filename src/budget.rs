@@ -54,17 +54,20 @@ pub enum BudgetError {
 /// A network's estimate against the memory it may use.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "model spec {spec:?} needs about {} ({need} bytes) for {purpose}, the most for {largest}; only {} ({usable} bytes, {USABLE_PERCENT}% of {from}) may be used",
+    "model {model} needs about {} ({need} bytes) for {purpose}, the most for {largest}; only {} ({usable} bytes, {USABLE_PERCENT}% of {from}) may be used{hint}",
     human(*need),
     human(*usable)
 )]
 pub struct Shortfall {
-    pub spec: String,
+    /// The preset's name, or the spec quoted.
+    pub model: String,
     pub purpose: String,
     pub need: u128,
     pub largest: String,
     pub usable: u128,
     pub from: String,
+    /// What to do instead (empty, or `; use …`).
+    pub hint: String,
 }
 
 /// What a network will be used for: how many samples' activations are held at once and how many
@@ -125,7 +128,12 @@ pub fn estimate(spec: &Spec, engine: Engine, usage: Use) -> Result<Need, BudgetE
         params = params.saturating_add(param_count(layer, input, output));
         let bytes = layer_bytes(index, layer, input, output, engine, rows)?;
         if bytes > 0 {
-            parts.push((format!("layer {index} `{layer}`"), bytes));
+            let what = if engine == Engine::Sparse && !matches!(layer, Layer::Dense { .. }) {
+                "'s compiled index"
+            } else {
+                "'s scratch"
+            };
+            parts.push((format!("layer {index} `{layer}`{what}"), bytes));
         }
         input = output;
     }
@@ -143,13 +151,20 @@ pub fn check(spec: &Spec, engine: Engine, usage: Use) -> Result<Need, BudgetErro
     let usable = avail.bytes / 100 * USABLE_PERCENT;
     if need.total > usable {
         let largest = need.parts.iter().max_by_key(|p| p.1).expect("at least two parts");
+        let preset = crate::spec::PRESETS.iter().find(|(_, p)| Spec::parse(p).as_ref() == Ok(spec));
+        let hint = if largest.0.ends_with("compiled index") {
+            "; use --engine direct or --engine im2col, which compile no index"
+        } else {
+            ""
+        };
         return Err(BudgetError::Memory(Box::new(Shortfall {
-            spec: spec.to_string(),
+            model: preset.map_or_else(|| format!("{:?}", spec.to_string()), |(n, _)| n.to_string()),
             purpose: usage.describe(),
             need: need.total,
             largest: format!("{} ({})", largest.0, human(largest.1)),
             usable,
             from: avail.source,
+            hint: hint.into(),
         })));
     }
     Ok(need)

@@ -10,7 +10,7 @@
 //! ```
 //!
 //! Layer `i` (0-based, counting every layer after the input shape) owns the parameters `i.weight` and
-//! `i.bias`. Presets: [`LENET5`] and [`SEED`].
+//! `i.bias`. Presets: [`LENET5`], [`SEED`], [`CIFAR`] and [`VGG16`] ([`PRESETS`]).
 
 use std::fmt;
 
@@ -19,8 +19,27 @@ use crate::geometry::{ConvGeometry, PaddingMode, PoolGeometry, checked_product};
 /// LeNet-5 as the PyTorch peer builds it (trained with softmax cross-entropy).
 pub const LENET5: &str = "1x28x28 > conv(6,5,pad=2) > relu > maxpool(2) > conv(16,5) > relu > maxpool(2) > dense(120) > relu > dense(84) > relu > dense(10)";
 
-/// The source document's network (sigmoid, mean pooling, trained with ½‖h − y‖²).
+/// The source document's choices on LeNet-like sizes chosen here: its ½‖h − y‖² loss on one-hot targets, with
+/// sigmoid activations and mean pooling (which the text leaves open); proofs/Errata.md says what comes from the
+/// text and what was chosen.
 pub const SEED: &str = "1x28x28 > conv(6,5,pad=2) > sigmoid > avgpool(2) > conv(16,5) > sigmoid > avgpool(2) > dense(120) > sigmoid > dense(10) > sigmoid";
+
+/// A small VGG-style network for 3×32×32 colour images (CIFAR-10), as the PyTorch peers
+/// `torch_cifar.py` and `torch_step.py --net cifar` build it (trained with softmax cross-entropy).
+pub const CIFAR: &str = "3x32x32 > conv(32,3,pad=1) > relu > conv(32,3,pad=1) > relu > maxpool(2) > conv(64,3,pad=1) > relu > conv(64,3,pad=1) > relu > maxpool(2) > conv(128,3,pad=1) > relu > maxpool(2) > dense(256) > relu > dense(10)";
+
+/// VGG-16's 13 convolutions (3×3, pad 1, each followed by relu) and 5 max pools on 3×224×224
+/// (64, 64, M, 128, 128, M, 256×3, M, 512×3, M, 512×3, M), then `dense(256) > relu > dense(10)`, as
+/// `torch_step.py --net vgg16` builds it (trained with softmax cross-entropy).
+pub const VGG16: &str = "3x224x224 > conv(64,3,pad=1) > relu > conv(64,3,pad=1) > relu > maxpool(2) > conv(128,3,pad=1) > relu > conv(128,3,pad=1) > relu > maxpool(2) > conv(256,3,pad=1) > relu > conv(256,3,pad=1) > relu > conv(256,3,pad=1) > relu > maxpool(2) > conv(512,3,pad=1) > relu > conv(512,3,pad=1) > relu > conv(512,3,pad=1) > relu > maxpool(2) > conv(512,3,pad=1) > relu > conv(512,3,pad=1) > relu > conv(512,3,pad=1) > relu > maxpool(2) > dense(256) > relu > dense(10)";
+
+/// Every preset: its name and its spec string.
+pub const PRESETS: [(&str, &str); 4] = [("lenet5", LENET5), ("seed", SEED), ("cifar", CIFAR), ("vgg16", VGG16)];
+
+/// The spec string of a preset name (`lenet5`, `seed`, `cifar`, `vgg16`), or `None`.
+pub fn preset(name: &str) -> Option<&'static str> {
+    PRESETS.iter().find(|(n, _)| *n == name.trim()).map(|(_, s)| *s)
+}
 
 /// An element-wise activation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -96,13 +115,12 @@ pub enum SpecError {
 }
 
 impl Spec {
-    /// Parses a spec string or a preset name (`lenet5`, `seed`) and checks every layer's shape.
+    /// Parses a spec string or a preset name ([`PRESETS`]) and checks every layer's shape.
     pub fn parse(s: &str) -> Result<Spec, SpecError> {
-        let spec = match s.trim() {
-            "lenet5" => return Spec::parse(LENET5),
-            "seed" => return Spec::parse(SEED),
-            _ => Parser::new(s).spec()?,
-        };
+        if let Some(p) = preset(s) {
+            return Spec::parse(p);
+        }
+        let spec = Parser::new(s).spec()?;
         spec.output_shapes()?;
         Ok(spec)
     }

@@ -67,7 +67,9 @@ impl Hyper {
     /// The defaults of a model name: `lenet5` (SGD lr 0.05 on a cosine schedule, momentum 0.9, weight decay
     /// 1e-4, batch 64, 12 epochs,
     /// cross-entropy, PyTorch's default init), `seed` (plain SGD lr 3.0, batch 16, ½‖h − y‖², Xavier-normal
-    /// init, 10 epochs); any other spec takes lenet5's.
+    /// init, 10 epochs), `cifar` (SGD lr 0.01 constant, momentum 0.9, weight decay 1e-4, batch 64, 10 epochs,
+    /// cross-entropy, PyTorch's default init, as the peer `torch_cifar.py --lr 0.01`), `vgg16` (as `cifar`
+    /// at batch 8, `torch_step.py`'s default); any other spec takes lenet5's.
     pub fn preset(model: &str) -> Hyper {
         let lenet5 = Hyper {
             lr: 0.05,
@@ -93,6 +95,8 @@ impl Hyper {
                 init: Init::XavierNormal,
                 ..lenet5
             },
+            "cifar" => Hyper { lr: 0.01, schedule: LrSchedule::Constant, epochs: 10, ..lenet5 },
+            "vgg16" => Hyper { lr: 0.01, schedule: LrSchedule::Constant, epochs: 10, batch: 8, ..lenet5 },
             _ => lenet5,
         }
     }

@@ -10,7 +10,7 @@ use cnn_as_mlp::geometry::{ConvGeometry, PaddingMode};
 use cnn_as_mlp::linear_map::LinearMap;
 use cnn_as_mlp::tensor::Tensor;
 use cnn_as_mlp::tied::{StructureError, TiedMatrix, gradients, products};
-use common::random_matrix;
+use common::{geom, pad_map_by_table, random_matrix};
 use nalgebra::DMatrix;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -18,22 +18,8 @@ use rand::{RngExt, SeedableRng};
 /// Tolerance for f64 sums of a few dozen products of values in [-1, 1].
 const F64_TOL: f64 = 1e-12;
 
-fn geom(
-    c_in: usize,
-    h: usize,
-    w: usize,
-    c_out: usize,
-    k: usize,
-    stride: usize,
-    pad: usize,
-    dil: usize,
-    mode: PaddingMode,
-) -> ConvGeometry {
-    ConvGeometry { c_in, h_in: h, w_in: w, c_out, k, stride, pad, dil, mode }
-}
-
 /// The convolution from its definition, one output at a time:
-/// `y[b, o, oy, ox] = bias[o] + Σ_{i, ky, kx} θ[o, i, ky, kx] · x[b, i, map(oy·s + ky·d − p), map(ox·s + kx·d − p)]`.
+/// `y[b, o, oy, ox] = bias[o] + Σ_{i, ky, kx} θ[o, i, ky, kx] · x[b, i, μ(oy·s + ky·d − p), μ(ox·s + kx·d − p)]`.
 fn conv_by_definition(g: &ConvGeometry, theta: &[f64], bias: &[f64], x: &DMatrix<f64>) -> DMatrix<f64> {
     let (h_out, w_out) = (g.h_out(), g.w_out());
     let mut y = DMatrix::zeros(x.nrows(), g.out_len());
@@ -47,7 +33,8 @@ fn conv_by_definition(g: &ConvGeometry, theta: &[f64], bias: &[f64], x: &DMatrix
                             for kx in 0..g.k {
                                 let py = (oy * g.stride + ky * g.dil) as isize - g.pad as isize;
                                 let px = (ox * g.stride + kx * g.dil) as isize - g.pad as isize;
-                                let (Some(iy), Some(ix)) = (g.mode.source(py, g.h_in), g.mode.source(px, g.w_in))
+                                let (Some(iy), Some(ix)) =
+                                    (pad_map_by_table(g.mode, py, g.h_in), pad_map_by_table(g.mode, px, g.w_in))
                                 else {
                                     continue;
                                 };

@@ -14,7 +14,7 @@ pub struct EvalArgs {
     /// A checkpoint (model.safetensors of a run, or parameters named like the model's).
     #[arg(long, value_name = "FILE")]
     checkpoint: PathBuf,
-    /// Test data: mnist10k, fashion or a directory (default: the checkpoint's, else mnist10k).
+    /// Test data: mnist10k, fashion, cifar10 or a directory (default: the checkpoint's, else mnist10k).
     #[arg(long)]
     data: Option<String>,
     /// The model, when the checkpoint does not name it in its metadata.

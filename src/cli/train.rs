@@ -17,10 +17,10 @@ use cnn_as_mlp::train::{EpochMetrics, Hyper, LrSchedule, StepProgress, TrainErro
 
 #[derive(clap::Args, Debug)]
 pub struct TrainArgs {
-    /// lenet5, seed, or a model spec string ("1x28x28 > conv(6,5) > relu > ...").
+    /// lenet5, seed, cifar, vgg16, or a model spec string ("1x28x28 > conv(6,5) > relu > ...").
     #[arg(long, allow_hyphen_values = true)]
     model: Option<String>,
-    /// mnist10k (embedded), fashion, or a directory of IDX files.
+    /// mnist10k (embedded), fashion, cifar10, or a directory of IDX or CIFAR-10 binary files.
     #[arg(long)]
     data: Option<String>,
     /// Epochs in total (with --resume: the total to reach).
@@ -86,9 +86,10 @@ pub fn run(a: TrainArgs) -> Result<(), CliError> {
             }
             None => {
                 let cfg = fresh_config(&a)?;
+                // Evaluation between epochs holds up to 1000 test images (fewer with --limit).
+                budget::check(&cfg.spec, engine, budget::Use::train(cfg.hyper.batch, cfg.limit.unwrap_or(1000)))?;
                 let data = load_data(&cfg.data, cfg.limit)?;
                 check_fit(&cfg.spec, &cfg.data, &[&data.train, &data.test])?;
-                budget::check(&cfg.spec, engine, budget::Use::train(cfg.hyper.batch, data.test.len()))?;
                 let trainer = fresh_trainer(&a, &cfg, engine)?;
                 if data.train.is_empty() || data.test.is_empty() {
                     return Err(CliError::other(format!("data {}: the training or test set is empty", cfg.data)));
@@ -139,7 +140,7 @@ fn check_new_horizon(dir: &Path, cfg: &RunConfig, epochs: usize) -> Result<(), C
 fn fresh_config(a: &TrainArgs) -> Result<RunConfig, CliError> {
     let model = a.model.clone().unwrap_or_else(|| "lenet5".into());
     let spec = Spec::parse(&model)?;
-    let preset = matches!(model.trim(), "lenet5" | "seed");
+    let preset = cnn_as_mlp::spec::preset(&model).is_some();
     let mut h = Hyper::preset(&model);
     if let Some(l) = &a.loss {
         if preset {

@@ -32,6 +32,18 @@ pub enum DataError {
     Trailing { file: PathBuf, need: usize, extra: usize },
     #[error("{}: its header announces dimensions {dims:?}, {need} bytes, more than the {available} bytes available ({from})", file.display())]
     TooLarge { file: PathBuf, dims: Vec<usize>, need: usize, available: u128, from: String },
+    #[error("{}: {have} bytes, more than the {max} the format allows", file.display())]
+    TooBig { file: PathBuf, max: usize, have: u64 },
+    #[error("{}: record {record} (byte {offset}) has label {label}, expected {expected}", file.display())]
+    Label { file: PathBuf, record: usize, offset: usize, label: u8, expected: String },
+    #[error("{}: {problem}", file.display())]
+    Meta { file: PathBuf, problem: String },
+    #[error("{}: no data set here: expected either the IDX layout (train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, each raw or .gz) or the CIFAR-10 binary layout (data_batch_1.bin … data_batch_5.bin, test_batch.bin, optional batches.meta.txt)", dir.display())]
+    NoLayout { dir: PathBuf },
+    #[error("{}: no CIFAR-10 file {name} in this directory (the binary layout needs data_batch_1.bin … data_batch_5.bin and test_batch.bin)", dir.display())]
+    MissingCifar { dir: PathBuf, name: String },
+    #[error("{}: CIFAR-10 is not there; put the binary version's cifar-10-batches-bin directory (https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz) in $CNN_AS_MLP_DATA (default: ./data), or pass --data DIR", dir.display())]
+    Cifar10Missing { dir: PathBuf },
 }
 
 /// An IDX array of unsigned bytes.

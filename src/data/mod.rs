@@ -1,10 +1,13 @@
-//! Training data: image/label sets read from IDX files, batched into (batch, C·H·W) column-major
-//! matrices with pixels scaled to `[0, 1]` (`x / 255`, as the PyTorch peer does).
+//! Training data: image/label sets read from IDX files or CIFAR-10 binary files, batched into
+//! (batch, C·H·W) column-major matrices with pixels scaled to `[0, 1]` (`x / 255`, as the PyTorch peers do).
 //!
 //! Sources ([`Source`]): `mnist10k` (embedded in the binary, works from any directory), `fashion`
-//! (Debian's `dataset-fashion-mnist` in [`FASHION_DIR`]), or a directory holding the four standard IDX
-//! names, gzip or raw (full MNIST or anything shaped like it).
+//! (Debian's `dataset-fashion-mnist` in [`FASHION_DIR`]), `cifar10` (the CIFAR-10 binary version in
+//! [`cifar10_dir`]), or a directory holding either the four standard IDX names, gzip or raw (full MNIST or
+//! anything shaped like it), or the CIFAR-10 binary files ([`cifar`]); the layout is told by the files
+//! present.
 
+pub mod cifar;
 pub mod idx;
 
 use std::path::{Path, PathBuf};
@@ -29,6 +32,17 @@ const MNIST10K: [&[u8]; 4] = [
     include_bytes!("../../data/mnist-10k/t10k-labels-idx1-ubyte.gz"),
 ];
 
+/// The environment variable naming the directory that holds `cifar-10-batches-bin` (default `data`,
+/// relative to the working directory).
+pub const DATA_ENV: &str = "CNN_AS_MLP_DATA";
+
+/// Where `--data cifar10` reads from: `$CNN_AS_MLP_DATA/cifar-10-batches-bin`, or
+/// `data/cifar-10-batches-bin` when the variable is unset or empty.
+pub fn cifar10_dir() -> PathBuf {
+    let root = std::env::var_os(DATA_ENV).filter(|v| !v.is_empty()).unwrap_or_else(|| "data".into());
+    PathBuf::from(root).join("cifar-10-batches-bin")
+}
+
 /// A data source named on the command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Source {
@@ -36,16 +50,19 @@ pub enum Source {
     Mnist10k,
     /// Fashion-MNIST from [`FASHION_DIR`].
     Fashion,
-    /// A directory of IDX files.
+    /// CIFAR-10 (binary version) from [`cifar10_dir`].
+    Cifar10,
+    /// A directory of IDX files or of CIFAR-10 binary files.
     Dir(PathBuf),
 }
 
 impl Source {
-    /// `mnist10k`, `fashion`, or a directory path.
+    /// `mnist10k`, `fashion`, `cifar10`, or a directory path.
     pub fn from_name(s: &str) -> Self {
         match s {
             "mnist10k" => Source::Mnist10k,
             "fashion" => Source::Fashion,
+            "cifar10" => Source::Cifar10,
             _ => Source::Dir(PathBuf::from(s)),
         }
     }
@@ -55,6 +72,7 @@ impl Source {
         match self {
             Source::Mnist10k => "mnist10k".into(),
             Source::Fashion => "fashion".into(),
+            Source::Cifar10 => "cifar10".into(),
             Source::Dir(d) => d.display().to_string(),
         }
     }
@@ -77,13 +95,34 @@ impl Source {
                 }
                 load_dir(dir)
             }
+            Source::Cifar10 => {
+                let dir = cifar10_dir();
+                if !cifar::is_cifar_dir(&dir) {
+                    return Err(DataError::Cifar10Missing { dir });
+                }
+                cifar::load_cifar_dir(&dir)
+            }
             Source::Dir(d) => load_dir(d),
         }
     }
 }
 
-/// Reads the four standard IDX files (each `NAME` or `NAME.gz`) from `dir`.
+/// Reads a data directory: the four standard IDX files (each `NAME` or `NAME.gz`) when any of them is
+/// there, else the CIFAR-10 binary files when any of them is there ([`cifar::load_cifar_dir`]), else an
+/// error naming both layouts.
 pub fn load_dir(dir: &Path) -> Result<Splits, DataError> {
+    let any_idx = IDX_NAMES.iter().any(|n| dir.join(n).is_file() || dir.join(format!("{n}.gz")).is_file());
+    if any_idx {
+        load_idx_dir(dir)
+    } else if cifar::is_cifar_dir(dir) {
+        cifar::load_cifar_dir(dir)
+    } else {
+        Err(DataError::NoLayout { dir: dir.to_path_buf() })
+    }
+}
+
+/// Reads the four standard IDX files (each `NAME` or `NAME.gz`) from `dir`.
+pub fn load_idx_dir(dir: &Path) -> Result<Splits, DataError> {
     let find = |name: &str| -> Result<PathBuf, DataError> {
         [dir.join(format!("{name}.gz")), dir.join(name)]
             .into_iter()
@@ -106,15 +145,17 @@ pub struct Splits {
     pub test: Dataset,
 }
 
-/// Labelled images, stored as the bytes of the IDX files.
+/// Labelled images, stored as the bytes of the data files.
 #[derive(Clone, Debug)]
 pub struct Dataset {
-    /// Shape of one image (`1 × H × W`).
+    /// Shape of one image (`1 × H × W` from IDX files, `3 × 32 × 32` from CIFAR-10 files).
     pub shape: Shape,
-    /// `len() · C·H·W` pixels, image after image, each row-major.
+    /// `len() · C·H·W` pixels, image after image, each in (C, H, W) order, row-major planes.
     pub pixels: Vec<u8>,
     /// One class per image.
     pub labels: Vec<u8>,
+    /// The class names, when the data names them (CIFAR-10's `batches.meta.txt`); `classes[l]` names label `l`.
+    pub classes: Option<Vec<String>>,
 }
 
 impl Dataset {
@@ -132,6 +173,7 @@ impl Dataset {
             shape: Shape { c: 1, h: images.dims[1], w: images.dims[2] },
             pixels: images.data,
             labels: labels.data,
+            classes: None,
         })
     }
 

@@ -1,7 +1,9 @@
-//! Shared helpers for the integration tests: seeded data, a finite-difference gradient check, and running
-//! the binary on scratch directories and files.
-#![allow(dead_code, clippy::needless_range_loop)]
+//! Shared helpers for the integration tests: seeded data, a finite-difference gradient check, convolution
+//! geometries and the padding maps of proofs/T1 written out independently, and running the binary on scratch
+//! directories and files.
+#![allow(dead_code, clippy::needless_range_loop, clippy::too_many_arguments)]
 
+use cnn_as_mlp::geometry::{ConvGeometry, PaddingMode};
 use cnn_as_mlp::init::{Init, init_params};
 use cnn_as_mlp::loss::{Loss, Targets};
 use cnn_as_mlp::network::{Engine, Network};
@@ -171,4 +173,37 @@ pub fn listing(dir: &Path) -> Vec<String> {
         .unwrap_or_default();
     v.sort();
     v
+}
+
+/// A convolution geometry, arguments in the order of the fields.
+pub fn geom(
+    c_in: usize,
+    h: usize,
+    w: usize,
+    c_out: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    dil: usize,
+    mode: PaddingMode,
+) -> ConvGeometry {
+    ConvGeometry { c_in, h_in: h, w_in: w, c_out, k, stride, pad, dil, mode }
+}
+
+/// The padding map `μ_n(u)` of the table in proofs/T1, written out here rather than taken from
+/// `PaddingMode::map`, so that the oracle shares no padding code with the compiler it checks.
+pub fn pad_map_by_table(mode: PaddingMode, u: isize, n: usize) -> Option<usize> {
+    let n = n as isize;
+    let j = match mode {
+        _ if (0..n).contains(&u) => u,
+        PaddingMode::Zeros => return None,
+        PaddingMode::Reflect if u < 0 => -u,
+        PaddingMode::Reflect => 2 * (n - 1) - u,
+        PaddingMode::Replicate if u < 0 => 0,
+        PaddingMode::Replicate => n - 1,
+        PaddingMode::Circular if u < 0 => u + n,
+        PaddingMode::Circular => u - n,
+    };
+    assert!((0..n).contains(&j), "padded coordinate {u} maps outside [0, {n}) under {mode:?}");
+    Some(j as usize)
 }
