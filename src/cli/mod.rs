@@ -135,28 +135,29 @@ fn check_fit(spec: &Spec, data_name: &str, sets: &[&Dataset]) -> Result<(), CliE
 }
 
 /// Refuses, before compiling anything, a network whose sparse matrices would not fit in memory: the sum
-/// of [`crate::compare::estimate_index_bytes`] over its conv, local and pool layers (sparse engine only)
-/// against [`crate::compare::default_memory_limit`] (half of `MemAvailable`).
+/// of [`cnn_as_mlp::tied::bytes::estimate_index_bytes`] over its conv, local and pool layers (sparse engine only)
+/// against [`cnn_as_mlp::compare::default_memory_limit`] (half of `MemAvailable`).
 fn check_index_fits(spec: &Spec, engine: Engine) -> Result<(), CliError> {
-    use crate::compare::{Case, estimate_index_bytes, human_bytes};
-    use crate::spec::Layer;
+    use cnn_as_mlp::compare::human_bytes;
+    use cnn_as_mlp::spec::Layer;
+    use cnn_as_mlp::tied::bytes::estimate_index_bytes;
     if engine != Engine::Sparse {
         return Ok(());
     }
     let mut input = spec.input;
     let (mut total, mut largest) = (0usize, (0usize, 0usize));
-    for (i, (layer, out)) in spec.layers.iter().zip(spec.shapes()?).enumerate() {
+    for (i, (layer, out)) in spec.layers.iter().zip(spec.output_shapes()?).enumerate() {
         if matches!(layer, Layer::Conv { .. } | Layer::Local { .. } | Layer::MaxPool { .. } | Layer::AvgPool { .. }) {
-            let bytes = estimate_index_bytes(&Case { name: String::new(), input, layer: *layer });
+            let bytes = estimate_index_bytes(layer, input);
             total = total.saturating_add(bytes);
             largest = largest.max((bytes, i));
         }
         input = out;
     }
-    let limit = crate::compare::default_memory_limit();
+    let limit = cnn_as_mlp::compare::default_memory_limit();
     if total > limit {
         let (bytes, i) = largest;
-        let preset = crate::spec::PRESETS.iter().find(|(_, p)| Spec::parse(p).as_ref() == Ok(spec));
+        let preset = cnn_as_mlp::spec::PRESETS.iter().find(|(_, p)| Spec::parse(p).as_ref() == Ok(spec));
         let name = preset.map_or_else(|| format!("{} > …", spec.input), |(n, _)| n.to_string());
         return Err(CliError::other(format!(
             "model {name}: its compiled sparse matrices need about {total} bytes ({}) of index, more than the {limit} bytes ({}) allowed (half of the available memory); the largest is layer {i} `{}` with {bytes} bytes ({}); use --engine direct or --engine im2col",

@@ -107,7 +107,7 @@ pub fn run(a: TrainArgs) -> Result<(), CliError> {
 fn fresh_run(a: &TrainArgs, engine: cnn_as_mlp::network::Engine) -> Result<(RunConfig, Trainer), CliError> {
     let model = a.model.clone().unwrap_or_else(|| "lenet5".into());
     let spec = Spec::parse(&model)?;
-    let preset = crate::spec::preset(&model).is_some();
+    let preset = cnn_as_mlp::spec::preset(&model).is_some();
     let mut h = Hyper::preset(&model);
     if let Some(l) = &a.loss {
         if preset {
