@@ -41,7 +41,7 @@
 //! // Layer 0, compiled: a (4·8·8) × (1·8·8) matrix whose nonzeros copy the 4·1·3·3 kernel values. Along
 //! // each axis 8 outputs × 3 taps, less the 2 that fall in the zero padding, read the input: 22, so
 //! // 4 · 22 · 22 nonzeros.
-//! let w = net.map(0).unwrap().tied().unwrap();
+//! let w = net.linear_map(0).unwrap().tied().unwrap();
 //! assert_eq!(w.shape(), (256, 64));
 //! assert_eq!(w.n_params(), 36);
 //! assert_eq!(w.nnz(), 4 * 22 * 22);
