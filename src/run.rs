@@ -365,7 +365,8 @@ pub struct Resumed {
     pub metrics: Vec<EpochMetrics>,
 }
 
-/// Reads a run directory written by [`save`] and rebuilds its trainer on `engine`.
+/// Reads a run directory written by [`RunDir::commit`] and rebuilds its trainer on `engine`. Open it
+/// with [`RunDir::open`] first, which locks it and finishes or discards an interrupted commit.
 pub fn load(dir: &Path, engine: Engine) -> Result<Resumed, RunError> {
     let model = Stored::read(&dir.join(MODEL_FILE))?;
     let state = Stored::read(&dir.join(STATE_FILE))?;

@@ -79,7 +79,7 @@ pub struct Shape {
 }
 
 impl Shape {
-    /// Features `C·H·W` (it fits in `usize` for every shape of a checked spec, [`Spec::shapes`]).
+    /// Features `C·H·W` (it fits in `usize` for every shape of a checked spec, [`Spec::output_shapes`]).
     pub fn len(&self) -> usize {
         self.c * self.h * self.w
     }

@@ -256,7 +256,7 @@ impl<T: Real> Reference<T> for Conv {
         }
     }
 
-    /// Taps per kernel entry that read an input value ([`super::for_each_reading_tap`]); `h_out·w_out` per
+    /// Taps per kernel entry that read an input value (`for_each_reading_tap`); `h_out·w_out` per
     /// bias.
     fn multiplicity(&self) -> Vec<Vec<u32>> {
         let g = &self.geometry;

@@ -86,8 +86,8 @@ pub fn scatter_grad<T: Real>(m: &TiedMatrix, dw: &[T], dtheta: &mut [T]) {
     });
 }
 
-/// `d_θ += ∂J/∂θ` for `y = W x`, `x` (B, C), `dy` (B, R): the classes of the matrix's [`GradPlan`] as sums
-/// over positions ([`class_grad`]), then the groups outside every class per nonzero ([`nonzero_grad`]'s dots
+/// `d_θ += ∂J/∂θ` for `y = W x`, `x` (B, C), `dy` (B, R): the classes of the matrix's [`GradPlan`](super::grad_plan::GradPlan) as sums
+/// over positions (`class_grad`), then the groups outside every class per nonzero ([`nonzero_grad`]'s dots
 /// into `scratch`, then the scatter). Every parameter sums its terms in an order fixed by the plan, whatever
 /// the number of threads.
 #[track_caller]
