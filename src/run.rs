@@ -277,7 +277,8 @@ impl RunDir {
             let name = e.map_err(io(self.path.clone()))?.file_name().to_string_lossy().into_owned();
             if name.starts_with('.') && name.contains(".tmp") {
                 let f = self.path.join(&name);
-                std::fs::remove_file(&f).map_err(io(f))?;
+                let removed = if f.is_dir() { std::fs::remove_dir_all(&f) } else { std::fs::remove_file(&f) };
+                removed.map_err(io(f))?;
             }
         }
         Ok(())
