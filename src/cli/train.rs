@@ -11,52 +11,64 @@ use cnn_as_mlp::init::init_params;
 use cnn_as_mlp::network::Network;
 use cnn_as_mlp::optim::DecayMode;
 use cnn_as_mlp::run::{self, MODEL_FILE, RunConfig};
-use cnn_as_mlp::spec::Spec;
 use cnn_as_mlp::train::{EpochMetrics, Hyper, LrSchedule, StepProgress, TrainError, Trainer};
 
 #[derive(clap::Args, Debug)]
 pub struct TrainArgs {
-    /// lenet5, seed, cifar, vgg16, or a model spec string ("1x28x28 > conv(6,5) > relu > ...").
+    /// lenet5, seed, cifar, vgg16, or a model spec string ("1x28x28 > conv(6,5) > relu > ...")
+    /// [default: lenet5].
     #[arg(long)]
     model: Option<String>,
-    /// mnist10k (embedded), fashion, cifar10, or a directory of IDX or CIFAR-10 binary files.
+    /// mnist10k (embedded), fashion, cifar10, or a directory of IDX or CIFAR-10 binary files
+    /// [default: mnist10k].
     #[arg(long)]
     data: Option<String>,
-    /// Epochs in total (with --resume: the total to reach).
+    /// Epochs in total (with --resume: the total to reach) [default: 12; seed 10, cifar 10, vgg16 10].
     #[arg(long)]
     epochs: Option<usize>,
+    /// Images per step [default: 64; seed 16, vgg16 8].
     #[arg(long)]
     batch: Option<usize>,
+    /// Learning rate (the initial one under cosine) [default: 0.05; seed 3, cifar 0.01, vgg16 0.01].
     #[arg(long)]
     lr: Option<f64>,
-    /// constant or cosine (from --lr down towards 0 over the epochs); presets carry their own.
+    /// constant or cosine (from --lr down towards 0 over the epochs) [default: cosine; seed, cifar and
+    /// vgg16 constant].
     #[arg(long, value_name = "SCHEDULE")]
     lr_schedule: Option<String>,
+    /// SGD momentum [default: 0.9; seed 0].
     #[arg(long)]
     momentum: Option<f64>,
+    /// L2 weight decay of the weights (biases are not decayed) [default: 1e-4; seed 0].
     #[arg(long)]
     weight_decay: Option<f64>,
-    /// per-parameter (PyTorch's weight_decay) or expanded (once per copy in the expanded matrix).
+    /// per-parameter (PyTorch's weight_decay) or expanded (once per copy in the expanded matrix)
+    /// [default: per-parameter].
     #[arg(long)]
     decay_mode: Option<String>,
-    /// Loss for custom specs: ce or mse (presets carry their own).
+    /// Loss for custom specs: ce or mse [default: ce; the presets carry their own: seed mse, others ce].
     #[arg(long)]
     loss: Option<String>,
-    /// Seed of the initialisation and of the shuffles.
+    /// Seed of the initialisation and of the shuffles [default: 0].
     #[arg(long)]
     seed: Option<u64>,
     /// Start from these parameters (a safetensors file) instead of a random initialisation.
     #[arg(long, value_name = "PARAMS.safetensors")]
     init: Option<PathBuf>,
-    /// Use only the first N training and N test images.
+    /// Use only the first N training images [default: all]. The test set is cut by --test-limit only.
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
-    /// Run directory to create (default: runs/MODEL-UNIXTIME).
+    /// Use only the first N test images [default: all].
+    #[arg(long, value_name = "N")]
+    test_limit: Option<usize>,
+    /// Run directory to create [default: runs/MODEL-UNIXTIME].
     #[arg(long, value_name = "RUN_DIR")]
     out: Option<PathBuf>,
     /// Continue the run in this directory, bit-identically to an uninterrupted run.
-    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["model", "data", "batch", "lr", "lr_schedule", "momentum", "weight_decay", "decay_mode", "loss", "seed", "init", "limit", "out"])]
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["model", "data", "batch", "lr", "lr_schedule", "momentum", "weight_decay", "decay_mode", "loss", "seed", "init", "limit", "test_limit", "out"])]
     resume: Option<PathBuf>,
+    #[command(flatten)]
+    output: super::Output,
     #[command(flatten)]
     common: Common,
 }
@@ -90,8 +102,9 @@ pub fn run(a: TrainArgs) -> Result<(), CliError> {
                 (cfg, trainer, Vec::new(), dir, true)
             }
         };
-        let data = load_data(&cfg.data, cfg.limit)?;
-        check_fit(&cfg.spec, &cfg.data, &[&data.train, &data.test])?;
+        let loaded = load_data(&cfg.data, cfg.limit, cfg.test_limit)?;
+        let data = loaded.splits;
+        check_fit(&cfg.spec, &cfg.data, loaded.n_classes, &[&data.train, &data.test])?;
         if data.train.is_empty() || data.test.is_empty() {
             return Err(CliError::other(format!("data {}: the training or test set is empty", cfg.data)));
         }
@@ -100,13 +113,20 @@ pub fn run(a: TrainArgs) -> Result<(), CliError> {
                 .map_err(|e| CliError::other(format!("{}: cannot create: {e}", dir.display())))?;
             save(&dir, &cfg, &trainer, &metrics)?;
         }
-        train_loop(&cfg, &mut trainer, metrics, &data, &dir, threads, engine.name())
+        train_loop(
+            &cfg,
+            &mut trainer,
+            metrics,
+            &data,
+            &dir,
+            Report { threads, engine: engine.name(), output: &a.output },
+        )
     })
 }
 
 fn fresh_run(a: &TrainArgs, engine: cnn_as_mlp::network::Engine) -> Result<(RunConfig, Trainer), CliError> {
     let model = a.model.clone().unwrap_or_else(|| "lenet5".into());
-    let spec = Spec::parse(&model)?;
+    let spec = super::parse_model(&model)?;
     let preset = cnn_as_mlp::spec::preset(&model).is_some();
     let mut h = Hyper::preset(&model);
     if let Some(l) = &a.loss {
@@ -145,14 +165,23 @@ fn fresh_run(a: &TrainArgs, engine: cnn_as_mlp::network::Engine) -> Result<(RunC
     if let Some(n) = a.limit {
         positive("limit", n)?;
     }
+    if let Some(n) = a.test_limit {
+        positive("test-limit", n)?;
+    }
     super::check_index_fits(&spec, engine)?;
     let mut net = Network::<f32>::new(&spec, engine);
     match &a.init {
         Some(p) => checkpoint::load_params(&mut net, &Stored::read(p)?)?,
         None => init_params(&mut net, h.init, h.seed),
     }
-    let cfg =
-        RunConfig { model, spec, data: a.data.clone().unwrap_or_else(|| "mnist10k".into()), limit: a.limit, hyper: h };
+    let cfg = RunConfig {
+        model,
+        spec,
+        data: a.data.clone().unwrap_or_else(|| "mnist10k".into()),
+        limit: a.limit,
+        test_limit: a.test_limit,
+        hyper: h,
+    };
     let trainer = Trainer::new(net, cfg.hyper.clone());
     Ok((cfg, trainer))
 }
@@ -173,29 +202,39 @@ fn default_dir(cfg: &RunConfig) -> PathBuf {
     PathBuf::from("runs").join(format!("{label}-{secs}"))
 }
 
+/// What the summary reports besides the run: the pool's threads, the engine, how much to print.
+struct Report<'a> {
+    threads: usize,
+    engine: &'a str,
+    output: &'a super::Output,
+}
+
 fn train_loop(
     cfg: &RunConfig,
     trainer: &mut Trainer,
     mut metrics: Vec<EpochMetrics>,
     data: &cnn_as_mlp::data::Splits,
     dir: &Path,
-    threads: usize,
-    engine: &str,
+    report: Report,
 ) -> Result<(), CliError> {
+    let Report { threads, engine, output } = report;
+    let chatty = !output.quiet && !output.json;
     let epochs = cfg.hyper.epochs;
     let steps = data.train.len().div_ceil(cfg.hyper.batch);
     let start_epoch = trainer.epoch;
-    let terminal = std::io::stderr().is_terminal();
+    let terminal = chatty && std::io::stderr().is_terminal();
     let (mut images, mut secs) = (0usize, 0.0f64);
-    println!(
-        "train: {} ({} parameters) on {} ({} train, {} test), run directory {}",
-        cfg.spec,
-        trainer.net.n_params(),
-        cfg.data,
-        data.train.len(),
-        data.test.len(),
-        dir.display()
-    );
+    if chatty {
+        println!(
+            "train: {} ({} parameters) on {} ({} train, {} test), run directory {}",
+            cfg.spec,
+            trainer.net.n_params(),
+            cfg.data,
+            data.train.len(),
+            data.test.len(),
+            dir.display()
+        );
+    }
     for _ in start_epoch..epochs {
         let bar = if terminal { ProgressBar::new(steps as u64) } else { ProgressBar::hidden() };
         if terminal {
@@ -215,7 +254,7 @@ fn train_loop(
             if terminal {
                 bar.set_position(p.step as u64);
                 bar.set_message(msg);
-            } else if p.step * 4 / p.steps > last_plain && p.step < p.steps {
+            } else if chatty && p.step * 4 / p.steps > last_plain && p.step < p.steps {
                 last_plain = p.step * 4 / p.steps;
                 println!("epoch {}/{epochs} step {}/{} {msg}", p.epoch, p.step, p.steps);
             }
@@ -234,16 +273,43 @@ fn train_loop(
         };
         images += data.train.len();
         secs += m.train_secs;
-        println!(
-            "epoch {}/{epochs} step {} loss {:.4} train_acc {:.4} test_loss {:.4} test_acc {:.4} img_per_s {:.0} train_s {:.2}",
-            m.epoch, m.step, m.loss, m.train_acc, m.test_loss, m.test_acc, m.img_per_s, m.train_secs
-        );
+        if chatty {
+            println!(
+                "epoch {}/{epochs} step {} loss {:.4} train_acc {:.4} test_loss {:.4} test_acc {:.4} img_per_s {:.0} train_s {:.2}",
+                m.epoch, m.step, m.loss, m.train_acc, m.test_loss, m.test_acc, m.img_per_s, m.train_secs
+            );
+        }
         metrics.push(m);
         save(dir, cfg, trainer, &metrics)?;
     }
     let test_acc = metrics.last().map_or(f64::NAN, |m| m.test_acc);
     let img_per_s = if secs > 0.0 { images as f64 / secs } else { 0.0 };
     let model: String = cfg.model.chars().filter(|c| !c.is_whitespace()).collect();
+    if output.json {
+        let last = metrics.last();
+        let v = serde_json::json!({
+            "model": model,
+            "spec": cfg.spec.to_string(),
+            "data": cfg.data,
+            "engine": engine,
+            "epochs": epochs,
+            "batch": cfg.hyper.batch,
+            "lr": cfg.hyper.lr,
+            "seed": cfg.hyper.seed,
+            "threads": threads,
+            "params": trainer.net.n_params(),
+            "train_images": data.train.len(),
+            "test_images": data.test.len(),
+            "img_per_s": img_per_s,
+            "loss": last.map(|m| m.loss),
+            "train_acc": last.map(|m| m.train_acc),
+            "test_loss": last.map(|m| m.test_loss),
+            "test_acc": last.map(|m| m.test_acc),
+            "run_dir": dir.display().to_string(),
+        });
+        println!("{v}");
+        return Ok(());
+    }
     println!(
         "train: model={model} data={} engine={engine} epochs={epochs} batch={} threads={threads} img_per_s={img_per_s:.0} test_acc={test_acc:.4}",
         cfg.data, cfg.hyper.batch
