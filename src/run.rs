@@ -153,9 +153,9 @@ pub fn save(dir: &Path, cfg: &RunConfig, trainer: &Trainer, metrics: &[EpochMetr
 }
 
 impl RunConfig {
-    /// A short name for the model: the preset name, or `custom spec`.
-    pub fn model_label(&self) -> &str {
-        if self.model.len() <= 16 { &self.model } else { "custom spec" }
+    /// A short name for the model: the preset name, or [`Spec::short_name`] for a spec string.
+    pub fn model_label(&self) -> String {
+        if crate::spec::preset(&self.model).is_some() { self.model.trim().to_string() } else { self.spec.short_name() }
     }
 }
 

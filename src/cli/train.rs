@@ -190,7 +190,8 @@ fn fresh_run(a: &TrainArgs, engine: cnn_as_mlp::network::Engine) -> Result<(RunC
 fn save(dir: &Path, cfg: &RunConfig, trainer: &Trainer, metrics: &[EpochMetrics]) -> Result<(), CliError> {
     run::save(dir, cfg, trainer, metrics)?;
     let plot = dir.join(run::PLOT_FILE);
-    let title = format!("{} on {}", cfg.model_label(), cfg.data);
+    let run_name = dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let title = format!("{} on {} (run {run_name})", cfg.model_label(), cfg.data);
     super::draw::curves::plot_curves(&plot, metrics, &title)
         .map_err(|problem| run::RunError::Invalid { file: plot, problem })?;
     Ok(())
