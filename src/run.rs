@@ -3,7 +3,7 @@
 //! ```text
 //! model.safetensors   parameters ("{i}.weight", "{i}.bias"), metadata: spec, data, hyperparameters, epoch
 //! state.safetensors   momentum buffers ("velocity.{i}.weight", ...), the same metadata
-//! metrics.csv         one row per epoch: epoch,step,loss,train_acc,test_loss,test_acc,img_per_s
+//! metrics.csv         one row per epoch: epoch,step,loss,train_acc,test_loss,test_acc,img_per_s,lr,train_s,wall_s
 //! curves.png          loss and accuracy curves (drawn by the command)
 //! ```
 //!
@@ -43,7 +43,10 @@ pub const MODEL_FILE: &str = "model.safetensors";
 pub const STATE_FILE: &str = "state.safetensors";
 pub const METRICS_FILE: &str = "metrics.csv";
 pub const PLOT_FILE: &str = "curves.png";
-const METRICS_HEADER: &str = "epoch,step,loss,train_acc,test_loss,test_acc,img_per_s";
+/// The columns of `metrics.csv`: `lr` is the epoch's learning rate, `train_s` the seconds in the training
+/// loop, `wall_s` the seconds of the whole epoch (training and test evaluation). Files written before the
+/// last three columns existed are read with `lr`, `train_s` and `wall_s` as NaN.
+const METRICS_HEADER: &str = "epoch,step,loss,train_acc,test_loss,test_acc,img_per_s,lr,train_s,wall_s";
 
 /// Why a run directory could not be written or resumed.
 #[derive(Debug, thiserror::Error)]
@@ -68,8 +71,10 @@ pub struct RunConfig {
     pub spec: Spec,
     /// The data source name (see [`crate::data::Source`]).
     pub data: String,
-    /// Only the first `limit` training and test images, when set.
+    /// Only the first `limit` training images, when set.
     pub limit: Option<usize>,
+    /// Only the first `test_limit` test images, when set.
+    pub test_limit: Option<usize>,
     pub hyper: Hyper,
 }
 
@@ -86,6 +91,11 @@ impl RunConfig {
         put("spec", self.spec.to_string());
         put("data", self.data.clone());
         put("limit", self.limit.map_or_else(String::new, |l| l.to_string()));
+        // Written only when a limit is set, so that a run without one keeps the bytes it always had; a run
+        // with `limit` but no `test_limit` key predates `--test-limit` and cut both sets.
+        if self.limit.is_some() || self.test_limit.is_some() {
+            put("test_limit", self.test_limit.map_or_else(String::new, |l| l.to_string()));
+        }
         put("loss", h.loss.name().into());
         put("init", h.init.name().into());
         put("lr", h.lr.to_string());
@@ -129,11 +139,23 @@ impl RunConfig {
                 problem: "metadata \"limit\" is \"0\": must be at least 1".into(),
             });
         }
+        let test_limit = match f.metadata.get("test_limit").map(String::as_str) {
+            None => limit,
+            Some("") => None,
+            Some(_) => Some(f.meta_parse("test_limit")?),
+        };
+        if test_limit == Some(0) {
+            return Err(RunError::Invalid {
+                file: f.path.clone(),
+                problem: "metadata \"test_limit\" is \"0\": must be at least 1".into(),
+            });
+        }
         let cfg = RunConfig {
             model: f.meta("model")?.to_string(),
             spec,
             data: f.meta("data")?.to_string(),
             limit,
+            test_limit,
             hyper: Hyper {
                 lr: f.meta_parse("lr")?,
                 schedule,
@@ -353,9 +375,9 @@ fn sync_dir(dir: &Path) -> Result<(), RunError> {
 }
 
 impl RunConfig {
-    /// A short name for the model: the preset name, or `custom spec`.
-    pub fn model_label(&self) -> &str {
-        if self.model.len() <= 16 { &self.model } else { "custom spec" }
+    /// A short name for the model: the preset name, or [`Spec::short_name`] for a spec string.
+    pub fn model_label(&self) -> String {
+        if crate::spec::preset(&self.model).is_some() { self.model.trim().to_string() } else { self.spec.short_name() }
     }
 }
 
@@ -416,8 +438,8 @@ pub fn metrics_csv(metrics: &[EpochMetrics]) -> String {
     s.push('\n');
     for m in metrics {
         s.push_str(&format!(
-            "{},{},{:.6},{:.6},{:.6},{:.6},{:.1}\n",
-            m.epoch, m.step, m.loss, m.train_acc, m.test_loss, m.test_acc, m.img_per_s
+            "{},{},{:.6},{:.6},{:.6},{:.6},{:.1},{},{:.3},{:.3}\n",
+            m.epoch, m.step, m.loss, m.train_acc, m.test_loss, m.test_acc, m.img_per_s, m.lr, m.train_secs, m.wall_secs
         ));
     }
     s
@@ -436,9 +458,10 @@ pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>, RunError> {
     for (i, line) in text.lines().enumerate().skip(1) {
         let v: Vec<f64> =
             line.split(',').map(|f| f.parse::<f64>()).collect::<Result<_, _>>().map_err(|_| bad(i + 1))?;
-        if v.len() != 7 {
+        if v.len() != 7 && v.len() != 10 {
             return Err(bad(i + 1));
         }
+        let extra = |j: usize| v.get(j).copied().unwrap_or(f64::NAN);
         rows.push(EpochMetrics {
             epoch: v[0] as usize,
             step: v[1] as usize,
@@ -447,7 +470,9 @@ pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>, RunError> {
             test_loss: v[4],
             test_acc: v[5],
             img_per_s: v[6],
-            train_secs: 0.0,
+            lr: extra(7),
+            train_secs: extra(8),
+            wall_secs: extra(9),
         });
     }
     Ok(rows)

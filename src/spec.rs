@@ -115,6 +115,34 @@ pub enum SpecError {
 }
 
 impl Spec {
+    /// A short readable name: the input, then each conv, local, pool and dense layer by kind and width
+    /// (`1x28x28-conv6-max2-conv16-max2-dense120-dense84-dense10`, cut to 40 chars), then 8 hex digits of
+    /// a hash (FNV-1a, 64 bits, fixed across versions) of the canonical spec string, so that two specs
+    /// that differ anywhere (a stride, an activation) get different names.
+    pub fn short_name(&self) -> String {
+        let mut name = self.input.to_string();
+        for layer in &self.layers {
+            let part = match *layer {
+                Layer::Conv { c_out, .. } => format!("conv{c_out}"),
+                Layer::Local { c_out, .. } => format!("local{c_out}"),
+                Layer::MaxPool { k, .. } => format!("max{k}"),
+                Layer::AvgPool { k, .. } => format!("avg{k}"),
+                Layer::Dense { n } => format!("dense{n}"),
+                Layer::Act(_) => continue,
+            };
+            name.push('-');
+            name.push_str(&part);
+        }
+        if name.chars().count() > 40 {
+            name = name.chars().take(39).collect::<String>() + "~";
+        }
+        let hash = self
+            .to_string()
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3));
+        format!("{name}-{:08x}", hash >> 32)
+    }
+
     /// Parses a spec string or a preset name ([`PRESETS`]) and checks every layer's shape.
     pub fn parse(s: &str) -> Result<Spec, SpecError> {
         if let Some(p) = preset(s) {

@@ -177,6 +177,10 @@ pub struct EpochMetrics {
     pub img_per_s: f64,
     /// Seconds in the training loop.
     pub train_secs: f64,
+    /// The learning rate of the epoch (constant over it; the schedule moves it between epochs).
+    pub lr: f64,
+    /// Wall-clock seconds of the whole epoch: training loop and test evaluation.
+    pub wall_secs: f64,
 }
 
 /// A network being trained: parameters, optimizer state and position.
@@ -247,6 +251,7 @@ impl Trainer {
         let train_secs = start.elapsed().as_secs_f64();
         self.epoch += 1;
         let ev = evaluate(&mut self.net, test, self.hyper.loss, 1000);
+        let wall_secs = start.elapsed().as_secs_f64();
         Ok(EpochMetrics {
             epoch: self.epoch,
             step: self.step,
@@ -256,6 +261,8 @@ impl Trainer {
             test_acc: ev.acc,
             img_per_s: seen as f64 / train_secs.max(1e-9),
             train_secs,
+            lr: self.sgd.lr,
+            wall_secs,
         })
     }
 }

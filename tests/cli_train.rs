@@ -23,9 +23,18 @@ fn train_writes_run_directory_and_summary() {
     assert!(summary.contains("data=mnist10k engine=sparse epochs=2 batch=64"), "{summary}");
     let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(lines[0], "epoch,step,loss,train_acc,test_loss,test_acc,img_per_s");
+    assert_eq!(lines[0], "epoch,step,loss,train_acc,test_loss,test_acc,img_per_s,lr,train_s,wall_s");
     assert_eq!(lines.len(), 3, "{csv}");
     assert!(lines[2].starts_with("2,8,"), "{csv}");
+    // lenet5's schedule is cosine from 0.05 over 2 epochs: 0.05, then 0.025; the wall time of an epoch
+    // includes its training loop.
+    let row = |i: usize| -> Vec<f64> { lines[i].split(',').map(|v| v.parse().unwrap()).collect() };
+    assert_eq!((row(1)[7], row(2)[7]), (0.05, 0.025), "{csv}");
+    for i in [1, 2] {
+        assert!(row(i)[8] > 0.0 && row(i)[9] >= row(i)[8], "{csv}");
+    }
+    // --limit cuts the training set only: the full 2,004 test images are evaluated.
+    assert!(text.contains("(256 train, 2004 test)"), "{text}");
     // The checkpoint carries the spec and hyperparameters.
     let f = cnn_as_mlp::checkpoint::Stored::read(&out.join("model.safetensors")).unwrap();
     assert_eq!(f.meta("lr").unwrap(), "0.05");
@@ -53,8 +62,13 @@ fn resume_is_bit_identical_to_an_uninterrupted_run() {
     }
     let metrics = |dir: &std::path::Path| -> Vec<String> {
         let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
-        // Everything but images/s (a timing) must agree.
-        csv.lines().map(|l| l.rsplit_once(',').unwrap().0.to_string()).collect()
+        // Everything but the timings (img_per_s, train_s, wall_s) must agree.
+        csv.lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                format!("{},{}", f[..6].join(","), f[7])
+            })
+            .collect()
     };
     assert_eq!(metrics(&a), metrics(&b));
 }
@@ -142,4 +156,46 @@ fn init_from_a_checkpoint_starts_there() {
         assert_eq!(fa.f32_tensor(&n, None).unwrap(), fb.f32_tensor(&n, None).unwrap(), "{n}");
     }
     assert!(std::fs::read(b.join("curves.png")).unwrap().starts_with(b"\x89PNG"));
+}
+
+/// `--test-limit` cuts the test set; `--json` prints the summary as one JSON object and nothing else;
+/// `--quiet` prints only the summary line; resume keeps both limits.
+#[test]
+fn test_limit_json_and_quiet() {
+    let d = scratch("json");
+    let out = d.join("run");
+    let o = run(&[
+        "train",
+        "--model",
+        SMALL,
+        "--limit",
+        "128",
+        "--test-limit",
+        "50",
+        "--epochs",
+        "1",
+        "--lr-schedule",
+        "constant",
+        "--json",
+        "--out",
+        s(&out),
+    ]);
+    ok(&o);
+    let text = stdout(&o);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!((v["train_images"].as_u64(), v["test_images"].as_u64()), (Some(128), Some(50)), "{text}");
+    assert_eq!(v["epochs"], 1);
+    let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    let test_acc: f64 = csv.lines().nth(1).unwrap().split(',').nth(5).unwrap().parse().unwrap();
+    assert_eq!(v["test_acc"].as_f64(), Some(test_acc));
+    // 50 test images: every accuracy is a multiple of 1/50.
+    assert!((test_acc * 50.0 - (test_acc * 50.0).round()).abs() < 1e-3, "{test_acc}");
+    let o = run(&["train", "--resume", s(&out), "--epochs", "2", "--quiet"]);
+    ok(&o);
+    let text = stdout(&o);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(text.starts_with("train: ") && text.contains("epochs=2"), "{text}");
+    let f = cnn_as_mlp::checkpoint::Stored::read(&out.join("model.safetensors")).unwrap();
+    assert_eq!((f.meta("limit").unwrap(), f.meta("test_limit").unwrap()), ("128", "50"));
 }

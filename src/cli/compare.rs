@@ -13,7 +13,7 @@ pub struct CompareArgs {
     /// Batch size [default: 64].
     #[arg(long, value_name = "B", allow_hyphen_values = true)]
     batch: Option<String>,
-    /// Worker threads of the rayon pool everything runs in [default: 2].
+    /// Worker threads of the rayon pool everything runs in [default: all cores].
     #[arg(long, value_name = "T", allow_hyphen_values = true)]
     threads: Option<String>,
     /// Timed repeats after one warm-up; the median is reported [default: 5].
@@ -46,7 +46,7 @@ fn positive(name: &str, v: &Option<String>, default: usize) -> Result<usize, Cli
 
 pub fn run(a: CompareArgs) -> Result<(), CliError> {
     let batch = positive("batch", &a.batch, 64)?;
-    let threads = positive("threads", &a.threads, 2)?;
+    let threads = positive("threads", &a.threads, std::thread::available_parallelism().map_or(1, |n| n.get()))?;
     if threads > super::MAX_THREADS {
         return Err(CliError::other(format!("--threads {threads}: at most {}", super::MAX_THREADS)));
     }

@@ -15,7 +15,6 @@ use cnn_as_mlp::budget;
 use cnn_as_mlp::checkpoint::{self, Stored};
 use cnn_as_mlp::loss::{Loss, Targets};
 use cnn_as_mlp::network::Network;
-use cnn_as_mlp::spec::Spec;
 use cnn_as_mlp::tensor::Tensor;
 use cnn_as_mlp::train::Hyper;
 
@@ -33,7 +32,7 @@ pub struct GradArgs {
     /// Where to write the loss and gradients.
     #[arg(long, value_name = "G.safetensors")]
     out: PathBuf,
-    /// ce or mse (default: the model's; ce for custom specs).
+    /// ce or mse [default: the model's; ce for custom specs].
     #[arg(long)]
     loss: Option<String>,
     #[command(flatten)]
@@ -44,7 +43,7 @@ pub fn run(a: GradArgs) -> Result<(), CliError> {
     let engine = a.common.engine()?;
     let pool = a.common.pool()?;
     pool.install(|| {
-        let spec = Spec::parse(&a.model)?;
+        let spec = super::parse_model(&a.model)?;
         let loss = match &a.loss {
             Some(l) => parse_loss(l)?,
             None => Hyper::preset(&a.model).loss,

@@ -69,13 +69,25 @@ impl CliError {
 /// few cores, and starting tens of thousands of threads takes minutes).
 pub const MAX_THREADS: usize = 256;
 
+/// How much `train` and `eval` print.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Output {
+    /// Print only the final summary line.
+    #[arg(long, conflicts_with = "json")]
+    pub quiet: bool,
+    /// Print only the summary, as one JSON object on one line.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Options shared by the subcommands.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Common {
-    /// Worker threads, 1 to 256 (default: all cores). Results do not depend on it.
+    /// Worker threads, 1 to 256 [default: all cores]. Results do not depend on it.
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Engine of the linear layers: sparse (tied sparse matrices), direct (direct convolution) or im2col.
+    /// Engine of the linear layers: sparse (tied sparse matrices), direct (direct convolution) or im2col
+    /// [default: sparse].
     #[arg(long)]
     pub engine: Option<String>,
 }
@@ -106,27 +118,113 @@ fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<(), CliError> {
         .map_err(|e| CliError::other(format!("{}: cannot write: {e}", path.display())))
 }
 
+/// The names `--engine` accepts.
+const ENGINES: [&str; 3] = ["sparse", "direct", "im2col"];
+/// The names `--data` accepts besides a directory.
+const DATA_NAMES: [&str; 3] = ["mnist10k", "fashion", "cifar10"];
+
 fn parse_engine(s: &str) -> Result<Engine, CliError> {
-    Engine::from_name(s).ok_or_else(|| CliError::other(format!("--engine {s:?}: unknown engine")))
+    Engine::from_name(s).ok_or_else(|| {
+        CliError::other(format!(
+            "--engine {s:?}: unknown engine{}; expected sparse, direct or im2col",
+            did_you_mean(s, &ENGINES)
+        ))
+    })
+}
+
+/// Levenshtein distance between two strings, counted in chars.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diag = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let next = (row[j + 1] + 1).min(row[j] + 1).min(diag + usize::from(ca != cb));
+            diag = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
+/// ` (did you mean X?)` for the nearest of `choices` within an edit distance of 2 (1 for words of up to 3
+/// chars), else the empty string.
+fn did_you_mean(word: &str, choices: &[&str]) -> String {
+    let limit = if word.chars().count() <= 3 { 1 } else { 2 };
+    choices
+        .iter()
+        .map(|c| (edit_distance(&word.to_lowercase(), c), *c))
+        .filter(|&(d, _)| d <= limit)
+        .min()
+        .map_or_else(String::new, |(_, c)| format!(" (did you mean {c}?)"))
+}
+
+/// Parses `--model`: a preset name or a spec string. A bare word that is not a preset is reported as an
+/// unknown preset, with the nearest preset name when one is close.
+fn parse_model(s: &str) -> Result<Spec, CliError> {
+    let word = !s.trim().is_empty() && s.trim().chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    let looks_like_shape = s.trim().split('x').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+    if word && !looks_like_shape && cnn_as_mlp::spec::preset(s).is_none() {
+        let names: Vec<&str> = cnn_as_mlp::spec::PRESETS.iter().map(|(n, _)| *n).collect();
+        return Err(CliError::other(format!(
+            "--model {s:?}: unknown preset{}; expected {} or a model spec string such as \"1x28x28 > conv(6,5) > relu > dense(10)\"",
+            did_you_mean(s.trim(), &names),
+            names.join(", ")
+        )));
+    }
+    Ok(Spec::parse(s)?)
 }
 
 fn parse_loss(s: &str) -> Result<Loss, CliError> {
     Loss::from_name(s).ok_or_else(|| CliError::other(format!("--loss {s:?}: unknown loss (expected ce or mse)")))
 }
 
-/// Loads a data source, keeping the first `limit` images of each split.
-fn load_data(name: &str, limit: Option<usize>) -> Result<Splits, CliError> {
-    let mut s = Source::from_name(name).load()?;
-    if let Some(n) = limit {
-        s.train.truncate(n);
-        s.test.truncate(n);
-    }
-    Ok(s)
+/// Loaded data, cut to the requested sizes, and its number of classes before the cut.
+struct Loaded {
+    splits: Splits,
+    /// The number of class names when the data names them, else the largest label of both full splits
+    /// plus one.
+    n_classes: usize,
 }
 
-/// Fails unless the data fits the spec: same input shape, labels below the number of outputs.
-fn check_fit(spec: &Spec, data_name: &str, sets: &[&Dataset]) -> Result<(), CliError> {
-    let k = spec.output()?.len();
+/// Loads a data source, keeping the first `train_limit` training and `test_limit` test images. A name
+/// that is neither a known source nor an existing path is refused, with the nearest source name.
+fn load_data(name: &str, train_limit: Option<usize>, test_limit: Option<usize>) -> Result<Loaded, CliError> {
+    let source = Source::from_name(name);
+    if let Source::Dir(d) = &source
+        && !d.exists()
+    {
+        return Err(CliError::other(format!(
+            "--data {name:?}: no such directory{}; expected mnist10k, fashion, cifar10 or a directory of IDX or CIFAR-10 binary files",
+            did_you_mean(name, &DATA_NAMES)
+        )));
+    }
+    let mut s = source.load()?;
+    let n_classes = match &s.train.classes {
+        Some(names) => names.len(),
+        None => s.train.n_classes().max(s.test.n_classes()),
+    };
+    if let Some(n) = train_limit {
+        s.train.truncate(n);
+    }
+    if let Some(n) = test_limit {
+        s.test.truncate(n);
+    }
+    Ok(Loaded { splits: s, n_classes })
+}
+
+/// Fails unless the data fits the spec: same input shape, and as many outputs as the data has classes
+/// (both losses compare the outputs with a one-hot target or a class index: a spec ending in
+/// `maxpool(2)` would otherwise train over hundreds of "classes").
+fn check_fit(spec: &Spec, data_name: &str, n_classes: usize, sets: &[&Dataset]) -> Result<(), CliError> {
+    let out = spec.output()?;
+    let k = out.len();
+    if k != n_classes {
+        return Err(CliError::other(format!(
+            "model output {out} has {k} values but data {data_name} has {n_classes} classes; end the spec with dense({n_classes})"
+        )));
+    }
     for d in sets {
         if d.shape != spec.input {
             return Err(CliError::other(format!(

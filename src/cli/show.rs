@@ -7,7 +7,7 @@ use super::{CliError, outln, write_file};
 use cnn_as_mlp::budget;
 use cnn_as_mlp::network::{Engine, Network};
 use cnn_as_mlp::picture::LayerInfo;
-use cnn_as_mlp::spec::{Layer, Spec};
+use cnn_as_mlp::spec::Layer;
 
 #[derive(clap::Args, Debug)]
 pub struct ShowArgs {
@@ -38,7 +38,7 @@ pub fn run(a: ShowArgs) -> Result<(), CliError> {
             a.size, SIZE_RANGE.0, SIZE_RANGE.1
         )));
     }
-    let spec = Spec::parse(&a.model)?;
+    let spec = super::parse_model(&a.model)?;
     let n = spec.layers.len();
     if a.layer >= n {
         return Err(CliError::other(format!(

@@ -12,53 +12,64 @@ use cnn_as_mlp::init::init_params;
 use cnn_as_mlp::network::{Engine, Network};
 use cnn_as_mlp::optim::DecayMode;
 use cnn_as_mlp::run::{self, MODEL_FILE, RunConfig, RunDir};
-use cnn_as_mlp::spec::Spec;
 use cnn_as_mlp::train::{EpochMetrics, Hyper, LrSchedule, StepProgress, TrainError, Trainer};
 
 #[derive(clap::Args, Debug)]
 pub struct TrainArgs {
-    /// lenet5, seed, cifar, vgg16, or a model spec string ("1x28x28 > conv(6,5) > relu > ...").
+    /// lenet5, seed, cifar, vgg16, or a model spec string ("1x28x28 > conv(6,5) > relu > ...")
+    /// [default: lenet5].
     #[arg(long, allow_hyphen_values = true)]
     model: Option<String>,
-    /// mnist10k (embedded), fashion, cifar10, or a directory of IDX or CIFAR-10 binary files.
+    /// mnist10k (embedded), fashion, cifar10, or a directory of IDX or CIFAR-10 binary files
+    /// [default: mnist10k].
     #[arg(long)]
     data: Option<String>,
-    /// Epochs in total (with --resume: the total to reach).
+    /// Epochs in total (with --resume: the total to reach) [default: 12; seed 10, cifar 10, vgg16 10].
     #[arg(long)]
     epochs: Option<usize>,
+    /// Images per step [default: 64; seed 16, vgg16 8].
     #[arg(long)]
     batch: Option<usize>,
+    /// Learning rate (the initial one under cosine) [default: 0.05; seed 3, cifar 0.01, vgg16 0.01].
     #[arg(long, allow_negative_numbers = true)]
     lr: Option<f64>,
-    /// constant or cosine (from --lr down towards 0 over the epochs); presets carry their own.
+    /// constant or cosine (from --lr down towards 0 over the epochs) [default: cosine; seed, cifar and
+    /// vgg16 constant].
     #[arg(long, value_name = "SCHEDULE")]
     lr_schedule: Option<String>,
-    /// In [0, 1).
+    /// SGD momentum, in [0, 1) [default: 0.9; seed 0].
     #[arg(long, allow_negative_numbers = true)]
     momentum: Option<f64>,
+    /// L2 weight decay of the weights (biases are not decayed) [default: 1e-4; seed 0].
     #[arg(long, allow_negative_numbers = true)]
     weight_decay: Option<f64>,
-    /// per-parameter (PyTorch's weight_decay) or expanded (once per copy in the expanded matrix).
+    /// per-parameter (PyTorch's weight_decay) or expanded (once per copy in the expanded matrix)
+    /// [default: per-parameter].
     #[arg(long)]
     decay_mode: Option<String>,
-    /// Loss for custom specs: ce or mse (presets carry their own).
+    /// Loss for custom specs: ce or mse [default: ce; the presets carry their own: seed mse, others ce].
     #[arg(long)]
     loss: Option<String>,
-    /// Seed of the initialisation and of the shuffles.
+    /// Seed of the initialisation and of the shuffles [default: 0].
     #[arg(long)]
     seed: Option<u64>,
     /// Start from these parameters (a safetensors file) instead of a random initialisation.
     #[arg(long, value_name = "PARAMS.safetensors")]
     init: Option<PathBuf>,
-    /// Use only the first N training and N test images.
+    /// Use only the first N training images [default: all]. The test set is cut by --test-limit only.
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
-    /// Run directory to create (default: runs/MODEL-UNIXTIME).
+    /// Use only the first N test images [default: all].
+    #[arg(long, value_name = "N")]
+    test_limit: Option<usize>,
+    /// Run directory to create [default: runs/MODEL-UNIXTIME].
     #[arg(long, value_name = "RUN_DIR")]
     out: Option<PathBuf>,
     /// Continue the run in this directory, bit-identically to an uninterrupted run.
-    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["model", "data", "batch", "lr", "lr_schedule", "momentum", "weight_decay", "decay_mode", "loss", "seed", "init", "limit", "out"])]
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["model", "data", "batch", "lr", "lr_schedule", "momentum", "weight_decay", "decay_mode", "loss", "seed", "init", "limit", "test_limit", "out"])]
     resume: Option<PathBuf>,
+    #[command(flatten)]
+    output: super::Output,
     #[command(flatten)]
     common: Common,
 }
@@ -80,16 +91,22 @@ pub fn run(a: TrainArgs) -> Result<(), CliError> {
                     cfg.hyper.epochs = e;
                     trainer.hyper.epochs = e;
                 }
-                let data = load_data(&cfg.data, cfg.limit)?;
-                check_fit(&cfg.spec, &cfg.data, &[&data.train, &data.test])?;
+                let loaded = load_data(&cfg.data, cfg.limit, cfg.test_limit)?;
+                let data = loaded.splits;
+                check_fit(&cfg.spec, &cfg.data, loaded.n_classes, &[&data.train, &data.test])?;
                 (cfg, trainer, r.metrics, dir, data)
             }
             None => {
                 let cfg = fresh_config(&a)?;
-                // Evaluation between epochs holds up to 1000 test images (fewer with --limit).
-                budget::check(&cfg.spec, engine, budget::Use::train(cfg.hyper.batch, cfg.limit.unwrap_or(1000)))?;
-                let data = load_data(&cfg.data, cfg.limit)?;
-                check_fit(&cfg.spec, &cfg.data, &[&data.train, &data.test])?;
+                // Evaluation between epochs holds up to 1000 test images (fewer with --test-limit).
+                budget::check(
+                    &cfg.spec,
+                    engine,
+                    budget::Use::train(cfg.hyper.batch, cfg.test_limit.unwrap_or(1000).min(1000)),
+                )?;
+                let loaded = load_data(&cfg.data, cfg.limit, cfg.test_limit)?;
+                let data = loaded.splits;
+                check_fit(&cfg.spec, &cfg.data, loaded.n_classes, &[&data.train, &data.test])?;
                 let trainer = fresh_trainer(&a, &cfg, engine)?;
                 if data.train.is_empty() || data.test.is_empty() {
                     return Err(CliError::other(format!("data {}: the training or test set is empty", cfg.data)));
@@ -110,7 +127,8 @@ pub fn run(a: TrainArgs) -> Result<(), CliError> {
             return Err(CliError::other(format!("data {}: the training or test set is empty", cfg.data)));
         }
         let fresh = a.resume.is_none();
-        let result = train_loop(&cfg, &mut trainer, metrics, &data, &dir, threads, engine.name(), fresh);
+        let report = Report { threads, engine: engine.name(), output: &a.output, fresh };
+        let result = train_loop(&cfg, &mut trainer, metrics, &data, &dir, report);
         if result.is_err() && fresh && trainer.epoch == 0 {
             // A new run that never completed an epoch leaves nothing behind.
             dir.abandon();
@@ -139,7 +157,7 @@ fn check_new_horizon(dir: &Path, cfg: &RunConfig, epochs: usize) -> Result<(), C
 
 fn fresh_config(a: &TrainArgs) -> Result<RunConfig, CliError> {
     let model = a.model.clone().unwrap_or_else(|| "lenet5".into());
-    let spec = Spec::parse(&model)?;
+    let spec = super::parse_model(&model)?;
     let preset = cnn_as_mlp::spec::preset(&model).is_some();
     let mut h = Hyper::preset(&model);
     if let Some(l) = &a.loss {
@@ -169,7 +187,17 @@ fn fresh_config(a: &TrainArgs) -> Result<RunConfig, CliError> {
     if a.limit == Some(0) {
         return Err(CliError::other("--limit 0: must be at least 1"));
     }
-    Ok(RunConfig { model, spec, data: a.data.clone().unwrap_or_else(|| "mnist10k".into()), limit: a.limit, hyper: h })
+    if a.test_limit == Some(0) {
+        return Err(CliError::other("--test-limit 0: must be at least 1"));
+    }
+    Ok(RunConfig {
+        model,
+        spec,
+        data: a.data.clone().unwrap_or_else(|| "mnist10k".into()),
+        limit: a.limit,
+        test_limit: a.test_limit,
+        hyper: h,
+    })
 }
 
 /// The trainer of a new run: parameters from `--init` or initialised from the seed. The spec has passed
@@ -188,7 +216,10 @@ fn fresh_trainer(a: &TrainArgs, cfg: &RunConfig, engine: Engine) -> Result<Train
 fn commit(dir: &RunDir, cfg: &RunConfig, trainer: &Trainer, metrics: &[EpochMetrics]) -> Result<(), CliError> {
     let mut extra = Vec::new();
     if !metrics.is_empty() {
-        let title = format!("{} on {}", cfg.model_label(), cfg.data);
+        let path = dir.path();
+        let run_name =
+            path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+        let title = format!("{} on {} (run {run_name})", cfg.model_label(), cfg.data);
         let png = super::draw::curves::curves_png(metrics, &title)
             .map_err(|problem| run::RunError::Invalid { file: dir.path().join(run::PLOT_FILE), problem })?;
         extra.push((run::PLOT_FILE, png));
@@ -205,32 +236,42 @@ fn default_stem(cfg: &RunConfig) -> String {
     format!("{label}-{secs}")
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What the summary reports besides the run: the pool's threads, the engine, how much to print.
+struct Report<'a> {
+    threads: usize,
+    engine: &'a str,
+    output: &'a super::Output,
+    /// A new run (not a resume): a divergence in its first epoch leaves no directory.
+    fresh: bool,
+}
+
 fn train_loop(
     cfg: &RunConfig,
     trainer: &mut Trainer,
     mut metrics: Vec<EpochMetrics>,
     data: &cnn_as_mlp::data::Splits,
     run_dir: &RunDir,
-    threads: usize,
-    engine: &str,
-    fresh: bool,
+    report: Report,
 ) -> Result<(), CliError> {
     let dir = run_dir.path();
+    let Report { threads, engine, output, fresh } = report;
+    let chatty = !output.quiet && !output.json;
     let epochs = cfg.hyper.epochs;
     let steps = data.train.len().div_ceil(cfg.hyper.batch);
     let start_epoch = trainer.epoch;
-    let terminal = std::io::stderr().is_terminal();
+    let terminal = chatty && std::io::stderr().is_terminal();
     let (mut images, mut secs) = (0usize, 0.0f64);
-    outln!(
-        "train: {} ({} parameters) on {} ({} train, {} test), run directory {}",
-        cfg.spec,
-        trainer.net.n_params(),
-        cfg.data,
-        data.train.len(),
-        data.test.len(),
-        dir.display()
-    );
+    if chatty {
+        outln!(
+            "train: {} ({} parameters) on {} ({} train, {} test), run directory {}",
+            cfg.spec,
+            trainer.net.n_params(),
+            cfg.data,
+            data.train.len(),
+            data.test.len(),
+            dir.display()
+        );
+    }
     for _ in start_epoch..epochs {
         let bar = if terminal { ProgressBar::new(steps as u64) } else { ProgressBar::hidden() };
         if terminal {
@@ -250,7 +291,7 @@ fn train_loop(
             if terminal {
                 bar.set_position(p.step as u64);
                 bar.set_message(msg);
-            } else if p.step * 4 / p.steps > last_plain && p.step < p.steps {
+            } else if chatty && p.step * 4 / p.steps > last_plain && p.step < p.steps {
                 last_plain = p.step * 4 / p.steps;
                 outln!("epoch {}/{epochs} step {}/{} {msg}", p.epoch, p.step, p.steps);
             }
@@ -275,23 +316,50 @@ fn train_loop(
         };
         images += data.train.len();
         secs += m.train_secs;
-        outln!(
-            "epoch {}/{epochs} step {} loss {:.4} train_acc {:.4} test_loss {:.4} test_acc {:.4} img_per_s {:.0} train_s {:.2}",
-            m.epoch,
-            m.step,
-            m.loss,
-            m.train_acc,
-            m.test_loss,
-            m.test_acc,
-            m.img_per_s,
-            m.train_secs
-        );
+        if chatty {
+            outln!(
+                "epoch {}/{epochs} step {} loss {:.4} train_acc {:.4} test_loss {:.4} test_acc {:.4} img_per_s {:.0} train_s {:.2}",
+                m.epoch,
+                m.step,
+                m.loss,
+                m.train_acc,
+                m.test_loss,
+                m.test_acc,
+                m.img_per_s,
+                m.train_secs
+            );
+        }
         metrics.push(m);
         commit(run_dir, cfg, trainer, &metrics)?;
     }
     let test_acc = metrics.last().map_or(f64::NAN, |m| m.test_acc);
     let img_per_s = if secs > 0.0 { images as f64 / secs } else { 0.0 };
     let model: String = cfg.model.chars().filter(|c| !c.is_whitespace()).collect();
+    if output.json {
+        let last = metrics.last();
+        let v = serde_json::json!({
+            "model": model,
+            "spec": cfg.spec.to_string(),
+            "data": cfg.data,
+            "engine": engine,
+            "epochs": epochs,
+            "batch": cfg.hyper.batch,
+            "lr": cfg.hyper.lr,
+            "seed": cfg.hyper.seed,
+            "threads": threads,
+            "params": trainer.net.n_params(),
+            "train_images": data.train.len(),
+            "test_images": data.test.len(),
+            "img_per_s": img_per_s,
+            "loss": last.map(|m| m.loss),
+            "train_acc": last.map(|m| m.train_acc),
+            "test_loss": last.map(|m| m.test_loss),
+            "test_acc": last.map(|m| m.test_acc),
+            "run_dir": dir.display().to_string(),
+        });
+        outln!("{v}");
+        return Ok(());
+    }
     outln!(
         "train: model={model} data={} engine={engine} epochs={epochs} batch={} threads={threads} img_per_s={img_per_s:.0} test_acc={test_acc:.4}",
         cfg.data,

@@ -101,6 +101,8 @@ mod tests {
             test_acc: 0.5,
             img_per_s: 1.0,
             train_secs: 1.0,
+            lr: 0.05,
+            wall_secs: 1.0,
         }
     }
 
