@@ -35,7 +35,9 @@ impl Init {
 pub fn fans<T: Real>(net: &Network<T>, i: usize) -> Option<(usize, usize)> {
     let input = net.activation_shapes()[i];
     match net.spec.layers[i] {
-        Layer::Conv { c_out, k, .. } | Layer::Local { c_out, k, .. } => Some((input.c * k * k, c_out * k * k)),
+        // PyTorch: fan_in = weight.size(1)·k·k = (c_in/G)·k·k, fan_out = weight.size(0)·k·k.
+        Layer::Conv { c_out, k, groups, .. } => Some((input.c / groups * k * k, c_out * k * k)),
+        Layer::Local { c_out, k, .. } => Some((input.c * k * k, c_out * k * k)),
         Layer::Dense { n } => Some((input.len(), n)),
         _ => None,
     }

@@ -3,7 +3,7 @@
 //! ```text
 //! spec  := shape ( '>' layer )*                       whitespace is ignored everywhere
 //! shape := INT 'x' INT 'x' INT                        C x H x W
-//! layer := conv(c_out, k[, stride=S][, pad=P][, dil=D][, mode=zeros|reflect|replicate|circular])
+//! layer := conv(c_out, k[, stride=S][, pad=P][, dil=D][, mode=zeros|reflect|replicate|circular][, groups=G])
 //!        | local(c_out, k[, stride=S][, pad=P])
 //!        | maxpool(k[, stride=S]) | avgpool(k[, stride=S])          stride defaults to k
 //!        | dense(n) | relu | sigmoid | tanh
@@ -62,11 +62,34 @@ impl Activation {
 /// One layer of a spec.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Layer {
-    Conv { c_out: usize, k: usize, stride: usize, pad: usize, dil: usize, mode: PaddingMode },
-    Local { c_out: usize, k: usize, stride: usize, pad: usize },
-    MaxPool { k: usize, stride: usize },
-    AvgPool { k: usize, stride: usize },
-    Dense { n: usize },
+    /// `groups = G`: output channel `o` reads input channels `(o / (c_out/G))·(c_in/G) ..` of its group
+    /// only, weight `(c_out, c_in/G, k, k)` as PyTorch's `nn.Conv2d(groups=G)`; depthwise when `G = c_in`.
+    Conv {
+        c_out: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+        dil: usize,
+        mode: PaddingMode,
+        groups: usize,
+    },
+    Local {
+        c_out: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+    },
+    MaxPool {
+        k: usize,
+        stride: usize,
+    },
+    AvgPool {
+        k: usize,
+        stride: usize,
+    },
+    Dense {
+        n: usize,
+    },
     Act(Activation),
 }
 
@@ -145,6 +168,13 @@ impl Spec {
                 Layer::Conv { .. } | Layer::Local { .. } => {
                     let g = conv_geometry(layer, shape).expect("conv or local");
                     g.check().map_err(fail)?;
+                    let groups = conv_groups(layer);
+                    if !g.c_in.is_multiple_of(groups) || !g.c_out.is_multiple_of(groups) {
+                        return Err(fail(format!(
+                            "groups={groups} must divide both c_in={} and c_out={}",
+                            g.c_in, g.c_out
+                        )));
+                    }
                     Shape { c: g.c_out, h: g.h_out(), w: g.w_out() }
                 }
                 Layer::MaxPool { k, stride } | Layer::AvgPool { k, stride } => {
@@ -171,7 +201,16 @@ impl Spec {
     }
 }
 
-/// The geometry of a conv or local layer on `input` (`None` for other layers).
+/// The number of groups of a convolution (1 for every other layer).
+pub fn conv_groups(layer: &Layer) -> usize {
+    match *layer {
+        Layer::Conv { groups, .. } => groups,
+        _ => 1,
+    }
+}
+
+/// The geometry of a conv or local layer on `input` (`None` for other layers); a grouped convolution's
+/// whole geometry (all `c_in` and `c_out` channels; [`conv_groups`] says how they split).
 pub fn conv_geometry(layer: &Layer, input: Shape) -> Option<ConvGeometry> {
     let base = |c_out, k, stride, pad, dil, mode| ConvGeometry {
         c_in: input.c,
@@ -185,7 +224,7 @@ pub fn conv_geometry(layer: &Layer, input: Shape) -> Option<ConvGeometry> {
         mode,
     };
     match *layer {
-        Layer::Conv { c_out, k, stride, pad, dil, mode } => Some(base(c_out, k, stride, pad, dil, mode)),
+        Layer::Conv { c_out, k, stride, pad, dil, mode, .. } => Some(base(c_out, k, stride, pad, dil, mode)),
         Layer::Local { c_out, k, stride, pad } => Some(base(c_out, k, stride, pad, 1, PaddingMode::Zeros)),
         _ => None,
     }
@@ -195,7 +234,7 @@ impl fmt::Display for Layer {
     /// The canonical form: options at their defaults are left out.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            Layer::Conv { c_out, k, stride, pad, dil, mode } => {
+            Layer::Conv { c_out, k, stride, pad, dil, mode, groups } => {
                 write!(f, "conv({c_out},{k}")?;
                 if stride != 1 {
                     write!(f, ",stride={stride}")?;
@@ -208,6 +247,9 @@ impl fmt::Display for Layer {
                 }
                 if mode != PaddingMode::Zeros {
                     write!(f, ",mode={mode}")?;
+                }
+                if groups != 1 {
+                    write!(f, ",groups={groups}")?;
                 }
                 f.write_str(")")
             }
@@ -418,13 +460,13 @@ impl<'a> Parser<'a> {
 
     fn build(&mut self, name: &str, args: Args) -> Result<Layer, SpecError> {
         let (n_pos, options): (usize, &[&str]) = match name {
-            "conv" => (2, &["stride", "pad", "dil", "mode"]),
+            "conv" => (2, &["stride", "pad", "dil", "mode", "groups"]),
             "local" => (2, &["stride", "pad"]),
             "maxpool" | "avgpool" => (1, &["stride"]),
             _ => (1, &[]),
         };
         let usage = match name {
-            "conv" => "conv(c_out, k[, stride=S][, pad=P][, dil=D][, mode=M])",
+            "conv" => "conv(c_out, k[, stride=S][, pad=P][, dil=D][, mode=M][, groups=G])",
             "local" => "local(c_out, k[, stride=S][, pad=P])",
             "maxpool" => "maxpool(k[, stride=S])",
             "avgpool" => "avgpool(k[, stride=S])",
@@ -443,6 +485,7 @@ impl<'a> Parser<'a> {
         let mut stride = None;
         let mut pad = 0;
         let mut dil = 1;
+        let mut groups = 1;
         let mut mode = PaddingMode::Zeros;
         let mut seen: Vec<&str> = Vec::new();
         for (pos, key, value) in &args.named {
@@ -474,6 +517,7 @@ impl<'a> Parser<'a> {
             match opt {
                 "stride" => stride = Some(v),
                 "pad" => pad = v,
+                "groups" => groups = v,
                 _ => dil = v,
             }
         }
@@ -502,8 +546,9 @@ impl<'a> Parser<'a> {
             positive("stride", s, opt_pos("stride"))?;
         }
         positive("dilation", dil, opt_pos("dil"))?;
+        positive("groups", groups, opt_pos("groups"))?;
         Ok(match name {
-            "conv" => Layer::Conv { c_out: p[0], k: p[1], stride: stride.unwrap_or(1), pad, dil, mode },
+            "conv" => Layer::Conv { c_out: p[0], k: p[1], stride: stride.unwrap_or(1), pad, dil, mode, groups },
             "local" => Layer::Local { c_out: p[0], k: p[1], stride: stride.unwrap_or(1), pad },
             "maxpool" => Layer::MaxPool { k: p[0], stride: stride.unwrap_or(p[0]) },
             "avgpool" => Layer::AvgPool { k: p[0], stride: stride.unwrap_or(p[0]) },
