@@ -13,7 +13,7 @@ use rand_distr::{Distribution, Normal, Uniform};
 
 use crate::network::{Network, Node};
 use crate::scalar::Real;
-use crate::spec::Layer;
+use crate::spec::{Layer, conv_table};
 
 /// An initialisation scheme.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -65,6 +65,16 @@ pub fn init_params<T: Real>(net: &mut Network<T>, scheme: Init, seed: u64) {
                     tensor.data.iter_mut().for_each(|v| *v = T::of(n.sample(&mut rng)));
                 }
                 Init::XavierNormal => tensor.fill_zero(),
+            }
+        }
+        // A connection table's absent kernel entries are 0 (and stay 0: no engine gives them a gradient).
+        let input = net.activation_shapes()[i];
+        if let (Some(table), Some(Layer::Conv { k, .. })) = (conv_table(&net.spec.layers[i]), net.spec.layers.get(i)) {
+            assert_eq!(table.dims().1, input.c, "init: table {table} on {input}");
+            for (v, keep) in net.params[i][0].data.iter_mut().zip(table.weight_mask(*k)) {
+                if !keep {
+                    *v = T::zero();
+                }
             }
         }
     }

@@ -68,6 +68,7 @@ pub mod reference;
 pub mod run;
 pub mod scalar;
 pub mod spec;
+pub mod tables;
 pub mod tensor;
 pub mod tied;
 pub mod train;

@@ -15,6 +15,7 @@ pub mod dense;
 pub mod direct;
 pub mod grouped;
 pub mod im2col;
+pub mod masked;
 pub mod sparse;
 
 use crate::geometry::PoolGeometry;
@@ -61,6 +62,12 @@ pub fn build_map<T: Real>(layer: &Layer, input: Shape, engine: Engine) -> Option
     Some(match (engine, *layer) {
         (_, Layer::Act(_)) => return None,
         (_, Layer::Dense { n }) => Box::new(dense::Dense::new(input.len(), n)),
+        (Engine::Sparse, Layer::Conv { table: Some(t), .. }) => {
+            Box::new(sparse::table_conv_layer::<T>(&conv_geometry(layer, input)?, t))
+        }
+        (Engine::Direct | Engine::Im2col, Layer::Conv { table: Some(t), .. }) => {
+            Box::new(masked::Masked::<T>::table_conv(&conv_geometry(layer, input)?, t, engine))
+        }
         (Engine::Sparse, Layer::Conv { groups, .. }) => {
             Box::new(sparse::grouped_conv_layer::<T>(&conv_geometry(layer, input)?, groups))
         }
