@@ -50,6 +50,7 @@
 
 pub mod activation;
 pub mod atomic;
+pub mod budget;
 pub mod checkpoint;
 pub mod compare;
 pub mod cpu;

@@ -14,7 +14,7 @@
 
 use std::fmt;
 
-use crate::geometry::{ConvGeometry, PaddingMode, PoolGeometry};
+use crate::geometry::{ConvGeometry, PaddingMode, PoolGeometry, checked_product};
 use crate::tables::Table;
 
 /// LeNet-5 as the PyTorch peer builds it (trained with softmax cross-entropy).
@@ -110,14 +110,14 @@ pub struct Shape {
 }
 
 impl Shape {
-    /// Features `C·H·W`.
+    /// Features `C·H·W` (it fits in `usize` for every shape of a checked spec, [`Spec::output_shapes`]).
     pub fn len(&self) -> usize {
         self.c * self.h * self.w
     }
 
     /// True when some dimension is zero.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.c == 0 || self.h == 0 || self.w == 0
     }
 }
 
@@ -162,11 +162,19 @@ impl Spec {
     pub fn output_shapes(&self) -> Result<Vec<Shape>, SpecError> {
         let mut shape = self.input;
         let mut out = Vec::with_capacity(self.layers.len());
-        if shape.is_empty() {
+        if shape.c == 0 || shape.h == 0 || shape.w == 0 {
             return Err(SpecError::Syntax {
                 spec: self.to_string(),
                 pos: 0,
                 expected: "a positive input shape".into(),
+                found: shape.to_string(),
+            });
+        }
+        if checked_product(&[shape.c, shape.h, shape.w]).is_none() {
+            return Err(SpecError::Syntax {
+                spec: self.to_string(),
+                pos: 0,
+                expected: "an input shape of at most 2^64 - 1 features".into(),
                 found: shape.to_string(),
             });
         }
@@ -195,6 +203,11 @@ impl Spec {
                             g.c_in, g.c_out
                         )));
                     }
+                    if matches!(layer, Layer::Local { .. })
+                        && checked_product(&[g.c_out, g.h_out(), g.w_out(), g.c_in, g.k, g.k]).is_none()
+                    {
+                        return Err(fail("its weight has more entries than fit in 64 bits".into()));
+                    }
                     Shape { c: g.c_out, h: g.h_out(), w: g.w_out() }
                 }
                 Layer::MaxPool { k, stride } | Layer::AvgPool { k, stride } => {
@@ -205,6 +218,12 @@ impl Spec {
                 Layer::Dense { n } => {
                     if n == 0 {
                         return Err(fail("a dense layer needs at least one output".into()));
+                    }
+                    if checked_product(&[n, shape.len()]).is_none() {
+                        return Err(fail(format!(
+                            "the weight ({n}, {}) has more entries than fit in 64 bits",
+                            shape.len()
+                        )));
                     }
                     Shape { c: n, h: 1, w: 1 }
                 }

@@ -41,7 +41,8 @@ fn train_writes_run_directory_and_summary() {
 fn resume_is_bit_identical_to_an_uninterrupted_run() {
     let d = scratch("resume");
     let (a, b) = (d.join("a"), d.join("b"));
-    let common = ["--model", SMALL, "--limit", "300", "--batch", "32", "--seed", "7"];
+    // A constant schedule: a cosine run resumes only to its planned epochs (tests/run_safety.rs).
+    let common = ["--model", SMALL, "--limit", "300", "--batch", "32", "--seed", "7", "--lr-schedule", "constant"];
     ok(&run(&[&["train", "--epochs", "2", "--out", s(&a)][..], &common[..]].concat()));
     ok(&run(&[&["train", "--epochs", "1", "--out", s(&b)][..], &common[..]].concat()));
     let mid = std::fs::read(b.join("model.safetensors")).unwrap();
@@ -68,16 +69,35 @@ fn one_and_two_threads_give_the_same_checkpoint() {
     assert!(std::fs::read(a.join("model.safetensors")).unwrap() == std::fs::read(b.join("model.safetensors")).unwrap());
 }
 
-/// A loss that blows up stops training with the step named, and the last good checkpoint stays.
+/// A loss that blows up in the first epoch of a new run stops training with the step named and leaves no
+/// run directory (no header-only CSV, no empty plot); one that blows up later keeps the last good epoch,
+/// whole and resumable.
 #[test]
 fn diverging_loss_stops_and_keeps_last_checkpoint() {
     let d = scratch("nan");
     let out = d.join("run");
     let o = run(&["train", "--model", SMALL, "--limit", "256", "--epochs", "2", "--lr", "1e30", "--out", s(&out)]);
-    fails(&o, &["loss became", "step", "model.safetensors", "epoch 0"]);
+    fails(&o, &["loss became", "step", "nothing is kept", s(&out)]);
+    assert!(!out.exists(), "left {:?}", listing(&out));
+
+    // One good epoch, then the run's metadata says lr 1e30: epoch 2 diverges, epoch 1 stays.
+    let args = ["--model", SMALL, "--limit", "256", "--lr-schedule", "constant"];
+    ok(&run(&[&["train", "--epochs", "1", "--out", s(&out)][..], &args[..]].concat()));
+    for f in ["model.safetensors", "state.safetensors"] {
+        let st = cnn_as_mlp::checkpoint::Stored::read(&out.join(f)).unwrap();
+        let mut meta: std::collections::BTreeMap<String, String> = st.metadata.clone().into_iter().collect();
+        meta.insert("lr".into(), "1e30".into());
+        let ts: Vec<(String, cnn_as_mlp::Tensor<f32>)> =
+            st.names().into_iter().map(|n| (n.clone(), st.f32_tensor(&n, None).unwrap())).collect();
+        let refs: Vec<(String, &cnn_as_mlp::Tensor<f32>)> = ts.iter().map(|(n, t)| (n.clone(), t)).collect();
+        cnn_as_mlp::checkpoint::write(&out.join(f), &refs, &meta).unwrap();
+    }
+    let o = run(&["train", "--resume", s(&out), "--epochs", "2"]);
+    fails(&o, &["loss became", "model.safetensors", "epoch 1"]);
     let f = cnn_as_mlp::checkpoint::Stored::read(&out.join("model.safetensors")).unwrap();
-    assert_eq!(f.meta("epoch").unwrap(), "0");
-    assert!(listing(&out).iter().all(|n| !n.starts_with('.')), "temporary files left: {:?}", listing(&out));
+    assert_eq!(f.meta("epoch").unwrap(), "1");
+    assert_eq!(std::fs::read_to_string(out.join("metrics.csv")).unwrap().lines().count(), 2);
+    assert_eq!(listing(&out), ["curves.png", "metrics.csv", "model.safetensors", "state.safetensors"]);
 }
 
 /// A directory of raw IDX files trains like the embedded set.

@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use super::{CliError, Common, check_fit, load_data, parse_loss};
+use super::{CliError, Common, check_fit, load_data, outln, parse_loss};
+use cnn_as_mlp::budget;
 use cnn_as_mlp::checkpoint::{self, Stored};
 use cnn_as_mlp::network::Network;
 use cnn_as_mlp::spec::Spec;
@@ -17,7 +18,7 @@ pub struct EvalArgs {
     #[arg(long)]
     data: Option<String>,
     /// The model, when the checkpoint does not name it in its metadata.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     model: Option<String>,
     /// ce or mse (default: the checkpoint's, else the model's).
     #[arg(long)]
@@ -52,27 +53,30 @@ pub fn run(a: EvalArgs) -> Result<(), CliError> {
         };
         let data_name =
             a.data.clone().or_else(|| file.metadata.get("data").cloned()).unwrap_or_else(|| "mnist10k".into());
-        super::check_index_fits(&spec, engine)?;
-        let mut net = Network::<f32>::new(&spec, engine);
-        checkpoint::load_params(&mut net, &file)?;
+        if a.limit == Some(0) {
+            return Err(CliError::other("--limit 0: must be at least 1 (an evaluation of no image has no accuracy)"));
+        }
         let data = load_data(&data_name, a.limit)?;
         check_fit(&spec, &data_name, &[&data.test])?;
+        budget::check(&spec, engine, budget::Use::eval(data.test.len()))?;
+        let mut net = Network::<f32>::new(&spec, engine);
+        checkpoint::load_params(&mut net, &file)?;
         let ev = evaluate(&mut net, &data.test, loss, 1000);
-        println!(
+        outln!(
             "eval: checkpoint={} data={data_name} n={} loss={:.6} acc={:.4}",
             a.checkpoint.display(),
             ev.n,
             ev.loss,
             ev.acc
         );
-        println!("confusion matrix (rows: true class, columns: predicted class):");
+        outln!("confusion matrix (rows: true class, columns: predicted class):");
         let k = ev.confusion.len();
         let w = ev.confusion.iter().flatten().map(|c| c.to_string().len()).max().unwrap_or(1).max(k.to_string().len());
         let header: String = (0..k).map(|j| format!(" {j:>w$}")).collect();
-        println!("{:>w$} {header}", "");
+        outln!("{:>w$} {header}", "");
         for (i, row) in ev.confusion.iter().enumerate() {
             let cells: String = row.iter().map(|c| format!(" {c:>w$}")).collect();
-            println!("{i:>w$} {cells}");
+            outln!("{i:>w$} {cells}");
         }
         Ok(())
     })

@@ -12,6 +12,7 @@ mod train;
 
 use clap::{Parser, Subcommand};
 
+use cnn_as_mlp::budget::BudgetError;
 use cnn_as_mlp::checkpoint::CheckpointError;
 use cnn_as_mlp::data::{DataError, Dataset, Source, Splits};
 use cnn_as_mlp::loss::Loss;
@@ -52,6 +53,8 @@ pub enum CliError {
     Run(#[from] RunError),
     #[error(transparent)]
     Spec(#[from] SpecError),
+    #[error(transparent)]
+    Budget(#[from] BudgetError),
     #[error("{0}")]
     Other(String),
 }
@@ -62,10 +65,14 @@ impl CliError {
     }
 }
 
+/// The most worker threads a command starts (results never depend on the count; this machine has a
+/// few cores, and starting tens of thousands of threads takes minutes).
+pub const MAX_THREADS: usize = 256;
+
 /// Options shared by the subcommands.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Common {
-    /// Worker threads (default: all cores). Results do not depend on it.
+    /// Worker threads, 1 to 256 (default: all cores). Results do not depend on it.
     #[arg(long)]
     pub threads: Option<usize>,
     /// Engine of the linear layers: sparse (tied sparse matrices), direct (direct convolution) or im2col.
@@ -83,6 +90,9 @@ impl Common {
         if let Some(n) = self.threads {
             if n == 0 {
                 return Err(CliError::other("--threads 0: need at least one thread"));
+            }
+            if n > MAX_THREADS {
+                return Err(CliError::other(format!("--threads {n}: at most {MAX_THREADS}")));
             }
             b = b.num_threads(n);
         }
@@ -134,45 +144,42 @@ fn check_fit(spec: &Spec, data_name: &str, sets: &[&Dataset]) -> Result<(), CliE
     Ok(())
 }
 
-/// Refuses, before compiling anything, a network whose sparse matrices would not fit in memory: the sum
-/// of [`cnn_as_mlp::tied::bytes::estimate_index_bytes`] over its conv, local and pool layers (sparse engine only)
-/// against [`cnn_as_mlp::compare::default_memory_limit`] (half of `MemAvailable`).
-fn check_index_fits(spec: &Spec, engine: Engine) -> Result<(), CliError> {
-    use cnn_as_mlp::compare::human_bytes;
-    use cnn_as_mlp::spec::Layer;
-    use cnn_as_mlp::tied::bytes::estimate_index_bytes;
-    if engine != Engine::Sparse {
-        return Ok(());
-    }
-    let mut input = spec.input;
-    let (mut total, mut largest) = (0usize, (0usize, 0usize));
-    for (i, (layer, out)) in spec.layers.iter().zip(spec.output_shapes()?).enumerate() {
-        if matches!(layer, Layer::Conv { .. } | Layer::Local { .. } | Layer::MaxPool { .. } | Layer::AvgPool { .. }) {
-            let bytes = estimate_index_bytes(layer, input);
-            total = total.saturating_add(bytes);
-            largest = largest.max((bytes, i));
-        }
-        input = out;
-    }
-    let limit = cnn_as_mlp::compare::default_memory_limit();
-    if total > limit {
-        let (bytes, i) = largest;
-        let preset = cnn_as_mlp::spec::PRESETS.iter().find(|(_, p)| Spec::parse(p).as_ref() == Ok(spec));
-        let name = preset.map_or_else(|| format!("{} > …", spec.input), |(n, _)| n.to_string());
-        return Err(CliError::other(format!(
-            "model {name}: its compiled sparse matrices need about {total} bytes ({}) of index, more than the {limit} bytes ({}) allowed (half of the available memory); the largest is layer {i} `{}` with {bytes} bytes ({}); use --engine direct or --engine im2col",
-            human_bytes(total),
-            human_bytes(limit),
-            spec.layers[i],
-            human_bytes(bytes)
-        )));
-    }
-    Ok(())
+/// Prints a line on stdout, ignoring a closed pipe (`train … | head -1`): output is a report, and losing
+/// its reader must not stop a run or lose its files. Never panics.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
 }
+pub(crate) use outln;
 
-/// Parses the arguments, runs the command, prints errors; returns the exit code.
+/// Parses the arguments, runs the command, prints errors; returns the exit code. A command-line error is
+/// one line too (clap's own first line, then where to find help); `--help` and `--version` print as usual.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                let _ = e.print();
+                return e.exit_code();
+            }
+            // clap's first paragraph (the error and, for missing arguments, their names), on one line.
+            let text = e.to_string();
+            let words: Vec<&str> =
+                text.lines().take_while(|l| !l.trim().is_empty()).flat_map(str::split_whitespace).collect();
+            let line = words.join(" ");
+            let line = if line.starts_with("error:") { line } else { format!("error: {line}") };
+            eprintln!("{line} (try --help)");
+            return 2;
+        }
+    };
     let result = match cli.command {
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),

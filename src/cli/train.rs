@@ -5,19 +5,20 @@ use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::{CliError, Common, check_fit, load_data, parse_loss};
+use super::{CliError, Common, check_fit, load_data, outln, parse_loss};
+use cnn_as_mlp::budget;
 use cnn_as_mlp::checkpoint::{self, Stored};
 use cnn_as_mlp::init::init_params;
-use cnn_as_mlp::network::Network;
+use cnn_as_mlp::network::{Engine, Network};
 use cnn_as_mlp::optim::DecayMode;
-use cnn_as_mlp::run::{self, MODEL_FILE, RunConfig};
+use cnn_as_mlp::run::{self, MODEL_FILE, RunConfig, RunDir};
 use cnn_as_mlp::spec::Spec;
 use cnn_as_mlp::train::{EpochMetrics, Hyper, LrSchedule, StepProgress, TrainError, Trainer};
 
 #[derive(clap::Args, Debug)]
 pub struct TrainArgs {
     /// lenet5, seed, cifar, vgg16, or a model spec string ("1x28x28 > conv(6,5) > relu > ...").
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     model: Option<String>,
     /// mnist10k (embedded), fashion, cifar10, or a directory of IDX or CIFAR-10 binary files.
     #[arg(long)]
@@ -27,14 +28,15 @@ pub struct TrainArgs {
     epochs: Option<usize>,
     #[arg(long)]
     batch: Option<usize>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     lr: Option<f64>,
     /// constant or cosine (from --lr down towards 0 over the epochs); presets carry their own.
     #[arg(long, value_name = "SCHEDULE")]
     lr_schedule: Option<String>,
-    #[arg(long)]
+    /// In [0, 1).
+    #[arg(long, allow_negative_numbers = true)]
     momentum: Option<f64>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     weight_decay: Option<f64>,
     /// per-parameter (PyTorch's weight_decay) or expanded (once per copy in the expanded matrix).
     #[arg(long)]
@@ -67,44 +69,75 @@ pub fn run(a: TrainArgs) -> Result<(), CliError> {
     let threads = pool.current_num_threads();
     pool.install(|| {
         // Everything that can fail on user input is checked before the run directory is created.
-        let (cfg, mut trainer, metrics, dir, fresh) = match &a.resume {
-            Some(dir) => {
-                let r = run::load(dir, engine)?;
+        let (cfg, mut trainer, metrics, dir, data) = match &a.resume {
+            Some(path) => {
+                let dir = RunDir::open(path)?;
+                let r = run::load(path, engine)?;
                 let mut cfg = r.cfg;
                 let mut trainer = r.trainer;
                 if let Some(e) = a.epochs {
+                    check_new_horizon(path, &cfg, e)?;
                     cfg.hyper.epochs = e;
                     trainer.hyper.epochs = e;
                 }
-                (cfg, trainer, r.metrics, dir.clone(), false)
+                let data = load_data(&cfg.data, cfg.limit)?;
+                check_fit(&cfg.spec, &cfg.data, &[&data.train, &data.test])?;
+                (cfg, trainer, r.metrics, dir, data)
             }
             None => {
-                let (cfg, trainer) = fresh_run(&a, engine)?;
-                let dir = a.out.clone().unwrap_or_else(|| default_dir(&cfg));
-                if dir.join(MODEL_FILE).exists() {
-                    return Err(CliError::other(format!(
-                        "{}: already holds a run; continue it with --resume or choose another --out",
-                        dir.display()
-                    )));
+                let cfg = fresh_config(&a)?;
+                // Evaluation between epochs holds up to 1000 test images (fewer with --limit).
+                budget::check(&cfg.spec, engine, budget::Use::train(cfg.hyper.batch, cfg.limit.unwrap_or(1000)))?;
+                let data = load_data(&cfg.data, cfg.limit)?;
+                check_fit(&cfg.spec, &cfg.data, &[&data.train, &data.test])?;
+                let trainer = fresh_trainer(&a, &cfg, engine)?;
+                if data.train.is_empty() || data.test.is_empty() {
+                    return Err(CliError::other(format!("data {}: the training or test set is empty", cfg.data)));
                 }
-                (cfg, trainer, Vec::new(), dir, true)
+                let dir = match &a.out {
+                    Some(out) => RunDir::create(out)?,
+                    None => RunDir::create_unique(Path::new("runs"), &default_stem(&cfg))?,
+                };
+                // Epoch 0 (the initial parameters) is the first commit: from here on the directory resumes.
+                if let Err(e) = commit(&dir, &cfg, &trainer, &[]) {
+                    dir.abandon();
+                    return Err(e);
+                }
+                (cfg, trainer, Vec::new(), dir, data)
             }
         };
-        let data = load_data(&cfg.data, cfg.limit)?;
-        check_fit(&cfg.spec, &cfg.data, &[&data.train, &data.test])?;
         if data.train.is_empty() || data.test.is_empty() {
             return Err(CliError::other(format!("data {}: the training or test set is empty", cfg.data)));
         }
-        if fresh {
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| CliError::other(format!("{}: cannot create: {e}", dir.display())))?;
-            save(&dir, &cfg, &trainer, &metrics)?;
+        let fresh = a.resume.is_none();
+        let result = train_loop(&cfg, &mut trainer, metrics, &data, &dir, threads, engine.name(), fresh);
+        if result.is_err() && fresh && trainer.epoch == 0 {
+            // A new run that never completed an epoch leaves nothing behind.
+            dir.abandon();
         }
-        train_loop(&cfg, &mut trainer, metrics, &data, &dir, threads, engine.name())
+        result
     })
 }
 
-fn fresh_run(a: &TrainArgs, engine: cnn_as_mlp::network::Engine) -> Result<(RunConfig, Trainer), CliError> {
+/// With a cosine schedule the learning rate of every epoch depends on the run's planned epochs (its
+/// horizon), so `--resume … --epochs N` must keep it to give the bytes of an uninterrupted run; a
+/// constant schedule may be extended or shortened freely.
+fn check_new_horizon(dir: &Path, cfg: &RunConfig, epochs: usize) -> Result<(), CliError> {
+    if epochs == 0 {
+        return Err(CliError::other("--epochs 0: must be at least 1"));
+    }
+    if cfg.hyper.schedule == LrSchedule::Cosine && epochs != cfg.hyper.epochs {
+        return Err(CliError::other(format!(
+            "--epochs {epochs}: {} follows a cosine learning-rate schedule planned over {} epochs, and every epoch's rate depends on that horizon; it resumes to {} epochs only (leave out --epochs), or start a new run",
+            dir.display(),
+            cfg.hyper.epochs,
+            cfg.hyper.epochs
+        )));
+    }
+    Ok(())
+}
+
+fn fresh_config(a: &TrainArgs) -> Result<RunConfig, CliError> {
     let model = a.model.clone().unwrap_or_else(|| "lenet5".into());
     let spec = Spec::parse(&model)?;
     let preset = cnn_as_mlp::spec::preset(&model).is_some();
@@ -118,21 +151,12 @@ fn fresh_run(a: &TrainArgs, engine: cnn_as_mlp::network::Engine) -> Result<(RunC
         }
         h.loss = parse_loss(l)?;
     }
-    let positive = |name: &str, v: usize| {
-        if v == 0 { Err(CliError::other(format!("--{name} 0: must be at least 1"))) } else { Ok(v) }
-    };
-    let finite = |name: &str, v: f64| {
-        if v.is_finite() && v >= 0.0 {
-            Ok(v)
-        } else {
-            Err(CliError::other(format!("--{name} {v}: must be finite and >= 0")))
-        }
-    };
-    h.epochs = positive("epochs", a.epochs.unwrap_or(h.epochs))?;
-    h.batch = positive("batch", a.batch.unwrap_or(h.batch))?;
-    h.lr = finite("lr", a.lr.unwrap_or(h.lr))?;
-    h.momentum = finite("momentum", a.momentum.unwrap_or(h.momentum))?;
-    h.weight_decay = finite("weight-decay", a.weight_decay.unwrap_or(h.weight_decay))?;
+    h.epochs = a.epochs.unwrap_or(h.epochs);
+    h.batch = a.batch.unwrap_or(h.batch);
+    h.lr = a.lr.unwrap_or(h.lr);
+    h.momentum = a.momentum.unwrap_or(h.momentum);
+    h.weight_decay = a.weight_decay.unwrap_or(h.weight_decay);
+    h.check().map_err(|b| CliError::other(format!("--{} {}: {}", b.key.replace('_', "-"), b.value, b.rule)))?;
     if let Some(l) = &a.lr_schedule {
         h.schedule = LrSchedule::from_name(l)
             .ok_or_else(|| CliError::other(format!("--lr-schedule {l:?}: expected constant or cosine")))?;
@@ -142,46 +166,57 @@ fn fresh_run(a: &TrainArgs, engine: cnn_as_mlp::network::Engine) -> Result<(RunC
             .ok_or_else(|| CliError::other(format!("--decay-mode {d:?}: expected per-parameter or expanded")))?;
     }
     h.seed = a.seed.unwrap_or(h.seed);
-    if let Some(n) = a.limit {
-        positive("limit", n)?;
+    if a.limit == Some(0) {
+        return Err(CliError::other("--limit 0: must be at least 1"));
     }
-    super::check_index_fits(&spec, engine)?;
-    let mut net = Network::<f32>::new(&spec, engine);
-    match &a.init {
-        Some(p) => checkpoint::load_params(&mut net, &Stored::read(p)?)?,
-        None => init_params(&mut net, h.init, h.seed),
-    }
-    let cfg =
-        RunConfig { model, spec, data: a.data.clone().unwrap_or_else(|| "mnist10k".into()), limit: a.limit, hyper: h };
-    let trainer = Trainer::new(net, cfg.hyper.clone());
-    Ok((cfg, trainer))
+    Ok(RunConfig { model, spec, data: a.data.clone().unwrap_or_else(|| "mnist10k".into()), limit: a.limit, hyper: h })
 }
 
-/// [`run::save`], then the curves of the metrics so far ([`run::PLOT_FILE`]).
-fn save(dir: &Path, cfg: &RunConfig, trainer: &Trainer, metrics: &[EpochMetrics]) -> Result<(), CliError> {
-    run::save(dir, cfg, trainer, metrics)?;
-    let plot = dir.join(run::PLOT_FILE);
-    let title = format!("{} on {}", cfg.model_label(), cfg.data);
-    super::draw::curves::plot_curves(&plot, metrics, &title)
-        .map_err(|problem| run::RunError::Invalid { file: plot, problem })?;
+/// The trainer of a new run: parameters from `--init` or initialised from the seed. The spec has passed
+/// [`budget::check`].
+fn fresh_trainer(a: &TrainArgs, cfg: &RunConfig, engine: Engine) -> Result<Trainer, CliError> {
+    let mut net = Network::<f32>::new(&cfg.spec, engine);
+    match &a.init {
+        Some(p) => checkpoint::load_params(&mut net, &Stored::read(p)?)?,
+        None => init_params(&mut net, cfg.hyper.init, cfg.hyper.seed),
+    }
+    Ok(Trainer::new(net, cfg.hyper.clone()))
+}
+
+/// Commits an epoch ([`RunDir::commit`]) with the curves of the metrics so far ([`run::PLOT_FILE`]) in the
+/// same commit.
+fn commit(dir: &RunDir, cfg: &RunConfig, trainer: &Trainer, metrics: &[EpochMetrics]) -> Result<(), CliError> {
+    let mut extra = Vec::new();
+    if !metrics.is_empty() {
+        let title = format!("{} on {}", cfg.model_label(), cfg.data);
+        let png = super::draw::curves::curves_png(metrics, &title)
+            .map_err(|problem| run::RunError::Invalid { file: dir.path().join(run::PLOT_FILE), problem })?;
+        extra.push((run::PLOT_FILE, png));
+    }
+    dir.commit(cfg, trainer, metrics, extra)?;
     Ok(())
 }
 
-fn default_dir(cfg: &RunConfig) -> PathBuf {
+/// `MODEL-UNIXTIME`, the name of a default run directory under `runs/` ([`RunDir::create_unique`] adds
+/// `-2`, `-3`, … when runs start in the same second).
+fn default_stem(cfg: &RunConfig) -> String {
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let label: String = cfg.model_label().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
-    PathBuf::from("runs").join(format!("{label}-{secs}"))
+    format!("{label}-{secs}")
 }
 
+#[allow(clippy::too_many_arguments)]
 fn train_loop(
     cfg: &RunConfig,
     trainer: &mut Trainer,
     mut metrics: Vec<EpochMetrics>,
     data: &cnn_as_mlp::data::Splits,
-    dir: &Path,
+    run_dir: &RunDir,
     threads: usize,
     engine: &str,
+    fresh: bool,
 ) -> Result<(), CliError> {
+    let dir = run_dir.path();
     let epochs = cfg.hyper.epochs;
     let steps = data.train.len().div_ceil(cfg.hyper.batch);
     let start_epoch = trainer.epoch;
@@ -193,7 +228,7 @@ fn train_loop(
     } else {
         format!("{free} parameters, {stored} in the dense layout")
     };
-    println!(
+    outln!(
         "train: {} ({count}) on {} ({} train, {} test), run directory {}",
         cfg.spec,
         cfg.data,
@@ -222,13 +257,19 @@ fn train_loop(
                 bar.set_message(msg);
             } else if p.step * 4 / p.steps > last_plain && p.step < p.steps {
                 last_plain = p.step * 4 / p.steps;
-                println!("epoch {}/{epochs} step {}/{} {msg}", p.epoch, p.step, p.steps);
+                outln!("epoch {}/{epochs} step {}/{} {msg}", p.epoch, p.step, p.steps);
             }
         };
         let result = trainer.run_epoch(&data.train, &data.test, &mut on_step);
         bar.finish_and_clear();
         let m = match result {
             Ok(m) => m,
+            Err(e @ TrainError::NonFinite { .. }) if fresh && trainer.epoch == 0 => {
+                return Err(CliError::other(format!(
+                    "{e}; stopped before completing an epoch, so nothing is kept in {}",
+                    dir.display()
+                )));
+            }
             Err(e @ TrainError::NonFinite { .. }) => {
                 return Err(CliError::other(format!(
                     "{e}; stopped, {} keeps the last good checkpoint (epoch {})",
@@ -239,19 +280,27 @@ fn train_loop(
         };
         images += data.train.len();
         secs += m.train_secs;
-        println!(
+        outln!(
             "epoch {}/{epochs} step {} loss {:.4} train_acc {:.4} test_loss {:.4} test_acc {:.4} img_per_s {:.0} train_s {:.2}",
-            m.epoch, m.step, m.loss, m.train_acc, m.test_loss, m.test_acc, m.img_per_s, m.train_secs
+            m.epoch,
+            m.step,
+            m.loss,
+            m.train_acc,
+            m.test_loss,
+            m.test_acc,
+            m.img_per_s,
+            m.train_secs
         );
         metrics.push(m);
-        save(dir, cfg, trainer, &metrics)?;
+        commit(run_dir, cfg, trainer, &metrics)?;
     }
     let test_acc = metrics.last().map_or(f64::NAN, |m| m.test_acc);
     let img_per_s = if secs > 0.0 { images as f64 / secs } else { 0.0 };
     let model: String = cfg.model.chars().filter(|c| !c.is_whitespace()).collect();
-    println!(
+    outln!(
         "train: model={model} data={} engine={engine} epochs={epochs} batch={} threads={threads} img_per_s={img_per_s:.0} test_acc={test_acc:.4}",
-        cfg.data, cfg.hyper.batch
+        cfg.data,
+        cfg.hyper.batch
     );
     Ok(())
 }
