@@ -69,6 +69,7 @@ pub mod reference;
 pub mod run;
 pub mod scalar;
 pub mod spec;
+pub mod tables;
 pub mod tensor;
 pub mod tied;
 pub mod train;

@@ -261,11 +261,16 @@ fn train_loop(
     let start_epoch = trainer.epoch;
     let terminal = chatty && std::io::stderr().is_terminal();
     let (mut images, mut secs) = (0usize, 0.0f64);
+    let (free, stored) = (trainer.net.n_free_params(), trainer.net.n_params());
+    let count = if free == stored {
+        format!("{stored} parameters")
+    } else {
+        format!("{free} parameters, {stored} in the dense layout")
+    };
     if chatty {
         outln!(
-            "train: {} ({} parameters) on {} ({} train, {} test), run directory {}",
+            "train: {} ({count}) on {} ({} train, {} test), run directory {}",
             cfg.spec,
-            trainer.net.n_params(),
             cfg.data,
             data.train.len(),
             data.test.len(),
