@@ -207,7 +207,10 @@ fn misspelt_preset_suggests_the_nearest() {
     let d = scratch("model-typo");
     let out = d.join("run");
     let o = run(&["train", "--model", "lenet", "--epochs", "1", "--out", s(&out)]);
-    fails(&o, &["--model \"lenet\"", "unknown preset", "did you mean lenet5?", "lenet5, seed, cifar, vgg16"]);
+    fails(
+        &o,
+        &["--model \"lenet\"", "unknown preset", "did you mean lenet5?", "lenet5, lenet5-1998, seed, cifar, vgg16"],
+    );
     let o = run(&["show", "--model", "vgg61", "--layer", "0", "--out", s(&d.join("a.png"))]);
     fails(&o, &["did you mean vgg16?"]);
     let o = run(&["train", "--model", "resnet", "--epochs", "1", "--out", s(&out)]);

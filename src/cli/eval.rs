@@ -62,8 +62,8 @@ pub fn run(a: EvalArgs) -> Result<(), CliError> {
         }
         let loaded = load_data(&data_name, None, a.limit)?;
         let data = loaded.splits;
-        check_fit(&spec, &data_name, loaded.n_classes, &[&data.test])?;
         budget::check(&spec, engine, budget::Use::eval(data.test.len()))?;
+        check_fit(&spec, &data_name, loaded.n_classes, &[&data.test])?;
         let mut net = Network::<f32>::new(&spec, engine);
         checkpoint::load_params(&mut net, &file)?;
         let ev = evaluate(&mut net, &data.test, loss, 1000);

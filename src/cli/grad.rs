@@ -20,7 +20,7 @@ use cnn_as_mlp::train::Hyper;
 
 #[derive(clap::Args, Debug)]
 pub struct GradArgs {
-    /// lenet5, seed, cifar, vgg16, or a model spec string.
+    /// lenet5, lenet5-1998, seed, cifar, vgg16, or a model spec string.
     #[arg(long, allow_hyphen_values = true)]
     model: String,
     /// Parameters (safetensors, named "{i}.weight", "{i}.bias").

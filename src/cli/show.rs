@@ -11,7 +11,7 @@ use cnn_as_mlp::spec::Layer;
 
 #[derive(clap::Args, Debug)]
 pub struct ShowArgs {
-    /// lenet5, seed, cifar, vgg16, or a model spec string.
+    /// lenet5, lenet5-1998, seed, cifar, vgg16, or a model spec string.
     #[arg(long, allow_hyphen_values = true)]
     model: String,
     /// The layer (0-based position after the input shape; activations and pools count).

@@ -16,7 +16,7 @@ use cnn_as_mlp::train::{EpochMetrics, Hyper, LrSchedule, StepProgress, TrainErro
 
 #[derive(clap::Args, Debug)]
 pub struct TrainArgs {
-    /// lenet5, seed, cifar, vgg16, or a model spec string ("1x28x28 > conv(6,5) > relu > ...")
+    /// lenet5, lenet5-1998, seed, cifar, vgg16, or a model spec string ("1x28x28 > conv(6,5) > relu > ...")
     /// [default: lenet5].
     #[arg(long, allow_hyphen_values = true)]
     model: Option<String>,
