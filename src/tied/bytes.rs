@@ -49,18 +49,23 @@ impl TiedMatrix {
     /// separable-group tables (the parts listed in [`crate::tied::bytes`]). Parameter values are not part
     /// of it.
     pub fn index_bytes(&self) -> usize {
-        let map = |m: &IndexMap| csr(m.rows(), m.nnz());
-        let groups = |g: &RowGroups| row_groups(g.ptr.len(), g.rows.len());
-        map(&self.map)
-            + map(&self.map_t)
-            + groups(&self.groups)
-            + groups(&self.groups_t)
-            + consts(self.consts.len())
+        let tables = consts(self.consts.len())
             + compound(self.compound_ptr.len(), self.compound_ids.len())
             + segments(self.segments.len())
-            + self.grad_plan.bytes()
-            + self.separable.bytes()
-            + self.separable_t.bytes()
+            + self.grad_plan.bytes();
+        if let Some((w, wt)) = self.compact() {
+            return w.bytes() + wt.bytes() + tables;
+        }
+        let map = |m: &IndexMap| csr(m.rows(), m.nnz());
+        let groups = |g: &RowGroups| row_groups(g.ptr.len(), g.rows.len());
+        let ci = self.classic();
+        map(&ci.map)
+            + map(&ci.map_t)
+            + groups(&ci.groups)
+            + groups(&ci.groups_t)
+            + ci.separable.bytes()
+            + ci.separable_t.bytes()
+            + tables
     }
 }
 

@@ -23,6 +23,7 @@
 
 use std::collections::HashMap;
 
+use super::products::{Classic, GroupSource};
 use super::{IndexMap, RowGroups};
 
 /// A tap a group does not meet: its column reads zeros.
@@ -66,16 +67,19 @@ const MAX_FILL: usize = 2;
 impl GradPlan {
     /// Plans the gradient of the map `m` with row groups `groups`, whose separable groups are `separable`.
     pub fn detect(m: &IndexMap, groups: &RowGroups, separable: &SeparableGroups) -> Self {
-        let indptr = m.indptr();
-        let indptr = indptr.raw_storage();
-        let codes = m.data();
+        Self::detect_from(&Classic { map: m, groups, separable })
+    }
+
+    /// Plans the gradient of the row groups of `src` (the classic or the compact form of `W`; both give the
+    /// same plan for the same groups).
+    pub(super) fn detect_from<S: GroupSource>(src: &S) -> Self {
         let mut plan = GradPlan::default();
         // Separable groups, bucketed by their offsets (in order of first appearance).
         let mut by_offsets: HashMap<&[u32], usize> = HashMap::new();
         let mut buckets: Vec<(Vec<i64>, Vec<u32>)> = Vec::new();
-        for g in 0..groups.len() {
-            match separable.of(g, groups.group(g).len()) {
-                Some(off) => {
+        for g in 0..src.n_groups() {
+            match src.separable(g) {
+                Some((off, _)) => {
                     let b = *by_offsets.entry(off).or_insert_with(|| {
                         // The wrapping u32 offsets back to signed (parameter ids are below 2^31).
                         buckets.push((off.iter().map(|&o| o as i32 as i64).collect(), Vec::new()));
@@ -86,38 +90,27 @@ impl GradPlan {
                 None => plan.fallback.push(g as u32),
             }
         }
-        let first_row = |g: u32| {
-            let r = groups.group(g as usize)[0] as usize;
-            (indptr[r] as usize, indptr[r + 1] as usize)
-        };
+        // The first row's codes of a separable group.
+        let taps_of = |g: u32| src.separable(g as usize).expect("a bucket holds separable groups").1;
         for (offsets, members) in buckets {
-            for class_groups in overlapping_classes(&members, |g| {
-                let (a, b) = first_row(g);
-                &codes[a..b]
-            }) {
-                let mut taps: Vec<u32> = class_groups
-                    .iter()
-                    .flat_map(|&g| {
-                        let (a, b) = first_row(g);
-                        codes[a..b].iter().copied()
-                    })
-                    .collect();
+            for class_groups in overlapping_classes(&members, taps_of) {
+                let mut taps: Vec<u32> = class_groups.iter().flat_map(|&g| taps_of(g).iter().copied()).collect();
                 taps.sort_unstable();
                 taps.dedup();
-                let nnz: usize = class_groups.iter().map(|&g| first_row(g).1 - first_row(g).0).sum();
+                let nnz: usize = class_groups.iter().map(|&g| taps_of(g).len()).sum();
                 if class_groups.len() * taps.len() > MAX_FILL * nnz {
                     plan.fallback.extend_from_slice(&class_groups);
                     continue;
                 }
                 let mut cols = vec![ABSENT; class_groups.len() * taps.len()];
                 for (mi, &g) in class_groups.iter().enumerate() {
-                    let (a, b) = first_row(g);
-                    for (&t, &c) in codes[a..b].iter().zip(&m.indices()[a..b]) {
+                    let (gcols, shift) = src.cols(g as usize);
+                    for (&t, &c) in taps_of(g).iter().zip(gcols) {
                         let u = taps.binary_search(&t).expect("a member's tap is in the union");
-                        cols[mi * taps.len() + u] = c;
+                        cols[mi * taps.len() + u] = c + shift;
                     }
                 }
-                let rows = class_groups.iter().flat_map(|&g| groups.group(g as usize).iter().copied()).collect();
+                let rows = class_groups.iter().flat_map(|&g| src.rows(g as usize).iter().copied()).collect();
                 plan.classes.push(GradClass { offsets: offsets.clone(), taps, groups: class_groups, rows, cols });
             }
         }
@@ -206,7 +199,11 @@ impl SeparableGroups {
 
 /// The row offsets `o_i` of a separable group, or `None` (see the module documentation). `row_codes(i)` are
 /// row `i`'s codes, in column order.
-fn separable_offsets<'a>(row_codes: &impl Fn(usize) -> &'a [u32], n_rows: usize, n_params: usize) -> Option<Vec<i64>> {
+pub(super) fn separable_offsets<'a>(
+    row_codes: &impl Fn(usize) -> &'a [u32],
+    n_rows: usize,
+    n_params: usize,
+) -> Option<Vec<i64>> {
     let first = row_codes(0);
     if first.is_empty() || first.iter().any(|&c| c as usize >= n_params) {
         return None;

@@ -8,6 +8,7 @@
 use rayon::prelude::*;
 
 use super::grad_plan::{self, GradClass};
+use super::products::GroupSource;
 use super::{ScatterSegment, TiedMatrix};
 use crate::cpu::{LANES, TILE_MAX, as_f32, has_avx2, has_avx512};
 use crate::disjoint::Disjoint;
@@ -228,45 +229,56 @@ fn blocks(n: usize, max: usize) -> Vec<(usize, usize)> {
 /// The groups outside every class: dots per nonzero into `scratch`, groups in parallel, then the scatter
 /// of those nonzeros in group order.
 fn fallback_grad<T: Real>(m: &TiedMatrix, x: &[T], dy: &[T], dtheta: &mut [T], scratch: &mut Vec<T>, batch: usize) {
-    let fallback = &m.grad_plan().fallback;
-    if fallback.is_empty() {
+    if m.grad_plan().fallback.is_empty() {
         return;
     }
-    let map = m.map();
-    let indptr = map.indptr();
-    let indptr = indptr.raw_storage();
-    let (indices, codes) = (map.indices(), map.data());
-    let groups = m.groups();
+    match m.compact() {
+        Some((w, _)) => fallback_grad_of(m, w, x, dy, dtheta, scratch, batch),
+        None => fallback_grad_of(m, &m.classic_w(), x, dy, dtheta, scratch, batch),
+    }
+}
+
+/// [`fallback_grad`] on the groups of `src` (the classic or the compact form of `W`).
+fn fallback_grad_of<T: Real, S: GroupSource>(
+    m: &TiedMatrix,
+    src: &S,
+    x: &[T],
+    dy: &[T],
+    dtheta: &mut [T],
+    scratch: &mut Vec<T>,
+    batch: usize,
+) {
+    let fallback = &m.grad_plan().fallback;
     // start[f]: where fallback group f's nonzeros begin in scratch.
     let mut start = Vec::with_capacity(fallback.len() + 1);
     start.push(0usize);
     for &g in fallback {
-        let rows = groups.group(g as usize);
-        let n = (indptr[rows[0] as usize + 1] - indptr[rows[0] as usize]) as usize;
-        start.push(start.last().expect("starts at 0") + rows.len() * n);
+        let n = src.cols(g as usize).0.len();
+        start.push(start.last().expect("starts at 0") + src.rows(g as usize).len() * n);
     }
     scratch.resize(*start.last().expect("starts at 0"), T::zero());
     let out = Disjoint::new(scratch);
     fallback.par_iter().enumerate().for_each(|(f, &g)| {
-        let rows = groups.group(g as usize);
-        let first = rows[0] as usize;
-        let gcols = &indices[indptr[first] as usize..indptr[first + 1] as usize];
+        let rows = src.rows(g as usize);
+        let (gcols, shift) = src.cols(g as usize);
+        // x from column `shift` on.
+        let xs = &x[shift as usize * batch..];
         let n = gcols.len();
         for (i, &r) in rows.iter().enumerate() {
             let r = r as usize;
             // SAFETY: fallback group f owns scratch[start[f]..start[f + 1]].
             let dwr = unsafe { out.slice(start[f] + i * n, n) };
-            dots_dispatch(dwr, &dy[r * batch..(r + 1) * batch], gcols, x, batch);
+            dots_dispatch(dwr, &dy[r * batch..(r + 1) * batch], gcols, xs, batch);
         }
     });
     for (f, &g) in fallback.iter().enumerate() {
-        let rows = groups.group(g as usize);
+        let n = src.cols(g as usize).0.len();
         let mut k = start[f];
-        for &r in rows {
-            for &code in &codes[indptr[r as usize] as usize..indptr[r as usize + 1] as usize] {
+        for i in 0..src.rows(g as usize).len() {
+            for j in 0..n {
                 let v = scratch[k];
                 k += 1;
-                match m.decode(code) {
+                match m.decode(src.code(g as usize, i, j)) {
                     super::Entry::Param(p) => dtheta[p as usize] += v,
                     super::Entry::Const(_) => {}
                     super::Entry::Sum(ids) => ids.iter().for_each(|&p| dtheta[p as usize] += v),

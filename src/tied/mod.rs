@@ -24,6 +24,7 @@
 //! row for the row pointers and 4 per row for the row groups (see [`bytes`] and [`TiedMatrix::index_bytes`]).
 
 pub mod bytes;
+pub mod compact;
 pub mod grad_plan;
 pub mod gradients;
 pub mod products;
@@ -31,10 +32,12 @@ mod simd;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::OnceLock;
 
 use sprs::CsMatI;
 
 use crate::scalar::Real;
+pub use compact::CompactMap;
 pub use grad_plan::{GradClass, GradPlan, SeparableGroups};
 
 /// The index map: CSR, values are entry codes.
@@ -135,9 +138,9 @@ impl RowGroups {
     }
 }
 
-/// A sparse matrix whose nonzeros copy shared parameters (see the module documentation).
+/// The classic index: `W` and `Wᵀ` as CSR maps with a code per nonzero, their row groups and separable tables.
 #[derive(Clone, Debug)]
-pub struct TiedMatrix {
+pub(crate) struct ClassicIndex {
     /// `W`: (n_rows, n_cols), values are entry codes.
     map: IndexMap,
     /// `Wᵀ`: (n_cols, n_rows), same codes.
@@ -146,14 +149,55 @@ pub struct TiedMatrix {
     groups: RowGroups,
     /// Rows of `Wᵀ` sharing a column list.
     groups_t: RowGroups,
+    /// Which row groups of `W` and of `Wᵀ` read `θ` directly (see [`SeparableGroups`]).
+    separable: SeparableGroups,
+    separable_t: SeparableGroups,
+}
+
+impl ClassicIndex {
+    /// `W` with the given row groups of `W` and `Wᵀ`.
+    fn new(map: IndexMap, groups: RowGroups, map_t: IndexMap, groups_t: RowGroups, n_params: usize) -> Self {
+        let separable = SeparableGroups::detect(&map, &groups, n_params);
+        let separable_t = SeparableGroups::detect(&map_t, &groups_t, n_params);
+        ClassicIndex { map, map_t, groups, groups_t, separable, separable_t }
+    }
+
+    /// `W` with groups detected ([`RowGroups::detect`]) and its transpose built by `sprs`.
+    fn of(map: IndexMap, n_params: usize) -> Self {
+        let map_t: IndexMap = map.transpose_view().to_csr();
+        let (groups, groups_t) = (RowGroups::detect(&map), RowGroups::detect(&map_t));
+        Self::new(map, groups, map_t, groups_t, n_params)
+    }
+}
+
+/// Which index a tied matrix stores.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Storage {
+    /// `W` and `Wᵀ` as CSR maps with a code per nonzero (about 16 bytes per nonzero).
+    #[default]
+    Classic,
+    /// `W` and `Wᵀ` as [`CompactMap`]s: shared column patterns, bases and offsets (see [`compact`]).
+    Compact,
+}
+
+/// A sparse matrix whose nonzeros copy shared parameters (see the module documentation).
+///
+/// It stores either the classic index or the compact one ([`Storage`]); the products run the same fused
+/// multiply-adds in the same order on either, so their bits are equal. A compact matrix builds its classic CSR
+/// only when asked ([`Self::map`], [`Self::map_t`]: pictures, tests, the per-nonzero utilities).
+#[derive(Clone, Debug)]
+pub struct TiedMatrix {
+    /// The classic index: set at construction for a classic matrix, built on demand for a compact one.
+    classic: OnceLock<ClassicIndex>,
+    /// `[W, Wᵀ]` of a compact matrix.
+    compact: Option<Box<[CompactMap; 2]>>,
+    shape: (usize, usize),
+    nnz: usize,
     /// Runs of consecutive rows whose nonzeros read disjoint ranges of parameters (see
     /// [`Self::scatter_segments`]).
     segments: Vec<ScatterSegment>,
     /// Classes of row groups whose parameter gradient is a sum over positions (see [`GradPlan`]).
     grad_plan: GradPlan,
-    /// Which row groups of `W` and of `Wᵀ` read `θ` directly (see [`SeparableGroups`]).
-    separable: SeparableGroups,
-    separable_t: SeparableGroups,
     /// Number of shared parameters `θ`.
     n_params: usize,
     /// Constant values, addressed by codes `n_params..n_params + consts.len()`.
@@ -172,12 +216,33 @@ impl TiedMatrix {
     /// - every compound lists at least one parameter id, each `< n_params`, without repeats;
     /// - the row groups partition the rows, and the rows of one group have identical column lists;
     /// - the same holds of `Wᵀ`, and `Wᵀ` is the transpose of `W`, codes included.
+    ///
+    /// A compact matrix is checked by [`CompactMap::check`] (each of `W` and `Wᵀ`), then the same rules on its
+    /// CSR form: that `Wᵀ` is the transpose of `W`.
     pub fn check_structure(&self) -> Result<(), StructureError> {
         let n_codes = self.n_params + self.consts.len() + self.n_compounds();
-        check_map(&self.map, n_codes)?;
-        check_map(&self.map_t, n_codes)?;
-        check_groups(&self.map, &self.groups)?;
-        check_groups(&self.map_t, &self.groups_t)?;
+        let (map, map_t) = match &self.compact {
+            Some(c) => {
+                c[0].check(self.n_params, n_codes)?;
+                c[1].check(self.n_params, n_codes)?;
+                if c[0].shape() != (c[1].shape().1, c[1].shape().0) {
+                    return Err(StructureError::BadTranspose(format!(
+                        "shapes {:?} and {:?}",
+                        c[0].shape(),
+                        c[1].shape()
+                    )));
+                }
+                (c[0].to_csr(), c[1].to_csr())
+            }
+            None => {
+                let ci = self.classic();
+                check_groups(&ci.map, &ci.groups)?;
+                check_groups(&ci.map_t, &ci.groups_t)?;
+                (ci.map.clone(), ci.map_t.clone())
+            }
+        };
+        check_map(&map, n_codes)?;
+        check_map(&map_t, n_codes)?;
         for j in 0..self.n_compounds() {
             let ids = self.compound(j);
             if ids.is_empty() {
@@ -194,8 +259,8 @@ impl TiedMatrix {
                 return Err(StructureError::BadCompound { index: j, what: format!("repeated ids {ids:?}") });
             }
         }
-        let expected_t: IndexMap = self.map.transpose_view().to_csr();
-        if expected_t != self.map_t {
+        let expected_t: IndexMap = map.transpose_view().to_csr();
+        if expected_t != map_t {
             return Err(StructureError::BadTranspose("stored transpose differs from the transpose of W".into()));
         }
         Ok(())
@@ -255,38 +320,133 @@ impl TiedMatrix {
         compound_ptr: Vec<u32>,
         compound_ids: Vec<u32>,
     ) -> Self {
-        let map_t: IndexMap = map.transpose_view().to_csr();
-        let groups = RowGroups::detect(&map);
-        let groups_t = RowGroups::detect(&map_t);
+        let classic = ClassicIndex::of(map, n_params);
+        let grad_plan = GradPlan::detect(&classic.map, &classic.groups, &classic.separable);
         let mut m = TiedMatrix {
-            map,
-            map_t,
-            groups,
-            groups_t,
+            shape: classic.map.shape(),
+            nnz: classic.map.nnz(),
+            classic: OnceLock::from(classic),
+            compact: None,
             segments: Vec::new(),
-            grad_plan: GradPlan::default(),
-            separable: SeparableGroups::default(),
-            separable_t: SeparableGroups::default(),
+            grad_plan,
             n_params,
             consts,
             compound_ptr,
             compound_ids,
         };
         m.segments = m.detect_segments();
-        m.separable = SeparableGroups::detect(&m.map, &m.groups, m.n_params);
-        m.grad_plan = GradPlan::detect(&m.map, &m.groups, &m.separable);
-        m.separable_t = SeparableGroups::detect(&m.map_t, &m.groups_t, m.n_params);
         m
+    }
+
+    /// A compact matrix from its two directions (`w` (R, C) and `wt` (C, R)) and the tables of its codes; the
+    /// invariants are checked in debug builds.
+    pub(crate) fn from_compact(
+        w: CompactMap,
+        wt: CompactMap,
+        n_params: usize,
+        consts: Vec<f64>,
+        compound_ptr: Vec<u32>,
+        compound_ids: Vec<u32>,
+    ) -> Self {
+        let grad_plan = GradPlan::detect_from(&w);
+        let mut m = TiedMatrix {
+            shape: w.shape(),
+            nnz: w.nnz(),
+            classic: OnceLock::new(),
+            compact: Some(Box::new([w, wt])),
+            segments: Vec::new(),
+            grad_plan,
+            n_params,
+            consts,
+            compound_ptr,
+            compound_ids,
+        };
+        m.segments = m.detect_segments();
+        debug_assert_eq!(m.check_structure(), Ok(()));
+        m
+    }
+
+    /// The same matrix in the compact storage (itself, cloned, if it is compact already): the same nonzeros,
+    /// codes, row groups, gradient plan and scatter segments.
+    pub fn to_compact(&self) -> TiedMatrix {
+        if self.compact.is_some() {
+            return self.clone();
+        }
+        let ci = self.classic();
+        let w = CompactMap::from_csr(&ci.map, &ci.groups, self.n_params);
+        let wt = CompactMap::from_csr(&ci.map_t, &ci.groups_t, self.n_params);
+        let (consts, cp, ci_ids) = (self.consts.clone(), self.compound_ptr.clone(), self.compound_ids.clone());
+        Self::from_compact(w, wt, self.n_params, consts, cp, ci_ids)
+    }
+
+    /// Which index the matrix stores.
+    pub fn storage(&self) -> Storage {
+        if self.compact.is_some() { Storage::Compact } else { Storage::Classic }
+    }
+
+    /// `(W, Wᵀ)` of a compact matrix.
+    pub fn compact(&self) -> Option<(&CompactMap, &CompactMap)> {
+        self.compact.as_deref().map(|[w, wt]| (w, wt))
+    }
+
+    /// The classic index (built from the compact one on first use).
+    fn classic(&self) -> &ClassicIndex {
+        self.classic.get_or_init(|| {
+            let [w, wt] = self.compact.as_deref().expect("a matrix without its classic index is compact");
+            ClassicIndex::new(w.to_csr(), w.groups().clone(), wt.to_csr(), wt.groups().clone(), self.n_params)
+        })
+    }
+
+    /// `W` in the classic form, as the products read it.
+    pub(super) fn classic_w(&self) -> products::Classic<'_> {
+        let ci = self.classic();
+        products::Classic { map: &ci.map, groups: &ci.groups, separable: &ci.separable }
+    }
+
+    /// `Wᵀ` in the classic form, as the products read it.
+    pub(super) fn classic_wt(&self) -> products::Classic<'_> {
+        let ci = self.classic();
+        products::Classic { map: &ci.map_t, groups: &ci.groups_t, separable: &ci.separable_t }
+    }
+
+    /// Calls `f(row, columns, codes)` for every row of `W`, rows in order.
+    pub fn for_each_row(&self, mut f: impl FnMut(usize, &[u32], &[u32])) {
+        let Some((w, _)) = self.compact() else {
+            let map = &self.classic().map;
+            let ip = map.indptr();
+            let ip = ip.raw_storage();
+            for r in 0..map.rows() {
+                let k = ip[r] as usize..ip[r + 1] as usize;
+                f(r, &map.indices()[k.clone()], &map.data()[k]);
+            }
+            return;
+        };
+        // Where each row lives: (group, index in the group).
+        let mut at = vec![(0u32, 0u32); self.shape.0];
+        for g in 0..w.n_groups() {
+            for (i, &r) in w.groups().group(g).iter().enumerate() {
+                at[r as usize] = (g as u32, i as u32);
+            }
+        }
+        let (mut cols, mut codes) = (Vec::new(), Vec::new());
+        for (r, &(g, i)) in at.iter().enumerate() {
+            let (pattern, shift, wg) = (w.pattern(g as usize), w.shift(g as usize), w.weights(g as usize));
+            cols.clear();
+            cols.extend(pattern.iter().map(|&c| c + shift));
+            codes.clear();
+            codes.extend((0..pattern.len()).map(|j| wg.code(i as usize, j, pattern.len())));
+            f(r, &cols, &codes);
+        }
     }
 
     /// The row groups of `W` whose values the products read straight from `θ`.
     pub fn separable(&self) -> &SeparableGroups {
-        &self.separable
+        &self.classic().separable
     }
 
     /// The row groups of `Wᵀ` whose values the products read straight from `θ`.
     pub fn separable_t(&self) -> &SeparableGroups {
-        &self.separable_t
+        &self.classic().separable_t
     }
 
     /// The plan of the parameter gradient: classes of row groups copying the same taps, and the groups
@@ -297,12 +457,12 @@ impl TiedMatrix {
 
     /// `(n_rows, n_cols)`.
     pub fn shape(&self) -> (usize, usize) {
-        (self.map.rows(), self.map.cols())
+        self.shape
     }
 
     /// Number of stored nonzeros.
     pub fn nnz(&self) -> usize {
-        self.map.nnz()
+        self.nnz
     }
 
     /// Number of shared parameters `θ` the matrix reads.
@@ -310,19 +470,22 @@ impl TiedMatrix {
         self.n_params
     }
 
-    /// The index map `W` (values are entry codes).
+    /// The index map `W` (values are entry codes); a compact matrix builds it on first use.
     pub fn map(&self) -> &IndexMap {
-        &self.map
+        &self.classic().map
     }
 
-    /// The transposed index map `Wᵀ` (values are entry codes).
+    /// The transposed index map `Wᵀ` (values are entry codes); a compact matrix builds it on first use.
     pub fn map_t(&self) -> &IndexMap {
-        &self.map_t
+        &self.classic().map_t
     }
 
     /// The row groups of `W`.
     pub fn groups(&self) -> &RowGroups {
-        &self.groups
+        match self.compact() {
+            Some((w, _)) => w.groups(),
+            None => &self.classic().groups,
+        }
     }
 
     /// Runs of consecutive rows whose nonzeros read disjoint, increasing ranges of parameters: in a
@@ -338,14 +501,11 @@ impl TiedMatrix {
     /// now overlaps. Rows that read no parameter join the last segment.
     fn detect_segments(&self) -> Vec<ScatterSegment> {
         const NONE: (u32, u32) = (u32::MAX, u32::MAX);
-        let ip = self.map.indptr();
-        let ip = ip.raw_storage();
-        let codes = self.map.data();
         let mut segments: Vec<ScatterSegment> = Vec::new();
-        for r in 0..self.map.rows() {
+        self.for_each_row(|r, _, codes| {
             let mut range: Option<(u32, u32)> = None;
             let mut widen = |p: u32| range = Some(range.map_or((p, p + 1), |(lo, hi)| (lo.min(p), hi.max(p + 1))));
-            for &c in &codes[ip[r] as usize..ip[r + 1] as usize] {
+            for &c in codes {
                 match self.decode(c) {
                     Entry::Param(p) => widen(p),
                     Entry::Const(_) => {}
@@ -358,12 +518,12 @@ impl TiedMatrix {
                     Some(last) => last.rows.1 = row_end,
                     None => segments.push(ScatterSegment { rows: (r as u32, row_end), params: NONE }),
                 }
-                continue;
+                return;
             };
             let highest = segments.iter().filter(|s| s.params != NONE).map(|s| s.params.1).max();
             if highest.is_none_or(|h| lo >= h) {
                 segments.push(ScatterSegment { rows: (r as u32, row_end), params: (lo, hi) });
-                continue;
+                return;
             }
             let mut last = segments.pop().expect("a segment reads parameters");
             last.rows.1 = row_end;
@@ -374,13 +534,16 @@ impl TiedMatrix {
                 segments.pop();
             }
             segments.push(last);
-        }
+        });
         segments
     }
 
     /// The row groups of `Wᵀ`.
     pub fn groups_t(&self) -> &RowGroups {
-        &self.groups_t
+        match self.compact() {
+            Some((_, wt)) => wt.groups(),
+            None => &self.classic().groups_t,
+        }
     }
 
     /// Number of compound entries.
@@ -423,13 +586,15 @@ impl TiedMatrix {
     /// once for each parameter it sums).
     pub fn multiplicity(&self) -> Vec<u32> {
         let mut m = vec![0u32; self.n_params];
-        for &c in self.map.data() {
-            match self.decode(c) {
-                Entry::Param(p) => m[p as usize] += 1,
-                Entry::Const(_) => {}
-                Entry::Sum(ids) => ids.iter().for_each(|&p| m[p as usize] += 1),
+        self.for_each_row(|_, _, codes| {
+            for &c in codes {
+                match self.decode(c) {
+                    Entry::Param(p) => m[p as usize] += 1,
+                    Entry::Const(_) => {}
+                    Entry::Sum(ids) => ids.iter().for_each(|&p| m[p as usize] += 1),
+                }
             }
-        }
+        });
         m
     }
 
@@ -437,11 +602,11 @@ impl TiedMatrix {
     pub fn to_dense<T: Real>(&self, theta: &[T]) -> Vec<T> {
         let (rows, cols) = self.shape();
         let mut d = vec![T::zero(); rows * cols];
-        for (r, row) in self.map.outer_iterator().enumerate() {
-            for (c, &code) in row.iter() {
-                d[r * cols + c] = self.value(theta, code);
+        self.for_each_row(|r, cs, codes| {
+            for (&c, &code) in cs.iter().zip(codes) {
+                d[r * cols + c as usize] = self.value(theta, code);
             }
-        }
+        });
         d
     }
 }

@@ -12,6 +12,7 @@
 
 use rayon::prelude::*;
 
+use super::compact::{CompactMap, GroupWeights};
 use super::{IndexMap, RowGroups, SeparableGroups, TiedMatrix};
 use crate::cpu::{LANES, as_f32, has_avx2, has_avx512};
 use crate::disjoint::Disjoint;
@@ -29,7 +30,10 @@ pub fn forward<T: Real>(m: &TiedMatrix, theta: &[T], bias: Option<(&[T], &[u32])
         assert_eq!(ids.len(), rows, "forward: {} bias ids for {rows} rows", ids.len());
         assert!(ids.iter().all(|&i| (i as usize) < b.len()), "forward: bias id out of range ({} biases)", b.len());
     }
-    grouped_product(m, m.map(), m.groups(), m.separable(), theta, bias, x, y, batch);
+    match m.compact() {
+        Some((w, _)) => grouped_product(m, w, theta, bias, x, y, batch),
+        None => grouped_product(m, &m.classic_w(), theta, bias, x, y, batch),
+    }
 }
 
 /// `d_x = Wᵀ d_y`: `dy` (B, R), `dx` (B, C), overwritten. Uses the stored transpose: no reduction
@@ -46,16 +50,128 @@ pub fn backward_input<T: Real>(m: &TiedMatrix, theta: &[T], dy: &[T], dx: &mut [
     );
     assert_eq!(dy.len(), batch * rows, "backward_input: dy has {} values, expected {batch} x {rows}", dy.len());
     assert_eq!(dx.len(), batch * cols, "backward_input: dx has {} values, expected {batch} x {cols}", dx.len());
-    grouped_product(m, m.map_t(), m.groups_t(), m.separable_t(), theta, None, dy, dx, batch);
+    match m.compact() {
+        Some((_, wt)) => grouped_product(m, wt, theta, None, dy, dx, batch),
+        None => grouped_product(m, &m.classic_wt(), theta, None, dy, dx, batch),
+    }
 }
 
-/// `y[:, r] = bias(r) + Σ_{k in row r} value(code[k]) · x[:, col(k)]`, row group by row group.
-#[allow(clippy::too_many_arguments)]
-fn grouped_product<T: Real>(
+/// The row groups of one direction of a tied matrix, as the products read them: the classic CSR with its
+/// groups and separable tables, or a [`CompactMap`].
+pub(crate) trait GroupSource: Sync {
+    fn n_groups(&self) -> usize;
+    /// The rows of group `g`.
+    fn rows(&self, g: usize) -> &[u32];
+    /// The columns of group `g`, relative to the returned shift (the classic form: absolute, shift 0).
+    fn cols(&self, g: usize) -> (&[u32], u32);
+    /// `(offsets, first-row codes)` of a separable group: row `i`, column `j` copies `θ[code0[j] + o_i]`.
+    fn separable(&self, g: usize) -> Option<(&[u32], &[u32])>;
+    /// Whether groups `g` and `g + 1` are separable twins (the same weight at every row and column).
+    fn twins(&self, g: usize) -> bool;
+    /// The group's values gathered from θ into `wblock` (G, n) row-major.
+    fn gather<T: Real>(&self, m: &TiedMatrix, g: usize, theta: &[T], wblock: &mut Vec<T>);
+    /// The code of row `i`, column `j` of group `g`.
+    fn code(&self, g: usize, i: usize, j: usize) -> u32;
+}
+
+/// The classic form: a CSR map, its row groups and its separable groups.
+pub(crate) struct Classic<'a> {
+    pub(super) map: &'a IndexMap,
+    pub(super) groups: &'a RowGroups,
+    pub(super) separable: &'a SeparableGroups,
+}
+
+impl GroupSource for Classic<'_> {
+    fn n_groups(&self) -> usize {
+        self.groups.len()
+    }
+    #[inline]
+    fn rows(&self, g: usize) -> &[u32] {
+        self.groups.group(g)
+    }
+    #[inline]
+    fn cols(&self, g: usize) -> (&[u32], u32) {
+        let first = self.groups.group(g)[0] as usize;
+        let ip = self.map.indptr();
+        let ip = ip.raw_storage();
+        (&self.map.indices()[ip[first] as usize..ip[first + 1] as usize], 0)
+    }
+    #[inline]
+    fn separable(&self, g: usize) -> Option<(&[u32], &[u32])> {
+        let rows = self.groups.group(g);
+        let offsets = self.separable.of(g, rows.len())?;
+        let ip = self.map.indptr();
+        let ip = ip.raw_storage();
+        let first = rows[0] as usize;
+        Some((offsets, &self.map.data()[ip[first] as usize..ip[first + 1] as usize]))
+    }
+    #[inline]
+    fn twins(&self, g: usize) -> bool {
+        self.separable.twins(g)
+    }
+    #[inline]
+    fn gather<T: Real>(&self, m: &TiedMatrix, g: usize, theta: &[T], wblock: &mut Vec<T>) {
+        let ip = self.map.indptr();
+        let ip = ip.raw_storage();
+        let codes = self.map.data();
+        wblock.clear();
+        for &r in self.groups.group(g) {
+            let (a, b) = (ip[r as usize] as usize, ip[r as usize + 1] as usize);
+            wblock.extend(codes[a..b].iter().map(|&c| m.value(theta, c)));
+        }
+    }
+    #[inline]
+    fn code(&self, g: usize, i: usize, j: usize) -> u32 {
+        let r = self.groups.group(g)[i] as usize;
+        let ip = self.map.indptr();
+        self.map.data()[ip.raw_storage()[r] as usize + j]
+    }
+}
+
+impl GroupSource for CompactMap {
+    fn n_groups(&self) -> usize {
+        CompactMap::n_groups(self)
+    }
+    #[inline]
+    fn rows(&self, g: usize) -> &[u32] {
+        self.groups().group(g)
+    }
+    #[inline]
+    fn cols(&self, g: usize) -> (&[u32], u32) {
+        (self.pattern(g), self.shift(g))
+    }
+    #[inline]
+    fn separable(&self, g: usize) -> Option<(&[u32], &[u32])> {
+        match self.weights(g) {
+            GroupWeights::Separable { offsets, taps } => Some((offsets, taps)),
+            GroupWeights::Codes(_) => None,
+        }
+    }
+    #[inline]
+    fn twins(&self, g: usize) -> bool {
+        CompactMap::twins(self, g)
+    }
+    #[inline]
+    fn gather<T: Real>(&self, m: &TiedMatrix, g: usize, theta: &[T], wblock: &mut Vec<T>) {
+        let (n_rows, n) = (self.groups().group(g).len(), self.pattern(g).len());
+        let w = self.weights(g);
+        wblock.clear();
+        for i in 0..n_rows {
+            wblock.extend((0..n).map(|j| m.value(theta, w.code(i, j, n))));
+        }
+    }
+    #[inline]
+    fn code(&self, g: usize, i: usize, j: usize) -> u32 {
+        self.weights(g).code(i, j, self.pattern(g).len())
+    }
+}
+
+/// `y[:, r] = bias(r) + Σ_{k in row r} value(code[k]) · x[:, col(k)]`, row group by row group. A group's columns
+/// are `shift + cols[j]`: the kernels read `x` from column `shift` on with the relative columns, so the compact
+/// and the classic form run the same fused multiply-adds in the same order.
+fn grouped_product<T: Real, S: GroupSource>(
     m: &TiedMatrix,
-    map: &IndexMap,
-    groups: &RowGroups,
-    separable: &SeparableGroups,
+    src: &S,
     theta: &[T],
     bias: Option<(&[T], &[u32])>,
     x: &[T],
@@ -66,53 +182,47 @@ fn grouped_product<T: Real>(
     // The hand-written f32 kernel reads separable groups straight from θ, the others from a gathered block, and
     // writes the group's rows in place.
     let fast = has_avx512() && as_f32(theta).is_some();
-    let indptr = map.indptr();
-    let indptr = indptr.raw_storage();
-    let indices = map.indices();
-    let codes = map.data();
     let out = Disjoint::new(y);
     let bias_of = |r: u32| bias.map_or(T::zero(), |(b, ids)| b[ids[r as usize] as usize]);
-    let cols_of = |g: usize| {
-        let first = groups.group(g)[0] as usize;
-        &indices[indptr[first] as usize..indptr[first + 1] as usize]
-    };
+    let n_groups = src.n_groups();
     // One group, written in place.
     let one = |g: usize, wblock: &mut Vec<T>, acc: &mut Vec<T>| {
-        let grows = groups.group(g);
-        let first = grows[0] as usize;
-        let gcols = cols_of(g);
+        let grows = src.rows(g);
+        let (gcols, shift) = src.cols(g);
+        // x from column `shift` on: (B, C − shift).
+        let xs = &x[shift as usize * batch..];
         #[cfg(target_arch = "x86_64")]
         if fast {
             // acc: the initial value (bias) of each row of the group.
             acc.clear();
             acc.extend(grows.iter().map(|&r| bias_of(r)));
-            let separable = separable.of(g, grows.len());
+            let separable = src.separable(g);
             if separable.is_none() {
-                gather_block(m, grows, (indptr, codes), theta, wblock, gcols.len());
+                src.gather(m, g, theta, wblock);
             }
-            let (Some(init), Some(theta), Some(x), Some(wblock)) =
-                (as_f32(acc), as_f32(theta), as_f32(x), as_f32(wblock))
+            let (Some(init), Some(theta), Some(xs), Some(wblock)) =
+                (as_f32(acc), as_f32(theta), as_f32(xs), as_f32(wblock))
             else {
                 unreachable!("fast implies f32")
             };
             let rows = super::simd::OutRows { y: out.ptr().cast::<f32>(), rows: grows };
             match separable {
-                Some(offsets) => {
+                Some((offsets, code0)) => {
                     let w = super::simd::Separable {
                         theta: theta.as_ptr(),
                         offsets: offsets.as_ptr(),
-                        code0: codes[indptr[first] as usize..][..gcols.len()].as_ptr(),
+                        code0: code0.as_ptr(),
                     };
                     // SAFETY: the CPU has AVX-512F and FMA; a separable group's code[0][j] + o_i is its code
-                    // of row i, column j, a parameter below θ.len(); the columns come from the checked map;
-                    // the group's rows are written by this task only (groups partition the rows) and lie
-                    // inside y (B, R).
-                    unsafe { super::simd::product_avx512(rows, init, w, gcols, x, batch) };
+                    // of row i, column j, a parameter below θ.len(); the columns come from the checked map and
+                    // lie inside xs (B, C − shift); the group's rows are written by this task only (groups
+                    // partition the rows) and lie inside y (B, R).
+                    unsafe { super::simd::product_avx512(rows, init, w, gcols, xs, batch) };
                 }
                 None => {
                     let w = super::simd::Block { w: wblock.as_ptr(), n: gcols.len() };
                     // SAFETY: as above, with the (G, n) block gathered just now.
-                    unsafe { super::simd::product_avx512(rows, init, w, gcols, x, batch) };
+                    unsafe { super::simd::product_avx512(rows, init, w, gcols, xs, batch) };
                 }
             }
             return;
@@ -122,8 +232,8 @@ fn grouped_product<T: Real>(
         for &r in grows {
             acc.extend(std::iter::repeat_n(bias_of(r), batch));
         }
-        gather_block(m, grows, (indptr, codes), theta, wblock, gcols.len());
-        accumulate_dispatch(acc, wblock, gcols, x, batch);
+        src.gather(m, g, theta, wblock);
+        accumulate_dispatch(acc, wblock, gcols, xs, batch);
         for (gi, &r) in grows.iter().enumerate() {
             let r = r as usize;
             // SAFETY: row r belongs to this group only (groups partition the rows).
@@ -133,17 +243,27 @@ fn grouped_product<T: Real>(
     };
     // Twin groups share their weights: with a block of 32 samples, both run in one register tile.
     let twins_pay = fast && batch % 64 >= 32;
-    (0..groups.len().div_ceil(2)).into_par_iter().for_each_init(
-        || (Vec::<T>::new(), Vec::<T>::new(), Vec::<T>::new()),
-        |(wblock, acc, acc_b), u| {
+    (0..n_groups.div_ceil(2)).into_par_iter().for_each_init(
+        || (Vec::<T>::new(), Vec::<T>::new(), Vec::<T>::new(), Vec::<u32>::new(), Vec::<u32>::new()),
+        |(wblock, acc, acc_b, abs_a, abs_b), u| {
             let g = 2 * u;
             #[cfg(target_arch = "x86_64")]
             if twins_pay
-                && separable.twins(g)
-                && let Some(offsets) = separable.of(g, groups.group(g).len())
+                && src.twins(g)
+                && let Some((offsets, code0)) = src.separable(g)
             {
-                let (rows_a, rows_b) = (groups.group(g), groups.group(g + 1));
-                let (cols_a, cols_b) = (cols_of(g), cols_of(g + 1));
+                let (rows_a, rows_b) = (src.rows(g), src.rows(g + 1));
+                let ((cols_a, shift_a), (cols_b, shift_b)) = (src.cols(g), src.cols(g + 1));
+                // The twin kernel reads one x: both groups' columns absolute (as stored when both shifts are 0).
+                let (cols_a, cols_b) = if shift_a == 0 && shift_b == 0 {
+                    (cols_a, cols_b)
+                } else {
+                    abs_a.clear();
+                    abs_a.extend(cols_a.iter().map(|&c| c + shift_a));
+                    abs_b.clear();
+                    abs_b.extend(cols_b.iter().map(|&c| c + shift_b));
+                    (&abs_a[..], &abs_b[..])
+                };
                 acc.clear();
                 acc.extend(rows_a.iter().map(|&r| bias_of(r)));
                 acc_b.clear();
@@ -153,12 +273,8 @@ fn grouped_product<T: Real>(
                 else {
                     unreachable!("fast implies f32")
                 };
-                let first = rows_a[0] as usize;
-                let w = super::simd::Separable {
-                    theta: theta.as_ptr(),
-                    offsets: offsets.as_ptr(),
-                    code0: codes[indptr[first] as usize..][..cols_a.len()].as_ptr(),
-                };
+                let w =
+                    super::simd::Separable { theta: theta.as_ptr(), offsets: offsets.as_ptr(), code0: code0.as_ptr() };
                 let y = out.ptr().cast::<f32>();
                 let outs = [super::simd::OutRows { y, rows: rows_a }, super::simd::OutRows { y, rows: rows_b }];
                 // SAFETY: as for one separable group; twins have the same offsets and first-row codes, so `w`
@@ -168,28 +284,11 @@ fn grouped_product<T: Real>(
                 return;
             }
             one(g, wblock, acc);
-            if g + 1 < groups.len() {
+            if g + 1 < n_groups {
                 one(g + 1, wblock, acc);
             }
         },
     );
-}
-
-/// The group's values gathered from θ into `wblock` (G, n) row-major.
-#[inline]
-fn gather_block<T: Real>(
-    m: &TiedMatrix,
-    grows: &[u32],
-    (indptr, codes): (&[u32], &[u32]),
-    theta: &[T],
-    wblock: &mut Vec<T>,
-    n: usize,
-) {
-    wblock.clear();
-    for &r in grows {
-        let k0 = indptr[r as usize] as usize;
-        wblock.extend(codes[k0..k0 + n].iter().map(|&c| m.value(theta, c)));
-    }
 }
 
 /// `acc[g, :] += Σ_j w[g, j] · x[:, cols[j]]` for the rows `g` of a group: `acc` (G, B) row by row, `w` (G, n)
