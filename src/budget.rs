@@ -11,7 +11,9 @@
 //! activations   2 · 4 · R · Σ_i F_i                       acts and deltas, every layer, every shard
 //! parameters    4 · P · (copies + S − 1)                  params, gradients, momentum, … + shard gradients
 //! sparse index  16 · nnz + 12 · taps + 60 · (rows + cols)  W and Wᵀ (column + code per nonzero), the builder's
-//!               + gradient plan                             entries (one per tap), row pointers and groups
+//!               + gradient plan                             entries (one per tap), row pointers and groups;
+//!               compact_conv_bytes                          for a plain convolution compiled straight into the
+//!                                                           compact storage (tied::bytes, proofs/T8)
 //! im2col        2 · 4 · R · positions · c_in · k²          column buffer and its gradient (conv and local)
 //! max pooling   4 · R · out                               winners
 //! ```
@@ -274,6 +276,10 @@ fn layer_bytes(
             if n_params >= 1 << 30 {
                 return Err(fail("shared parameters", n_params, (1 << 30) - 1));
             }
+            if compact_plain(layer, &g) {
+                // The index, and 12 bytes per row of W while the scatter segments are found.
+                return Ok(crate::tied::bytes::compact_conv_bytes(&g).saturating_add(mul(&[12, n_out])));
+            }
             // Gradient plan: per row group (positions · ⌈c_out/16⌉) its id, a column per tap of its class
             // and its rows; per class (every group of a locally connected layer) taps and 16 offsets.
             let positions = (g.h_out() * g.w_out()) as u128;
@@ -315,6 +321,15 @@ fn layer_bytes(
         }
         (Layer::MaxPool { .. } | Layer::AvgPool { .. }, Engine::Direct | Engine::Im2col) => Ok(winners),
     }
+}
+
+/// Whether the sparse engine compiles `layer` straight into the compact storage: a plain convolution (one group,
+/// no table, zero padding) while the compact storage is chosen ([`crate::engines::sparse::index_storage`]).
+/// Other layers are built in the classic form first and then converted, so their peak is the classic one.
+pub(crate) fn compact_plain(layer: &Layer, g: &ConvGeometry) -> bool {
+    matches!(layer, Layer::Conv { groups: 1, table: None, .. })
+        && g.mode == PaddingMode::Zeros
+        && crate::engines::sparse::index_storage() == crate::tied::Storage::Compact
 }
 
 /// `(nnz, taps)` of a convolution's compiled matrix: `taps = out · c_in · k²` entries pushed by the

@@ -5,7 +5,7 @@
 mod common;
 
 use cnn_as_mlp::engines::sparse::avgpool::compile_pool;
-use cnn_as_mlp::engines::sparse::conv::{compile_conv, compile_grouped_conv, compile_table_conv};
+use cnn_as_mlp::engines::sparse::conv::{compile_conv, compile_conv_compact, compile_grouped_conv, compile_table_conv};
 use cnn_as_mlp::engines::sparse::local::compile_local;
 use cnn_as_mlp::geometry::{ConvGeometry, PaddingMode, PoolGeometry};
 use cnn_as_mlp::tables::Table;
@@ -66,7 +66,9 @@ fn check_same(m: &TiedMatrix, what: &str) {
 }
 
 /// Checks proofs/T8 (compact layout): on every small convolution geometry (every padding mode), grouped and
-/// table convolutions, locally connected layers and pools, compact ↔ CSR ↔ classic index agree entry for entry.
+/// table convolutions, locally connected layers and pools, compact ↔ CSR ↔ classic index agree entry for entry;
+/// under zero padding the convolution compiled straight into the compact form (`compile_conv_compact`) is the
+/// compact form of the classic one, with the same gradient plan and scatter segments.
 #[test]
 fn compact_csr_and_classic_agree_on_the_small_grid() {
     let mut cases = 0;
@@ -83,7 +85,14 @@ fn compact_csr_and_classic_agree_on_the_small_grid() {
                                         if g.check().is_err() {
                                             continue;
                                         }
-                                        check_same(&compile_conv(&g), &format!("conv {g:?}"));
+                                        let m = compile_conv(&g);
+                                        check_same(&m, &format!("conv {g:?}"));
+                                        if mode == PaddingMode::Zeros {
+                                            let direct = compile_conv_compact(&g);
+                                            assert_eq!(direct.compact(), m.to_compact().compact(), "{g:?}");
+                                            assert_eq!(direct.grad_plan(), m.grad_plan(), "{g:?}");
+                                            assert_eq!(direct.scatter_segments(), m.scatter_segments(), "{g:?}");
+                                        }
                                         if mode == PaddingMode::Zeros && dil == 1 {
                                             check_same(&compile_local(&g), &format!("local {g:?}"));
                                         }

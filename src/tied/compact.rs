@@ -147,6 +147,38 @@ impl CompactBuilder {
     /// Adds a group: `rows`, their shared columns `cols` (strictly increasing), and `codes(i)`, the codes of
     /// row `i` in column order. A group whose codes are separable is stored as bases and offsets.
     pub(crate) fn push_group<'a>(&mut self, rows: &[u32], cols: &[u32], codes: impl Fn(usize) -> &'a [u32]) {
+        self.push_pattern(rows, cols);
+        let (n_rows, n) = (rows.len(), cols.len());
+        let kind = match separable_offsets(&codes, n_rows, self.n_params) {
+            Some(off) => {
+                let off: Vec<u32> = off.iter().map(|&o| o as u32).collect();
+                self.separable_kind(&off, codes(0))
+            }
+            None => {
+                let mut row_codes = std::mem::take(&mut self.row_codes);
+                row_codes.clear();
+                for i in 0..n_rows {
+                    row_codes.extend_from_slice(codes(i));
+                }
+                let start = self.codes.intern(&mut self.map.codes, &row_codes);
+                self.row_codes = row_codes;
+                BlockKind::Codes { start }
+            }
+        };
+        self.push_block(Block { rows: n_rows as u32, n: n as u32, kind });
+    }
+
+    /// Adds a group the caller knows to be separable: row `i`, column `j` copies `taps[j] + offsets[i]`
+    /// (`offsets[0] = 0`, taps distinct, as [`Self::push_group`] would find them; checked in debug builds).
+    pub(crate) fn push_separable(&mut self, rows: &[u32], cols: &[u32], taps: &[u32], offsets: &[u32]) {
+        debug_assert!(offsets.len() == rows.len() && taps.len() == cols.len() && offsets.first() == Some(&0));
+        self.push_pattern(rows, cols);
+        let kind = self.separable_kind(offsets, taps);
+        self.push_block(Block { rows: rows.len() as u32, n: cols.len() as u32, kind });
+    }
+
+    /// The group's rows, and its columns as a shared pattern and a shift.
+    fn push_pattern(&mut self, rows: &[u32], cols: &[u32]) {
         let m = &mut self.map;
         m.groups.rows.extend_from_slice(rows);
         m.groups.ptr.push(m.groups.rows.len() as u32);
@@ -162,32 +194,24 @@ impl CompactBuilder {
                 p
             }
         };
-        let (n_rows, n) = (rows.len(), cols.len());
-        let kind = match separable_offsets(&codes, n_rows, self.n_params) {
-            Some(off) => {
-                let off: Vec<u32> = off.iter().map(|&o| o as u32).collect();
-                BlockKind::Separable {
-                    offsets_start: self.offsets.intern(&mut m.offsets, &off),
-                    taps_start: self.taps.intern(&mut m.taps, codes(0)),
-                }
-            }
-            None => {
-                self.row_codes.clear();
-                for i in 0..n_rows {
-                    self.row_codes.extend_from_slice(codes(i));
-                }
-                BlockKind::Codes { start: self.codes.intern(&mut m.codes, &self.row_codes) }
-            }
-        };
-        let block = Block { rows: n_rows as u32, n: n as u32, kind };
-        let blocks = &mut m.blocks;
+        m.group_pattern.push(pattern);
+        m.group_shift.push(shift);
+    }
+
+    fn separable_kind(&mut self, offsets: &[u32], taps: &[u32]) -> BlockKind {
+        BlockKind::Separable {
+            offsets_start: self.offsets.intern(&mut self.map.offsets, offsets),
+            taps_start: self.taps.intern(&mut self.map.taps, taps),
+        }
+    }
+
+    fn push_block(&mut self, block: Block) {
+        let blocks = &mut self.map.blocks;
         let b = *self.blocks.entry(block).or_insert_with(|| {
             blocks.push(block);
             (blocks.len() - 1) as u32
         });
-        m.group_pattern.push(pattern);
-        m.group_shift.push(shift);
-        m.group_block.push(b);
+        self.map.group_block.push(b);
     }
 
     pub(crate) fn finish(self) -> CompactMap {

@@ -502,16 +502,7 @@ impl TiedMatrix {
     fn detect_segments(&self) -> Vec<ScatterSegment> {
         const NONE: (u32, u32) = (u32::MAX, u32::MAX);
         let mut segments: Vec<ScatterSegment> = Vec::new();
-        self.for_each_row(|r, _, codes| {
-            let mut range: Option<(u32, u32)> = None;
-            let mut widen = |p: u32| range = Some(range.map_or((p, p + 1), |(lo, hi)| (lo.min(p), hi.max(p + 1))));
-            for &c in codes {
-                match self.decode(c) {
-                    Entry::Param(p) => widen(p),
-                    Entry::Const(_) => {}
-                    Entry::Sum(ids) => ids.iter().for_each(|&p| widen(p)),
-                }
-            }
+        let mut each_row = |r: usize, range: Option<(u32, u32)>| {
             let row_end = r as u32 + 1;
             let Some((lo, hi)) = range else {
                 match segments.last_mut() {
@@ -520,7 +511,8 @@ impl TiedMatrix {
                 }
                 return;
             };
-            let highest = segments.iter().filter(|s| s.params != NONE).map(|s| s.params.1).max();
+            // Parameter ranges of the segments increase: the last that reads any holds the highest.
+            let highest = segments.iter().rev().find(|s| s.params != NONE).map(|s| s.params.1);
             if highest.is_none_or(|h| lo >= h) {
                 segments.push(ScatterSegment { rows: (r as u32, row_end), params: (lo, hi) });
                 return;
@@ -534,7 +526,49 @@ impl TiedMatrix {
                 segments.pop();
             }
             segments.push(last);
-        });
+        };
+        // The range of parameters each row reads, rows in order (a compact matrix: per group, a separable group's
+        // rows from its taps' range).
+        let widen = |range: &mut Option<(u32, u32)>, p: u32| {
+            *range = Some(range.map_or((p, p + 1), |(lo, hi)| (lo.min(p), hi.max(p + 1))))
+        };
+        let range_of = |codes: &mut dyn Iterator<Item = u32>| {
+            let mut range = None;
+            for c in codes {
+                match self.decode(c) {
+                    Entry::Param(p) => widen(&mut range, p),
+                    Entry::Const(_) => {}
+                    Entry::Sum(ids) => ids.iter().for_each(|&p| widen(&mut range, p)),
+                }
+            }
+            range
+        };
+        match self.compact() {
+            None => self.for_each_row(|r, _, codes| each_row(r, range_of(&mut codes.iter().copied()))),
+            Some((w, _)) => {
+                let mut ranges = vec![None; self.shape.0];
+                for g in 0..w.n_groups() {
+                    let rows = w.groups().group(g);
+                    match w.weights(g) {
+                        compact::GroupWeights::Separable { offsets, taps } => {
+                            let (lo, hi) = (*taps.iter().min().unwrap(), *taps.iter().max().unwrap());
+                            for (&r, &o) in rows.iter().zip(offsets) {
+                                ranges[r as usize] = Some((lo.wrapping_add(o), hi.wrapping_add(o) + 1));
+                            }
+                        }
+                        compact::GroupWeights::Codes(codes) => {
+                            let n = w.pattern(g).len();
+                            for (i, &r) in rows.iter().enumerate() {
+                                ranges[r as usize] = range_of(&mut codes[i * n..(i + 1) * n].iter().copied());
+                            }
+                        }
+                    }
+                }
+                for (r, range) in ranges.into_iter().enumerate() {
+                    each_row(r, range);
+                }
+            }
+        }
         segments
     }
 

@@ -153,11 +153,14 @@ impl GroupSource for CompactMap {
     }
     #[inline]
     fn gather<T: Real>(&self, m: &TiedMatrix, g: usize, theta: &[T], wblock: &mut Vec<T>) {
-        let (n_rows, n) = (self.groups().group(g).len(), self.pattern(g).len());
-        let w = self.weights(g);
         wblock.clear();
-        for i in 0..n_rows {
-            wblock.extend((0..n).map(|j| m.value(theta, w.code(i, j, n))));
+        match self.weights(g) {
+            GroupWeights::Separable { offsets, taps } => {
+                for &o in offsets {
+                    wblock.extend(taps.iter().map(|&t| theta[t.wrapping_add(o) as usize]));
+                }
+            }
+            GroupWeights::Codes(codes) => wblock.extend(codes.iter().map(|&c| m.value(theta, c))),
         }
     }
     #[inline]

@@ -34,5 +34,5 @@ pub fn compile_pool(g: &PoolGeometry, value: f64) -> TiedMatrix {
 
 /// A mean-pooling layer.
 pub fn avgpool_layer<T: Real>(g: &PoolGeometry) -> TiedLayer<T> {
-    TiedLayer::new(compile_pool(g, 1.0 / (g.k * g.k) as f64), Vec::new(), None)
+    TiedLayer::new(super::stored(compile_pool(g, 1.0 / (g.k * g.k) as f64)), Vec::new(), None)
 }

@@ -20,7 +20,8 @@ use super::TiedLayer;
 use crate::geometry::ConvGeometry;
 use crate::scalar::Real;
 use crate::tables::Table;
-use crate::tied::{Source, TiedBuilder, TiedMatrix};
+use crate::tied::compact::CompactBuilder;
+use crate::tied::{RowGroups, Source, Storage, TiedBuilder, TiedMatrix};
 
 /// Compiles the weight matrix of a convolution: (c_out·h_out·w_out, c_in·h_in·w_in) over
 /// `c_out·c_in·k·k` parameters.
@@ -86,6 +87,142 @@ fn compile_where(
     b.build()
 }
 
+/// Compiles a plain convolution (one group, zero padding) straight into the compact storage
+/// ([`crate::tied::compact`]), never holding a code per nonzero: the result equals
+/// `compile_conv(g).to_compact()` (tests/compact.rs), built group by group.
+///
+/// Rows are grouped as [`crate::tied::RowGroups::detect`] groups them: positions with the same column list in
+/// order of first appearance, their rows in row order, cut into groups of at most 16. A group of one position
+/// (every group unless two positions read the same inputs) is separable: output channel `o0 + i` copies tap
+/// `t` as parameter `(o0 + i)·c_in·k² + t` in `W`; in `Wᵀ`, input channel `i0 + i` reads output channel `o`
+/// through tap `(ky, kx)` as parameter `o·c_in·k² + (i0 + i)·k² + ky·k + kx`.
+///
+/// # Panics
+/// If the geometry does not apply, or its padding mode is not zeros.
+#[track_caller]
+pub fn compile_conv_compact(g: &ConvGeometry) -> TiedMatrix {
+    if let Err(e) = g.check() {
+        panic!("compile_conv_compact: {e}");
+    }
+    assert_eq!(g.mode, crate::geometry::PaddingMode::Zeros, "compile_conv_compact: zero padding only");
+    let (h_out, w_out, k) = (g.h_out(), g.w_out(), g.k);
+    let (kk, tpo) = (k * k, g.c_in * k * k);
+    // Per axis: for each output coordinate, its (kernel index, input coordinate) pairs inside the input, kernel
+    // index increasing; and for each input coordinate, its (output coordinate, kernel index) pairs, output
+    // coordinate increasing.
+    let axis = |n_in: usize, n_out: usize| {
+        let mut fwd = vec![Vec::new(); n_out];
+        let mut inv = vec![Vec::new(); n_in];
+        for (o, f) in fwd.iter_mut().enumerate() {
+            for kappa in 0..k {
+                let c = (o * g.stride + kappa * g.dil) as isize - g.pad as isize;
+                if (0..n_in as isize).contains(&c) {
+                    f.push((kappa, c as usize));
+                    inv[c as usize].push((o, kappa));
+                }
+            }
+        }
+        (fwd, inv)
+    };
+    let ((fy, iy_inv), (fx, ix_inv)) = (axis(g.h_in, h_out), axis(g.w_in, w_out));
+    let n_params = g.kernel_len();
+
+    // W: position (oy, ox) reads columns (i, iy, ix) through taps (i, ky, kx), increasing together.
+    let w_pos = |p: usize, cols: &mut Vec<u32>, taps: &mut Vec<u32>| {
+        let (oy, ox) = (p / w_out, p % w_out);
+        cols.clear();
+        taps.clear();
+        for i in 0..g.c_in {
+            for &(ky, iy) in &fy[oy] {
+                for &(kx, ix) in &fx[ox] {
+                    cols.push(((i * g.h_in + iy) * g.w_in + ix) as u32);
+                    taps.push(((i * k + ky) * k + kx) as u32);
+                }
+            }
+        }
+    };
+    let w = compact_side((g.out_len(), g.in_len()), n_params, g.c_out, h_out * w_out, tpo, w_pos);
+    // Wᵀ: input position (iy, ix) is read by outputs (o, oy, ox), increasing, through taps (o, ky, kx).
+    let wt_pos = |q: usize, cols: &mut Vec<u32>, taps: &mut Vec<u32>| {
+        let (iy, ix) = (q / g.w_in, q % g.w_in);
+        cols.clear();
+        taps.clear();
+        for o in 0..g.c_out {
+            for &(oy, ky) in &iy_inv[iy] {
+                for &(ox, kx) in &ix_inv[ix] {
+                    cols.push(((o * h_out + oy) * w_out + ox) as u32);
+                    taps.push((o * tpo + ky * k + kx) as u32);
+                }
+            }
+        }
+    };
+    let wt = compact_side((g.in_len(), g.out_len()), n_params, g.c_in, g.h_in * g.w_in, kk, wt_pos);
+    TiedMatrix::from_compact(w, wt, n_params, Vec::new(), vec![0], Vec::new())
+}
+
+/// One direction of a plain convolution in compact form: `channels` channels of `positions` positions (row
+/// `c·positions + p`), position `p` reading columns `cols` through the taps `taps` of channel 0 (`at(p, cols,
+/// taps)`), channel `c` reading tap `t` as parameter `t + c·stride`.
+fn compact_side(
+    shape: (usize, usize),
+    n_params: usize,
+    channels: usize,
+    positions: usize,
+    stride: usize,
+    at: impl Fn(usize, &mut Vec<u32>, &mut Vec<u32>),
+) -> crate::tied::CompactMap {
+    use std::collections::HashMap;
+    let (mut cols, mut taps, mut rel) = (Vec::new(), Vec::new(), Vec::new());
+    // Positions by column list (a pattern up to a shift), in order of first appearance; only the few distinct
+    // patterns are held.
+    let mut pattern_id: HashMap<Vec<u32>, u32> = HashMap::new();
+    let mut by_cols: HashMap<(u32, u32), usize> = HashMap::new();
+    let mut members: Vec<Vec<u32>> = Vec::new();
+    for p in 0..positions {
+        at(p, &mut cols, &mut taps);
+        let shift = cols.first().copied().unwrap_or(0);
+        rel.clear();
+        rel.extend(cols.iter().map(|&c| c - shift));
+        let n_patterns = pattern_id.len() as u32;
+        let pid = *pattern_id.entry(rel.clone()).or_insert(n_patterns);
+        let m = *by_cols.entry((pid, shift)).or_insert_with(|| {
+            members.push(Vec::new());
+            members.len() - 1
+        });
+        members[m].push(p as u32);
+    }
+    drop((pattern_id, by_cols));
+    let mut b = CompactBuilder::new(shape, n_params);
+    let max = RowGroups::MAX_ROWS;
+    let (mut offsets, mut codes) = (Vec::new(), Vec::new());
+    for ps in &members {
+        let rows: Vec<u32> = (0..channels).flat_map(|c| ps.iter().map(move |&p| (c * positions) as u32 + p)).collect();
+        at(ps[0] as usize, &mut cols, &mut taps);
+        for chunk in rows.chunks(max) {
+            if ps.len() == 1 && !cols.is_empty() {
+                // One position: channel c0 + i reads taps + (c0 + i)·stride.
+                let c0 = (chunk[0] as usize / positions) as u32;
+                let base: Vec<u32> = taps.iter().map(|&t| t + c0 * stride as u32).collect();
+                offsets.clear();
+                offsets.extend(chunk.iter().map(|&r| (r as usize / positions) as u32 - c0).map(|d| d * stride as u32));
+                b.push_separable(chunk, &cols, &base, &offsets);
+                continue;
+            }
+            // Several positions share the columns (or none): each row's codes, then the general rule.
+            codes.clear();
+            let mut row_taps = Vec::new();
+            for &r in chunk {
+                let (c, p) = (r as usize / positions, r as usize % positions);
+                at(p, &mut Vec::new(), &mut row_taps);
+                codes.extend(row_taps.iter().map(|&t| t + (c * stride) as u32));
+            }
+            let n = cols.len();
+            b.push_group(chunk, &cols, |i| &codes[i * n..(i + 1) * n]);
+        }
+    }
+    b.finish()
+}
+
 /// A convolution layer: the compiled matrix, weight `(c_out, c_in, k, k)`, bias `(c_out)`.
 pub fn conv_layer<T: Real>(g: &ConvGeometry) -> TiedLayer<T> {
     grouped_conv_layer(g, 1)
@@ -96,7 +233,13 @@ pub fn grouped_conv_layer<T: Real>(g: &ConvGeometry, groups: usize) -> TiedLayer
     let positions = g.h_out() * g.w_out();
     let bias_ids = (0..g.out_len()).map(|r| (r / positions) as u32).collect();
     let weight_shape = vec![g.c_out, g.c_in / groups, g.k, g.k];
-    TiedLayer::new(compile_grouped_conv(g, groups), weight_shape, Some((bias_ids, vec![g.c_out])))
+    let plain = groups == 1 && g.mode == crate::geometry::PaddingMode::Zeros;
+    let matrix = if plain && super::index_storage() == Storage::Compact {
+        compile_conv_compact(g)
+    } else {
+        super::stored(compile_grouped_conv(g, groups))
+    };
+    TiedLayer::new(matrix, weight_shape, Some((bias_ids, vec![g.c_out])))
 }
 
 /// A convolution through a connection table: weight `(c_out, c_in, k, k)` (entries outside the table
@@ -104,5 +247,5 @@ pub fn grouped_conv_layer<T: Real>(g: &ConvGeometry, groups: usize) -> TiedLayer
 pub fn table_conv_layer<T: Real>(g: &ConvGeometry, table: Table) -> TiedLayer<T> {
     let positions = g.h_out() * g.w_out();
     let bias_ids = (0..g.out_len()).map(|r| (r / positions) as u32).collect();
-    TiedLayer::new(compile_table_conv(g, table), g.weight_shape(), Some((bias_ids, vec![g.c_out])))
+    TiedLayer::new(super::stored(compile_table_conv(g, table)), g.weight_shape(), Some((bias_ids, vec![g.c_out])))
 }

@@ -36,7 +36,7 @@ pub fn local_layer<T: Real>(g: &ConvGeometry) -> TiedLayer<T> {
     let (h_out, w_out) = (g.h_out(), g.w_out());
     let bias_ids = (0..g.out_len() as u32).collect();
     TiedLayer::new(
-        compile_local(g),
+        super::stored(compile_local(g)),
         vec![g.c_out, h_out, w_out, g.c_in, g.k, g.k],
         Some((bias_ids, vec![g.c_out, h_out, w_out])),
     )
