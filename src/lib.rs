@@ -66,7 +66,6 @@ pub mod network;
 pub mod optim;
 pub mod picture;
 mod read;
-pub mod reference;
 pub mod run;
 pub mod scalar;
 pub mod spec;
