@@ -8,6 +8,7 @@ mod draw;
 mod eval;
 mod grad;
 mod show;
+mod sweep;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -39,6 +40,8 @@ pub enum Command {
     Show(show::ShowArgs),
     /// Time, memory and agreement of the sparse, direct and im2col formulations, layer by layer.
     Compare(compare::CompareArgs),
+    /// A grid of training runs (models × engines × learning rates × seeds) run in parallel, with a summary.
+    Sweep(sweep::SweepArgs),
 }
 
 /// A user-facing error: its Display is one line.
@@ -63,7 +66,7 @@ impl CliError {
 }
 
 /// Options shared by the subcommands.
-#[derive(clap::Args, Debug, Clone)]
+#[derive(clap::Args, Debug, Clone, Default)]
 pub struct Common {
     /// Worker threads (default: all cores). Results do not depend on it.
     #[arg(long)]
@@ -179,6 +182,7 @@ pub fn main() -> i32 {
         Command::Grad(a) => grad::run(a),
         Command::Show(a) => show::run(a),
         Command::Compare(a) => compare::run(a),
+        Command::Sweep(a) => sweep::run(a),
     };
     match result {
         Ok(()) => 0,

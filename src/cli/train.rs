@@ -14,56 +14,66 @@ use cnn_as_mlp::run::{self, MODEL_FILE, RunConfig};
 use cnn_as_mlp::spec::Spec;
 use cnn_as_mlp::train::{EpochMetrics, Hyper, LrSchedule, StepProgress, TrainError, Trainer};
 
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Debug, Default, Clone)]
 pub struct TrainArgs {
     /// lenet5, seed, cifar, vgg16, or a model spec string ("1x28x28 > conv(6,5) > relu > ...").
     #[arg(long)]
-    model: Option<String>,
+    pub(super) model: Option<String>,
     /// mnist10k (embedded), fashion, cifar10, or a directory of IDX or CIFAR-10 binary files.
     #[arg(long)]
-    data: Option<String>,
+    pub(super) data: Option<String>,
     /// Epochs in total (with --resume: the total to reach).
     #[arg(long)]
-    epochs: Option<usize>,
+    pub(super) epochs: Option<usize>,
     #[arg(long)]
-    batch: Option<usize>,
+    pub(super) batch: Option<usize>,
     #[arg(long)]
-    lr: Option<f64>,
+    pub(super) lr: Option<f64>,
     /// constant or cosine (from --lr down towards 0 over the epochs); presets carry their own.
     #[arg(long, value_name = "SCHEDULE")]
-    lr_schedule: Option<String>,
+    pub(super) lr_schedule: Option<String>,
     #[arg(long)]
-    momentum: Option<f64>,
+    pub(super) momentum: Option<f64>,
     #[arg(long)]
-    weight_decay: Option<f64>,
+    pub(super) weight_decay: Option<f64>,
     /// per-parameter (PyTorch's weight_decay) or expanded (once per copy in the expanded matrix).
     #[arg(long)]
-    decay_mode: Option<String>,
+    pub(super) decay_mode: Option<String>,
     /// Loss for custom specs: ce or mse (presets carry their own).
     #[arg(long)]
-    loss: Option<String>,
+    pub(super) loss: Option<String>,
     /// Seed of the initialisation and of the shuffles.
     #[arg(long)]
-    seed: Option<u64>,
+    pub(super) seed: Option<u64>,
     /// Start from these parameters (a safetensors file) instead of a random initialisation.
     #[arg(long, value_name = "PARAMS.safetensors")]
-    init: Option<PathBuf>,
+    pub(super) init: Option<PathBuf>,
     /// Use only the first N training and N test images.
     #[arg(long, value_name = "N")]
-    limit: Option<usize>,
+    pub(super) limit: Option<usize>,
     /// Run directory to create (default: runs/MODEL-UNIXTIME).
     #[arg(long, value_name = "RUN_DIR")]
-    out: Option<PathBuf>,
+    pub(super) out: Option<PathBuf>,
     /// Continue the run in this directory, bit-identically to an uninterrupted run.
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["model", "data", "batch", "lr", "lr_schedule", "momentum", "weight_decay", "decay_mode", "loss", "seed", "init", "limit", "out"])]
-    resume: Option<PathBuf>,
+    pub(super) resume: Option<PathBuf>,
     #[command(flatten)]
-    common: Common,
+    pub(super) common: Common,
 }
 
 pub fn run(a: TrainArgs) -> Result<(), CliError> {
     let engine = a.common.engine()?;
     let pool = a.common.pool()?;
+    run_in(&a, engine, &pool, false)
+}
+
+/// Runs `train` on `pool`. `quiet`: no progress bar and no per-step lines (a sweep runs several at once).
+pub(super) fn run_in(
+    a: &TrainArgs,
+    engine: cnn_as_mlp::network::Engine,
+    pool: &rayon::ThreadPool,
+    quiet: bool,
+) -> Result<(), CliError> {
     let threads = pool.current_num_threads();
     pool.install(|| {
         // Everything that can fail on user input is checked before the run directory is created.
@@ -79,7 +89,7 @@ pub fn run(a: TrainArgs) -> Result<(), CliError> {
                 (cfg, trainer, r.metrics, dir.clone(), false)
             }
             None => {
-                let (cfg, trainer) = fresh_run(&a, engine)?;
+                let (cfg, trainer) = fresh_run(a, engine)?;
                 let dir = a.out.clone().unwrap_or_else(|| default_dir(&cfg));
                 if dir.join(MODEL_FILE).exists() {
                     return Err(CliError::other(format!(
@@ -100,7 +110,7 @@ pub fn run(a: TrainArgs) -> Result<(), CliError> {
                 .map_err(|e| CliError::other(format!("{}: cannot create: {e}", dir.display())))?;
             save(&dir, &cfg, &trainer, &metrics)?;
         }
-        train_loop(&cfg, &mut trainer, metrics, &data, &dir, threads, engine.name())
+        train_loop(&cfg, &mut trainer, metrics, &data, &dir, threads, engine.name(), quiet)
     })
 }
 
@@ -173,6 +183,7 @@ fn default_dir(cfg: &RunConfig) -> PathBuf {
     PathBuf::from("runs").join(format!("{label}-{secs}"))
 }
 
+#[allow(clippy::too_many_arguments)] // the run's pieces, each used; a struct would only rename them
 fn train_loop(
     cfg: &RunConfig,
     trainer: &mut Trainer,
@@ -181,11 +192,12 @@ fn train_loop(
     dir: &Path,
     threads: usize,
     engine: &str,
+    quiet: bool,
 ) -> Result<(), CliError> {
     let epochs = cfg.hyper.epochs;
     let steps = data.train.len().div_ceil(cfg.hyper.batch);
     let start_epoch = trainer.epoch;
-    let terminal = std::io::stderr().is_terminal();
+    let terminal = !quiet && std::io::stderr().is_terminal();
     let (mut images, mut secs) = (0usize, 0.0f64);
     println!(
         "train: {} ({} parameters) on {} ({} train, {} test), run directory {}",
@@ -215,7 +227,7 @@ fn train_loop(
             if terminal {
                 bar.set_position(p.step as u64);
                 bar.set_message(msg);
-            } else if p.step * 4 / p.steps > last_plain && p.step < p.steps {
+            } else if !quiet && p.step * 4 / p.steps > last_plain && p.step < p.steps {
                 last_plain = p.step * 4 / p.steps;
                 println!("epoch {}/{epochs} step {}/{} {msg}", p.epoch, p.step, p.steps);
             }
