@@ -64,6 +64,22 @@ pub struct TrainArgs {
 pub fn run(a: TrainArgs) -> Result<(), CliError> {
     let engine = a.common.engine()?;
     let pool = a.common.pool()?;
+    #[cfg(feature = "mpi")]
+    if cnn_as_mlp::mpi::launched_by_mpirun() {
+        let mpi = cnn_as_mlp::mpi::Mpi::init().ok_or_else(|| CliError::other("cannot initialise MPI"))?;
+        use cnn_as_mlp::distributed::Collective;
+        let rank = mpi.rank();
+        let r = run_on(&a, engine, &pool, rank != 0, Some(mpi.clone()));
+        if rank == 0 && r.is_ok() {
+            let (n, ms, bytes) = mpi.stats();
+            println!(
+                "mpi: ranks={} all_gathers={n} comm_ms_per_step={ms:.3} bytes_sent_per_rank_per_step={bytes:.0} bytes_received_per_rank_per_step={:.0}",
+                mpi.size(),
+                bytes * mpi.size() as f64
+            );
+        }
+        return r;
+    }
     run_in(&a, engine, &pool, false)
 }
 
@@ -74,6 +90,19 @@ pub(super) fn run_in(
     pool: &rayon::ThreadPool,
     quiet: bool,
 ) -> Result<(), CliError> {
+    run_on(a, engine, pool, quiet, None)
+}
+
+/// [`run_in`], with each batch's shards spread over the ranks of `collective` when it is set: then only
+/// rank 0 writes the run directory and prints.
+fn run_on(
+    a: &TrainArgs,
+    engine: cnn_as_mlp::network::Engine,
+    pool: &rayon::ThreadPool,
+    quiet: bool,
+    collective: Option<std::sync::Arc<dyn cnn_as_mlp::distributed::Collective>>,
+) -> Result<(), CliError> {
+    let writes = collective.as_ref().is_none_or(|c| c.rank() == 0);
     let threads = pool.current_num_threads();
     pool.install(|| {
         // Everything that can fail on user input is checked before the run directory is created.
@@ -91,7 +120,7 @@ pub(super) fn run_in(
             None => {
                 let (cfg, trainer) = fresh_run(a, engine)?;
                 let dir = a.out.clone().unwrap_or_else(|| default_dir(&cfg));
-                if dir.join(MODEL_FILE).exists() {
+                if writes && dir.join(MODEL_FILE).exists() {
                     return Err(CliError::other(format!(
                         "{}: already holds a run; continue it with --resume or choose another --out",
                         dir.display()
@@ -105,12 +134,13 @@ pub(super) fn run_in(
         if data.train.is_empty() || data.test.is_empty() {
             return Err(CliError::other(format!("data {}: the training or test set is empty", cfg.data)));
         }
-        if fresh {
+        trainer.collective = collective.clone();
+        if fresh && writes {
             std::fs::create_dir_all(&dir)
                 .map_err(|e| CliError::other(format!("{}: cannot create: {e}", dir.display())))?;
             save(&dir, &cfg, &trainer, &metrics)?;
         }
-        train_loop(&cfg, &mut trainer, metrics, &data, &dir, threads, engine.name(), quiet)
+        train_loop(&cfg, &mut trainer, metrics, &data, &dir, threads, engine.name(), quiet, writes)
     })
 }
 
@@ -193,13 +223,20 @@ fn train_loop(
     threads: usize,
     engine: &str,
     quiet: bool,
+    writes: bool,
 ) -> Result<(), CliError> {
     let epochs = cfg.hyper.epochs;
     let steps = data.train.len().div_ceil(cfg.hyper.batch);
     let start_epoch = trainer.epoch;
     let terminal = !quiet && std::io::stderr().is_terminal();
     let (mut images, mut secs) = (0usize, 0.0f64);
-    println!(
+    // Under MPI only rank 0 (the writer) prints.
+    let say = |line: String| {
+        if writes {
+            println!("{line}")
+        }
+    };
+    say(format!(
         "train: {} ({} parameters) on {} ({} train, {} test), run directory {}",
         cfg.spec,
         trainer.net.n_params(),
@@ -207,7 +244,7 @@ fn train_loop(
         data.train.len(),
         data.test.len(),
         dir.display()
-    );
+    ));
     for _ in start_epoch..epochs {
         let bar = if terminal { ProgressBar::new(steps as u64) } else { ProgressBar::hidden() };
         if terminal {
@@ -243,23 +280,26 @@ fn train_loop(
                     trainer.epoch
                 )));
             }
+            Err(e @ TrainError::Collective { .. }) => return Err(CliError::other(e.to_string())),
         };
         images += data.train.len();
         secs += m.train_secs;
-        println!(
+        say(format!(
             "epoch {}/{epochs} step {} loss {:.4} train_acc {:.4} test_loss {:.4} test_acc {:.4} img_per_s {:.0} train_s {:.2}",
             m.epoch, m.step, m.loss, m.train_acc, m.test_loss, m.test_acc, m.img_per_s, m.train_secs
-        );
+        ));
         metrics.push(m);
-        save(dir, cfg, trainer, &metrics)?;
+        if writes {
+            save(dir, cfg, trainer, &metrics)?;
+        }
     }
     let test_acc = metrics.last().map_or(f64::NAN, |m| m.test_acc);
     let img_per_s = if secs > 0.0 { images as f64 / secs } else { 0.0 };
     let model: String = cfg.model.chars().filter(|c| !c.is_whitespace()).collect();
-    println!(
+    say(format!(
         "train: model={model} data={} engine={engine} epochs={epochs} batch={} threads={threads} img_per_s={img_per_s:.0} test_acc={test_acc:.4}",
         cfg.data, cfg.hyper.batch
-    );
+    ));
     Ok(())
 }
 
