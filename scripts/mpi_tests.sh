@@ -30,4 +30,15 @@ $MPIRUN -np 3 $BIN train --resume "$T/resumed" --epochs 2 --threads 1 > /dev/nul
 for f in model.safetensors state.safetensors; do
   if cmp -s "$T/straight/$f" "$T/resumed/$f"; then echo "ok   resume under MPI $f"; else echo "FAIL resume under MPI $f differs"; fail=1; fi
 done
+# A sweep spread over 3 ranks equals the sweep in one process, run by run; the summary is written once.
+SW="sweep --model lenet5 --engine sparse,direct --seeds 0..2 --limit 200 --epochs 1 --threads 1"
+$BIN $SW --out "$T/sw1" > /dev/null
+$MPIRUN -np 3 $BIN $SW --out "$T/sw3" > /dev/null 2>&1
+for d in "$T"/sw1/lenet5-*; do
+  run=$(basename "$d")
+  if cmp -s "$d/model.safetensors" "$T/sw3/$run/model.safetensors"; then echo "ok   sweep under MPI $run"; else echo "FAIL sweep under MPI $run differs"; fail=1; fi
+done
+if cmp -s "$T/sw1/sweep.csv" "$T/sw3/sweep.csv" || [ "$(cut -d, -f1-11 "$T/sw1/sweep.csv")" = "$(cut -d, -f1-11 "$T/sw3/sweep.csv")" ]; then
+  echo "ok   sweep under MPI: summary accuracy and loss columns"
+else echo "FAIL sweep under MPI: summary differs"; fail=1; fi
 exit $fail

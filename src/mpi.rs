@@ -79,6 +79,14 @@ impl Mpi {
 }
 
 impl Mpi {
+    /// Every rank's `flag`, in rank order, without the watchdog: a barrier where ranks may wait long (a
+    /// sweep's ranks finish their runs at different times).
+    pub fn flags(&self, flag: f32) -> Vec<f32> {
+        let mut all = vec![0.0f32; self.size];
+        self.world.all_gather_into(&flag, &mut all[..]);
+        all
+    }
+
     /// (all-gathers, mean milliseconds per all-gather, mean bytes sent by this rank per all-gather).
     pub fn stats(&self) -> (u64, f64, f64) {
         let n = self.calls.load(Ordering::Relaxed);

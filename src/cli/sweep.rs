@@ -218,7 +218,7 @@ pub fn run(a: SweepArgs) -> Result<(), CliError> {
     };
     std::fs::create_dir_all(&a.out).map_err(|e| CliError::other(format!("{}: cannot create: {e}", a.out.display())))?;
     // Which runs are left, and how far each has come (before any work starts, so bad state fails early).
-    let mut todo = Vec::new();
+    let mut todo: Vec<(usize, bool)> = Vec::new();
     for (i, p) in pts.iter().enumerate() {
         let dir = a.out.join(p.dir_name());
         match progress(&dir)? {
@@ -232,6 +232,19 @@ pub fn run(a: SweepArgs) -> Result<(), CliError> {
             None => todo.push((i, false)),
         }
     }
+    // Under `mpirun` (feature `mpi`) rank r takes the runs k ≡ r (mod R) of the list, after every rank has
+    // read the list (before anyone writes); rank 0 writes the summary once all are done.
+    #[cfg(feature = "mpi")]
+    let mpi = if cnn_as_mlp::mpi::launched_by_mpirun() {
+        use cnn_as_mlp::distributed::Collective;
+        let m = cnn_as_mlp::mpi::Mpi::init().ok_or_else(|| CliError::other("cannot initialise MPI"))?;
+        m.flags(0.0);
+        let (rank, size) = (m.rank(), m.size());
+        todo = todo.into_iter().enumerate().filter(|(k, _)| k % size == rank).map(|(_, t)| t).collect();
+        Some(m)
+    } else {
+        None
+    };
     let workers = budget.min(todo.len()).max(1);
     let per_run = (budget / workers).max(1);
     println!(
@@ -272,7 +285,20 @@ pub fn run(a: SweepArgs) -> Result<(), CliError> {
             });
         }
     });
-    if let Some(e) = first_error.into_inner().unwrap() {
+    let error = first_error.into_inner().unwrap();
+    #[cfg(feature = "mpi")]
+    if let Some(m) = &mpi {
+        use cnn_as_mlp::distributed::Collective;
+        let failed = m.flags(if error.is_some() { 1.0 } else { 0.0 });
+        if let Some(e) = error {
+            return Err(e);
+        }
+        if let Some(r) = failed.iter().position(|&f| f != 0.0) {
+            return Err(CliError::other(format!("sweep: rank {r} failed (see its error above)")));
+        }
+        return if m.rank() == 0 { summarize(&a.out, &pts) } else { Ok(()) };
+    }
+    if let Some(e) = error {
         return Err(e);
     }
     summarize(&a.out, &pts)
