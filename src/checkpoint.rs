@@ -6,6 +6,7 @@
 //! write leaves the previous file in place.
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use safetensors::{Dtype, SafeTensors};
@@ -36,6 +37,43 @@ pub enum CheckpointError {
     Metadata { file: PathBuf, key: String, problem: String },
 }
 
+/// The largest safetensors header read (the `safetensors` crate's own limit).
+pub const MAX_HEADER: u64 = 100_000_000;
+
+/// Reads into `buf` until it is full or the reader ends; returns the bytes read.
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut at = 0;
+    while at < buf.len() {
+        match r.read(&mut buf[at..]) {
+            Ok(0) => break,
+            Ok(k) => at += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(at)
+}
+
+/// Bytes of tensor data a safetensors JSON header announces: the largest end of its `data_offsets`.
+fn data_len(header: &[u8]) -> Result<u64, String> {
+    let v: serde_json::Value =
+        serde_json::from_slice(header).map_err(|e| format!("the header is not valid JSON: {e}"))?;
+    let obj = v.as_object().ok_or("the header is not a JSON object")?;
+    let mut end = 0u64;
+    for (name, t) in obj {
+        if name == "__metadata__" {
+            continue;
+        }
+        let e = t
+            .get("data_offsets")
+            .and_then(|o| o.get(1))
+            .and_then(serde_json::Value::as_u64)
+            .ok_or_else(|| format!("tensor {name:?} has no data_offsets [begin, end]"))?;
+        end = end.max(e);
+    }
+    Ok(end)
+}
+
 /// A safetensors file read into memory.
 pub struct Stored {
     pub path: PathBuf,
@@ -54,13 +92,50 @@ pub struct Raw<'a> {
 }
 
 impl Stored {
-    /// Reads and checks a safetensors file.
+    /// Reads and checks a safetensors file, reading no more than its header announces: the 8-byte
+    /// header length (at most [`MAX_HEADER`]), the JSON header, then the tensors' bytes up to the largest
+    /// `data_offsets` end. A file that announces more than the memory available
+    /// ([`crate::budget::available`]), ends early or goes on after that is refused without being read
+    /// further, so `/dev/zero` or `/dev/urandom` fail at once.
     pub fn read(path: &Path) -> Result<Self, CheckpointError> {
-        let bytes = std::fs::read(path).map_err(|source| CheckpointError::Read { file: path.into(), source })?;
-        let format =
-            |e: safetensors::SafeTensorError| CheckpointError::Format { file: path.into(), problem: e.to_string() };
-        SafeTensors::deserialize(&bytes).map_err(format)?;
-        let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(format)?;
+        let read_err = |source| CheckpointError::Read { file: path.into(), source };
+        let format = |problem: String| CheckpointError::Format { file: path.into(), problem };
+        let mut f = std::fs::File::open(path).map_err(read_err)?;
+        let mut len8 = [0u8; 8];
+        let got = read_up_to(&mut f, &mut len8).map_err(read_err)?;
+        if got < 8 {
+            return Err(format(format!("{got} bytes, shorter than the 8-byte header length")));
+        }
+        let n = u64::from_le_bytes(len8);
+        if n > MAX_HEADER {
+            return Err(format(format!("header length {n} exceeds {MAX_HEADER} bytes")));
+        }
+        let mut bytes = len8.to_vec();
+        let got = (&mut f).take(n).read_to_end(&mut bytes).map_err(read_err)?;
+        if (got as u64) < n {
+            return Err(format(format!("truncated: the header announces {n} bytes, the file holds {got}")));
+        }
+        let data_len = data_len(&bytes[8..]).map_err(format)?;
+        let need = 8 + n as u128 + data_len as u128;
+        let avail = crate::budget::available();
+        if need > avail.bytes {
+            return Err(format(format!(
+                "its header announces {need} bytes, more than the {} bytes available ({})",
+                avail.bytes, avail.source
+            )));
+        }
+        let got = (&mut f).take(data_len + 1).read_to_end(&mut bytes).map_err(read_err)?;
+        if got as u64 > data_len {
+            return Err(format(format!("more bytes than the {need} its header announces")));
+        }
+        if (got as u64) < data_len {
+            return Err(format(format!(
+                "truncated: its header announces {need} bytes, the file holds {}",
+                8 + n as usize + got
+            )));
+        }
+        SafeTensors::deserialize(&bytes).map_err(|e| format(e.to_string()))?;
+        let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| format(e.to_string()))?;
         let metadata = meta.metadata().clone().unwrap_or_default();
         Ok(Stored { path: path.into(), bytes, metadata })
     }

@@ -75,11 +75,25 @@ pub struct ConvGeometry {
     pub mode: PaddingMode,
 }
 
-/// Output length of a sliding window: `⌊(n + 2p − d(k − 1) − 1) / s⌋ + 1`, or `None` when not positive.
+/// Output length of a sliding window: `⌊(n + 2p − d(k − 1) − 1) / s⌋ + 1`, or `None` when it is not
+/// positive or when a size on the way does not fit in `isize` (see [`window_sizes`]).
 pub fn out_len(n: usize, k: usize, stride: usize, pad: usize, dil: usize) -> Option<usize> {
-    let span = (dil * (k - 1) + 1) as isize;
-    let room = n as isize + 2 * pad as isize - span;
-    (room >= 0 && stride > 0).then(|| room as usize / stride + 1)
+    let (padded, span) = window_sizes(n, k, pad, dil)?;
+    (padded >= span && stride > 0).then(|| (padded - span) / stride + 1)
+}
+
+/// `(n + 2p, d(k − 1) + 1)`, the padded length and the kernel's span, computed with checked arithmetic:
+/// `None` when `k = 0` or either does not fit in `isize` (every coordinate of a layer is then an `isize`
+/// without overflow).
+pub fn window_sizes(n: usize, k: usize, pad: usize, dil: usize) -> Option<(usize, usize)> {
+    let padded = pad.checked_mul(2)?.checked_add(n)?;
+    let span = dil.checked_mul(k.checked_sub(1)?)?.checked_add(1)?;
+    (isize::try_from(padded).is_ok() && isize::try_from(span).is_ok()).then_some((padded, span))
+}
+
+/// `a · b · c`, or `None` when it overflows.
+pub fn checked_product(factors: &[usize]) -> Option<usize> {
+    factors.iter().try_fold(1usize, |p, &f| p.checked_mul(f))
 }
 
 impl ConvGeometry {
@@ -169,14 +183,18 @@ impl ConvGeometry {
                 "sizes must be positive (c_in={c_in}, c_out={c_out}, k={k}, stride={stride}, dil={dil}, input {h_in}x{w_in})"
             ));
         }
-        let span = dil * (k - 1) + 1;
-        if out_len(h_in, k, stride, pad, dil).is_none() || out_len(w_in, k, stride, pad, dil).is_none() {
+        let (Some((ph, span)), Some((pw, _))) = (window_sizes(h_in, k, pad, dil), window_sizes(w_in, k, pad, dil))
+        else {
             return Err(format!(
-                "kernel span {span} (k={k}, dil={dil}) exceeds the padded input {}x{} (input {h_in}x{w_in}, pad={pad}): output size would be {}x{}",
-                h_in + 2 * pad,
-                w_in + 2 * pad,
-                (h_in + 2 * pad) as isize - span as isize + 1,
-                (w_in + 2 * pad) as isize - span as isize + 1,
+                "k={k}, pad={pad}, dil={dil} on input {h_in}x{w_in}: the padded input (n + 2·pad) or the kernel span (dil·(k − 1) + 1) exceeds {}",
+                isize::MAX
+            ));
+        };
+        if span > ph || span > pw {
+            return Err(format!(
+                "kernel span {span} (k={k}, dil={dil}) exceeds the padded input {ph}x{pw} (input {h_in}x{w_in}, pad={pad}): output size would be {}x{}",
+                ph as isize - span as isize + 1,
+                pw as isize - span as isize + 1,
             ));
         }
         let small = h_in.min(w_in);
@@ -188,7 +206,20 @@ impl ConvGeometry {
                 Err(format!("circular padding {pad} must not exceed the input size {h_in}x{w_in}"))
             }
             _ => Ok(()),
+        }?;
+        if checked_product(&[c_out, self.h_out(), self.w_out()]).is_none()
+            || checked_product(&[c_in, h_in, w_in]).is_none()
+        {
+            return Err(format!(
+                "the output {c_out}x{}x{} or the input {c_in}x{h_in}x{w_in} has more features than fit in 64 bits",
+                self.h_out(),
+                self.w_out()
+            ));
         }
+        if checked_product(&[c_out, c_in, k, k]).is_none() {
+            return Err(format!("the kernel ({c_out}, {c_in}, {k}, {k}) has more entries than fit in 64 bits"));
+        }
+        Ok(())
     }
 
     /// Calls `f(tap)` with a [`Tap`] `{ o, oy, ox, i, ky, kx, iy, ix }` for every tap of the convolution that
@@ -285,9 +316,15 @@ impl PoolGeometry {
         if k > h_in || k > w_in {
             return Err(format!(
                 "window {k}x{k} larger than the input {h_in}x{w_in}: output size would be {}x{}",
-                h_in as isize - k as isize + 1,
-                w_in as isize - k as isize + 1
+                h_in as i128 - k as i128 + 1,
+                w_in as i128 - k as i128 + 1
             ));
+        }
+        if isize::try_from(h_in).is_err() || isize::try_from(w_in).is_err() {
+            return Err(format!("input {h_in}x{w_in}: a side exceeds {}", isize::MAX));
+        }
+        if checked_product(&[c, h_in, w_in]).is_none() || checked_product(&[k, k]).is_none() {
+            return Err(format!("input {c}x{h_in}x{w_in} or window {k}x{k}: more entries than fit in 64 bits"));
         }
         Ok(())
     }

@@ -13,7 +13,7 @@ use rand_distr::{Distribution, Normal, Uniform};
 
 use crate::network::{Network, Node};
 use crate::scalar::Real;
-use crate::spec::Layer;
+use crate::spec::{Layer, conv_table};
 
 /// An initialisation scheme.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -35,7 +35,9 @@ impl Init {
 pub fn fans<T: Real>(net: &Network<T>, i: usize) -> Option<(usize, usize)> {
     let input = net.activation_shapes()[i];
     match net.spec.layers[i] {
-        Layer::Conv { c_out, k, .. } | Layer::Local { c_out, k, .. } => Some((input.c * k * k, c_out * k * k)),
+        // PyTorch: fan_in = weight.size(1)·k·k = (c_in/G)·k·k, fan_out = weight.size(0)·k·k.
+        Layer::Conv { c_out, k, groups, .. } => Some((input.c / groups * k * k, c_out * k * k)),
+        Layer::Local { c_out, k, .. } => Some((input.c * k * k, c_out * k * k)),
         Layer::Dense { n } => Some((input.len(), n)),
         _ => None,
     }
@@ -63,6 +65,16 @@ pub fn init_params<T: Real>(net: &mut Network<T>, scheme: Init, seed: u64) {
                     tensor.data.iter_mut().for_each(|v| *v = T::of(n.sample(&mut rng)));
                 }
                 Init::XavierNormal => tensor.fill_zero(),
+            }
+        }
+        // A connection table's absent kernel entries are 0 (and stay 0: no engine gives them a gradient).
+        let input = net.activation_shapes()[i];
+        if let (Some(table), Some(Layer::Conv { k, .. })) = (conv_table(&net.spec.layers[i]), net.spec.layers.get(i)) {
+            assert_eq!(table.dims().1, input.c, "init: table {table} on {input}");
+            for (v, keep) in net.params[i][0].data.iter_mut().zip(table.weight_mask(*k)) {
+                if !keep {
+                    *v = T::zero();
+                }
             }
         }
     }

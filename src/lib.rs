@@ -50,6 +50,7 @@
 
 pub mod activation;
 pub mod atomic;
+pub mod budget;
 pub mod checkpoint;
 pub mod compare;
 pub mod cpu;
@@ -71,6 +72,7 @@ pub mod reference;
 pub mod run;
 pub mod scalar;
 pub mod spec;
+pub mod tables;
 pub mod tensor;
 pub mod tied;
 pub mod train;

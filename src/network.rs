@@ -164,6 +164,19 @@ impl<T: Real> Network<T> {
         self.params.iter().flatten().map(Tensor::len).sum()
     }
 
+    /// Parameter values the network can use: [`Self::n_params`] less the kernel entries that a connection
+    /// table leaves out (they are stored, as zeros, only to keep PyTorch's dense layout).
+    pub fn n_free_params(&self) -> usize {
+        let shapes = self.activation_shapes();
+        let absent: usize = (self.spec.layers.iter().zip(shapes.iter()))
+            .map(|(layer, input)| match (*layer, crate::spec::conv_table(layer)) {
+                (Layer::Conv { c_out, k, .. }, Some(t)) => (c_out * input.c - t.connections()) * k * k,
+                _ => 0,
+            })
+            .sum();
+        self.n_params() - absent
+    }
+
     /// Makes one shard per range of a batch of `batch` samples, each with buffers of its size.
     fn prepare(&mut self, batch: usize) -> Vec<Range<usize>> {
         let ranges = shard_ranges(batch);

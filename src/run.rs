@@ -3,17 +3,34 @@
 //! ```text
 //! model.safetensors   parameters ("{i}.weight", "{i}.bias"), metadata: spec, data, hyperparameters, epoch
 //! state.safetensors   momentum buffers ("velocity.{i}.weight", ...), the same metadata
-//! metrics.csv         one row per epoch: epoch,step,loss,train_acc,test_loss,test_acc,img_per_s
+//! metrics.csv         one row per epoch: epoch,step,loss,train_acc,test_loss,test_acc,img_per_s,lr,train_s,wall_s
 //! curves.png          loss and accuracy curves (drawn by the command)
 //! ```
 //!
 //! Resuming needs the parameters, the momentum buffers, the completed epoch and step counts, and the
 //! seed: the shuffle of epoch `e` depends on `(seed, e)` only (see [`crate::train::epoch_rng`]).
-//! Every file is written atomically ([`crate::atomic`]).
+//!
+//! **One commit per epoch.** The four files of an epoch change together or not at all ([`RunDir::commit`]):
+//!
+//! ```text
+//! 1. write every file into RUN_DIR/.pending/ (each synced)        a kill here: .pending is discarded
+//! 2. rename .pending → .commit                                    the commit point (one atomic rename)
+//! 3. rename each file of .commit/ over RUN_DIR/FILE, then remove .commit
+//!                                                                 a kill here: the renames are finished
+//! ```
+//!
+//! Whoever opens the directory next ([`RunDir::create`], [`RunDir::open`]) finishes a `.commit` and
+//! discards a `.pending` (and the temporary files of older versions) before reading anything, so a kill
+//! at any instant leaves the last committed epoch, whole, and no stray file.
+//!
+//! **One run at a time.** A run holds an exclusive `flock` on its directory for its whole life (the kernel
+//! releases it on any exit, `kill -9` included); a second run into the same directory fails at once.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::budget::{self, BudgetError, Use};
 use crate::checkpoint::{self, CheckpointError, Stored};
 use crate::init::Init;
 use crate::loss::Loss;
@@ -26,7 +43,10 @@ pub const MODEL_FILE: &str = "model.safetensors";
 pub const STATE_FILE: &str = "state.safetensors";
 pub const METRICS_FILE: &str = "metrics.csv";
 pub const PLOT_FILE: &str = "curves.png";
-const METRICS_HEADER: &str = "epoch,step,loss,train_acc,test_loss,test_acc,img_per_s";
+/// The columns of `metrics.csv`: `lr` is the epoch's learning rate, `train_s` the seconds in the training
+/// loop, `wall_s` the seconds of the whole epoch (training and test evaluation). Files written before the
+/// last three columns existed are read with `lr`, `train_s` and `wall_s` as NaN.
+const METRICS_HEADER: &str = "epoch,step,loss,train_acc,test_loss,test_acc,img_per_s,lr,train_s,wall_s";
 
 /// Why a run directory could not be written or resumed.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +59,8 @@ pub enum RunError {
     Invalid { file: PathBuf, problem: String },
     #[error("{}: {source}", file.display())]
     Spec { file: PathBuf, source: SpecError },
+    #[error("{}: {source}", file.display())]
+    Budget { file: PathBuf, source: Box<BudgetError> },
 }
 
 /// What a run trains, on what, and how.
@@ -49,8 +71,10 @@ pub struct RunConfig {
     pub spec: Spec,
     /// The data source name (see [`crate::data::Source`]).
     pub data: String,
-    /// Only the first `limit` training and test images, when set.
+    /// Only the first `limit` training images, when set.
     pub limit: Option<usize>,
+    /// Only the first `test_limit` test images, when set.
+    pub test_limit: Option<usize>,
     pub hyper: Hyper,
 }
 
@@ -67,6 +91,11 @@ impl RunConfig {
         put("spec", self.spec.to_string());
         put("data", self.data.clone());
         put("limit", self.limit.map_or_else(String::new, |l| l.to_string()));
+        // Written only when a limit is set, so that a run without one keeps the bytes it always had; a run
+        // with `limit` but no `test_limit` key predates `--test-limit` and cut both sets.
+        if self.limit.is_some() || self.test_limit.is_some() {
+            put("test_limit", self.test_limit.map_or_else(String::new, |l| l.to_string()));
+        }
         put("loss", h.loss.name().into());
         put("init", h.init.name().into());
         put("lr", h.lr.to_string());
@@ -104,11 +133,29 @@ impl RunConfig {
             "" => None,
             _ => Some(f.meta_parse("limit")?),
         };
-        Ok(RunConfig {
+        if limit == Some(0) {
+            return Err(RunError::Invalid {
+                file: f.path.clone(),
+                problem: "metadata \"limit\" is \"0\": must be at least 1".into(),
+            });
+        }
+        let test_limit = match f.metadata.get("test_limit").map(String::as_str) {
+            None => limit,
+            Some("") => None,
+            Some(_) => Some(f.meta_parse("test_limit")?),
+        };
+        if test_limit == Some(0) {
+            return Err(RunError::Invalid {
+                file: f.path.clone(),
+                problem: "metadata \"test_limit\" is \"0\": must be at least 1".into(),
+            });
+        }
+        let cfg = RunConfig {
             model: f.meta("model")?.to_string(),
             spec,
             data: f.meta("data")?.to_string(),
             limit,
+            test_limit,
             hyper: Hyper {
                 lr: f.meta_parse("lr")?,
                 schedule,
@@ -121,25 +168,216 @@ impl RunConfig {
                 init,
                 seed: f.meta_parse("seed")?,
             },
-        })
+        };
+        // The same rules as the command line's: a run directory is user input too.
+        cfg.hyper.check().map_err(|b| RunError::Invalid {
+            file: f.path.clone(),
+            problem: format!("metadata {:?} is {:?}: {}", b.key, b.value, b.rule),
+        })?;
+        Ok(cfg)
     }
 }
 
-/// Writes the checkpoint, the optimizer state and the metrics into `dir` (which exists). The command then
-/// draws the curves ([`PLOT_FILE`]); a library user without the `cli` feature gets no plot.
-pub fn save(dir: &Path, cfg: &RunConfig, trainer: &Trainer, metrics: &[EpochMetrics]) -> Result<(), RunError> {
+/// `(file name, bytes)` of what an epoch commits: checkpoint and optimizer state, then (once an epoch has
+/// completed) the metrics. The command adds the plot ([`PLOT_FILE`]) to the same commit.
+pub fn epoch_files(cfg: &RunConfig, trainer: &Trainer, metrics: &[EpochMetrics]) -> Vec<(&'static str, Vec<u8>)> {
     let meta = cfg.metadata(trainer);
     let net = &trainer.net;
-    checkpoint::write(&dir.join(MODEL_FILE), &checkpoint::named(net, &net.params, ""), &meta)?;
-    checkpoint::write(&dir.join(STATE_FILE), &checkpoint::named(net, &trainer.sgd.velocity, "velocity."), &meta)?;
-    write_metrics(&dir.join(METRICS_FILE), metrics)?;
-    Ok(())
+    let mut files = vec![
+        (MODEL_FILE, checkpoint::serialize(&checkpoint::named(net, &net.params, ""), &meta)),
+        (STATE_FILE, checkpoint::serialize(&checkpoint::named(net, &trainer.sgd.velocity, "velocity."), &meta)),
+    ];
+    if !metrics.is_empty() {
+        files.push((METRICS_FILE, metrics_csv(metrics).into_bytes()));
+    }
+    files
+}
+
+/// Where an epoch's files are written before the commit, and where they wait during it.
+pub const PENDING_DIR: &str = ".pending";
+pub const COMMIT_DIR: &str = ".commit";
+
+/// A run directory held by this process: locked for the life of the value, recovered on opening.
+pub struct RunDir {
+    path: PathBuf,
+    /// The open directory, holding the exclusive lock.
+    _lock: std::fs::File,
+    /// This process created the directory (so abandoning a run that never trained removes it).
+    created: bool,
+}
+
+impl RunDir {
+    /// Takes `dir` for a new run: creates it (and its parents), or takes an existing directory that holds
+    /// no checkpoint (one a run left before its first commit, or an empty one); locks it.
+    pub fn create(dir: &Path) -> Result<RunDir, RunError> {
+        let io = |source| RunError::Io { file: dir.into(), source };
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| RunError::Io { file: parent.into(), source })?;
+        }
+        let created = match std::fs::create_dir(dir) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+            Err(e) => return Err(io(e)),
+        };
+        let run = RunDir::lock(dir, created)?;
+        if dir.join(MODEL_FILE).exists() {
+            return Err(RunError::Invalid {
+                file: dir.into(),
+                problem: "already holds a run; continue it with --resume or choose another --out".into(),
+            });
+        }
+        Ok(run)
+    }
+
+    /// Creates a new directory `parent/stem`, or `parent/stem-2`, `-3`, … when taken: unique among runs
+    /// started at the same instant.
+    pub fn create_unique(parent: &Path, stem: &str) -> Result<RunDir, RunError> {
+        std::fs::create_dir_all(parent).map_err(|source| RunError::Io { file: parent.into(), source })?;
+        for i in 1..=10_000 {
+            let dir = if i == 1 { parent.join(stem) } else { parent.join(format!("{stem}-{i}")) };
+            match std::fs::create_dir(&dir) {
+                Ok(()) => return RunDir::lock(&dir, true),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(source) => return Err(RunError::Io { file: dir, source }),
+            }
+        }
+        Err(RunError::Invalid { file: parent.join(stem), problem: "10,000 runs already have this name".into() })
+    }
+
+    /// Opens an existing run for resuming: locks it and finishes or discards an interrupted commit.
+    pub fn open(dir: &Path) -> Result<RunDir, RunError> {
+        if !dir.is_dir() {
+            return Err(RunError::Invalid { file: dir.into(), problem: "not a run directory".into() });
+        }
+        let run = RunDir::lock(dir, false)?;
+        if !dir.join(MODEL_FILE).exists() {
+            return Err(RunError::Invalid {
+                file: dir.into(),
+                problem: format!(
+                    "holds no {MODEL_FILE}: the run stopped before its first checkpoint; start it again with train --out"
+                ),
+            });
+        }
+        Ok(run)
+    }
+
+    fn lock(dir: &Path, created: bool) -> Result<RunDir, RunError> {
+        let io = |source| RunError::Io { file: dir.into(), source };
+        let f = std::fs::File::open(dir).map_err(io)?;
+        match f.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(RunError::Invalid {
+                    file: dir.into(),
+                    problem: "is in use by another training run (it holds the directory's lock)".into(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
+        let run = RunDir { path: dir.into(), _lock: f, created };
+        run.recover()?;
+        Ok(run)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Finishes an interrupted commit (`.commit` present), discards an unfinished one (`.pending`), and
+    /// removes the temporary files older versions wrote (`.NAME.tmpPID`, `.tmpPID.NAME`).
+    fn recover(&self) -> Result<(), RunError> {
+        let io = |file: PathBuf| move |source| RunError::Io { file, source };
+        let commit = self.path.join(COMMIT_DIR);
+        if commit.is_dir() {
+            self.finish_commit()?;
+        }
+        let pending = self.path.join(PENDING_DIR);
+        if pending.exists() {
+            std::fs::remove_dir_all(&pending).map_err(io(pending.clone()))?;
+        }
+        for e in std::fs::read_dir(&self.path).map_err(io(self.path.clone()))? {
+            let name = e.map_err(io(self.path.clone()))?.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') && name.contains(".tmp") {
+                let f = self.path.join(&name);
+                let removed = if f.is_dir() { std::fs::remove_dir_all(&f) } else { std::fs::remove_file(&f) };
+                removed.map_err(io(f))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Step 3 of a commit: every file of `.commit/` renamed over its name in the run directory, then
+    /// `.commit` removed. Idempotent, so a kill in the middle is finished by the next [`RunDir::recover`].
+    fn finish_commit(&self) -> Result<(), RunError> {
+        let io = |file: PathBuf| move |source| RunError::Io { file, source };
+        let commit = self.path.join(COMMIT_DIR);
+        for name in [MODEL_FILE, STATE_FILE, METRICS_FILE, PLOT_FILE] {
+            let from = commit.join(name);
+            if from.exists() {
+                std::fs::rename(&from, self.path.join(name)).map_err(io(self.path.join(name)))?;
+            }
+        }
+        std::fs::remove_dir_all(&commit).map_err(io(commit.clone()))?;
+        sync_dir(&self.path)
+    }
+
+    /// Commits the files of `trainer`'s position ([`epoch_files`]) and `extra` files (the command's plot)
+    /// as one step (see the module documentation). On an error the directory keeps its previous commit and
+    /// no temporary file.
+    pub fn commit(
+        &self,
+        cfg: &RunConfig,
+        trainer: &Trainer,
+        metrics: &[EpochMetrics],
+        extra: Vec<(&'static str, Vec<u8>)>,
+    ) -> Result<(), RunError> {
+        let mut files = epoch_files(cfg, trainer, metrics);
+        files.extend(extra);
+        let pending = self.path.join(PENDING_DIR);
+        let written = (|| -> Result<(), RunError> {
+            let io = |file: PathBuf| move |source| RunError::Io { file, source };
+            if pending.exists() {
+                std::fs::remove_dir_all(&pending).map_err(io(pending.clone()))?;
+            }
+            std::fs::create_dir(&pending).map_err(io(pending.clone()))?;
+            for (name, bytes) in &files {
+                let f = pending.join(name);
+                let mut h = std::fs::File::create(&f).map_err(io(self.path.join(name)))?;
+                h.write_all(bytes).and_then(|()| h.sync_all()).map_err(io(self.path.join(name)))?;
+            }
+            sync_dir(&pending)?;
+            std::fs::rename(&pending, self.path.join(COMMIT_DIR)).map_err(io(self.path.clone()))
+        })();
+        if let Err(e) = written {
+            let _ = std::fs::remove_dir_all(&pending);
+            return Err(e);
+        }
+        self.finish_commit()
+    }
+
+    /// Gives up a new run that failed before completing an epoch: removes the directory if this process
+    /// created it, else the files a run writes; so a failed run leaves nothing behind.
+    pub fn abandon(self) {
+        if self.created {
+            let _ = std::fs::remove_dir_all(&self.path);
+        } else {
+            for name in [MODEL_FILE, STATE_FILE, METRICS_FILE, PLOT_FILE, PENDING_DIR, COMMIT_DIR] {
+                let p = self.path.join(name);
+                let _ = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+            }
+        }
+    }
+}
+
+/// Syncs a directory, so the renames inside it are on disk.
+fn sync_dir(dir: &Path) -> Result<(), RunError> {
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|source| RunError::Io { file: dir.into(), source })
 }
 
 impl RunConfig {
-    /// A short name for the model: the preset name, or `custom spec`.
-    pub fn model_label(&self) -> &str {
-        if self.model.len() <= 16 { &self.model } else { "custom spec" }
+    /// A short name for the model: the preset name, or [`Spec::short_name`] for a spec string.
+    pub fn model_label(&self) -> String {
+        if crate::spec::preset(&self.model).is_some() { self.model.trim().to_string() } else { self.spec.short_name() }
     }
 }
 
@@ -150,7 +388,8 @@ pub struct Resumed {
     pub metrics: Vec<EpochMetrics>,
 }
 
-/// Reads a run directory written by [`save`] and rebuilds its trainer on `engine`.
+/// Reads a run directory written by [`RunDir::commit`] and rebuilds its trainer on `engine`. Open it
+/// with [`RunDir::open`] first, which locks it and finishes or discards an interrupted commit.
 pub fn load(dir: &Path, engine: Engine) -> Result<Resumed, RunError> {
     let model = Stored::read(&dir.join(MODEL_FILE))?;
     let state = Stored::read(&dir.join(STATE_FILE))?;
@@ -167,6 +406,9 @@ pub fn load(dir: &Path, engine: Engine) -> Result<Resumed, RunError> {
             });
         }
     }
+    let usage = Use::train(cfg.hyper.batch, cfg.limit.unwrap_or(1000));
+    budget::check(&cfg.spec, engine, usage)
+        .map_err(|e| RunError::Budget { file: model.path.clone(), source: Box::new(e) })?;
     let mut net = Network::<f32>::new(&cfg.spec, engine);
     checkpoint::load_params(&mut net, &model)?;
     let mut trainer = Trainer::new(net, cfg.hyper.clone());
@@ -177,21 +419,30 @@ pub fn load(dir: &Path, engine: Engine) -> Result<Resumed, RunError> {
     trainer.step = model.meta_parse("step")?;
     let mut metrics = read_metrics(&dir.join(METRICS_FILE))?;
     metrics.retain(|m| m.epoch <= trainer.epoch);
+    let epochs: Vec<usize> = metrics.iter().map(|m| m.epoch).collect();
+    if epochs != (1..=trainer.epoch).collect::<Vec<_>>() {
+        return Err(RunError::Invalid {
+            file: dir.join(METRICS_FILE),
+            problem: format!(
+                "has rows for epochs {epochs:?}, but the checkpoint completed epochs 1 to {}",
+                trainer.epoch
+            ),
+        });
+    }
     Ok(Resumed { cfg, trainer, metrics })
 }
 
-/// Writes `metrics.csv` atomically.
-pub fn write_metrics(path: &Path, metrics: &[EpochMetrics]) -> Result<(), RunError> {
+/// The text of `metrics.csv`.
+pub fn metrics_csv(metrics: &[EpochMetrics]) -> String {
     let mut s = String::from(METRICS_HEADER);
     s.push('\n');
     for m in metrics {
         s.push_str(&format!(
-            "{},{},{:.6},{:.6},{:.6},{:.6},{:.1}\n",
-            m.epoch, m.step, m.loss, m.train_acc, m.test_loss, m.test_acc, m.img_per_s
+            "{},{},{:.6},{:.6},{:.6},{:.6},{:.1},{},{:.3},{:.3}\n",
+            m.epoch, m.step, m.loss, m.train_acc, m.test_loss, m.test_acc, m.img_per_s, m.lr, m.train_secs, m.wall_secs
         ));
     }
-    crate::atomic::write(path, s.as_bytes()).map_err(|source| CheckpointError::Write { file: path.into(), source })?;
-    Ok(())
+    s
 }
 
 /// Reads `metrics.csv` back (an absent file reads as no rows).
@@ -207,9 +458,10 @@ pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>, RunError> {
     for (i, line) in text.lines().enumerate().skip(1) {
         let v: Vec<f64> =
             line.split(',').map(|f| f.parse::<f64>()).collect::<Result<_, _>>().map_err(|_| bad(i + 1))?;
-        if v.len() != 7 {
+        if v.len() != 7 && v.len() != 10 {
             return Err(bad(i + 1));
         }
+        let extra = |j: usize| v.get(j).copied().unwrap_or(f64::NAN);
         rows.push(EpochMetrics {
             epoch: v[0] as usize,
             step: v[1] as usize,
@@ -218,7 +470,9 @@ pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>, RunError> {
             test_loss: v[4],
             test_acc: v[5],
             img_per_s: v[6],
-            train_secs: 0.0,
+            lr: extra(7),
+            train_secs: extra(8),
+            wall_secs: extra(9),
         });
     }
     Ok(rows)

@@ -3,7 +3,7 @@
 //! ```text
 //! spec  := shape ( '>' layer )*                       whitespace is ignored everywhere
 //! shape := INT 'x' INT 'x' INT                        C x H x W
-//! layer := conv(c_out, k[, stride=S][, pad=P][, dil=D][, mode=zeros|reflect|replicate|circular])
+//! layer := conv(c_out, k[, stride=S][, pad=P][, dil=D][, mode=zeros|reflect|replicate|circular][, groups=G][, table=NAME])
 //!        | local(c_out, k[, stride=S][, pad=P])
 //!        | maxpool(k[, stride=S]) | avgpool(k[, stride=S])          stride defaults to k
 //!        | dense(n) | relu | sigmoid | tanh
@@ -14,7 +14,8 @@
 
 use std::fmt;
 
-use crate::geometry::{ConvGeometry, PaddingMode, PoolGeometry};
+use crate::geometry::{ConvGeometry, PaddingMode, PoolGeometry, checked_product};
+use crate::tables::Table;
 
 /// LeNet-5 as the PyTorch peer builds it (trained with softmax cross-entropy).
 pub const LENET5: &str = "1x28x28 > conv(6,5,pad=2) > relu > maxpool(2) > conv(16,5) > relu > maxpool(2) > dense(120) > relu > dense(84) > relu > dense(10)";
@@ -34,7 +35,11 @@ pub const CIFAR: &str = "3x32x32 > conv(32,3,pad=1) > relu > conv(32,3,pad=1) > 
 pub const VGG16: &str = "3x224x224 > conv(64,3,pad=1) > relu > conv(64,3,pad=1) > relu > maxpool(2) > conv(128,3,pad=1) > relu > conv(128,3,pad=1) > relu > maxpool(2) > conv(256,3,pad=1) > relu > conv(256,3,pad=1) > relu > conv(256,3,pad=1) > relu > maxpool(2) > conv(512,3,pad=1) > relu > conv(512,3,pad=1) > relu > conv(512,3,pad=1) > relu > maxpool(2) > conv(512,3,pad=1) > relu > conv(512,3,pad=1) > relu > conv(512,3,pad=1) > relu > maxpool(2) > dense(256) > relu > dense(10)";
 
 /// Every preset: its name and its spec string.
-pub const PRESETS: [(&str, &str); 4] = [("lenet5", LENET5), ("seed", SEED), ("cifar", CIFAR), ("vgg16", VGG16)];
+/// [`LENET5`] with LeCun et al. 1998's S2 → C3 connection table (Table I) in its second convolution.
+pub const LENET5_1998: &str = "1x28x28 > conv(6,5,pad=2) > relu > maxpool(2) > conv(16,5,table=lenet5_c3) > relu > maxpool(2) > dense(120) > relu > dense(84) > relu > dense(10)";
+
+pub const PRESETS: [(&str, &str); 5] =
+    [("lenet5", LENET5), ("lenet5-1998", LENET5_1998), ("seed", SEED), ("cifar", CIFAR), ("vgg16", VGG16)];
 
 /// The spec string of a preset name (`lenet5`, `seed`, `cifar`, `vgg16`), or `None`.
 pub fn preset(name: &str) -> Option<&'static str> {
@@ -62,11 +67,37 @@ impl Activation {
 /// One layer of a spec.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Layer {
-    Conv { c_out: usize, k: usize, stride: usize, pad: usize, dil: usize, mode: PaddingMode },
-    Local { c_out: usize, k: usize, stride: usize, pad: usize },
-    MaxPool { k: usize, stride: usize },
-    AvgPool { k: usize, stride: usize },
-    Dense { n: usize },
+    /// `groups = G`: output channel `o` reads input channels `(o / (c_out/G))·(c_in/G) ..` of its group
+    /// only, weight `(c_out, c_in/G, k, k)` as PyTorch's `nn.Conv2d(groups=G)`; depthwise when `G = c_in`.
+    /// `table = T`: output channel `o` reads input channel `i` only where the connection table says so
+    /// ([`crate::tables`]); weight `(c_out, c_in, k, k)` with zeros elsewhere.
+    Conv {
+        c_out: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+        dil: usize,
+        mode: PaddingMode,
+        groups: usize,
+        table: Option<Table>,
+    },
+    Local {
+        c_out: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+    },
+    MaxPool {
+        k: usize,
+        stride: usize,
+    },
+    AvgPool {
+        k: usize,
+        stride: usize,
+    },
+    Dense {
+        n: usize,
+    },
     Act(Activation),
 }
 
@@ -79,14 +110,14 @@ pub struct Shape {
 }
 
 impl Shape {
-    /// Features `C·H·W`.
+    /// Features `C·H·W` (it fits in `usize` for every shape of a checked spec, [`Spec::output_shapes`]).
     pub fn len(&self) -> usize {
         self.c * self.h * self.w
     }
 
     /// True when some dimension is zero.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.c == 0 || self.h == 0 || self.w == 0
     }
 }
 
@@ -115,6 +146,34 @@ pub enum SpecError {
 }
 
 impl Spec {
+    /// A short readable name: the input, then each conv, local, pool and dense layer by kind and width
+    /// (`1x28x28-conv6-max2-conv16-max2-dense120-dense84-dense10`, cut to 40 chars), then 8 hex digits of
+    /// a hash (FNV-1a, 64 bits, fixed across versions) of the canonical spec string, so that two specs
+    /// that differ anywhere (a stride, an activation) get different names.
+    pub fn short_name(&self) -> String {
+        let mut name = self.input.to_string();
+        for layer in &self.layers {
+            let part = match *layer {
+                Layer::Conv { c_out, .. } => format!("conv{c_out}"),
+                Layer::Local { c_out, .. } => format!("local{c_out}"),
+                Layer::MaxPool { k, .. } => format!("max{k}"),
+                Layer::AvgPool { k, .. } => format!("avg{k}"),
+                Layer::Dense { n } => format!("dense{n}"),
+                Layer::Act(_) => continue,
+            };
+            name.push('-');
+            name.push_str(&part);
+        }
+        if name.chars().count() > 40 {
+            name = name.chars().take(39).collect::<String>() + "~";
+        }
+        let hash = self
+            .to_string()
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3));
+        format!("{name}-{:08x}", hash >> 32)
+    }
+
     /// Parses a spec string or a preset name ([`PRESETS`]) and checks every layer's shape.
     pub fn parse(s: &str) -> Result<Spec, SpecError> {
         if let Some(p) = preset(s) {
@@ -131,11 +190,19 @@ impl Spec {
     pub fn output_shapes(&self) -> Result<Vec<Shape>, SpecError> {
         let mut shape = self.input;
         let mut out = Vec::with_capacity(self.layers.len());
-        if shape.is_empty() {
+        if shape.c == 0 || shape.h == 0 || shape.w == 0 {
             return Err(SpecError::Syntax {
                 spec: self.to_string(),
                 pos: 0,
                 expected: "a positive input shape".into(),
+                found: shape.to_string(),
+            });
+        }
+        if checked_product(&[shape.c, shape.h, shape.w]).is_none() {
+            return Err(SpecError::Syntax {
+                spec: self.to_string(),
+                pos: 0,
+                expected: "an input shape of at most 2^64 - 1 features".into(),
                 found: shape.to_string(),
             });
         }
@@ -145,6 +212,30 @@ impl Spec {
                 Layer::Conv { .. } | Layer::Local { .. } => {
                     let g = conv_geometry(layer, shape).expect("conv or local");
                     g.check().map_err(fail)?;
+                    if let Some(t) = conv_table(layer) {
+                        if t.dims() != (g.c_out, g.c_in) {
+                            let (o, i) = t.dims();
+                            return Err(fail(format!(
+                                "table {t} connects {i} input to {o} output channels, the layer has c_in={} and c_out={}",
+                                g.c_in, g.c_out
+                            )));
+                        }
+                        if conv_groups(layer) != 1 {
+                            return Err(fail("a connection table and groups do not combine".into()));
+                        }
+                    }
+                    let groups = conv_groups(layer);
+                    if !g.c_in.is_multiple_of(groups) || !g.c_out.is_multiple_of(groups) {
+                        return Err(fail(format!(
+                            "groups={groups} must divide both c_in={} and c_out={}",
+                            g.c_in, g.c_out
+                        )));
+                    }
+                    if matches!(layer, Layer::Local { .. })
+                        && checked_product(&[g.c_out, g.h_out(), g.w_out(), g.c_in, g.k, g.k]).is_none()
+                    {
+                        return Err(fail("its weight has more entries than fit in 64 bits".into()));
+                    }
                     Shape { c: g.c_out, h: g.h_out(), w: g.w_out() }
                 }
                 Layer::MaxPool { k, stride } | Layer::AvgPool { k, stride } => {
@@ -155,6 +246,12 @@ impl Spec {
                 Layer::Dense { n } => {
                     if n == 0 {
                         return Err(fail("a dense layer needs at least one output".into()));
+                    }
+                    if checked_product(&[n, shape.len()]).is_none() {
+                        return Err(fail(format!(
+                            "the weight ({n}, {}) has more entries than fit in 64 bits",
+                            shape.len()
+                        )));
                     }
                     Shape { c: n, h: 1, w: 1 }
                 }
@@ -171,7 +268,24 @@ impl Spec {
     }
 }
 
-/// The geometry of a conv or local layer on `input` (`None` for other layers).
+/// The number of groups of a convolution (1 for every other layer).
+pub fn conv_groups(layer: &Layer) -> usize {
+    match *layer {
+        Layer::Conv { groups, .. } => groups,
+        _ => 1,
+    }
+}
+
+/// The connection table of a convolution, if it has one.
+pub fn conv_table(layer: &Layer) -> Option<Table> {
+    match *layer {
+        Layer::Conv { table, .. } => table,
+        _ => None,
+    }
+}
+
+/// The geometry of a conv or local layer on `input` (`None` for other layers); a grouped convolution's
+/// whole geometry (all `c_in` and `c_out` channels; [`conv_groups`] says how they split).
 pub fn conv_geometry(layer: &Layer, input: Shape) -> Option<ConvGeometry> {
     let base = |c_out, k, stride, pad, dil, mode| ConvGeometry {
         c_in: input.c,
@@ -185,7 +299,7 @@ pub fn conv_geometry(layer: &Layer, input: Shape) -> Option<ConvGeometry> {
         mode,
     };
     match *layer {
-        Layer::Conv { c_out, k, stride, pad, dil, mode } => Some(base(c_out, k, stride, pad, dil, mode)),
+        Layer::Conv { c_out, k, stride, pad, dil, mode, .. } => Some(base(c_out, k, stride, pad, dil, mode)),
         Layer::Local { c_out, k, stride, pad } => Some(base(c_out, k, stride, pad, 1, PaddingMode::Zeros)),
         _ => None,
     }
@@ -195,7 +309,7 @@ impl fmt::Display for Layer {
     /// The canonical form: options at their defaults are left out.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            Layer::Conv { c_out, k, stride, pad, dil, mode } => {
+            Layer::Conv { c_out, k, stride, pad, dil, mode, groups, table } => {
                 write!(f, "conv({c_out},{k}")?;
                 if stride != 1 {
                     write!(f, ",stride={stride}")?;
@@ -208,6 +322,12 @@ impl fmt::Display for Layer {
                 }
                 if mode != PaddingMode::Zeros {
                     write!(f, ",mode={mode}")?;
+                }
+                if groups != 1 {
+                    write!(f, ",groups={groups}")?;
+                }
+                if let Some(t) = table {
+                    write!(f, ",table={t}")?;
                 }
                 f.write_str(")")
             }
@@ -418,13 +538,13 @@ impl<'a> Parser<'a> {
 
     fn build(&mut self, name: &str, args: Args) -> Result<Layer, SpecError> {
         let (n_pos, options): (usize, &[&str]) = match name {
-            "conv" => (2, &["stride", "pad", "dil", "mode"]),
+            "conv" => (2, &["stride", "pad", "dil", "mode", "groups", "table"]),
             "local" => (2, &["stride", "pad"]),
             "maxpool" | "avgpool" => (1, &["stride"]),
             _ => (1, &[]),
         };
         let usage = match name {
-            "conv" => "conv(c_out, k[, stride=S][, pad=P][, dil=D][, mode=M])",
+            "conv" => "conv(c_out, k[, stride=S][, pad=P][, dil=D][, mode=M][, groups=G][, table=NAME])",
             "local" => "local(c_out, k[, stride=S][, pad=P])",
             "maxpool" => "maxpool(k[, stride=S])",
             "avgpool" => "avgpool(k[, stride=S])",
@@ -443,6 +563,8 @@ impl<'a> Parser<'a> {
         let mut stride = None;
         let mut pad = 0;
         let mut dil = 1;
+        let mut groups = 1;
+        let mut table = None;
         let mut mode = PaddingMode::Zeros;
         let mut seen: Vec<&str> = Vec::new();
         for (pos, key, value) in &args.named {
@@ -468,12 +590,23 @@ impl<'a> Parser<'a> {
                 }
                 continue;
             }
+            if opt == "table" {
+                match Table::from_name(value) {
+                    Some(t) => table = Some(t),
+                    None => {
+                        let names: Vec<&str> = Table::ALL.iter().map(|t| t.name()).collect();
+                        return err(format!("a connection table: {}", names.join(", ")), format!("{value:?}"));
+                    }
+                }
+                continue;
+            }
             let Ok(v) = value.parse::<usize>() else {
                 return err(format!("a number for `{opt}`"), format!("{value:?}"));
             };
             match opt {
                 "stride" => stride = Some(v),
                 "pad" => pad = v,
+                "groups" => groups = v,
                 _ => dil = v,
             }
         }
@@ -502,8 +635,9 @@ impl<'a> Parser<'a> {
             positive("stride", s, opt_pos("stride"))?;
         }
         positive("dilation", dil, opt_pos("dil"))?;
+        positive("groups", groups, opt_pos("groups"))?;
         Ok(match name {
-            "conv" => Layer::Conv { c_out: p[0], k: p[1], stride: stride.unwrap_or(1), pad, dil, mode },
+            "conv" => Layer::Conv { c_out: p[0], k: p[1], stride: stride.unwrap_or(1), pad, dil, mode, groups, table },
             "local" => Layer::Local { c_out: p[0], k: p[1], stride: stride.unwrap_or(1), pad },
             "maxpool" => Layer::MaxPool { k: p[0], stride: stride.unwrap_or(p[0]) },
             "avgpool" => Layer::AvgPool { k: p[0], stride: stride.unwrap_or(p[0]) },

@@ -102,6 +102,38 @@ impl Hyper {
     }
 }
 
+/// A hyperparameter outside its range: the metadata key (`lr`, `batch`, …), the value and the rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadHyper {
+    pub key: &'static str,
+    pub value: String,
+    pub rule: &'static str,
+}
+
+impl Hyper {
+    /// Checks every value a command line or a run's metadata sets: `epochs` and `batch` at least 1; `lr`
+    /// and `weight_decay` finite and `>= 0`; `momentum` finite in `[0, 1)` (at 1 or above the velocity
+    /// never decays and training cannot converge).
+    pub fn check(&self) -> Result<(), BadHyper> {
+        let bad = |key, value: String, rule| Err(BadHyper { key, value, rule });
+        if self.epochs == 0 {
+            return bad("epochs", "0".into(), "must be at least 1");
+        }
+        if self.batch == 0 {
+            return bad("batch", "0".into(), "must be at least 1");
+        }
+        for (key, v) in [("lr", self.lr), ("weight_decay", self.weight_decay)] {
+            if !(v.is_finite() && v >= 0.0) {
+                return bad(key, v.to_string(), "must be finite and >= 0");
+            }
+        }
+        if !(self.momentum.is_finite() && (0.0..1.0).contains(&self.momentum)) {
+            return bad("momentum", self.momentum.to_string(), "must be in [0, 1)");
+        }
+        Ok(())
+    }
+}
+
 /// The generator that shuffles epoch `epoch` (0-based) of a run seeded with `seed`.
 pub fn epoch_rng(seed: u64, epoch: usize) -> StdRng {
     StdRng::seed_from_u64(seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15))
@@ -147,6 +179,10 @@ pub struct EpochMetrics {
     pub img_per_s: f64,
     /// Seconds in the training loop.
     pub train_secs: f64,
+    /// The learning rate of the epoch (constant over it; the schedule moves it between epochs).
+    pub lr: f64,
+    /// Wall-clock seconds of the whole epoch: training loop and test evaluation.
+    pub wall_secs: f64,
 }
 
 /// A network being trained: parameters, optimizer state and position.
@@ -245,6 +281,7 @@ impl Trainer {
         let train_secs = start.elapsed().as_secs_f64();
         self.epoch += 1;
         let ev = evaluate(&mut self.net, test, self.hyper.loss, 1000);
+        let wall_secs = start.elapsed().as_secs_f64();
         Ok(EpochMetrics {
             epoch: self.epoch,
             step: self.step,
@@ -254,6 +291,8 @@ impl Trainer {
             test_acc: ev.acc,
             img_per_s: seen as f64 / train_secs.max(1e-9),
             train_secs,
+            lr: self.sgd.lr,
+            wall_secs,
         })
     }
 }

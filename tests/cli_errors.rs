@@ -92,7 +92,10 @@ fn spec_input_shape_differs_from_data() {
 #[test]
 fn unknown_engine_and_loss() {
     let o = run(&["train", "--engine", "warp", "--epochs", "1"]);
-    fails(&o, &["--engine", "warp"]);
+    fails(&o, &["--engine", "warp", "expected sparse, direct or im2col"]);
+    let o = run(&["eval", "--checkpoint", "nowhere.safetensors", "--engine", "sprase"]);
+    let line = fails(&o, &["--engine \"sprase\"", "did you mean sparse?", "expected sparse, direct or im2col"]);
+    assert!(!line.contains("warp"));
     let o = run(&["train", "--model", SMALL, "--loss", "hinge", "--epochs", "1"]);
     fails(&o, &["--loss", "hinge"]);
 }
@@ -181,4 +184,122 @@ fn init_file_that_does_not_match_the_model() {
     let o = run(&["train", "--model", SMALL, "--init", s(&d.join("absent.safetensors")), "--out", s(&out)]);
     fails(&o, &["absent.safetensors", "cannot read"]);
     assert!(!out.exists());
+}
+
+/// A misspelt data name is not taken for a directory silently: the message says no such directory exists
+/// and names the nearest source; a path far from every name gets no suggestion.
+#[test]
+fn misspelt_data_name_says_no_such_directory() {
+    let d = scratch("data-typo");
+    let out = d.join("run");
+    let o = run(&["train", "--model", SMALL, "--data", "fashon", "--epochs", "1", "--out", s(&out)]);
+    fails(&o, &["--data \"fashon\"", "no such directory", "did you mean fashion?"]);
+    let o = run(&["train", "--model", SMALL, "--data", s(&d.join("absent")), "--epochs", "1", "--out", s(&out)]);
+    let line = fails(&o, &["absent", "no such directory", "mnist10k, fashion, cifar10"]);
+    assert!(!line.contains("did you mean"), "{line}");
+    assert!(!out.exists());
+}
+
+/// A bare word that is not a preset is an unknown preset with the nearest name, in every command that
+/// takes --model.
+#[test]
+fn misspelt_preset_suggests_the_nearest() {
+    let d = scratch("model-typo");
+    let out = d.join("run");
+    let o = run(&["train", "--model", "lenet", "--epochs", "1", "--out", s(&out)]);
+    fails(
+        &o,
+        &["--model \"lenet\"", "unknown preset", "did you mean lenet5?", "lenet5, lenet5-1998, seed, cifar, vgg16"],
+    );
+    let o = run(&["show", "--model", "vgg61", "--layer", "0", "--out", s(&d.join("a.png"))]);
+    fails(&o, &["did you mean vgg16?"]);
+    let o = run(&["train", "--model", "resnet", "--epochs", "1", "--out", s(&out)]);
+    let line = fails(&o, &["--model \"resnet\"", "unknown preset"]);
+    assert!(!line.contains("did you mean"), "{line}");
+    assert!(!out.exists());
+}
+
+/// A spec whose output is not one value per class is refused before training, with either loss (both
+/// compare the outputs with the class as a one-hot target): a spec ending in maxpool(2) has 864 outputs.
+#[test]
+fn output_size_must_be_the_number_of_classes() {
+    let d = scratch("n-out");
+    let out = d.join("run");
+    let pool = "1x28x28 > conv(6,5) > relu > maxpool(2)";
+    let o = run(&["train", "--model", pool, "--epochs", "1", "--out", s(&out)]);
+    fails(&o, &["6x12x12", "864 values", "10 classes", "dense(10)"]);
+    let o =
+        run(&["train", "--model", "1x28x28 > dense(12) > sigmoid", "--loss", "mse", "--epochs", "1", "--out", s(&out)]);
+    fails(&o, &["12 values", "10 classes"]);
+    assert!(!out.exists());
+}
+
+/// Every option of every command states its default in --help, unless it has none (a required value, a
+/// file to read, a switch).
+#[test]
+fn help_states_every_default() {
+    // (command, options without a default: required values, files to read, switches).
+    let no_default: [(&str, &[&str]); 5] = [
+        ("train", &["--init", "--resume", "--quiet", "--json"]),
+        ("eval", &["--checkpoint", "--model", "--quiet", "--json"]),
+        ("grad", &["--model", "--params", "--batch", "--out"]),
+        ("show", &["--model", "--layer", "--out", "--node"]),
+        ("compare", &[]),
+    ];
+    for (cmd, exempt) in no_default {
+        let o = run(&[cmd, "--help"]);
+        ok(&o);
+        let text = stdout(&o);
+        // clap wraps long help; join each option with its continuation lines.
+        let mut options: Vec<String> = Vec::new();
+        for line in text.lines() {
+            let t = line.trim_start();
+            if t.starts_with("--") || t.starts_with("-h") {
+                options.push(t.to_string());
+            } else if let Some(last) = options.last_mut() {
+                last.push(' ');
+                last.push_str(t);
+            }
+        }
+        assert!(options.len() > 2, "{cmd}: {text}");
+        for opt in options {
+            let name = opt.split([' ', ',']).next().unwrap_or("");
+            if name == "-h" || exempt.contains(&name) {
+                continue;
+            }
+            assert!(opt.contains("[default: "), "{cmd} --help: no default stated for {opt}");
+        }
+    }
+}
+
+/// The README's synopsis of each command (its first line `cnn-as-mlp CMD` and the indented lines that
+/// follow) names every option that the command's --help lists.
+#[test]
+fn readme_synopses_list_every_flag() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let lines: Vec<&str> = readme.lines().collect();
+    for cmd in ["train", "eval", "grad", "show", "compare"] {
+        let start = lines
+            .iter()
+            .position(|l| l.strip_prefix("cnn-as-mlp ").is_some_and(|r| r.split_whitespace().next() == Some(cmd)))
+            .unwrap_or_else(|| panic!("README has no synopsis of {cmd}"));
+        let mut synopsis = lines[start].to_string();
+        for l in &lines[start + 1..] {
+            if !l.starts_with("   ") {
+                break;
+            }
+            synopsis.push_str(l);
+        }
+        let help = stdout(&run(&[cmd, "--help"]));
+        for flag in help.split_whitespace().filter(|w| w.starts_with("--") && w.len() > 2) {
+            let flag = flag.trim_end_matches([',', '.', ':', ')', ';']);
+            if flag == "--help" {
+                continue;
+            }
+            assert!(
+                synopsis.contains(&format!("{flag} ")) || synopsis.contains(&format!("{flag}]")),
+                "README synopsis of {cmd} lacks {flag}: {synopsis}"
+            );
+        }
+    }
 }

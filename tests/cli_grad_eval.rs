@@ -101,8 +101,35 @@ fn eval_prints_accuracy_loss_and_confusion_matrix() {
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].starts_with("eval: ") && lines[0].contains("n=100") && lines[0].contains("acc="), "{text}");
     // Header row, then 10 rows of 10 counts summing to n.
-    let rows = &lines[3..13];
-    let total: usize =
-        rows.iter().flat_map(|r| r.split_whitespace().skip(1)).map(|c| c.parse::<usize>().unwrap()).sum();
+    let at = lines.iter().position(|l| l.starts_with("confusion matrix")).expect("a confusion matrix");
+    let rows = &lines[at + 2..at + 12];
+    let counts: Vec<Vec<usize>> =
+        rows.iter().map(|r| r.split_whitespace().skip(1).map(|c| c.parse::<usize>().unwrap()).collect()).collect();
+    let total: usize = counts.iter().flatten().sum();
     assert_eq!(total, 100, "{text}");
+    // Per class: "i name acc (n=N)", acc = the diagonal over the row sum.
+    let pc = lines.iter().position(|l| l.starts_with("per-class accuracy")).expect("per-class accuracy");
+    for (i, line) in lines[pc + 1..pc + 11].iter().enumerate() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!((f[0], f[1]), (i.to_string().as_str(), i.to_string().as_str()), "{line}");
+        let n: usize = counts[i].iter().sum();
+        assert_eq!(f[3], format!("(n={n})"), "{line}");
+        if n > 0 {
+            assert_eq!(f[2], format!("{:.4}", counts[i][i] as f64 / n as f64), "{line}");
+        }
+    }
+    // A run directory is accepted, and --json gives the same numbers as one object.
+    let o = run(&["eval", "--checkpoint", s(&out), "--limit", "100", "--json"]);
+    ok(&o);
+    assert_eq!(stdout(&o).lines().count(), 1);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["n"], 100);
+    let json_counts: Vec<Vec<usize>> = serde_json::from_value(v["confusion"].clone()).unwrap();
+    assert_eq!(json_counts, counts);
+    assert_eq!(v["per_class"].as_array().unwrap().len(), 10);
+    assert_eq!(v["per_class"][3]["class"], "3");
+    let o = run(&["eval", "--checkpoint", s(&out), "--limit", "100", "--quiet"]);
+    ok(&o);
+    assert_eq!(stdout(&o).lines().count(), 1);
+    assert_eq!(stdout(&o).lines().next(), Some(lines[0]));
 }

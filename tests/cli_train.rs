@@ -23,9 +23,18 @@ fn train_writes_run_directory_and_summary() {
     assert!(summary.contains("data=mnist10k engine=sparse epochs=2 batch=64"), "{summary}");
     let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(lines[0], "epoch,step,loss,train_acc,test_loss,test_acc,img_per_s");
+    assert_eq!(lines[0], "epoch,step,loss,train_acc,test_loss,test_acc,img_per_s,lr,train_s,wall_s");
     assert_eq!(lines.len(), 3, "{csv}");
     assert!(lines[2].starts_with("2,8,"), "{csv}");
+    // lenet5's schedule is cosine from 0.05 over 2 epochs: 0.05, then 0.025; the wall time of an epoch
+    // includes its training loop.
+    let row = |i: usize| -> Vec<f64> { lines[i].split(',').map(|v| v.parse().unwrap()).collect() };
+    assert_eq!((row(1)[7], row(2)[7]), (0.05, 0.025), "{csv}");
+    for i in [1, 2] {
+        assert!(row(i)[8] > 0.0 && row(i)[9] >= row(i)[8], "{csv}");
+    }
+    // --limit cuts the training set only: the full 2,004 test images are evaluated.
+    assert!(text.contains("(256 train, 2004 test)"), "{text}");
     // The checkpoint carries the spec and hyperparameters.
     let f = cnn_as_mlp::checkpoint::Stored::read(&out.join("model.safetensors")).unwrap();
     assert_eq!(f.meta("lr").unwrap(), "0.05");
@@ -41,7 +50,8 @@ fn train_writes_run_directory_and_summary() {
 fn resume_is_bit_identical_to_an_uninterrupted_run() {
     let d = scratch("resume");
     let (a, b) = (d.join("a"), d.join("b"));
-    let common = ["--model", SMALL, "--limit", "300", "--batch", "32", "--seed", "7"];
+    // A constant schedule: a cosine run resumes only to its planned epochs (tests/run_safety.rs).
+    let common = ["--model", SMALL, "--limit", "300", "--batch", "32", "--seed", "7", "--lr-schedule", "constant"];
     ok(&run(&[&["train", "--epochs", "2", "--out", s(&a)][..], &common[..]].concat()));
     ok(&run(&[&["train", "--epochs", "1", "--out", s(&b)][..], &common[..]].concat()));
     let mid = std::fs::read(b.join("model.safetensors")).unwrap();
@@ -52,8 +62,13 @@ fn resume_is_bit_identical_to_an_uninterrupted_run() {
     }
     let metrics = |dir: &std::path::Path| -> Vec<String> {
         let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
-        // Everything but images/s (a timing) must agree.
-        csv.lines().map(|l| l.rsplit_once(',').unwrap().0.to_string()).collect()
+        // Everything but the timings (img_per_s, train_s, wall_s) must agree.
+        csv.lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                format!("{},{}", f[..6].join(","), f[7])
+            })
+            .collect()
     };
     assert_eq!(metrics(&a), metrics(&b));
 }
@@ -68,16 +83,35 @@ fn one_and_two_threads_give_the_same_checkpoint() {
     assert!(std::fs::read(a.join("model.safetensors")).unwrap() == std::fs::read(b.join("model.safetensors")).unwrap());
 }
 
-/// A loss that blows up stops training with the step named, and the last good checkpoint stays.
+/// A loss that blows up in the first epoch of a new run stops training with the step named and leaves no
+/// run directory (no header-only CSV, no empty plot); one that blows up later keeps the last good epoch,
+/// whole and resumable.
 #[test]
 fn diverging_loss_stops_and_keeps_last_checkpoint() {
     let d = scratch("nan");
     let out = d.join("run");
     let o = run(&["train", "--model", SMALL, "--limit", "256", "--epochs", "2", "--lr", "1e30", "--out", s(&out)]);
-    fails(&o, &["loss became", "step", "model.safetensors", "epoch 0"]);
+    fails(&o, &["loss became", "step", "nothing is kept", s(&out)]);
+    assert!(!out.exists(), "left {:?}", listing(&out));
+
+    // One good epoch, then the run's metadata says lr 1e30: epoch 2 diverges, epoch 1 stays.
+    let args = ["--model", SMALL, "--limit", "256", "--lr-schedule", "constant"];
+    ok(&run(&[&["train", "--epochs", "1", "--out", s(&out)][..], &args[..]].concat()));
+    for f in ["model.safetensors", "state.safetensors"] {
+        let st = cnn_as_mlp::checkpoint::Stored::read(&out.join(f)).unwrap();
+        let mut meta: std::collections::BTreeMap<String, String> = st.metadata.clone().into_iter().collect();
+        meta.insert("lr".into(), "1e30".into());
+        let ts: Vec<(String, cnn_as_mlp::Tensor<f32>)> =
+            st.names().into_iter().map(|n| (n.clone(), st.f32_tensor(&n, None).unwrap())).collect();
+        let refs: Vec<(String, &cnn_as_mlp::Tensor<f32>)> = ts.iter().map(|(n, t)| (n.clone(), t)).collect();
+        cnn_as_mlp::checkpoint::write(&out.join(f), &refs, &meta).unwrap();
+    }
+    let o = run(&["train", "--resume", s(&out), "--epochs", "2"]);
+    fails(&o, &["loss became", "model.safetensors", "epoch 1"]);
     let f = cnn_as_mlp::checkpoint::Stored::read(&out.join("model.safetensors")).unwrap();
-    assert_eq!(f.meta("epoch").unwrap(), "0");
-    assert!(listing(&out).iter().all(|n| !n.starts_with('.')), "temporary files left: {:?}", listing(&out));
+    assert_eq!(f.meta("epoch").unwrap(), "1");
+    assert_eq!(std::fs::read_to_string(out.join("metrics.csv")).unwrap().lines().count(), 2);
+    assert_eq!(listing(&out), ["curves.png", "metrics.csv", "model.safetensors", "state.safetensors"]);
 }
 
 /// A directory of raw IDX files trains like the embedded set.
@@ -122,4 +156,46 @@ fn init_from_a_checkpoint_starts_there() {
         assert_eq!(fa.f32_tensor(&n, None).unwrap(), fb.f32_tensor(&n, None).unwrap(), "{n}");
     }
     assert!(std::fs::read(b.join("curves.png")).unwrap().starts_with(b"\x89PNG"));
+}
+
+/// `--test-limit` cuts the test set; `--json` prints the summary as one JSON object and nothing else;
+/// `--quiet` prints only the summary line; resume keeps both limits.
+#[test]
+fn test_limit_json_and_quiet() {
+    let d = scratch("json");
+    let out = d.join("run");
+    let o = run(&[
+        "train",
+        "--model",
+        SMALL,
+        "--limit",
+        "128",
+        "--test-limit",
+        "50",
+        "--epochs",
+        "1",
+        "--lr-schedule",
+        "constant",
+        "--json",
+        "--out",
+        s(&out),
+    ]);
+    ok(&o);
+    let text = stdout(&o);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!((v["train_images"].as_u64(), v["test_images"].as_u64()), (Some(128), Some(50)), "{text}");
+    assert_eq!(v["epochs"], 1);
+    let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    let test_acc: f64 = csv.lines().nth(1).unwrap().split(',').nth(5).unwrap().parse().unwrap();
+    assert_eq!(v["test_acc"].as_f64(), Some(test_acc));
+    // 50 test images: every accuracy is a multiple of 1/50.
+    assert!((test_acc * 50.0 - (test_acc * 50.0).round()).abs() < 1e-3, "{test_acc}");
+    let o = run(&["train", "--resume", s(&out), "--epochs", "2", "--quiet"]);
+    ok(&o);
+    let text = stdout(&o);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(text.starts_with("train: ") && text.contains("epochs=2"), "{text}");
+    let f = cnn_as_mlp::checkpoint::Stored::read(&out.join("model.safetensors")).unwrap();
+    assert_eq!((f.meta("limit").unwrap(), f.meta("test_limit").unwrap()), ("128", "50"));
 }

@@ -97,3 +97,26 @@ fn impossible_shapes_name_layer_and_numbers() {
     // Reflect padding one less than the input applies.
     assert!(Spec::parse("1x4x6 > conv(2,3,pad=3,mode=reflect)").is_ok());
 }
+
+/// A custom spec's short name reads as its layers and ends in a hash of the whole canonical spec: specs
+/// that differ only in a stride or an activation get different names; whitespace does not matter.
+#[test]
+fn short_name_is_readable_and_tells_specs_apart() {
+    let a = Spec::parse("1x28x28 > conv(6,5) > relu > maxpool(2) > dense(10)").unwrap();
+    let name = a.short_name();
+    assert!(name.starts_with("1x28x28-conv6-max2-dense10-"), "{name}");
+    let hash = name.rsplit('-').next().unwrap();
+    assert!(hash.len() == 8 && hash.chars().all(|c| c.is_ascii_hexdigit()), "{name}");
+    let same = Spec::parse("1x28x28>conv(6,5)>relu>maxpool(2)>dense(10)").unwrap();
+    assert_eq!(same.short_name(), name);
+    for other in [
+        "1x28x28 > conv(6,5) > tanh > maxpool(2) > dense(10)",
+        "1x28x28 > conv(6,5,stride=2) > relu > maxpool(2) > dense(10)",
+    ] {
+        let b = Spec::parse(other).unwrap().short_name();
+        assert_ne!(b, name, "{other}");
+        assert_eq!(b[..b.len() - 9], name[..name.len() - 9]);
+    }
+    let long = Spec::parse("vgg16").unwrap().short_name();
+    assert!(long.chars().count() <= 40 + 9 && long.contains('~'), "{long}");
+}

@@ -252,7 +252,7 @@ fn t6_decay_with_compound_entries() {
         ("1x1x1 > conv(1,3,pad=1,mode=replicate)", PaddingMode::Replicate),
     ] {
         let spec = Spec::parse(spec).unwrap();
-        let Layer::Conv { c_out, k, stride, pad, dil, mode: conv_mode } = spec.layers[0] else {
+        let Layer::Conv { c_out, k, stride, pad, dil, mode: conv_mode, .. } = spec.layers[0] else {
             panic!("{spec:?}: not a conv")
         };
         let g = geom(spec.input.c, spec.input.h, spec.input.w, c_out, k, stride, pad, dil, conv_mode);

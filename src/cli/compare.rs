@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use super::draw::compare as draw;
-use super::{CliError, write_file};
+use super::{CliError, outln, write_file};
 use cnn_as_mlp::compare::{self, Config};
 
 #[derive(clap::Args, Debug)]
@@ -13,7 +13,7 @@ pub struct CompareArgs {
     /// Batch size [default: 64].
     #[arg(long, value_name = "B", allow_hyphen_values = true)]
     batch: Option<String>,
-    /// Worker threads of the rayon pool everything runs in [default: 2].
+    /// Worker threads of the rayon pool everything runs in [default: all cores].
     #[arg(long, value_name = "T", allow_hyphen_values = true)]
     threads: Option<String>,
     /// Timed repeats after one warm-up; the median is reported [default: 5].
@@ -46,7 +46,10 @@ fn positive(name: &str, v: &Option<String>, default: usize) -> Result<usize, Cli
 
 pub fn run(a: CompareArgs) -> Result<(), CliError> {
     let batch = positive("batch", &a.batch, 64)?;
-    let threads = positive("threads", &a.threads, 2)?;
+    let threads = positive("threads", &a.threads, std::thread::available_parallelism().map_or(1, |n| n.get()))?;
+    if threads > super::MAX_THREADS {
+        return Err(CliError::other(format!("--threads {threads}: at most {}", super::MAX_THREADS)));
+    }
     let repeats = positive("repeats", &a.repeats, 5)?;
     let seed = match &a.seed {
         None => 0,
@@ -88,7 +91,10 @@ pub fn run(a: CompareArgs) -> Result<(), CliError> {
     let title = format!("batch {batch}, {threads} threads, f32");
     draw::write_png(&out.join("compare-time.png"), &rows, &title, draw::draw_time).map_err(CliError::other)?;
     draw::write_png(&out.join("compare-memory.png"), &rows, &title, draw::draw_memory).map_err(CliError::other)?;
-    print!("{md}");
-    println!("compare: wrote {}", out.display());
+    {
+        use std::io::Write as _;
+        let _ = std::io::stdout().lock().write_all(md.as_bytes());
+    }
+    outln!("compare: wrote {}", out.display());
     Ok(())
 }

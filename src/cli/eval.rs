@@ -2,29 +2,32 @@
 
 use std::path::PathBuf;
 
-use super::{CliError, Common, check_fit, load_data, parse_loss};
+use super::{CliError, Common, check_fit, load_data, outln, parse_loss};
+use cnn_as_mlp::budget;
 use cnn_as_mlp::checkpoint::{self, Stored};
 use cnn_as_mlp::network::Network;
-use cnn_as_mlp::spec::Spec;
 use cnn_as_mlp::train::{Hyper, evaluate};
 
 #[derive(clap::Args, Debug)]
 pub struct EvalArgs {
-    /// A checkpoint (model.safetensors of a run, or parameters named like the model's).
-    #[arg(long, value_name = "FILE")]
+    /// A checkpoint (model.safetensors of a run, or parameters named like the model's), or a run
+    /// directory (its model.safetensors is read).
+    #[arg(long, value_name = "FILE|RUN_DIR")]
     checkpoint: PathBuf,
-    /// Test data: mnist10k, fashion, cifar10 or a directory (default: the checkpoint's, else mnist10k).
+    /// Test data: mnist10k, fashion, cifar10 or a directory [default: the checkpoint's, else mnist10k].
     #[arg(long)]
     data: Option<String>,
     /// The model, when the checkpoint does not name it in its metadata.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     model: Option<String>,
-    /// ce or mse (default: the checkpoint's, else the model's).
+    /// ce or mse [default: the checkpoint's, else the model's].
     #[arg(long)]
     loss: Option<String>,
-    /// Use only the first N test images.
+    /// Use only the first N test images [default: all].
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
+    #[command(flatten)]
+    out: super::Output,
     #[command(flatten)]
     common: Common,
 }
@@ -33,18 +36,20 @@ pub fn run(a: EvalArgs) -> Result<(), CliError> {
     let engine = a.common.engine()?;
     let pool = a.common.pool()?;
     pool.install(|| {
-        let file = Stored::read(&a.checkpoint)?;
+        let path =
+            if a.checkpoint.is_dir() { a.checkpoint.join(cnn_as_mlp::run::MODEL_FILE) } else { a.checkpoint.clone() };
+        let file = Stored::read(&path)?;
         let model = match (&a.model, file.metadata.get("spec")) {
             (Some(m), _) => m.clone(),
             (None, Some(s)) => s.clone(),
             (None, None) => {
                 return Err(CliError::other(format!(
                     "{}: has no \"spec\" metadata; name the model with --model",
-                    a.checkpoint.display()
+                    path.display()
                 )));
             }
         };
-        let spec = Spec::parse(&model)?;
+        let spec = super::parse_model(&model)?;
         let loss = match (&a.loss, file.metadata.get("loss")) {
             (Some(l), _) => parse_loss(l)?,
             (None, Some(l)) => parse_loss(l)?,
@@ -52,28 +57,78 @@ pub fn run(a: EvalArgs) -> Result<(), CliError> {
         };
         let data_name =
             a.data.clone().or_else(|| file.metadata.get("data").cloned()).unwrap_or_else(|| "mnist10k".into());
-        super::check_index_fits(&spec, engine)?;
+        if a.limit == Some(0) {
+            return Err(CliError::other("--limit 0: must be at least 1 (an evaluation of no image has no accuracy)"));
+        }
+        let loaded = load_data(&data_name, None, a.limit)?;
+        let data = loaded.splits;
+        budget::check(&spec, engine, budget::Use::eval(data.test.len()))?;
+        check_fit(&spec, &data_name, loaded.n_classes, &[&data.test])?;
         let mut net = Network::<f32>::new(&spec, engine);
         checkpoint::load_params(&mut net, &file)?;
-        let data = load_data(&data_name, a.limit)?;
-        check_fit(&spec, &data_name, &[&data.test])?;
         let ev = evaluate(&mut net, &data.test, loss, 1000);
-        println!(
-            "eval: checkpoint={} data={data_name} n={} loss={:.6} acc={:.4}",
-            a.checkpoint.display(),
-            ev.n,
-            ev.loss,
-            ev.acc
-        );
-        println!("confusion matrix (rows: true class, columns: predicted class):");
+        let names = class_names(&data_name, &data.test, ev.confusion.len());
+        // Per class: (name, test images of the class, correctly classified share).
+        let per_class: Vec<(String, usize, f64)> = ev
+            .confusion
+            .iter()
+            .enumerate()
+            .map(|(i, row)| {
+                let n: usize = row.iter().sum();
+                (names[i].clone(), n, if n == 0 { f64::NAN } else { row[i] as f64 / n as f64 })
+            })
+            .collect();
+        if a.out.json {
+            let classes: Vec<serde_json::Value> = per_class
+                .iter()
+                .map(|(name, n, acc)| serde_json::json!({ "class": name, "n": n, "acc": acc.is_finite().then_some(*acc) }))
+                .collect();
+            let v = serde_json::json!({
+                "checkpoint": path.display().to_string(),
+                "data": data_name,
+                "n": ev.n,
+                "loss": ev.loss,
+                "acc": ev.acc,
+                "per_class": classes,
+                "confusion": ev.confusion,
+            });
+            outln!("{v}");
+            return Ok(());
+        }
+        outln!("eval: checkpoint={} data={data_name} n={} loss={:.6} acc={:.4}", path.display(), ev.n, ev.loss, ev.acc);
+        if a.out.quiet {
+            return Ok(());
+        }
+        let nw = names.iter().map(|n| n.chars().count()).max().unwrap_or(1).max(5);
+        outln!("per-class accuracy:");
+        for (i, (name, n, acc)) in per_class.iter().enumerate() {
+            outln!("{i:>3} {name:<nw$} {acc:.4} (n={n})");
+        }
+        outln!("confusion matrix (rows: true class, columns: predicted class):");
         let k = ev.confusion.len();
         let w = ev.confusion.iter().flatten().map(|c| c.to_string().len()).max().unwrap_or(1).max(k.to_string().len());
         let header: String = (0..k).map(|j| format!(" {j:>w$}")).collect();
-        println!("{:>w$} {header}", "");
+        outln!("{:>w$} {header}", "");
         for (i, row) in ev.confusion.iter().enumerate() {
             let cells: String = row.iter().map(|c| format!(" {c:>w$}")).collect();
-            println!("{i:>w$} {cells}");
+            outln!("{i:>w$} {cells}");
         }
         Ok(())
     })
+}
+
+/// Fashion-MNIST's class names, label 0 to 9 (Xiao, Rasul and Vollgraf 2017).
+pub const FASHION_CLASSES: [&str; 10] =
+    ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
+
+/// The names of `k` classes: the data's own (CIFAR-10's `batches.meta.txt`), Fashion-MNIST's ten,
+/// else the label itself (the MNIST digits name themselves).
+fn class_names(data_name: &str, data: &cnn_as_mlp::data::Dataset, k: usize) -> Vec<String> {
+    (0..k)
+        .map(|i| match (&data.classes, data_name) {
+            (Some(c), _) if i < c.len() => c[i].clone(),
+            (_, "fashion") if i < FASHION_CLASSES.len() => FASHION_CLASSES[i].to_string(),
+            _ => i.to_string(),
+        })
+        .collect()
 }

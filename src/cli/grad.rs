@@ -10,18 +10,18 @@ use std::path::PathBuf;
 use nalgebra::DMatrix;
 use safetensors::Dtype;
 
-use super::{CliError, Common, parse_loss};
+use super::{CliError, Common, outln, parse_loss};
+use cnn_as_mlp::budget;
 use cnn_as_mlp::checkpoint::{self, Stored};
 use cnn_as_mlp::loss::{Loss, Targets};
 use cnn_as_mlp::network::Network;
-use cnn_as_mlp::spec::Spec;
 use cnn_as_mlp::tensor::Tensor;
 use cnn_as_mlp::train::Hyper;
 
 #[derive(clap::Args, Debug)]
 pub struct GradArgs {
-    /// lenet5, seed, cifar, vgg16, or a model spec string.
-    #[arg(long)]
+    /// lenet5, lenet5-1998, seed, cifar, vgg16, or a model spec string.
+    #[arg(long, allow_hyphen_values = true)]
     model: String,
     /// Parameters (safetensors, named "{i}.weight", "{i}.bias").
     #[arg(long, value_name = "P.safetensors")]
@@ -32,7 +32,7 @@ pub struct GradArgs {
     /// Where to write the loss and gradients.
     #[arg(long, value_name = "G.safetensors")]
     out: PathBuf,
-    /// ce or mse (default: the model's; ce for custom specs).
+    /// ce or mse [default: the model's; ce for custom specs].
     #[arg(long)]
     loss: Option<String>,
     #[command(flatten)]
@@ -43,15 +43,12 @@ pub fn run(a: GradArgs) -> Result<(), CliError> {
     let engine = a.common.engine()?;
     let pool = a.common.pool()?;
     pool.install(|| {
-        let spec = Spec::parse(&a.model)?;
+        let spec = super::parse_model(&a.model)?;
         let loss = match &a.loss {
             Some(l) => parse_loss(l)?,
             None => Hyper::preset(&a.model).loss,
         };
         let k = spec.output()?.len();
-        super::check_index_fits(&spec, engine)?;
-        let mut net = Network::<f32>::new(&spec, engine);
-        checkpoint::load_params(&mut net, &Stored::read(&a.params)?)?;
         let batch = Stored::read(&a.batch)?;
         let x = batch.f32_tensor("x", None)?;
         let s = spec.input;
@@ -66,6 +63,9 @@ pub fn run(a: GradArgs) -> Result<(), CliError> {
                 s.w
             )));
         }
+        budget::check(&spec, engine, budget::Use::grad(n))?;
+        let mut net = Network::<f32>::new(&spec, engine);
+        checkpoint::load_params(&mut net, &Stored::read(&a.params)?)?;
         // (N, C·H·W) column-major from row-major (N, C, H, W).
         let f = s.len();
         let xm = DMatrix::from_fn(n, f, |b, j| x.data[b * f + j]);
@@ -105,6 +105,13 @@ pub fn run(a: GradArgs) -> Result<(), CliError> {
         if !j.is_finite() {
             return Err(CliError::other(format!("the loss is {j} on this batch; nothing written")));
         }
+        for (name, g) in checkpoint::named(&net, &grads, "") {
+            if let Some((i, v)) = g.data.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+                return Err(CliError::other(format!(
+                    "the gradient {name:?} holds {v} at flat index {i} on this batch (the values overflow f32); nothing written"
+                )));
+            }
+        }
         let loss_t = Tensor::from_vec(&[], vec![j]);
         let mut tensors = vec![("loss".to_string(), &loss_t)];
         tensors.extend(checkpoint::named(&net, &grads, ""));
@@ -112,7 +119,7 @@ pub fn run(a: GradArgs) -> Result<(), CliError> {
         meta.insert("spec".to_string(), spec.to_string());
         meta.insert("loss".to_string(), loss.name().to_string());
         checkpoint::write(&a.out, &tensors, &meta)?;
-        println!(
+        outln!(
             "grad: model={} n={n} loss={j} out={}",
             a.model.split_whitespace().collect::<String>(),
             a.out.display()

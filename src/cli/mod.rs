@@ -13,6 +13,7 @@ mod train;
 
 use clap::{Parser, Subcommand};
 
+use cnn_as_mlp::budget::BudgetError;
 use cnn_as_mlp::checkpoint::CheckpointError;
 use cnn_as_mlp::data::{DataError, Dataset, Source, Splits};
 use cnn_as_mlp::loss::Loss;
@@ -55,6 +56,8 @@ pub enum CliError {
     Run(#[from] RunError),
     #[error(transparent)]
     Spec(#[from] SpecError),
+    #[error(transparent)]
+    Budget(#[from] BudgetError),
     #[error("{0}")]
     Other(String),
 }
@@ -65,13 +68,29 @@ impl CliError {
     }
 }
 
+/// The most worker threads a command starts (results never depend on the count; this machine has a
+/// few cores, and starting tens of thousands of threads takes minutes).
+pub const MAX_THREADS: usize = 256;
+
+/// How much `train` and `eval` print.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct Output {
+    /// Print only the final summary line.
+    #[arg(long, conflicts_with = "json")]
+    pub quiet: bool,
+    /// Print only the summary, as one JSON object on one line.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Options shared by the subcommands.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct Common {
-    /// Worker threads (default: all cores). Results do not depend on it.
+    /// Worker threads, 1 to 256 [default: all cores]. Results do not depend on it.
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Engine of the linear layers: sparse (tied sparse matrices), direct (direct convolution) or im2col.
+    /// Engine of the linear layers: sparse (tied sparse matrices), direct (direct convolution) or im2col
+    /// [default: sparse].
     #[arg(long)]
     pub engine: Option<String>,
 }
@@ -87,6 +106,9 @@ impl Common {
             if n == 0 {
                 return Err(CliError::other("--threads 0: need at least one thread"));
             }
+            if n > MAX_THREADS {
+                return Err(CliError::other(format!("--threads {n}: at most {MAX_THREADS}")));
+            }
             b = b.num_threads(n);
         }
         b.build().map_err(|e| CliError::other(format!("cannot start the thread pool: {e}")))
@@ -99,27 +121,113 @@ fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<(), CliError> {
         .map_err(|e| CliError::other(format!("{}: cannot write: {e}", path.display())))
 }
 
+/// The names `--engine` accepts.
+const ENGINES: [&str; 3] = ["sparse", "direct", "im2col"];
+/// The names `--data` accepts besides a directory.
+const DATA_NAMES: [&str; 3] = ["mnist10k", "fashion", "cifar10"];
+
 fn parse_engine(s: &str) -> Result<Engine, CliError> {
-    Engine::from_name(s).ok_or_else(|| CliError::other(format!("--engine {s:?}: unknown engine")))
+    Engine::from_name(s).ok_or_else(|| {
+        CliError::other(format!(
+            "--engine {s:?}: unknown engine{}; expected sparse, direct or im2col",
+            did_you_mean(s, &ENGINES)
+        ))
+    })
+}
+
+/// Levenshtein distance between two strings, counted in chars.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diag = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let next = (row[j + 1] + 1).min(row[j] + 1).min(diag + usize::from(ca != cb));
+            diag = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
+/// ` (did you mean X?)` for the nearest of `choices` within an edit distance of 2 (1 for words of up to 3
+/// chars), else the empty string.
+fn did_you_mean(word: &str, choices: &[&str]) -> String {
+    let limit = if word.chars().count() <= 3 { 1 } else { 2 };
+    choices
+        .iter()
+        .map(|c| (edit_distance(&word.to_lowercase(), c), *c))
+        .filter(|&(d, _)| d <= limit)
+        .min()
+        .map_or_else(String::new, |(_, c)| format!(" (did you mean {c}?)"))
+}
+
+/// Parses `--model`: a preset name or a spec string. A bare word that is not a preset is reported as an
+/// unknown preset, with the nearest preset name when one is close.
+fn parse_model(s: &str) -> Result<Spec, CliError> {
+    let word = !s.trim().is_empty() && s.trim().chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    let looks_like_shape = s.trim().split('x').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+    if word && !looks_like_shape && cnn_as_mlp::spec::preset(s).is_none() {
+        let names: Vec<&str> = cnn_as_mlp::spec::PRESETS.iter().map(|(n, _)| *n).collect();
+        return Err(CliError::other(format!(
+            "--model {s:?}: unknown preset{}; expected {} or a model spec string such as \"1x28x28 > conv(6,5) > relu > dense(10)\"",
+            did_you_mean(s.trim(), &names),
+            names.join(", ")
+        )));
+    }
+    Ok(Spec::parse(s)?)
 }
 
 fn parse_loss(s: &str) -> Result<Loss, CliError> {
     Loss::from_name(s).ok_or_else(|| CliError::other(format!("--loss {s:?}: unknown loss (expected ce or mse)")))
 }
 
-/// Loads a data source, keeping the first `limit` images of each split.
-fn load_data(name: &str, limit: Option<usize>) -> Result<Splits, CliError> {
-    let mut s = Source::from_name(name).load()?;
-    if let Some(n) = limit {
-        s.train.truncate(n);
-        s.test.truncate(n);
-    }
-    Ok(s)
+/// Loaded data, cut to the requested sizes, and its number of classes before the cut.
+struct Loaded {
+    splits: Splits,
+    /// The number of class names when the data names them, else the largest label of both full splits
+    /// plus one.
+    n_classes: usize,
 }
 
-/// Fails unless the data fits the spec: same input shape, labels below the number of outputs.
-fn check_fit(spec: &Spec, data_name: &str, sets: &[&Dataset]) -> Result<(), CliError> {
-    let k = spec.output()?.len();
+/// Loads a data source, keeping the first `train_limit` training and `test_limit` test images. A name
+/// that is neither a known source nor an existing path is refused, with the nearest source name.
+fn load_data(name: &str, train_limit: Option<usize>, test_limit: Option<usize>) -> Result<Loaded, CliError> {
+    let source = Source::from_name(name);
+    if let Source::Dir(d) = &source
+        && !d.exists()
+    {
+        return Err(CliError::other(format!(
+            "--data {name:?}: no such directory{}; expected mnist10k, fashion, cifar10 or a directory of IDX or CIFAR-10 binary files",
+            did_you_mean(name, &DATA_NAMES)
+        )));
+    }
+    let mut s = source.load()?;
+    let n_classes = match &s.train.classes {
+        Some(names) => names.len(),
+        None => s.train.n_classes().max(s.test.n_classes()),
+    };
+    if let Some(n) = train_limit {
+        s.train.truncate(n);
+    }
+    if let Some(n) = test_limit {
+        s.test.truncate(n);
+    }
+    Ok(Loaded { splits: s, n_classes })
+}
+
+/// Fails unless the data fits the spec: same input shape, and as many outputs as the data has classes
+/// (both losses compare the outputs with a one-hot target or a class index: a spec ending in
+/// `maxpool(2)` would otherwise train over hundreds of "classes").
+fn check_fit(spec: &Spec, data_name: &str, n_classes: usize, sets: &[&Dataset]) -> Result<(), CliError> {
+    let out = spec.output()?;
+    let k = out.len();
+    if k != n_classes {
+        return Err(CliError::other(format!(
+            "model output {out} has {k} values but data {data_name} has {n_classes} classes; end the spec with dense({n_classes})"
+        )));
+    }
     for d in sets {
         if d.shape != spec.input {
             return Err(CliError::other(format!(
@@ -137,45 +245,42 @@ fn check_fit(spec: &Spec, data_name: &str, sets: &[&Dataset]) -> Result<(), CliE
     Ok(())
 }
 
-/// Refuses, before compiling anything, a network whose sparse matrices would not fit in memory: the sum
-/// of [`cnn_as_mlp::tied::bytes::estimate_index_bytes`] over its conv, local and pool layers (sparse engine only)
-/// against [`cnn_as_mlp::compare::default_memory_limit`] (half of `MemAvailable`).
-fn check_index_fits(spec: &Spec, engine: Engine) -> Result<(), CliError> {
-    use cnn_as_mlp::compare::human_bytes;
-    use cnn_as_mlp::spec::Layer;
-    use cnn_as_mlp::tied::bytes::estimate_index_bytes;
-    if engine != Engine::Sparse {
-        return Ok(());
-    }
-    let mut input = spec.input;
-    let (mut total, mut largest) = (0usize, (0usize, 0usize));
-    for (i, (layer, out)) in spec.layers.iter().zip(spec.output_shapes()?).enumerate() {
-        if matches!(layer, Layer::Conv { .. } | Layer::Local { .. } | Layer::MaxPool { .. } | Layer::AvgPool { .. }) {
-            let bytes = estimate_index_bytes(layer, input);
-            total = total.saturating_add(bytes);
-            largest = largest.max((bytes, i));
-        }
-        input = out;
-    }
-    let limit = cnn_as_mlp::compare::default_memory_limit();
-    if total > limit {
-        let (bytes, i) = largest;
-        let preset = cnn_as_mlp::spec::PRESETS.iter().find(|(_, p)| Spec::parse(p).as_ref() == Ok(spec));
-        let name = preset.map_or_else(|| format!("{} > …", spec.input), |(n, _)| n.to_string());
-        return Err(CliError::other(format!(
-            "model {name}: its compiled sparse matrices need about {total} bytes ({}) of index, more than the {limit} bytes ({}) allowed (half of the available memory); the largest is layer {i} `{}` with {bytes} bytes ({}); use --engine direct or --engine im2col",
-            human_bytes(total),
-            human_bytes(limit),
-            spec.layers[i],
-            human_bytes(bytes)
-        )));
-    }
-    Ok(())
+/// Prints a line on stdout, ignoring a closed pipe (`train … | head -1`): output is a report, and losing
+/// its reader must not stop a run or lose its files. Never panics.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
 }
+pub(crate) use outln;
 
-/// Parses the arguments, runs the command, prints errors; returns the exit code.
+/// Parses the arguments, runs the command, prints errors; returns the exit code. A command-line error is
+/// one line too (clap's own first line, then where to find help); `--help` and `--version` print as usual.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                let _ = e.print();
+                return e.exit_code();
+            }
+            // clap's first paragraph (the error and, for missing arguments, their names), on one line.
+            let text = e.to_string();
+            let words: Vec<&str> =
+                text.lines().take_while(|l| !l.trim().is_empty()).flat_map(str::split_whitespace).collect();
+            let line = words.join(" ");
+            let line = if line.starts_with("error:") { line } else { format!("error: {line}") };
+            eprintln!("{line} (try --help)");
+            return 2;
+        }
+    };
     let result = match cli.command {
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),

@@ -3,15 +3,16 @@
 use std::path::PathBuf;
 
 use super::draw::picture;
-use super::{CliError, write_file};
+use super::{CliError, outln, write_file};
+use cnn_as_mlp::budget;
 use cnn_as_mlp::network::{Engine, Network};
 use cnn_as_mlp::picture::LayerInfo;
-use cnn_as_mlp::spec::{Layer, Spec};
+use cnn_as_mlp::spec::Layer;
 
 #[derive(clap::Args, Debug)]
 pub struct ShowArgs {
-    /// lenet5, seed, cifar, vgg16, or a model spec string.
-    #[arg(long)]
+    /// lenet5, lenet5-1998, seed, cifar, vgg16, or a model spec string.
+    #[arg(long, allow_hyphen_values = true)]
     model: String,
     /// The layer (0-based position after the input shape; activations and pools count).
     #[arg(long, value_name = "I")]
@@ -37,7 +38,7 @@ pub fn run(a: ShowArgs) -> Result<(), CliError> {
             a.size, SIZE_RANGE.0, SIZE_RANGE.1
         )));
     }
-    let spec = Spec::parse(&a.model)?;
+    let spec = super::parse_model(&a.model)?;
     let n = spec.layers.len();
     if a.layer >= n {
         return Err(CliError::other(format!(
@@ -54,7 +55,7 @@ pub fn run(a: ShowArgs) -> Result<(), CliError> {
         Layer::Dense { .. } => ("dense", Vec::new()),
         Layer::Act(_) => ("activation", Vec::new()),
     };
-    super::check_index_fits(&spec, Engine::Sparse)?;
+    budget::check(&spec, Engine::Sparse, budget::Use::BUILD)?;
     let net = Network::<f32>::new(&spec, Engine::Sparse);
     let Some(t) = net.linear_map(a.layer).and_then(|m| m.tied()) else {
         return Err(CliError::other(format!(
@@ -89,6 +90,6 @@ pub fn run(a: ShowArgs) -> Result<(), CliError> {
     }
     .map_err(CliError::other)?;
     write_file(&a.out, &png)?;
-    println!("show: wrote {} (layer {} `{layer}`, {} bytes)", a.out.display(), a.layer, png.len());
+    outln!("show: wrote {} (layer {} `{layer}`, {} bytes)", a.out.display(), a.layer, png.len());
     Ok(())
 }

@@ -5,58 +5,71 @@ use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::{CliError, Common, check_fit, load_data, parse_loss};
+use super::{CliError, Common, check_fit, load_data, outln, parse_loss};
+use cnn_as_mlp::budget;
 use cnn_as_mlp::checkpoint::{self, Stored};
 use cnn_as_mlp::init::init_params;
-use cnn_as_mlp::network::Network;
+use cnn_as_mlp::network::{Engine, Network};
 use cnn_as_mlp::optim::DecayMode;
-use cnn_as_mlp::run::{self, MODEL_FILE, RunConfig};
-use cnn_as_mlp::spec::Spec;
+use cnn_as_mlp::run::{self, MODEL_FILE, RunConfig, RunDir};
 use cnn_as_mlp::train::{EpochMetrics, Hyper, LrSchedule, StepProgress, TrainError, Trainer};
 
 #[derive(clap::Args, Debug, Default, Clone)]
 pub struct TrainArgs {
-    /// lenet5, seed, cifar, vgg16, or a model spec string ("1x28x28 > conv(6,5) > relu > ...").
-    #[arg(long)]
+    /// lenet5, lenet5-1998, seed, cifar, vgg16, or a model spec string ("1x28x28 > conv(6,5) > relu > ...")
+    /// [default: lenet5].
+    #[arg(long, allow_hyphen_values = true)]
     pub(super) model: Option<String>,
-    /// mnist10k (embedded), fashion, cifar10, or a directory of IDX or CIFAR-10 binary files.
+    /// mnist10k (embedded), fashion, cifar10, or a directory of IDX or CIFAR-10 binary files
+    /// [default: mnist10k].
     #[arg(long)]
     pub(super) data: Option<String>,
-    /// Epochs in total (with --resume: the total to reach).
+    /// Epochs in total (with --resume: the total to reach) [default: 12; seed 10, cifar 10, vgg16 10].
     #[arg(long)]
     pub(super) epochs: Option<usize>,
+    /// Images per step [default: 64; seed 16, vgg16 8].
     #[arg(long)]
     pub(super) batch: Option<usize>,
-    #[arg(long)]
+    /// Learning rate (the initial one under cosine) [default: 0.05; seed 3, cifar 0.01, vgg16 0.01].
+    #[arg(long, allow_negative_numbers = true)]
     pub(super) lr: Option<f64>,
-    /// constant or cosine (from --lr down towards 0 over the epochs); presets carry their own.
+    /// constant or cosine (from --lr down towards 0 over the epochs) [default: cosine; seed, cifar and
+    /// vgg16 constant].
     #[arg(long, value_name = "SCHEDULE")]
     pub(super) lr_schedule: Option<String>,
-    #[arg(long)]
+    /// SGD momentum, in [0, 1) [default: 0.9; seed 0].
+    #[arg(long, allow_negative_numbers = true)]
     pub(super) momentum: Option<f64>,
-    #[arg(long)]
+    /// L2 weight decay of the weights (biases are not decayed) [default: 1e-4; seed 0].
+    #[arg(long, allow_negative_numbers = true)]
     pub(super) weight_decay: Option<f64>,
-    /// per-parameter (PyTorch's weight_decay) or expanded (once per copy in the expanded matrix).
+    /// per-parameter (PyTorch's weight_decay) or expanded (once per copy in the expanded matrix)
+    /// [default: per-parameter].
     #[arg(long)]
     pub(super) decay_mode: Option<String>,
-    /// Loss for custom specs: ce or mse (presets carry their own).
+    /// Loss for custom specs: ce or mse [default: ce; the presets carry their own: seed mse, others ce].
     #[arg(long)]
     pub(super) loss: Option<String>,
-    /// Seed of the initialisation and of the shuffles.
+    /// Seed of the initialisation and of the shuffles [default: 0].
     #[arg(long)]
     pub(super) seed: Option<u64>,
     /// Start from these parameters (a safetensors file) instead of a random initialisation.
     #[arg(long, value_name = "PARAMS.safetensors")]
     pub(super) init: Option<PathBuf>,
-    /// Use only the first N training and N test images.
+    /// Use only the first N training images [default: all]. The test set is cut by --test-limit only.
     #[arg(long, value_name = "N")]
     pub(super) limit: Option<usize>,
-    /// Run directory to create (default: runs/MODEL-UNIXTIME).
+    /// Use only the first N test images [default: all].
+    #[arg(long, value_name = "N")]
+    pub(super) test_limit: Option<usize>,
+    /// Run directory to create [default: runs/MODEL-UNIXTIME].
     #[arg(long, value_name = "RUN_DIR")]
     pub(super) out: Option<PathBuf>,
     /// Continue the run in this directory, bit-identically to an uninterrupted run.
-    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["model", "data", "batch", "lr", "lr_schedule", "momentum", "weight_decay", "decay_mode", "loss", "seed", "init", "limit", "out"])]
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["model", "data", "batch", "lr", "lr_schedule", "momentum", "weight_decay", "decay_mode", "loss", "seed", "init", "limit", "test_limit", "out"])]
     pub(super) resume: Option<PathBuf>,
+    #[command(flatten)]
+    pub(super) output: super::Output,
     #[command(flatten)]
     pub(super) common: Common,
 }
@@ -69,10 +82,10 @@ pub fn run(a: TrainArgs) -> Result<(), CliError> {
         let mpi = cnn_as_mlp::mpi::Mpi::init().ok_or_else(|| CliError::other("cannot initialise MPI"))?;
         use cnn_as_mlp::distributed::Collective;
         let rank = mpi.rank();
-        let r = run_on(&a, engine, &pool, rank != 0, Some(mpi.clone()));
-        if rank == 0 && r.is_ok() {
+        let r = run_on(&a, engine, &pool, false, Some(mpi.clone()));
+        if rank == 0 && r.is_ok() && !a.output.json {
             let (n, ms, bytes) = mpi.stats();
-            println!(
+            outln!(
                 "mpi: ranks={} all_gathers={n} comm_ms_per_step={ms:.3} bytes_sent_per_rank_per_step={bytes:.0} bytes_received_per_rank_per_step={:.0}",
                 mpi.size(),
                 bytes * mpi.size() as f64
@@ -83,70 +96,118 @@ pub fn run(a: TrainArgs) -> Result<(), CliError> {
     run_in(&a, engine, &pool, false)
 }
 
-/// Runs `train` on `pool`. `quiet`: no progress bar and no per-step lines (a sweep runs several at once).
-pub(super) fn run_in(
-    a: &TrainArgs,
-    engine: cnn_as_mlp::network::Engine,
-    pool: &rayon::ThreadPool,
-    quiet: bool,
-) -> Result<(), CliError> {
+/// Runs `train` on `pool`. `quiet`: as `--quiet` (no progress bar, no per-epoch lines, only the summary;
+/// a sweep runs several at once).
+pub(super) fn run_in(a: &TrainArgs, engine: Engine, pool: &rayon::ThreadPool, quiet: bool) -> Result<(), CliError> {
     run_on(a, engine, pool, quiet, None)
 }
 
 /// [`run_in`], with each batch's shards spread over the ranks of `collective` when it is set: then only
-/// rank 0 writes the run directory and prints.
+/// rank 0 (the writer) creates, opens and commits the run directory and prints.
 fn run_on(
     a: &TrainArgs,
-    engine: cnn_as_mlp::network::Engine,
+    engine: Engine,
     pool: &rayon::ThreadPool,
     quiet: bool,
     collective: Option<std::sync::Arc<dyn cnn_as_mlp::distributed::Collective>>,
 ) -> Result<(), CliError> {
     let writes = collective.as_ref().is_none_or(|c| c.rank() == 0);
+    let mut output = a.output.clone();
+    output.quiet |= quiet && !output.json;
     let threads = pool.current_num_threads();
     pool.install(|| {
         // Everything that can fail on user input is checked before the run directory is created.
-        let (cfg, mut trainer, metrics, dir, fresh) = match &a.resume {
-            Some(dir) => {
-                let r = run::load(dir, engine)?;
+        let (cfg, mut trainer, metrics, dir, data) = match &a.resume {
+            Some(path) => {
+                let dir = if writes { Some(RunDir::open(path)?) } else { None };
+                let r = run::load(path, engine)?;
                 let mut cfg = r.cfg;
                 let mut trainer = r.trainer;
                 if let Some(e) = a.epochs {
+                    check_new_horizon(path, &cfg, e)?;
                     cfg.hyper.epochs = e;
                     trainer.hyper.epochs = e;
                 }
-                (cfg, trainer, r.metrics, dir.clone(), false)
+                let loaded = load_data(&cfg.data, cfg.limit, cfg.test_limit)?;
+                let data = loaded.splits;
+                check_fit(&cfg.spec, &cfg.data, loaded.n_classes, &[&data.train, &data.test])?;
+                (cfg, trainer, r.metrics, (dir, path.clone()), data)
             }
             None => {
-                let (cfg, trainer) = fresh_run(a, engine)?;
-                let dir = a.out.clone().unwrap_or_else(|| default_dir(&cfg));
-                if writes && dir.join(MODEL_FILE).exists() {
-                    return Err(CliError::other(format!(
-                        "{}: already holds a run; continue it with --resume or choose another --out",
-                        dir.display()
-                    )));
+                let cfg = fresh_config(a)?;
+                // Evaluation between epochs holds up to 1000 test images (fewer with --test-limit).
+                budget::check(
+                    &cfg.spec,
+                    engine,
+                    budget::Use::train(cfg.hyper.batch, cfg.test_limit.unwrap_or(1000).min(1000)),
+                )?;
+                let loaded = load_data(&cfg.data, cfg.limit, cfg.test_limit)?;
+                let data = loaded.splits;
+                check_fit(&cfg.spec, &cfg.data, loaded.n_classes, &[&data.train, &data.test])?;
+                let trainer = fresh_trainer(a, &cfg, engine)?;
+                if data.train.is_empty() || data.test.is_empty() {
+                    return Err(CliError::other(format!("data {}: the training or test set is empty", cfg.data)));
                 }
-                (cfg, trainer, Vec::new(), dir, true)
+                if !writes {
+                    // Under MPI the other ranks compute only; rank 0 names and writes the directory.
+                    let path = a.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(default_stem(&cfg)));
+                    (cfg, trainer, Vec::new(), (None, path), data)
+                } else {
+                    let dir = match &a.out {
+                        Some(out) => RunDir::create(out)?,
+                        None => RunDir::create_unique(Path::new("runs"), &default_stem(&cfg))?,
+                    };
+                    // Epoch 0 (the initial parameters) is the first commit: from here on the directory resumes.
+                    if let Err(e) = commit(&dir, &cfg, &trainer, &[]) {
+                        dir.abandon();
+                        return Err(e);
+                    }
+                    let path = dir.path().to_path_buf();
+                    (cfg, trainer, Vec::new(), (Some(dir), path), data)
+                }
             }
         };
-        let data = load_data(&cfg.data, cfg.limit)?;
-        check_fit(&cfg.spec, &cfg.data, &[&data.train, &data.test])?;
         if data.train.is_empty() || data.test.is_empty() {
             return Err(CliError::other(format!("data {}: the training or test set is empty", cfg.data)));
         }
+        let (run_dir, dir) = dir;
+        let fresh = a.resume.is_none();
         trainer.collective = collective.clone();
-        if fresh && writes {
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| CliError::other(format!("{}: cannot create: {e}", dir.display())))?;
-            save(&dir, &cfg, &trainer, &metrics)?;
+        let report = Report { threads, engine: engine.name(), output: &output, fresh };
+        let result = train_loop(&cfg, &mut trainer, metrics, &data, run_dir.as_ref(), &dir, report);
+        if let Some(run_dir) = run_dir
+            && result.is_err()
+            && fresh
+            && trainer.epoch == 0
+        {
+            // A new run that never completed an epoch leaves nothing behind.
+            run_dir.abandon();
         }
-        train_loop(&cfg, &mut trainer, metrics, &data, &dir, threads, engine.name(), quiet, writes)
+        result
     })
 }
 
-fn fresh_run(a: &TrainArgs, engine: cnn_as_mlp::network::Engine) -> Result<(RunConfig, Trainer), CliError> {
+/// With a cosine schedule the learning rate of every epoch depends on the run's planned epochs (its
+/// horizon), so `--resume … --epochs N` must keep it to give the bytes of an uninterrupted run; a
+/// constant schedule may be extended or shortened freely.
+fn check_new_horizon(dir: &Path, cfg: &RunConfig, epochs: usize) -> Result<(), CliError> {
+    if epochs == 0 {
+        return Err(CliError::other("--epochs 0: must be at least 1"));
+    }
+    if cfg.hyper.schedule == LrSchedule::Cosine && epochs != cfg.hyper.epochs {
+        return Err(CliError::other(format!(
+            "--epochs {epochs}: {} follows a cosine learning-rate schedule planned over {} epochs, and every epoch's rate depends on that horizon; it resumes to {} epochs only (leave out --epochs), or start a new run",
+            dir.display(),
+            cfg.hyper.epochs,
+            cfg.hyper.epochs
+        )));
+    }
+    Ok(())
+}
+
+fn fresh_config(a: &TrainArgs) -> Result<RunConfig, CliError> {
     let model = a.model.clone().unwrap_or_else(|| "lenet5".into());
-    let spec = Spec::parse(&model)?;
+    let spec = super::parse_model(&model)?;
     let preset = cnn_as_mlp::spec::preset(&model).is_some();
     let mut h = Hyper::preset(&model);
     if let Some(l) = &a.loss {
@@ -158,21 +219,12 @@ fn fresh_run(a: &TrainArgs, engine: cnn_as_mlp::network::Engine) -> Result<(RunC
         }
         h.loss = parse_loss(l)?;
     }
-    let positive = |name: &str, v: usize| {
-        if v == 0 { Err(CliError::other(format!("--{name} 0: must be at least 1"))) } else { Ok(v) }
-    };
-    let finite = |name: &str, v: f64| {
-        if v.is_finite() && v >= 0.0 {
-            Ok(v)
-        } else {
-            Err(CliError::other(format!("--{name} {v}: must be finite and >= 0")))
-        }
-    };
-    h.epochs = positive("epochs", a.epochs.unwrap_or(h.epochs))?;
-    h.batch = positive("batch", a.batch.unwrap_or(h.batch))?;
-    h.lr = finite("lr", a.lr.unwrap_or(h.lr))?;
-    h.momentum = finite("momentum", a.momentum.unwrap_or(h.momentum))?;
-    h.weight_decay = finite("weight-decay", a.weight_decay.unwrap_or(h.weight_decay))?;
+    h.epochs = a.epochs.unwrap_or(h.epochs);
+    h.batch = a.batch.unwrap_or(h.batch);
+    h.lr = a.lr.unwrap_or(h.lr);
+    h.momentum = a.momentum.unwrap_or(h.momentum);
+    h.weight_decay = a.weight_decay.unwrap_or(h.weight_decay);
+    h.check().map_err(|b| CliError::other(format!("--{} {}: {}", b.key.replace('_', "-"), b.value, b.rule)))?;
     if let Some(l) = &a.lr_schedule {
         h.schedule = LrSchedule::from_name(l)
             .ok_or_else(|| CliError::other(format!("--lr-schedule {l:?}: expected constant or cosine")))?;
@@ -182,69 +234,101 @@ fn fresh_run(a: &TrainArgs, engine: cnn_as_mlp::network::Engine) -> Result<(RunC
             .ok_or_else(|| CliError::other(format!("--decay-mode {d:?}: expected per-parameter or expanded")))?;
     }
     h.seed = a.seed.unwrap_or(h.seed);
-    if let Some(n) = a.limit {
-        positive("limit", n)?;
+    if a.limit == Some(0) {
+        return Err(CliError::other("--limit 0: must be at least 1"));
     }
-    super::check_index_fits(&spec, engine)?;
-    let mut net = Network::<f32>::new(&spec, engine);
-    match &a.init {
-        Some(p) => checkpoint::load_params(&mut net, &Stored::read(p)?)?,
-        None => init_params(&mut net, h.init, h.seed),
+    if a.test_limit == Some(0) {
+        return Err(CliError::other("--test-limit 0: must be at least 1"));
     }
-    let cfg =
-        RunConfig { model, spec, data: a.data.clone().unwrap_or_else(|| "mnist10k".into()), limit: a.limit, hyper: h };
-    let trainer = Trainer::new(net, cfg.hyper.clone());
-    Ok((cfg, trainer))
+    Ok(RunConfig {
+        model,
+        spec,
+        data: a.data.clone().unwrap_or_else(|| "mnist10k".into()),
+        limit: a.limit,
+        test_limit: a.test_limit,
+        hyper: h,
+    })
 }
 
-/// [`run::save`], then the curves of the metrics so far ([`run::PLOT_FILE`]).
-fn save(dir: &Path, cfg: &RunConfig, trainer: &Trainer, metrics: &[EpochMetrics]) -> Result<(), CliError> {
-    run::save(dir, cfg, trainer, metrics)?;
-    let plot = dir.join(run::PLOT_FILE);
-    let title = format!("{} on {}", cfg.model_label(), cfg.data);
-    super::draw::curves::plot_curves(&plot, metrics, &title)
-        .map_err(|problem| run::RunError::Invalid { file: plot, problem })?;
+/// The trainer of a new run: parameters from `--init` or initialised from the seed. The spec has passed
+/// [`budget::check`].
+fn fresh_trainer(a: &TrainArgs, cfg: &RunConfig, engine: Engine) -> Result<Trainer, CliError> {
+    let mut net = Network::<f32>::new(&cfg.spec, engine);
+    match &a.init {
+        Some(p) => checkpoint::load_params(&mut net, &Stored::read(p)?)?,
+        None => init_params(&mut net, cfg.hyper.init, cfg.hyper.seed),
+    }
+    Ok(Trainer::new(net, cfg.hyper.clone()))
+}
+
+/// Commits an epoch ([`RunDir::commit`]) with the curves of the metrics so far ([`run::PLOT_FILE`]) in the
+/// same commit.
+fn commit(dir: &RunDir, cfg: &RunConfig, trainer: &Trainer, metrics: &[EpochMetrics]) -> Result<(), CliError> {
+    let mut extra = Vec::new();
+    if !metrics.is_empty() {
+        let path = dir.path();
+        let run_name =
+            path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+        let title = format!("{} on {} (run {run_name})", cfg.model_label(), cfg.data);
+        let png = super::draw::curves::curves_png(metrics, &title)
+            .map_err(|problem| run::RunError::Invalid { file: dir.path().join(run::PLOT_FILE), problem })?;
+        extra.push((run::PLOT_FILE, png));
+    }
+    dir.commit(cfg, trainer, metrics, extra)?;
     Ok(())
 }
 
-fn default_dir(cfg: &RunConfig) -> PathBuf {
+/// `MODEL-UNIXTIME`, the name of a default run directory under `runs/` ([`RunDir::create_unique`] adds
+/// `-2`, `-3`, … when runs start in the same second).
+fn default_stem(cfg: &RunConfig) -> String {
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let label: String = cfg.model_label().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
-    PathBuf::from("runs").join(format!("{label}-{secs}"))
+    format!("{label}-{secs}")
 }
 
-#[allow(clippy::too_many_arguments)] // the run's pieces, each used; a struct would only rename them
+/// What the summary reports besides the run: the pool's threads, the engine, how much to print.
+struct Report<'a> {
+    threads: usize,
+    engine: &'a str,
+    output: &'a super::Output,
+    /// A new run (not a resume): a divergence in its first epoch leaves no directory.
+    fresh: bool,
+}
+
 fn train_loop(
     cfg: &RunConfig,
     trainer: &mut Trainer,
     mut metrics: Vec<EpochMetrics>,
     data: &cnn_as_mlp::data::Splits,
+    run_dir: Option<&RunDir>,
     dir: &Path,
-    threads: usize,
-    engine: &str,
-    quiet: bool,
-    writes: bool,
+    report: Report,
 ) -> Result<(), CliError> {
+    let Report { threads, engine, output, fresh } = report;
+    // Under MPI only rank 0 (the one holding the run directory) prints.
+    let writes = run_dir.is_some();
+    let chatty = writes && !output.quiet && !output.json;
     let epochs = cfg.hyper.epochs;
     let steps = data.train.len().div_ceil(cfg.hyper.batch);
     let start_epoch = trainer.epoch;
-    let terminal = !quiet && std::io::stderr().is_terminal();
+    let terminal = chatty && std::io::stderr().is_terminal();
     let (mut images, mut secs) = (0usize, 0.0f64);
-    // Under MPI only rank 0 (the writer) prints.
-    let say = |line: String| {
-        if writes {
-            println!("{line}")
-        }
+    let (free, stored) = (trainer.net.n_free_params(), trainer.net.n_params());
+    let count = if free == stored {
+        format!("{stored} parameters")
+    } else {
+        format!("{free} parameters, {stored} in the dense layout")
     };
-    say(format!(
-        "train: {} ({} parameters) on {} ({} train, {} test), run directory {}",
-        cfg.spec,
-        trainer.net.n_params(),
-        cfg.data,
-        data.train.len(),
-        data.test.len(),
-        dir.display()
-    ));
+    if chatty {
+        outln!(
+            "train: {} ({count}) on {} ({} train, {} test), run directory {}",
+            cfg.spec,
+            cfg.data,
+            data.train.len(),
+            data.test.len(),
+            dir.display()
+        );
+    }
     for _ in start_epoch..epochs {
         let bar = if terminal { ProgressBar::new(steps as u64) } else { ProgressBar::hidden() };
         if terminal {
@@ -264,15 +348,21 @@ fn train_loop(
             if terminal {
                 bar.set_position(p.step as u64);
                 bar.set_message(msg);
-            } else if !quiet && p.step * 4 / p.steps > last_plain && p.step < p.steps {
+            } else if chatty && p.step * 4 / p.steps > last_plain && p.step < p.steps {
                 last_plain = p.step * 4 / p.steps;
-                println!("epoch {}/{epochs} step {}/{} {msg}", p.epoch, p.step, p.steps);
+                outln!("epoch {}/{epochs} step {}/{} {msg}", p.epoch, p.step, p.steps);
             }
         };
         let result = trainer.run_epoch(&data.train, &data.test, &mut on_step);
         bar.finish_and_clear();
         let m = match result {
             Ok(m) => m,
+            Err(e @ TrainError::NonFinite { .. }) if fresh && trainer.epoch == 0 => {
+                return Err(CliError::other(format!(
+                    "{e}; stopped before completing an epoch, so nothing is kept in {}",
+                    dir.display()
+                )));
+            }
             Err(e @ TrainError::NonFinite { .. }) => {
                 return Err(CliError::other(format!(
                     "{e}; stopped, {} keeps the last good checkpoint (epoch {})",
@@ -284,22 +374,60 @@ fn train_loop(
         };
         images += data.train.len();
         secs += m.train_secs;
-        say(format!(
-            "epoch {}/{epochs} step {} loss {:.4} train_acc {:.4} test_loss {:.4} test_acc {:.4} img_per_s {:.0} train_s {:.2}",
-            m.epoch, m.step, m.loss, m.train_acc, m.test_loss, m.test_acc, m.img_per_s, m.train_secs
-        ));
+        if chatty {
+            outln!(
+                "epoch {}/{epochs} step {} loss {:.4} train_acc {:.4} test_loss {:.4} test_acc {:.4} img_per_s {:.0} train_s {:.2}",
+                m.epoch,
+                m.step,
+                m.loss,
+                m.train_acc,
+                m.test_loss,
+                m.test_acc,
+                m.img_per_s,
+                m.train_secs
+            );
+        }
         metrics.push(m);
-        if writes {
-            save(dir, cfg, trainer, &metrics)?;
+        if let Some(run_dir) = run_dir {
+            commit(run_dir, cfg, trainer, &metrics)?;
         }
     }
     let test_acc = metrics.last().map_or(f64::NAN, |m| m.test_acc);
     let img_per_s = if secs > 0.0 { images as f64 / secs } else { 0.0 };
     let model: String = cfg.model.chars().filter(|c| !c.is_whitespace()).collect();
-    say(format!(
+    if !writes {
+        return Ok(());
+    }
+    if output.json {
+        let last = metrics.last();
+        let v = serde_json::json!({
+            "model": model,
+            "spec": cfg.spec.to_string(),
+            "data": cfg.data,
+            "engine": engine,
+            "epochs": epochs,
+            "batch": cfg.hyper.batch,
+            "lr": cfg.hyper.lr,
+            "seed": cfg.hyper.seed,
+            "threads": threads,
+            "params": trainer.net.n_params(),
+            "train_images": data.train.len(),
+            "test_images": data.test.len(),
+            "img_per_s": img_per_s,
+            "loss": last.map(|m| m.loss),
+            "train_acc": last.map(|m| m.train_acc),
+            "test_loss": last.map(|m| m.test_loss),
+            "test_acc": last.map(|m| m.test_acc),
+            "run_dir": dir.display().to_string(),
+        });
+        outln!("{v}");
+        return Ok(());
+    }
+    outln!(
         "train: model={model} data={} engine={engine} epochs={epochs} batch={} threads={threads} img_per_s={img_per_s:.0} test_acc={test_acc:.4}",
-        cfg.data, cfg.hyper.batch
-    ));
+        cfg.data,
+        cfg.hyper.batch
+    );
     Ok(())
 }
 

@@ -28,8 +28,10 @@ pub enum DataError {
     Missing { dir: PathBuf, name: String },
     #[error("{}: Fashion-MNIST is not installed; install it with `apt-get install dataset-fashion-mnist`", dir.display())]
     FashionMissing { dir: PathBuf },
-    #[error("{}: has {extra} bytes after the {need} its header announces", file.display())]
+    #[error("{}: has {extra} bytes after the {need} its header announces (counted up to 1 MiB)", file.display())]
     Trailing { file: PathBuf, need: usize, extra: usize },
+    #[error("{}: its header announces dimensions {dims:?}, {need} bytes, more than the {available} bytes available ({from})", file.display())]
+    TooLarge { file: PathBuf, dims: Vec<usize>, need: usize, available: u128, from: String },
     #[error("{}: {have} bytes, more than the {max} the format allows", file.display())]
     TooBig { file: PathBuf, max: usize, have: u64 },
     #[error("{}: record {record} (byte {offset}) has label {label}, expected {expected}", file.display())]
@@ -53,56 +55,106 @@ pub struct Idx {
     pub data: Vec<u8>,
 }
 
-/// Reads an IDX file of `ndim` dimensions of unsigned bytes (gzip or raw).
+/// Reads an IDX file of `ndim` dimensions of unsigned bytes (gzip or raw), reading no more than its
+/// header announces (see [`parse_idx_from`]).
 pub fn read_idx(path: &Path, ndim: u8) -> Result<Idx, DataError> {
-    let bytes = std::fs::read(path).map_err(|source| DataError::Io { file: path.to_path_buf(), source })?;
-    parse_idx(path, &bytes, ndim)
+    let f = std::fs::File::open(path).map_err(|source| DataError::Io { file: path.to_path_buf(), source })?;
+    parse_idx_from(path, std::io::BufReader::new(f), ndim)
 }
 
 /// Parses IDX bytes (gzip or raw) that came from `file` (used in messages only).
 pub fn parse_idx(file: &Path, bytes: &[u8], ndim: u8) -> Result<Idx, DataError> {
-    let raw;
-    let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(bytes)
-            .read_to_end(&mut out)
-            .map_err(|source| DataError::Gzip { file: file.to_path_buf(), source })?;
-        raw = out;
-        &raw[..]
-    } else {
-        bytes
+    parse_idx_from(file, bytes, ndim)
+}
+
+/// Parses an IDX stream (gzip or raw) from `file` (used in messages only), bounded by its header: the
+/// magic number and dimensions are read first, then exactly the `prod(dims)` bytes they announce and one
+/// more to detect trailing data. A stream that announces more bytes than the memory available
+/// ([`crate::budget::available`]) is refused before any of them is read, and a gzip stream is never
+/// decompressed beyond what its header announces, so a gzip bomb costs nothing.
+pub fn parse_idx_from(file: &Path, mut r: impl Read, ndim: u8) -> Result<Idx, DataError> {
+    let io = |source| DataError::Io { file: file.to_path_buf(), source };
+    let mut magic = [0u8; 4];
+    let got = read_up_to(&mut r, &mut magic[..2]).map_err(io)?;
+    if got == 2 && magic[..2] == [0x1f, 0x8b] {
+        let gz = flate2::read::GzDecoder::new(std::io::Cursor::new([0x1f, 0x8b]).chain(r));
+        return parse_raw(file, gz, ndim, true);
+    }
+    parse_raw(file, std::io::Cursor::new(magic[..got].to_vec()).chain(r), ndim, false)
+}
+
+/// [`parse_idx_from`] on the decompressed stream.
+fn parse_raw(file: &Path, mut r: impl Read, ndim: u8, gzip: bool) -> Result<Idx, DataError> {
+    let read_err = |source: std::io::Error| {
+        if gzip {
+            DataError::Gzip { file: file.to_path_buf(), source }
+        } else {
+            DataError::Io { file: file.to_path_buf(), source }
+        }
     };
     let header = 4 + 4 * ndim as usize;
-    let truncated = |what: &str, need: usize| DataError::Truncated {
+    let truncated = |what: &str, need: usize, have: usize| DataError::Truncated {
         file: file.to_path_buf(),
         what: what.to_string(),
         need,
-        have: bytes.len(),
+        have,
     };
-    if bytes.len() < 4 {
-        return Err(truncated("the magic number", 4));
+    let mut head = vec![0u8; header];
+    let got = read_up_to(&mut r, &mut head[..4]).map_err(read_err)?;
+    if got < 4 {
+        return Err(truncated("the magic number", 4, got));
     }
     let expected = [0, 0, 0x08, ndim];
-    let found = [bytes[0], bytes[1], bytes[2], bytes[3]];
+    let found = [head[0], head[1], head[2], head[3]];
     if found != expected {
         return Err(DataError::Magic { file: file.to_path_buf(), found, expected, ndim });
     }
-    if bytes.len() < header {
-        return Err(truncated("the header", header));
+    let got = 4 + read_up_to(&mut r, &mut head[4..]).map_err(read_err)?;
+    if got < header {
+        return Err(truncated("the header", header, got));
     }
     let dims: Vec<usize> = (0..ndim as usize)
-        .map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize)
+        .map(|i| u32::from_be_bytes(head[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize)
         .collect();
     // Dimensions whose product overflows announce more bytes than any file holds.
-    let need = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).and_then(|n| n.checked_add(header));
-    let need = need.unwrap_or(usize::MAX);
-    if bytes.len() < need {
-        return Err(truncated(&format!("the data of dimensions {dims:?}"), need));
+    let data_len = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+    let need = data_len.and_then(|n| n.checked_add(header)).unwrap_or(usize::MAX);
+    let avail = crate::budget::available();
+    if need as u128 > avail.bytes {
+        return Err(DataError::TooLarge {
+            file: file.to_path_buf(),
+            dims,
+            need,
+            available: avail.bytes,
+            from: avail.source,
+        });
     }
-    if bytes.len() > need {
-        return Err(DataError::Trailing { file: file.to_path_buf(), need, extra: bytes.len() - need });
+    let data_len = need - header;
+    let mut data = Vec::new();
+    let got = (&mut r).take(data_len as u64).read_to_end(&mut data).map_err(read_err)?;
+    if got < data_len {
+        return Err(truncated(&format!("the data of dimensions {dims:?}"), need, header + got));
     }
-    Ok(Idx { dims, data: bytes[header..].to_vec() })
+    // Count trailing bytes, but read at most 1 MiB of them.
+    let extra = std::io::copy(&mut r.take(1 << 20), &mut std::io::sink()).map_err(read_err)? as usize;
+    if extra > 0 {
+        return Err(DataError::Trailing { file: file.to_path_buf(), need, extra });
+    }
+    Ok(Idx { dims, data })
+}
+
+/// Reads into `buf` until it is full or the reader ends; returns the bytes read.
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut at = 0;
+    while at < buf.len() {
+        match r.read(&mut buf[at..]) {
+            Ok(0) => break,
+            Ok(k) => at += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(at)
 }
 
 #[cfg(test)]
@@ -143,6 +195,43 @@ mod tests {
         assert!(e.contains("truncated"), "{e}");
         let huge = [0, 0, 8, 3, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 1];
         let e = parse_idx(p, &huge, 3).unwrap_err().to_string();
-        assert!(e.contains("truncated"), "{e}");
+        assert!(e.contains("announces") && e.contains("available"), "{e}");
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut gz = Vec::new();
+        let mut e = flate2::write::GzEncoder::new(&mut gz, flate2::Compression::fast());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap();
+        gz
+    }
+
+    /// An endless stream is read only as far as its header says (plus 1 MiB to count trailing bytes).
+    #[test]
+    fn endless_streams_stop_where_the_header_says() {
+        let p = Path::new("endless");
+        let header = [0u8, 0, 8, 1, 0, 0, 0, 3];
+        let e = parse_idx_from(p, (&header[..]).chain(std::io::repeat(7)), 1).unwrap_err();
+        assert!(matches!(e, DataError::Trailing { need: 11, extra: 1_048_576, .. }), "{e}");
+        let e = parse_idx_from(p, std::io::repeat(0), 1).unwrap_err();
+        assert!(e.to_string().contains("magic"), "{e}");
+    }
+
+    /// A gzip bomb: a header announcing 2^96 bytes is refused before anything is decompressed; a valid
+    /// header followed by 64 MiB of zeros fails after reading at most 1 MiB past the data.
+    #[test]
+    fn gzip_bombs_are_bounded_by_the_header() {
+        let p = Path::new("bomb.gz");
+        let mut raw = vec![0u8, 0, 8, 3];
+        for _ in 0..3 {
+            raw.extend(u32::MAX.to_be_bytes());
+        }
+        let e = parse_idx(p, &gzip(&raw), 3).unwrap_err();
+        assert!(matches!(e, DataError::TooLarge { need: usize::MAX, .. }), "{e}");
+        let mut raw = idx1(&[1, 2, 3]);
+        raw.resize(raw.len() + (64 << 20), 0);
+        let e = parse_idx(p, &gzip(&raw), 1).unwrap_err();
+        assert!(matches!(e, DataError::Trailing { need: 11, extra: 1_048_576, .. }), "{e}");
     }
 }

@@ -13,7 +13,9 @@
 
 pub mod dense;
 pub mod direct;
+pub mod grouped;
 pub mod im2col;
+pub mod masked;
 pub mod sparse;
 
 use crate::geometry::PoolGeometry;
@@ -60,7 +62,18 @@ pub fn build_map<T: Real>(layer: &Layer, input: Shape, engine: Engine) -> Option
     Some(match (engine, *layer) {
         (_, Layer::Act(_)) => return None,
         (_, Layer::Dense { n }) => Box::new(dense::Dense::new(input.len(), n)),
-        (Engine::Sparse, Layer::Conv { .. }) => Box::new(sparse::conv_layer::<T>(&conv_geometry(layer, input)?)),
+        (Engine::Sparse, Layer::Conv { table: Some(t), .. }) => {
+            Box::new(sparse::table_conv_layer::<T>(&conv_geometry(layer, input)?, t))
+        }
+        (Engine::Direct | Engine::Im2col, Layer::Conv { table: Some(t), .. }) => {
+            Box::new(masked::Masked::<T>::table_conv(&conv_geometry(layer, input)?, t, engine))
+        }
+        (Engine::Sparse, Layer::Conv { groups, .. }) => {
+            Box::new(sparse::grouped_conv_layer::<T>(&conv_geometry(layer, input)?, groups))
+        }
+        (Engine::Direct | Engine::Im2col, Layer::Conv { groups, .. }) if groups > 1 => {
+            Box::new(grouped::Grouped::<T>::new(&conv_geometry(layer, input)?, groups, engine))
+        }
         (Engine::Sparse, Layer::Local { .. }) => Box::new(sparse::local_layer::<T>(&conv_geometry(layer, input)?)),
         (Engine::Sparse, Layer::MaxPool { k, stride }) => Box::new(sparse::TiedMaxPool::new(&pool(k, stride))),
         (Engine::Sparse, Layer::AvgPool { k, stride }) => Box::new(sparse::avgpool_layer::<T>(&pool(k, stride))),

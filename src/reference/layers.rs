@@ -266,6 +266,96 @@ impl<T: Real> Reference<T> for Conv {
     }
 }
 
+/// A grouped convolution by its definition: the plain convolution with the block-diagonal kernel
+/// `w_full[o, i] = w[o, i − grp(o)·(c_in/G)]` when input channel `i` is in output channel `o`'s group
+/// (`grp(o) = o / (c_out/G)`, `i / (c_in/G) = grp(o)`), and 0 otherwise. The kernel gradient is the
+/// full kernel's gradient read back at the entries that exist. Weight `(c_out, c_in/G, k, k)`, bias
+/// `(c_out)`, as PyTorch's `nn.Conv2d(groups=G)`.
+#[derive(Clone, Debug)]
+pub struct GroupedConv {
+    pub full: Conv,
+    pub groups: usize,
+}
+
+impl GroupedConv {
+    /// # Panics
+    /// If the geometry does not apply or `groups` does not divide `c_in` and `c_out`.
+    #[track_caller]
+    pub fn new(g: &ConvGeometry, groups: usize) -> Self {
+        assert!(
+            groups > 0 && g.c_in.is_multiple_of(groups) && g.c_out.is_multiple_of(groups),
+            "reference::GroupedConv: groups={groups} must divide c_in={} and c_out={}",
+            g.c_in,
+            g.c_out
+        );
+        GroupedConv { full: Conv::new(g), groups }
+    }
+
+    /// For each entry `(o, j, ky, kx)` of the grouped kernel, its index in the full `(c_out, c_in, k, k)`
+    /// kernel.
+    fn full_index(&self) -> Vec<usize> {
+        let g = &self.full.geometry;
+        let (cig, cog, k) = (g.c_in / self.groups, g.c_out / self.groups, g.k);
+        let mut idx = Vec::with_capacity(g.c_out * cig * k * k);
+        for o in 0..g.c_out {
+            for j in 0..cig {
+                let i = (o / cog) * cig + j;
+                for t in 0..k * k {
+                    idx.push((o * g.c_in + i) * k * k + t);
+                }
+            }
+        }
+        idx
+    }
+
+    /// The full kernel and the bias: zeros outside the groups.
+    fn expand<T: Real>(&self, params: &[Tensor<T>]) -> Vec<Tensor<T>> {
+        let g = &self.full.geometry;
+        let mut w = Tensor::zeros(&[g.c_out, g.c_in, g.k, g.k]);
+        for (e, f) in self.full_index().into_iter().enumerate() {
+            w.data[f] = params[0].data[e];
+        }
+        vec![w, params[1].clone()]
+    }
+}
+
+impl<T: Real> Reference<T> for GroupedConv {
+    fn dims(&self) -> (usize, usize) {
+        Reference::<T>::dims(&self.full)
+    }
+
+    fn param_shapes(&self) -> Vec<(&'static str, Vec<usize>)> {
+        let g = &self.full.geometry;
+        vec![("weight", vec![g.c_out, g.c_in / self.groups, g.k, g.k]), ("bias", vec![g.c_out])]
+    }
+
+    fn forward(&mut self, params: &[Tensor<T>], x: &DMatrix<T>, z: &mut DMatrix<T>) {
+        let full = self.expand(params);
+        self.full.forward(&full, x, z);
+    }
+
+    fn backward_input(&self, dx: &mut DMatrix<T>, params: &[Tensor<T>], dz: &DMatrix<T>) {
+        self.full.backward_input(dx, &self.expand(params), dz);
+    }
+
+    fn backward_params(&mut self, grads: &mut [Tensor<T>], x: &DMatrix<T>, dz: &DMatrix<T>) {
+        let g = &self.full.geometry;
+        let mut full = vec![Tensor::zeros(&[g.c_out, g.c_in, g.k, g.k]), Tensor::zeros(&[g.c_out])];
+        self.full.backward_params(&mut full, x, dz);
+        for (e, f) in self.full_index().into_iter().enumerate() {
+            grads[0].data[e] += full[0].data[f];
+        }
+        for (d, v) in grads[1].data.iter_mut().zip(&full[1].data) {
+            *d += *v;
+        }
+    }
+
+    fn multiplicity(&self) -> Vec<Vec<u32>> {
+        let m = Reference::<T>::multiplicity(&self.full);
+        vec![self.full_index().into_iter().map(|f| m[0][f]).collect(), m[1].clone()]
+    }
+}
+
 /// A locally connected layer computed directly: the convolution's windows with untied weights
 /// `(c_out, h_out, w_out, c_in, k, k)` and biases `(c_out, h_out, w_out)`.
 ///

@@ -15,7 +15,7 @@ mod layers;
 
 use nalgebra::DMatrix;
 
-pub use layers::{AvgPool, Conv, Local, MaxPool, avgpool_backward, avgpool_forward, conv_backward_input};
+pub use layers::{AvgPool, Conv, GroupedConv, Local, MaxPool, avgpool_backward, avgpool_forward, conv_backward_input};
 pub use layers::{conv_backward_kernel, conv_forward, maxpool_backward, maxpool_forward, pad, pad_adjoint};
 
 use crate::geometry::{ConvGeometry, PaddingMode, PoolGeometry};

@@ -1,24 +1,39 @@
 //! PNG plot of a run's curves: training and test loss (left), training and test accuracy (right), per
 //! epoch.
 
-use std::path::Path;
-
 use plotters::prelude::*;
 
-use cnn_as_mlp::atomic::Failure;
 use cnn_as_mlp::train::EpochMetrics;
 
-/// Draws the curves of `metrics` into the PNG `path`, written atomically ([`cnn_as_mlp::atomic`]).
-pub fn plot_curves(path: &Path, metrics: &[EpochMetrics], title: &str) -> Result<(), String> {
+/// Width and height of the curves' picture, in pixels.
+const SIZE: (u32, u32) = (1000, 420);
+
+/// The curves of `metrics` as PNG bytes. The picture is drawn in memory and encoded here, so the only
+/// way to fail is a drawing error, reported as one plain line; writing the file is the caller's (atomic)
+/// business.
+pub fn curves_png(metrics: &[EpochMetrics], title: &str) -> Result<Vec<u8>, String> {
     super::register_font();
-    cnn_as_mlp::atomic::write_with(path, |tmp| draw(tmp, metrics, title)).map_err(|f| match f {
-        Failure::Fill(e) => format!("cannot draw the plot: {e}"),
-        Failure::Io(e) => format!("cannot write the plot: {e}"),
-    })
+    let mut buf = vec![0u8; SIZE.0 as usize * SIZE.1 as usize * 3];
+    draw(BitMapBackend::with_buffer(&mut buf, SIZE), metrics, title)
+        .map_err(|e| format!("cannot draw the curves: {}", one_line(&e.to_string())))?;
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, SIZE.0, SIZE.1);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        let mut wr = enc.write_header().map_err(|e| format!("cannot encode the curves as PNG: {e}"))?;
+        wr.write_image_data(&buf).map_err(|e| format!("cannot encode the curves as PNG: {e}"))?;
+    }
+    Ok(out)
 }
 
-fn draw(path: &Path, metrics: &[EpochMetrics], title: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let root = BitMapBackend::new(path, (1000, 420)).into_drawing_area();
+/// `s` on one line, without Rust's debug noise beyond the first line.
+fn one_line(s: &str) -> String {
+    s.lines().next().unwrap_or_default().to_string()
+}
+
+fn draw(backend: BitMapBackend<'_>, metrics: &[EpochMetrics], title: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let root = backend.into_drawing_area();
     root.fill(&WHITE)?;
     let root = root.titled(title, ("sans-serif", 20))?;
     let (left, right) = root.split_horizontally(500);
@@ -70,4 +85,33 @@ fn draw(path: &Path, metrics: &[EpochMetrics], title: &str) -> Result<(), Box<dy
         .draw()?;
     root.present()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(epoch: usize, v: f64) -> EpochMetrics {
+        EpochMetrics {
+            epoch,
+            step: epoch,
+            loss: v,
+            train_acc: 0.5,
+            test_loss: v,
+            test_acc: 0.5,
+            img_per_s: 1.0,
+            train_secs: 1.0,
+            lr: 0.05,
+            wall_secs: 1.0,
+        }
+    }
+
+    /// The curves are drawn in memory: a PNG for no rows, one row, and rows with NaN or huge losses.
+    #[test]
+    fn curves_are_png_bytes_for_any_metrics() {
+        for rows in [vec![], vec![row(1, 2.0)], vec![row(1, f64::NAN), row(2, 1e300), row(3, f64::INFINITY)]] {
+            let png = curves_png(&rows, "t").unwrap();
+            assert!(png.starts_with(b"\x89PNG"), "{} rows", rows.len());
+        }
+    }
 }
