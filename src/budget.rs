@@ -30,6 +30,7 @@
 use crate::geometry::{ConvGeometry, PaddingMode};
 use crate::network::{Engine, SHARD};
 use crate::spec::{Layer, Shape, Spec, conv_geometry};
+use crate::tied::bytes::axis_inside;
 
 /// Percentage of the available memory a network may take (the rest is the estimate's margin and
 /// everything else the process holds).
@@ -331,21 +332,6 @@ fn conv_nonzeros(g: &ConvGeometry) -> (u128, u128) {
         axis_inside(g.w_in, g.w_out(), g.k, g.stride, g.pad, g.dil),
     ]);
     (inside, inside)
-}
-
-/// Pairs `(o, κ)`, `0 ≤ o < n_out`, `0 ≤ κ < k`, whose padded coordinate `o·s + κ·d − p` lies in
-/// `[0, n)`: for each `κ`, the `o` with `p − κ·d ≤ o·s < n + p − κ·d` form a range, counted in O(1).
-/// The sizes come from a checked geometry, so every coordinate fits in `i128`.
-fn axis_inside(n: usize, n_out: usize, k: usize, stride: usize, pad: usize, dil: usize) -> u128 {
-    let (n, n_out, s, p, d) = (n as i128, n_out as i128, stride as i128, pad as i128, dil as i128);
-    let ceil_div = |a: i128| if a <= 0 { 0 } else { (a + s - 1) / s };
-    (0..k as i128)
-        .map(|kappa| {
-            let lo = ceil_div(p - kappa * d).clamp(0, n_out);
-            let hi = ceil_div(n + p - kappa * d).clamp(0, n_out);
-            (hi - lo).max(0) as u128
-        })
-        .sum()
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use safetensors::{Dtype, SafeTensors};
 
 use crate::network::Network;
+use crate::read::read_up_to;
 use crate::tensor::Tensor;
 
 /// Why a checkpoint (or any safetensors input) was refused. Messages name the file and the tensor.
@@ -39,20 +40,6 @@ pub enum CheckpointError {
 
 /// The largest safetensors header read (the `safetensors` crate's own limit).
 pub const MAX_HEADER: u64 = 100_000_000;
-
-/// Reads into `buf` until it is full or the reader ends; returns the bytes read.
-fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut at = 0;
-    while at < buf.len() {
-        match r.read(&mut buf[at..]) {
-            Ok(0) => break,
-            Ok(k) => at += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(at)
-}
 
 /// Bytes of tensor data a safetensors JSON header announces: the largest end of its `data_offsets`.
 fn data_len(header: &[u8]) -> Result<u64, String> {

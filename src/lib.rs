@@ -68,6 +68,7 @@ pub mod mpi;
 pub mod network;
 pub mod optim;
 pub mod picture;
+mod read;
 pub mod reference;
 pub mod run;
 pub mod scalar;

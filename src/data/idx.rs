@@ -11,6 +11,8 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use crate::read::read_up_to;
+
 /// Why a data file or directory could not be read. Every message names the file and the problem.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
@@ -141,20 +143,6 @@ fn parse_raw(file: &Path, mut r: impl Read, ndim: u8, gzip: bool) -> Result<Idx,
         return Err(DataError::Trailing { file: file.to_path_buf(), need, extra });
     }
     Ok(Idx { dims, data })
-}
-
-/// Reads into `buf` until it is full or the reader ends; returns the bytes read.
-fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut at = 0;
-    while at < buf.len() {
-        match r.read(&mut buf[at..]) {
-            Ok(0) => break,
-            Ok(k) => at += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(at)
 }
 
 #[cfg(test)]

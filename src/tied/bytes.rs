@@ -64,19 +64,19 @@ impl TiedMatrix {
     }
 }
 
-/// Number of `(output position, kernel offset)` pairs along one axis whose padded coordinate lies inside
-/// the input.
-fn axis_inside(n: usize, n_out: usize, k: usize, stride: usize, pad: usize, dil: usize) -> usize {
-    let mut count = 0;
-    for o in 0..n_out {
-        for kk in 0..k {
-            let p = (o * stride + kk * dil) as isize - pad as isize;
-            if (0..n as isize).contains(&p) {
-                count += 1;
-            }
-        }
-    }
-    count
+/// Pairs `(o, κ)`, `0 ≤ o < n_out`, `0 ≤ κ < k`, whose padded coordinate `o·s + κ·d − p` lies in
+/// `[0, n)`: for each `κ`, the `o` with `p − κ·d ≤ o·s < n + p − κ·d` form a range, counted in O(1).
+/// The sizes come from a checked geometry, so every coordinate fits in `i128`.
+pub(crate) fn axis_inside(n: usize, n_out: usize, k: usize, stride: usize, pad: usize, dil: usize) -> u128 {
+    let (n, n_out, s, p, d) = (n as i128, n_out as i128, stride as i128, pad as i128, dil as i128);
+    let ceil_div = |a: i128| if a <= 0 { 0 } else { (a + s - 1) / s };
+    (0..k as i128)
+        .map(|kappa| {
+            let lo = ceil_div(p - kappa * d).clamp(0, n_out);
+            let hi = ceil_div(n + p - kappa * d).clamp(0, n_out);
+            (hi - lo).max(0) as u128
+        })
+        .sum()
 }
 
 /// Taps of a convolution: `(inside, all)`, where `all = c_out·h_out·w_out·c_in·k²` and `inside` counts
@@ -86,8 +86,8 @@ pub fn conv_taps(g: &ConvGeometry) -> (usize, usize) {
     let all = g.out_len() * g.c_in * g.k * g.k;
     let inside = g.c_out
         * g.c_in
-        * axis_inside(g.h_in, h_out, g.k, g.stride, g.pad, g.dil)
-        * axis_inside(g.w_in, w_out, g.k, g.stride, g.pad, g.dil);
+        * axis_inside(g.h_in, h_out, g.k, g.stride, g.pad, g.dil) as usize
+        * axis_inside(g.w_in, w_out, g.k, g.stride, g.pad, g.dil) as usize;
     (inside, all)
 }
 
