@@ -56,12 +56,15 @@ pub mod compare;
 pub mod cpu;
 pub mod data;
 mod disjoint;
+pub mod distributed;
 pub mod engines;
 pub mod gemm;
 pub mod geometry;
 pub mod init;
 pub mod linear_map;
 pub mod loss;
+#[cfg(feature = "mpi")]
+pub mod mpi;
 pub mod network;
 pub mod optim;
 pub mod picture;
