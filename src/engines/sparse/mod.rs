@@ -10,7 +10,7 @@ pub mod maxpool;
 pub mod tied_layer;
 
 pub use avgpool::avgpool_layer;
-pub use conv::{conv_layer, grouped_conv_layer, table_conv_layer};
+pub use conv::{conv_layer, grouped_conv_layer, pruned_conv_layer, table_conv_layer};
 pub use local::local_layer;
 pub use maxpool::TiedMaxPool;
 pub use tied_layer::TiedLayer;
