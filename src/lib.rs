@@ -65,6 +65,7 @@ pub mod loss;
 pub mod network;
 pub mod optim;
 pub mod picture;
+pub mod prune;
 mod read;
 pub mod reference;
 pub mod run;
