@@ -82,7 +82,7 @@ pub fn run(a: ShowArgs) -> Result<(), CliError> {
     }
     let Some(t) = net.linear_map(a.layer).and_then(|m| m.tied()) else {
         return Err(CliError::other(format!(
-            "--layer {}: `{layer}` is {} {kind} layer and has no compiled sparse matrix (only conv, local, maxpool and avgpool layers have one, and dense layers pruned below 20%)",
+            "--layer {}: `{layer}` is {} {kind} layer and has no compiled sparse matrix (only conv, local, maxpool and avgpool layers have one, and dense layers pruned to at most 12% of their entries)",
             a.layer,
             if kind == "activation" { "an" } else { "a" }
         )));

@@ -58,10 +58,9 @@ impl<T: Real> Masked<T> {
     /// `[M ⊙ w, b]`.
     fn masked(&self, params: &[Tensor<T>]) -> Vec<Tensor<T>> {
         let mut p = params.to_vec();
+        // Branch-free: a random mask would mispredict half of the branches.
         for (v, &keep) in p[0].data.iter_mut().zip(&self.mask) {
-            if !keep {
-                *v = T::zero();
-            }
+            *v = if keep { *v } else { T::zero() };
         }
         p
     }
@@ -90,9 +89,7 @@ impl<T: Real> LinearMap<T> for Masked<T> {
         let mut g: Vec<Tensor<T>> = grads.iter().map(|t| Tensor::zeros(&t.shape)).collect();
         self.inner.backward_params(&mut g, x, dz);
         for ((d, v), &keep) in grads[0].data.iter_mut().zip(&g[0].data).zip(&self.mask) {
-            if keep {
-                *d += *v;
-            }
+            *d = if keep { *d + *v } else { *d };
         }
         for (d, v) in grads[1..].iter_mut().zip(&g[1..]).flat_map(|(d, v)| d.data.iter_mut().zip(&v.data)) {
             *d += *v;
