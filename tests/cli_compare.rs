@@ -181,7 +181,8 @@ fn compare_sparsity_levels() {
         }
         r["nnz"].parse().unwrap()
     };
-    for layer in ["lenet-conv2", "8x6x6>conv(8,3,pad=1,groups=2)"] {
+    // A layer named by its spec holds commas, so the CSV quotes it.
+    for layer in ["lenet-conv2", "\"8x6x6>conv(8,3,pad=1,groups=2)\""] {
         let full = nnz(layer, "0", "sparse");
         for (sp, kept) in [("0.5", 0.5), ("0.9", 0.1)] {
             let n = nnz(layer, sp, "sparse");

@@ -71,7 +71,7 @@ pub fn run(a: ShowArgs) -> Result<(), CliError> {
         Layer::Conv { .. } => ("conv", vec!["o", "i", "ky", "kx"]),
         Layer::Local { .. } => ("local", vec!["o", "oy", "ox", "i", "ky", "kx"]),
         Layer::MaxPool { .. } | Layer::AvgPool { .. } => ("pool", Vec::new()),
-        Layer::Dense { .. } => ("dense", Vec::new()),
+        Layer::Dense { .. } => ("dense", vec!["o", "i"]),
         Layer::Act(_) => ("activation", Vec::new()),
     };
     budget::check(&spec, Engine::Sparse, budget::Use::BUILD)?;

@@ -129,7 +129,12 @@ pub fn csv(rows: &[Row]) -> String {
         let _ = writeln!(
             s,
             "{},\"{}\",{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
-            r.layer,
+            // A one-layer spec given as a name holds commas: quoted (RFC 4180), as the spec is.
+            if r.layer.contains([',', '"']) {
+                format!("\"{}\"", r.layer.replace('"', "\"\""))
+            } else {
+                r.layer.clone()
+            },
             r.spec,
             r.sparsity,
             r.engine.name(),

@@ -217,6 +217,7 @@ pub fn draw_sparsity(path: &Path, rows: &[Row], title: &str) -> Result<(), Box<d
         chart
             .configure_mesh()
             .x_desc("kernel sparsity s (axis: −log10(1 − s))")
+            .x_labels(5)
             .y_desc("time / time at the lowest sparsity")
             .x_label_formatter(&|v| short(1.0 - 10f64.powf(-*v)))
             .y_label_formatter(&|v| short(*v))
