@@ -1,5 +1,5 @@
 //! `cnn-as-mlp compare`: the tied sparse formulation against direct convolution and im2col, layer by
-//! layer (see [`cnn_as_mlp::compare`]). Writes `compare.md`, `compare.csv`, `compare-time.png` and
+//! layer (see [`cnn_as_mlp::compare`]); with `--model`, the layers of one network and the whole network. Writes `compare.md`, `compare.csv`, `compare-time.png` and
 //! `compare-memory.png` into the output directory and prints the Markdown table.
 
 use std::path::PathBuf;
@@ -22,9 +22,15 @@ pub struct CompareArgs {
     /// Output directory [default: runs/compare-UNIXTIME].
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
-    /// all, lenet, or a comma-separated list of grid names and one-layer specs ("16x8x8 > conv(8,3)").
-    #[arg(long, value_name = "all|lenet|LIST", default_value = "all")]
-    layers: String,
+    /// all, lenet, or a comma-separated list of grid names and one-layer specs ("16x8x8 > conv(8,3)")
+    /// [default: all].
+    #[arg(long, value_name = "all|lenet|LIST")]
+    layers: Option<String>,
+    /// One whole network instead of the grid (a preset or a spec): each of its conv, local and pool layers
+    /// at its shape in the network, then the network on each engine (build time, index bytes, one training
+    /// step, peak memory, gradient agreement) as `total` rows.
+    #[arg(long, value_name = "PRESET|SPEC", conflicts_with = "layers")]
+    model: Option<String>,
     /// Largest index structure to build, in bytes (k, M, G, KiB, MiB, GiB suffixes) [default: half of
     /// MemAvailable, or 8 GiB].
     #[arg(long, value_name = "BYTES", allow_hyphen_values = true)]
@@ -91,7 +97,11 @@ pub fn run(a: CompareArgs) -> Result<(), CliError> {
         None => vec![0.0],
         Some(list) => parse_sparsities(list)?,
     };
-    let cases = compare::select(&a.layers).map_err(CliError::other)?;
+    let model = a.model.as_deref().map(super::parse_model).transpose()?;
+    let cases = match &model {
+        Some(spec) => compare::network_cases(spec),
+        None => compare::select(a.layers.as_deref().unwrap_or("all")).map_err(CliError::other)?,
+    };
     let out = a.out.clone().unwrap_or_else(|| {
         let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         PathBuf::from(format!("runs/compare-{t}"))
@@ -109,6 +119,9 @@ pub fn run(a: CompareArgs) -> Result<(), CliError> {
         for c in &cases {
             rows.extend(compare::run_case(c, &cfg, |what| eprintln!("compare: {what}")));
         }
+        if let Some(spec) = &model {
+            rows.extend(compare::run_network(spec, &cfg, |what| eprintln!("compare: {what}")));
+        }
     });
     let header = compare::header(&cfg, threads, &compare::machine());
     let md = compare::markdown(&rows, &header);
@@ -117,10 +130,12 @@ pub fn run(a: CompareArgs) -> Result<(), CliError> {
     write_file(&out.join("compare.md"), md.as_bytes())?;
     write_file(&out.join("compare.csv"), compare::csv(&rows).as_bytes())?;
     let title = format!("batch {batch}, {threads} threads, f32");
-    draw::write_png(&out.join("compare-time.png"), &rows, &title, draw::draw_time).map_err(CliError::other)?;
-    draw::write_png(&out.join("compare-memory.png"), &rows, &title, draw::draw_memory).map_err(CliError::other)?;
+    // The plots place layers by their FLOPs; the whole network's rows are in the tables only.
+    let layers: Vec<_> = rows.iter().filter(|r| r.layer != "total").cloned().collect();
+    draw::write_png(&out.join("compare-time.png"), &layers, &title, draw::draw_time).map_err(CliError::other)?;
+    draw::write_png(&out.join("compare-memory.png"), &layers, &title, draw::draw_memory).map_err(CliError::other)?;
     if a.sparsity.is_some() {
-        draw::write_png(&out.join("compare-sparsity.png"), &rows, &title, draw::draw_sparsity)
+        draw::write_png(&out.join("compare-sparsity.png"), &layers, &title, draw::draw_sparsity)
             .map_err(CliError::other)?;
     }
     {

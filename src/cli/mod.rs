@@ -8,6 +8,7 @@ mod draw;
 mod eval;
 mod grad;
 mod show;
+mod sweep;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -40,6 +41,8 @@ pub enum Command {
     Show(show::ShowArgs),
     /// Time, memory and agreement of the sparse, direct and im2col formulations, layer by layer.
     Compare(compare::CompareArgs),
+    /// A grid of training runs (models × engines × learning rates × seeds) run in parallel, with a summary.
+    Sweep(sweep::SweepArgs),
 }
 
 /// A user-facing error: its Display is one line.
@@ -70,7 +73,7 @@ impl CliError {
 pub const MAX_THREADS: usize = 256;
 
 /// How much `train` and `eval` print.
-#[derive(clap::Args, Debug, Clone)]
+#[derive(clap::Args, Debug, Clone, Default)]
 pub struct Output {
     /// Print only the final summary line.
     #[arg(long, conflicts_with = "json")]
@@ -81,7 +84,7 @@ pub struct Output {
 }
 
 /// Options shared by the subcommands.
-#[derive(clap::Args, Debug, Clone)]
+#[derive(clap::Args, Debug, Clone, Default)]
 pub struct Common {
     /// Worker threads, 1 to 256 [default: all cores]. Results do not depend on it.
     #[arg(long)]
@@ -284,6 +287,7 @@ pub fn main() -> i32 {
         Command::Grad(a) => grad::run(a),
         Command::Show(a) => show::run(a),
         Command::Compare(a) => compare::run(a),
+        Command::Sweep(a) => sweep::run(a),
     };
     match result {
         Ok(()) => 0,

@@ -131,6 +131,8 @@ fn run_case_at(case: &Case, cfg: &Config, s: f64, mask_seed: u64, progress: &mut
             diff_forward: None,
             diff_input_grad: None,
             diff_param_grad: None,
+            step_s: None,
+            peak_bytes: None,
         };
         match engine {
             Engine::Sparse if estimate > cfg.memory_limit => row.status = Status::DoesNotFit(estimate),

@@ -74,7 +74,7 @@ pub fn markdown(rows: &[Row], header: &str) -> String {
         "| layer | sparsity | formulation | forward ms | input grad ms | param grad ms | compile ms | index bytes | param bytes | nnz | MFLOP | max abs diff fwd / dx / dθ | status |\n",
     );
     s.push_str("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n");
-    for r in rows {
+    for r in rows.iter().filter(|r| r.layer != "total") {
         let index = match (r.engine, &r.status) {
             (_, Status::NotApplicable(_)) => "-".to_string(),
             (Engine::Sparse, Status::DoesNotFit(n)) => format!("({}, est.)", human_bytes(*n)),
@@ -116,19 +116,92 @@ pub fn markdown(rows: &[Row], header: &str) -> String {
          random mask removes (the sparse formulation compiles only the kept taps; direct and im2col multiply by \
          the masked kernel, as a pruned PyTorch layer does).\n",
     );
+    s.push_str(&losses(rows));
+    let totals: Vec<&Row> = rows.iter().filter(|r| r.layer == "total").collect();
+    if !totals.is_empty() {
+        whole_network(&mut s, &totals);
+    }
     s
+}
+
+/// One paragraph naming every product where the sparse formulation is slower than the fastest other
+/// formulation that ran, with both times, or saying that there is none.
+pub fn losses(rows: &[Row]) -> String {
+    type Product = (&'static str, fn(&Row) -> Option<f64>);
+    let products: [Product; 3] =
+        [("forward", |r| r.forward_s), ("input grad", |r| r.input_grad_s), ("param grad", |r| r.param_grad_s)];
+    let mut lost = Vec::new();
+    for sparse in rows.iter().filter(|r| r.engine == Engine::Sparse && r.status == Status::Ran && r.layer != "total") {
+        let others = rows.iter().filter(|r| {
+            r.layer == sparse.layer && r.spec == sparse.spec && r.engine != Engine::Sparse && r.status == Status::Ran
+        });
+        for (name, get) in products {
+            let Some(mine) = get(sparse) else { continue };
+            let best = others.clone().filter_map(|r| get(r).map(|t| (t, r.engine))).min_by(|a, b| a.0.total_cmp(&b.0));
+            if let Some((t, engine)) = best
+                && t < mine
+            {
+                lost.push(format!(
+                    "{} {name} ({} ms against {} ms on {})",
+                    sparse.layer,
+                    ms(Some(mine)),
+                    ms(Some(t)),
+                    engine.name()
+                ));
+            }
+        }
+    }
+    if lost.is_empty() {
+        "\nThe sparse formulation is the fastest on every product of every layer that ran here.\n".into()
+    } else {
+        format!("\nWhere the sparse formulation is slower than another: {}.\n", lost.join("; "))
+    }
+}
+
+/// The `total` rows of `compare --model`: one line per engine.
+fn whole_network(s: &mut String, totals: &[&Row]) {
+    let _ = writeln!(s, "\nWhole network `{}`:\n", totals[0].spec);
+    s.push_str("| formulation | build ms | training step ms | index bytes | peak resident | param bytes | nnz | max abs diff dθ | status |\n");
+    s.push_str("|---|---:|---:|---:|---:|---:|---:|---|---|\n");
+    for r in totals {
+        let index = match (&r.status, r.engine) {
+            (Status::DoesNotFit(n), _) => format!("(needs {} in all, est.)", human_bytes(*n)),
+            (_, Engine::Im2col) => format!("{} scratch", human_bytes(r.index_bytes)),
+            _ => human_bytes(r.index_bytes),
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.engine.name(),
+            ms(r.compile_s),
+            ms(r.step_s),
+            index,
+            r.peak_bytes.map_or("-".into(), human_bytes),
+            human_bytes(r.param_bytes),
+            r.nnz,
+            sci(r.diff_param_grad),
+            r.status
+        );
+    }
+    s.push_str(
+        "\nBuild: every layer of the network constructed (the sparse engine compiles its matrices). Training step: \
+         forward, cross-entropy, backward and an SGD step with momentum on one batch of random images, median \
+         over the repeats. Peak resident: the process's `VmHWM` from the start of that engine's build (reset \
+         through `/proc/self/clear_refs`), so it includes the batch and the process's own baseline. dθ: the \
+         largest difference of the first gradient from the direct engine's, same parameters and batch.\n",
+    );
 }
 
 /// The CSV report: one line per layer and formulation, raw numbers (seconds, bytes).
 pub fn csv(rows: &[Row]) -> String {
     let mut s = String::from(
-        "layer,spec,sparsity,formulation,status,compile_s,forward_s,input_grad_s,param_grad_s,index_bytes,estimated_index_bytes,param_bytes,nnz,flops,max_diff_forward,max_diff_input_grad,max_diff_param_grad\n",
+        "layer,spec,sparsity,formulation,status,compile_s,forward_s,input_grad_s,param_grad_s,index_bytes,estimated_index_bytes,param_bytes,nnz,flops,max_diff_forward,max_diff_input_grad,max_diff_param_grad,step_s,peak_rss_bytes\n",
     );
     let o = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x:e}"));
     for r in rows {
         let _ = writeln!(
             s,
-            "{},\"{}\",{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},\"{}\",{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             // A one-layer spec given as a name holds commas: quoted (RFC 4180), as the spec is.
             if r.layer.contains([',', '"']) {
                 format!("\"{}\"", r.layer.replace('"', "\"\""))
@@ -150,7 +223,9 @@ pub fn csv(rows: &[Row]) -> String {
             r.flops,
             o(r.diff_forward),
             o(r.diff_input_grad),
-            o(r.diff_param_grad)
+            o(r.diff_param_grad),
+            o(r.step_s),
+            r.peak_bytes.map_or(String::new(), |b| b.to_string())
         );
     }
     s
@@ -159,6 +234,48 @@ pub fn csv(rows: &[Row]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn row(layer: &str, engine: Engine, fwd: f64, ran: bool) -> Row {
+        Row {
+            layer: layer.into(),
+            spec: format!("spec of {layer}"),
+            sparsity: 0.0,
+            engine,
+            status: if ran { Status::Ran } else { Status::DoesNotFit(9) },
+            compile_s: None,
+            forward_s: Some(fwd),
+            input_grad_s: Some(1.0),
+            param_grad_s: None,
+            index_bytes: 0,
+            estimated_bytes: None,
+            param_bytes: 0,
+            nnz: 0,
+            flops: 0.0,
+            diff_forward: None,
+            diff_input_grad: None,
+            diff_param_grad: None,
+            step_s: None,
+            peak_bytes: None,
+        }
+    }
+
+    /// The report names each product where sparse is slower than the fastest other formulation that ran,
+    /// and only those.
+    #[test]
+    fn losses_name_the_slower_sparse_products() {
+        let rows = [
+            row("a", Engine::Sparse, 0.002, true),
+            row("a", Engine::Direct, 0.003, true),
+            row("a", Engine::Im2col, 0.001, true),
+            row("b", Engine::Sparse, 0.002, true),
+            row("b", Engine::Direct, 0.004, true),
+            row("b", Engine::Im2col, 0.0001, false),
+        ];
+        let text = losses(&rows);
+        assert!(text.contains("a forward (2.00 ms against 1.00 ms on im2col)"), "{text}");
+        assert!(!text.contains("b forward") && !text.contains("input grad"), "{text}");
+        assert!(losses(&rows[3..]).contains("fastest on every product"));
+    }
 
     #[test]
     fn byte_counts_parse() {

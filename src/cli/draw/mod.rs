@@ -5,6 +5,7 @@
 pub mod compare;
 pub mod curves;
 pub mod picture;
+pub mod sweep;
 
 use std::sync::Once;
 
