@@ -71,9 +71,9 @@ pub fn markdown(rows: &[Row], header: &str) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "{header}\n");
     s.push_str(
-        "| layer | formulation | forward ms | input grad ms | param grad ms | compile ms | index bytes | param bytes | nnz | MFLOP | max abs diff fwd / dx / dθ | status |\n",
+        "| layer | sparsity | formulation | forward ms | input grad ms | param grad ms | compile ms | index bytes | param bytes | nnz | MFLOP | max abs diff fwd / dx / dθ | status |\n",
     );
-    s.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n");
+    s.push_str("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n");
     for r in rows.iter().filter(|r| r.layer != "total") {
         let index = match (r.engine, &r.status) {
             (_, Status::NotApplicable(_)) => "-".to_string(),
@@ -89,9 +89,10 @@ pub fn markdown(rows: &[Row], header: &str) -> String {
         };
         let _ = writeln!(
             s,
-            "| {} `{}` | {} | {} | {} | {} | {} | {} | {} | {} | {:.4} | {} | {} |",
+            "| {} `{}` | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.4} | {} | {} |",
             r.layer,
             r.spec,
+            r.sparsity,
             r.engine.name(),
             ms(r.forward_s),
             ms(r.input_grad_s),
@@ -111,7 +112,9 @@ pub fn markdown(rows: &[Row], header: &str) -> String {
          from the geometry when it does not fit); im2col's scratch, the column buffer and its gradient, \
          `B·P·Q·4` bytes each, which the layer keeps between calls; nothing for direct. Param bytes: kernel and bias. \
          Differences are against the direct engine (itself checked against the reference written from the \
-         definitions). Pools have no parameters and no im2col lowering.\n",
+         definitions). Pools have no parameters and no im2col lowering. Sparsity: the fraction of kernel entries a \
+         random mask removes (the sparse formulation compiles only the kept taps; direct and im2col multiply by \
+         the masked kernel, as a pruned PyTorch layer does).\n",
     );
     s.push_str(&losses(rows));
     let totals: Vec<&Row> = rows.iter().filter(|r| r.layer == "total").collect();
@@ -192,15 +195,21 @@ fn whole_network(s: &mut String, totals: &[&Row]) {
 /// The CSV report: one line per layer and formulation, raw numbers (seconds, bytes).
 pub fn csv(rows: &[Row]) -> String {
     let mut s = String::from(
-        "layer,spec,formulation,status,compile_s,forward_s,input_grad_s,param_grad_s,index_bytes,estimated_index_bytes,param_bytes,nnz,flops,max_diff_forward,max_diff_input_grad,max_diff_param_grad,step_s,peak_rss_bytes\n",
+        "layer,spec,sparsity,formulation,status,compile_s,forward_s,input_grad_s,param_grad_s,index_bytes,estimated_index_bytes,param_bytes,nnz,flops,max_diff_forward,max_diff_input_grad,max_diff_param_grad,step_s,peak_rss_bytes\n",
     );
     let o = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x:e}"));
     for r in rows {
         let _ = writeln!(
             s,
-            "{},\"{}\",{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
-            r.layer,
+            "{},\"{}\",{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            // A one-layer spec given as a name holds commas: quoted (RFC 4180), as the spec is.
+            if r.layer.contains([',', '"']) {
+                format!("\"{}\"", r.layer.replace('"', "\"\""))
+            } else {
+                r.layer.clone()
+            },
             r.spec,
+            r.sparsity,
             r.engine.name(),
             r.status,
             o(r.compile_s),
@@ -230,6 +239,7 @@ mod tests {
         Row {
             layer: layer.into(),
             spec: format!("spec of {layer}"),
+            sparsity: 0.0,
             engine,
             status: if ran { Status::Ran } else { Status::DoesNotFit(9) },
             compile_s: None,
