@@ -284,7 +284,11 @@ pub fn pruned_conv_layer<T: Real>(
     let positions = g.h_out() * g.w_out();
     let bias_ids = (0..g.out_len()).map(|r| (r / positions) as u32).collect();
     let weight_shape = vec![g.c_out, g.c_in / groups, g.k, g.k];
-    TiedLayer::new(compile_pruned_conv(g, groups, table, keep), weight_shape, Some((bias_ids, vec![g.c_out])))
+    TiedLayer::new(
+        super::stored(compile_pruned_conv(g, groups, table, keep)),
+        weight_shape,
+        Some((bias_ids, vec![g.c_out])),
+    )
 }
 
 /// A convolution through a connection table: weight `(c_out, c_in, k, k)` (entries outside the table

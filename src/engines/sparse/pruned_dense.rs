@@ -38,5 +38,9 @@ pub fn compile_pruned_dense(n_in: usize, n_out: usize, keep: &[bool]) -> TiedMat
 /// The layer: weight `(n_out, n_in)` (entries outside `keep` are read by no nonzero), bias `(n_out)`.
 pub fn pruned_dense_layer<T: Real>(n_in: usize, n_out: usize, keep: &[bool]) -> TiedLayer<T> {
     let bias_ids = (0..n_out as u32).collect();
-    TiedLayer::new(compile_pruned_dense(n_in, n_out, keep), vec![n_out, n_in], Some((bias_ids, vec![n_out])))
+    TiedLayer::new(
+        super::stored(compile_pruned_dense(n_in, n_out, keep)),
+        vec![n_out, n_in],
+        Some((bias_ids, vec![n_out])),
+    )
 }
