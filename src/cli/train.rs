@@ -49,7 +49,8 @@ pub struct TrainArgs {
     #[arg(long, value_name = "OPTIMIZER")]
     optimizer: Option<String>,
     /// With --optimizer adam: decoupled weight decay, θ ← θ(1 − ηλ) before the Adam step (AdamW), instead
-    /// of the default coupled L2 decay λθ added to the gradient (torch.optim.Adam's weight_decay).
+    /// of coupled L2 decay, λθ added to the gradient (torch.optim.Adam's weight_decay) [default: off,
+    /// coupled].
     #[arg(long)]
     decoupled_wd: bool,
     /// per-parameter (PyTorch's weight_decay) or expanded (once per copy in the expanded matrix)
