@@ -29,6 +29,10 @@ pub struct CompareArgs {
     /// MemAvailable, or 8 GiB].
     #[arg(long, value_name = "BYTES", allow_hyphen_values = true)]
     memory_limit: Option<String>,
+    /// Measure nothing: redraw compare-time.png and compare-memory.png of the comparison in DIR from its
+    /// compare.csv and the caption line of its compare.md.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["batch", "threads", "repeats", "out", "memory_limit", "seed"])]
+    replot: Option<PathBuf>,
     /// Seed of the random inputs and parameters [default: 0].
     #[arg(long, allow_hyphen_values = true)]
     seed: Option<String>,
@@ -44,7 +48,25 @@ fn positive(name: &str, v: &Option<String>, default: usize) -> Result<usize, Cli
     }
 }
 
+/// `--replot DIR`: the plots again, from the files of an earlier comparison.
+fn replot(dir: &std::path::Path) -> Result<(), CliError> {
+    let read = |name: &str| {
+        let p = dir.join(name);
+        std::fs::read_to_string(&p).map_err(|e| CliError::other(format!("{}: cannot read: {e}", p.display())))
+    };
+    let rows = compare::read_csv(&read("compare.csv")?)
+        .map_err(|e| CliError::other(format!("{}: {e}", dir.join("compare.csv").display())))?;
+    let title = read("compare.md")?.lines().next().unwrap_or_default().to_string();
+    draw::write_png(&dir.join("compare-time.png"), &rows, &title, draw::draw_time).map_err(CliError::other)?;
+    draw::write_png(&dir.join("compare-memory.png"), &rows, &title, draw::draw_memory).map_err(CliError::other)?;
+    outln!("compare: redrew the plots of {} ({} rows)", dir.display(), rows.len());
+    Ok(())
+}
+
 pub fn run(a: CompareArgs) -> Result<(), CliError> {
+    if let Some(dir) = &a.replot {
+        return replot(dir);
+    }
     let batch = positive("batch", &a.batch, 64)?;
     let threads = positive("threads", &a.threads, std::thread::available_parallelism().map_or(1, |n| n.get()))?;
     if threads > super::MAX_THREADS {
@@ -88,7 +110,8 @@ pub fn run(a: CompareArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::other(format!("--out {}: cannot create the directory: {e}", out.display())))?;
     write_file(&out.join("compare.md"), md.as_bytes())?;
     write_file(&out.join("compare.csv"), compare::csv(&rows).as_bytes())?;
-    let title = format!("batch {batch}, {threads} threads, f32");
+    // The plots' caption: batch, threads, repeats, seed; the machine; the memory limit.
+    let title = header.clone();
     draw::write_png(&out.join("compare-time.png"), &rows, &title, draw::draw_time).map_err(CliError::other)?;
     draw::write_png(&out.join("compare-memory.png"), &rows, &title, draw::draw_memory).map_err(CliError::other)?;
     {

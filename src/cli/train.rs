@@ -246,12 +246,40 @@ fn commit(dir: &RunDir, cfg: &RunConfig, trainer: &Trainer, metrics: &[EpochMetr
         let run_name =
             path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
         let title = format!("{} on {} (run {run_name})", cfg.model_label(), cfg.data);
-        let png = super::draw::curves::curves_png(metrics, &title)
+        let png = super::draw::curves::curves_png(metrics, &title, &settings_notes(cfg, trainer))
             .map_err(|problem| run::RunError::Invalid { file: dir.path().join(run::PLOT_FILE), problem })?;
         extra.push((run::PLOT_FILE, png));
     }
     dir.commit(cfg, trainer, metrics, extra)?;
     Ok(())
+}
+
+/// What `curves.png` says below its legend: the spec, and the optimizer and data settings.
+fn settings_notes(cfg: &RunConfig, trainer: &Trainer) -> Vec<String> {
+    let h = &cfg.hyper;
+    let optimizer = match h.optimizer {
+        OptimizerKind::Sgd => format!("SGD lr {} ({}), momentum {}", h.lr, h.schedule.name(), h.momentum),
+        OptimizerKind::Adam => format!("Adam lr {} ({})", h.lr, h.schedule.name()),
+    };
+    let decay = match (h.optimizer, h.decoupled_wd) {
+        (OptimizerKind::Adam, true) => "decoupled",
+        (OptimizerKind::Adam, false) => "coupled",
+        _ => h.decay_mode.name(),
+    };
+    let limit = |l: Option<usize>| l.map_or_else(|| "all".to_string(), |n| n.to_string());
+    vec![
+        format!("spec: {}", cfg.spec),
+        format!(
+            "{optimizer}, weight decay {} ({decay}), batch {}, {} loss, seed {}, engine {}; images: {} train, {} test",
+            h.weight_decay,
+            h.batch,
+            h.loss.name(),
+            h.seed,
+            trainer.net.engine.name(),
+            limit(cfg.limit),
+            limit(cfg.test_limit)
+        ),
+    ]
 }
 
 /// `MODEL-UNIXTIME`, the name of a default run directory under `runs/` ([`RunDir::create_unique`] adds

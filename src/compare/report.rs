@@ -147,9 +147,92 @@ pub fn csv(rows: &[Row]) -> String {
     s
 }
 
+/// The reasons a formulation does not apply, as [`Status::NotApplicable`] holds them.
+const NOT_APPLICABLE: [&str; 1] = ["no im2col lowering for this layer kind"];
+
+/// Reads the text [`csv`] wrote back into rows (to redraw the plots of a comparison without measuring
+/// again). A malformed line is reported with its number.
+pub fn read_csv(text: &str) -> Result<Vec<Row>, String> {
+    let mut lines = text.lines();
+    let head = lines.next().unwrap_or_default();
+    if !head.starts_with("layer,spec,formulation,status,") {
+        return Err("line 1 is not the header of compare.csv".into());
+    }
+    let mut rows = Vec::new();
+    for (i, line) in lines.enumerate() {
+        let bad = |what: &str| format!("line {}: {what}", i + 2);
+        // The spec is the one quoted field (it holds commas).
+        let (layer, rest) = line.split_once(",\"").ok_or_else(|| bad("no quoted spec"))?;
+        let (spec, rest) = rest.split_once("\",").ok_or_else(|| bad("no quoted spec"))?;
+        let f: Vec<&str> = rest.split(',').collect();
+        if f.len() != 14 {
+            return Err(bad(&format!("{} fields after the spec, expected 14", f.len())));
+        }
+        let opt = |j: usize| -> Result<Option<f64>, String> {
+            if f[j].is_empty() {
+                Ok(None)
+            } else {
+                f[j].parse().map(Some).map_err(|_| bad(&format!("{:?} is not a number", f[j])))
+            }
+        };
+        let int = |j: usize| -> Result<usize, String> {
+            f[j].parse().map_err(|_| bad(&format!("{:?} is not a count", f[j])))
+        };
+        let status = match f[1] {
+            "ok" => Status::Ran,
+            s if s.starts_with("does not fit: needs ") => Status::DoesNotFit(
+                s["does not fit: needs ".len()..]
+                    .trim_end_matches(" bytes")
+                    .parse()
+                    .map_err(|_| bad("bad byte count"))?,
+            ),
+            s => Status::NotApplicable(
+                NOT_APPLICABLE
+                    .iter()
+                    .find(|r| s.strip_prefix("n/a: ") == Some(**r))
+                    .ok_or_else(|| bad(&format!("unknown status {s:?}")))?,
+            ),
+        };
+        rows.push(Row {
+            layer: layer.to_string(),
+            spec: spec.to_string(),
+            engine: Engine::from_name(f[0]).ok_or_else(|| bad(&format!("unknown formulation {:?}", f[0])))?,
+            status,
+            compile_s: opt(2)?,
+            forward_s: opt(3)?,
+            input_grad_s: opt(4)?,
+            param_grad_s: opt(5)?,
+            index_bytes: int(6)?,
+            estimated_bytes: if f[7].is_empty() { None } else { Some(int(7)?) },
+            param_bytes: int(8)?,
+            nnz: int(9)?,
+            flops: opt(10)?.ok_or_else(|| bad("no flops"))?,
+            diff_forward: opt(11)?,
+            diff_input_grad: opt(12)?,
+            diff_param_grad: opt(13)?,
+        });
+    }
+    Ok(rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `csv` writes, `read_csv` reads back: written again, the same text (docs/compare/compare.csv,
+    /// which holds every status).
+    #[test]
+    fn csv_reads_back() {
+        let text = include_str!("../../docs/compare/compare.csv");
+        let rows = read_csv(text).unwrap();
+        assert_eq!(rows.len(), text.lines().count() - 1);
+        assert_eq!(csv(&rows), text);
+        assert!(
+            read_csv("layer,spec,formulation,status,x\nc,\"1x2x2 > conv(1,1)\",sparse,ok\n")
+                .unwrap_err()
+                .starts_with("line 2")
+        );
+    }
 
     #[test]
     fn byte_counts_parse() {

@@ -72,8 +72,9 @@ struct Figure {
     notes: Vec<String>,
 }
 
-/// The curves of one run (`curves.png`): training (dashed) and test (solid) loss and accuracy.
-pub fn curves_png(metrics: &[EpochMetrics], title: &str) -> Result<Vec<u8>, String> {
+/// The curves of one run (`curves.png`): training (dashed) and test (solid) loss and accuracy; `notes` (the
+/// spec, the settings) go below the legend.
+pub fn curves_png(metrics: &[EpochMetrics], title: &str, notes: &[String]) -> Result<Vec<u8>, String> {
     let (train, test) = (PALETTE[0], PALETTE[3]);
     figure_png(&Figure {
         title: title.into(),
@@ -82,7 +83,7 @@ pub fn curves_png(metrics: &[EpochMetrics], title: &str) -> Result<Vec<u8>, Stri
             (Key::Sample(train, true), "train (running mean over the epoch)".into()),
             (Key::Sample(test, false), "test".into()),
         ],
-        notes: vec![TRAIN_NOTE.into()],
+        notes: notes.iter().cloned().chain([TRAIN_NOTE.to_string()]).collect(),
     })
 }
 
@@ -275,7 +276,7 @@ mod tests {
     #[test]
     fn curves_are_png_bytes_for_any_metrics() {
         for rows in [vec![], vec![row(1, 2.0)], vec![row(1, f64::NAN), row(2, 1e300), row(3, f64::INFINITY)]] {
-            let png = curves_png(&rows, "t").unwrap();
+            let png = curves_png(&rows, "t", &["spec".into()]).unwrap();
             assert!(png.starts_with(b"\x89PNG"), "{} rows", rows.len());
             let runs = vec![("a".to_string(), rows.clone()), ("b".to_string(), rows.clone())];
             let png = runs_png(&runs, "t", &["n".into()]).unwrap();
