@@ -336,6 +336,49 @@ impl<T: Real> Network<T> {
         self.shards[..ranges.len()].iter().fold(T::zero(), |s, shard| s + shard.loss_part)
     }
 
+    /// Forward, loss and backward of the shards `mine` (indices into [`shard_ranges`]`(batch)`) only, each
+    /// into its own zeroed gradient buffer: returns per shard its part of `J`, its gradient and its output
+    /// (rows, K). Data-parallel training ([`crate::distributed`]) runs a block of shards per process and adds
+    /// every shard's gradient in shard order afterwards, as [`Self::loss_and_grad_from`] does in one process.
+    #[track_caller]
+    pub fn shard_parts_from(
+        &mut self,
+        batch: usize,
+        mine: Range<usize>,
+        load: &Loader<'_, T>,
+        targets: Targets<'_, T>,
+        loss: Loss,
+    ) -> Vec<(T, Params<T>, DMatrix<T>)> {
+        check_targets(targets, batch);
+        let ranges = self.prepare(batch);
+        assert!(mine.end <= ranges.len(), "shards {mine:?} of a batch of {} shards", ranges.len());
+        let n = self.shapes.len() - 1;
+        let params = &self.params;
+        let shards = &mut self.shards[mine.clone()];
+        shards
+            .par_iter_mut()
+            .zip(&ranges[mine])
+            .map(|(shard, r)| {
+                shard.zero_grads(params);
+                let mut g = std::mem::take(&mut shard.grads);
+                shard.load_input(load, r);
+                shard.forward(params);
+                let (out, d) = (&shard.acts[n], &mut shard.deltas[n]);
+                let part = match targets {
+                    Targets::Labels(y) => partial_loss_and_delta(loss, out, Targets::Labels(&y[r.clone()]), d, batch),
+                    Targets::Dense(t) => {
+                        let t = t.rows(r.start, r.len()).into_owned();
+                        partial_loss_and_delta(loss, out, Targets::Dense(&t), d, batch)
+                    }
+                };
+                shard.backward(params, &mut g);
+                let result = (part, g.clone(), shard.acts[n].clone());
+                shard.grads = g;
+                result
+            })
+            .collect()
+    }
+
     /// The loss on one batch, without gradients.
     #[track_caller]
     pub fn loss(&mut self, x: &DMatrix<T>, targets: Targets<'_, T>, loss: Loss) -> T {

@@ -150,6 +150,8 @@ pub fn epoch_rng(seed: u64, epoch: usize) -> StdRng {
 pub enum TrainError {
     #[error("training diverged: loss became {loss} at epoch {epoch}, step {step} (global step {global_step})")]
     NonFinite { epoch: usize, step: usize, global_step: usize, loss: f32 },
+    #[error("data-parallel exchange failed at epoch {epoch}, step {step}: {problem}")]
+    Collective { epoch: usize, step: usize, problem: String },
 }
 
 /// Progress inside an epoch, reported after each step.
@@ -201,6 +203,9 @@ pub struct Trainer {
     pub epoch: usize,
     /// Completed steps.
     pub step: usize,
+    /// When set, each batch's shards are spread over the processes of this collective
+    /// ([`crate::distributed`]); the bytes stay those of one process.
+    pub collective: Option<std::sync::Arc<dyn crate::distributed::Collective>>,
 }
 
 impl Trainer {
@@ -213,7 +218,7 @@ impl Trainer {
             (a.m, a.v) = (net.zero_grads(), net.zero_grads());
             a
         });
-        Trainer { net, sgd, adam, hyper, epoch: 0, step: 0 }
+        Trainer { net, sgd, adam, hyper, epoch: 0, step: 0, collective: None }
     }
 
     /// Trains one epoch on `train`, then evaluates on `test`. `on_step` sees each step's progress.
@@ -242,7 +247,33 @@ impl Trainer {
             grads.iter_mut().flatten().for_each(|g| g.fill_zero());
             // Each shard gathers its own images (bound by memory latency when shuffled) in its own task.
             let load = |r: std::ops::Range<usize>, dst: &mut nalgebra::DMatrix<f32>| train.batch_x_into(&idx[r], dst);
-            let j = self.net.loss_and_grad_from(&mut grads, idx.len(), &load, Targets::Labels(&y), self.hyper.loss);
+            let j = match &self.collective {
+                None => {
+                    let j =
+                        self.net.loss_and_grad_from(&mut grads, idx.len(), &load, Targets::Labels(&y), self.hyper.loss);
+                    correct += count_correct(self.net.output(), &y);
+                    j
+                }
+                Some(c) => {
+                    let t = Targets::Labels(&y);
+                    let (j, out) = crate::distributed::loss_and_grad(
+                        &mut self.net,
+                        &mut grads,
+                        idx.len(),
+                        &load,
+                        t,
+                        self.hyper.loss,
+                        c.as_ref(),
+                    )
+                    .map_err(|problem| TrainError::Collective {
+                        epoch: self.epoch + 1,
+                        step: s + 1,
+                        problem,
+                    })?;
+                    correct += count_correct(&out, &y);
+                    j
+                }
+            };
             if !j.is_finite() {
                 return Err(TrainError::NonFinite {
                     epoch: self.epoch + 1,

@@ -158,3 +158,47 @@ fn replot_redraws_from_the_csv() {
     assert_eq!(std::fs::read(out.join("compare-time.png")).unwrap(), before);
     fails(&run(&["compare", "--replot", s(&out), "--batch", "4"]), &["--batch"]);
 }
+
+/// `compare --model`: each conv/pool layer of the network at its shape, then one `total` row per engine
+/// with the build time, one training step, the index bytes and the peak memory; the engines' gradients
+/// agree; the Markdown has the whole-network table.
+#[test]
+fn compare_model_reports_layers_and_the_whole_network() {
+    let d = scratch("compare-model");
+    let out = d.join("cmp");
+    let spec = "1x12x12 > conv(4,3,pad=1) > relu > avgpool(2) > conv(6,3) > relu > dense(10)";
+    let o = run(&["compare", "--model", spec, "--batch", "8", "--repeats", "1", "--out", s(&out)]);
+    ok(&o);
+    let rows = csv_rows(&std::fs::read_to_string(out.join("compare.csv")).unwrap());
+    let layers: Vec<&str> = rows.iter().map(|r| r["layer"].as_str()).collect();
+    let mut expected = Vec::new();
+    for l in ["0.conv", "2.avgpool", "3.conv", "total"] {
+        expected.extend([l; 3]);
+    }
+    assert_eq!(layers, expected);
+    assert_eq!(rows[3]["spec"], "4x12x12 > avgpool(2)", "layers at their shape in the network");
+    for r in rows.iter().filter(|r| r["layer"] == "total") {
+        assert_eq!(r["status"], "ok", "{r:?}");
+        let step: f64 = r["step_s"].parse().unwrap();
+        assert!(step > 0.0, "{r:?}");
+        let diff: f64 = r["max_diff_param_grad"].parse().unwrap();
+        assert!(diff < 1e-4, "{r:?}");
+        assert_eq!(r["param_bytes"], (4 * (4 * 9 + 4 + 6 * 4 * 9 + 6 + 10 * 6 * 4 * 4 + 10)).to_string());
+        if r["formulation"] == "sparse" {
+            assert!(r["index_bytes"].parse::<usize>().unwrap() > 0);
+        }
+        if std::path::Path::new("/proc/self/clear_refs").exists() {
+            assert!(r["peak_rss_bytes"].parse::<usize>().unwrap() > 1 << 20, "{r:?}");
+        }
+    }
+    let md = std::fs::read_to_string(out.join("compare.md")).unwrap();
+    assert!(md.contains("Whole network `1x12x12 > conv(4,3,pad=1)"), "{md}");
+    assert!(md.contains("| training step ms |"), "{md}");
+    // --model and --layers together, and a bad model: one error line each.
+    let o = run(&["compare", "--model", "lenet5", "--layers", "lenet", "--out", s(&d.join("x"))]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = run(&["compare", "--model", "lenet", "--out", s(&d.join("y"))]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("did you mean lenet5"), "{}", stderr(&o));
+    assert!(!d.join("y").exists());
+}

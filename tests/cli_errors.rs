@@ -244,7 +244,7 @@ fn help_states_every_default() {
         ("eval", &["--checkpoint", "--model", "--quiet", "--json"]),
         ("grad", &["--model", "--params", "--batch", "--out"]),
         ("show", &["--model", "--layer", "--out", "--node"]),
-        ("compare", &["--replot"]),
+        ("compare", &["--model", "--replot"]),
         ("plot", &["--out"]),
     ];
     for (cmd, exempt) in no_default {

@@ -15,8 +15,8 @@ use cnn_as_mlp::engines::sparse::conv_layer;
 use cnn_as_mlp::engines::sparse::local_layer;
 use cnn_as_mlp::geometry::{ConvGeometry, PaddingMode, PoolGeometry};
 use cnn_as_mlp::linear_map::LinearMap;
-use cnn_as_mlp::reference;
 use oracle::Oracle;
+use oracle::reference;
 
 mod oracle;
 use nalgebra::DMatrix;

@@ -1,5 +1,5 @@
 //! The direct engine's layers ([`cnn_as_mlp::direct`]) against the reference written from the definitions
-//! ([`cnn_as_mlp::reference::direct`], one sample at a time).
+//! ([`oracle::reference::direct`], one sample at a time).
 //!
 //! - On small-integer data every sum is exact in f32, so the two must agree bit for bit whatever their
 //!   summation orders; on seeded normal data they agree to a rounding tolerance.
@@ -14,8 +14,8 @@ use cnn_as_mlp::init::{Init, init_params};
 use cnn_as_mlp::linear_map::LinearMap;
 use cnn_as_mlp::loss::{Loss, Targets};
 use cnn_as_mlp::optim::{DecayMode, Sgd};
-use cnn_as_mlp::reference;
 use oracle::Oracle;
+use oracle::reference;
 
 mod oracle;
 use cnn_as_mlp::{Engine, Network, Real, Spec, Tensor};

@@ -14,11 +14,11 @@ use cnn_as_mlp::geometry::{ConvGeometry, PaddingMode};
 use cnn_as_mlp::init::{Init, init_params};
 use cnn_as_mlp::linear_map::LinearMap;
 use cnn_as_mlp::loss::{Loss, Targets};
-use cnn_as_mlp::reference;
 use cnn_as_mlp::spec::{Spec, SpecError};
 use cnn_as_mlp::{Engine, Network};
 use nalgebra::DMatrix;
 use oracle::Oracle;
+use oracle::reference;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 

@@ -7,8 +7,8 @@
 use cnn_as_mlp::engines::sparse::TiedMaxPool;
 use cnn_as_mlp::geometry::PoolGeometry;
 use cnn_as_mlp::linear_map::LinearMap;
-use cnn_as_mlp::reference;
 use oracle::Oracle;
+use oracle::reference;
 
 mod oracle;
 use cnn_as_mlp::scalar::Real;

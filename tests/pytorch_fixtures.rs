@@ -176,9 +176,9 @@ fn torch_shape(spec: &Spec, n: usize, batch: usize, shape: Shape) -> Vec<usize> 
     }
 }
 
-/// Builds the case's network in f64 on the sparse engine and loads its parameters, checking their names
-/// and shapes against [`Network::param_names`].
-fn load_network(f: &Fixture) -> Network<f64> {
+/// Builds the case's network in f64 on `engine` and loads its parameters, checking their names and shapes
+/// against [`Network::param_names`].
+fn load_network(f: &Fixture, engine: Engine) -> Network<f64> {
     let spec = Spec::parse(&f.spec).unwrap_or_else(|e| panic!("{}: {e}", f.name));
     if let Some(preset) = &f.preset {
         assert_eq!(
@@ -188,7 +188,7 @@ fn load_network(f: &Fixture) -> Network<f64> {
             f.name
         );
     }
-    let mut net = Network::<f64>::new(&spec, Engine::Sparse);
+    let mut net = Network::<f64>::new(&spec, engine);
     let names = net.param_names();
     let in_file: BTreeSet<&str> =
         f.tensors.keys().map(String::as_str).filter(|k| k.contains('.') && !k.starts_with("grad.")).collect();
@@ -211,58 +211,70 @@ fn load_network(f: &Fixture) -> Network<f64> {
 }
 
 /// Compares every parameter gradient with `grad.<name>`.
-fn compare_grads(f: &Fixture, net: &Network<f64>, grads: &[Vec<cnn_as_mlp::Tensor<f64>>], failures: &mut Vec<String>) {
+fn compare_grads(
+    f: &Fixture,
+    case: &str,
+    net: &Network<f64>,
+    grads: &[Vec<cnn_as_mlp::Tensor<f64>>],
+    failures: &mut Vec<String>,
+) {
     let names = net.param_names();
     let mut named = names.iter();
     for t in grads.iter().flatten() {
         let (name, _) = named.next().unwrap();
         let what = format!("grad.{name}");
-        failures.extend(compare(&f.name, &what, &t.shape, &t.data, f.get(&what)));
+        failures.extend(compare(case, &what, &t.shape, &t.data, f.get(&what)));
     }
 }
 
-/// One layer: forward output, input gradient `Wᵀ dout` and parameter gradients.
+/// One layer on every engine: forward output, input gradient `Wᵀ dout` and parameter gradients.
 fn check_single_layer(f: &Fixture, failures: &mut Vec<String>) {
-    let mut net = load_network(f);
-    assert_eq!(net.spec.layers.len(), 1, "{}: a `dot` case has one layer", f.name);
-    let x = f.matrix("x");
-    let batch = x.nrows();
-    let x_shape = torch_shape(&net.spec, 0, batch, net.spec.input);
-    assert_eq!(f.get("x").shape, x_shape, "{}: x", f.name);
-    let out = net.forward(&x).clone();
-    let out_shape = torch_shape(&net.spec, 1, batch, net.activation_shapes()[1]);
-    failures.extend(compare(&f.name, "out", &out_shape, &row_major(&out), f.get("out")));
+    for engine in Engine::ALL {
+        let case = format!("{} on {}", f.name, engine.name());
+        let mut net = load_network(f, engine);
+        assert_eq!(net.spec.layers.len(), 1, "{}: a `dot` case has one layer", f.name);
+        let x = f.matrix("x");
+        let batch = x.nrows();
+        let x_shape = torch_shape(&net.spec, 0, batch, net.spec.input);
+        assert_eq!(f.get("x").shape, x_shape, "{}: x", f.name);
+        let out = net.forward(&x).clone();
+        let out_shape = torch_shape(&net.spec, 1, batch, net.activation_shapes()[1]);
+        failures.extend(compare(&case, "out", &out_shape, &row_major(&out), f.get("out")));
 
-    let dout = f.matrix("dout");
-    assert_eq!(dout.shape(), out.shape(), "{}: dout", f.name);
-    let mut grads = net.zero_grads();
-    net.backward(&mut grads, &dout);
-    // The network's backward skips the first layer's input gradient; ask the layer itself.
-    let map = net.linear_map(0).expect("a single-layer case is a linear map");
-    let mut dx = DMatrix::zeros(batch, x.ncols());
-    map.backward_input(&mut dx, &net.params[0], &dout);
-    failures.extend(compare(&f.name, "dx", &x_shape, &row_major(&dx), f.get("dx")));
-    compare_grads(f, &net, &grads, failures);
+        let dout = f.matrix("dout");
+        assert_eq!(dout.shape(), out.shape(), "{}: dout", f.name);
+        let mut grads = net.zero_grads();
+        net.backward(&mut grads, &dout);
+        // The network's backward skips the first layer's input gradient; ask the layer itself.
+        let map = net.linear_map(0).expect("a single-layer case is a linear map");
+        let mut dx = DMatrix::zeros(batch, x.ncols());
+        map.backward_input(&mut dx, &net.params[0], &dout);
+        failures.extend(compare(&case, "dx", &x_shape, &row_major(&dx), f.get("dx")));
+        compare_grads(f, &case, &net, &grads, failures);
+    }
 }
 
-/// A whole network: output, loss and every parameter gradient.
+/// A whole network on every engine: output, loss and every parameter gradient.
 fn check_network(f: &Fixture, failures: &mut Vec<String>) {
     let loss = Loss::from_name(&f.loss).unwrap_or_else(|| panic!("{}: unknown loss {:?}", f.name, f.loss));
-    let mut net = load_network(f);
-    let x = f.matrix("x");
-    let batch = x.nrows();
-    assert_eq!(f.get("x").shape, torch_shape(&net.spec, 0, batch, net.spec.input), "{}: x", f.name);
-    let labels: Vec<usize> = match &f.get("labels").values {
-        Values::Int(v) => v.iter().map(|&l| usize::try_from(l).expect("labels are non-negative")).collect(),
-        Values::Float(_) => panic!("{}: labels must be int64", f.name),
-    };
-    let mut grads = net.zero_grads();
-    let j = net.loss_and_grad(&mut grads, &x, Targets::Labels(&labels), loss);
-    let n = net.spec.layers.len();
-    let out_shape = torch_shape(&net.spec, n, batch, net.activation_shapes()[n]);
-    failures.extend(compare(&f.name, "out", &out_shape, &row_major(net.output()), f.get("out")));
-    failures.extend(compare(&f.name, "loss", &[], &[j], f.get("loss")));
-    compare_grads(f, &net, &grads, failures);
+    for engine in Engine::ALL {
+        let case = format!("{} on {}", f.name, engine.name());
+        let mut net = load_network(f, engine);
+        let x = f.matrix("x");
+        let batch = x.nrows();
+        assert_eq!(f.get("x").shape, torch_shape(&net.spec, 0, batch, net.spec.input), "{}: x", f.name);
+        let labels: Vec<usize> = match &f.get("labels").values {
+            Values::Int(v) => v.iter().map(|&l| usize::try_from(l).expect("labels are non-negative")).collect(),
+            Values::Float(_) => panic!("{}: labels must be int64", f.name),
+        };
+        let mut grads = net.zero_grads();
+        let j = net.loss_and_grad(&mut grads, &x, Targets::Labels(&labels), loss);
+        let n = net.spec.layers.len();
+        let out_shape = torch_shape(&net.spec, n, batch, net.activation_shapes()[n]);
+        failures.extend(compare(&case, "out", &out_shape, &row_major(net.output()), f.get("out")));
+        failures.extend(compare(&case, "loss", &[], &[j], f.get("loss")));
+        compare_grads(f, &case, &net, &grads, failures);
+    }
 }
 
 /// Runs `check` on every fixture whose loss `selects`, then fails with every mismatch at once.
@@ -278,7 +290,7 @@ fn run(selects: impl Fn(&str) -> bool, check: fn(&Fixture, &mut Vec<String>)) ->
     n
 }
 
-/// Checks proofs/T1, T3, T4 and T5 against PyTorch: each conv (strides 2 and 3, padding, dilation 2, every
+/// Checks proofs/T1, T3, T4 and T5 against PyTorch on every engine: each conv (strides 2 and 3, padding, dilation 2, every
 /// padding mode, several channels, sizes the stride does not divide, 1x1), max and mean pooling (windows
 /// apart and overlapping), dense and local layer, forward and both vector-Jacobian products.
 #[test]
@@ -287,7 +299,7 @@ fn pytorch_single_layers_match() {
     assert!(n >= MIN_CASES, "only {n} single-layer cases");
 }
 
-/// Checks proofs/T3 (with T1, T4, T5 inside) against PyTorch: `lenet5` and `seed` with cross-entropy and
+/// Checks proofs/T3 (with T1, T4, T5 inside) against PyTorch on every engine: `lenet5` and `seed` with cross-entropy and
 /// with ½‖h − y‖², and two small networks, output, loss and the gradient of every parameter.
 #[test]
 fn pytorch_networks_match() {

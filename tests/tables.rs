@@ -14,12 +14,12 @@ use cnn_as_mlp::init::{Init, init_params};
 use cnn_as_mlp::linear_map::LinearMap;
 use cnn_as_mlp::loss::{Loss, Targets};
 use cnn_as_mlp::optim::{DecayMode, Sgd};
-use cnn_as_mlp::reference;
 use cnn_as_mlp::spec::{LENET5, LENET5_1998, Spec};
 use cnn_as_mlp::tables::{LENET5_C3, Table};
 use cnn_as_mlp::{Engine, Network};
 use nalgebra::DMatrix;
 use oracle::Oracle;
+use oracle::reference;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 

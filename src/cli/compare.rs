@@ -1,5 +1,5 @@
 //! `cnn-as-mlp compare`: the tied sparse formulation against direct convolution and im2col, layer by
-//! layer (see [`cnn_as_mlp::compare`]). Writes `compare.md`, `compare.csv`, `compare-time.png` and
+//! layer (see [`cnn_as_mlp::compare`]); with `--model`, the layers of one network and the whole network. Writes `compare.md`, `compare.csv`, `compare-time.png` and
 //! `compare-memory.png` into the output directory and prints the Markdown table.
 
 use std::path::PathBuf;
@@ -22,9 +22,15 @@ pub struct CompareArgs {
     /// Output directory [default: runs/compare-UNIXTIME].
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
-    /// all, lenet, or a comma-separated list of grid names and one-layer specs ("16x8x8 > conv(8,3)").
-    #[arg(long, value_name = "all|lenet|LIST", default_value = "all")]
-    layers: String,
+    /// all, lenet, or a comma-separated list of grid names and one-layer specs ("16x8x8 > conv(8,3)")
+    /// [default: all].
+    #[arg(long, value_name = "all|lenet|LIST")]
+    layers: Option<String>,
+    /// One whole network instead of the grid (a preset or a spec): each of its conv, local and pool layers
+    /// at its shape in the network, then the network on each engine (build time, index bytes, one training
+    /// step, peak memory, gradient agreement) as `total` rows.
+    #[arg(long, value_name = "PRESET|SPEC", conflicts_with = "layers")]
+    model: Option<String>,
     /// Largest index structure to build, in bytes (k, M, G, KiB, MiB, GiB suffixes) [default: half of
     /// MemAvailable, or 8 GiB].
     #[arg(long, value_name = "BYTES", allow_hyphen_values = true)]
@@ -57,8 +63,10 @@ fn replot(dir: &std::path::Path) -> Result<(), CliError> {
     let rows = compare::read_csv(&read("compare.csv")?)
         .map_err(|e| CliError::other(format!("{}: {e}", dir.join("compare.csv").display())))?;
     let title = read("compare.md")?.lines().next().unwrap_or_default().to_string();
-    draw::write_png(&dir.join("compare-time.png"), &rows, &title, draw::draw_time).map_err(CliError::other)?;
-    draw::write_png(&dir.join("compare-memory.png"), &rows, &title, draw::draw_memory).map_err(CliError::other)?;
+    // As a measuring run draws them: the layers only, not the whole network's `total` rows.
+    let layers: Vec<_> = rows.iter().filter(|r| r.layer != "total").cloned().collect();
+    draw::write_png(&dir.join("compare-time.png"), &layers, &title, draw::draw_time).map_err(CliError::other)?;
+    draw::write_png(&dir.join("compare-memory.png"), &layers, &title, draw::draw_memory).map_err(CliError::other)?;
     outln!("compare: redrew the plots of {} ({} rows)", dir.display(), rows.len());
     Ok(())
 }
@@ -85,7 +93,11 @@ pub fn run(a: CompareArgs) -> Result<(), CliError> {
             CliError::other(format!("--memory-limit {s:?}: expected a byte count such as 4000000000 or 4GiB"))
         })?,
     };
-    let cases = compare::select(&a.layers).map_err(CliError::other)?;
+    let model = a.model.as_deref().map(super::parse_model).transpose()?;
+    let cases = match &model {
+        Some(spec) => compare::network_cases(spec),
+        None => compare::select(a.layers.as_deref().unwrap_or("all")).map_err(CliError::other)?,
+    };
     let out = a.out.clone().unwrap_or_else(|| {
         let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         PathBuf::from(format!("runs/compare-{t}"))
@@ -103,6 +115,9 @@ pub fn run(a: CompareArgs) -> Result<(), CliError> {
         for c in &cases {
             rows.extend(compare::run_case(c, &cfg, |what| eprintln!("compare: {what}")));
         }
+        if let Some(spec) = &model {
+            rows.extend(compare::run_network(spec, &cfg, |what| eprintln!("compare: {what}")));
+        }
     });
     let header = compare::header(&cfg, threads, &compare::machine());
     let md = compare::markdown(&rows, &header);
@@ -112,8 +127,10 @@ pub fn run(a: CompareArgs) -> Result<(), CliError> {
     write_file(&out.join("compare.csv"), compare::csv(&rows).as_bytes())?;
     // The plots' caption: batch, threads, repeats, seed; the machine; the memory limit.
     let title = header.clone();
-    draw::write_png(&out.join("compare-time.png"), &rows, &title, draw::draw_time).map_err(CliError::other)?;
-    draw::write_png(&out.join("compare-memory.png"), &rows, &title, draw::draw_memory).map_err(CliError::other)?;
+    // The plots place layers by their FLOPs; the whole network's rows are in the tables only.
+    let layers: Vec<_> = rows.iter().filter(|r| r.layer != "total").cloned().collect();
+    draw::write_png(&out.join("compare-time.png"), &layers, &title, draw::draw_time).map_err(CliError::other)?;
+    draw::write_png(&out.join("compare-memory.png"), &layers, &title, draw::draw_memory).map_err(CliError::other)?;
     {
         use std::io::Write as _;
         let _ = std::io::stdout().lock().write_all(md.as_bytes());

@@ -9,6 +9,7 @@ mod eval;
 mod grad;
 mod plot;
 mod show;
+mod sweep;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -45,6 +46,8 @@ pub enum Command {
     Compare(compare::CompareArgs),
     /// The curves of several runs overlaid in one PNG, each labelled by what differs between the runs.
     Plot(plot::PlotArgs),
+    /// A grid of training runs (models × engines × learning rates × seeds) run in parallel, with a summary.
+    Sweep(sweep::SweepArgs),
 }
 
 /// A user-facing error: its Display is one line.
@@ -75,7 +78,7 @@ impl CliError {
 pub const MAX_THREADS: usize = 256;
 
 /// How much `train` and `eval` print.
-#[derive(clap::Args, Debug, Clone)]
+#[derive(clap::Args, Debug, Clone, Default)]
 pub struct Output {
     /// Print only the final summary line.
     #[arg(long, conflicts_with = "json")]
@@ -86,7 +89,7 @@ pub struct Output {
 }
 
 /// Options shared by the subcommands.
-#[derive(clap::Args, Debug, Clone)]
+#[derive(clap::Args, Debug, Clone, Default)]
 pub struct Common {
     /// Worker threads, 1 to 256 [default: all cores]. Results do not depend on it.
     #[arg(long)]
@@ -290,6 +293,7 @@ pub fn main() -> i32 {
         Command::Show(a) => show::run(a),
         Command::Compare(a) => compare::run(a),
         Command::Plot(a) => plot::run(a),
+        Command::Sweep(a) => sweep::run(a),
     };
     match result {
         Ok(()) => 0,

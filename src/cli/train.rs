@@ -14,85 +14,122 @@ use cnn_as_mlp::optim::{DecayMode, OptimizerKind};
 use cnn_as_mlp::run::{self, MODEL_FILE, RunConfig, RunDir};
 use cnn_as_mlp::train::{EpochMetrics, Hyper, LrSchedule, StepProgress, TrainError, Trainer};
 
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Debug, Default, Clone)]
 pub struct TrainArgs {
     /// lenet5, lenet5-1998, seed, cifar, vgg16, or a model spec string ("1x28x28 > conv(6,5) > relu > ...")
     /// [default: lenet5].
     #[arg(long, allow_hyphen_values = true)]
-    model: Option<String>,
+    pub(super) model: Option<String>,
     /// mnist10k (embedded), fashion, cifar10, or a directory of IDX or CIFAR-10 binary files
     /// [default: mnist10k].
     #[arg(long)]
-    data: Option<String>,
+    pub(super) data: Option<String>,
     /// Epochs in total (with --resume: the total to reach) [default: 12; seed 10, cifar 10, vgg16 10].
     #[arg(long)]
-    epochs: Option<usize>,
+    pub(super) epochs: Option<usize>,
     /// Images per step [default: 64; seed 16, vgg16 8].
     #[arg(long)]
-    batch: Option<usize>,
+    pub(super) batch: Option<usize>,
     /// Learning rate (the initial one under cosine) [default: 0.05; seed 3, cifar 0.01, vgg16 0.01; with
     /// --optimizer adam 0.001, PyTorch's].
     #[arg(long, allow_negative_numbers = true)]
-    lr: Option<f64>,
+    pub(super) lr: Option<f64>,
     /// constant or cosine (from --lr down towards 0 over the epochs) [default: cosine; seed, cifar and
     /// vgg16 constant].
     #[arg(long, value_name = "SCHEDULE")]
-    lr_schedule: Option<String>,
+    pub(super) lr_schedule: Option<String>,
     /// SGD momentum, in [0, 1) [default: 0.9; seed 0]. Not with --optimizer adam.
     #[arg(long, allow_negative_numbers = true)]
-    momentum: Option<f64>,
+    pub(super) momentum: Option<f64>,
     /// L2 weight decay of the weights (biases are not decayed) [default: 1e-4; seed 0].
     #[arg(long, allow_negative_numbers = true)]
-    weight_decay: Option<f64>,
+    pub(super) weight_decay: Option<f64>,
     /// sgd (with --momentum) or adam (torch.optim.Adam's defaults: betas 0.9 and 0.999, eps 1e-8, bias
     /// correction; --weight-decay adds λθ to the gradient unless --decoupled-wd) [default: sgd].
     #[arg(long, value_name = "OPTIMIZER")]
-    optimizer: Option<String>,
+    pub(super) optimizer: Option<String>,
     /// With --optimizer adam: decoupled weight decay, θ ← θ(1 − ηλ) before the Adam step (AdamW), instead
     /// of coupled L2 decay, λθ added to the gradient (torch.optim.Adam's weight_decay) [default: off,
     /// coupled].
     #[arg(long)]
-    decoupled_wd: bool,
+    pub(super) decoupled_wd: bool,
     /// per-parameter (PyTorch's weight_decay) or expanded (once per copy in the expanded matrix)
     /// [default: per-parameter].
     #[arg(long)]
-    decay_mode: Option<String>,
+    pub(super) decay_mode: Option<String>,
     /// Loss for custom specs: ce or mse [default: ce; the presets carry their own: seed mse, others ce].
     #[arg(long)]
-    loss: Option<String>,
+    pub(super) loss: Option<String>,
     /// Seed of the initialisation and of the shuffles [default: 0].
     #[arg(long)]
-    seed: Option<u64>,
+    pub(super) seed: Option<u64>,
     /// Start from these parameters (a safetensors file) instead of a random initialisation.
     #[arg(long, value_name = "PARAMS.safetensors")]
-    init: Option<PathBuf>,
+    pub(super) init: Option<PathBuf>,
     /// Use only the first N training images [default: all]. The test set is cut by --test-limit only.
     #[arg(long, value_name = "N")]
-    limit: Option<usize>,
+    pub(super) limit: Option<usize>,
     /// Use only the first N test images [default: all].
     #[arg(long, value_name = "N")]
-    test_limit: Option<usize>,
+    pub(super) test_limit: Option<usize>,
     /// Run directory to create [default: runs/MODEL-UNIXTIME].
     #[arg(long, value_name = "RUN_DIR")]
-    out: Option<PathBuf>,
+    pub(super) out: Option<PathBuf>,
     /// Continue the run in this directory, bit-identically to an uninterrupted run.
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["model", "data", "batch", "lr", "lr_schedule", "momentum", "weight_decay", "optimizer", "decoupled_wd", "decay_mode", "loss", "seed", "init", "limit", "test_limit", "out"])]
-    resume: Option<PathBuf>,
+    pub(super) resume: Option<PathBuf>,
     #[command(flatten)]
-    output: super::Output,
+    pub(super) output: super::Output,
     #[command(flatten)]
-    common: Common,
+    pub(super) common: Common,
 }
 
 pub fn run(a: TrainArgs) -> Result<(), CliError> {
     let engine = a.common.engine()?;
     let pool = a.common.pool()?;
+    #[cfg(feature = "mpi")]
+    if cnn_as_mlp::mpi::launched_by_mpirun() {
+        let mpi = cnn_as_mlp::mpi::Mpi::init().ok_or_else(|| CliError::other("cannot initialise MPI"))?;
+        use cnn_as_mlp::distributed::Collective;
+        let rank = mpi.rank();
+        let r = run_on(&a, engine, &pool, false, Some(mpi.clone()));
+        if rank == 0 && r.is_ok() && !a.output.json {
+            let (n, ms, bytes) = mpi.stats();
+            outln!(
+                "mpi: ranks={} all_gathers={n} comm_ms_per_step={ms:.3} bytes_sent_per_rank_per_step={bytes:.0} bytes_received_per_rank_per_step={:.0}",
+                mpi.size(),
+                bytes * mpi.size() as f64
+            );
+        }
+        return r;
+    }
+    run_in(&a, engine, &pool, false)
+}
+
+/// Runs `train` on `pool`. `quiet`: as `--quiet` (no progress bar, no per-epoch lines, only the summary;
+/// a sweep runs several at once).
+pub(super) fn run_in(a: &TrainArgs, engine: Engine, pool: &rayon::ThreadPool, quiet: bool) -> Result<(), CliError> {
+    run_on(a, engine, pool, quiet, None)
+}
+
+/// [`run_in`], with each batch's shards spread over the ranks of `collective` when it is set: then only
+/// rank 0 (the writer) creates, opens and commits the run directory and prints.
+fn run_on(
+    a: &TrainArgs,
+    engine: Engine,
+    pool: &rayon::ThreadPool,
+    quiet: bool,
+    collective: Option<std::sync::Arc<dyn cnn_as_mlp::distributed::Collective>>,
+) -> Result<(), CliError> {
+    let writes = collective.as_ref().is_none_or(|c| c.rank() == 0);
+    let mut output = a.output.clone();
+    output.quiet |= quiet && !output.json;
     let threads = pool.current_num_threads();
     pool.install(|| {
         // Everything that can fail on user input is checked before the run directory is created.
         let (cfg, mut trainer, metrics, dir, data) = match &a.resume {
             Some(path) => {
-                let dir = RunDir::open(path)?;
+                let dir = if writes { Some(RunDir::open(path)?) } else { None };
                 let r = run::load(path, engine)?;
                 let mut cfg = r.cfg;
                 let mut trainer = r.trainer;
@@ -104,10 +141,10 @@ pub fn run(a: TrainArgs) -> Result<(), CliError> {
                 let loaded = load_data(&cfg.data, cfg.limit, cfg.test_limit)?;
                 let data = loaded.splits;
                 check_fit(&cfg.spec, &cfg.data, loaded.n_classes, &[&data.train, &data.test])?;
-                (cfg, trainer, r.metrics, dir, data)
+                (cfg, trainer, r.metrics, (dir, path.clone()), data)
             }
             None => {
-                let cfg = fresh_config(&a)?;
+                let cfg = fresh_config(a)?;
                 // Evaluation between epochs holds up to 1000 test images (fewer with --test-limit).
                 budget::check(
                     &cfg.spec,
@@ -117,31 +154,44 @@ pub fn run(a: TrainArgs) -> Result<(), CliError> {
                 let loaded = load_data(&cfg.data, cfg.limit, cfg.test_limit)?;
                 let data = loaded.splits;
                 check_fit(&cfg.spec, &cfg.data, loaded.n_classes, &[&data.train, &data.test])?;
-                let trainer = fresh_trainer(&a, &cfg, engine)?;
+                let trainer = fresh_trainer(a, &cfg, engine)?;
                 if data.train.is_empty() || data.test.is_empty() {
                     return Err(CliError::other(format!("data {}: the training or test set is empty", cfg.data)));
                 }
-                let dir = match &a.out {
-                    Some(out) => RunDir::create(out)?,
-                    None => RunDir::create_unique(Path::new("runs"), &default_stem(&cfg))?,
-                };
-                // Epoch 0 (the initial parameters) is the first commit: from here on the directory resumes.
-                if let Err(e) = commit(&dir, &cfg, &trainer, &[]) {
-                    dir.abandon();
-                    return Err(e);
+                if !writes {
+                    // Under MPI the other ranks compute only; rank 0 names and writes the directory.
+                    let path = a.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(default_stem(&cfg)));
+                    (cfg, trainer, Vec::new(), (None, path), data)
+                } else {
+                    let dir = match &a.out {
+                        Some(out) => RunDir::create(out)?,
+                        None => RunDir::create_unique(Path::new("runs"), &default_stem(&cfg))?,
+                    };
+                    // Epoch 0 (the initial parameters) is the first commit: from here on the directory resumes.
+                    if let Err(e) = commit(&dir, &cfg, &trainer, &[]) {
+                        dir.abandon();
+                        return Err(e);
+                    }
+                    let path = dir.path().to_path_buf();
+                    (cfg, trainer, Vec::new(), (Some(dir), path), data)
                 }
-                (cfg, trainer, Vec::new(), dir, data)
             }
         };
         if data.train.is_empty() || data.test.is_empty() {
             return Err(CliError::other(format!("data {}: the training or test set is empty", cfg.data)));
         }
+        let (run_dir, dir) = dir;
         let fresh = a.resume.is_none();
-        let report = Report { threads, engine: engine.name(), output: &a.output, fresh };
-        let result = train_loop(&cfg, &mut trainer, metrics, &data, &dir, report);
-        if result.is_err() && fresh && trainer.epoch == 0 {
+        trainer.collective = collective.clone();
+        let report = Report { threads, engine: engine.name(), output: &output, fresh };
+        let result = train_loop(&cfg, &mut trainer, metrics, &data, run_dir.as_ref(), &dir, report);
+        if let Some(run_dir) = run_dir
+            && result.is_err()
+            && fresh
+            && trainer.epoch == 0
+        {
             // A new run that never completed an epoch leaves nothing behind.
-            dir.abandon();
+            run_dir.abandon();
         }
         result
     })
@@ -304,12 +354,14 @@ fn train_loop(
     trainer: &mut Trainer,
     mut metrics: Vec<EpochMetrics>,
     data: &cnn_as_mlp::data::Splits,
-    run_dir: &RunDir,
+    run_dir: Option<&RunDir>,
+    dir: &Path,
     report: Report,
 ) -> Result<(), CliError> {
-    let dir = run_dir.path();
     let Report { threads, engine, output, fresh } = report;
-    let chatty = !output.quiet && !output.json;
+    // Under MPI only rank 0 (the one holding the run directory) prints.
+    let writes = run_dir.is_some();
+    let chatty = writes && !output.quiet && !output.json;
     let epochs = cfg.hyper.epochs;
     let steps = data.train.len().div_ceil(cfg.hyper.batch);
     let start_epoch = trainer.epoch;
@@ -372,6 +424,7 @@ fn train_loop(
                     trainer.epoch
                 )));
             }
+            Err(e @ TrainError::Collective { .. }) => return Err(CliError::other(e.to_string())),
         };
         images += data.train.len();
         secs += m.train_secs;
@@ -389,11 +442,16 @@ fn train_loop(
             );
         }
         metrics.push(m);
-        commit(run_dir, cfg, trainer, &metrics)?;
+        if let Some(run_dir) = run_dir {
+            commit(run_dir, cfg, trainer, &metrics)?;
+        }
     }
     let test_acc = metrics.last().map_or(f64::NAN, |m| m.test_acc);
     let img_per_s = if secs > 0.0 { images as f64 / secs } else { 0.0 };
     let model: String = cfg.model.chars().filter(|c| !c.is_whitespace()).collect();
+    if !writes {
+        return Ok(());
+    }
     if output.json {
         let last = metrics.last();
         let v = serde_json::json!({

@@ -47,7 +47,7 @@ impl Case {
 /// Names of LeNet-5's layers in the grid.
 pub const LENET: [&str; 4] = ["lenet-conv1", "lenet-pool1", "lenet-conv2", "lenet-pool2"];
 
-/// The default grid: LeNet-5's convolutions and pools, then common CNN layers up to a 56×56 layer with 64
+/// The default grid: LeNet-5's convolutions and pools, a mean pool, then common CNN layers up to a 56×56 layer with 64
 /// channels in and out (the memory wall of the sparse formulation).
 pub fn grid() -> Vec<Case> {
     [
@@ -55,6 +55,7 @@ pub fn grid() -> Vec<Case> {
         ("lenet-pool1", "6x28x28 > maxpool(2)"),
         ("lenet-conv2", "6x14x14 > conv(16,5)"),
         ("lenet-pool2", "16x10x10 > maxpool(2)"),
+        ("avgpool", "16x32x32 > avgpool(2)"),
         ("c3-32", "3x32x32 > conv(32,3,pad=1)"),
         ("c32-64", "32x16x16 > conv(64,3,pad=1)"),
         ("stride2", "16x32x32 > conv(32,3,stride=2,pad=1)"),

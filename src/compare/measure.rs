@@ -88,6 +88,8 @@ pub fn run_case(case: &Case, cfg: &Config, mut progress: impl FnMut(&str)) -> Ve
             diff_forward: None,
             diff_input_grad: None,
             diff_param_grad: None,
+            step_s: None,
+            peak_bytes: None,
         };
         match engine {
             Engine::Sparse if estimate > cfg.memory_limit => row.status = Status::DoesNotFit(estimate),

@@ -11,16 +11,21 @@
 //! alone; a layer whose bound exceeds the memory limit is reported as not fitting and never compiled.
 
 //!
+//! With `--model`, the layers of one network at their shapes in it, and the whole network on each engine
+//! (build time, index bytes, one training step, peak memory, gradient agreement: [`network`]).
+//!
 //! Rooms: [`grid`](mod@grid) (the case list and the `--layers` parser), [`measure`] (the timing harness, the agreement
-//! check, the /proc readers and memory), [`report`] (byte formatting, Markdown and CSV). The plots are drawn
+//! check, the /proc readers and memory), [`network`] (`--model`), [`report`] (byte formatting, Markdown and CSV). The plots are drawn
 //! by the command (`src/cli/draw/compare.rs`).
 
 pub mod grid;
 pub mod measure;
+pub mod network;
 pub mod report;
 
 pub use grid::{Case, LENET, grid, select};
 pub use measure::{default_memory_limit, im2col_bytes, machine, run_case};
+pub use network::{network_cases, run_network};
 pub use report::{csv, header, human_bytes, markdown, parse_bytes, read_csv};
 
 use crate::network::Engine;
@@ -70,6 +75,10 @@ pub struct Row {
     pub diff_forward: Option<f64>,
     pub diff_input_grad: Option<f64>,
     pub diff_param_grad: Option<f64>,
+    /// One full training step of the whole network (`total` rows of `compare --model` only).
+    pub step_s: Option<f64>,
+    /// Peak resident memory of the whole network's run (`total` rows only, where `/proc` tells).
+    pub peak_bytes: Option<usize>,
 }
 
 /// Settings of a comparison.

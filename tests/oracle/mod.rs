@@ -1,13 +1,16 @@
-//! The oracle ([`cnn_as_mlp::reference`]) seen through the engines' [`LinearMap`] interface, so that one test
-//! helper runs an engine's layer and the oracle's alike. The adapter lives here, in the tests: the library's
-//! oracle shares nothing with the engines, not even their trait.
-#![allow(dead_code)]
+//! The oracle ([`reference`]: layers written from their definitions, test code only, outside the library)
+//! and its adapter to the engines' [`LinearMap`] interface, so that one test helper runs an engine's layer and
+//! the oracle's alike. The adapter lives here, in the tests: the oracle shares nothing with the engines, not
+//! even their trait.
+#![allow(dead_code, unused_imports)]
+
+pub mod reference;
 
 use cnn_as_mlp::Tensor;
 use cnn_as_mlp::linear_map::LinearMap;
-use cnn_as_mlp::reference::Reference;
 use cnn_as_mlp::scalar::Real;
 use nalgebra::DMatrix;
+use reference::Reference;
 
 /// A reference layer, forwarded call by call.
 #[derive(Clone, Debug)]

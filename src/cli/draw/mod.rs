@@ -6,6 +6,7 @@ pub mod axis;
 pub mod compare;
 pub mod curves;
 pub mod picture;
+pub mod sweep;
 
 use std::sync::Once;
 

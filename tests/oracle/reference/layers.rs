@@ -33,9 +33,9 @@ use rayon::prelude::*;
 use super::{
     Reference, check_io, checked_conv, checked_pool, for_each_reading_tap, h_out, in_len, out_len, read, w_out,
 };
-use crate::geometry::{ConvGeometry, PoolGeometry};
-use crate::scalar::Real;
-use crate::tensor::Tensor;
+use cnn_as_mlp::geometry::{ConvGeometry, PoolGeometry};
+use cnn_as_mlp::scalar::Real;
+use cnn_as_mlp::tensor::Tensor;
 
 /// `(h_in + 2p, w_in + 2p)`: the padded input's spatial size.
 fn padded_size(g: &ConvGeometry) -> (usize, usize) {

@@ -4,12 +4,12 @@
 //! The backward passes are the ones the source derivation gives (the input residual is the output residual
 //! convolved with the 180°-rotated kernel; the kernel gradient is the input correlated with the residual).
 //!
-//! **Independent by construction.** Nothing here is shared with the engines ([`crate::engines`]): not the
-//! output-size formula, not the padding modes' index arithmetic, not the layer trait or its shape checks.
-//! This module reads the plain fields of [`ConvGeometry`] and [`PoolGeometry`] and derives everything else
+//! **Independent by construction.** It lives with the tests, outside the library, and shares nothing with the
+//! engines (`cnn_as_mlp::engines`): not the output-size formula, not the padding modes' index arithmetic, not
+//! the layer trait or its shape checks. This module reads the plain fields of [`ConvGeometry`] and [`PoolGeometry`] and derives everything else
 //! itself: [`out_size`] counts window positions, [`read`] writes each padding mode from its definition, and
 //! [`Reference`] is its own interface. A bug in `geometry.rs` or in a compiled matrix cannot hide in a
-//! shared helper. Used by tests and by `compare`'s agreement check, never by an engine.
+//! shared helper. Used by the tests only; no engine can reach it.
 
 mod layers;
 
@@ -18,9 +18,9 @@ use nalgebra::DMatrix;
 pub use layers::{AvgPool, Conv, GroupedConv, Local, MaxPool, avgpool_backward, avgpool_forward, conv_backward_input};
 pub use layers::{conv_backward_kernel, conv_forward, maxpool_backward, maxpool_forward, pad, pad_adjoint};
 
-use crate::geometry::{ConvGeometry, PaddingMode, PoolGeometry};
-use crate::scalar::Real;
-use crate::tensor::Tensor;
+use cnn_as_mlp::geometry::{ConvGeometry, PaddingMode, PoolGeometry};
+use cnn_as_mlp::scalar::Real;
+use cnn_as_mlp::tensor::Tensor;
 
 /// A reference layer `z = W x + b` on (batch, features) column-major activations, the same calling
 /// convention as the engines' layers (gradient outputs first; parameter gradients accumulate with `+=`,

@@ -1,0 +1,385 @@
+//! `cnn-as-mlp sweep`: a grid of training runs, run in parallel within a thread budget, and a summary.
+//!
+//! The grid is the cartesian product models × engines × learning rates × seeds; every other flag passes
+//! through to each run. Each run is an ordinary run directory `OUT/MODEL-ENGINE-lrLR-seedS` written by the
+//! same code as `train` ([`super::train::run_in`]), so a run's bytes equal those of the same run done alone
+//! (determinism holds across thread counts, and runs share nothing but the machine).
+//!
+//! Scheduling: with a budget of `T` threads and `N` runs, `k = min(T, N)` workers each own a rayon pool of
+//! `T / k` threads and take the next unstarted run until none is left.
+//!
+//! Resuming: a run whose checkpoint has reached `--epochs` is skipped; a run with a checkpoint short of it
+//! is resumed (`train --resume`); any other run starts fresh. So a sweep that was interrupted is continued
+//! by running the same command again.
+//!
+//! Summary: `sweep.csv` and `sweep.md` give, per setting (a grid point less its seed), the mean ± sample
+//! standard deviation, min and max over seeds of the final test accuracy and test loss and of the mean
+//! training img/s; `sweep.png` draws every run's test accuracy and training loss per epoch, one colour per
+//! setting.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::train::{TrainArgs, run_in};
+use super::{CliError, Common, parse_engine};
+use cnn_as_mlp::checkpoint::Stored;
+use cnn_as_mlp::network::Engine;
+use cnn_as_mlp::run::{self, MODEL_FILE};
+use cnn_as_mlp::train::EpochMetrics;
+
+pub const CSV_FILE: &str = "sweep.csv";
+pub const MD_FILE: &str = "sweep.md";
+pub const PLOT_FILE: &str = "sweep.png";
+
+#[derive(clap::Args, Debug)]
+pub struct SweepArgs {
+    /// Models, comma-separated (presets or spec strings; commas inside parentheses belong to the spec).
+    #[arg(long, default_value = "lenet5")]
+    model: String,
+    /// Engines, comma-separated: sparse, direct, im2col.
+    #[arg(long, default_value = "sparse")]
+    engine: String,
+    /// Seeds: a range `A..B` (B excluded) or a comma-separated list.
+    #[arg(long, default_value = "0..3")]
+    seeds: String,
+    /// Learning rates, comma-separated (default: each model's own).
+    #[arg(long)]
+    lr: Option<String>,
+    /// The sweep's directory: one run directory per grid point, and the summary.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Total worker threads shared by the runs (default: all cores). Results do not depend on it.
+    #[arg(long)]
+    threads: Option<usize>,
+    #[arg(long)]
+    data: Option<String>,
+    #[arg(long)]
+    epochs: Option<usize>,
+    #[arg(long)]
+    batch: Option<usize>,
+    #[arg(long, value_name = "SCHEDULE")]
+    lr_schedule: Option<String>,
+    #[arg(long)]
+    momentum: Option<f64>,
+    #[arg(long)]
+    weight_decay: Option<f64>,
+    #[arg(long)]
+    decay_mode: Option<String>,
+    #[arg(long)]
+    loss: Option<String>,
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+}
+
+/// One grid point.
+#[derive(Clone, Debug)]
+pub struct Point {
+    pub model: String,
+    pub engine: Engine,
+    pub lr: Option<f64>,
+    pub seed: u64,
+}
+
+impl Point {
+    /// The setting: everything but the seed.
+    pub fn setting(&self) -> String {
+        let lr = self.lr.map_or_else(|| "default".to_string(), |l| l.to_string());
+        format!("{} {} lr={lr}", short_model(&self.model), self.engine.name())
+    }
+
+    /// The run directory's name: `MODEL-ENGINE-lrLR-seedS`, filesystem-safe.
+    pub fn dir_name(&self) -> String {
+        let lr = self.lr.map_or_else(|| "default".to_string(), |l| l.to_string());
+        let raw = format!("{}-{}-lr{lr}-seed{}", short_model(&self.model), self.engine.name(), self.seed);
+        raw.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect()
+    }
+}
+
+/// A preset's name, or `spec` + a stable hash of a spec string (so two specs get two directories).
+fn short_model(m: &str) -> String {
+    if cnn_as_mlp::spec::preset(m).is_some() {
+        return m.trim().to_string();
+    }
+    // FNV-1a of the whitespace-free spec: stable across runs and platforms.
+    let h = m
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .fold(0xcbf29ce484222325u64, |h, c| (h ^ c as u64).wrapping_mul(0x100000001b3));
+    format!("spec{:08x}", h as u32)
+}
+
+/// Splits on commas outside parentheses: `lenet5,1x8x8 > conv(2,3)` gives two items.
+fn split_top(s: &str) -> Vec<String> {
+    let (mut out, mut cur, mut depth) = (Vec::new(), String::new(), 0i32);
+    for c in s.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push(std::mem::take(&mut cur).trim().to_string());
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    out.push(cur.trim().to_string());
+    out
+}
+
+fn parse_seeds(s: &str) -> Result<Vec<u64>, CliError> {
+    let bad = || CliError::other(format!("--seeds {s:?}: expected a range A..B (B excluded) or a list like 0,1,2"));
+    let seeds: Vec<u64> = if let Some((a, b)) = s.split_once("..") {
+        let (a, b): (u64, u64) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
+        (a..b).collect()
+    } else {
+        s.split(',').map(|x| x.trim().parse().map_err(|_| bad())).collect::<Result<_, _>>()?
+    };
+    if seeds.is_empty() {
+        return Err(bad());
+    }
+    Ok(seeds)
+}
+
+fn parse_lrs(s: &Option<String>) -> Result<Vec<Option<f64>>, CliError> {
+    let Some(s) = s else { return Ok(vec![None]) };
+    s.split(',')
+        .map(|x| match x.trim().parse::<f64>() {
+            Ok(v) if v.is_finite() && v >= 0.0 => Ok(Some(v)),
+            _ => Err(CliError::other(format!("--lr {x:?}: each learning rate must be a finite number >= 0"))),
+        })
+        .collect()
+}
+
+/// The grid, in a fixed order: model, engine, lr, seed (seed fastest).
+fn grid(a: &SweepArgs) -> Result<Vec<Point>, CliError> {
+    let models = split_top(&a.model);
+    let engines: Vec<Engine> = a.engine.split(',').map(|e| parse_engine(e.trim())).collect::<Result<_, _>>()?;
+    let lrs = parse_lrs(&a.lr)?;
+    let seeds = parse_seeds(&a.seeds)?;
+    let mut pts = Vec::new();
+    for m in &models {
+        if m.is_empty() {
+            return Err(CliError::other(format!("--model {:?}: an empty model in the list", a.model)));
+        }
+        cnn_as_mlp::spec::Spec::parse(m)?;
+        for &engine in &engines {
+            for &lr in &lrs {
+                for &seed in &seeds {
+                    pts.push(Point { model: m.clone(), engine, lr, seed });
+                }
+            }
+        }
+    }
+    Ok(pts)
+}
+
+/// What a run directory holds: `None` (nothing), or the completed epoch of its checkpoint.
+fn progress(dir: &Path) -> Result<Option<usize>, CliError> {
+    let f = dir.join(MODEL_FILE);
+    if !f.exists() {
+        return Ok(None);
+    }
+    Ok(Some(Stored::read(&f)?.meta_parse("epoch")?))
+}
+
+/// The `train` arguments of one grid point: fresh into `dir`, or resuming it.
+fn train_args(a: &SweepArgs, p: &Point, dir: &Path, resume: bool, threads: usize) -> TrainArgs {
+    let common = Common { threads: Some(threads), engine: Some(p.engine.name().to_string()) };
+    if resume {
+        return TrainArgs { resume: Some(dir.to_path_buf()), epochs: a.epochs, common, ..Default::default() };
+    }
+    TrainArgs {
+        model: Some(p.model.clone()),
+        data: a.data.clone(),
+        epochs: a.epochs,
+        batch: a.batch,
+        lr: p.lr,
+        lr_schedule: a.lr_schedule.clone(),
+        momentum: a.momentum,
+        weight_decay: a.weight_decay,
+        decay_mode: a.decay_mode.clone(),
+        loss: a.loss.clone(),
+        seed: Some(p.seed),
+        limit: a.limit,
+        out: Some(dir.to_path_buf()),
+        common,
+        ..Default::default()
+    }
+}
+
+pub fn run(a: SweepArgs) -> Result<(), CliError> {
+    let pts = grid(&a)?;
+    let budget = match a.threads {
+        Some(0) => return Err(CliError::other("--threads 0: need at least one thread")),
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    std::fs::create_dir_all(&a.out).map_err(|e| CliError::other(format!("{}: cannot create: {e}", a.out.display())))?;
+    // Which runs are left, and how far each has come (before any work starts, so bad state fails early).
+    let mut todo: Vec<(usize, bool)> = Vec::new();
+    for (i, p) in pts.iter().enumerate() {
+        let dir = a.out.join(p.dir_name());
+        match progress(&dir)? {
+            Some(e) if a.epochs.is_some_and(|want| e >= want) || (a.epochs.is_none() && done_by_preset(&dir)?) => {
+                println!("sweep: {} done, skipped", dir.display())
+            }
+            Some(e) => {
+                println!("sweep: {} at epoch {e}, resumed", dir.display());
+                todo.push((i, true));
+            }
+            None => todo.push((i, false)),
+        }
+    }
+    // Under `mpirun` (feature `mpi`) rank r takes the runs k ≡ r (mod R) of the list, after every rank has
+    // read the list (before anyone writes); rank 0 writes the summary once all are done.
+    #[cfg(feature = "mpi")]
+    let mpi = if cnn_as_mlp::mpi::launched_by_mpirun() {
+        use cnn_as_mlp::distributed::Collective;
+        let m = cnn_as_mlp::mpi::Mpi::init().ok_or_else(|| CliError::other("cannot initialise MPI"))?;
+        m.flags(0.0);
+        let (rank, size) = (m.rank(), m.size());
+        todo = todo.into_iter().enumerate().filter(|(k, _)| k % size == rank).map(|(_, t)| t).collect();
+        Some(m)
+    } else {
+        None
+    };
+    let workers = budget.min(todo.len()).max(1);
+    let per_run = (budget / workers).max(1);
+    println!(
+        "sweep: {} runs ({} left) in {}, {workers} at a time with {per_run} thread(s) each",
+        pts.len(),
+        todo.len(),
+        a.out.display()
+    );
+    let next = AtomicUsize::new(0);
+    let first_error: Mutex<Option<CliError>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                let pool = match rayon::ThreadPoolBuilder::new().num_threads(per_run).build() {
+                    Ok(p) => p,
+                    Err(e) => {
+                        *first_error.lock().unwrap() = Some(CliError::other(format!("cannot start a pool: {e}")));
+                        return;
+                    }
+                };
+                loop {
+                    let k = next.fetch_add(1, Ordering::SeqCst);
+                    if k >= todo.len() || first_error.lock().unwrap().is_some() {
+                        return;
+                    }
+                    let (i, resume) = todo[k];
+                    let p = &pts[i];
+                    let dir = a.out.join(p.dir_name());
+                    let r = run_in(&train_args(&a, p, &dir, resume, per_run), p.engine, &pool, true);
+                    if let Err(e) = r {
+                        let mut slot = first_error.lock().unwrap();
+                        if slot.is_none() {
+                            *slot = Some(CliError::other(format!("run {}: {e}", dir.display())));
+                        }
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let error = first_error.into_inner().unwrap();
+    #[cfg(feature = "mpi")]
+    if let Some(m) = &mpi {
+        use cnn_as_mlp::distributed::Collective;
+        let failed = m.flags(if error.is_some() { 1.0 } else { 0.0 });
+        if let Some(e) = error {
+            return Err(e);
+        }
+        if let Some(r) = failed.iter().position(|&f| f != 0.0) {
+            return Err(CliError::other(format!("sweep: rank {r} failed (see its error above)")));
+        }
+        return if m.rank() == 0 { summarize(&a.out, &pts) } else { Ok(()) };
+    }
+    if let Some(e) = error {
+        return Err(e);
+    }
+    summarize(&a.out, &pts)
+}
+
+/// For a sweep without `--epochs`: whether a run reached its own configured epochs.
+fn done_by_preset(dir: &Path) -> Result<bool, CliError> {
+    let f = Stored::read(&dir.join(MODEL_FILE))?;
+    Ok(f.meta_parse::<usize>("epoch")? >= f.meta_parse::<usize>("epochs")?)
+}
+
+/// Mean, sample standard deviation (0 for one value), min and max.
+pub fn stats(v: &[f64]) -> (f64, f64, f64, f64) {
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let sd = if v.len() > 1 { (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt() } else { 0.0 };
+    let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (mean, sd, min, max)
+}
+
+/// A run of a setting: its seed and its metrics per epoch.
+type SeedRun = (u64, Vec<EpochMetrics>);
+
+/// Reads every run's metrics and writes `sweep.csv`, `sweep.md` and `sweep.png`.
+fn summarize(out: &Path, pts: &[Point]) -> Result<(), CliError> {
+    // Settings in grid order, each with its runs' metrics.
+    let mut groups: Vec<(String, Vec<SeedRun>)> = Vec::new();
+    for p in pts {
+        let m = run::read_metrics(&out.join(p.dir_name()).join(run::METRICS_FILE))?;
+        let set = p.setting();
+        match groups.iter_mut().find(|(s, _)| *s == set) {
+            Some((_, runs)) => runs.push((p.seed, m)),
+            None => groups.push((set, vec![(p.seed, m)])),
+        }
+    }
+    let mut csv = String::from(
+        "setting,runs,epochs,test_acc_mean,test_acc_sd,test_acc_min,test_acc_max,test_loss_mean,test_loss_sd,test_loss_min,test_loss_max,img_per_s_mean,img_per_s_sd,img_per_s_min,img_per_s_max\n",
+    );
+    let mut md = String::from(
+        "| setting | runs | epochs | test accuracy (mean ± sd) | min | max | test loss (mean ± sd) | min | max | img/s (mean ± sd) | min | max |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for (set, runs) in &groups {
+        let last: Vec<&EpochMetrics> = runs.iter().filter_map(|(_, m)| m.last()).collect();
+        if last.is_empty() {
+            continue;
+        }
+        let epochs = last.iter().map(|m| m.epoch).min().unwrap_or(0);
+        let acc = stats(&last.iter().map(|m| m.test_acc).collect::<Vec<_>>());
+        let loss = stats(&last.iter().map(|m| m.test_loss).collect::<Vec<_>>());
+        let ips: Vec<f64> = runs
+            .iter()
+            .filter(|(_, m)| !m.is_empty())
+            .map(|(_, m)| m.iter().map(|e| e.img_per_s).sum::<f64>() / m.len() as f64)
+            .collect();
+        let ips = stats(&ips);
+        let f = |(a, b, c, d): (f64, f64, f64, f64)| format!("{a:.6},{b:.6},{c:.6},{d:.6}");
+        csv.push_str(&format!("\"{set}\",{},{epochs},{},{},{}\n", last.len(), f(acc), f(loss), f(ips)));
+        md.push_str(&format!(
+            "| {set} | {} | {epochs} | {:.4} ± {:.4} | {:.4} | {:.4} | {:.4} ± {:.4} | {:.4} | {:.4} | {:.0} ± {:.0} | {:.0} | {:.0} |\n",
+            last.len(),
+            acc.0,
+            acc.1,
+            acc.2,
+            acc.3,
+            loss.0,
+            loss.1,
+            loss.2,
+            loss.3,
+            ips.0,
+            ips.1,
+            ips.2,
+            ips.3
+        ));
+    }
+    md.push_str("\nsd: sample standard deviation over seeds. img/s: each run's mean over its epochs, measured while the sweep's other runs shared the machine.\n");
+    super::write_file(&out.join(CSV_FILE), csv.as_bytes())?;
+    super::write_file(&out.join(MD_FILE), md.as_bytes())?;
+    let plot = out.join(PLOT_FILE);
+    super::draw::sweep::plot_sweep(&plot, &groups)
+        .map_err(|problem| CliError::other(format!("{}: {problem}", plot.display())))?;
+    print!("{md}");
+    Ok(())
+}
