@@ -5,6 +5,8 @@
 The spec comes from the file's metadata; grouped convolutions become nn.Conv2d(groups=G) (weight
 (c_out, c_in/G, k, k)); a convolution with a connection table becomes a dense nn.Conv2d masked by
 torch.nn.utils.prune.custom_from_mask, and the script checks that every entry outside the table is exactly 0.
+A pruned layer (`train --prune`, metadata `mask.{i}.weight`: the kept entries, 8 to a byte, bit i % 8 of byte
+i / 8, hex) is masked the same way, and its removed entries are checked to be exactly 0.
 """
 import sys
 from pathlib import Path
@@ -25,7 +27,8 @@ TABLES = {"lenet5_c3": LENET5_C3}
 
 def main(path):
     with safe_open(path, "pt") as f:
-        spec = f.metadata()["spec"]
+        meta = f.metadata()
+        spec = meta["spec"]
     state = {k: v.double() for k, v in load_file(path).items()}
     net, (c, h, w) = build(spec)
     net = net.double()
@@ -44,6 +47,16 @@ def main(path):
             print(f"layer {i}: table {opts['table']}, {int(mask.sum())} of {mask.numel()} weights, zeros outside")
         if name == "conv" and "groups" in opts:
             print(f"layer {i}: nn.Conv2d groups={net[i].groups}, weight {tuple(net[i].weight.shape)}")
+        key = f"mask.{i}.weight"
+        if key in meta:
+            weight = net[i].weight
+            bits = bytes.fromhex(meta[key])
+            keep = [(bits[j // 8] >> (j % 8)) & 1 for j in range(weight.numel())]
+            mask = torch.tensor(keep, dtype=weight.dtype).reshape(weight.shape)
+            outside = weight[mask == 0]
+            assert torch.all(outside == 0), f"layer {i}: {int((outside != 0).sum())} removed entries are not 0"
+            torch.nn.utils.prune.custom_from_mask(net[i], "weight", mask)
+            print(f"layer {i}: pruned, {int(mask.sum())} of {mask.numel()} weights kept, zeros elsewhere")
     out = net(torch.rand(2, c, h, w, dtype=torch.float64))
     print(f"{path}: loaded strictly into torch {torch.__version__}; output {tuple(out.shape)}")
 

@@ -73,6 +73,7 @@ pub mod mpi;
 pub mod network;
 pub mod optim;
 pub mod picture;
+pub mod prune;
 mod read;
 pub mod run;
 pub mod scalar;

@@ -66,6 +66,8 @@ pub struct Network<T: Real> {
     batch: usize,
     /// The output of the last forward pass, (B, K), assembled from the shards.
     out: DMatrix<T>,
+    /// Layer `i`'s pruning mask over its weight, when it has been pruned ([`Self::set_mask`]).
+    masks: Vec<Option<Vec<bool>>>,
 }
 
 /// The per-pass state of one shard: its copy of the layers (max-pooling winners, scratch; compiled
@@ -109,7 +111,61 @@ impl<T: Real> Network<T> {
             }
         }
         let first = Shard { nodes, acts: Vec::new(), deltas: Vec::new(), grads: Vec::new(), loss_part: T::zero() };
-        Network { spec: spec.clone(), engine, params, shapes, shards: vec![first], batch: 0, out: DMatrix::zeros(0, 0) }
+        let masks = vec![None; spec.layers.len()];
+        Network {
+            spec: spec.clone(),
+            engine,
+            params,
+            shapes,
+            shards: vec![first],
+            batch: 0,
+            out: DMatrix::zeros(0, 0),
+            masks,
+        }
+    }
+
+    /// Layer `i`'s pruning mask (`true` where the weight entry is kept), if it has one.
+    pub fn mask(&self, i: usize) -> Option<&[bool]> {
+        self.masks[i].as_deref()
+    }
+
+    /// Whether layer `i` can be pruned: a conv or dense layer.
+    pub fn prunable(&self, i: usize) -> bool {
+        matches!(self.spec.layers[i], Layer::Conv { .. } | Layer::Dense { .. })
+    }
+
+    /// The weight entries of layer `i` that exist before any pruning: all of them, or those a connection
+    /// table connects.
+    ///
+    /// # Panics
+    /// If layer `i` is not [`Self::prunable`].
+    #[track_caller]
+    pub fn free_mask(&self, i: usize) -> Vec<bool> {
+        assert!(self.prunable(i), "free_mask: layer {i} `{}` has no prunable weight", self.spec.layers[i]);
+        match (self.spec.layers[i], crate::spec::conv_table(&self.spec.layers[i])) {
+            (Layer::Conv { k, .. }, Some(t)) => t.weight_mask(k),
+            _ => vec![true; self.params[i][0].len()],
+        }
+    }
+
+    /// Prunes layer `i` to the entries where `keep` is true: rebuilds its map without the others
+    /// ([`crate::engines::build_pruned_map`]) in every shard and sets those weights to 0. The mask is the
+    /// layer's whole structure from now on (a later mask replaces it).
+    ///
+    /// # Panics
+    /// If layer `i` is not [`Self::prunable`], or `keep` is not one flag per weight entry.
+    #[track_caller]
+    pub fn set_mask(&mut self, i: usize, keep: &[bool]) {
+        assert!(self.prunable(i), "set_mask: layer {i} `{}` has no prunable weight", self.spec.layers[i]);
+        let w = &mut self.params[i][0];
+        assert_eq!(keep.len(), w.len(), "set_mask: {} flags for layer {i}'s {} weights", keep.len(), w.len());
+        w.data.iter_mut().zip(keep).filter(|(_, k)| !**k).for_each(|(v, _)| *v = T::zero());
+        let map = crate::engines::build_pruned_map::<T>(&self.spec.layers[i], self.shapes[i], self.engine, keep)
+            .expect("a prunable layer builds a map");
+        for shard in &mut self.shards {
+            shard.nodes[i] = Node::Map(map.replica());
+        }
+        self.masks[i] = Some(keep.to_vec());
     }
 
     /// The layers (the first shard's copies).

@@ -114,6 +114,14 @@ impl RunConfig {
         put("seed", h.seed.to_string());
         put("epoch", trainer.epoch.to_string());
         put("step", trainer.step.to_string());
+        // Written only for a pruning run, so that other runs keep the bytes they always had.
+        if let Some(p) = h.prune {
+            put("prune", p.target.to_string());
+            put("prune_start", p.start.to_string());
+            put("prune_end", p.end.to_string());
+            put("prune_every", p.every.to_string());
+        }
+        m.extend(crate::prune::mask_metadata(&trainer.net));
         m
     }
 
@@ -182,6 +190,15 @@ impl RunConfig {
                 loss,
                 init,
                 seed: f.meta_parse("seed")?,
+                prune: match f.metadata.get("prune") {
+                    None => None,
+                    Some(_) => Some(crate::prune::Prune {
+                        target: f.meta_parse("prune")?,
+                        start: f.meta_parse("prune_start")?,
+                        end: f.meta_parse("prune_end")?,
+                        every: f.meta_parse("prune_every")?,
+                    }),
+                },
             },
         };
         // The same rules as the command line's: a run directory is user input too.
@@ -439,6 +456,7 @@ pub fn load(dir: &Path, engine: Engine) -> Result<Resumed, RunError> {
         .map_err(|e| RunError::Budget { file: model.path.clone(), source: Box::new(e) })?;
     let mut net = Network::<f32>::new(&cfg.spec, engine);
     checkpoint::load_params(&mut net, &model)?;
+    crate::prune::load_masks(&mut net, &model)?;
     let mut trainer = Trainer::new(net, cfg.hyper.clone());
     trainer.epoch = model.meta_parse("epoch")?;
     trainer.step = model.meta_parse("step")?;

@@ -16,6 +16,7 @@ use crate::init::Init;
 use crate::loss::{Loss, Targets};
 use crate::network::Network;
 use crate::optim::{Adam, DecayMode, OptimizerKind, Sgd};
+use crate::prune::{Prune, prune_by_magnitude};
 
 /// How the learning rate moves over the epochs of a run. The rate is set at the start of each epoch from
 /// the epoch number and the run's total, so a resumed run follows the same schedule.
@@ -65,6 +66,8 @@ pub struct Hyper {
     pub loss: Loss,
     pub init: Init,
     pub seed: u64,
+    /// Gradual magnitude pruning of the conv and dense weights ([`crate::prune`]); `None`: no pruning.
+    pub prune: Option<Prune>,
 }
 
 impl Hyper {
@@ -88,6 +91,7 @@ impl Hyper {
             loss: Loss::CrossEntropy,
             init: Init::TorchDefault,
             seed: 0,
+            prune: None,
         };
         match model.trim() {
             "seed" => Hyper {
@@ -135,6 +139,12 @@ impl Hyper {
         }
         if !(self.momentum.is_finite() && (0.0..1.0).contains(&self.momentum)) {
             return bad("momentum", self.momentum.to_string(), "must be in [0, 1)");
+        }
+        if let Some(p) = self.prune
+            && p.check(self.epochs).is_err()
+        {
+            let value = format!("S={} start={} end={} every={}", p.target, p.start, p.end, p.every);
+            return bad("prune", value, "must have 0 <= S < 1, start < end < epochs and every >= 1");
         }
         Ok(())
     }
@@ -243,6 +253,7 @@ impl Trainer {
         let start = Instant::now();
         let batches: Vec<&[usize]> = order.chunks(b).collect();
         for (s, &idx) in batches.iter().enumerate() {
+            self.prune_if_due(steps);
             let y = train.batch_y(idx);
             grads.iter_mut().flatten().for_each(|g| g.fill_zero());
             // Each shard gathers its own images (bound by memory latency when shuffled) in its own task.
@@ -315,6 +326,28 @@ impl Trainer {
             lr: self.sgd.lr,
             wall_secs,
         })
+    }
+}
+
+impl Trainer {
+    /// At a pruning step of the schedule ([`Prune::sparsity_at`] of the completed steps), cuts every conv
+    /// and dense layer to the schedule's sparsity by magnitude, zeroes the removed weights' momentum and
+    /// rebuilds the layers that lost entries ([`Network::set_mask`]).
+    fn prune_if_due(&mut self, steps_per_epoch: usize) {
+        let Some(s) = self.hyper.prune.and_then(|p| p.sparsity_at(self.step, steps_per_epoch)) else { return };
+        for i in 0..self.net.spec.layers.len() {
+            if !self.net.prunable(i) {
+                continue;
+            }
+            let free = self.net.free_mask(i);
+            let mut keep = self.net.mask(i).map_or_else(|| free.clone(), <[bool]>::to_vec);
+            if prune_by_magnitude(&self.net.params[i][0].data, &free, &mut keep, s) > 0 {
+                self.net.set_mask(i, &keep);
+                if let Some(v) = self.sgd.velocity.get_mut(i).and_then(|v| v.first_mut()) {
+                    v.data.iter_mut().zip(&keep).filter(|(_, k)| !**k).for_each(|(v, _)| *v = 0.0);
+                }
+            }
+        }
     }
 }
 

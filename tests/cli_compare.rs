@@ -125,6 +125,12 @@ fn compare_bad_options() {
         (vec!["--layers", "conv9"], vec!["--layers", "conv9"]),
         (vec!["--layers", "4x8x8 > dense(3)"], vec!["--layers", "dense"]),
         (vec!["--layers", "4x8x8 > conv(3,9)"], vec!["--layers", "conv(3,9)"]),
+        (vec!["--sparsity", "1"], vec!["--sparsity", "\"1\"", "[0, 1)"]),
+        (vec!["--sparsity", "0,-0.1"], vec!["--sparsity", "-0.1"]),
+        (vec!["--sparsity", "NaN"], vec!["--sparsity", "NaN"]),
+        (vec!["--sparsity", "0.5,x"], vec!["--sparsity", "\"x\""]),
+        (vec!["--sparsity", "0.5,0.5"], vec!["--sparsity", "twice"]),
+        (vec!["--sparsity", ""], vec!["--sparsity"]),
     ] {
         let mut a = vec!["compare", "--out", s(&out)];
         a.extend(args);
@@ -157,6 +163,61 @@ fn replot_redraws_from_the_csv() {
     fails(&run(&["compare", "--replot", s(&out)]), &["compare.csv", "line 2", "unknown status \"fine\""]);
     assert_eq!(std::fs::read(out.join("compare-time.png")).unwrap(), before);
     fails(&run(&["compare", "--replot", s(&out), "--batch", "4"]), &["--batch"]);
+}
+
+/// `--sparsity`: one row per layer, sparsity and formulation; the sparse formulation stores only the kept
+/// taps (its nnz falls with the sparsity, the dense engines' stays), every formulation still agrees with the
+/// masked direct reference, pools run once, and the sparsity plot is written.
+#[test]
+fn compare_sparsity_levels() {
+    let d = scratch("compare-sparsity");
+    let out = d.join("cmp");
+    let o = run(&[
+        "compare",
+        "--layers",
+        "lenet-conv2,lenet-pool2,8x6x6 > conv(8,3,pad=1,groups=2)",
+        "--sparsity",
+        "0, 0.5,0.9",
+        "--batch",
+        "4",
+        "--repeats",
+        "1",
+        "--out",
+        s(&out),
+    ]);
+    ok(&o);
+    assert_eq!(
+        listing(&out),
+        ["compare-memory.png", "compare-sparsity.png", "compare-time.png", "compare.csv", "compare.md"]
+    );
+    let b = std::fs::read(out.join("compare-sparsity.png")).unwrap();
+    assert!(b.starts_with(b"\x89PNG") && b.len() > 1000);
+    let rows = csv_rows(&std::fs::read_to_string(out.join("compare.csv")).unwrap());
+    // Two convolutions at three sparsities, the pool once; three formulations each.
+    assert_eq!(rows.len(), (2 * 3 + 1) * 3);
+    let nnz = |layer: &str, sp: &str, f: &str| -> f64 {
+        let r = rows.iter().find(|r| r["layer"] == layer && r["sparsity"] == sp && r["formulation"] == f).unwrap();
+        assert_eq!(r["status"], "ok", "{r:?}");
+        for k in ["max_diff_forward", "max_diff_input_grad", "max_diff_param_grad"] {
+            let v: f64 = r[k].parse().unwrap();
+            assert!(v < 1e-3, "{k} = {v}: {r:?}");
+        }
+        r["nnz"].parse().unwrap()
+    };
+    // A layer named by its spec holds commas, so the CSV quotes it.
+    for layer in ["lenet-conv2", "\"8x6x6>conv(8,3,pad=1,groups=2)\""] {
+        let full = nnz(layer, "0", "sparse");
+        for (sp, kept) in [("0.5", 0.5), ("0.9", 0.1)] {
+            let n = nnz(layer, sp, "sparse");
+            // A random mask keeps about that fraction of the taps (each kernel entry has its own count of copies).
+            assert!((n / full - kept).abs() < 0.05, "{layer} at {sp}: {n} of {full}");
+            for f in ["direct", "im2col"] {
+                assert_eq!(nnz(layer, sp, f), nnz(layer, "0", f), "{f} multiplies by every zero");
+            }
+        }
+    }
+    let pool: Vec<_> = rows.iter().filter(|r| r["layer"] == "lenet-pool2").collect();
+    assert!(pool.len() == 3 && pool.iter().all(|r| r["sparsity"] == "0"), "{pool:?}");
 }
 
 /// `compare --model`: each conv/pool layer of the network at its shape, then one `total` row per engine

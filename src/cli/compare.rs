@@ -37,8 +37,12 @@ pub struct CompareArgs {
     memory_limit: Option<String>,
     /// Measure nothing: redraw compare-time.png and compare-memory.png of the comparison in DIR from its
     /// compare.csv and the caption line of its compare.md.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["batch", "threads", "repeats", "out", "memory_limit", "seed"])]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["batch", "threads", "repeats", "out", "memory_limit", "seed", "sparsity"])]
     replot: Option<PathBuf>,
+    /// Comma-separated kernel sparsities, each in [0, 1): every layer with parameters runs with a random
+    /// mask removing that fraction of its kernel entries; writes compare-sparsity.png [default: 0].
+    #[arg(long, value_name = "S,S,...", allow_hyphen_values = true)]
+    sparsity: Option<String>,
     /// Seed of the random inputs and parameters [default: 0].
     #[arg(long, allow_hyphen_values = true)]
     seed: Option<String>,
@@ -71,6 +75,26 @@ fn replot(dir: &std::path::Path) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Parses `--sparsity`: comma-separated numbers in `[0, 1)`, distinct, at least one.
+fn parse_sparsities(list: &str) -> Result<Vec<f64>, CliError> {
+    let mut v: Vec<f64> = Vec::new();
+    for item in list.split(',') {
+        let s = item.trim();
+        match s.parse::<f64>() {
+            Ok(x) if (0.0..1.0).contains(&x) && !v.contains(&x) => v.push(x),
+            Ok(x) if v.contains(&x) => {
+                return Err(CliError::other(format!("--sparsity {list:?}: {s} is listed twice")));
+            }
+            _ => {
+                return Err(CliError::other(format!(
+                    "--sparsity {list:?}: {s:?} is not a sparsity in [0, 1) (e.g. --sparsity 0,0.5,0.9,0.99)"
+                )));
+            }
+        }
+    }
+    Ok(v)
+}
+
 pub fn run(a: CompareArgs) -> Result<(), CliError> {
     if let Some(dir) = &a.replot {
         return replot(dir);
@@ -93,6 +117,10 @@ pub fn run(a: CompareArgs) -> Result<(), CliError> {
             CliError::other(format!("--memory-limit {s:?}: expected a byte count such as 4000000000 or 4GiB"))
         })?,
     };
+    let sparsity = match &a.sparsity {
+        None => vec![0.0],
+        Some(list) => parse_sparsities(list)?,
+    };
     let model = a.model.as_deref().map(super::parse_model).transpose()?;
     let cases = match &model {
         Some(spec) => compare::network_cases(spec),
@@ -109,7 +137,7 @@ pub fn run(a: CompareArgs) -> Result<(), CliError> {
         .num_threads(threads)
         .build()
         .map_err(|e| CliError::other(format!("cannot start the thread pool: {e}")))?;
-    let cfg = Config { batch, repeats, memory_limit, seed };
+    let cfg = Config { batch, repeats, memory_limit, seed, sparsity: sparsity.clone() };
     let mut rows = Vec::new();
     pool.install(|| {
         for c in &cases {
@@ -131,6 +159,10 @@ pub fn run(a: CompareArgs) -> Result<(), CliError> {
     let layers: Vec<_> = rows.iter().filter(|r| r.layer != "total").cloned().collect();
     draw::write_png(&out.join("compare-time.png"), &layers, &title, draw::draw_time).map_err(CliError::other)?;
     draw::write_png(&out.join("compare-memory.png"), &layers, &title, draw::draw_memory).map_err(CliError::other)?;
+    if a.sparsity.is_some() {
+        draw::write_png(&out.join("compare-sparsity.png"), &layers, &title, draw::draw_sparsity)
+            .map_err(CliError::other)?;
+    }
     {
         use std::io::Write as _;
         let _ = std::io::stdout().lock().write_all(md.as_bytes());

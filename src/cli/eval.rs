@@ -66,6 +66,8 @@ pub fn run(a: EvalArgs) -> Result<(), CliError> {
         check_fit(&spec, &data_name, loaded.n_classes, &[&data.test])?;
         let mut net = Network::<f32>::new(&spec, engine);
         checkpoint::load_params(&mut net, &file)?;
+        // A pruned checkpoint's layers are rebuilt without the removed connections (same outputs, less work).
+        cnn_as_mlp::prune::load_masks(&mut net, &file)?;
         let ev = evaluate(&mut net, &data.test, loss, 1000);
         let names = class_names(&data_name, &data.test, ev.confusion.len());
         // Per class: (name, test images of the class, correctly classified share).

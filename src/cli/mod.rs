@@ -35,7 +35,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Train a model; writes a run directory (checkpoint, state, metrics, plot).
-    Train(train::TrainArgs),
+    Train(Box<train::TrainArgs>),
     /// Accuracy, loss and confusion matrix of a checkpoint on a test set.
     Eval(eval::EvalArgs),
     /// Loss and gradients of one batch, to cross-check against PyTorch.
@@ -287,7 +287,7 @@ pub fn main() -> i32 {
         }
     };
     let result = match cli.command {
-        Command::Train(a) => train::run(a),
+        Command::Train(a) => train::run(*a),
         Command::Eval(a) => eval::run(a),
         Command::Grad(a) => grad::run(a),
         Command::Show(a) => show::run(a),

@@ -11,9 +11,13 @@ use cnn_as_mlp::spec::Layer;
 
 #[derive(clap::Args, Debug)]
 pub struct ShowArgs {
-    /// lenet5, lenet5-1998, seed, cifar, vgg16, or a model spec string.
-    #[arg(long, allow_hyphen_values = true)]
-    model: String,
+    /// lenet5, lenet5-1998, seed, cifar, vgg16, or a model spec string [default: the checkpoint's].
+    #[arg(long, allow_hyphen_values = true, required_unless_present = "checkpoint")]
+    model: Option<String>,
+    /// Draw the layer of this checkpoint (model.safetensors or a run directory): a pruned layer is drawn
+    /// without its removed connections [default: none, the model as it compiles].
+    #[arg(long, value_name = "FILE|RUN_DIR")]
+    checkpoint: Option<PathBuf>,
     /// The layer (0-based position after the input shape; activations and pools count).
     #[arg(long, value_name = "I")]
     layer: usize,
@@ -38,7 +42,22 @@ pub fn run(a: ShowArgs) -> Result<(), CliError> {
             a.size, SIZE_RANGE.0, SIZE_RANGE.1
         )));
     }
-    let spec = super::parse_model(&a.model)?;
+    let file = match &a.checkpoint {
+        Some(p) => {
+            let path = if p.is_dir() { p.join(cnn_as_mlp::run::MODEL_FILE) } else { p.clone() };
+            Some(cnn_as_mlp::checkpoint::Stored::read(&path)?)
+        }
+        None => None,
+    };
+    let model = match (&a.model, file.as_ref().and_then(|f| f.metadata.get("spec"))) {
+        (Some(m), _) => m.clone(),
+        (None, Some(s)) => s.clone(),
+        (None, None) => {
+            let path = file.as_ref().map_or_else(String::new, |f| f.path.display().to_string());
+            return Err(CliError::other(format!("{path}: has no \"spec\" metadata; name the model with --model")));
+        }
+    };
+    let spec = super::parse_model(&model)?;
     let n = spec.layers.len();
     if a.layer >= n {
         return Err(CliError::other(format!(
@@ -52,14 +71,18 @@ pub fn run(a: ShowArgs) -> Result<(), CliError> {
         Layer::Conv { .. } => ("conv", vec!["o", "i", "ky", "kx"]),
         Layer::Local { .. } => ("local", vec!["o", "oy", "ox", "i", "ky", "kx"]),
         Layer::MaxPool { .. } | Layer::AvgPool { .. } => ("pool", Vec::new()),
-        Layer::Dense { .. } => ("dense", Vec::new()),
+        Layer::Dense { .. } => ("dense", vec!["o", "i"]),
         Layer::Act(_) => ("activation", Vec::new()),
     };
     budget::check(&spec, Engine::Sparse, budget::Use::BUILD)?;
-    let net = Network::<f32>::new(&spec, Engine::Sparse);
+    let mut net = Network::<f32>::new(&spec, Engine::Sparse);
+    if let Some(f) = &file {
+        cnn_as_mlp::checkpoint::load_params(&mut net, f)?;
+        cnn_as_mlp::prune::load_masks(&mut net, f)?;
+    }
     let Some(t) = net.linear_map(a.layer).and_then(|m| m.tied()) else {
         return Err(CliError::other(format!(
-            "--layer {}: `{layer}` is {} {kind} layer and has no compiled sparse matrix (only conv, local, maxpool and avgpool layers have one)",
+            "--layer {}: `{layer}` is {} {kind} layer and has no compiled sparse matrix (only conv, local, maxpool and avgpool layers have one, and dense layers pruned to at most 12% of their entries)",
             a.layer,
             if kind == "activation" { "an" } else { "a" }
         )));

@@ -11,6 +11,7 @@ use cnn_as_mlp::checkpoint::{self, Stored};
 use cnn_as_mlp::init::init_params;
 use cnn_as_mlp::network::{Engine, Network};
 use cnn_as_mlp::optim::{DecayMode, OptimizerKind};
+use cnn_as_mlp::prune::Prune;
 use cnn_as_mlp::run::{self, MODEL_FILE, RunConfig, RunDir};
 use cnn_as_mlp::train::{EpochMetrics, Hyper, LrSchedule, StepProgress, TrainError, Trainer};
 
@@ -72,11 +73,25 @@ pub struct TrainArgs {
     /// Use only the first N test images [default: all].
     #[arg(long, value_name = "N")]
     pub(super) test_limit: Option<usize>,
+    /// Prune the conv and dense weights gradually to this sparsity in [0, 1) by magnitude (Zhu & Gupta's
+    /// cubic schedule, from the start of epoch --prune-start to the start of epoch --prune-end, every
+    /// --prune-every steps) [default: no pruning].
+    #[arg(long, value_name = "S", allow_hyphen_values = true)]
+    pub(super) prune: Option<String>,
+    /// Completed epochs before pruning starts [default: 1; 0 for runs of 2 epochs or fewer].
+    #[arg(long, value_name = "E", requires = "prune")]
+    pub(super) prune_start: Option<usize>,
+    /// Completed epochs when the final sparsity is reached, before --epochs [default: --epochs − 1].
+    #[arg(long, value_name = "E", requires = "prune")]
+    pub(super) prune_end: Option<usize>,
+    /// Steps between two pruning steps [default: 50].
+    #[arg(long, value_name = "N", requires = "prune")]
+    pub(super) prune_every: Option<usize>,
     /// Run directory to create [default: runs/MODEL-UNIXTIME].
     #[arg(long, value_name = "RUN_DIR")]
     pub(super) out: Option<PathBuf>,
     /// Continue the run in this directory, bit-identically to an uninterrupted run.
-    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["model", "data", "batch", "lr", "lr_schedule", "momentum", "weight_decay", "optimizer", "decoupled_wd", "decay_mode", "loss", "seed", "init", "limit", "test_limit", "out"])]
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["model", "data", "batch", "lr", "lr_schedule", "momentum", "weight_decay", "optimizer", "decoupled_wd", "decay_mode", "loss", "seed", "init", "limit", "test_limit", "out", "prune"])]
     pub(super) resume: Option<PathBuf>,
     #[command(flatten)]
     pub(super) output: super::Output,
@@ -260,6 +275,20 @@ fn fresh_config(a: &TrainArgs) -> Result<RunConfig, CliError> {
             .ok_or_else(|| CliError::other(format!("--decay-mode {d:?}: expected per-parameter or expanded")))?;
     }
     h.seed = a.seed.unwrap_or(h.seed);
+    if let Some(text) = &a.prune {
+        let target = text.trim().parse::<f64>().map_err(|_| {
+            CliError::other(format!("--prune {text:?}: expected a sparsity in [0, 1) (e.g. --prune 0.9)"))
+        })?;
+        let d = Prune::defaults(target, h.epochs);
+        let p = Prune {
+            target,
+            start: a.prune_start.unwrap_or(d.start),
+            end: a.prune_end.unwrap_or(d.end),
+            every: a.prune_every.unwrap_or(d.every),
+        };
+        p.check(h.epochs).map_err(CliError::other)?;
+        h.prune = Some(p);
+    }
     if a.limit == Some(0) {
         return Err(CliError::other("--limit 0: must be at least 1"));
     }
@@ -382,6 +411,15 @@ fn train_loop(
             data.test.len(),
             dir.display()
         );
+        if let Some(p) = cfg.hyper.prune {
+            outln!(
+                "train: pruning conv and dense weights to sparsity {} by magnitude, cubic from step {} to step {}, every {} steps",
+                p.target,
+                p.start * steps,
+                p.end * steps,
+                p.every
+            );
+        }
     }
     for _ in start_epoch..epochs {
         let bar = if terminal { ProgressBar::new(steps as u64) } else { ProgressBar::hidden() };
@@ -428,6 +466,9 @@ fn train_loop(
         };
         images += data.train.len();
         secs += m.train_secs;
+        if chatty && cfg.hyper.prune.is_some() {
+            outln!("epoch {}/{epochs} {}", m.epoch, sparsity_line(&trainer.net));
+        }
         if chatty {
             outln!(
                 "epoch {}/{epochs} step {} loss {:.4} train_acc {:.4} test_loss {:.4} test_acc {:.4} img_per_s {:.0} train_s {:.2}",
@@ -484,6 +525,26 @@ fn train_loop(
         cfg.hyper.batch
     );
     Ok(())
+}
+
+/// `sparsity 0.900 (conv 0.900, dense 0.900)`: the fraction of the free conv and dense weights removed.
+fn sparsity_line(net: &Network<f32>) -> String {
+    let (mut removed, mut free) = ([0usize; 2], [0usize; 2]);
+    for i in (0..net.spec.layers.len()).filter(|&i| net.prunable(i)) {
+        let kind = usize::from(matches!(net.spec.layers[i], cnn_as_mlp::spec::Layer::Dense { .. }));
+        let f = net.free_mask(i);
+        free[kind] += f.iter().filter(|&&x| x).count();
+        if let Some(m) = net.mask(i) {
+            removed[kind] += f.iter().zip(m).filter(|&(&f, &k)| f && !k).count();
+        }
+    }
+    let r = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    format!(
+        "sparsity {:.3} (conv {:.3}, dense {:.3})",
+        r(removed[0] + removed[1], free[0] + free[1]),
+        r(removed[0], free[0]),
+        r(removed[1], free[1])
+    )
 }
 
 fn mmss(s: f64) -> String {

@@ -8,6 +8,7 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
 use super::{Case, Config, Row, Status};
+use crate::engines::build_pruned_map;
 use crate::linear_map::LinearMap;
 use crate::network::{Engine, build_map};
 use crate::spec::conv_geometry;
@@ -42,9 +43,44 @@ struct Outputs {
     dtheta: Vec<f32>,
 }
 
-/// Runs one layer on every formulation (rows in the order sparse, direct, im2col). Call inside the
-/// rayon pool whose threads are to be measured.
+/// A random kernel mask of `n` entries at sparsity `s`: exactly `round(s·n)` entries removed (`false`),
+/// chosen by a seeded shuffle; every entry kept at `s = 0`.
+///
+/// # Panics
+/// If `s` is outside `[0, 1)`.
+#[track_caller]
+pub fn random_mask(n: usize, s: f64, seed: u64) -> Vec<bool> {
+    assert!((0.0..1.0).contains(&s), "random_mask: sparsity {s} outside [0, 1)");
+    let removed = ((s * n as f64).round() as usize).min(n);
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut rng = StdRng::seed_from_u64(seed);
+    // Partial Fisher-Yates: the first `removed` positions are a uniform sample.
+    for i in 0..removed {
+        let j = rng.random_range(i..n);
+        order.swap(i, j);
+    }
+    let mut keep = vec![true; n];
+    order[..removed].iter().for_each(|&i| keep[i] = false);
+    keep
+}
+
+/// Runs one layer on every formulation at every sparsity of `cfg` (rows in the order sparse, direct,
+/// im2col for each sparsity). A layer without parameters runs once, at sparsity 0. Call inside the rayon
+/// pool whose threads are to be measured.
 pub fn run_case(case: &Case, cfg: &Config, mut progress: impl FnMut(&str)) -> Vec<Row> {
+    let no_params =
+        build_map::<f32>(&case.layer, case.input, Engine::Direct).expect("a linear layer").param_shapes().is_empty();
+    let levels: Vec<f64> = if no_params { vec![0.0] } else { cfg.sparsity.clone() };
+    let mut rows = Vec::new();
+    for (i, &s) in levels.iter().enumerate() {
+        rows.extend(run_case_at(case, cfg, s, cfg.seed.wrapping_add(1 + i as u64), &mut progress));
+    }
+    rows
+}
+
+/// One layer on every formulation with a random kernel mask at sparsity `s` (seeded by `mask_seed`): the
+/// sparse formulation compiles only the kept taps, direct and im2col multiply by the masked kernel.
+fn run_case_at(case: &Case, cfg: &Config, s: f64, mask_seed: u64, progress: &mut impl FnMut(&str)) -> Vec<Row> {
     let (inp, out) = (case.input.len(), case.output().len());
     let b = cfg.batch;
     let mut rng = StdRng::seed_from_u64(cfg.seed);
@@ -53,7 +89,7 @@ pub fn run_case(case: &Case, cfg: &Config, mut progress: impl FnMut(&str)) -> Ve
     let reference = build_map::<f32>(&case.layer, case.input, Engine::Direct).expect("a linear layer");
     let fan_in = conv_geometry(&case.layer, case.input).map_or(1, |g| g.c_in * g.k * g.k);
     let bound = 1.0 / (fan_in as f32).sqrt();
-    let params: Vec<Tensor<f32>> = reference
+    let mut params: Vec<Tensor<f32>> = reference
         .param_shapes()
         .iter()
         .map(|(_, s)| {
@@ -62,10 +98,16 @@ pub fn run_case(case: &Case, cfg: &Config, mut progress: impl FnMut(&str)) -> Ve
         })
         .collect();
     drop(reference);
+    // At sparsity 0 every formulation runs unmasked, as without `--sparsity`.
+    let mask = params.first().filter(|_| s > 0.0).map(|w| random_mask(w.len(), s, mask_seed));
+    if let (Some(m), Some(w)) = (&mask, params.first_mut()) {
+        w.data.iter_mut().zip(m).filter(|(_, k)| !**k).for_each(|(v, _)| *v = 0.0);
+    }
     let param_bytes = 4 * params.iter().map(Tensor::len).sum::<usize>();
     let has_params = !params.is_empty();
     let nnz = case.nnz_bound();
     let estimate = case.estimate_index_bytes();
+    let label = if s > 0.0 { format!("{} at sparsity {s}", case.name) } else { case.name.clone() };
 
     let mut rows = Vec::new();
     let mut ref_out: Option<Outputs> = None;
@@ -74,6 +116,7 @@ pub fn run_case(case: &Case, cfg: &Config, mut progress: impl FnMut(&str)) -> Ve
         let mut row = Row {
             layer: case.name.clone(),
             spec: case.spec(),
+            sparsity: s,
             engine,
             status: Status::Ran,
             compile_s: None,
@@ -100,8 +143,8 @@ pub fn run_case(case: &Case, cfg: &Config, mut progress: impl FnMut(&str)) -> Ve
                 row.status = Status::DoesNotFit(im2col_bytes(case, b))
             }
             _ => {
-                progress(&format!("{} on {}", case.name, engine.name()));
-                let (r, outputs) = measure(case, cfg, engine, &params, &x, &dz);
+                progress(&format!("{label} on {}", engine.name()));
+                let (r, outputs) = measure(case, cfg, engine, mask.as_deref(), &params, &x, &dz);
                 row.compile_s = Some(r.0);
                 row.forward_s = Some(r.1);
                 row.input_grad_s = Some(r.2);
@@ -137,18 +180,23 @@ pub fn run_case(case: &Case, cfg: &Config, mut progress: impl FnMut(&str)) -> Ve
     rows
 }
 
-/// Builds and times one formulation: (compile, forward, input gradient, parameter gradient, index bytes,
-/// nnz) and the results of the last repeat.
+/// Builds (with the kernel mask `keep`, if any) and times one formulation: (compile, forward, input
+/// gradient, parameter gradient, index bytes, nnz) and the results of the last repeat.
 fn measure(
     case: &Case,
     cfg: &Config,
     engine: Engine,
+    keep: Option<&[bool]>,
     params: &[Tensor<f32>],
     x: &DMatrix<f32>,
     dz: &DMatrix<f32>,
 ) -> ((f64, f64, f64, f64, usize, usize), Outputs) {
     let t0 = Instant::now();
-    let mut map: Box<dyn LinearMap<f32>> = build_map(&case.layer, case.input, engine).expect("a linear layer");
+    let mut map: Box<dyn LinearMap<f32>> = match keep {
+        Some(keep) => build_pruned_map(&case.layer, case.input, engine, keep),
+        None => build_map(&case.layer, case.input, engine),
+    }
+    .expect("a linear layer");
     let compile = t0.elapsed().as_secs_f64();
     let (out, inp) = map.dims();
     let b = x.nrows();
@@ -206,13 +254,30 @@ mod tests {
     use super::*;
     use crate::compare::select;
 
+    /// Exactly `round(s·n)` entries removed, the same ones for the same seed, others for another seed.
+    #[test]
+    fn random_masks_remove_the_requested_fraction() {
+        for (n, s, removed) in [(1000, 0.0, 0), (1000, 0.5, 500), (1000, 0.99, 990), (7, 0.5, 4), (150, 0.9, 135)] {
+            let m = random_mask(n, s, 5);
+            assert_eq!(m.len(), n);
+            assert_eq!(m.iter().filter(|&&k| !k).count(), removed, "n={n} s={s}");
+            assert_eq!(m, random_mask(n, s, 5));
+        }
+        assert_ne!(random_mask(1000, 0.5, 5), random_mask(1000, 0.5, 6));
+    }
+
     /// Small layers: every formulation runs and agrees with the direct reference.
     #[test]
     fn formulations_agree() {
-        let cfg = Config { batch: 3, repeats: 1, memory_limit: usize::MAX, seed: 1 };
+        let cfg = Config { batch: 3, repeats: 1, memory_limit: usize::MAX, seed: 1, sparsity: vec![0.0, 0.5] };
         for c in select("lenet-pool2, 3x7x7 > conv(4,3,stride=2,pad=1,dil=2)").unwrap() {
             let rows = run_case(&c, &cfg, |_| {});
-            assert_eq!(rows.iter().map(|r| r.engine).collect::<Vec<_>>(), Engine::ALL.to_vec());
+            let levels = if c.name.contains("pool") { vec![0.0] } else { cfg.sparsity.clone() };
+            assert_eq!(rows.len(), 3 * levels.len());
+            for (chunk, s) in rows.chunks(3).zip(levels) {
+                assert_eq!(chunk.iter().map(|r| r.engine).collect::<Vec<_>>(), Engine::ALL.to_vec());
+                assert!(chunk.iter().all(|r| r.sparsity == s));
+            }
             for r in rows.iter().filter(|r| r.status == Status::Ran) {
                 for d in [r.diff_forward, r.diff_input_grad, r.diff_param_grad].into_iter().flatten() {
                     assert!(d < 1e-5, "{}: {:?}", c.name, r);

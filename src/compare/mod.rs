@@ -24,7 +24,7 @@ pub mod network;
 pub mod report;
 
 pub use grid::{Case, LENET, grid, select};
-pub use measure::{default_memory_limit, im2col_bytes, machine, run_case};
+pub use measure::{default_memory_limit, im2col_bytes, machine, random_mask, run_case};
 pub use network::{network_cases, run_network};
 pub use report::{csv, header, human_bytes, markdown, parse_bytes, read_csv};
 
@@ -55,6 +55,8 @@ impl std::fmt::Display for Status {
 pub struct Row {
     pub layer: String,
     pub spec: String,
+    /// Fraction of kernel entries removed by the layer's random mask (0 for layers without parameters).
+    pub sparsity: f64,
     pub engine: Engine,
     pub status: Status,
     pub compile_s: Option<f64>,
@@ -89,4 +91,7 @@ pub struct Config {
     /// Bytes a formulation's index structure may take.
     pub memory_limit: usize,
     pub seed: u64,
+    /// Kernel sparsities to measure, each in `[0, 1)`: a random mask removes that fraction of the kernel
+    /// entries of each layer with parameters ([`measure::random_mask`]).
+    pub sparsity: Vec<f64>,
 }

@@ -90,6 +90,8 @@ pub fn run_network(spec: &Spec, cfg: &Config, mut progress: impl FnMut(&str)) ->
         let mut row = Row {
             layer: "total".into(),
             spec: spec.to_string(),
+            // The whole network runs unmasked.
+            sparsity: 0.0,
             engine,
             status: Status::Ran,
             compile_s: None,
@@ -207,7 +209,7 @@ mod tests {
     #[test]
     fn engines_agree_on_a_whole_network() {
         let spec = Spec::parse("2x9x9 > conv(3,3,pad=1) > relu > avgpool(2) > conv(4,2) > relu > dense(5)").unwrap();
-        let cfg = Config { batch: 5, repeats: 1, memory_limit: usize::MAX, seed: 4 };
+        let cfg = Config { batch: 5, repeats: 1, memory_limit: usize::MAX, seed: 4, sparsity: vec![0.0] };
         let rows = run_network(&spec, &cfg, |_| {});
         assert_eq!(rows.iter().map(|r| r.engine).collect::<Vec<_>>(), Engine::ALL.to_vec());
         for r in &rows {

@@ -71,9 +71,9 @@ pub fn markdown(rows: &[Row], header: &str) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "{header}\n");
     s.push_str(
-        "| layer | formulation | forward ms | input grad ms | param grad ms | compile ms | index bytes | param bytes | nnz | MFLOP | max abs diff fwd / dx / dθ | status |\n",
+        "| layer | sparsity | formulation | forward ms | input grad ms | param grad ms | compile ms | index bytes | param bytes | nnz | MFLOP | max abs diff fwd / dx / dθ | status |\n",
     );
-    s.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n");
+    s.push_str("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n");
     for r in rows.iter().filter(|r| r.layer != "total") {
         let index = match (r.engine, &r.status) {
             (_, Status::NotApplicable(_)) => "-".to_string(),
@@ -89,9 +89,10 @@ pub fn markdown(rows: &[Row], header: &str) -> String {
         };
         let _ = writeln!(
             s,
-            "| {} `{}` | {} | {} | {} | {} | {} | {} | {} | {} | {:.4} | {} | {} |",
+            "| {} `{}` | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.4} | {} | {} |",
             r.layer,
             r.spec,
+            r.sparsity,
             r.engine.name(),
             ms(r.forward_s),
             ms(r.input_grad_s),
@@ -111,7 +112,9 @@ pub fn markdown(rows: &[Row], header: &str) -> String {
          from the geometry when it does not fit); im2col's scratch, the column buffer and its gradient, \
          `B·P·Q·4` bytes each, which the layer keeps between calls; nothing for direct. Param bytes: kernel and bias. \
          Differences are against the direct engine (itself checked against the reference written from the \
-         definitions). Pools have no parameters and no im2col lowering.\n",
+         definitions). Pools have no parameters and no im2col lowering. Sparsity: the fraction of kernel entries a \
+         random mask removes (the sparse formulation compiles only the kept taps; direct and im2col multiply by \
+         the masked kernel, as a pruned PyTorch layer does).\n",
     );
     s.push_str(&losses(rows));
     let totals: Vec<&Row> = rows.iter().filter(|r| r.layer == "total").collect();
@@ -192,15 +195,21 @@ fn whole_network(s: &mut String, totals: &[&Row]) {
 /// The CSV report: one line per layer and formulation, raw numbers (seconds, bytes).
 pub fn csv(rows: &[Row]) -> String {
     let mut s = String::from(
-        "layer,spec,formulation,status,compile_s,forward_s,input_grad_s,param_grad_s,index_bytes,estimated_index_bytes,param_bytes,nnz,flops,max_diff_forward,max_diff_input_grad,max_diff_param_grad,step_s,peak_rss_bytes\n",
+        "layer,spec,sparsity,formulation,status,compile_s,forward_s,input_grad_s,param_grad_s,index_bytes,estimated_index_bytes,param_bytes,nnz,flops,max_diff_forward,max_diff_input_grad,max_diff_param_grad,step_s,peak_rss_bytes\n",
     );
     let o = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x:e}"));
     for r in rows {
         let _ = writeln!(
             s,
-            "{},\"{}\",{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
-            r.layer,
+            "{},\"{}\",{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            // A one-layer spec given as a name holds commas: quoted (RFC 4180), as the spec is.
+            if r.layer.contains([',', '"']) {
+                format!("\"{}\"", r.layer.replace('"', "\"\""))
+            } else {
+                r.layer.clone()
+            },
             r.spec,
+            r.sparsity,
             r.engine.name(),
             r.status,
             o(r.compile_s),
@@ -225,36 +234,61 @@ pub fn csv(rows: &[Row]) -> String {
 /// The reasons a formulation does not apply, as [`Status::NotApplicable`] holds them.
 const NOT_APPLICABLE: [&str; 1] = ["no im2col lowering for this layer kind"];
 
+/// Splits one CSV line into fields: commas separate, a field in double quotes may hold commas and `""`
+/// stands for a quote inside it (RFC 4180, as [`csv`] writes).
+fn csv_fields(line: &str) -> Result<Vec<String>, String> {
+    let (mut fields, mut field, mut quoted, mut chars) = (Vec::new(), String::new(), false, line.chars().peekable());
+    while let Some(ch) = chars.next() {
+        match (ch, quoted) {
+            ('"', false) if field.is_empty() => quoted = true,
+            ('"', true) if chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            ('"', true) => quoted = false,
+            (',', false) => fields.push(std::mem::take(&mut field)),
+            (c, _) => field.push(c),
+        }
+    }
+    if quoted {
+        return Err("a quoted field is not closed".into());
+    }
+    fields.push(field);
+    Ok(fields)
+}
+
 /// Reads the text [`csv`] wrote back into rows (to redraw the plots of a comparison without measuring
-/// again). A malformed line is reported with its number.
+/// again), by the names in its header: files written before the `sparsity`, `step_s` and `peak_rss_bytes`
+/// columns read with sparsity 0 and the others empty. A malformed line is reported with its number.
 pub fn read_csv(text: &str) -> Result<Vec<Row>, String> {
     let mut lines = text.lines();
-    let head = lines.next().unwrap_or_default();
-    if !head.starts_with("layer,spec,formulation,status,") {
+    let head: Vec<String> = csv_fields(lines.next().unwrap_or_default())?;
+    if head.first().map(String::as_str) != Some("layer") {
         return Err("line 1 is not the header of compare.csv".into());
     }
     let mut rows = Vec::new();
     for (i, line) in lines.enumerate() {
         let bad = |what: &str| format!("line {}: {what}", i + 2);
-        // The spec is the one quoted field (it holds commas).
-        let (layer, rest) = line.split_once(",\"").ok_or_else(|| bad("no quoted spec"))?;
-        let (spec, rest) = rest.split_once("\",").ok_or_else(|| bad("no quoted spec"))?;
-        let f: Vec<&str> = rest.split(',').collect();
-        // 14 fields after the spec in files written before `step_s` and `peak_rss_bytes`, 16 since.
-        if f.len() != 14 && f.len() != 16 {
-            return Err(bad(&format!("{} fields after the spec, expected 16 (or 14)", f.len())));
+        let f = csv_fields(line).map_err(|e| bad(&e))?;
+        if f.len() != head.len() {
+            return Err(bad(&format!("{} fields, the header names {}", f.len(), head.len())));
         }
-        let opt = |j: usize| -> Result<Option<f64>, String> {
-            if f[j].is_empty() {
-                Ok(None)
-            } else {
-                f[j].parse().map(Some).map_err(|_| bad(&format!("{:?} is not a number", f[j])))
+        let get = |name: &str| head.iter().position(|h| h == name).map(|j| f[j].as_str());
+        let need = |name: &str| get(name).ok_or_else(|| bad(&format!("no column {name:?}")));
+        let opt = |name: &str| -> Result<Option<f64>, String> {
+            match get(name) {
+                None | Some("") => Ok(None),
+                Some(v) => v.parse().map(Some).map_err(|_| bad(&format!("{name} {v:?} is not a number"))),
             }
         };
-        let int = |j: usize| -> Result<usize, String> {
-            f[j].parse().map_err(|_| bad(&format!("{:?} is not a count", f[j])))
+        let count = |name: &str| -> Result<Option<usize>, String> {
+            match get(name) {
+                None | Some("") => Ok(None),
+                Some(v) => v.parse().map(Some).map_err(|_| bad(&format!("{name} {v:?} is not a count"))),
+            }
         };
-        let status = match f[1] {
+        let required = |v: Option<usize>, name: &str| v.ok_or_else(|| bad(&format!("no {name}")));
+        let status = match need("status")? {
             "ok" => Status::Ran,
             s if s.starts_with("does not fit: needs ") => Status::DoesNotFit(
                 s["does not fit: needs ".len()..]
@@ -269,25 +303,28 @@ pub fn read_csv(text: &str) -> Result<Vec<Row>, String> {
                     .ok_or_else(|| bad(&format!("unknown status {s:?}")))?,
             ),
         };
+        let formulation = need("formulation")?;
         rows.push(Row {
-            layer: layer.to_string(),
-            spec: spec.to_string(),
-            engine: Engine::from_name(f[0]).ok_or_else(|| bad(&format!("unknown formulation {:?}", f[0])))?,
+            layer: need("layer")?.to_string(),
+            spec: need("spec")?.to_string(),
+            sparsity: opt("sparsity")?.unwrap_or(0.0),
+            engine: Engine::from_name(formulation)
+                .ok_or_else(|| bad(&format!("unknown formulation {formulation:?}")))?,
             status,
-            compile_s: opt(2)?,
-            forward_s: opt(3)?,
-            input_grad_s: opt(4)?,
-            param_grad_s: opt(5)?,
-            index_bytes: int(6)?,
-            estimated_bytes: if f[7].is_empty() { None } else { Some(int(7)?) },
-            param_bytes: int(8)?,
-            nnz: int(9)?,
-            flops: opt(10)?.ok_or_else(|| bad("no flops"))?,
-            diff_forward: opt(11)?,
-            diff_input_grad: opt(12)?,
-            diff_param_grad: opt(13)?,
-            step_s: if f.len() > 14 { opt(14)? } else { None },
-            peak_bytes: if f.len() > 15 && !f[15].is_empty() { Some(int(15)?) } else { None },
+            compile_s: opt("compile_s")?,
+            forward_s: opt("forward_s")?,
+            input_grad_s: opt("input_grad_s")?,
+            param_grad_s: opt("param_grad_s")?,
+            index_bytes: required(count("index_bytes")?, "index_bytes")?,
+            estimated_bytes: count("estimated_index_bytes")?,
+            param_bytes: required(count("param_bytes")?, "param_bytes")?,
+            nnz: required(count("nnz")?, "nnz")?,
+            flops: opt("flops")?.ok_or_else(|| bad("no flops"))?,
+            diff_forward: opt("max_diff_forward")?,
+            diff_input_grad: opt("max_diff_input_grad")?,
+            diff_param_grad: opt("max_diff_param_grad")?,
+            step_s: opt("step_s")?,
+            peak_bytes: count("peak_rss_bytes")?,
         });
     }
     Ok(rows)
@@ -297,30 +334,33 @@ pub fn read_csv(text: &str) -> Result<Vec<Row>, String> {
 mod tests {
     use super::*;
 
-    /// What `csv` writes, `read_csv` reads back and writes again unchanged; a file written before the
-    /// `step_s` and `peak_rss_bytes` columns (docs/compare/compare.csv, which holds every status) reads with
-    /// them empty.
+    /// What `csv` writes, `read_csv` reads back and writes again unchanged (a layer name with commas and
+    /// quotes included); a file written before the `sparsity`, `step_s` and `peak_rss_bytes` columns
+    /// (docs/compare/compare.csv, which holds every status) reads with sparsity 0 and the others empty.
     #[test]
     fn csv_reads_back() {
         let old = include_str!("../../docs/compare/compare.csv");
-        let rows = read_csv(old).unwrap();
+        let mut rows = read_csv(old).unwrap();
         assert_eq!(rows.len(), old.lines().count() - 1);
+        assert!(rows.iter().all(|r| r.sparsity == 0.0 && r.step_s.is_none() && r.peak_bytes.is_none()));
+        rows[0].layer = "8x6x6 > conv(8,3,pad=1) \"q\"".into();
+        rows[1].sparsity = 0.9;
         let text = csv(&rows);
-        for (a, b) in old.lines().skip(1).zip(text.lines().skip(1)) {
-            assert_eq!(format!("{a},,"), b);
-        }
         assert_eq!(csv(&read_csv(&text).unwrap()), text);
-        assert!(
-            read_csv("layer,spec,formulation,status,x\nc,\"1x2x2 > conv(1,1)\",sparse,ok\n")
-                .unwrap_err()
-                .starts_with("line 2")
-        );
+        for (a, b) in old.lines().skip(3).zip(text.lines().skip(3)) {
+            let (layer, rest) = a.split_once(',').unwrap();
+            let (spec, rest) = rest.split_once("\",").unwrap();
+            assert_eq!(format!("{layer},{spec}\",0,{rest},,"), b);
+        }
+        let e = read_csv("layer,spec,formulation,status\nc,\"1x2x2 > conv(1,1)\",sparse,fine\n").unwrap_err();
+        assert!(e.starts_with("line 2"), "{e}");
     }
 
     fn row(layer: &str, engine: Engine, fwd: f64, ran: bool) -> Row {
         Row {
             layer: layer.into(),
             spec: format!("spec of {layer}"),
+            sparsity: 0.0,
             engine,
             status: if ran { Status::Ran } else { Status::DoesNotFit(9) },
             compile_s: None,

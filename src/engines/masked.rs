@@ -1,7 +1,7 @@
-//! A convolution with a fixed weight mask on the dense engines (direct, im2col): connection tables.
+//! A layer with a fixed weight mask on the dense engines (direct, im2col): connection tables and pruning.
 //!
-//! `z = conv(M ⊙ w) x + b`, with `M` the 0/1 mask `(c_out, c_in, k, k)` of a connection table
-//! ([`crate::tables`]). The gradient of a masked entry is `M ⊙ ∂J/∂(M ⊙ w)`, so it is 0 where `M` is 0 and an
+//! `z = conv(M ⊙ w) x + b`, with `M` the 0/1 mask of the weight tensor: a connection table's
+//! `(c_out, c_in, k, k)` ([`crate::tables`]), or a pruning mask over any layer's weight. The gradient of a masked entry is `M ⊙ ∂J/∂(M ⊙ w)`, so it is 0 where `M` is 0 and an
 //! entry that starts at 0 stays 0 through SGD, momentum and weight decay. The dense engines still multiply
 //! by the zeros (as a masked `nn.Conv2d` does); the sparse engine stores no nonzero there instead
 //! ([`super::sparse::table_conv_layer`]).
@@ -15,10 +15,10 @@ use crate::scalar::Real;
 use crate::tables::Table;
 use crate::tensor::Tensor;
 
-/// A convolution of the direct or im2col engine whose weight is multiplied by a fixed mask.
+/// A layer of the direct or im2col engine (or a dense layer) whose weight is multiplied by a fixed mask.
 pub struct Masked<T: Real> {
     inner: Box<dyn LinearMap<T>>,
-    /// `M`: `(c_out, c_in, k, k)`, `true` where the kernel entry exists.
+    /// `M`: the weight's shape (`(c_out, c_in, k, k)` for a table), `true` where the entry exists.
     mask: Vec<bool>,
 }
 
@@ -44,13 +44,23 @@ impl<T: Real> Masked<T> {
         Masked { inner, mask: table.weight_mask(g.k) }
     }
 
+    /// `inner` with its weight (the first parameter tensor) multiplied by `mask`.
+    ///
+    /// # Panics
+    /// If `mask` does not have one flag per weight entry.
+    #[track_caller]
+    pub fn new(inner: Box<dyn LinearMap<T>>, mask: Vec<bool>) -> Self {
+        let n: usize = inner.param_shapes().first().map_or(0, |(_, s)| s.iter().product());
+        assert_eq!(mask.len(), n, "Masked: {} flags for a weight of {n} entries", mask.len());
+        Masked { inner, mask }
+    }
+
     /// `[M ⊙ w, b]`.
     fn masked(&self, params: &[Tensor<T>]) -> Vec<Tensor<T>> {
         let mut p = params.to_vec();
+        // Branch-free: a random mask would mispredict half of the branches.
         for (v, &keep) in p[0].data.iter_mut().zip(&self.mask) {
-            if !keep {
-                *v = T::zero();
-            }
+            *v = if keep { *v } else { T::zero() };
         }
         p
     }
@@ -79,11 +89,9 @@ impl<T: Real> LinearMap<T> for Masked<T> {
         let mut g: Vec<Tensor<T>> = grads.iter().map(|t| Tensor::zeros(&t.shape)).collect();
         self.inner.backward_params(&mut g, x, dz);
         for ((d, v), &keep) in grads[0].data.iter_mut().zip(&g[0].data).zip(&self.mask) {
-            if keep {
-                *d += *v;
-            }
+            *d = if keep { *d + *v } else { *d };
         }
-        for (d, v) in grads[1].data.iter_mut().zip(&g[1].data) {
+        for (d, v) in grads[1..].iter_mut().zip(&g[1..]).flat_map(|(d, v)| d.data.iter_mut().zip(&v.data)) {
             *d += *v;
         }
     }

@@ -56,6 +56,37 @@ impl Engine {
     }
 }
 
+/// Builds the linear map of `layer` on `input` for `engine` with only the weight entries where `keep` is true
+/// (a pruning mask in the weight's layout; `None` for activations and pools). The sparse engine compiles a
+/// convolution without the removed taps ([`sparse::pruned_conv_layer`]), and a dense layer that keeps at
+/// most [`sparse::DENSE_AS_TIED_BELOW`] of its entries into a tied sparse matrix
+/// ([`sparse::pruned_dense_layer`]); the dense engines, and denser dense layers, multiply the weight by
+/// the mask ([`masked::Masked`]).
+///
+/// # Panics
+/// If the layer has no weight, or `keep` is not one flag per weight entry.
+#[track_caller]
+pub fn build_pruned_map<T: Real>(
+    layer: &Layer,
+    input: Shape,
+    engine: Engine,
+    keep: &[bool],
+) -> Option<Box<dyn LinearMap<T>>> {
+    Some(match (engine, *layer) {
+        (_, Layer::Act(_) | Layer::MaxPool { .. } | Layer::AvgPool { .. }) => return None,
+        (Engine::Sparse, Layer::Conv { groups, table, .. }) => {
+            Box::new(sparse::pruned_conv_layer::<T>(&conv_geometry(layer, input)?, groups, table, keep))
+        }
+        (Engine::Sparse, Layer::Dense { n })
+            if keep.len() == n * input.len()
+                && keep.iter().filter(|&&k| k).count() as f64 <= sparse::DENSE_AS_TIED_BELOW * keep.len() as f64 =>
+        {
+            Box::new(sparse::pruned_dense_layer::<T>(input.len(), n, keep))
+        }
+        _ => Box::new(masked::Masked::new(build_map::<T>(layer, input, engine)?, keep.to_vec())),
+    })
+}
+
 /// Builds the linear map of `layer` on `input` for `engine` (`None` for activations).
 pub fn build_map<T: Real>(layer: &Layer, input: Shape, engine: Engine) -> Option<Box<dyn LinearMap<T>>> {
     let pool = |k, stride| PoolGeometry { c: input.c, h_in: input.h, w_in: input.w, k, stride };

@@ -1,6 +1,8 @@
 //! The two PNG plots of a comparison, as dot plots: one row per layer (sorted by its FLOPs, named with
 //! them), one dot per formulation, time or bytes on a log axis. Nothing joins two layers: they are
 //! different layers, not points of a trend. The caption gives the machine, batch, threads and repeats.
+//! Both show the layers at the smallest sparsity measured; `compare-sparsity.png` plots time against
+//! kernel sparsity.
 
 use cnn_as_mlp::atomic::Failure;
 use cnn_as_mlp::compare::{Row, Status};
@@ -20,9 +22,29 @@ fn color(e: Engine) -> RGBColor {
 }
 
 type Getter = fn(&Row) -> Option<f64>;
+/// A series whose label goes in the legend only when it is `Some`.
+type LabelledSeries = (Option<String>, RGBColor, Vec<(f64, f64)>);
 
 /// Draws a plot of the rows into a PNG file.
 pub type Draw = fn(&Path, &[Row], &str) -> Result<(), Box<dyn std::error::Error>>;
+
+/// An axis label: plain decimals between 0.01 and 10⁴, `1e6` style outside.
+fn short(v: f64) -> String {
+    if v == 0.0 {
+        "0".into()
+    } else if (0.01..10_000.0).contains(&v.abs()) {
+        let t = format!("{v:.3}");
+        t.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        format!("{v:.0e}")
+    }
+}
+
+/// The rows at the smallest sparsity measured (the layers as they are, without `--sparsity`).
+fn least_sparse(rows: &[Row]) -> Vec<Row> {
+    let s0 = rows.iter().map(|r| r.sparsity).fold(f64::INFINITY, f64::min);
+    rows.iter().filter(|r| r.sparsity == s0).cloned().collect()
+}
 
 /// MFLOP in one notation, about three significant digits (`0.205`, `13.8`, `14447`).
 fn mflop(v: f64) -> String {
@@ -171,6 +193,7 @@ fn legend_row(
 
 /// Median time (ms) of each product, one panel per product, a row per layer, a dot per formulation.
 pub fn draw_time(path: &Path, rows: &[Row], title: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let rows = &least_sparse(rows)[..];
     let layers = layers(rows);
     let root = BitMapBackend::new(path, (1500, figure_height(layers.len(), title))).into_drawing_area();
     root.fill(&WHITE)?;
@@ -198,6 +221,7 @@ pub fn draw_time(path: &Path, rows: &[Row], title: &str) -> Result<(), Box<dyn s
 /// Bytes of each formulation's extra structure per layer: the sparse index (compiled, or estimated where it
 /// does not fit), im2col's scratch (col and δcol), and the parameters for scale.
 pub fn draw_memory(path: &Path, rows: &[Row], title: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let rows = &least_sparse(rows)[..];
     let layers = layers(rows);
     let root = BitMapBackend::new(path, (1200, figure_height(layers.len(), title))).into_drawing_area();
     root.fill(&WHITE)?;
@@ -237,6 +261,90 @@ pub fn draw_memory(path: &Path, rows: &[Row], title: &str) -> Result<(), Box<dyn
     ];
     dot_panel(&body, "index structure, scratch and parameters", "bytes", &layers, &dots, true)?;
     legend_row(&legend, &dots)?;
+    root.present()?;
+    Ok(())
+}
+
+/// `x = −log₁₀(1 − s)`: sparsities 0, 0.9, 0.99 at 0, 1, 2.
+fn sparsity_x(s: f64) -> f64 {
+    -(1.0 - s).log10()
+}
+
+/// Time against kernel sparsity: one panel per product; for each layer and formulation, its median time
+/// divided by its own time at the smallest sparsity measured (log scale), against `−log₁₀(1 − s)` labelled
+/// with `s`; the dashed line is time proportional to the kept entries, `(1 − s)/(1 − s₀)`.
+pub fn draw_sparsity(path: &Path, rows: &[Row], title: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let root = BitMapBackend::new(path, (1500, 560)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let root = root.titled(&format!("time against kernel sparsity; {title}"), ("sans-serif", 20))?;
+    let panels = root.split_evenly((1, 3));
+    let getters: [(&str, Getter); 3] = [
+        ("forward", |r| r.forward_s),
+        ("input gradient", |r| r.input_grad_s),
+        ("parameter gradient", |r| r.param_grad_s),
+    ];
+    let s0 = rows.iter().map(|r| r.sparsity).fold(f64::INFINITY, f64::min);
+    let s1 = rows.iter().map(|r| r.sparsity).fold(0.0, f64::max);
+    let mut layers: Vec<&str> = rows.iter().map(|r| r.layer.as_str()).collect();
+    layers.dedup();
+    for (area, (caption, get)) in panels.iter().zip(getters) {
+        // (label, colour, points) per layer and formulation, time relative to the layer's time at s0.
+        let mut series: Vec<LabelledSeries> = Vec::new();
+        for &e in &Engine::ALL {
+            let mut first = true;
+            for layer in &layers {
+                let mine: Vec<&Row> =
+                    rows.iter().filter(|r| r.engine == e && r.layer == *layer && r.status == Status::Ran).collect();
+                let Some(base) = mine.iter().find(|r| r.sparsity == s0).and_then(|r| get(r)) else { continue };
+                let mut pts: Vec<(f64, f64)> =
+                    mine.iter().filter_map(|r| get(r).map(|t| (sparsity_x(r.sparsity), t / base))).collect();
+                pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+                if pts.len() < 2 {
+                    continue;
+                }
+                series.push((first.then(|| e.name().to_string()), color(e), pts));
+                first = false;
+            }
+        }
+        let (x0, x1) = (sparsity_x(s0), sparsity_x(s1).max(sparsity_x(s0) + 0.1));
+        let lo = series.iter().flat_map(|s| s.2.iter().map(|p| p.1)).fold((1.0 - s1) / (1.0 - s0), f64::min);
+        let hi = series.iter().flat_map(|s| s.2.iter().map(|p| p.1)).fold(1.0, f64::max);
+        let mut chart = ChartBuilder::on(area)
+            .margin(12)
+            .caption(caption, ("sans-serif", 16))
+            .x_label_area_size(40)
+            .y_label_area_size(64)
+            .build_cartesian_2d(x0 - 0.05..x1 + 0.05, (lo / 1.5..hi * 1.5).log_scale())?;
+        chart
+            .configure_mesh()
+            .x_desc("kernel sparsity s (axis: −log10(1 − s))")
+            .x_labels(5)
+            .y_desc("time / time at the lowest sparsity")
+            .x_label_formatter(&|v| short(1.0 - 10f64.powf(-*v)))
+            .y_label_formatter(&|v| short(*v))
+            .draw()?;
+        let ideal: Vec<(f64, f64)> =
+            (0..=40).map(|i| x0 + (x1 - x0) * i as f64 / 40.0).map(|x| (x, 10f64.powf(-x) / (1.0 - s0))).collect();
+        let grey = RGBColor(120, 120, 120);
+        chart
+            .draw_series(DashedLineSeries::new(ideal, 6, 4, grey.into()))?
+            .label("time ∝ kept entries")
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], grey));
+        for (name, c, pts) in &series {
+            let c = *c;
+            let drawn = chart.draw_series(LineSeries::new(pts.iter().copied(), c))?;
+            if let Some(name) = name {
+                drawn.label(name.as_str()).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c));
+            }
+            chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))?;
+        }
+        chart
+            .configure_series_labels()
+            .border_style(BLACK)
+            .background_style(WHITE)
+            .position(SeriesLabelPosition::LowerLeft)
+            .draw()?;
+    }
     root.present()?;
     Ok(())
 }

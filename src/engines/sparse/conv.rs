@@ -47,7 +47,7 @@ pub fn compile_grouped_conv(g: &ConvGeometry, groups: usize) -> TiedMatrix {
     );
     let (cig, cog) = (g.c_in / groups, g.c_out / groups);
     // Input channel i of group i / cig, local index j; taps across groups are absent.
-    compile_where(g, g.c_out * cig * g.k * g.k, cig, |o, i| (i / cig == o / cog).then_some(i % cig))
+    compile_where(g, g.c_out * cig * g.k * g.k, cig, None, |o, i| (i / cig == o / cog).then_some(i % cig))
 }
 
 /// Compiles a convolution through a connection table: only the taps from input channel `i` to output
@@ -58,16 +58,42 @@ pub fn compile_grouped_conv(g: &ConvGeometry, groups: usize) -> TiedMatrix {
 #[track_caller]
 pub fn compile_table_conv(g: &ConvGeometry, table: Table) -> TiedMatrix {
     assert_eq!(table.dims(), (g.c_out, g.c_in), "compile_table_conv: table {table} on {g:?}");
-    compile_where(g, g.kernel_len(), g.c_in, |o, i| table.connects(o, i).then_some(i))
+    compile_where(g, g.kernel_len(), g.c_in, None, |o, i| table.connects(o, i).then_some(i))
+}
+
+/// Compiles a convolution of `groups` groups or through `table`, keeping only the kernel entries `p` with
+/// `keep[p]` (a pruning mask over the weight tensor, in its layout): the other taps are not stored, so
+/// they cost no time and no index memory. With every entry kept it is [`compile_grouped_conv`] or
+/// [`compile_table_conv`].
+///
+/// # Panics
+/// If the geometry does not apply, `groups` does not divide the channels, the table is not
+/// `(c_out, c_in)`, or `keep` does not have one flag per weight entry.
+#[track_caller]
+pub fn compile_pruned_conv(g: &ConvGeometry, groups: usize, table: Option<Table>, keep: &[bool]) -> TiedMatrix {
+    let width = g.c_in / groups;
+    assert_eq!(keep.len(), g.c_out * width * g.k * g.k, "compile_pruned_conv: mask length on {g:?}, groups={groups}");
+    match table {
+        Some(t) => {
+            assert_eq!(t.dims(), (g.c_out, g.c_in), "compile_pruned_conv: table {t} on {g:?}");
+            compile_where(g, g.kernel_len(), g.c_in, Some(keep), |o, i| t.connects(o, i).then_some(i))
+        }
+        None => {
+            let cog = g.c_out / groups;
+            compile_where(g, keep.len(), width, Some(keep), |o, i| (i / width == o / cog).then_some(i % width))
+        }
+    }
 }
 
 /// The taps of `g` whose `(o, i)` has a kernel column `j = column(o, i)`, parameter id
-/// `((o·width + j)·k + ky)·k + kx`, over `n_params` parameters.
+/// `((o·width + j)·k + ky)·k + kx`, over `n_params` parameters; with `keep`, only the taps whose parameter
+/// `p` has `keep[p]`.
 #[track_caller]
 fn compile_where(
     g: &ConvGeometry,
     n_params: usize,
     width: usize,
+    keep: Option<&[bool]>,
     column: impl Fn(usize, usize) -> Option<usize>,
 ) -> TiedMatrix {
     if let Err(e) = g.check() {
@@ -75,12 +101,16 @@ fn compile_where(
     }
     let (h_out, w_out) = (g.h_out(), g.w_out());
     let mut b = TiedBuilder::new(g.out_len(), g.in_len(), n_params);
-    b.reserve(g.out_len() * width * g.k * g.k);
+    let kept = keep.map_or(1.0, |m| m.iter().filter(|&&k| k).count() as f64 / m.len().max(1) as f64);
+    b.reserve((g.out_len() as f64 * (width * g.k * g.k) as f64 * kept).ceil() as usize);
     g.for_each_tap(|t| {
         let Some(j) = column(t.o, t.i) else { return };
         let row = (t.o * h_out + t.oy) * w_out + t.ox;
         let col = (t.i * g.h_in + t.iy) * g.w_in + t.ix;
         let param = ((t.o * width + j) * g.k + t.ky) * g.k + t.kx;
+        if keep.is_some_and(|m| !m[param]) {
+            return;
+        }
         b.push(row, col, Source::Param(param as u32));
     });
     b.build()
@@ -97,6 +127,21 @@ pub fn grouped_conv_layer<T: Real>(g: &ConvGeometry, groups: usize) -> TiedLayer
     let bias_ids = (0..g.out_len()).map(|r| (r / positions) as u32).collect();
     let weight_shape = vec![g.c_out, g.c_in / groups, g.k, g.k];
     TiedLayer::new(compile_grouped_conv(g, groups), weight_shape, Some((bias_ids, vec![g.c_out])))
+}
+
+/// A convolution of `groups` groups or through `table` with only the kernel entries where `keep` is true
+/// ([`compile_pruned_conv`]): weight `(c_out, c_in/G, k, k)` as without the mask (entries outside it are
+/// read by no nonzero), bias `(c_out)`.
+pub fn pruned_conv_layer<T: Real>(
+    g: &ConvGeometry,
+    groups: usize,
+    table: Option<Table>,
+    keep: &[bool],
+) -> TiedLayer<T> {
+    let positions = g.h_out() * g.w_out();
+    let bias_ids = (0..g.out_len()).map(|r| (r / positions) as u32).collect();
+    let weight_shape = vec![g.c_out, g.c_in / groups, g.k, g.k];
+    TiedLayer::new(compile_pruned_conv(g, groups, table, keep), weight_shape, Some((bias_ids, vec![g.c_out])))
 }
 
 /// A convolution through a connection table: weight `(c_out, c_in, k, k)` (entries outside the table

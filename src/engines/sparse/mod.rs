@@ -7,10 +7,12 @@ pub mod avgpool;
 pub mod conv;
 pub mod local;
 pub mod maxpool;
+pub mod pruned_dense;
 pub mod tied_layer;
 
 pub use avgpool::avgpool_layer;
-pub use conv::{conv_layer, grouped_conv_layer, table_conv_layer};
+pub use conv::{conv_layer, grouped_conv_layer, pruned_conv_layer, table_conv_layer};
 pub use local::local_layer;
 pub use maxpool::TiedMaxPool;
+pub use pruned_dense::{DENSE_AS_TIED_BELOW, pruned_dense_layer};
 pub use tied_layer::TiedLayer;
