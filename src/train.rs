@@ -331,7 +331,8 @@ impl Trainer {
 
 impl Trainer {
     /// At a pruning step of the schedule ([`Prune::sparsity_at`] of the completed steps), cuts every conv
-    /// and dense layer to the schedule's sparsity by magnitude, zeroes the removed weights' momentum and
+    /// and dense layer to the schedule's sparsity by magnitude, zeroes the removed weights' momentum (or
+    /// Adam's moments) and
     /// rebuilds the layers that lost entries ([`Network::set_mask`]).
     fn prune_if_due(&mut self, steps_per_epoch: usize) {
         let Some(s) = self.hyper.prune.and_then(|p| p.sparsity_at(self.step, steps_per_epoch)) else { return };
@@ -345,6 +346,14 @@ impl Trainer {
                 self.net.set_mask(i, &keep);
                 if let Some(v) = self.sgd.velocity.get_mut(i).and_then(|v| v.first_mut()) {
                     v.data.iter_mut().zip(&keep).filter(|(_, k)| !**k).for_each(|(v, _)| *v = 0.0);
+                }
+                // Adam's moments too: with m = v = 0 and no gradient, a removed weight stays 0.
+                if let Some(a) = &mut self.adam {
+                    for moment in [&mut a.m, &mut a.v] {
+                        if let Some(t) = moment.get_mut(i).and_then(|t| t.first_mut()) {
+                            t.data.iter_mut().zip(&keep).filter(|(_, k)| !**k).for_each(|(v, _)| *v = 0.0);
+                        }
+                    }
                 }
             }
         }

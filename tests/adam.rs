@@ -220,6 +220,23 @@ mod cli {
         assert!(!sgd.metadata.contains_key("optimizer"));
     }
 
+    /// `--prune` with Adam: the weights pruning removes stay exactly 0 to the end (their moments are
+    /// cleared with them).
+    #[test]
+    fn adam_keeps_pruned_weights_at_zero() {
+        let d = scratch("adam-prune");
+        let a = d.join("a");
+        let args = ["--model", SMALL, "--limit", "256", "--test-limit", "50", "--optimizer", "adam", "--prune", "0.5"];
+        let args = [&args[..], &["--lr-schedule", "constant", "--quiet"]].concat();
+        ok(&run(&[&["train", "--epochs", "4", "--out", s(&a)][..], &args[..]].concat()));
+        let model = cnn_as_mlp::checkpoint::Stored::read(&a.join("model.safetensors")).unwrap();
+        for name in ["0.weight", "2.weight"] {
+            let w = model.f32_tensor(name, None).unwrap();
+            let zeros = w.data.iter().filter(|v| **v == 0.0).count();
+            assert!(zeros * 2 >= w.data.len(), "{name}: {zeros} zeros of {}", w.data.len());
+        }
+    }
+
     /// Options that do not go together are refused before anything is written.
     #[test]
     fn adam_options_are_checked() {
