@@ -47,6 +47,11 @@
 //! assert_eq!(w.nnz(), 4 * 22 * 22);
 //! println!("conv(4,3,pad=1) compiled: {} nonzeros", w.nnz());
 //! ```
+//!
+//! More in `examples/`: `train_your_data` (a [`Spec`] trained on your own images with
+//! [`train::Trainer`], and on your own tensors with your own loop and [`optim::Adam`]), `inspect_layer`
+//! (every nonzero of a compiled convolution checked against the definition) and `gradients` (every
+//! parameter's gradient against finite differences).
 
 pub mod activation;
 pub mod atomic;

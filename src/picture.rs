@@ -8,6 +8,12 @@
 //! so that is the smallest parameter id when there is one ([`downsample`]). Smaller matrices are drawn at
 //! `1 entry = z×z px`.
 //!
+//! **Aspect.** A matrix much longer on one side than the other would be a thin strip at one scale for both
+//! axes, so [`fit_rect`] scales rows and columns separately, each to fill the picture, but never stretches
+//! one axis more than [`MAX_STRETCH`] times the other; the picture states the stretch. A downsampled
+//! picture comes with a *detail* of its top-left corner at full resolution ([`detail_window`]), where
+//! window patterns (a max pool's 2×2 windows, a kernel's taps) stay legible.
+//!
 //! This module is *what* is drawn, as plain data (the downsampled grid, the scale, the spokes of a node's
 //! star, the labels); *how* it is drawn (canvas, colours, legend, PNG) is the command's (`src/cli/draw/`).
 
@@ -21,8 +27,10 @@ pub struct Grid {
     pub width: usize,
     /// Pixel rows: `⌈n_rows / s⌉`.
     pub height: usize,
-    /// `s`: one pixel covers `s × s` entries.
+    /// `s`: one pixel covers `s` columns (and `s` rows when square).
     pub scale: usize,
+    /// Rows per pixel (equal to `scale` for a square downsampling).
+    pub row_scale: usize,
     /// `cells[y·width + x]`: the smallest entry code of the nonzeros falling in pixel `(x, y)`, or `None`
     /// when the block is all zero.
     pub cells: Vec<Option<u32>>,
@@ -35,6 +43,45 @@ impl Grid {
     }
 }
 
+/// How many times one axis of a picture may be stretched relative to the other.
+pub const MAX_STRETCH: usize = 4;
+
+/// Entries per pixel along each axis of a picture of a `rows × cols` matrix within `max_px` pixels per
+/// side: `(rows per pixel, columns per pixel)`, each the smallest that fits, then the less downsampled axis
+/// coarsened until the stretch `max / min` is at most [`MAX_STRETCH`]. `(1, 1)` when the matrix fits.
+pub fn fit_rect(rows: usize, cols: usize, max_px: usize) -> (usize, usize) {
+    let max_px = max_px.max(1);
+    let (sy, sx) = (rows.max(1).div_ceil(max_px), cols.max(1).div_ceil(max_px));
+    let floor = sy.max(sx).div_ceil(MAX_STRETCH);
+    (sy.max(floor), sx.max(floor))
+}
+
+/// The top-left corner of a `rows × cols` pattern shown at full resolution: the first `n_rows` rows (at
+/// most 16) and the columns up to the last one those rows touch (at least `n_rows`, at most `rows`' 8
+/// times), so a window pattern is seen whole. `last_col(r)` is the largest column of row `r`, if any.
+pub fn detail_window(rows: usize, cols: usize, last_col: impl Fn(usize) -> Option<usize>) -> (usize, usize) {
+    let r = rows.min(16);
+    let touched = (0..r).filter_map(&last_col).max().map_or(1, |c| c + 1);
+    (r, touched.max(r).min(8 * r).min(cols))
+}
+
+/// Downsamples the pattern of `map` with `sy` rows and `sx` columns per pixel (see the module
+/// documentation; [`downsample`] is the square case).
+///
+/// # Panics
+/// If `sy` or `sx` is zero.
+pub fn downsample_rect(map: &IndexMap, sy: usize, sx: usize) -> Grid {
+    assert!(sy > 0 && sx > 0, "downsample_rect: scales must be positive, got {sy} x {sx}");
+    let (rows, cols) = map.shape();
+    let (width, height) = (cols.div_ceil(sx), rows.div_ceil(sy));
+    let mut cells = vec![None; width * height];
+    for (&code, (r, c)) in map.iter() {
+        let cell: &mut Option<u32> = &mut cells[(r as usize / sy) * width + c as usize / sx];
+        *cell = Some(cell.map_or(code, |old| old.min(code)));
+    }
+    Grid { width, height, scale: sx, row_scale: sy, cells }
+}
+
 /// Downsamples the pattern of `map` (values are entry codes) by `scale` (see the module documentation):
 /// a pixel is set iff some nonzero maps into it, and holds the smallest code among them.
 ///
@@ -42,14 +89,7 @@ impl Grid {
 /// If `scale` is 0.
 pub fn downsample(map: &IndexMap, scale: usize) -> Grid {
     assert!(scale > 0, "downsample: scale must be positive");
-    let (rows, cols) = map.shape();
-    let (width, height) = (cols.div_ceil(scale), rows.div_ceil(scale));
-    let mut cells = vec![None; width * height];
-    for (&code, (r, c)) in map.iter() {
-        let cell: &mut Option<u32> = &mut cells[(r as usize / scale) * width + c as usize / scale];
-        *cell = Some(cell.map_or(code, |old| old.min(code)));
-    }
-    Grid { width, height, scale, cells }
+    downsample_rect(map, scale, scale)
 }
 
 /// How a `rows × cols` matrix fits in `max_px` pixels per side.

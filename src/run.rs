@@ -2,12 +2,13 @@
 //!
 //! ```text
 //! model.safetensors   parameters ("{i}.weight", "{i}.bias"), metadata: spec, data, hyperparameters, epoch
-//! state.safetensors   momentum buffers ("velocity.{i}.weight", ...), the same metadata
+//! state.safetensors   SGD's momentum buffers ("velocity.{i}.weight", ...) or Adam's moments ("exp_avg.{i}.weight",
+//!                     "exp_avg_sq.{i}.weight", ...), the same metadata and the engine
 //! metrics.csv         one row per epoch: epoch,step,loss,train_acc,test_loss,test_acc,img_per_s,lr,train_s,wall_s
 //! curves.png          loss and accuracy curves (drawn by the command)
 //! ```
 //!
-//! Resuming needs the parameters, the momentum buffers, the completed epoch and step counts, and the
+//! Resuming needs the parameters, the optimizer's buffers, the completed epoch and step counts, and the
 //! seed: the shuffle of epoch `e` depends on `(seed, e)` only (see [`crate::train::epoch_rng`]).
 //!
 //! **One commit per epoch.** The four files of an epoch change together or not at all ([`RunDir::commit`]):
@@ -35,7 +36,7 @@ use crate::checkpoint::{self, CheckpointError, Stored};
 use crate::init::Init;
 use crate::loss::Loss;
 use crate::network::{Engine, Network};
-use crate::optim::DecayMode;
+use crate::optim::{DecayMode, OptimizerKind};
 use crate::spec::{Spec, SpecError};
 use crate::train::{EpochMetrics, Hyper, LrSchedule, Trainer};
 
@@ -103,6 +104,11 @@ impl RunConfig {
         put("momentum", h.momentum.to_string());
         put("weight_decay", h.weight_decay.to_string());
         put("decay_mode", h.decay_mode.name().into());
+        // Written only for Adam, so that an SGD run keeps the bytes it always had.
+        if h.optimizer != OptimizerKind::Sgd {
+            put("optimizer", h.optimizer.name().into());
+            put("decoupled_wd", h.decoupled_wd.to_string());
+        }
         put("batch", h.batch.to_string());
         put("epochs", h.epochs.to_string());
         put("seed", h.seed.to_string());
@@ -137,6 +143,10 @@ impl RunConfig {
             .ok_or_else(|| invalid("decay_mode", f.meta("decay_mode").unwrap_or("")))?;
         let schedule = LrSchedule::from_name(f.meta("lr_schedule")?)
             .ok_or_else(|| invalid("lr_schedule", f.meta("lr_schedule").unwrap_or("")))?;
+        let optimizer = match f.metadata.get("optimizer") {
+            None => OptimizerKind::Sgd,
+            Some(v) => OptimizerKind::from_name(v).ok_or_else(|| invalid("optimizer", v))?,
+        };
         let limit = match f.meta("limit")? {
             "" => None,
             _ => Some(f.meta_parse("limit")?),
@@ -170,6 +180,11 @@ impl RunConfig {
                 momentum: f.meta_parse("momentum")?,
                 weight_decay: f.meta_parse("weight_decay")?,
                 decay_mode,
+                optimizer,
+                decoupled_wd: match f.metadata.get("decoupled_wd") {
+                    None => false,
+                    Some(_) => f.meta_parse("decoupled_wd")?,
+                },
                 batch: f.meta_parse("batch")?,
                 epochs: f.meta_parse("epochs")?,
                 loss,
@@ -200,14 +215,27 @@ impl RunConfig {
 pub fn epoch_files(cfg: &RunConfig, trainer: &Trainer, metrics: &[EpochMetrics]) -> Vec<(&'static str, Vec<u8>)> {
     let meta = cfg.metadata(trainer);
     let net = &trainer.net;
+    let mut state_meta = meta.clone();
+    state_meta.insert("engine".into(), net.engine.name().into());
     let mut files = vec![
         (MODEL_FILE, checkpoint::serialize(&checkpoint::named(net, &net.params, ""), &meta)),
-        (STATE_FILE, checkpoint::serialize(&checkpoint::named(net, &trainer.sgd.velocity, "velocity."), &meta)),
+        // The state also records the engine of the commit (for `plot`); model.safetensors keeps its bytes.
+        (STATE_FILE, checkpoint::serialize(&state_tensors(trainer), &state_meta)),
     ];
     if !metrics.is_empty() {
         files.push((METRICS_FILE, metrics_csv(metrics).into_bytes()));
     }
     files
+}
+
+/// The optimizer's state: SGD's momentum buffers (`velocity.{i}.weight`, …), or Adam's moments under
+/// PyTorch's names (`exp_avg.{i}.weight`, `exp_avg_sq.{i}.weight`, …; its step count is the run's `step`).
+fn state_tensors(trainer: &Trainer) -> Vec<(String, &crate::tensor::Tensor<f32>)> {
+    let net = &trainer.net;
+    match &trainer.adam {
+        None => checkpoint::named(net, &trainer.sgd.velocity, "velocity."),
+        Some(a) => [checkpoint::named(net, &a.m, "exp_avg."), checkpoint::named(net, &a.v, "exp_avg_sq.")].concat(),
+    }
 }
 
 /// Where an epoch's files are written before the commit, and where they wait during it.
@@ -430,11 +458,20 @@ pub fn load(dir: &Path, engine: Engine) -> Result<Resumed, RunError> {
     checkpoint::load_params(&mut net, &model)?;
     crate::prune::load_masks(&mut net, &model)?;
     let mut trainer = Trainer::new(net, cfg.hyper.clone());
-    let mut velocity = trainer.sgd.velocity.clone();
-    state.load_params_into(&trainer.net, "velocity.", &mut velocity)?;
-    trainer.sgd.velocity = velocity;
     trainer.epoch = model.meta_parse("epoch")?;
     trainer.step = model.meta_parse("step")?;
+    match &mut trainer.adam {
+        None => {
+            let mut velocity = trainer.sgd.velocity.clone();
+            state.load_params_into(&trainer.net, "velocity.", &mut velocity)?;
+            trainer.sgd.velocity = velocity;
+        }
+        Some(a) => {
+            state.load_params_into(&trainer.net, "exp_avg.", &mut a.m)?;
+            state.load_params_into(&trainer.net, "exp_avg_sq.", &mut a.v)?;
+            a.steps = trainer.step as u64;
+        }
+    }
     let mut metrics = read_metrics(&dir.join(METRICS_FILE))?;
     metrics.retain(|m| m.epoch <= trainer.epoch);
     let epochs: Vec<usize> = metrics.iter().map(|m| m.epoch).collect();

@@ -15,7 +15,7 @@ use crate::data::Dataset;
 use crate::init::Init;
 use crate::loss::{Loss, Targets};
 use crate::network::Network;
-use crate::optim::{DecayMode, Sgd};
+use crate::optim::{Adam, DecayMode, OptimizerKind, Sgd};
 use crate::prune::{Prune, prune_by_magnitude};
 
 /// How the learning rate moves over the epochs of a run. The rate is set at the start of each epoch from
@@ -57,6 +57,10 @@ pub struct Hyper {
     pub momentum: f64,
     pub weight_decay: f64,
     pub decay_mode: DecayMode,
+    /// SGD (with `momentum`) or Adam (PyTorch's defaults; `momentum` unused).
+    pub optimizer: OptimizerKind,
+    /// Adam only: decoupled weight decay (AdamW) instead of the L2 penalty in the gradient.
+    pub decoupled_wd: bool,
     pub batch: usize,
     pub epochs: usize,
     pub loss: Loss,
@@ -80,6 +84,8 @@ impl Hyper {
             momentum: 0.9,
             weight_decay: 1e-4,
             decay_mode: DecayMode::PerParameter,
+            optimizer: OptimizerKind::Sgd,
+            decoupled_wd: false,
             batch: 64,
             epochs: 12,
             loss: Loss::CrossEntropy,
@@ -198,7 +204,10 @@ pub struct EpochMetrics {
 /// A network being trained: parameters, optimizer state and position.
 pub struct Trainer {
     pub net: Network<f32>,
+    /// The SGD optimizer and its momentum buffers (unused when `adam` is set).
     pub sgd: Sgd<f32>,
+    /// The Adam optimizer and its moments, when the run uses Adam.
+    pub adam: Option<Adam<f32>>,
     pub hyper: Hyper,
     /// Completed epochs.
     pub epoch: usize,
@@ -214,7 +223,12 @@ impl Trainer {
     pub fn new(net: Network<f32>, hyper: Hyper) -> Self {
         let mut sgd = Sgd::new(hyper.lr, hyper.momentum, hyper.weight_decay, hyper.decay_mode);
         sgd.velocity = net.zero_grads();
-        Trainer { net, sgd, hyper, epoch: 0, step: 0, collective: None }
+        let adam = (hyper.optimizer == OptimizerKind::Adam).then(|| {
+            let mut a = Adam::new(hyper.lr, hyper.weight_decay, hyper.decay_mode, hyper.decoupled_wd);
+            (a.m, a.v) = (net.zero_grads(), net.zero_grads());
+            a
+        });
+        Trainer { net, sgd, adam, hyper, epoch: 0, step: 0, collective: None }
     }
 
     /// Trains one epoch on `train`, then evaluates on `test`. `on_step` sees each step's progress.
@@ -231,6 +245,9 @@ impl Trainer {
         order.shuffle(&mut epoch_rng(self.hyper.seed, self.epoch));
         let steps = n.div_ceil(b);
         self.sgd.lr = self.hyper.schedule.lr(self.hyper.lr, self.epoch, self.hyper.epochs);
+        if let Some(a) = &mut self.adam {
+            a.lr = self.sgd.lr;
+        }
         let mut grads = self.net.zero_grads();
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
         let start = Instant::now();
@@ -276,7 +293,11 @@ impl Trainer {
                     loss: j,
                 });
             }
-            self.sgd.step(&mut self.net, &grads);
+            correct += count_correct(self.net.output(), &y);
+            match &mut self.adam {
+                Some(a) => a.step(&mut self.net, &grads),
+                None => self.sgd.step(&mut self.net, &grads),
+            }
             self.step += 1;
             loss_sum += j as f64 * idx.len() as f64;
             seen += idx.len();
@@ -310,7 +331,8 @@ impl Trainer {
 
 impl Trainer {
     /// At a pruning step of the schedule ([`Prune::sparsity_at`] of the completed steps), cuts every conv
-    /// and dense layer to the schedule's sparsity by magnitude, zeroes the removed weights' momentum and
+    /// and dense layer to the schedule's sparsity by magnitude, zeroes the removed weights' momentum (or
+    /// Adam's moments) and
     /// rebuilds the layers that lost entries ([`Network::set_mask`]).
     fn prune_if_due(&mut self, steps_per_epoch: usize) {
         let Some(s) = self.hyper.prune.and_then(|p| p.sparsity_at(self.step, steps_per_epoch)) else { return };
@@ -324,6 +346,14 @@ impl Trainer {
                 self.net.set_mask(i, &keep);
                 if let Some(v) = self.sgd.velocity.get_mut(i).and_then(|v| v.first_mut()) {
                     v.data.iter_mut().zip(&keep).filter(|(_, k)| !**k).for_each(|(v, _)| *v = 0.0);
+                }
+                // Adam's moments too: with m = v = 0 and no gradient, a removed weight stays 0.
+                if let Some(a) = &mut self.adam {
+                    for moment in [&mut a.m, &mut a.v] {
+                        if let Some(t) = moment.get_mut(i).and_then(|t| t.first_mut()) {
+                            t.data.iter_mut().zip(&keep).filter(|(_, k)| !**k).for_each(|(v, _)| *v = 0.0);
+                        }
+                    }
                 }
             }
         }

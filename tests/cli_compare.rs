@@ -142,6 +142,29 @@ fn compare_bad_options() {
     fails(&run(&["compare", "--layers", "lenet-pool2", "--out", s(&file)]), &["--out", "not a directory"]);
 }
 
+/// `--replot DIR` redraws both plots from compare.csv and compare.md without measuring; a corrupt CSV is
+/// refused with the line named and the plots left as they were.
+#[test]
+fn replot_redraws_from_the_csv() {
+    let d = scratch("compare-replot");
+    let out = d.join("cmp");
+    ok(&run(&["compare", "--layers", "lenet-pool1,lenet-conv1", "--batch", "2", "--repeats", "1", "--out", s(&out)]));
+    let before = std::fs::read(out.join("compare-time.png")).unwrap();
+    std::fs::remove_file(out.join("compare-time.png")).unwrap();
+    std::fs::remove_file(out.join("compare-memory.png")).unwrap();
+    let o = run(&["compare", "--replot", s(&out)]);
+    ok(&o);
+    assert!(stdout(&o).contains("(6 rows)"), "{}", stdout(&o));
+    // The same rows and caption draw the same picture.
+    assert_eq!(std::fs::read(out.join("compare-time.png")).unwrap(), before);
+    assert!(std::fs::read(out.join("compare-memory.png")).unwrap().starts_with(b"\x89PNG"));
+    let csv = std::fs::read_to_string(out.join("compare.csv")).unwrap();
+    std::fs::write(out.join("compare.csv"), csv.replacen(",ok,", ",fine,", 1)).unwrap();
+    fails(&run(&["compare", "--replot", s(&out)]), &["compare.csv", "line 2", "unknown status \"fine\""]);
+    assert_eq!(std::fs::read(out.join("compare-time.png")).unwrap(), before);
+    fails(&run(&["compare", "--replot", s(&out), "--batch", "4"]), &["--batch"]);
+}
+
 /// `--sparsity`: one row per layer, sparsity and formulation; the sparse formulation stores only the kept
 /// taps (its nnz falls with the sparsity, the dense engines' stays), every formulation still agrees with the
 /// masked direct reference, pools run once, and the sparsity plot is written.

@@ -7,7 +7,9 @@ mod common;
 use std::path::Path;
 
 use cnn_as_mlp::network::{Engine, Network};
-use cnn_as_mlp::picture::{Fit, column_of_w, downsample, fit, row_of_wt};
+use cnn_as_mlp::picture::{
+    Fit, MAX_STRETCH, column_of_w, detail_window, downsample, downsample_rect, fit, fit_rect, row_of_wt,
+};
 use cnn_as_mlp::spec::Spec;
 use cnn_as_mlp::tied::IndexMap;
 use common::*;
@@ -234,4 +236,64 @@ fn star_column_of_w_equals_row_of_wt() {
     params.dedup();
     assert_eq!(params.len(), 400);
     assert!(params.iter().all(|&p| (p as usize / 25) % 6 == 2), "every entry is from input channel 2");
+}
+
+/// Rows and columns scaled separately: each side fits, the longer-scaled axis fills the picture, and the
+/// stretch never exceeds MAX_STRETCH (LeNet's max pool, 1176 × 4704 in 800 px: 1 px = 2 rows × 6 columns).
+#[test]
+fn fit_rect_fills_within_the_stretch_limit() {
+    assert_eq!(fit_rect(1176, 4704, 800), (2, 6));
+    assert_eq!(fit_rect(4704, 784, 800), (6, 2));
+    assert_eq!(fit_rect(100, 100_000, 800), (32, 125));
+    for (rows, cols) in [(4704, 784), (1600, 1176), (1176, 4704), (3, 5), (801, 1), (1, 100_000)] {
+        for max_px in [100, 400, 800] {
+            let (sy, sx) = fit_rect(rows, cols, max_px);
+            let (w, h) = (cols.div_ceil(sx), rows.div_ceil(sy));
+            assert!(w <= max_px && h <= max_px, "{rows}x{cols} in {max_px}: {w}x{h}");
+            assert!(sy.max(sx) <= MAX_STRETCH * sy.min(sx), "{rows}x{cols}: stretch {sy} vs {sx}");
+            // The more downsampled axis could not be downsampled less.
+            let (long, s, n) = if sy >= sx { (h, sy, rows) } else { (w, sx, cols) };
+            assert!(s == 1 || n.div_ceil(s - 1) > max_px, "{rows}x{cols}: {long} px at {s} could be finer");
+        }
+    }
+}
+
+/// `downsample_rect` with different scales per axis keeps every nonzero, like the square rule.
+#[test]
+fn rectangular_downsampling_sets_a_pixel_iff_some_nonzero_falls_in_it() {
+    let mut rng = StdRng::seed_from_u64(8);
+    for _ in 0..10 {
+        let (rows, cols) = (rng.random_range(1..50), rng.random_range(1..50));
+        let mut dense = vec![None; rows * cols];
+        for _ in 0..rows * cols / 5 {
+            dense[rng.random_range(0..rows * cols)] = Some(rng.random_range(0..20u32));
+        }
+        let kept: Vec<(usize, usize, u32)> =
+            (0..rows * cols).filter_map(|i| dense[i].map(|v| (i / cols, i % cols, v))).collect();
+        let m = map_of(rows, cols, &kept);
+        for (sy, sx) in [(1, 3), (4, 1), (2, 5)] {
+            let g = downsample_rect(&m, sy, sx);
+            assert_eq!((g.width, g.height, g.row_scale, g.scale), (cols.div_ceil(sx), rows.div_ceil(sy), sy, sx));
+            for y in 0..g.height {
+                for x in 0..g.width {
+                    let brute = kept.iter().filter(|&&(r, c, _)| r / sy == y && c / sx == x).map(|&(_, _, v)| v).min();
+                    assert_eq!(g.at(x, y), brute);
+                }
+            }
+        }
+    }
+}
+
+/// The detail of a picture covers the first rows whole: for LeNet's first max pool, 16 rows (14 windows of
+/// the first output row, 2 of the second) reach column 87 (= 2·28 + 28 + 3).
+#[test]
+fn the_detail_shows_whole_windows() {
+    let spec = Spec::parse("6x28x28 > maxpool(2)").unwrap();
+    let net = Network::<f32>::new(&spec, Engine::Sparse);
+    let t = net.linear_map(0).unwrap().tied().unwrap();
+    let last = |r: usize| t.map().outer_view(r).and_then(|v| v.indices().last().map(|&c| c as usize));
+    assert_eq!(detail_window(1176, 4704, last), (16, 88));
+    // A short or narrow matrix: all of it, and never beyond 8 × the rows.
+    assert_eq!(detail_window(3, 5, |_| Some(4)), (3, 5));
+    assert_eq!(detail_window(100, 1000, |r| Some(r * 60)), (16, 128));
 }

@@ -35,6 +35,10 @@ pub struct CompareArgs {
     /// MemAvailable, or 8 GiB].
     #[arg(long, value_name = "BYTES", allow_hyphen_values = true)]
     memory_limit: Option<String>,
+    /// Measure nothing: redraw compare-time.png and compare-memory.png of the comparison in DIR from its
+    /// compare.csv and the caption line of its compare.md.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["batch", "threads", "repeats", "out", "memory_limit", "seed", "sparsity"])]
+    replot: Option<PathBuf>,
     /// Comma-separated kernel sparsities, each in [0, 1): every layer with parameters runs with a random
     /// mask removing that fraction of its kernel entries; writes compare-sparsity.png [default: 0].
     #[arg(long, value_name = "S,S,...", allow_hyphen_values = true)]
@@ -52,6 +56,23 @@ fn positive(name: &str, v: &Option<String>, default: usize) -> Result<usize, Cli
             _ => Err(CliError::other(format!("--{name} {s:?}: expected a positive integer"))),
         },
     }
+}
+
+/// `--replot DIR`: the plots again, from the files of an earlier comparison.
+fn replot(dir: &std::path::Path) -> Result<(), CliError> {
+    let read = |name: &str| {
+        let p = dir.join(name);
+        std::fs::read_to_string(&p).map_err(|e| CliError::other(format!("{}: cannot read: {e}", p.display())))
+    };
+    let rows = compare::read_csv(&read("compare.csv")?)
+        .map_err(|e| CliError::other(format!("{}: {e}", dir.join("compare.csv").display())))?;
+    let title = read("compare.md")?.lines().next().unwrap_or_default().to_string();
+    // As a measuring run draws them: the layers only, not the whole network's `total` rows.
+    let layers: Vec<_> = rows.iter().filter(|r| r.layer != "total").cloned().collect();
+    draw::write_png(&dir.join("compare-time.png"), &layers, &title, draw::draw_time).map_err(CliError::other)?;
+    draw::write_png(&dir.join("compare-memory.png"), &layers, &title, draw::draw_memory).map_err(CliError::other)?;
+    outln!("compare: redrew the plots of {} ({} rows)", dir.display(), rows.len());
+    Ok(())
 }
 
 /// Parses `--sparsity`: comma-separated numbers in `[0, 1)`, distinct, at least one.
@@ -75,6 +96,9 @@ fn parse_sparsities(list: &str) -> Result<Vec<f64>, CliError> {
 }
 
 pub fn run(a: CompareArgs) -> Result<(), CliError> {
+    if let Some(dir) = &a.replot {
+        return replot(dir);
+    }
     let batch = positive("batch", &a.batch, 64)?;
     let threads = positive("threads", &a.threads, std::thread::available_parallelism().map_or(1, |n| n.get()))?;
     if threads > super::MAX_THREADS {
@@ -129,7 +153,8 @@ pub fn run(a: CompareArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::other(format!("--out {}: cannot create the directory: {e}", out.display())))?;
     write_file(&out.join("compare.md"), md.as_bytes())?;
     write_file(&out.join("compare.csv"), compare::csv(&rows).as_bytes())?;
-    let title = format!("batch {batch}, {threads} threads, f32");
+    // The plots' caption: batch, threads, repeats, seed; the machine; the memory limit.
+    let title = header.clone();
     // The plots place layers by their FLOPs; the whole network's rows are in the tables only.
     let layers: Vec<_> = rows.iter().filter(|r| r.layer != "total").cloned().collect();
     draw::write_png(&out.join("compare-time.png"), &layers, &title, draw::draw_time).map_err(CliError::other)?;

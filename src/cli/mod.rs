@@ -1,4 +1,4 @@
-//! The `cnn-as-mlp` command: `train`, `eval`, `grad`, `show`, `compare`.
+//! The `cnn-as-mlp` command: `train`, `eval`, `grad`, `show`, `compare`, `plot`.
 //!
 //! Every failure is one line on stderr, `error: …`, naming the file or value and what was wrong, and the
 //! exit code is 2; no partial output file is left behind (outputs are written atomically).
@@ -7,6 +7,7 @@ mod compare;
 mod draw;
 mod eval;
 mod grad;
+mod plot;
 mod show;
 mod sweep;
 mod train;
@@ -29,6 +30,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Train a model; writes a run directory (checkpoint, state, metrics, plot).
@@ -41,6 +44,8 @@ pub enum Command {
     Show(show::ShowArgs),
     /// Time, memory and agreement of the sparse, direct and im2col formulations, layer by layer.
     Compare(compare::CompareArgs),
+    /// The curves of several runs overlaid in one PNG, each labelled by what differs between the runs.
+    Plot(plot::PlotArgs),
     /// A grid of training runs (models × engines × learning rates × seeds) run in parallel, with a summary.
     Sweep(sweep::SweepArgs),
 }
@@ -287,6 +292,7 @@ pub fn main() -> i32 {
         Command::Grad(a) => grad::run(a),
         Command::Show(a) => show::run(a),
         Command::Compare(a) => compare::run(a),
+        Command::Plot(a) => plot::run(a),
         Command::Sweep(a) => sweep::run(a),
     };
     match result {

@@ -10,7 +10,7 @@ use cnn_as_mlp::budget;
 use cnn_as_mlp::checkpoint::{self, Stored};
 use cnn_as_mlp::init::init_params;
 use cnn_as_mlp::network::{Engine, Network};
-use cnn_as_mlp::optim::DecayMode;
+use cnn_as_mlp::optim::{DecayMode, OptimizerKind};
 use cnn_as_mlp::prune::Prune;
 use cnn_as_mlp::run::{self, MODEL_FILE, RunConfig, RunDir};
 use cnn_as_mlp::train::{EpochMetrics, Hyper, LrSchedule, StepProgress, TrainError, Trainer};
@@ -31,19 +31,29 @@ pub struct TrainArgs {
     /// Images per step [default: 64; seed 16, vgg16 8].
     #[arg(long)]
     pub(super) batch: Option<usize>,
-    /// Learning rate (the initial one under cosine) [default: 0.05; seed 3, cifar 0.01, vgg16 0.01].
+    /// Learning rate (the initial one under cosine) [default: 0.05; seed 3, cifar 0.01, vgg16 0.01; with
+    /// --optimizer adam 0.001, PyTorch's].
     #[arg(long, allow_negative_numbers = true)]
     pub(super) lr: Option<f64>,
     /// constant or cosine (from --lr down towards 0 over the epochs) [default: cosine; seed, cifar and
     /// vgg16 constant].
     #[arg(long, value_name = "SCHEDULE")]
     pub(super) lr_schedule: Option<String>,
-    /// SGD momentum, in [0, 1) [default: 0.9; seed 0].
+    /// SGD momentum, in [0, 1) [default: 0.9; seed 0]. Not with --optimizer adam.
     #[arg(long, allow_negative_numbers = true)]
     pub(super) momentum: Option<f64>,
     /// L2 weight decay of the weights (biases are not decayed) [default: 1e-4; seed 0].
     #[arg(long, allow_negative_numbers = true)]
     pub(super) weight_decay: Option<f64>,
+    /// sgd (with --momentum) or adam (torch.optim.Adam's defaults: betas 0.9 and 0.999, eps 1e-8, bias
+    /// correction; --weight-decay adds λθ to the gradient unless --decoupled-wd) [default: sgd].
+    #[arg(long, value_name = "OPTIMIZER")]
+    pub(super) optimizer: Option<String>,
+    /// With --optimizer adam: decoupled weight decay, θ ← θ(1 − ηλ) before the Adam step (AdamW), instead
+    /// of coupled L2 decay, λθ added to the gradient (torch.optim.Adam's weight_decay) [default: off,
+    /// coupled].
+    #[arg(long)]
+    pub(super) decoupled_wd: bool,
     /// per-parameter (PyTorch's weight_decay) or expanded (once per copy in the expanded matrix)
     /// [default: per-parameter].
     #[arg(long)]
@@ -81,7 +91,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "RUN_DIR")]
     pub(super) out: Option<PathBuf>,
     /// Continue the run in this directory, bit-identically to an uninterrupted run.
-    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["model", "data", "batch", "lr", "lr_schedule", "momentum", "weight_decay", "decay_mode", "loss", "seed", "init", "limit", "test_limit", "out", "prune"])]
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["model", "data", "batch", "lr", "lr_schedule", "momentum", "weight_decay", "optimizer", "decoupled_wd", "decay_mode", "loss", "seed", "init", "limit", "test_limit", "out", "prune"])]
     pub(super) resume: Option<PathBuf>,
     #[command(flatten)]
     pub(super) output: super::Output,
@@ -234,6 +244,22 @@ fn fresh_config(a: &TrainArgs) -> Result<RunConfig, CliError> {
         }
         h.loss = parse_loss(l)?;
     }
+    if let Some(o) = &a.optimizer {
+        h.optimizer = OptimizerKind::from_name(o)
+            .ok_or_else(|| CliError::other(format!("--optimizer {o:?}: unknown optimizer; expected sgd or adam")))?;
+    }
+    if h.optimizer == OptimizerKind::Adam {
+        if let Some(m) = a.momentum {
+            return Err(CliError::other(format!(
+                "--momentum {m}: SGD's; Adam uses its betas (0.9, 0.999) instead (leave out --momentum)"
+            )));
+        }
+        // PyTorch's default learning rate for Adam; no momentum buffer.
+        (h.lr, h.momentum) = (0.001, 0.0);
+    } else if a.decoupled_wd {
+        return Err(CliError::other("--decoupled-wd: applies to --optimizer adam only"));
+    }
+    h.decoupled_wd = a.decoupled_wd;
     h.epochs = a.epochs.unwrap_or(h.epochs);
     h.batch = a.batch.unwrap_or(h.batch);
     h.lr = a.lr.unwrap_or(h.lr);
@@ -299,12 +325,40 @@ fn commit(dir: &RunDir, cfg: &RunConfig, trainer: &Trainer, metrics: &[EpochMetr
         let run_name =
             path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
         let title = format!("{} on {} (run {run_name})", cfg.model_label(), cfg.data);
-        let png = super::draw::curves::curves_png(metrics, &title)
+        let png = super::draw::curves::curves_png(metrics, &title, &settings_notes(cfg, trainer))
             .map_err(|problem| run::RunError::Invalid { file: dir.path().join(run::PLOT_FILE), problem })?;
         extra.push((run::PLOT_FILE, png));
     }
     dir.commit(cfg, trainer, metrics, extra)?;
     Ok(())
+}
+
+/// What `curves.png` says below its legend: the spec, and the optimizer and data settings.
+fn settings_notes(cfg: &RunConfig, trainer: &Trainer) -> Vec<String> {
+    let h = &cfg.hyper;
+    let optimizer = match h.optimizer {
+        OptimizerKind::Sgd => format!("SGD lr {} ({}), momentum {}", h.lr, h.schedule.name(), h.momentum),
+        OptimizerKind::Adam => format!("Adam lr {} ({})", h.lr, h.schedule.name()),
+    };
+    let decay = match (h.optimizer, h.decoupled_wd) {
+        (OptimizerKind::Adam, true) => "decoupled",
+        (OptimizerKind::Adam, false) => "coupled",
+        _ => h.decay_mode.name(),
+    };
+    let limit = |l: Option<usize>| l.map_or_else(|| "all".to_string(), |n| n.to_string());
+    vec![
+        format!("spec: {}", cfg.spec),
+        format!(
+            "{optimizer}, weight decay {} ({decay}), batch {}, {} loss, seed {}, engine {}; images: {} train, {} test",
+            h.weight_decay,
+            h.batch,
+            h.loss.name(),
+            h.seed,
+            trainer.net.engine.name(),
+            limit(cfg.limit),
+            limit(cfg.test_limit)
+        ),
+    ]
 }
 
 /// `MODEL-UNIXTIME`, the name of a default run directory under `runs/` ([`RunDir::create_unique`] adds
@@ -449,6 +503,7 @@ fn train_loop(
             "epochs": epochs,
             "batch": cfg.hyper.batch,
             "lr": cfg.hyper.lr,
+            "optimizer": cfg.hyper.optimizer.name(),
             "seed": cfg.hyper.seed,
             "threads": threads,
             "params": trainer.net.n_params(),

@@ -26,7 +26,7 @@ pub mod report;
 pub use grid::{Case, LENET, grid, select};
 pub use measure::{default_memory_limit, im2col_bytes, machine, random_mask, run_case};
 pub use network::{network_cases, run_network};
-pub use report::{csv, header, human_bytes, markdown, parse_bytes};
+pub use report::{csv, header, human_bytes, markdown, parse_bytes, read_csv};
 
 use crate::network::Engine;
 

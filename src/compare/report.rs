@@ -231,9 +231,130 @@ pub fn csv(rows: &[Row]) -> String {
     s
 }
 
+/// The reasons a formulation does not apply, as [`Status::NotApplicable`] holds them.
+const NOT_APPLICABLE: [&str; 1] = ["no im2col lowering for this layer kind"];
+
+/// Splits one CSV line into fields: commas separate, a field in double quotes may hold commas and `""`
+/// stands for a quote inside it (RFC 4180, as [`csv`] writes).
+fn csv_fields(line: &str) -> Result<Vec<String>, String> {
+    let (mut fields, mut field, mut quoted, mut chars) = (Vec::new(), String::new(), false, line.chars().peekable());
+    while let Some(ch) = chars.next() {
+        match (ch, quoted) {
+            ('"', false) if field.is_empty() => quoted = true,
+            ('"', true) if chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            ('"', true) => quoted = false,
+            (',', false) => fields.push(std::mem::take(&mut field)),
+            (c, _) => field.push(c),
+        }
+    }
+    if quoted {
+        return Err("a quoted field is not closed".into());
+    }
+    fields.push(field);
+    Ok(fields)
+}
+
+/// Reads the text [`csv`] wrote back into rows (to redraw the plots of a comparison without measuring
+/// again), by the names in its header: files written before the `sparsity`, `step_s` and `peak_rss_bytes`
+/// columns read with sparsity 0 and the others empty. A malformed line is reported with its number.
+pub fn read_csv(text: &str) -> Result<Vec<Row>, String> {
+    let mut lines = text.lines();
+    let head: Vec<String> = csv_fields(lines.next().unwrap_or_default())?;
+    if head.first().map(String::as_str) != Some("layer") {
+        return Err("line 1 is not the header of compare.csv".into());
+    }
+    let mut rows = Vec::new();
+    for (i, line) in lines.enumerate() {
+        let bad = |what: &str| format!("line {}: {what}", i + 2);
+        let f = csv_fields(line).map_err(|e| bad(&e))?;
+        if f.len() != head.len() {
+            return Err(bad(&format!("{} fields, the header names {}", f.len(), head.len())));
+        }
+        let get = |name: &str| head.iter().position(|h| h == name).map(|j| f[j].as_str());
+        let need = |name: &str| get(name).ok_or_else(|| bad(&format!("no column {name:?}")));
+        let opt = |name: &str| -> Result<Option<f64>, String> {
+            match get(name) {
+                None | Some("") => Ok(None),
+                Some(v) => v.parse().map(Some).map_err(|_| bad(&format!("{name} {v:?} is not a number"))),
+            }
+        };
+        let count = |name: &str| -> Result<Option<usize>, String> {
+            match get(name) {
+                None | Some("") => Ok(None),
+                Some(v) => v.parse().map(Some).map_err(|_| bad(&format!("{name} {v:?} is not a count"))),
+            }
+        };
+        let required = |v: Option<usize>, name: &str| v.ok_or_else(|| bad(&format!("no {name}")));
+        let status = match need("status")? {
+            "ok" => Status::Ran,
+            s if s.starts_with("does not fit: needs ") => Status::DoesNotFit(
+                s["does not fit: needs ".len()..]
+                    .trim_end_matches(" bytes")
+                    .parse()
+                    .map_err(|_| bad("bad byte count"))?,
+            ),
+            s => Status::NotApplicable(
+                NOT_APPLICABLE
+                    .iter()
+                    .find(|r| s.strip_prefix("n/a: ") == Some(**r))
+                    .ok_or_else(|| bad(&format!("unknown status {s:?}")))?,
+            ),
+        };
+        let formulation = need("formulation")?;
+        rows.push(Row {
+            layer: need("layer")?.to_string(),
+            spec: need("spec")?.to_string(),
+            sparsity: opt("sparsity")?.unwrap_or(0.0),
+            engine: Engine::from_name(formulation)
+                .ok_or_else(|| bad(&format!("unknown formulation {formulation:?}")))?,
+            status,
+            compile_s: opt("compile_s")?,
+            forward_s: opt("forward_s")?,
+            input_grad_s: opt("input_grad_s")?,
+            param_grad_s: opt("param_grad_s")?,
+            index_bytes: required(count("index_bytes")?, "index_bytes")?,
+            estimated_bytes: count("estimated_index_bytes")?,
+            param_bytes: required(count("param_bytes")?, "param_bytes")?,
+            nnz: required(count("nnz")?, "nnz")?,
+            flops: opt("flops")?.ok_or_else(|| bad("no flops"))?,
+            diff_forward: opt("max_diff_forward")?,
+            diff_input_grad: opt("max_diff_input_grad")?,
+            diff_param_grad: opt("max_diff_param_grad")?,
+            step_s: opt("step_s")?,
+            peak_bytes: count("peak_rss_bytes")?,
+        });
+    }
+    Ok(rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `csv` writes, `read_csv` reads back and writes again unchanged (a layer name with commas and
+    /// quotes included); a file written before the `sparsity`, `step_s` and `peak_rss_bytes` columns
+    /// (docs/compare/compare.csv, which holds every status) reads with sparsity 0 and the others empty.
+    #[test]
+    fn csv_reads_back() {
+        let old = include_str!("../../docs/compare/compare.csv");
+        let mut rows = read_csv(old).unwrap();
+        assert_eq!(rows.len(), old.lines().count() - 1);
+        assert!(rows.iter().all(|r| r.sparsity == 0.0 && r.step_s.is_none() && r.peak_bytes.is_none()));
+        rows[0].layer = "8x6x6 > conv(8,3,pad=1) \"q\"".into();
+        rows[1].sparsity = 0.9;
+        let text = csv(&rows);
+        assert_eq!(csv(&read_csv(&text).unwrap()), text);
+        for (a, b) in old.lines().skip(3).zip(text.lines().skip(3)) {
+            let (layer, rest) = a.split_once(',').unwrap();
+            let (spec, rest) = rest.split_once("\",").unwrap();
+            assert_eq!(format!("{layer},{spec}\",0,{rest},,"), b);
+        }
+        let e = read_csv("layer,spec,formulation,status\nc,\"1x2x2 > conv(1,1)\",sparse,fine\n").unwrap_err();
+        assert!(e.starts_with("line 2"), "{e}");
+    }
 
     fn row(layer: &str, engine: Engine, fwd: f64, ran: bool) -> Row {
         Row {

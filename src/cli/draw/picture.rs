@@ -5,7 +5,10 @@
 
 use plotters::prelude::*;
 
-use cnn_as_mlp::picture::{Fit, LayerInfo, Spoke, codes_present, column_of_w, downsample, entry_label, fit, row_of_wt};
+use cnn_as_mlp::picture::{
+    Fit, LayerInfo, Spoke, codes_present, column_of_w, detail_window, downsample_rect, entry_label, fit, fit_rect,
+    row_of_wt,
+};
 use cnn_as_mlp::spec::Shape;
 use cnn_as_mlp::tied::{Entry, TiedMatrix};
 
@@ -181,62 +184,108 @@ fn code_legend(t: &TiedMatrix, info: &LayerInfo, present: &[u32]) -> Vec<(Option
     rows
 }
 
+/// The legend of a pooling layer: no parameters, only what its grey entries are.
+fn pool_legend(info: &LayerInfo) -> Vec<(Option<Rgb>, String)> {
+    if info.name.starts_with("maxpool") {
+        vec![
+            (Some(CONST_COLOUR), "window entry (no parameter)".into()),
+            (None, "maxpool: the window pattern; per sample".into()),
+            (None, "each row keeps only its window's maximum".into()),
+        ]
+    } else {
+        vec![(Some(CONST_COLOUR), "window entry 1/k² (no parameter)".into())]
+    }
+}
+
+/// Tick positions (in entries) along an axis of `n` entries made of `maps` feature maps of `per_map`
+/// entries: the map boundaries, thinned to at most about 12 ticks.
+fn map_ticks(n: usize, maps: usize, per_map: usize) -> Vec<usize> {
+    let every = maps.div_ceil(12).max(1);
+    let mut t: Vec<usize> = (0..=maps).step_by(every).map(|k| k * per_map).filter(|&v| v <= n).collect();
+    if t.last() != Some(&n) {
+        t.push(n);
+    }
+    t
+}
+
 /// Draws the compiled matrix `t` of a layer: its sparsity pattern, each nonzero coloured by the shared
-/// parameter it copies, downsampled honestly to at most `max_px` pixels per side. Returns PNG bytes.
+/// parameter it copies, downsampled honestly to at most `max_px` pixels per side (rows and columns scaled
+/// separately, the stretch stated), with row and column ticks at the feature-map boundaries, and, when
+/// downsampled, a detail of the top-left corner at full resolution. Returns PNG bytes.
 pub fn matrix_png(t: &TiedMatrix, info: &LayerInfo, max_px: usize) -> Result<Vec<u8>, String> {
     let (rows, cols) = t.shape();
-    let scale = fit(rows, cols, max_px);
-    let (s, z) = match scale {
-        Fit::Down(s) => (s, 1),
-        Fit::Up(z) => (1, z),
+    let (sy, sx, z) = match fit(rows, cols, max_px) {
+        Fit::Up(z) => (1, 1, z),
+        Fit::Down(_) => {
+            let (sy, sx) = fit_rect(rows, cols, max_px);
+            (sy, sx, 1)
+        }
     };
-    let grid = downsample(t.map(), s);
+    let grid = downsample_rect(t.map(), sy, sx);
     let (mw, mh) = (grid.width * z, grid.height * z);
+    let fixed = info.weight_shape.is_empty();
     let present = codes_present(t.map());
-    let mut legend_rows = code_legend(t, info, &present);
-    if info.name.starts_with("maxpool") {
-        legend_rows.push((None, "maxpool: the window pattern; per sample".into()));
-        legend_rows.push((None, "each row keeps only its window's maximum".into()));
-    }
+    let legend_rows = if fixed { pool_legend(info) } else { code_legend(t, info, &present) };
 
-    let kind = if info.weight_shape.is_empty() { "fixed" } else { "tied" };
+    let kind = if fixed { "fixed" } else { "tied" };
     let title = format!("layer {} {}: compiled {kind} matrix W, {rows}×{cols}", info.index, info.name);
+    let owner = if fixed { "" } else { " (several: the smallest parameter id is shown)" };
+    let scale = match (sy, sx, z) {
+        (1, 1, 1) => "scale: 1 px = 1 entry, true aspect; every nonzero drawn".to_string(),
+        (1, 1, z) => format!("scale: 1 entry = {z}×{z} px, true aspect; every nonzero drawn"),
+        (s, x, _) if s == x => format!(
+            "scale: 1 px = {s}×{s} entries, true aspect; a pixel is coloured iff some nonzero falls in its block{owner}"
+        ),
+        (sy, sx, _) => format!(
+            "scale: 1 px = {sy} rows × {sx} columns, NOT true aspect ({} stretched {}×); a pixel is coloured iff some nonzero falls in its block{owner}",
+            if sy > sx { "columns" } else { "rows" },
+            sy.max(sx) as f64 / sy.min(sx) as f64
+        ),
+    };
     let lines = [
         format!(
-            "nnz {} · {} shared parameters · rows = outputs {} (0…{}, top down) · columns = inputs {} (0…{}, left to right)",
+            "nnz {} · {} shared parameters · rows = outputs {} (top down) · columns = inputs {} (left to right)",
             t.nnz(),
             t.n_params(),
             info.output,
-            rows - 1,
-            info.input,
-            cols - 1
+            info.input
         ),
-        match scale {
-            Fit::Down(s) if s > 1 && t.n_params() == 0 => format!(
-                "scale: {}; a pixel is coloured iff some nonzero falls in its block (no nonzero is dropped)",
-                scale.describe()
-            ),
-            Fit::Down(s) if s > 1 => format!(
-                "scale: {}; a pixel is coloured iff some nonzero falls in its block (several: the smallest parameter id is shown)",
-                scale.describe()
-            ),
-            _ => format!("scale: {}; every nonzero drawn", scale.describe()),
+        scale,
+        if fixed {
+            "white: zero · grey lines and ticks: feature-map (channel) boundaries · grey: a window entry".to_string()
+        } else {
+            "white: zero · grey lines and ticks: feature-map (channel) boundaries · colour: the shared parameter the entry copies"
+                .to_string()
         },
-        "white: zero · grey lines: feature-map (channel) boundaries · colour: the shared parameter the entry copies"
-            .to_string(),
     ];
-    let (margin, top) = (16, 34 + 20 * lines.len() + 10);
+    // The detail: the top-left corner at full resolution, when the picture is downsampled.
+    let detail = (sy > 1 || sx > 1).then(|| {
+        let map = t.map();
+        let (dr, dc) =
+            detail_window(rows, cols, |r| map.outer_view(r).and_then(|v| v.indices().last().map(|&c| c as usize)));
+        let zd = (360 / dc.max(dr)).clamp(1, 12);
+        (dr, dc, zd)
+    });
+    let detail_caption =
+        detail.map(|(dr, dc, zd)| format!("detail: rows 0…{}, columns 0…{}, 1 entry = {zd}×{zd} px", dr - 1, dc - 1));
+
+    let (margin, top) = (16, 34 + 20 * lines.len() + 10 + 18);
+    let left = margin + text_width(&rows.to_string(), 11.0) + 10;
     let legend_w = legend_rows.iter().map(|(_, l)| text_width(l, 13.0) + 24).max().unwrap_or(0);
+    let detail_w =
+        detail.map_or(0, |(_, dc, zd)| (dc * zd).max(text_width(detail_caption.as_deref().unwrap_or(""), 13.0)));
     let text_w = lines.iter().map(|l| text_width(l, 14.0)).chain([text_width(&title, 18.0)]).max().unwrap_or(0);
-    let w = (margin + mw + 24 + legend_w + margin).max(text_w + 2 * margin);
+    let side_w = legend_w.max(detail_w);
+    let w = (left + mw + 24 + side_w + margin).max(text_w + 2 * margin);
     let legend_h = legend_rows.len() * 18;
-    let h = top + mh.max(legend_h) + margin;
+    let side_h = legend_h + detail.map_or(0, |(dr, _, zd)| 20 + 20 + dr * zd);
+    let h = top + mh.max(side_h) + margin;
     let mut c = Canvas::new(w, h);
     c.text(title, margin, 8, 18.0, true);
     for (i, l) in lines.iter().enumerate() {
         c.text(l.clone(), margin, 34 + 20 * i, 14.0, false);
     }
-    let (x0, y0) = (margin, top);
+    let (x0, y0) = (left, top);
     // Channel boundaries (in entries), drawn first on empty pixels only.
     let row_bounds: Vec<usize> = (1..info.output.c).map(|k| k * info.output.h * info.output.w).collect();
     let col_bounds: Vec<usize> = (1..info.input.c).map(|k| k * info.input.h * info.input.w).collect();
@@ -246,7 +295,7 @@ pub fn matrix_png(t: &TiedMatrix, info: &LayerInfo, max_px: usize) -> Result<Vec
         }
     }
     for &b in &row_bounds {
-        let y = y0 + b * z / s;
+        let y = y0 + b * z / sy;
         for x in x0..x0 + mw {
             if c.get(x, y) == WHITE_RGB {
                 c.pixel(x, y, GUIDE);
@@ -254,7 +303,7 @@ pub fn matrix_png(t: &TiedMatrix, info: &LayerInfo, max_px: usize) -> Result<Vec
         }
     }
     for &b in &col_bounds {
-        let x = x0 + b * z / s;
+        let x = x0 + b * z / sx;
         for y in y0..y0 + mh {
             if c.get(x, y) == WHITE_RGB {
                 c.pixel(x, y, GUIDE);
@@ -262,7 +311,44 @@ pub fn matrix_png(t: &TiedMatrix, info: &LayerInfo, max_px: usize) -> Result<Vec
         }
     }
     c.frame(x0, y0, mw, mh, BLACK_RGB);
-    legend(&mut c, x0 + mw + 24, y0, &legend_rows);
+    // Ticks: row indices on the left, column indices on top, at map boundaries, labels never crowded.
+    let mut last = None;
+    for r in map_ticks(rows, info.output.c, info.output.h * info.output.w) {
+        let y = y0 + (r * z / sy).min(mh);
+        c.rect(x0 - 5, y, 4, 1, BLACK_RGB);
+        if last.is_none_or(|l: usize| y >= l + 14) || r == rows {
+            let label = r.to_string();
+            c.text(label.clone(), x0 - 7 - text_width(&label, 11.0), y.saturating_sub(6), 11.0, false);
+            last = Some(y);
+        }
+    }
+    let mut last = None;
+    for col in map_ticks(cols, info.input.c, info.input.h * info.input.w) {
+        let x = x0 + (col * z / sx).min(mw);
+        c.rect(x, y0 - 5, 1, 4, BLACK_RGB);
+        let label = col.to_string();
+        if last.is_none_or(|l: usize| x >= l + text_width(&label, 11.0) + 8) {
+            c.text(label.clone(), x.saturating_sub(text_width(&label, 11.0) / 2), y0 - 19, 11.0, false);
+            last = Some(x);
+        }
+    }
+    let sx0 = x0 + mw + 24;
+    legend(&mut c, sx0, y0, &legend_rows);
+    if let (Some((dr, dc, zd)), Some(caption)) = (detail, detail_caption) {
+        let dy = y0 + legend_h + 20;
+        c.text(caption, sx0, dy, 13.0, false);
+        let dy = dy + 22;
+        for r in 0..dr {
+            if let Some(v) = t.map().outer_view(r) {
+                for (&col, &code) in v.indices().iter().zip(v.data()) {
+                    if (col as usize) < dc {
+                        c.rect(sx0 + col as usize * zd, dy + r * zd, zd, zd, code_colour(t, code));
+                    }
+                }
+            }
+        }
+        c.frame(sx0, dy, dc * zd, dr * zd, BLACK_RGB);
+    }
     c.png()
 }
 
