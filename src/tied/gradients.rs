@@ -110,10 +110,10 @@ pub fn param_grad<T: Real>(m: &TiedMatrix, x: &[T], dy: &[T], dtheta: &mut [T], 
     fallback_grad(m, x, dy, dtheta, scratch, batch);
 }
 
-/// [`param_grad`] on the portable loops only, never the hand-written AVX-512 tiles: for tests that check
+/// [`param_grad`] on the portable loops only, never the hand-written AVX-512 tiles: for the test that checks
 /// both give the same bits.
-#[doc(hidden)]
-pub fn param_grad_portable<T: Real>(
+#[cfg(test)]
+fn param_grad_portable<T: Real>(
     m: &TiedMatrix,
     x: &[T],
     dy: &[T],
@@ -501,4 +501,46 @@ pub(crate) fn dot<T: Real>(a: &[T], b: &[T]) -> T {
         s = x.mul_add(y, s);
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::rngs::StdRng;
+    use rand::{RngExt, SeedableRng};
+
+    use super::*;
+    use crate::engines::sparse::conv::compile_conv;
+    use crate::geometry::{ConvGeometry, PaddingMode};
+
+    /// Checks proofs/T3 (the sum regrouped over positions): the hand-written AVX-512 gradient tiles (when the
+    /// CPU has them; without AVX-512 both calls run the portable loops) give the same `f32` bits as the
+    /// portable loops, on random values where the order of the sums shows: LeNet-5's two convolutions at
+    /// batch 64 and 70.
+    #[test]
+    fn param_grad_simd_tiles_match_portable_bits() {
+        let mut rng = StdRng::seed_from_u64(5);
+        for (c_in, h, c_out, pad) in [(1, 28, 6, 2), (6, 14, 16, 0)] {
+            let g =
+                ConvGeometry { c_in, h_in: h, w_in: h, c_out, k: 5, stride: 1, pad, dil: 1, mode: PaddingMode::Zeros };
+            let m = compile_conv(&g);
+            for batch in [64, 70] {
+                let x: Vec<f32> = (0..batch * g.in_len()).map(|_| rng.random_range(-1.0..1.0)).collect();
+                let dy: Vec<f32> = (0..batch * g.out_len()).map(|_| rng.random_range(-1.0..1.0)).collect();
+                let mut fast = vec![0.0f32; m.n_params()];
+                param_grad(&m, &x, &dy, &mut fast, &mut Vec::new(), batch);
+                let mut portable = vec![0.0f32; m.n_params()];
+                param_grad_portable(&m, &x, &dy, &mut portable, &mut Vec::new(), batch);
+                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&fast), bits(&portable), "{g:?} batch {batch}");
+                // And both are the gradient: within f32 rounding of the per-nonzero path.
+                let mut dw = vec![0.0f32; m.nnz()];
+                nonzero_grad(&m, &x, &dy, &mut dw, batch);
+                let mut reference = vec![0.0f32; m.n_params()];
+                scatter_grad(&m, &dw, &mut reference);
+                for (a, b) in fast.iter().zip(&reference) {
+                    assert!((a - b).abs() <= 1e-3 * (1.0 + b.abs()), "{a} vs {b}");
+                }
+            }
+        }
+    }
 }

@@ -2,7 +2,7 @@
 //! [`super::products`] and [`super::gradients`] leave the compiler spilling accumulators. Each computes
 //! exactly what its portable twin computes, with the same fused multiply-adds in the same order, so the bits
 //! do not depend on which one runs: the unit tests below compare the group products with the portable
-//! loop, and tests/tied_matrix.rs compares the gradient tiles (`param_grad` against `param_grad_portable`).
+//! loop, and the unit test in `gradients.rs` compares the gradient tiles (`param_grad` against `param_grad_portable`).
 
 #![cfg(target_arch = "x86_64")]
 // The index loops over registers are the register tiles.
