@@ -20,6 +20,10 @@ for engine in sparse direct im2col; do
     for f in model.safetensors state.safetensors; do
       if cmp -s "$T/one-$engine/$f" "$T/mpi$R-$engine/$f"; then echo "ok   $engine R=$R $f"; else echo "FAIL $engine R=$R $f differs"; fail=1; fi
     done
+    # The metrics too, but for the timing columns (img_per_s, train_s, wall_s).
+    if [ "$(cut -d, -f1-6,8 "$T/one-$engine/metrics.csv")" = "$(cut -d, -f1-6,8 "$T/mpi$R-$engine/metrics.csv")" ]; then
+      echo "ok   $engine R=$R metrics.csv (loss, accuracies, lr)"
+    else echo "FAIL $engine R=$R metrics.csv differs"; fail=1; fi
   done
 done
 # The cifar preset (3x32x32, five convolutions) on a small CIFAR-10-format set written here (perl is part of
@@ -41,11 +45,16 @@ done
 # (SIGKILL); a rank that stops (SIGSTOP) is caught by the collectives' watchdog (src/mpi.rs), which ends the
 # waiting rank with a clear error after CNN_AS_MLP_MPI_TIMEOUT seconds.
 lost_rank() { # SIGNAL NAME
-  CNN_AS_MLP_MPI_TIMEOUT=15 timeout 150 $MPIRUN -np 2 $BIN train --model lenet5 --epochs 5 --threads 1 --out "$T/lost-$2" > "$T/lost-$2.log" 2>&1 &
-  local job=$! mp="" victim="" rc=0
-  sleep 10
-  mp=$(pgrep -P $job -x mpirun || true)
-  victim=$( [ -n "$mp" ] && pgrep -P "$mp" -x cnn-as-mlp | tail -1 || true)
+  CNN_AS_MLP_MPI_TIMEOUT=15 timeout 300 $MPIRUN -np 2 $BIN train --model lenet5 --epochs 100 --threads 1 --out "$T/lost-$2" > "$T/lost-$2.log" 2>&1 &
+  local job=$! mp="" victim="" rc=0 i
+  # Wait (up to a minute) until both ranks run and training has started, then take the last rank.
+  for i in $(seq 120); do
+    mp=$(pgrep -P $job -x mpirun || true)
+    victim=$( [ -n "$mp" ] && pgrep -P "$mp" -x cnn-as-mlp | tail -1 || true)
+    if [ -n "$victim" ] && grep -q "step" "$T/lost-$2.log"; then break; fi
+    victim=""
+    sleep 0.5
+  done
   if [ -z "$victim" ]; then echo "FAIL $2: no rank process found"; fail=1; wait $job || true; return; fi
   kill -"$1" "$victim"
   wait $job || rc=$?

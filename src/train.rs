@@ -293,7 +293,6 @@ impl Trainer {
                     loss: j,
                 });
             }
-            correct += count_correct(self.net.output(), &y);
             match &mut self.adam {
                 Some(a) => a.step(&mut self.net, &grads),
                 None => self.sgd.step(&mut self.net, &grads),

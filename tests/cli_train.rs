@@ -32,6 +32,9 @@ fn train_writes_run_directory_and_summary() {
     assert_eq!((row(1)[7], row(2)[7]), (0.05, 0.025), "{csv}");
     for i in [1, 2] {
         assert!(row(i)[8] > 0.0 && row(i)[9] >= row(i)[8], "{csv}");
+        // Train accuracy is a fraction of the 256 images seen in the epoch (each batch counted once).
+        let correct = row(i)[3] * 256.0;
+        assert!((0.0..=1.0).contains(&row(i)[3]) && (correct - correct.round()).abs() < 1e-3, "{csv}");
     }
     // --limit cuts the training set only: the full 2,004 test images are evaluated.
     assert!(text.contains("(256 train, 2004 test)"), "{text}");
@@ -198,4 +201,41 @@ fn test_limit_json_and_quiet() {
     assert!(text.starts_with("train: ") && text.contains("epochs=2"), "{text}");
     let f = cnn_as_mlp::checkpoint::Stored::read(&out.join("model.safetensors")).unwrap();
     assert_eq!((f.meta("limit").unwrap(), f.meta("test_limit").unwrap()), ("128", "50"));
+}
+
+/// Train accuracy counts each image once: on a data set whose test split is its training split, with a
+/// learning rate too small to change any prediction, the epoch's running train accuracy equals the test
+/// accuracy of the final model (a batch counted twice would double it).
+#[test]
+fn train_accuracy_counts_each_image_once() {
+    let d = scratch("train-acc-once");
+    let data = d.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    write_idx_dir(&data, 300, 300);
+    for engine in ["sparse", "direct"] {
+        let out = d.join(engine);
+        let o = run(&[
+            "train",
+            "--model",
+            "lenet5",
+            "--data",
+            s(&data),
+            "--lr",
+            "1e-9",
+            "--epochs",
+            "1",
+            "--batch",
+            "64",
+            "--engine",
+            engine,
+            "--out",
+            s(&out),
+        ]);
+        ok(&o);
+        let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+        let row: Vec<f64> = csv.lines().nth(1).unwrap().split(',').map(|v| v.parse().unwrap()).collect();
+        let (train_acc, test_acc) = (row[3], row[5]);
+        assert!(test_acc > 0.0, "{csv}");
+        assert!((train_acc - test_acc).abs() < 1e-9, "{engine}: train_acc {train_acc} vs test_acc {test_acc}\n{csv}");
+    }
 }
