@@ -17,7 +17,8 @@ use cnn_as_mlp::train::{EpochMetrics, Hyper, LrSchedule, StepProgress, TrainErro
 
 #[derive(clap::Args, Debug, Default, Clone)]
 pub struct TrainArgs {
-    /// lenet5, lenet5-1998, seed, cifar, vgg16, or a model spec string ("1x28x28 > conv(6,5) > relu > ...")
+    /// lenet5, lenet5-1998, seed (the source document's network: sigmoid, mean pooling; not the RNG --seed), cifar,
+    /// vgg16, or a model spec string ("1x28x28 > conv(6,5) > relu > ...")
     /// [default: lenet5].
     #[arg(long, allow_hyphen_values = true)]
     pub(super) model: Option<String>,
@@ -61,7 +62,7 @@ pub struct TrainArgs {
     /// Loss for custom specs: ce or mse [default: ce; the presets carry their own: seed mse, others ce].
     #[arg(long)]
     pub(super) loss: Option<String>,
-    /// Seed of the initialisation and of the shuffles [default: 0].
+    /// Random seed of the initialisation and of the shuffles (not the `seed` preset) [default: 0].
     #[arg(long)]
     pub(super) seed: Option<u64>,
     /// Start from these parameters (a safetensors file) instead of a random initialisation.
