@@ -20,13 +20,15 @@ pub fn im2col_bytes(case: &Case, batch: usize) -> usize {
     conv_geometry(&case.layer, case.input).map_or(0, |g| 2 * 4 * batch * g.h_out() * g.w_out() * g.c_in * g.k * g.k)
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+/// The median of `v` (the mean of the middle two for an even count).
+pub(super) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
     if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) }
 }
 
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f64 {
+/// The largest `|a_i − b_i|`.
+pub(super) fn max_abs_diff(a: &[f32], b: &[f32]) -> f64 {
     a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).abs()).fold(0.0, f64::max)
 }
 
@@ -114,25 +116,12 @@ fn run_case_at(case: &Case, cfg: &Config, s: f64, mask_seed: u64, progress: &mut
     // Direct first: it is the reference the others are compared with.
     for engine in [Engine::Direct, Engine::Sparse, Engine::Im2col] {
         let mut row = Row {
-            layer: case.name.clone(),
-            spec: case.spec(),
             sparsity: s,
-            engine,
-            status: Status::Ran,
-            compile_s: None,
-            forward_s: None,
-            input_grad_s: None,
-            param_grad_s: None,
-            index_bytes: 0,
             estimated_bytes: (engine == Engine::Sparse).then_some(estimate),
             param_bytes,
             nnz,
             flops: 2.0 * nnz as f64 * b as f64,
-            diff_forward: None,
-            diff_input_grad: None,
-            diff_param_grad: None,
-            step_s: None,
-            peak_bytes: None,
+            ..Row::new(case.name.clone(), case.spec(), engine)
         };
         match engine {
             Engine::Sparse if estimate > cfg.memory_limit => row.status = Status::DoesNotFit(estimate),

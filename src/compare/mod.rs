@@ -83,6 +83,34 @@ pub struct Row {
     pub peak_bytes: Option<usize>,
 }
 
+impl Row {
+    /// A row of `engine` on `layer` (`spec`) at sparsity 0 that ran and measured nothing yet: every time,
+    /// difference and byte count empty or zero.
+    pub fn new(layer: impl Into<String>, spec: impl Into<String>, engine: Engine) -> Row {
+        Row {
+            layer: layer.into(),
+            spec: spec.into(),
+            sparsity: 0.0,
+            engine,
+            status: Status::Ran,
+            compile_s: None,
+            forward_s: None,
+            input_grad_s: None,
+            param_grad_s: None,
+            index_bytes: 0,
+            estimated_bytes: None,
+            param_bytes: 0,
+            nnz: 0,
+            flops: 0.0,
+            diff_forward: None,
+            diff_input_grad: None,
+            diff_param_grad: None,
+            step_s: None,
+            peak_bytes: None,
+        }
+    }
+}
+
 /// Settings of a comparison.
 #[derive(Clone, Debug)]
 pub struct Config {

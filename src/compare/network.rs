@@ -18,6 +18,7 @@ use nalgebra::DMatrix;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
+use super::measure::{max_abs_diff, median};
 use super::{Case, Config, Row, Status};
 use crate::budget::{self, Use};
 use crate::init::{Init, init_params};
@@ -67,12 +68,6 @@ fn flat(p: &Params<f32>) -> Vec<f32> {
     p.iter().flatten().flat_map(|t| t.data.iter().copied()).collect()
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) }
-}
-
 /// One `total` row per engine (sparse, direct, im2col): the whole network built, one full training step
 /// timed, its peak memory and its gradient's largest difference from the direct engine's. The batch is
 /// `cfg.batch` random images in `[0, 1)` with random labels, the parameters PyTorch's default
@@ -87,28 +82,8 @@ pub fn run_network(spec: &Spec, cfg: &Config, mut progress: impl FnMut(&str)) ->
     let mut direct_grad: Option<Vec<f32>> = None;
     let mut rows = Vec::new();
     for engine in [Engine::Direct, Engine::Sparse, Engine::Im2col] {
-        let mut row = Row {
-            layer: "total".into(),
-            spec: spec.to_string(),
-            // The whole network runs unmasked.
-            sparsity: 0.0,
-            engine,
-            status: Status::Ran,
-            compile_s: None,
-            forward_s: None,
-            input_grad_s: None,
-            param_grad_s: None,
-            index_bytes: 0,
-            estimated_bytes: None,
-            param_bytes: 0,
-            nnz: 0,
-            flops: 0.0,
-            diff_forward: None,
-            diff_input_grad: None,
-            diff_param_grad: None,
-            step_s: None,
-            peak_bytes: None,
-        };
+        // The whole network runs unmasked (sparsity 0).
+        let mut row = Row::new("total", spec.to_string(), engine);
         let need = budget::estimate(spec, engine, Use::grad(b)).map(|n| n.total);
         match need {
             Err(_) => row.status = Status::NotApplicable("a layer overflows 32-bit indices"),
@@ -143,10 +118,6 @@ pub fn run_network(spec: &Spec, cfg: &Config, mut progress: impl FnMut(&str)) ->
     // Report order: sparse, direct, im2col.
     rows.swap(0, 1);
     rows
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).abs()).fold(0.0, f64::max)
 }
 
 /// What one engine's run of the whole network measured.

@@ -358,25 +358,10 @@ mod tests {
 
     fn row(layer: &str, engine: Engine, fwd: f64, ran: bool) -> Row {
         Row {
-            layer: layer.into(),
-            spec: format!("spec of {layer}"),
-            sparsity: 0.0,
-            engine,
             status: if ran { Status::Ran } else { Status::DoesNotFit(9) },
-            compile_s: None,
             forward_s: Some(fwd),
             input_grad_s: Some(1.0),
-            param_grad_s: None,
-            index_bytes: 0,
-            estimated_bytes: None,
-            param_bytes: 0,
-            nnz: 0,
-            flops: 0.0,
-            diff_forward: None,
-            diff_input_grad: None,
-            diff_param_grad: None,
-            step_s: None,
-            peak_bytes: None,
+            ..Row::new(layer, format!("spec of {layer}"), engine)
         }
     }
 
