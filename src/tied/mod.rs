@@ -205,6 +205,9 @@ pub struct TiedMatrix {
     /// Compound entries: compound `j` sums `θ[compound_ids[compound_ptr[j]..compound_ptr[j+1]]]`.
     compound_ptr: Vec<u32>,
     compound_ids: Vec<u32>,
+    /// The order in which the products visit the row groups of `W` and of `Wᵀ` (see
+    /// [`Self::with_visit_order`]); `None`: in order.
+    visit: Option<Box<[Vec<u32>; 2]>>,
 }
 
 impl TiedMatrix {
@@ -333,6 +336,7 @@ impl TiedMatrix {
             consts,
             compound_ptr,
             compound_ids,
+            visit: None,
         };
         m.segments = m.detect_segments();
         m
@@ -360,6 +364,7 @@ impl TiedMatrix {
             consts,
             compound_ptr,
             compound_ids,
+            visit: None,
         };
         m.segments = m.detect_segments();
         debug_assert_eq!(m.check_structure(), Ok(()));
@@ -376,7 +381,37 @@ impl TiedMatrix {
         let w = CompactMap::from_csr(&ci.map, &ci.groups, self.n_params);
         let wt = CompactMap::from_csr(&ci.map_t, &ci.groups_t, self.n_params);
         let (consts, cp, ci_ids) = (self.consts.clone(), self.compound_ptr.clone(), self.compound_ids.clone());
-        Self::from_compact(w, wt, self.n_params, consts, cp, ci_ids)
+        let mut m = Self::from_compact(w, wt, self.n_params, consts, cp, ci_ids);
+        // The compact form keeps the groups and their numbering, so the visit order carries over.
+        m.visit = self.visit.clone();
+        m
+    }
+
+    /// The same matrix whose products visit the row groups of `W` in increasing `w_key(first row)` and those
+    /// of `Wᵀ` in increasing `wt_key(first row)` (ties in group order). The order changes neither a value
+    /// nor a bit: each output row is summed by one task in its own column order whatever the order of the
+    /// groups; it only decides which rows run one after another, and so which inputs stay in cache. A
+    /// convolution whose groups are single rows (a pruning mask gives every row its own column list) visits
+    /// them position by position: the output channels at one position read the same input window.
+    pub fn with_visit_order(mut self, w_key: impl Fn(u32) -> u64, wt_key: impl Fn(u32) -> u64) -> Self {
+        let (groups, groups_t) = match self.compact() {
+            Some((w, wt)) => (w.groups(), wt.groups()),
+            None => (&self.classic().groups, &self.classic().groups_t),
+        };
+        let order = |groups: &RowGroups, key: &dyn Fn(u32) -> u64| {
+            let mut order: Vec<u32> = (0..groups.len() as u32).collect();
+            order.sort_by_key(|&g| key(groups.group(g as usize)[0]));
+            order
+        };
+        let visit = [order(groups, &w_key), order(groups_t, &wt_key)];
+        self.visit = Some(Box::new(visit));
+        self
+    }
+
+    /// The order in which the products visit the row groups of `W` (`side` 0) or `Wᵀ` (`side` 1), if not in
+    /// order.
+    pub(super) fn visit_order(&self, side: usize) -> Option<&[u32]> {
+        self.visit.as_deref().map(|v| &v[side][..])
     }
 
     /// Which index the matrix stores.

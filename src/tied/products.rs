@@ -31,8 +31,8 @@ pub fn forward<T: Real>(m: &TiedMatrix, theta: &[T], bias: Option<(&[T], &[u32])
         assert!(ids.iter().all(|&i| (i as usize) < b.len()), "forward: bias id out of range ({} biases)", b.len());
     }
     match m.compact() {
-        Some((w, _)) => grouped_product(m, w, theta, bias, x, y, batch),
-        None => grouped_product(m, &m.classic_w(), theta, bias, x, y, batch),
+        Some((w, _)) => grouped_product(m, w, m.visit_order(0), theta, bias, x, y, batch),
+        None => grouped_product(m, &m.classic_w(), m.visit_order(0), theta, bias, x, y, batch),
     }
 }
 
@@ -51,8 +51,8 @@ pub fn backward_input<T: Real>(m: &TiedMatrix, theta: &[T], dy: &[T], dx: &mut [
     assert_eq!(dy.len(), batch * rows, "backward_input: dy has {} values, expected {batch} x {rows}", dy.len());
     assert_eq!(dx.len(), batch * cols, "backward_input: dx has {} values, expected {batch} x {cols}", dx.len());
     match m.compact() {
-        Some((_, wt)) => grouped_product(m, wt, theta, None, dy, dx, batch),
-        None => grouped_product(m, &m.classic_wt(), theta, None, dy, dx, batch),
+        Some((_, wt)) => grouped_product(m, wt, m.visit_order(1), theta, None, dy, dx, batch),
+        None => grouped_product(m, &m.classic_wt(), m.visit_order(1), theta, None, dy, dx, batch),
     }
 }
 
@@ -171,10 +171,13 @@ impl GroupSource for CompactMap {
 
 /// `y[:, r] = bias(r) + Σ_{k in row r} value(code[k]) · x[:, col(k)]`, row group by row group. A group's columns
 /// are `shift + cols[j]`: the kernels read `x` from column `shift` on with the relative columns, so the compact
-/// and the classic form run the same fused multiply-adds in the same order.
+/// and the classic form run the same fused multiply-adds in the same order. `visit`, when given, is the order
+/// in which the groups run (see [`TiedMatrix::with_visit_order`]): it changes no bit.
+#[allow(clippy::too_many_arguments)]
 fn grouped_product<T: Real, S: GroupSource>(
     m: &TiedMatrix,
     src: &S,
+    visit: Option<&[u32]>,
     theta: &[T],
     bias: Option<(&[T], &[u32])>,
     x: &[T],
@@ -244,6 +247,20 @@ fn grouped_product<T: Real, S: GroupSource>(
             yr.copy_from_slice(&acc[gi * batch..(gi + 1) * batch]);
         }
     };
+    if let Some(visit) = visit {
+        assert_eq!(visit.len(), n_groups, "grouped_product: a visit order of {} for {n_groups} groups", visit.len());
+        // In the given order, two groups per task as below; no twins (an ordered matrix's groups are single
+        // rows).
+        visit.par_chunks(2).for_each_init(
+            || (Vec::<T>::new(), Vec::<T>::new()),
+            |(wblock, acc), pair| {
+                for &g in pair {
+                    one(g as usize, wblock, acc);
+                }
+            },
+        );
+        return;
+    }
     // Twin groups share their weights: with a block of 32 samples, both run in one register tile.
     let twins_pay = fast && batch % 64 >= 32;
     (0..n_groups.div_ceil(2)).into_par_iter().for_each_init(

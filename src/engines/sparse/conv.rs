@@ -74,7 +74,7 @@ pub fn compile_table_conv(g: &ConvGeometry, table: Table) -> TiedMatrix {
 pub fn compile_pruned_conv(g: &ConvGeometry, groups: usize, table: Option<Table>, keep: &[bool]) -> TiedMatrix {
     let width = g.c_in / groups;
     assert_eq!(keep.len(), g.c_out * width * g.k * g.k, "compile_pruned_conv: mask length on {g:?}, groups={groups}");
-    match table {
+    let m = match table {
         Some(t) => {
             assert_eq!(t.dims(), (g.c_out, g.c_in), "compile_pruned_conv: table {t} on {g:?}");
             compile_where(g, g.kernel_len(), g.c_in, Some(keep), |o, i| t.connects(o, i).then_some(i))
@@ -83,7 +83,12 @@ pub fn compile_pruned_conv(g: &ConvGeometry, groups: usize, table: Option<Table>
             let cog = g.c_out / groups;
             compile_where(g, keep.len(), width, Some(keep), |o, i| (i / width == o / cog).then_some(i % width))
         }
-    }
+    };
+    // A mask gives each row its own column list, so each row is a group of one: visited channel by channel,
+    // every output channel would sweep the whole input; position by position, the channels at one position
+    // share an input window that stays in cache (same bits, see `with_visit_order`).
+    let (p_out, p_in) = ((g.h_out() * g.w_out()) as u64, (g.h_in * g.w_in) as u64);
+    m.with_visit_order(|r| r as u64 % p_out, |c| c as u64 % p_in)
 }
 
 /// The taps of `g` whose `(o, i)` has a kernel column `j = column(o, i)`, parameter id
