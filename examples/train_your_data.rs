@@ -55,6 +55,7 @@ fn dataset(n: usize, seed: u64) -> Dataset {
         pixels,
         labels,
         classes: Some(CLASSES.iter().map(|s| s.to_string()).collect()),
+        standardize: None,
     }
 }
 

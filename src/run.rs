@@ -76,6 +76,9 @@ pub struct RunConfig {
     pub limit: Option<usize>,
     /// Only the first `test_limit` test images, when set.
     pub test_limit: Option<usize>,
+    /// The per-channel standardisation of the inputs (`train --normalize`: the training set's statistics),
+    /// when set.
+    pub normalize: Option<crate::data::Standardize>,
     pub hyper: Hyper,
 }
 
@@ -120,6 +123,12 @@ impl RunConfig {
             put("prune_start", p.start.to_string());
             put("prune_end", p.end.to_string());
             put("prune_every", p.every.to_string());
+        }
+        // Written only when the inputs are standardised, so that other runs keep the bytes they always had.
+        if let Some(n) = &self.normalize {
+            let (mean, std) = n.to_metadata();
+            m.insert(crate::data::Standardize::MEAN_KEY.into(), mean);
+            m.insert(crate::data::Standardize::STD_KEY.into(), std);
         }
         m.extend(crate::prune::mask_metadata(&trainer.net));
         m
@@ -168,12 +177,14 @@ impl RunConfig {
                 problem: "metadata \"test_limit\" is \"0\": must be at least 1".into(),
             });
         }
+        let normalize = normalize_of(f)?;
         let cfg = RunConfig {
             model: f.meta("model")?.to_string(),
             spec,
             data: f.meta("data")?.to_string(),
             limit,
             test_limit,
+            normalize,
             hyper: Hyper {
                 lr: f.meta_parse("lr")?,
                 schedule,
@@ -207,6 +218,21 @@ impl RunConfig {
             problem: format!("metadata {:?} is {:?}: {}", b.key, b.value, b.rule),
         })?;
         Ok(cfg)
+    }
+}
+
+/// The standardisation a checkpoint's metadata records ([`crate::data::Standardize::to_metadata`]), if any.
+pub fn normalize_of(f: &Stored) -> Result<Option<crate::data::Standardize>, RunError> {
+    use crate::data::Standardize;
+    match (f.metadata.get(Standardize::MEAN_KEY), f.metadata.get(Standardize::STD_KEY)) {
+        (None, None) => Ok(None),
+        (Some(mean), Some(std)) => Standardize::from_metadata(mean, std)
+            .map(Some)
+            .map_err(|problem| RunError::Invalid { file: f.path.clone(), problem }),
+        _ => Err(RunError::Invalid {
+            file: f.path.clone(),
+            problem: format!("metadata has only one of {:?} and {:?}", Standardize::MEAN_KEY, Standardize::STD_KEY),
+        }),
     }
 }
 

@@ -256,3 +256,58 @@ fn vgg16_sparse_is_refused_with_the_bytes_needed() {
     assert_eq!(o.status.code(), Some(0), "compact index: {}", stderr(&o));
     assert!(d.join("v.png").exists());
 }
+
+/// `train --normalize` standardises each channel with the training set's statistics and records them in the
+/// checkpoint; `eval` reuses them (its loss and accuracy on the test set equal the run's last test loss and
+/// accuracy, which they would not on unstandardised inputs), and `--resume` gives the bytes of an
+/// uninterrupted run.
+#[test]
+fn normalize_is_recorded_and_reused_by_eval_and_resume() {
+    let d = scratch("cifar-normalize");
+    write_cifar_dir(&d, 20, 30, 3, 9);
+    let train = |out: &Path, epochs: &str| {
+        let args = [
+            "train",
+            "--model",
+            TINY,
+            "--data",
+            s(&d),
+            "--epochs",
+            epochs,
+            "--batch",
+            "16",
+            "--lr-schedule",
+            "constant",
+            "--normalize",
+            "--out",
+            s(out),
+        ];
+        ok(&run(&args));
+    };
+    let (full, part) = (d.join("full"), d.join("part"));
+    train(&full, "2");
+    let file = cnn_as_mlp::checkpoint::Stored::read(&full.join("model.safetensors")).unwrap();
+    let st = cnn_as_mlp::run::normalize_of(&file).unwrap().expect("the run records its standardisation");
+    // The colour classes make each channel bright in a third of the images: mean ≈ (190 + 2·60) / 3 / 255.
+    for (&m, &sd) in st.mean.iter().zip(&st.std) {
+        assert!((m - 310.0 / 3.0 / 255.0).abs() < 0.02 && sd > 0.1 && sd < 0.4, "mean {m}, std {sd}");
+    }
+    let last = std::fs::read_to_string(full.join("metrics.csv")).unwrap();
+    let cols: Vec<&str> = last.lines().last().unwrap().split(',').collect();
+    let (test_loss, test_acc) = (cols[4], cols[5]);
+    let o = run(&["eval", "--checkpoint", s(&full), "--data", s(&d)]);
+    ok(&o);
+    let e = stdout(&o);
+    assert!(
+        e.contains(&format!("loss={test_loss}")) && e.contains(&format!("acc={:.4}", test_acc.parse::<f64>().unwrap())),
+        "{e}\nmetrics: {last}"
+    );
+    // Interrupted after one epoch, resumed to two: the same bytes.
+    train(&part, "1");
+    ok(&run(&["train", "--resume", s(&part), "--epochs", "2"]));
+    for f in ["model.safetensors", "state.safetensors"] {
+        assert!(std::fs::read(full.join(f)).unwrap() == std::fs::read(part.join(f)).unwrap(), "{f} differs");
+    }
+    // --normalize is fixed by the run: resume refuses it.
+    fails(&run(&["train", "--resume", s(&part), "--normalize"]), &["--normalize"]);
+}

@@ -61,7 +61,11 @@ pub fn run(a: EvalArgs) -> Result<(), CliError> {
             return Err(CliError::other("--limit 0: must be at least 1 (an evaluation of no image has no accuracy)"));
         }
         let loaded = load_data(&data_name, None, a.limit)?;
-        let data = loaded.splits;
+        let mut data = loaded.splits;
+        // A model trained on standardised inputs is evaluated on the same standardisation.
+        data.test
+            .set_standardize(cnn_as_mlp::run::normalize_of(&file)?)
+            .map_err(|e| CliError::other(format!("{}: {e}", path.display())))?;
         budget::check(&spec, engine, budget::Use::eval(data.test.len()))?;
         check_fit(&spec, &data_name, loaded.n_classes, &[&data.test])?;
         let mut net = Network::<f32>::new(&spec, engine);

@@ -70,6 +70,18 @@ pub struct SweepArgs {
     loss: Option<String>,
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
+    /// As train's: use only the first N test images.
+    #[arg(long, value_name = "N")]
+    test_limit: Option<usize>,
+    /// As train's: sgd or adam.
+    #[arg(long, value_name = "OPTIMIZER")]
+    optimizer: Option<String>,
+    /// As train's: with adam, decoupled weight decay (AdamW).
+    #[arg(long)]
+    decoupled_wd: bool,
+    /// As train's: standardise each input channel with the training set's statistics.
+    #[arg(long)]
+    normalize: bool,
 }
 
 /// One grid point.
@@ -203,6 +215,10 @@ fn train_args(a: &SweepArgs, p: &Point, dir: &Path, resume: bool, threads: usize
         loss: a.loss.clone(),
         seed: Some(p.seed),
         limit: a.limit,
+        test_limit: a.test_limit,
+        optimizer: a.optimizer.clone(),
+        decoupled_wd: a.decoupled_wd,
+        normalize: a.normalize,
         out: Some(dir.to_path_buf()),
         common,
         ..Default::default()

@@ -74,6 +74,11 @@ pub struct TrainArgs {
     /// Use only the first N test images [default: all].
     #[arg(long, value_name = "N")]
     pub(super) test_limit: Option<usize>,
+    /// Standardise each input channel with the training set's mean and standard deviation,
+    /// (x/255 − mean) / std, as torchvision's Normalize; the values are stored in the run and reused by
+    /// eval and --resume [default: off, x/255].
+    #[arg(long)]
+    pub(super) normalize: bool,
     /// Prune the conv and dense weights gradually to this sparsity in [0, 1) by magnitude (Zhu & Gupta's
     /// cubic schedule, from the start of epoch --prune-start to the start of epoch --prune-end, every
     /// --prune-every steps) [default: no pruning].
@@ -92,7 +97,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "RUN_DIR")]
     pub(super) out: Option<PathBuf>,
     /// Continue the run in this directory, bit-identically to an uninterrupted run.
-    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["model", "data", "batch", "lr", "lr_schedule", "momentum", "weight_decay", "optimizer", "decoupled_wd", "decay_mode", "loss", "seed", "init", "limit", "test_limit", "out", "prune"])]
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["model", "data", "batch", "lr", "lr_schedule", "momentum", "weight_decay", "optimizer", "decoupled_wd", "decay_mode", "loss", "seed", "init", "limit", "test_limit", "normalize", "out", "prune"])]
     pub(super) resume: Option<PathBuf>,
     #[command(flatten)]
     pub(super) output: super::Output,
@@ -155,12 +160,16 @@ fn run_on(
                     trainer.hyper.epochs = e;
                 }
                 let loaded = load_data(&cfg.data, cfg.limit, cfg.test_limit)?;
-                let data = loaded.splits;
+                let mut data = loaded.splits;
                 check_fit(&cfg.spec, &cfg.data, loaded.n_classes, &[&data.train, &data.test])?;
+                for set in [&mut data.train, &mut data.test] {
+                    set.set_standardize(cfg.normalize.clone())
+                        .map_err(|e| CliError::other(format!("{}: {e}", path.display())))?;
+                }
                 (cfg, trainer, r.metrics, (dir, path.clone()), data)
             }
             None => {
-                let cfg = fresh_config(a)?;
+                let mut cfg = fresh_config(a)?;
                 // Evaluation between epochs holds up to 1000 test images (fewer with --test-limit).
                 budget::check(
                     &cfg.spec,
@@ -168,8 +177,14 @@ fn run_on(
                     budget::Use::train(cfg.hyper.batch, cfg.test_limit.unwrap_or(1000).min(1000)),
                 )?;
                 let loaded = load_data(&cfg.data, cfg.limit, cfg.test_limit)?;
-                let data = loaded.splits;
+                let mut data = loaded.splits;
                 check_fit(&cfg.spec, &cfg.data, loaded.n_classes, &[&data.train, &data.test])?;
+                if a.normalize {
+                    let stats = data.train.channel_stats();
+                    data.train.standardize = Some(stats.clone());
+                    data.test.standardize = Some(stats.clone());
+                    cfg.normalize = Some(stats);
+                }
                 let trainer = fresh_trainer(a, &cfg, engine)?;
                 if data.train.is_empty() || data.test.is_empty() {
                     return Err(CliError::other(format!("data {}: the training or test set is empty", cfg.data)));
@@ -302,6 +317,8 @@ fn fresh_config(a: &TrainArgs) -> Result<RunConfig, CliError> {
         data: a.data.clone().unwrap_or_else(|| "mnist10k".into()),
         limit: a.limit,
         test_limit: a.test_limit,
+        // Set from the training set once it is loaded.
+        normalize: None,
         hyper: h,
     })
 }

@@ -53,11 +53,13 @@ pub fn load_cifar_dir(dir: &Path) -> Result<Splits, DataError> {
     let train_files = TRAIN_FILES.iter().map(|f| file(f)).collect::<Result<Vec<_>, _>>()?;
     let test_file = file(TEST_FILE)?;
     let classes = read_meta(dir)?;
-    let mut train = Dataset { shape: SHAPE, pixels: Vec::new(), labels: Vec::new(), classes: classes.clone() };
+    let mut train =
+        Dataset { shape: SHAPE, pixels: Vec::new(), labels: Vec::new(), classes: classes.clone(), standardize: None };
     for f in &train_files {
         append_records(f, &read_bounded(f)?, &mut train, classes.as_deref())?;
     }
-    let mut test = Dataset { shape: SHAPE, pixels: Vec::new(), labels: Vec::new(), classes: classes.clone() };
+    let mut test =
+        Dataset { shape: SHAPE, pixels: Vec::new(), labels: Vec::new(), classes: classes.clone(), standardize: None };
     append_records(&test_file, &read_bounded(&test_file)?, &mut test, classes.as_deref())?;
     Ok(Splits { train, test })
 }
@@ -160,7 +162,7 @@ mod tests {
     }
 
     fn empty() -> Dataset {
-        Dataset { shape: SHAPE, pixels: vec![], labels: vec![], classes: None }
+        Dataset { shape: SHAPE, pixels: vec![], labels: vec![], classes: None, standardize: None }
     }
 
     #[test]

@@ -156,6 +156,66 @@ pub struct Dataset {
     pub labels: Vec<u8>,
     /// The class names, when the data names them (CIFAR-10's `batches.meta.txt`); `classes[l]` names label `l`.
     pub classes: Option<Vec<String>>,
+    /// Per-channel standardisation of the batches ([`Standardize`], `train --normalize`); `None`: `x / 255`.
+    pub standardize: Option<Standardize>,
+}
+
+/// Per-channel standardisation: channel `c`'s pixel `p` becomes `(p / 255 − mean[c]) / std[c]`, as
+/// torchvision's `Normalize(mean, std)` after `ToTensor()`. The statistics are the training set's
+/// ([`Dataset::channel_stats`]); the test set and every later evaluation use the same values (stored in the
+/// run's metadata, see [`Self::to_metadata`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Standardize {
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+}
+
+impl Standardize {
+    /// The metadata keys of the two lists.
+    pub const MEAN_KEY: &'static str = "normalize_mean";
+    pub const STD_KEY: &'static str = "normalize_std";
+
+    /// `(mean, std)` as metadata values: comma-separated, each the shortest decimal that reads back to the
+    /// same `f32`.
+    pub fn to_metadata(&self) -> (String, String) {
+        let list = |v: &[f32]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",");
+        (list(&self.mean), list(&self.std))
+    }
+
+    /// Reads [`Self::to_metadata`]'s values back: one finite mean and one finite positive std per channel.
+    pub fn from_metadata(mean: &str, std: &str) -> Result<Self, String> {
+        let list = |key: &str, s: &str| -> Result<Vec<f32>, String> {
+            s.split(',')
+                .map(|v| v.trim().parse::<f32>().map_err(|_| format!("metadata {key:?}: {v:?} is not a number")))
+                .collect()
+        };
+        let (mean, std) = (list(Self::MEAN_KEY, mean)?, list(Self::STD_KEY, std)?);
+        if mean.len() != std.len() {
+            return Err(format!(
+                "metadata {:?} has {} values and {:?} {}",
+                Self::MEAN_KEY,
+                mean.len(),
+                Self::STD_KEY,
+                std.len()
+            ));
+        }
+        if let Some(v) = mean.iter().find(|v| !v.is_finite()) {
+            return Err(format!("metadata {:?}: {v} is not finite", Self::MEAN_KEY));
+        }
+        if let Some(v) = std.iter().find(|v| !(v.is_finite() && **v > 0.0)) {
+            return Err(format!("metadata {:?}: {v} is not a finite positive number", Self::STD_KEY));
+        }
+        Ok(Standardize { mean, std })
+    }
+
+    /// The value of each byte in each channel: `lut[c · 256 + p]`.
+    fn table(&self) -> Vec<f32> {
+        let mut lut = Vec::with_capacity(256 * self.mean.len());
+        for (&m, &s) in self.mean.iter().zip(&self.std) {
+            lut.extend((0..256).map(|p| (p as f32 / 255.0 - m) / s));
+        }
+        lut
+    }
 }
 
 impl Dataset {
@@ -174,6 +234,7 @@ impl Dataset {
             pixels: images.data,
             labels: labels.data,
             classes: None,
+            standardize: None,
         })
     }
 
@@ -199,7 +260,50 @@ impl Dataset {
         self.labels.iter().map(|&l| l as usize + 1).max().unwrap_or(0)
     }
 
-    /// Images `idx` as a (B, C·H·W) column-major matrix, `x / 255`.
+    /// Sets [`Self::standardize`] after checking it has one mean and one std per channel of the images.
+    pub fn set_standardize(&mut self, s: Option<Standardize>) -> Result<(), String> {
+        if let Some(st) = &s
+            && st.mean.len() != self.shape.c
+        {
+            return Err(format!(
+                "a standardisation of {} channels for images of {} channel(s) ({}x{}x{})",
+                st.mean.len(),
+                self.shape.c,
+                self.shape.c,
+                self.shape.h,
+                self.shape.w
+            ));
+        }
+        self.standardize = s;
+        Ok(())
+    }
+
+    /// The mean and the (population) standard deviation of each channel over every image, on the scale
+    /// `x / 255`, summed in `f64` in image order; a channel that is constant gets std 1 (nothing to scale).
+    pub fn channel_stats(&self) -> Standardize {
+        let (c, plane) = (self.shape.c, self.shape.h * self.shape.w);
+        let (mut sum, mut sq) = (vec![0f64; c], vec![0f64; c]);
+        for image in self.pixels.chunks_exact(c * plane) {
+            for (ch, values) in image.chunks_exact(plane).enumerate() {
+                for &p in values {
+                    let v = p as f64 / 255.0;
+                    sum[ch] += v;
+                    sq[ch] += v * v;
+                }
+            }
+        }
+        let n = (self.len() * plane).max(1) as f64;
+        let mean: Vec<f64> = sum.iter().map(|s| s / n).collect();
+        let std = sq
+            .iter()
+            .zip(&mean)
+            .map(|(q, m)| ((q / n - m * m).max(0.0)).sqrt())
+            .map(|s| if s > 1e-6 { s } else { 1.0 });
+        Standardize { mean: mean.iter().map(|&m| m as f32).collect(), std: std.map(|s| s as f32).collect() }
+    }
+
+    /// Images `idx` as a (B, C·H·W) column-major matrix, `x / 255`, or standardised per channel when
+    /// [`Self::standardize`] is set.
     pub fn batch_x(&self, idx: &[usize]) -> DMatrix<f32> {
         let mut x = DMatrix::zeros(idx.len(), self.shape.len()); // (B, C·H·W)
         self.batch_x_into(idx, &mut x);
@@ -216,13 +320,34 @@ impl Dataset {
         }
         // Blocks of 16 images: 16 sequential reads, and each feature's 16 values fill one cache line of x.
         let data = x.as_mut_slice();
+        let lut = self.standardize.as_ref().map(|s| {
+            assert_eq!(
+                s.mean.len(),
+                self.shape.c,
+                "Dataset: standardisation of {} channels for {}",
+                s.mean.len(),
+                self.shape.c
+            );
+            s.table()
+        });
+        let plane = self.shape.h * self.shape.w;
         for (k, block) in idx.chunks(16).enumerate() {
             let images: Vec<&[u8]> = block.iter().map(|&i| &self.pixels[i * f..(i + 1) * f]).collect();
             let r0 = 16 * k;
             for j in 0..f {
                 let out = &mut data[j * b + r0..j * b + r0 + block.len()];
-                for (v, img) in out.iter_mut().zip(&images) {
-                    *v = img[j] as f32 / 255.0;
+                match &lut {
+                    None => {
+                        for (v, img) in out.iter_mut().zip(&images) {
+                            *v = img[j] as f32 / 255.0;
+                        }
+                    }
+                    Some(lut) => {
+                        let lut = &lut[(j / plane) * 256..][..256];
+                        for (v, img) in out.iter_mut().zip(&images) {
+                            *v = lut[img[j] as usize];
+                        }
+                    }
                 }
             }
         }
@@ -237,6 +362,65 @@ impl Dataset {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two 2-channel 1×2 images: channel 0 holds 0, 255, 255, 255 (mean 0.75, std √0.1875), channel 1 is
+    /// constant 51 (mean 0.2, std 1 by convention).
+    fn two_channel() -> Dataset {
+        Dataset {
+            shape: Shape { c: 2, h: 1, w: 2 },
+            pixels: vec![0, 255, 51, 51, 255, 255, 51, 51],
+            labels: vec![0, 1],
+            classes: None,
+            standardize: None,
+        }
+    }
+
+    #[test]
+    fn channel_stats_are_the_mean_and_population_std_of_each_channel() {
+        let st = two_channel().channel_stats();
+        assert_eq!(st.mean, vec![0.75, 0.2]);
+        assert_eq!(st.std, vec![(0.1875f64).sqrt() as f32, 1.0]);
+    }
+
+    /// Standardised batches hold (p/255 − mean[c]) / std[c] for each pixel's own channel; without the
+    /// standardisation they hold p/255.
+    #[test]
+    fn standardised_batches_use_each_pixels_channel() {
+        let mut d = two_channel();
+        let plain = d.batch_x(&[1, 0]);
+        let st = Standardize { mean: vec![0.5, 0.25], std: vec![2.0, 0.5] };
+        d.set_standardize(Some(st.clone())).unwrap();
+        let x = d.batch_x(&[1, 0]); // (B, C·H·W) column-major: feature j, image b at [j·B + b]
+        for j in 0..4 {
+            for b in 0..2 {
+                let c = j / 2;
+                let want = (plain[(b, j)] - st.mean[c]) / st.std[c];
+                assert_eq!(x[(b, j)], want, "feature {j} image {b}");
+            }
+        }
+        assert_eq!(x[(0, 0)], (1.0 - 0.5) / 2.0);
+        let wrong = Standardize { mean: vec![0.5], std: vec![1.0] };
+        let e = d.set_standardize(Some(wrong)).unwrap_err();
+        assert!(e.contains("1 channels for images of 2 channel(s)"), "{e}");
+    }
+
+    #[test]
+    fn standardisation_metadata_reads_back_exactly_and_refuses_bad_values() {
+        let st = Standardize { mean: vec![0.1, 1.0 / 3.0, -2.5e-7], std: vec![0.3, 7.0, 1e-3] };
+        let (m, s) = st.to_metadata();
+        assert_eq!(Standardize::from_metadata(&m, &s).unwrap(), st);
+        for (m, s, needle) in [
+            ("0.1,x", "1,1", "\"x\" is not a number"),
+            ("0.1", "1,1", "1 values"),
+            ("NaN", "1", "not finite"),
+            ("0", "0", "not a finite positive"),
+            ("0", "-1", "not a finite positive"),
+            ("0", "inf", "not a finite positive"),
+        ] {
+            let e = Standardize::from_metadata(m, s).unwrap_err();
+            assert!(e.contains(needle), "{m} / {s}: {e}");
+        }
+    }
 
     #[test]
     fn embedded_mnist10k_loads() {
