@@ -134,7 +134,8 @@ fn visit_order_changes_no_bit() {
         })
     };
     let want = run(&compiled, 1);
-    let orders: [(&str, fn(u32) -> u64); 2] = [("rows", |r| r as u64), ("reverse", |r| u64::MAX - r as u64)];
+    type Key = fn(u32) -> u64;
+    let orders: [(&str, Key); 2] = [("rows", |r| r as u64), ("reverse", |r| u64::MAX - r as u64)];
     for (name, key) in orders {
         for m in [compiled.clone(), compiled.to_compact()] {
             let m = m.with_visit_order(key, key);
