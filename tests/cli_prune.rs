@@ -168,4 +168,10 @@ fn bad_prune_values_are_one_line_errors() {
     }
     // --prune-start without --prune is clap's one-line error.
     fails(&run(&["train", "--prune-start", "1", "--out", s(&out)]), &["--prune"]);
+    // A resume may not stop before the stored schedule reaches its final sparsity (prune-end 2 here).
+    let args = ["--model", NET, "--limit", "64", "--epochs", "3", "--lr-schedule", "constant", "--prune", "0.5"];
+    ok(&run(&[&["train", "--out", s(&out)][..], &args[..], &["--prune-end", "2"][..]].concat()));
+    let state = std::fs::read(out.join("state.safetensors")).unwrap();
+    fails(&run(&["train", "--resume", s(&out), "--epochs", "2"]), &["--epochs 2", "--prune-end 2"]);
+    assert!(std::fs::read(out.join("state.safetensors")).unwrap() == state, "a refused resume changed the run");
 }

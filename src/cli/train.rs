@@ -230,10 +230,25 @@ fn run_on(
 
 /// With a cosine schedule the learning rate of every epoch depends on the run's planned epochs (its
 /// horizon), so `--resume … --epochs N` must keep it to give the bytes of an uninterrupted run; a
-/// constant schedule may be extended or shortened freely.
+/// constant schedule may be extended or shortened freely. A pruning run keeps its stored schedule (so a
+/// longer resumed run equals an uninterrupted one with the same `--prune-end`, not one whose default end
+/// followed the larger `--epochs`) and may not stop before it ends.
 fn check_new_horizon(dir: &Path, cfg: &RunConfig, epochs: usize) -> Result<(), CliError> {
     if epochs == 0 {
         return Err(CliError::other("--epochs 0: must be at least 1"));
+    }
+    // The pruning schedule is stored with its own epochs (start, end), so a new horizon keeps it; it must still
+    // reach its final sparsity before the last epoch.
+    if let Some(p) = cfg.hyper.prune
+        && p.end >= epochs
+    {
+        return Err(CliError::other(format!(
+            "--epochs {epochs}: {} prunes until the start of epoch {} (--prune-end {}); it resumes to more than {} epochs only",
+            dir.display(),
+            p.end + 1,
+            p.end,
+            p.end
+        )));
     }
     if cfg.hyper.schedule == LrSchedule::Cosine && epochs != cfg.hyper.epochs {
         return Err(CliError::other(format!(
