@@ -11,7 +11,7 @@
 //! **Aspect.** A matrix much longer on one side than the other would be a thin strip at one scale for both
 //! axes, so [`fit_rect`] scales rows and columns separately, each to fill the picture, but never stretches
 //! one axis more than [`MAX_STRETCH`] times the other; the picture states the stretch. A downsampled
-//! picture comes with a *detail* of its top-left corner at full resolution ([`detail_window`]), where
+//! picture comes with a *detail* of its first populated rows at full resolution ([`detail_window`]), where
 //! window patterns (a max pool's 2×2 windows, a kernel's taps) stay legible.
 //!
 //! This module is *what* is drawn, as plain data (the downsampled grid, the scale, the spokes of a node's
@@ -56,13 +56,22 @@ pub fn fit_rect(rows: usize, cols: usize, max_px: usize) -> (usize, usize) {
     (sy.max(floor), sx.max(floor))
 }
 
-/// The top-left corner of a `rows × cols` pattern shown at full resolution: the first `n_rows` rows (at
-/// most 16) and the columns up to the last one those rows touch (at least `n_rows`, at most `rows`' 8
-/// times), so a window pattern is seen whole. `last_col(r)` is the largest column of row `r`, if any.
-pub fn detail_window(rows: usize, cols: usize, last_col: impl Fn(usize) -> Option<usize>) -> (usize, usize) {
-    let r = rows.min(16);
-    let touched = (0..r).filter_map(&last_col).max().map_or(1, |c| c + 1);
-    (r, touched.max(r).min(8 * r).min(cols))
+/// The corner of a `rows × cols` pattern shown at full resolution: from the first row that has a nonzero
+/// (row 0 unless the top rows are empty, as in a pruned layer), `n_rows` rows (at most 16), and from the first
+/// column those rows touch to the last (at least `n_rows` wide, at most 8 times), so a window pattern is seen
+/// whole. `span(r)` is the smallest and the largest column of row `r`, if it has any. Returns `(first row,
+/// first column, n_rows, n_cols)`.
+pub fn detail_window(
+    rows: usize,
+    cols: usize,
+    span: impl Fn(usize) -> Option<(usize, usize)>,
+) -> (usize, usize, usize, usize) {
+    let r0 = (0..rows).find(|&r| span(r).is_some()).unwrap_or(0);
+    let n = (rows - r0).min(16);
+    let spans: Vec<(usize, usize)> = (r0..r0 + n).filter_map(&span).collect();
+    let c0 = spans.iter().map(|s| s.0).min().unwrap_or(0);
+    let touched = spans.iter().map(|s| s.1 + 1 - c0).max().unwrap_or(1);
+    (r0, c0, n, touched.max(n).min(8 * n).min(cols - c0))
 }
 
 /// Downsamples the pattern of `map` with `sy` rows and `sx` columns per pixel (see the module

@@ -285,15 +285,24 @@ fn rectangular_downsampling_sets_a_pixel_iff_some_nonzero_falls_in_it() {
 }
 
 /// The detail of a picture covers the first rows whole: for LeNet's first max pool, 16 rows (14 windows of
-/// the first output row, 2 of the second) reach column 87 (= 2·28 + 28 + 3).
+/// the first output row, 2 of the second) reach column 87 (= 2·28 + 28 + 3). It starts at the first row with a
+/// nonzero and at the first column those rows touch (a pruned layer's top rows may be empty).
 #[test]
 fn the_detail_shows_whole_windows() {
     let spec = Spec::parse("6x28x28 > maxpool(2)").unwrap();
     let net = Network::<f32>::new(&spec, Engine::Sparse);
     let t = net.linear_map(0).unwrap().tied().unwrap();
-    let last = |r: usize| t.map().outer_view(r).and_then(|v| v.indices().last().map(|&c| c as usize));
-    assert_eq!(detail_window(1176, 4704, last), (16, 88));
+    let span = |r: usize| {
+        t.map().outer_view(r).and_then(|v| Some((*v.indices().first()? as usize, *v.indices().last()? as usize)))
+    };
+    assert_eq!(detail_window(1176, 4704, span), (0, 0, 16, 88));
     // A short or narrow matrix: all of it, and never beyond 8 × the rows.
-    assert_eq!(detail_window(3, 5, |_| Some(4)), (3, 5));
-    assert_eq!(detail_window(100, 1000, |r| Some(r * 60)), (16, 128));
+    assert_eq!(detail_window(3, 5, |_| Some((0, 4))), (0, 0, 3, 5));
+    assert_eq!(detail_window(100, 1000, |r| Some((r, r * 60))), (0, 0, 16, 128));
+    // Empty top rows (rows 0-9); row r >= 10 spans columns 300 + r to 310 + r: the detail starts at row 10,
+    // column 310, and reaches column 335 (row 25).
+    let pruned = |r: usize| (r >= 10).then_some((300 + r, 310 + r));
+    assert_eq!(detail_window(100, 1000, pruned), (10, 310, 16, 26));
+    // Nothing at all: the corner.
+    assert_eq!(detail_window(20, 30, |_| None), (0, 0, 16, 16));
 }

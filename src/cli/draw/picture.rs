@@ -258,27 +258,30 @@ pub fn matrix_png(t: &TiedMatrix, info: &LayerInfo, max_px: usize) -> Result<Vec
                 .to_string()
         },
     ];
-    // The detail: the top-left corner at full resolution, when the picture is downsampled.
+    // The detail: the first populated rows at full resolution, when the picture is downsampled.
     let detail = (sy > 1 || sx > 1).then(|| {
         let map = t.map();
-        let (dr, dc) =
-            detail_window(rows, cols, |r| map.outer_view(r).and_then(|v| v.indices().last().map(|&c| c as usize)));
+        let span = |r: usize| {
+            map.outer_view(r).and_then(|v| Some((*v.indices().first()? as usize, *v.indices().last()? as usize)))
+        };
+        let (r0, c0, dr, dc) = detail_window(rows, cols, span);
         let zd = (360 / dc.max(dr)).clamp(1, 12);
-        (dr, dc, zd)
+        (r0, c0, dr, dc, zd)
     });
-    let detail_caption =
-        detail.map(|(dr, dc, zd)| format!("detail: rows 0…{}, columns 0…{}, 1 entry = {zd}×{zd} px", dr - 1, dc - 1));
+    let detail_caption = detail.map(|(r0, c0, dr, dc, zd)| {
+        format!("detail: rows {r0}…{}, columns {c0}…{}, 1 entry = {zd}×{zd} px", r0 + dr - 1, c0 + dc - 1)
+    });
 
     let (margin, top) = (16, 34 + 20 * lines.len() + 10 + 18);
     let left = margin + text_width(&rows.to_string(), 11.0) + 10;
     let legend_w = legend_rows.iter().map(|(_, l)| text_width(l, 13.0) + 24).max().unwrap_or(0);
     let detail_w =
-        detail.map_or(0, |(_, dc, zd)| (dc * zd).max(text_width(detail_caption.as_deref().unwrap_or(""), 13.0)));
+        detail.map_or(0, |(_, _, _, dc, zd)| (dc * zd).max(text_width(detail_caption.as_deref().unwrap_or(""), 13.0)));
     let text_w = lines.iter().map(|l| text_width(l, 14.0)).chain([text_width(&title, 18.0)]).max().unwrap_or(0);
     let side_w = legend_w.max(detail_w);
     let w = (left + mw + 24 + side_w + margin).max(text_w + 2 * margin);
     let legend_h = legend_rows.len() * 18;
-    let side_h = legend_h + detail.map_or(0, |(dr, _, zd)| 20 + 20 + dr * zd);
+    let side_h = legend_h + detail.map_or(0, |(_, _, dr, _, zd)| 20 + 20 + dr * zd);
     let h = top + mh.max(side_h) + margin;
     let mut c = Canvas::new(w, h);
     c.text(title, margin, 8, 18.0, true);
@@ -334,15 +337,16 @@ pub fn matrix_png(t: &TiedMatrix, info: &LayerInfo, max_px: usize) -> Result<Vec
     }
     let sx0 = x0 + mw + 24;
     legend(&mut c, sx0, y0, &legend_rows);
-    if let (Some((dr, dc, zd)), Some(caption)) = (detail, detail_caption) {
+    if let (Some((r0, c0, dr, dc, zd)), Some(caption)) = (detail, detail_caption) {
         let dy = y0 + legend_h + 20;
         c.text(caption, sx0, dy, 13.0, false);
         let dy = dy + 22;
         for r in 0..dr {
-            if let Some(v) = t.map().outer_view(r) {
+            if let Some(v) = t.map().outer_view(r0 + r) {
                 for (&col, &code) in v.indices().iter().zip(v.data()) {
-                    if (col as usize) < dc {
-                        c.rect(sx0 + col as usize * zd, dy + r * zd, zd, zd, code_colour(t, code));
+                    let col = col as usize;
+                    if (c0..c0 + dc).contains(&col) {
+                        c.rect(sx0 + (col - c0) * zd, dy + r * zd, zd, zd, code_colour(t, code));
                     }
                 }
             }
