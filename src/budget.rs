@@ -192,8 +192,7 @@ pub fn available() -> Available {
         }
     };
     offer(std::env::var(LIMIT_VAR).ok().and_then(|v| v.trim().parse().ok()), LIMIT_VAR);
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    offer(kib_field(&meminfo, "MemAvailable:"), "MemAvailable");
+    offer(mem_available(), "MemAvailable");
     let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
     let address_limit = limits
         .lines()
@@ -206,6 +205,11 @@ pub fn available() -> Available {
         offer(Some(limit.saturating_sub(in_use)), "the address-space limit (ulimit -v) less what is in use");
     }
     best.unwrap_or(Available { bytes: 8 << 30, source: "a default of 8 GiB".into() })
+}
+
+/// `MemAvailable` of `/proc/meminfo`, in bytes, if it can be read.
+pub(crate) fn mem_available() -> Option<u128> {
+    kib_field(&std::fs::read_to_string("/proc/meminfo").ok()?, "MemAvailable:")
 }
 
 /// A `/proc` field given in kB, in bytes.

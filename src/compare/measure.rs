@@ -227,15 +227,9 @@ pub fn machine() -> String {
     format!("{model}, {cores} cores")
 }
 
-/// Half of `MemAvailable` from `/proc/meminfo`, or 8 GiB if it cannot be read.
+/// Half of `MemAvailable` from `/proc/meminfo` ([`crate::budget`]'s reader), or 8 GiB if it cannot be read.
 pub fn default_memory_limit() -> usize {
-    let kb = std::fs::read_to_string("/proc/meminfo").ok().and_then(|s| {
-        s.lines()
-            .find(|l| l.starts_with("MemAvailable:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<usize>().ok())
-    });
-    kb.map_or(8 << 30, |kb| kb * 1024 / 2)
+    crate::budget::mem_available().map_or(8 << 30, |b| usize::try_from(b / 2).unwrap_or(usize::MAX))
 }
 
 #[cfg(test)]

@@ -25,16 +25,9 @@ pub fn parse_bytes(s: &str) -> Option<usize> {
     n.checked_mul(mult)
 }
 
-/// `1.23 MiB`-style size.
+/// `1.2 MiB`-style size ([`crate::budget::human`]).
 pub fn human_bytes(n: usize) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < units.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", units[u]) }
+    crate::budget::human(n as u128)
 }
 
 fn ms(v: Option<f64>) -> String {
