@@ -111,13 +111,21 @@ fn pool_k(layer: &Layer) -> Option<usize> {
     }
 }
 
-/// Number of nonzeros of the layer's compiled matrix, from the geometry: exact for zero padding and pools,
+/// Number of nonzeros of the layer's compiled matrix, from the geometry (with groups and tables too): exact for zero padding and pools,
 /// an upper bound for the other padding modes (where taps may meet). 0 for layers without a compiled
 /// matrix.
 pub fn nnz_bound(layer: &Layer, input: Shape) -> usize {
     if let Some(g) = conv_geometry(layer, input) {
         let (inside, all) = conv_taps(&g);
-        if g.mode == PaddingMode::Zeros { inside } else { all }
+        let taps = if g.mode == PaddingMode::Zeros { inside } else { all };
+        // Every (output, input) channel pair meets the same taps: groups and tables keep a share of the pairs.
+        match *layer {
+            Layer::Conv { table: Some(t), .. } => {
+                (taps as u128 * t.connections() as u128 / (g.c_out * g.c_in).max(1) as u128) as usize
+            }
+            Layer::Conv { groups, .. } => taps / groups.max(1),
+            _ => taps,
+        }
     } else if let Some(k) = pool_k(layer) {
         output(layer, input).len() * k * k
     } else {
@@ -294,6 +302,10 @@ mod tests {
             "2x8x8 > local(3,3,pad=1)",
             "6x28x28 > maxpool(2)",
             "3x9x9 > avgpool(3,stride=2)",
+            "4x6x6 > conv(6,3,pad=1,groups=2)",
+            "4x7x7 > conv(4,3,stride=2,groups=4)",
+            "6x14x14 > conv(16,5,table=lenet5_c3)",
+            "4x7x7 > conv(4,3,pad=1,groups=2,mode=reflect)",
         ] {
             let spec = Spec::parse(s).unwrap();
             let (layer, input) = (&spec.layers[0], spec.input);
@@ -308,7 +320,8 @@ mod tests {
             // Layers compiled in the classic form (then converted when the compact storage is chosen) are bounded
             // by the classic bytes, their peak: tight against the classic matrix.
             let classic = real.tied().unwrap().map().nnz();
-            let tight = if s.contains("conv") && !s.contains("mode=") {
+            let plain = s.contains("conv") && !s.contains("mode=") && !s.contains("groups") && !s.contains("table");
+            let tight = if plain {
                 real_bytes
             } else {
                 let t = real.tied().unwrap();
