@@ -5,7 +5,7 @@
 //! unit test in `gradients.rs` compares the gradient tiles.
 //!
 //! Register tiles (accumulators + loaded inputs + one broadcast weight ≤ 16):
-//! - group product, rows `R` × `Q` registers of 8 samples: 6 × 2 (16 samples), 4 × 3 (24), 2 × 4 (32), and
+//! - group product, rows `R` × `Q` registers of 8 samples: 6 × 2 (16 samples), 2 × 4 (32), and
 //!   1 × 8 (64 samples) for groups of one row, as pruned convolutions compile to (no input column is shared
 //!   between rows there, so the batch width is what hides the FMA latency);
 //! - gradient tile, `RB` rows × `CB` taps × 2 registers (lanes 0..8 and 8..16 of a 16-lane block): 2 × 3.
@@ -29,7 +29,8 @@ const ACC: usize = 16;
 
 /// The group product of [`super::products`] for `f32` on AVX2: for the `G` rows `g` of a group,
 /// `y[:, rows[g]] = init[g] + Σ_j w(g, j) · x[:, cols[j]]`, summed in column order from `init[g]` with fused
-/// multiply-adds, as the portable loop does. The rows go in blocks of 6, 4, 2 or 1; each block covers the whole
+/// multiply-adds, as the portable loop does. The rows go in blocks of 6, 2 or 1 (a 4 × 3 tile spills a register);
+/// each block covers the whole
 /// batch in register tiles of its width (see the module doc), then narrower tiles, then the last samples one by
 /// one. A value's sum is the same whatever tile it falls in.
 ///
@@ -54,13 +55,11 @@ pub(crate) unsafe fn product_avx2<Wt: Weights>(
         while g0 < g_total {
             let r = match g_total - g0 {
                 rest if rest >= 6 => 6,
-                rest if rest >= 4 => 4,
                 rest if rest >= 2 => 2,
                 _ => 1,
             };
             match r {
                 6 => row_block::<6, 2, Wt>(out, init, w, cols, x, batch, g0),
-                4 => row_block::<4, 3, Wt>(out, init, w, cols, x, batch, g0),
                 2 => row_block::<2, 4, Wt>(out, init, w, cols, x, batch, g0),
                 _ => row_block::<1, 8, Wt>(out, init, w, cols, x, batch, g0),
             }
