@@ -535,18 +535,20 @@ mod tests {
     use crate::engines::sparse::conv::compile_conv;
     use crate::geometry::{ConvGeometry, PaddingMode};
 
-    /// Checks proofs/T3 (the sum regrouped over positions): the hand-written AVX-512 gradient tiles (when the
-    /// CPU has them; without AVX-512 both calls run the portable loops) give the same `f32` bits as the
-    /// portable loops, on random values where the order of the sums shows: LeNet-5's two convolutions at
-    /// batch 64 and 70.
+    /// Checks proofs/T3 (the sum regrouped over positions): the hand-written AVX-512 or AVX2 gradient tiles
+    /// (whichever the CPU has; without either both calls run the portable loops) give the same `f32` bits as
+    /// the portable loops, on random values where the order of the sums shows: LeNet-5's two convolutions
+    /// (the first padded, so its border positions have absent taps) at batches that reach full 16-lane
+    /// blocks, the samples past them, and both.
     #[test]
     fn param_grad_simd_tiles_match_portable_bits() {
         let mut rng = StdRng::seed_from_u64(5);
-        for (c_in, h, c_out, pad) in [(1, 28, 6, 2), (6, 14, 16, 0)] {
+        // The third: an odd number of rows and of taps (7 and 50), so tiles of one row and one tap run too.
+        for (c_in, h, c_out, pad) in [(1, 28, 6, 2), (6, 14, 16, 0), (2, 9, 7, 1)] {
             let g =
                 ConvGeometry { c_in, h_in: h, w_in: h, c_out, k: 5, stride: 1, pad, dil: 1, mode: PaddingMode::Zeros };
             let m = compile_conv(&g);
-            for batch in [64, 70] {
+            for batch in [1, 7, 16, 33, 64, 70, 100] {
                 let x: Vec<f32> = (0..batch * g.in_len()).map(|_| rng.random_range(-1.0..1.0)).collect();
                 let dy: Vec<f32> = (0..batch * g.out_len()).map(|_| rng.random_range(-1.0..1.0)).collect();
                 let mut fast = vec![0.0f32; m.n_params()];

@@ -17,9 +17,50 @@
 use std::arch::x86_64::*;
 
 use super::grad_plan::{ABSENT, GradClass};
-use super::simd::{OutRows, Weights, check_group};
+use super::simd::{Block, OutRows, Separable, Weights, check_group};
 
 use crate::cpu::{LANES, TILE_MAX};
+
+/// [`Weights`] read through one pointer per row: `w(r, j) = *base(r).offset(delta(j))`, so that a register tile
+/// loads each weight with one broadcast from a row pointer held in a register.
+pub(crate) trait RowWeights: Weights {
+    /// The address of `w(r, 0)`.
+    ///
+    /// # Safety
+    /// `r` is a row of the group, which has at least one column.
+    unsafe fn base(self, r: usize) -> *const f32;
+    /// The distance from `w(r, 0)` to `w(r, j)`, the same for every row.
+    ///
+    /// # Safety
+    /// `j` is a column of the group.
+    unsafe fn delta(self, j: usize) -> isize;
+}
+
+impl RowWeights for Block {
+    #[inline(always)]
+    unsafe fn base(self, r: usize) -> *const f32 {
+        unsafe { self.w.add(r * self.n) }
+    }
+    #[inline(always)]
+    unsafe fn delta(self, j: usize) -> isize {
+        j as isize
+    }
+}
+
+/// Row `r`, column `j` is `θ[p(r, j)]` with `p(r, j) = code0[j] + o_r` (mod 2³²), so
+/// `p(r, j) − p(r, 0) ≡ code0[j] − code0[0]` (mod 2³²), the same for every row; both indices lie in
+/// `0..θ.len()`, so when `θ.len() <= 2³¹` the difference is that value read as an `i32`.
+/// (The caller of [`product_avx2`] checks `θ.len() <= i32::MAX`.)
+impl RowWeights for Separable {
+    #[inline(always)]
+    unsafe fn base(self, r: usize) -> *const f32 {
+        unsafe { self.theta.add((*self.code0).wrapping_add(*self.offsets.add(r)) as usize) }
+    }
+    #[inline(always)]
+    unsafe fn delta(self, j: usize) -> isize {
+        unsafe { (*self.code0.add(j)).wrapping_sub(*self.code0) as i32 as isize }
+    }
+}
 
 /// `f32` values in one 256-bit register.
 const W8: usize = 8;
@@ -39,7 +80,7 @@ const ACC: usize = 16;
 /// `out.rows[g]·batch .. (out.rows[g] + 1)·batch` for each `g`, and no other thread touches those values;
 /// `init.len() == out.rows.len()`; `w.get(g, j)` is valid for every row `g` and `j < cols.len()`.
 #[target_feature(enable = "avx2,fma")]
-pub(crate) unsafe fn product_avx2<Wt: Weights>(
+pub(crate) unsafe fn product_avx2<Wt: RowWeights>(
     out: OutRows<'_>,
     init: &[f32],
     w: Wt,
@@ -76,7 +117,7 @@ pub(crate) unsafe fn product_avx2<Wt: Weights>(
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 #[allow(clippy::too_many_arguments)]
-unsafe fn row_block<const R: usize, const Q: usize, Wt: Weights>(
+unsafe fn row_block<const R: usize, const Q: usize, Wt: RowWeights>(
     out: OutRows<'_>,
     init: &[f32],
     w: Wt,
@@ -137,7 +178,7 @@ unsafe fn row_block<const R: usize, const Q: usize, Wt: Weights>(
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile<const R: usize, const Q: usize, Wt: Weights>(
+unsafe fn tile<const R: usize, const Q: usize, Wt: RowWeights>(
     yp: &[*mut f32; R],
     init: &[f32],
     w: Wt,
@@ -158,11 +199,19 @@ unsafe fn tile<const R: usize, const Q: usize, Wt: Weights>(
                 a[Q * r + q] = _mm256_set1_ps(init[g0 + r]);
             }
         }
+        // wp[r]: the address of w(g0 + r, 0) (a group without columns reads no weight).
+        let mut wp = [std::ptr::null::<f32>(); R];
+        if !cols.is_empty() {
+            for r in 0..R {
+                wp[r] = w.base(g0 + r);
+            }
+        }
         for (j, &c) in cols.iter().enumerate() {
             let xc = xp.add(c as usize * batch + b0);
+            let dj = w.delta(j);
             if R == 1 {
                 // One row: the inputs are read once, straight into the multiply-adds.
-                let wv = _mm256_set1_ps(w.get(g0, j));
+                let wv = _mm256_broadcast_ss(&*wp[0].offset(dj));
                 for q in 0..Q {
                     a[q] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(xc.add(q * W8)), a[q]);
                 }
@@ -172,7 +221,7 @@ unsafe fn tile<const R: usize, const Q: usize, Wt: Weights>(
                     xv[q] = _mm256_loadu_ps(xc.add(q * W8));
                 }
                 for r in 0..R {
-                    let wv = _mm256_set1_ps(w.get(g0 + r, j));
+                    let wv = _mm256_broadcast_ss(&*wp[r].offset(dj));
                     for q in 0..Q {
                         a[Q * r + q] = _mm256_fmadd_ps(wv, xv[q], a[Q * r + q]);
                     }
@@ -282,7 +331,7 @@ pub(crate) unsafe fn grad_tile_avx2<const RB: usize, const CB: usize>(
 mod tests {
     //! The group product against its portable twin ([`super::super::products`]' `accumulate`), bit for bit,
     //! on batch sizes that reach every tile width and the last samples, row counts that reach every row block,
-    //! with weights gathered into a block and read from θ as a separable group.
+    //! with weights gathered into a block and read from θ as a separable group, and groups without columns.
 
     use rand::rngs::StdRng;
     use rand::{RngExt, SeedableRng};
@@ -312,7 +361,7 @@ mod tests {
         let mut cases = 0;
         for batch in [1, 7, 8, 15, 16, 17, 24, 33, 40, 48, 56, 64, 65, 100, 131] {
             for g in 1..=9usize {
-                for n in [1, 5, 25] {
+                for n in [0, 1, 5, 25] {
                     // x (B, C) with C = 2n + 1; columns spread over it, out of order for odd j.
                     let c = 2 * n + 1;
                     let mut v = |len: usize| (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect::<Vec<f32>>();
@@ -360,6 +409,6 @@ mod tests {
                 }
             }
         }
-        assert_eq!(cases, 15 * 9 * 3 * 2);
+        assert_eq!(cases, 15 * 9 * 4 * 2);
     }
 }
