@@ -142,12 +142,15 @@ struct Tile {
 }
 
 /// The tile shapes (rows, taps) of [`class_grad`], written once: `$kernel!(RB, CB)` for the tile's shape,
-/// each expansion a kernel compiled for that shape. [`blocks`] keeps shapes to powers of two up to the ISA's
-/// [`tile_shape`], and LeNet-5's six rows make the one row block of six.
+/// each expansion a kernel compiled for that shape. [`blocks`] keeps shapes to the ISA's [`tile_shape`] (4 × 4
+/// with AVX-512, 2 × 3 with AVX2) and then powers of two, and LeNet-5's six rows make the one row block of six
+/// with AVX-512.
 macro_rules! by_tile_shape {
     ($shape:expr, $kernel:ident) => {
         match $shape {
             (6, 4) => $kernel!(6, 4),
+            (2, 3) => $kernel!(2, 3),
+            (1, 3) => $kernel!(1, 3),
             (6, 2) => $kernel!(6, 2),
             (6, 1) => $kernel!(6, 1),
             (4, 4) => $kernel!(4, 4),
@@ -369,6 +372,25 @@ fn tile_dispatch<T: Real>(
         // SAFETY: the CPU has AVX-512F, AVX2 and FMA (checked above).
         return unsafe { tile_avx512(c, t, x, dy, zeros, batch) };
     } else if has_avx2() {
+        if !portable && let (Some(x), Some(dy), Some(zeros)) = (as_f32(x), as_f32(dy), as_f32(zeros)) {
+            macro_rules! avx2 {
+                ($rb:literal, $cb:literal) => {
+                    super::simd_avx2::grad_tile_avx2::<$rb, $cb>
+                };
+            }
+            let f = match (t.rb, t.cb) {
+                (2, 3) => avx2!(2, 3),
+                (2, 2) => avx2!(2, 2),
+                (2, 1) => avx2!(2, 1),
+                (1, 3) => avx2!(1, 3),
+                (1, 2) => avx2!(1, 2),
+                (1, 1) => avx2!(1, 1),
+                (rb, cb) => unreachable!("AVX2 tile shape {rb} x {cb}"),
+            };
+            // SAFETY: the CPU has AVX2 and FMA; the plan is checked and the tile inside its class.
+            let s = unsafe { f(c, (t.m0, t.m1), t.i0, t.u0, x, dy, zeros, batch) };
+            return std::array::from_fn(|k| T::of(s[k] as f64));
+        }
         // SAFETY: the CPU has AVX2 and FMA (checked above).
         return unsafe { tile_avx2(c, t, x, dy, zeros, batch) };
     }
@@ -376,9 +398,10 @@ fn tile_dispatch<T: Real>(
 }
 
 /// The largest gradient tile (rows, taps) whose accumulators fit the registers: 16 with AVX-512 (one
-/// register per pair), 4 pairs of 256-bit registers with AVX2.
+/// register per pair), 6 pairs of two 256-bit registers with AVX2 (12 accumulators, 3 taps and one row loaded).
+/// The shape never changes the bits: each pair's sum is the same in any tile.
 fn tile_shape() -> (usize, usize) {
-    if has_avx512() { (4, 4) } else { (2, 2) }
+    if has_avx512() { (4, 4) } else { (2, 3) }
 }
 
 #[inline]
@@ -536,18 +559,20 @@ mod tests {
     use crate::engines::sparse::conv::compile_conv;
     use crate::geometry::{ConvGeometry, PaddingMode};
 
-    /// Checks proofs/T3 (the sum regrouped over positions): the hand-written AVX-512 gradient tiles (when the
-    /// CPU has them; without AVX-512 both calls run the portable loops) give the same `f32` bits as the
-    /// portable loops, on random values where the order of the sums shows: LeNet-5's two convolutions at
-    /// batch 64 and 70.
+    /// Checks proofs/T3 (the sum regrouped over positions): the hand-written AVX-512 or AVX2 gradient tiles
+    /// (whichever the CPU has; without either both calls run the portable loops) give the same `f32` bits as
+    /// the portable loops, on random values where the order of the sums shows: LeNet-5's two convolutions
+    /// (the first padded, so its border positions have absent taps) at batches that reach full 16-lane
+    /// blocks, the samples past them, and both.
     #[test]
     fn param_grad_simd_tiles_match_portable_bits() {
         let mut rng = StdRng::seed_from_u64(5);
-        for (c_in, h, c_out, pad) in [(1, 28, 6, 2), (6, 14, 16, 0)] {
+        // The third: an odd number of rows and of taps (7 and 50), so tiles of one row and one tap run too.
+        for (c_in, h, c_out, pad) in [(1, 28, 6, 2), (6, 14, 16, 0), (2, 9, 7, 1)] {
             let g =
                 ConvGeometry { c_in, h_in: h, w_in: h, c_out, k: 5, stride: 1, pad, dil: 1, mode: PaddingMode::Zeros };
             let m = compile_conv(&g);
-            for batch in [64, 70] {
+            for batch in [1, 7, 16, 33, 64, 70, 100] {
                 let x: Vec<f32> = (0..batch * g.in_len()).map(|_| rng.random_range(-1.0..1.0)).collect();
                 let dy: Vec<f32> = (0..batch * g.out_len()).map(|_| rng.random_range(-1.0..1.0)).collect();
                 let mut fast = vec![0.0f32; m.n_params()];

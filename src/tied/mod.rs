@@ -29,6 +29,7 @@ pub mod grad_plan;
 pub mod gradients;
 pub mod products;
 mod simd;
+mod simd_avx2;
 
 use std::collections::HashMap;
 use std::fmt;

@@ -185,9 +185,11 @@ fn grouped_product<T: Real, S: GroupSource>(
     batch: usize,
 ) {
     assert_eq!(theta.len(), m.n_params());
-    // The hand-written f32 kernel reads separable groups straight from θ, the others from a gathered block, and
-    // writes the group's rows in place.
+    // The hand-written f32 kernels (AVX-512, else AVX2) read separable groups straight from θ, the others from a
+    // gathered block, and write the group's rows in place.
     let fast = has_avx512() && as_f32(theta).is_some();
+    // (The AVX2 kernel reads a separable group's weights at signed 32-bit distances from each row's first.)
+    let fast_avx2 = !fast && has_avx2() && as_f32(theta).is_some() && theta.len() <= i32::MAX as usize;
     let out = Disjoint::new(y);
     let bias_of = |r: u32| bias.map_or(T::zero(), |(b, ids)| b[ids[r as usize] as usize]);
     let n_groups = src.n_groups();
@@ -198,7 +200,7 @@ fn grouped_product<T: Real, S: GroupSource>(
         // x from column `shift` on: (B, C − shift).
         let xs = &x[shift as usize * batch..];
         #[cfg(target_arch = "x86_64")]
-        if fast {
+        if fast || fast_avx2 {
             // acc: the initial value (bias) of each row of the group.
             acc.clear();
             acc.extend(grows.iter().map(|&r| bias_of(r)));
@@ -219,16 +221,28 @@ fn grouped_product<T: Real, S: GroupSource>(
                         offsets: offsets.as_ptr(),
                         code0: code0.as_ptr(),
                     };
-                    // SAFETY: the CPU has AVX-512F and FMA; a separable group's code[0][j] + o_i is its code
-                    // of row i, column j, a parameter below θ.len(); the columns come from the checked map and
-                    // lie inside xs (B, C − shift); the group's rows are written by this task only (groups
-                    // partition the rows) and lie inside y (B, R).
-                    unsafe { super::simd::product_avx512(rows, init, w, gcols, xs, batch) };
+                    // SAFETY: the CPU has AVX-512F and FMA (fast) or AVX2 and FMA (fast_avx2); a separable
+                    // group's code[0][j] + o_i is its code of row i, column j, a parameter below θ.len(); the
+                    // columns come from the checked map and lie inside xs (B, C − shift); the group's rows are
+                    // written by this task only (groups partition the rows) and lie inside y (B, R).
+                    unsafe {
+                        if fast {
+                            super::simd::product_avx512(rows, init, w, gcols, xs, batch)
+                        } else {
+                            super::simd_avx2::product_avx2(rows, init, w, gcols, xs, batch)
+                        }
+                    };
                 }
                 None => {
                     let w = super::simd::Block { w: wblock.as_ptr(), n: gcols.len() };
                     // SAFETY: as above, with the (G, n) block gathered just now.
-                    unsafe { super::simd::product_avx512(rows, init, w, gcols, xs, batch) };
+                    unsafe {
+                        if fast {
+                            super::simd::product_avx512(rows, init, w, gcols, xs, batch)
+                        } else {
+                            super::simd_avx2::product_avx2(rows, init, w, gcols, xs, batch)
+                        }
+                    };
                 }
             }
             return;

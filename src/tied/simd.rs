@@ -217,7 +217,7 @@ pub(crate) unsafe fn product_twins_avx512<Wt: Weights>(
 /// caller's contract (they come from a checked map, and `x` was checked to be (B, C)): checked here in debug
 /// builds only, since a loop over the columns per group costs 10-15% of a 32-sample product.
 #[inline]
-fn check_group(out: OutRows<'_>, init: &[f32], cols: &[u32], x: &[f32], batch: usize) {
+pub(super) fn check_group(out: OutRows<'_>, init: &[f32], cols: &[u32], x: &[f32], batch: usize) {
     assert!(init.len() == out.rows.len());
     debug_assert!(cols.iter().all(|&c| (c as usize + 1) * batch <= x.len()));
 }
