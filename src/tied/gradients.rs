@@ -199,8 +199,16 @@ fn class_grad<T: Real>(m: &TiedMatrix, x: &[T], dy: &[T], dtheta: &mut [T], batc
         }
     }
     let zeros = vec![T::zero(); batch];
-    let sums: Vec<[T; TILE_MAX]> =
-        tiles.par_iter().map(|t| tile_dispatch(&plan.classes[t.class], *t, x, dy, &zeros, batch, portable)).collect();
+    // Each tile written out (its members' rows and columns) into a buffer of its task, then summed by the
+    // kernels as a class of its own: members, rows and taps from 0, in the same order.
+    let sums: Vec<[T; TILE_MAX]> = tiles
+        .par_iter()
+        .map_init(GradClass::default, |view, t| {
+            plan.classes[t.class].write_tile((t.m0, t.m1), (t.i0, t.rb), (t.u0, t.cb), view);
+            let local = Tile { m0: 0, m1: t.m1 - t.m0, i0: 0, u0: 0, ..*t };
+            tile_dispatch(view, local, x, dy, &zeros, batch, portable)
+        })
+        .collect();
     for (t, s) in tiles.iter().zip(&sums) {
         let c = &plan.classes[t.class];
         for i in 0..t.rb {

@@ -38,7 +38,7 @@ use sprs::CsMatI;
 
 use crate::scalar::Real;
 pub use compact::CompactMap;
-pub use grad_plan::{GradClass, GradPlan, SeparableGroups};
+pub use grad_plan::{CompactClass, GradClass, GradPlan, SeparableGroups};
 
 /// The index map: CSR, values are entry codes.
 pub type IndexMap = CsMatI<u32, u32, u32>;
