@@ -284,13 +284,14 @@ fn layer_bytes(
                 // The index, and 12 bytes per row of W while the scatter segments are found.
                 return Ok(crate::tied::bytes::compact_conv_bytes(&g).saturating_add(mul(&[12, n_out])));
             }
-            // Gradient plan: per row group (positions · ⌈c_out/16⌉) its id, a column per tap of its class
-            // and its rows; per class (every group of a locally connected layer) taps and 16 offsets.
+            // Gradient plan: per row group (positions · ⌈c_out/16⌉) its id, its member record (4 words) and
+            // at most one column pattern (a column per tap of its class); per class (every group of a locally
+            // connected layer) taps and 16 offsets.
             let positions = (g.h_out() * g.w_out()) as u128;
             let groups = mul(&[positions, g.c_out.div_ceil(16) as u128]);
             let class_taps = mul(&[g.c_in as u128, g.k as u128, g.k as u128]);
             let classes = if local { groups } else { g.c_out.div_ceil(16) as u128 };
-            let plan = mul(&[4, groups, class_taps + 1])
+            let plan = mul(&[4, groups, class_taps + 5])
                 .saturating_add(mul(&[classes, mul(&[4, class_taps]).saturating_add(128)]));
             Ok(mul(&[16, nnz])
                 .saturating_add(mul(&[12, taps]))

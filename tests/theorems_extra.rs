@@ -60,9 +60,11 @@ fn t8_lenet5_cost_figures_are_exact() {
     assert_eq!((plan.classes.len(), plan.fallback.len()), (1, 0));
     let class = &plan.classes[0];
     assert_eq!((class.offsets.len(), class.taps.len(), class.groups.len()), (6, 25, 784));
-    assert_eq!(plan.bytes(), 8 * 6 + 4 * 25 + 4 * 784 * (1 + 6 + 25));
-    assert_eq!(plan.bytes(), 100_500);
-    assert_eq!(m.index_bytes(), 1_904_360);
+    // One row pattern of 6 rows; a column pattern per kind of position (5 per axis: 25).
+    assert_eq!((class.row_patterns.len(), class.col_patterns.len()), (6, 25 * 25));
+    assert_eq!(plan.bytes(), 8 * 6 + 4 * 25 + 4 * 784 * (1 + 4) + 4 * (6 + 25 * 25));
+    assert_eq!(plan.bytes(), 18_352);
+    assert_eq!(m.index_bytes(), 1_822_212);
     assert_eq!(t8_index_bytes(&m), m.index_bytes());
 
     // conv2: 6 -> 16, 5x5, 14x14, no padding.
@@ -78,8 +80,10 @@ fn t8_lenet5_cost_figures_are_exact() {
     assert_eq!(m.separable_t().bytes(), 5_684);
     let plan = m.grad_plan();
     assert_eq!((plan.classes.len(), plan.fallback.len()), (1, 0));
-    assert_eq!(plan.bytes(), 67_528);
-    assert_eq!(m.index_bytes(), 3_943_780);
+    // No padding: one row pattern (16 rows) and one column pattern (150 columns).
+    assert_eq!(plan.bytes(), 8 * 16 + 4 * 150 + 4 * 100 * (1 + 4) + 4 * (16 + 150));
+    assert_eq!(plan.bytes(), 3_392);
+    assert_eq!(m.index_bytes(), 3_879_644);
     assert_eq!(t8_index_bytes(&m), m.index_bytes());
 }
 

@@ -105,10 +105,13 @@ fn conv_nnz_multiplicity_and_bytes() {
     assert!(m.multiplicity().iter().all(|&c| c as usize == positions));
     let rows = m.shape().0 + m.shape().1;
     // The gradient plan: one class (every position copies the same 18 taps into 3 rows): offsets, taps,
-    // member groups, their rows, and a column per (member, tap).
+    // member groups and a 16-byte member record each, one row pattern (3 rows) and, without padding, one
+    // column pattern (18 columns) shared by every position.
     let n_groups = m.groups().len();
-    assert_eq!(m.grad_plan().classes.len(), 1);
-    assert_eq!(m.grad_plan().bytes(), 8 * 3 + 4 * (18 + n_groups + n_groups * 3 + n_groups * 18));
+    let plan = m.grad_plan();
+    assert_eq!(plan.classes.len(), 1);
+    assert_eq!((plan.classes[0].row_patterns.len(), plan.classes[0].col_patterns.len()), (3, 18));
+    assert_eq!(plan.bytes(), 8 * 3 + 4 * (18 + n_groups) + 16 * n_groups + 4 * (3 + 18));
     assert!(
         m.index_bytes()
             <= 16 * m.nnz()

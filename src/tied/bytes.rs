@@ -38,6 +38,11 @@ pub const fn compound(ptr: usize, ids: usize) -> usize {
     4 * (ptr + ids)
 }
 
+/// One member record of a gradient-plan class (its row and column patterns and shifts).
+pub const fn member() -> usize {
+    std::mem::size_of::<super::grad_plan::Member>()
+}
+
 /// `n` scatter segments.
 pub const fn segments(n: usize) -> usize {
     std::mem::size_of::<ScatterSegment>() * n
@@ -172,17 +177,18 @@ pub fn estimate_index_bytes(layer: &Layer, input: Shape) -> usize {
         Some(_) => compound(1, 0),
         None => consts(1) + compound(1, 0),
     };
-    // The gradient plan: per row group (positions × ⌈c_out/16⌉) its id, a column per tap of its class (at
-    // most c_in·k²) and its rows; per class (⌈c_out/16⌉ for a convolution whose positions share the kernel,
-    // every group for a locally connected layer) its taps and at most 16 offsets of 8 bytes. A pool lists its
-    // groups as the per-nonzero rest.
+    // The gradient plan ([`GradPlan::bytes`](super::GradPlan::bytes)): per row group (positions × ⌈c_out/16⌉)
+    // its id and its member record, at most one row pattern (its rows) and one column pattern (a column per
+    // tap of its class, at most c_in·k²) of its own; per class (⌈c_out/16⌉ for a convolution whose positions
+    // share the kernel, every group for a locally connected layer) its taps and at most 16 offsets of 8 bytes.
+    // A pool lists its groups as the per-nonzero rest.
     let plan = match geometry {
         Some(g) => {
             let per_position = g.c_out.div_ceil(RowGroups::MAX_ROWS);
             let n_groups = g.h_out() * g.w_out() * per_position;
             let n_classes = if matches!(layer, Layer::Local { .. }) { n_groups } else { per_position };
             let taps = g.c_in * g.k * g.k;
-            4 * n_groups * (1 + taps) + 4 * out + n_classes * (4 * taps + 8 * RowGroups::MAX_ROWS)
+            n_groups * (4 + member() + 4 * taps) + 4 * out + n_classes * (4 * taps + 8 * RowGroups::MAX_ROWS)
         }
         None => 4 * out,
     };
@@ -196,7 +202,8 @@ pub fn estimate_index_bytes(layer: &Layer, input: Shape) -> usize {
 /// input coordinate) pairs inside the input (`inverse = false`), or for each input coordinate its (output
 /// coordinate, kernel index) pairs (`inverse = true`). Returns `[relative, kernel, repeats]`: the number and the
 /// summed lengths of the distinct lists of coordinates relative to the first, the same of the distinct
-/// kernel-index lists, and whether two coordinates have the same nonempty list of absolute coordinates.
+/// kernel-index lists, whether two coordinates have the same nonempty list of absolute coordinates, and the
+/// number of distinct (relative list, kernel-index list) pairs.
 fn axis_kinds(
     n_in: usize,
     n_out: usize,
@@ -205,7 +212,7 @@ fn axis_kinds(
     pad: usize,
     dil: usize,
     inverse: bool,
-) -> [(u128, u128); 3] {
+) -> [(u128, u128); 4] {
     use std::collections::HashSet;
     let mut lists: Vec<Vec<(usize, usize)>> = vec![Vec::new(); if inverse { n_in } else { n_out }];
     for o in 0..n_out {
@@ -218,16 +225,20 @@ fn axis_kinds(
         }
     }
     let (mut rel, mut kern, mut abs) = (HashSet::new(), HashSet::new(), HashSet::new());
+    let mut pairs = HashSet::new();
     let mut repeats = false;
     for l in &lists {
         let first = l.first().map_or(0, |e| e.0);
-        rel.insert(l.iter().map(|e| e.0 - first).collect::<Vec<_>>());
-        kern.insert(l.iter().map(|e| e.1).collect::<Vec<_>>());
+        let r = l.iter().map(|e| e.0 - first).collect::<Vec<_>>();
+        let k = l.iter().map(|e| e.1).collect::<Vec<_>>();
+        pairs.insert((r.clone(), k.clone()));
+        rel.insert(r);
+        kern.insert(k);
         let a: Vec<usize> = l.iter().map(|e| e.0).collect();
         repeats |= !a.is_empty() && !abs.insert(a);
     }
     let count = |set: HashSet<Vec<usize>>| (set.len() as u128, set.iter().map(|l| l.len() as u128).sum());
-    [count(rel), count(kern), (repeats as u128, 0)]
+    [count(rel), count(kern), (repeats as u128, 0), (pairs.len() as u128, 0)]
 }
 
 /// An upper bound on [`TiedMatrix::index_bytes`] of a plain convolution (one group, zero padding) compiled into
@@ -244,16 +255,19 @@ fn axis_kinds(
 /// ```
 ///
 /// plus, when two positions of an axis read the same inputs (their rows then share groups and may keep a code
-/// per nonzero), `4·nnz + size_of::<Block>()·G`. Then the gradient plan as in [`estimate_index_bytes`] and the
-/// scatter segments (at most `c_out + 1`).
+/// per nonzero), `4·nnz + size_of::<Block>()·G`. Then the gradient plan: per block of 16 output channels a
+/// class of `128 + 4·c_in·k² + 64 + 4·c_in·k²·min(Q, P_y·P_x)` bytes (offsets, taps, one row pattern, a column
+/// pattern per kind of position; `P` the distinct (relative list, kernel-index list) pairs of an axis), and
+/// `4 + size_of::<Member>() + 4` per group (id and member record, or a fallback id); and the scatter segments
+/// (at most `c_out + 1`).
 pub fn compact_conv_bytes(g: &ConvGeometry) -> u128 {
     let (h_out, w_out) = (g.h_out(), g.w_out());
     let (k, s, p, d) = (g.k, g.stride, g.pad, g.dil);
     let block = std::mem::size_of::<super::compact::Block>() as u128;
     let (inside, _) = conv_taps(g);
     let side = |channels: usize, reads: usize, positions: usize, inverse: bool| -> u128 {
-        let [(ry, ly), (ky, ty), (dy, _)] = axis_kinds(g.h_in, h_out, k, s, p, d, inverse);
-        let [(rx, lx), (kx, tx), (dx, _)] = axis_kinds(g.w_in, w_out, k, s, p, d, inverse);
+        let [(ry, ly), (ky, ty), (dy, _), _] = axis_kinds(g.h_in, h_out, k, s, p, d, inverse);
+        let [(rx, lx), (kx, tx), (dx, _), _] = axis_kinds(g.w_in, w_out, k, s, p, d, inverse);
         let chunks = channels.div_ceil(RowGroups::MAX_ROWS) as u128;
         let groups = positions as u128 * chunks;
         let rows = (positions * channels) as u128;
@@ -274,10 +288,18 @@ pub fn compact_conv_bytes(g: &ConvGeometry) -> u128 {
     };
     let w = side(g.c_out, g.c_in, h_out * w_out, false);
     let wt = side(g.c_in, g.c_out, g.h_in * g.w_in, true);
+    // The gradient plan: a class per block of 16 output channels, each with its offsets and taps, one row
+    // pattern, and a column pattern per kind of output position (a (relative list, kernel list) pair per
+    // axis), at most one per position; per group its id and member record, or a fallback id.
     let per_position = g.c_out.div_ceil(RowGroups::MAX_ROWS) as u128;
-    let n_groups = (h_out * w_out) as u128 * per_position;
+    let positions = (h_out * w_out) as u128;
+    let n_groups = positions * per_position;
     let taps = (g.c_in * k * k) as u128;
-    let plan = 4 * n_groups * (1 + taps) + 4 * g.out_len() as u128 + per_position * (4 * taps + 8 * 16) + 4 * n_groups;
+    let [.., (pairs_y, _)] = axis_kinds(g.h_in, h_out, k, s, p, d, false);
+    let [.., (pairs_x, _)] = axis_kinds(g.w_in, w_out, k, s, p, d, false);
+    let col_patterns = (pairs_y * pairs_x).min(positions);
+    let class = 8 * 16 + 4 * taps + 4 * 16 + 4 * taps * col_patterns;
+    let plan = per_position * class + n_groups * (4 + member() as u128) + 4 * n_groups;
     w + wt + plan + segments(g.c_out + 1) as u128 + consts(0) as u128 + compound(1, 0) as u128
 }
 
@@ -293,6 +315,7 @@ mod tests {
         for s in [
             "1x28x28 > conv(6,5,pad=2)",
             "6x14x14 > conv(16,5)",
+            "64x56x56 > conv(64,3,pad=1)",
             "3x9x9 > conv(4,3,stride=2,pad=1)",
             "2x11x11 > conv(3,3,pad=2,dil=2)",
             "4x6x6 > conv(5,1)",
@@ -345,6 +368,7 @@ mod tests {
             (1, 28, 6, 5, 1, 2, 1, true),
             (6, 14, 16, 5, 1, 0, 1, true),
             (16, 20, 32, 3, 1, 1, 1, true),
+            (64, 56, 64, 3, 1, 1, 1, true),
             (3, 9, 4, 3, 2, 1, 2, false),
             (2, 5, 3, 3, 1, 3, 1, false),
             (1, 1, 2, 3, 1, 2, 1, false),

@@ -177,6 +177,30 @@ impl CompactBuilder {
         self.push_block(Block { rows: rows.len() as u32, n: cols.len() as u32, kind });
     }
 
+    /// Adds a group with the same column pattern and weight block as group `like` (already pushed), its
+    /// columns shifted by `shift`: rows `rows` (as many as `like`'s). Costs no look-up of the columns or
+    /// codes, which a convolution repeats at every interior position.
+    pub(crate) fn push_like(&mut self, rows: &[u32], shift: u32, like: usize) {
+        let m = &mut self.map;
+        assert_eq!(
+            rows.len(),
+            m.groups.group(like).len(),
+            "push_like: {} rows for a block of {}",
+            rows.len(),
+            m.groups.group(like).len()
+        );
+        m.groups.rows.extend_from_slice(rows);
+        m.groups.ptr.push(m.groups.rows.len() as u32);
+        m.group_pattern.push(m.group_pattern[like]);
+        m.group_shift.push(shift);
+        m.group_block.push(m.group_block[like]);
+    }
+
+    /// Number of groups pushed so far.
+    pub(crate) fn n_groups(&self) -> usize {
+        self.map.groups.len()
+    }
+
     /// The group's rows, and its columns as a shared pattern and a shift.
     fn push_pattern(&mut self, rows: &[u32], cols: &[u32]) {
         let m = &mut self.map;

@@ -204,16 +204,20 @@ fn class_grad<T: Real>(m: &TiedMatrix, x: &[T], dy: &[T], dtheta: &mut [T], batc
     let zeros = vec![T::zero(); batch];
     // Tiles run chunk by chunk across the classes (the classes of a pruned convolution, one per output
     // channel, meet the same positions in the same chunk, so one input window serves all of them); their sums
-    // are still added in tile order below, so the order they run in changes no bit.
+    // are still added in tile order below, so the order they run in changes no bit. Each tile is written out
+    // (its members' rows and columns) into a buffer of its task, then summed by the kernels as a class of its
+    // own: members, rows and taps from 0, in the same order.
     let mut run: Vec<usize> = (0..tiles.len()).collect();
     run.sort_by_key(|&t| (tiles[t].m0, tiles[t].class));
     let mut sums = vec![[T::zero(); TILE_MAX]; tiles.len()];
     let out = Disjoint::new(&mut sums);
-    run.par_iter().for_each(|&t| {
+    run.par_iter().for_each_init(GradClass::default, |view, &t| {
         let tile = tiles[t];
+        plan.classes[tile.class].write_tile((tile.m0, tile.m1), (tile.i0, tile.rb), (tile.u0, tile.cb), view);
+        let local = Tile { m0: 0, m1: tile.m1 - tile.m0, i0: 0, u0: 0, ..tile };
         // SAFETY: each tile index appears once in `run`, so sums[t] is written by this task only.
         let slot = unsafe { out.slice(t, 1) };
-        slot[0] = tile_dispatch(&plan.classes[tile.class], tile, x, dy, &zeros, batch, portable);
+        slot[0] = tile_dispatch(view, local, x, dy, &zeros, batch, portable);
     });
     for (t, s) in tiles.iter().zip(&sums) {
         let c = &plan.classes[t.class];

@@ -39,7 +39,7 @@ use sprs::CsMatI;
 
 use crate::scalar::Real;
 pub use compact::CompactMap;
-pub use grad_plan::{GradClass, GradPlan, SeparableGroups};
+pub use grad_plan::{CompactClass, GradClass, GradPlan, SeparableGroups};
 
 /// The index map: CSR, values are entry codes.
 pub type IndexMap = CsMatI<u32, u32, u32>;
@@ -583,11 +583,15 @@ impl TiedMatrix {
             None => self.for_each_row(|r, _, codes| each_row(r, range_of(&mut codes.iter().copied()))),
             Some((w, _)) => {
                 let mut ranges = vec![None; self.shape.0];
+                // The range of a tap list, by its address in the map's table (interned: one per distinct list).
+                let mut tap_range: std::collections::HashMap<(usize, usize), (u32, u32)> = Default::default();
                 for g in 0..w.n_groups() {
                     let rows = w.groups().group(g);
                     match w.weights(g) {
                         compact::GroupWeights::Separable { offsets, taps } => {
-                            let (lo, hi) = (*taps.iter().min().unwrap(), *taps.iter().max().unwrap());
+                            let (lo, hi) = *tap_range
+                                .entry((taps.as_ptr() as usize, taps.len()))
+                                .or_insert_with(|| (*taps.iter().min().unwrap(), *taps.iter().max().unwrap()));
                             for (&r, &o) in rows.iter().zip(offsets) {
                                 ranges[r as usize] = Some((lo.wrapping_add(o), hi.wrapping_add(o) + 1));
                             }

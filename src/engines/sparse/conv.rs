@@ -211,8 +211,10 @@ fn compact_side(
     // Positions by column list (a pattern up to a shift), in order of first appearance; only the few distinct
     // patterns are held.
     let mut pattern_id: HashMap<Vec<u32>, u32> = HashMap::new();
+    let mut taps_id: HashMap<Vec<u32>, u32> = HashMap::new();
     let mut by_cols: HashMap<(u32, u32), usize> = HashMap::new();
-    let mut members: Vec<Vec<u32>> = Vec::new();
+    // Per set of positions with one column list: (pattern id, tap-list id of its first position), positions.
+    let mut members: Vec<((u32, u32), Vec<u32>)> = Vec::new();
     for p in 0..positions {
         at(p, &mut cols, &mut taps);
         let shift = cols.first().copied().unwrap_or(0);
@@ -220,23 +222,34 @@ fn compact_side(
         rel.extend(cols.iter().map(|&c| c - shift));
         let n_patterns = pattern_id.len() as u32;
         let pid = *pattern_id.entry(rel.clone()).or_insert(n_patterns);
+        let n_taps = taps_id.len() as u32;
+        let tid = *taps_id.entry(taps.clone()).or_insert(n_taps);
         let m = *by_cols.entry((pid, shift)).or_insert_with(|| {
-            members.push(Vec::new());
+            members.push(((pid, tid), Vec::new()));
             members.len() - 1
         });
-        members[m].push(p as u32);
+        members[m].1.push(p as u32);
     }
-    drop((pattern_id, by_cols));
+    drop((pattern_id, taps_id, by_cols));
     let mut b = CompactBuilder::new(shape, n_params);
     let max = RowGroups::MAX_ROWS;
     let (mut offsets, mut codes) = (Vec::new(), Vec::new());
-    for ps in &members {
+    // The first group of each (pattern, taps, first channel, rows): the positions of one kind repeat its
+    // pattern and block, shifted.
+    let mut first_of_kind: HashMap<(u32, u32, u32, usize), usize> = HashMap::new();
+    for (kind, ps) in &members {
         let rows: Vec<u32> = (0..channels).flat_map(|c| ps.iter().map(move |&p| (c * positions) as u32 + p)).collect();
         at(ps[0] as usize, &mut cols, &mut taps);
         for chunk in rows.chunks(max) {
             if ps.len() == 1 && !cols.is_empty() {
                 // One position: channel c0 + i reads taps + (c0 + i)·stride.
                 let c0 = (chunk[0] as usize / positions) as u32;
+                let key = (kind.0, kind.1, c0, chunk.len());
+                if let Some(&like) = first_of_kind.get(&key) {
+                    b.push_like(chunk, cols[0], like);
+                    continue;
+                }
+                first_of_kind.insert(key, b.n_groups());
                 let base: Vec<u32> = taps.iter().map(|&t| t + c0 * stride as u32).collect();
                 offsets.clear();
                 offsets.extend(chunk.iter().map(|&r| (r as usize / positions) as u32 - c0).map(|d| d * stride as u32));
