@@ -49,7 +49,7 @@ for t in 1 2; do
   tm=$(echo "${runs[torch-$t]}" | median)
   for e in sparse direct torch; do
     m=$(echo "${runs[$e-$t]}" | median)
-    printf '%-8s %-8s %-12s %-10.1f %-24s %.2fx\n' "$t" "$e" "$m" "$(echo "$m * $FLOP_PER_IMAGE / 1e9" | bc -l)" \
+    printf '%-8s %-8s %-12s %-10.1f %-24s %.2fx\n' "$t" "$e" "$m" "$(echo "$m * $FLOP_PER_IMAGE / 1000000000" | bc -l)" \
       "${runs[$e-$t]}" "$(echo "$m / $tm" | bc -l)"
   done
   printf '%-8s %-8s %-12s %-10s %s\n' "$t" sgemm - "$(echo "${runs[sgemm-$t]}" | median)" "(torch 1024^3 f32, same run)"
