@@ -94,22 +94,16 @@ pub(crate) unsafe fn product_avx2<Wt: RowWeights>(
     // SAFETY: the caller's contract, the group checked above; each call covers rows g0..g0 + r < G.
     unsafe {
         while g0 < g_total {
-            let r = match g_total - g0 {
-                rest if rest >= 6 => 6,
-                rest if rest >= 2 => 2,
-                _ => 1,
-            };
-            match r {
-                6 => row_block::<6, 2, Wt>(out, init, w, cols, x, batch, g0),
-                2 => row_block::<2, 4, Wt>(out, init, w, cols, x, batch, g0),
+            g0 += match g_total - g0 {
+                6.. => row_block::<6, 2, Wt>(out, init, w, cols, x, batch, g0),
+                2..6 => row_block::<2, 4, Wt>(out, init, w, cols, x, batch, g0),
                 _ => row_block::<1, 8, Wt>(out, init, w, cols, x, batch, g0),
-            }
-            g0 += r;
+            };
         }
     }
 }
 
-/// Rows `g0..g0 + R` of [`product_avx2`] over the whole batch: tiles of `Q` registers (`8Q` samples) while they
+/// Rows `g0..g0 + R` of [`product_avx2`] over the whole batch (returns `R`): tiles of `Q` registers (`8Q` samples) while they
 /// fit, then one tile each of 4, 2 and 1 registers where narrower ones are left, then the samples one by one.
 ///
 /// # Safety
@@ -125,7 +119,7 @@ unsafe fn row_block<const R: usize, const Q: usize, Wt: RowWeights>(
     x: &[f32],
     batch: usize,
     g0: usize,
-) {
+) -> usize {
     assert!(g0 + R <= out.rows.len());
     // SAFETY: every tile lies inside 0..batch; the rest is the caller's.
     unsafe {
@@ -168,6 +162,7 @@ unsafe fn row_block<const R: usize, const Q: usize, Wt: RowWeights>(
             }
         }
     }
+    R
 }
 
 /// One register tile: rows `g0..g0 + R` (their batch columns at `yp`) × samples `b0..b0 + 8Q`, kept in
