@@ -173,9 +173,10 @@ const MEMBER_CHUNK: usize = 256;
 /// The separable classes of the plan: for each class and each (row `i`, tap `u`),
 /// `d_θ[U[u] + o_i] += Σ_{g ∈ class} Σ_b d_y[b, R_g[i]] · x[b, col_g(U[u])]`. The member groups are cut into
 /// fixed chunks of at most [`MEMBER_CHUNK`]; a tile is (chunk, row block, tap block). In a tile each (row,
-/// tap) pair sums in [`LANES`] lanes (lane `l` takes samples `b ≡ l`) over the chunk's groups in order and,
-/// within a group, the lane blocks in order; the lanes are then added in order, then the samples past the
-/// last full lane block (groups in order). Tiles run in parallel and are added to `d_θ` in tile order, so
+/// tap) pair sums in [`LANES`] lanes (lane `l` takes samples `b ≡ l`; a batch of 8 to 15 fills lanes 0..8
+/// with its first 8, see [`lane_blocks`]) over the chunk's groups in order and, within a group, the lane
+/// blocks in order; the lanes are then added in order, then the tail samples (groups in order, samples in
+/// order). Tiles run in parallel and are added to `d_θ` in tile order, so
 /// no order depends on the number of threads.
 fn class_grad<T: Real>(m: &TiedMatrix, x: &[T], dy: &[T], dtheta: &mut [T], batch: usize, portable: bool) {
     let plan = m.grad_plan();
@@ -430,7 +431,7 @@ fn tile_sums<T: Real, const RB: usize, const CB: usize>(
     batch: usize,
 ) -> [T; TILE_MAX] {
     let (n_rows, n_taps) = (c.offsets.len(), c.taps.len());
-    let full = batch - batch % LANES;
+    let (full, half) = lane_blocks(batch);
     let (dy0, x0, z0) = (dy.as_ptr(), x.as_ptr(), zeros.as_ptr());
     assert!(t.i0 + RB <= n_rows && t.u0 + CB <= n_taps && zeros.len() == batch);
     assert!(c.rows.len() == c.groups.len() * n_rows && c.cols.len() == c.groups.len() * n_taps);
@@ -460,16 +461,27 @@ fn tile_sums<T: Real, const RB: usize, const CB: usize>(
             }
             b0 += LANES;
         }
+        // A half block: samples full..full + 8 in lanes 0..8.
+        for i in 0..RB {
+            for l in 0..half - full {
+                // SAFETY: as above, full + l < half <= batch.
+                let dv = unsafe { *d[i].add(full + l) };
+                for u in 0..CB {
+                    // SAFETY: as above.
+                    acc[i][u][l] = dv.mul_add(unsafe { *xs[u].add(full + l) }, acc[i][u][l]);
+                }
+            }
+        }
     }
-    // The samples past the last full block: member groups in order, samples in order.
+    // The tail samples: member groups in order, samples in order.
     let mut tail = [[T::zero(); CB]; RB];
-    if full < batch {
+    if half < batch {
         for mi in t.m0..t.m1 {
-            member_ptrs(c, mi, t, (dy0, x0, z0), batch, full, &mut d, &mut xs);
-            for b in 0..batch - full {
+            member_ptrs(c, mi, t, (dy0, x0, z0), batch, half, &mut d, &mut xs);
+            for b in 0..batch - half {
                 for i in 0..RB {
                     for u in 0..CB {
-                        // SAFETY: the pointers start `batch - full` readable values.
+                        // SAFETY: the pointers start `batch - half` readable values.
                         tail[i][u] = unsafe { (*d[i].add(b)).mul_add(*xs[u].add(b), tail[i][u]) };
                     }
                 }
@@ -487,6 +499,18 @@ fn tile_sums<T: Real, const RB: usize, const CB: usize>(
         }
     }
     out
+}
+
+/// Where a gradient tile's lane blocks end: `(full, half)`, the samples `0..full` in blocks of [`LANES`] (lane
+/// `l` takes samples `b ≡ l`), then `full..half` in lanes 0..8, then the tail `half..batch`, one sample at a
+/// time. The half block is the first 8 samples of a batch of 8 to 15 (vgg16's batch of 8, a short last shard),
+/// which would otherwise run entirely one sample at a time; a batch of 16 or more keeps its tail of up to 15
+/// samples, so that its sums, and the bytes of every run at such batches (the main job's included), are the
+/// ones they were before the half block existed.
+#[inline(always)]
+pub(crate) fn lane_blocks(batch: usize) -> (usize, usize) {
+    let full = batch - batch % LANES;
+    (full, if full == 0 { batch - batch % (LANES / 2) } else { full })
 }
 
 /// Member `mi`'s pointers for a tile, each at sample `start` of a (B, ·) column: its `RB` rows of `d_y` and
@@ -567,7 +591,7 @@ mod tests {
     /// (whichever the CPU has; without either both calls run the portable loops) give the same `f32` bits as
     /// the portable loops, on random values where the order of the sums shows: LeNet-5's two convolutions
     /// (the first padded, so its border positions have absent taps) at batches that reach full 16-lane
-    /// blocks, the samples past them, and both.
+    /// blocks, the half block of 8, the samples past them, and each combination.
     #[test]
     fn param_grad_simd_tiles_match_portable_bits() {
         let mut rng = StdRng::seed_from_u64(5);
@@ -576,7 +600,7 @@ mod tests {
             let g =
                 ConvGeometry { c_in, h_in: h, w_in: h, c_out, k: 5, stride: 1, pad, dil: 1, mode: PaddingMode::Zeros };
             let m = compile_conv(&g);
-            for batch in [1, 7, 16, 33, 64, 70, 100] {
+            for batch in [1, 7, 8, 12, 16, 24, 28, 33, 60, 64, 70, 100] {
                 let x: Vec<f32> = (0..batch * g.in_len()).map(|_| rng.random_range(-1.0..1.0)).collect();
                 let dy: Vec<f32> = (0..batch * g.out_len()).map(|_| rng.random_range(-1.0..1.0)).collect();
                 let mut fast = vec![0.0f32; m.n_params()];

@@ -18,8 +18,9 @@ use crate::cpu::{LANES, TILE_MAX};
 /// `u0..u0 + CB` of class `c`, summed over its member groups `m0..m1`; returns the sums row-major in the first `RB·CB` values.
 ///
 /// Lane `l` of pair `(i, u)` sums `d_y[b0 + l, row] · x[b0 + l, col]` over the member groups in order and,
-/// within a member, over the lane blocks `b0` in order; the lanes are then added in order, then the samples
-/// past the last full block (members in order, samples in order).
+/// within a member, over the lane blocks `b0` in order, then the half block of 8 samples in lanes 0..8 when
+/// there is one ([`super::gradients::lane_blocks`]); the lanes are then added in order, then the tail
+/// samples (members in order, samples in order).
 ///
 /// # Safety
 /// The CPU has AVX-512F and FMA; `c` comes from a checked plan whose rows index `dy` (B, R) and columns index
@@ -40,7 +41,7 @@ pub(crate) unsafe fn grad_tile<const RB: usize, const CB: usize>(
     assert!(i0 + RB <= n_rows && u0 + CB <= n_taps && zeros.len() == batch && RB * CB <= TILE_MAX && m1 <= members);
     assert!(c.rows.len() == members * n_rows && c.cols.len() == members * n_taps);
     let (dy0, x0, z0) = (dy.as_ptr(), x.as_ptr(), zeros.as_ptr());
-    let full = batch - batch % LANES;
+    let (full, half) = super::gradients::lane_blocks(batch);
     let (mut d, mut xs) = ([dy0; RB], [x0; CB]);
     let mut a = [_mm512_setzero_ps(); TILE_MAX];
     let mut tail = [0.0f32; TILE_MAX];
@@ -70,13 +71,28 @@ pub(crate) unsafe fn grad_tile<const RB: usize, const CB: usize>(
                 }
                 b0 += LANES;
             }
+            if full < half {
+                // The half block: samples full..full + 8 in lanes 0..8; lanes 8..16 keep their sums (the
+                // masked loads read nothing past `half`).
+                const LOW: __mmask16 = 0x00ff;
+                let mut xv = [_mm512_setzero_ps(); CB];
+                for u in 0..CB {
+                    xv[u] = _mm512_maskz_loadu_ps(LOW, xs[u].add(full));
+                }
+                for i in 0..RB {
+                    let dv = _mm512_maskz_loadu_ps(LOW, d[i].add(full));
+                    for u in 0..CB {
+                        a[i * CB + u] = _mm512_mask3_fmadd_ps(dv, xv[u], a[i * CB + u], LOW);
+                    }
+                }
+            }
         }
     }
-    if full < batch {
+    if half < batch {
         for mi in m0..m1 {
             let rows = &c.rows[mi * n_rows + i0..][..RB];
             let cols = &c.cols[mi * n_taps + u0..][..CB];
-            for b in full..batch {
+            for b in half..batch {
                 for i in 0..RB {
                     let dv = dy[rows[i] as usize * batch + b];
                     for u in 0..CB {

@@ -236,7 +236,8 @@ unsafe fn tile<const R: usize, const Q: usize, Wt: RowWeights>(
 ///
 /// Lane `l` of pair `(i, u)` (two registers per 16-lane block: lanes 0..8 and 8..16) sums
 /// `d_y[b0 + l, row] · x[b0 + l, col]` over the member groups in order and, within a member, over the lane
-/// blocks `b0` in order; the lanes 0..16 are then added in order, then the samples past the last full block
+/// blocks `b0` in order, then the half block of 8 samples in lanes 0..8 when there is one
+/// ([`super::gradients::lane_blocks`]); the lanes 0..16 are then added in order, then the tail samples
 /// (members in order, samples in order).
 ///
 /// # Safety
@@ -258,7 +259,7 @@ pub(crate) unsafe fn grad_tile_avx2<const RB: usize, const CB: usize>(
     assert!(i0 + RB <= n_rows && u0 + CB <= n_taps && zeros.len() == batch && 2 * RB * CB <= ACC && m1 <= members);
     assert!(c.rows.len() == members * n_rows && c.cols.len() == members * n_taps);
     let (dy0, x0, z0) = (dy.as_ptr(), x.as_ptr(), zeros.as_ptr());
-    let full = batch - batch % LANES;
+    let (full, half) = super::gradients::lane_blocks(batch);
     let (mut d, mut xs) = ([dy0; RB], [x0; CB]);
     // a[2·(i·CB + u) + h]: pair (i, u), lanes 8h..8h + 8.
     let mut a = [_mm256_setzero_ps(); ACC];
@@ -292,13 +293,27 @@ pub(crate) unsafe fn grad_tile_avx2<const RB: usize, const CB: usize>(
                 }
                 b0 += LANES;
             }
+            if full < half {
+                // The half block: samples full..full + 8 in lanes 0..8 (the first register of each pair).
+                let mut xv = [_mm256_setzero_ps(); CB];
+                for u in 0..CB {
+                    xv[u] = _mm256_loadu_ps(xs[u].add(full));
+                }
+                for i in 0..RB {
+                    let dv = _mm256_loadu_ps(d[i].add(full));
+                    for u in 0..CB {
+                        let k = 2 * (i * CB + u);
+                        a[k] = _mm256_fmadd_ps(dv, xv[u], a[k]);
+                    }
+                }
+            }
         }
     }
-    if full < batch {
+    if half < batch {
         for mi in m0..m1 {
             let rows = &c.rows[mi * n_rows + i0..][..RB];
             let cols = &c.cols[mi * n_taps + u0..][..CB];
-            for b in full..batch {
+            for b in half..batch {
                 for i in 0..RB {
                     let dv = dy[rows[i] as usize * batch + b];
                     for u in 0..CB {

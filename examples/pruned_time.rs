@@ -1,0 +1,57 @@
+//! Times the three products of a convolution pruned by a random kernel mask (as `compare --sparsity` draws it),
+//! for profiling the pruned kernels: `target/release/examples/pruned_time c64-56|c32-64 SPARSITY [REPS]
+//! [THREADS]` prints the median milliseconds of forward, input gradient and parameter gradient at batch 64.
+//! Run it under `perf record` to see where a pruned product spends its time.
+
+use std::time::Instant;
+
+use cnn_as_mlp::compare::measure::random_mask;
+use cnn_as_mlp::engines::sparse::conv::compile_pruned_conv;
+use cnn_as_mlp::geometry::{ConvGeometry, PaddingMode};
+use cnn_as_mlp::tied::{gradients, products};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let layer = args.get(1).map_or("c64-56", String::as_str);
+    let s: f64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(0.9);
+    let reps: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(5);
+    let threads: usize = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(2);
+    let (c_in, h) = match layer {
+        "c32-64" => (32, 16),
+        _ => (64, 56),
+    };
+    let g =
+        ConvGeometry { c_in, h_in: h, w_in: h, c_out: 64, k: 3, stride: 1, pad: 1, dil: 1, mode: PaddingMode::Zeros };
+    let keep = random_mask(g.c_out * g.c_in * 9, s, 0);
+    let m = compile_pruned_conv(&g, 1, None, &keep).to_compact();
+    let (rows, cols) = m.shape();
+    let b = 64;
+    let mut rng = StdRng::seed_from_u64(1);
+    let mut rand = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-1.0..1.0)).collect() };
+    let (theta, x, dy) = (rand(m.n_params()), rand(b * cols), rand(b * rows));
+    let (mut y, mut dx, mut dt, mut scratch) =
+        (vec![0.0; b * rows], vec![0.0; b * cols], vec![0.0; m.n_params()], Vec::new());
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("a thread pool");
+    let median = |f: &mut (dyn FnMut() + Send)| {
+        let mut t: Vec<f64> = (0..=reps)
+            .map(|_| {
+                let t0 = Instant::now();
+                pool.install(&mut *f);
+                t0.elapsed().as_secs_f64() * 1e3
+            })
+            .skip(1)
+            .collect();
+        t.sort_by(f64::total_cmp);
+        t[t.len() / 2]
+    };
+    let fwd = median(&mut || products::forward(&m, &theta, None, &x, &mut y, b));
+    let bwd = median(&mut || products::backward_input(&m, &theta, &dy, &mut dx, b));
+    let grad = median(&mut || gradients::param_grad(&m, &x, &dy, &mut dt, &mut scratch, b));
+    println!(
+        "{layer} sparsity {s} nnz {} threads {threads}: forward {fwd:.3} ms, input grad {bwd:.3} ms, param grad {grad:.3} ms (checksum {})",
+        m.nnz(),
+        y[0] + dx[0] + dt[0]
+    );
+}
