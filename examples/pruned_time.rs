@@ -1,6 +1,7 @@
 //! Times the three products of a convolution pruned by a random kernel mask (as `compare --sparsity` draws it),
 //! for profiling the pruned kernels: `target/release/examples/pruned_time c64-56|c32-64 SPARSITY [REPS]
-//! [THREADS]` prints the median milliseconds of forward, input gradient and parameter gradient at batch 64.
+//! [THREADS]` prints the median milliseconds of forward, input gradient and parameter gradient at batch 64 (`BATCH=B`
+//! for another; `ALIGN=1` puts the buffers on 64-byte boundaries).
 //! Run it under `perf record` to see where a pruned product spends its time.
 
 use std::time::Instant;
@@ -27,12 +28,31 @@ fn main() {
     let keep = random_mask(g.c_out * g.c_in * 9, s, 0);
     let m = compile_pruned_conv(&g, 1, None, &keep).to_compact();
     let (rows, cols) = m.shape();
-    let b = 64;
+    let b: usize = std::env::var("BATCH").ok().and_then(|v| v.parse().ok()).unwrap_or(64);
     let mut rng = StdRng::seed_from_u64(1);
     let mut rand = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-1.0..1.0)).collect() };
-    let (theta, x, dy) = (rand(m.n_params()), rand(b * cols), rand(b * rows));
-    let (mut y, mut dx, mut dt, mut scratch) =
-        (vec![0.0; b * rows], vec![0.0; b * cols], vec![0.0; m.n_params()], Vec::new());
+    let align = std::env::var("ALIGN").is_ok();
+    // A buffer of n values whose first value is 64-byte aligned when ALIGN is set (16 bytes past a line
+    // otherwise, as a large malloc gives).
+    let place = |v: Vec<f32>| -> (Vec<f32>, usize) {
+        let n = v.len();
+        let mut buf = vec![0.0f32; n + 32];
+        let a = buf.as_ptr() as usize;
+        let off = if align { (64 - a % 64) % 64 / 4 } else { ((64 - a % 64) % 64 + 16) / 4 };
+        buf[off..off + n].copy_from_slice(&v);
+        (buf, off)
+    };
+    let n_x = b * cols;
+    let n_y = b * rows;
+    let theta = rand(m.n_params());
+    let (xb, xo) = place(rand(n_x));
+    let (dyb, dyo) = place(rand(n_y));
+    let (x, dy) = (&xb[xo..xo + n_x], &dyb[dyo..dyo + n_y]);
+    let (mut yb, yo) = place(vec![0.0; n_y]);
+    let (mut dxb, dxo) = place(vec![0.0; n_x]);
+    let y = &mut yb[yo..yo + n_y];
+    let dx = &mut dxb[dxo..dxo + n_x];
+    let (mut dt, mut scratch) = (vec![0.0; m.n_params()], Vec::new());
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("a thread pool");
     let median = |f: &mut (dyn FnMut() + Send)| {
         let mut t: Vec<f64> = (0..=reps)
@@ -46,9 +66,9 @@ fn main() {
         t.sort_by(f64::total_cmp);
         t[t.len() / 2]
     };
-    let fwd = median(&mut || products::forward(&m, &theta, None, &x, &mut y, b));
-    let bwd = median(&mut || products::backward_input(&m, &theta, &dy, &mut dx, b));
-    let grad = median(&mut || gradients::param_grad(&m, &x, &dy, &mut dt, &mut scratch, b));
+    let fwd = median(&mut || products::forward(&m, &theta, None, x, y, b));
+    let bwd = median(&mut || products::backward_input(&m, &theta, dy, dx, b));
+    let grad = median(&mut || gradients::param_grad(&m, x, dy, &mut dt, &mut scratch, b));
     println!(
         "{layer} sparsity {s} nnz {} threads {threads}: forward {fwd:.3} ms, input grad {bwd:.3} ms, param grad {grad:.3} ms (checksum {})",
         m.nnz(),

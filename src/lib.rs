@@ -54,6 +54,7 @@
 //! parameter's gradient against finite differences).
 
 pub mod activation;
+pub mod aligned_alloc;
 pub mod atomic;
 pub mod budget;
 pub mod checkpoint;

@@ -3,6 +3,10 @@
 
 mod cli;
 
+/// Large blocks (activations, gradients, scratch) on cache-line boundaries: see [`cnn_as_mlp::aligned_alloc`].
+#[global_allocator]
+static ALLOC: cnn_as_mlp::aligned_alloc::LineAligned = cnn_as_mlp::aligned_alloc::LineAligned;
+
 fn main() {
     std::process::exit(cli::main());
 }
