@@ -19,9 +19,14 @@ fn main() {
     let s: f64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(0.9);
     let reps: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(5);
     let threads: usize = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(2);
+    // c32-64 is compare's 32x16x16 layer; cC-H is C channels on H x H (c64-56 by default).
     let (c_in, h) = match layer {
         "c32-64" => (32, 16),
-        _ => (64, 56),
+        l => l
+            .strip_prefix('c')
+            .and_then(|r| r.split_once('-'))
+            .and_then(|(c, h)| Some((c.parse().ok()?, h.parse().ok()?)))
+            .unwrap_or((64, 56)),
     };
     let g =
         ConvGeometry { c_in, h_in: h, w_in: h, c_out: 64, k: 3, stride: 1, pad: 1, dil: 1, mode: PaddingMode::Zeros };
