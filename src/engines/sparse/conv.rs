@@ -86,9 +86,43 @@ pub fn compile_pruned_conv(g: &ConvGeometry, groups: usize, table: Option<Table>
     };
     // A mask gives each row its own column list, so each row is a group of one: visited channel by channel,
     // every output channel would sweep the whole input; position by position, the channels at one position
-    // share an input window that stays in cache (same bits, see `with_visit_order`).
+    // share an input window that stays in cache, but consecutive rows write to different channel planes. So
+    // the rows go in runs of positions, channel by channel within a run (same bits, see `with_visit_order`).
+    let kept = keep.iter().filter(|&&k| k).count() as f64 / keep.len().max(1) as f64;
     let (p_out, p_in) = ((g.h_out() * g.w_out()) as u64, (g.h_in * g.w_in) as u64);
-    m.with_visit_order(|r| r as u64 % p_out, |c| c as u64 % p_in)
+    let run_w = visit_run(g.c_in, g.k, g.w_out(), kept);
+    let run_t = visit_run(g.c_out, g.k, g.w_in, kept);
+    let (c_out, c_in) = (g.c_out as u64, g.c_in as u64);
+    m.with_visit_order(move |r| run_key(r as u64, p_out, c_out, run_w), move |c| run_key(c as u64, p_in, c_in, run_t))
+}
+
+/// Input columns (of 64 samples, 256 bytes: 512 KiB, a second-level cache) that a run of a pruned
+/// convolution's visit order may span.
+const RUN_COLUMNS: usize = 2048;
+
+/// Below this fraction of kept kernel entries, the rows of one position share almost no input column, and a
+/// run is a whole row of the image.
+const SPARSE_RUN: f64 = 0.05;
+
+/// The positions per run of a pruned convolution's visit order (see [`run_key`]) for products that read
+/// `channels` input channels through a `k × k` kernel over rows of `width` positions: as many as keep the
+/// input window of the run (`channels · k · (run + k − 1)` columns) within [`RUN_COLUMNS`], at least one, at
+/// most a row; a whole row when at most [`SPARSE_RUN`] of the entries are kept, so that each channel writes
+/// (and reads) a row of the image in sequence. Measured on c64-56 and c32-64 at 90% and 99% with
+/// `examples/pruned_time` (README, "Kernel sparsity").
+fn visit_run(channels: usize, k: usize, width: usize, kept: f64) -> usize {
+    if kept <= SPARSE_RUN {
+        return width.max(1);
+    }
+    (RUN_COLUMNS / (channels * k).max(1)).saturating_sub(k - 1).clamp(1, width.max(1))
+}
+
+/// The visit key of row `r` = `channel · positions + position`: runs of `run` consecutive positions, and
+/// within a run the channels in order, each over the run's positions.
+fn run_key(r: u64, positions: u64, channels: u64, run: usize) -> u64 {
+    let (channel, position) = (r / positions, r % positions);
+    let run = run as u64;
+    ((position / run) * channels + channel) * run + position % run
 }
 
 /// The taps of `g` whose `(o, i)` has a kernel column `j = column(o, i)`, parameter id
@@ -315,4 +349,33 @@ pub fn table_conv_layer<T: Real>(g: &ConvGeometry, table: Table) -> TiedLayer<T>
     let positions = g.h_out() * g.w_out();
     let bias_ids = (0..g.out_len()).map(|r| (r / positions) as u32).collect();
     TiedLayer::new(super::stored(compile_table_conv(g, table)), g.weight_shape(), Some((bias_ids, vec![g.c_out])))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The runs of a pruned convolution's visit order: whole rows when at most 5% of the entries are kept,
+    /// else as many positions as keep the window within 2,048 columns (c64-56: 8; c32-64: a row of 16), and
+    /// the keys order every row once, channel by channel within a run of positions.
+    #[test]
+    fn visit_runs_fit_the_window_and_keys_are_a_permutation() {
+        assert_eq!(visit_run(64, 3, 56, 0.1), 8);
+        assert_eq!(visit_run(64, 3, 56, 0.01), 56);
+        assert_eq!(visit_run(32, 3, 16, 0.1), 16);
+        assert_eq!(visit_run(512, 3, 14, 0.5), 1);
+        let (positions, channels, run) = (10u64, 3u64, 4usize);
+        let mut keys: Vec<(u64, u64)> =
+            (0..positions * channels).map(|r| (run_key(r, positions, channels, run), r)).collect();
+        keys.sort();
+        let order: Vec<u64> = keys.iter().map(|&(_, r)| r).collect();
+        // Positions 0..4 of channels 0, 1, 2, then 4..8, then 8..10.
+        let want: Vec<u64> = [(0, 4), (4, 8), (8, 10)]
+            .iter()
+            .flat_map(|&(a, b)| (0..channels).flat_map(move |c| (a..b).map(move |p| c * positions + p)))
+            .collect();
+        assert_eq!(order, want);
+        let distinct: std::collections::BTreeSet<u64> = keys.iter().map(|&(k, _)| k).collect();
+        assert_eq!(distinct.len(), keys.len(), "keys are distinct");
+    }
 }
