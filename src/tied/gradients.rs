@@ -214,10 +214,18 @@ fn class_grad<T: Real>(m: &TiedMatrix, x: &[T], dy: &[T], dtheta: &mut [T], batc
     let out = Disjoint::new(&mut sums);
     run.par_iter().for_each_init(GradClass::default, |view, &t| {
         let tile = tiles[t];
-        plan.classes[tile.class].write_tile((tile.m0, tile.m1), (tile.i0, tile.rb), (tile.u0, tile.cb), view);
-        let local = Tile { m0: 0, m1: tile.m1 - tile.m0, i0: 0, u0: 0, ..tile };
         // SAFETY: each tile index appears once in `run`, so sums[t] is written by this task only.
         let slot = unsafe { out.slice(t, 1) };
+        #[cfg(target_arch = "x86_64")]
+        if !portable && !has_avx512() && has_avx2() {
+            // The AVX2 kernel reads the class in place: no tile is written out.
+            if let Some(s) = tile_avx2_in_place(&plan.classes[tile.class], tile, x, dy, &zeros, batch) {
+                slot[0] = s;
+                return;
+            }
+        }
+        plan.classes[tile.class].write_tile((tile.m0, tile.m1), (tile.i0, tile.rb), (tile.u0, tile.cb), view);
+        let local = Tile { m0: 0, m1: tile.m1 - tile.m0, i0: 0, u0: 0, ..tile };
         slot[0] = tile_dispatch(view, local, x, dy, &zeros, batch, portable);
     });
     for (t, s) in tiles.iter().zip(&sums) {
@@ -380,7 +388,7 @@ fn tile_dispatch<T: Real>(
         if !portable && let (Some(x), Some(dy), Some(zeros)) = (as_f32(x), as_f32(dy), as_f32(zeros)) {
             macro_rules! avx2 {
                 ($rb:literal, $cb:literal) => {
-                    super::simd_avx2::grad_tile_avx2::<$rb, $cb>
+                    super::simd_avx2::grad_tile_avx2::<$rb, $cb, GradClass>
                 };
             }
             let f = match (t.rb, t.cb) {
@@ -400,6 +408,40 @@ fn tile_dispatch<T: Real>(
         return unsafe { tile_avx2(c, t, x, dy, zeros, batch) };
     }
     tile_any(c, t, x, dy, zeros, batch)
+}
+
+/// [`super::simd_avx2::grad_tile_avx2`] on the tile `t` of class `c` read in place (no tile written out), for
+/// `f32`; `None` for another type.
+#[cfg(target_arch = "x86_64")]
+fn tile_avx2_in_place<T: Real>(
+    c: &grad_plan::CompactClass,
+    t: Tile,
+    x: &[T],
+    dy: &[T],
+    zeros: &[T],
+    batch: usize,
+) -> Option<[T; TILE_MAX]> {
+    let (Some(x), Some(dy), Some(zeros)) = (as_f32(x), as_f32(dy), as_f32(zeros)) else {
+        return None;
+    };
+    macro_rules! avx2 {
+        ($rb:literal, $cb:literal) => {
+            super::simd_avx2::grad_tile_avx2::<$rb, $cb, grad_plan::CompactClass>
+        };
+    }
+    let f = match (t.rb, t.cb) {
+        (2, 3) => avx2!(2, 3),
+        (2, 2) => avx2!(2, 2),
+        (2, 1) => avx2!(2, 1),
+        (1, 3) => avx2!(1, 3),
+        (1, 2) => avx2!(1, 2),
+        (1, 1) => avx2!(1, 1),
+        (rb, cb) => unreachable!("AVX2 tile shape {rb} x {cb}"),
+    };
+    // SAFETY: the caller checked AVX2 and FMA; the class comes from the plan of a checked map, so its rows
+    // and columns index d_y and x; the tile lies inside the class.
+    let s = unsafe { f(c, (t.m0, t.m1), t.i0, t.u0, x, dy, zeros, batch) };
+    Some(std::array::from_fn(|k| T::of(s[k] as f64)))
 }
 
 /// The largest gradient tile (rows, taps) whose accumulators fit the registers: 16 with AVX-512 (one

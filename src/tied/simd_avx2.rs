@@ -16,7 +16,7 @@
 
 use std::arch::x86_64::*;
 
-use super::grad_plan::{ABSENT, GradClass};
+use super::grad_plan::{ABSENT, CompactClass, GradClass};
 use super::simd::{Block, OutRows, Separable, Weights, check_group};
 
 use crate::cpu::{LANES, TILE_MAX};
@@ -231,6 +231,50 @@ unsafe fn tile<const R: usize, const Q: usize, Wt: RowWeights>(
     }
 }
 
+/// The member groups of a gradient class as [`grad_tile_avx2`] reads them: a class written out
+/// ([`GradClass`]), or read in place from its patterns and shifts ([`CompactClass`]), which spares writing each
+/// tile out first. Both give the same rows and columns, so the same bits.
+pub(crate) trait TileMembers {
+    /// `(rows per member, taps, members)`.
+    fn dims(&self) -> (usize, usize, usize);
+    /// Member `mi`'s rows `i0..i0 + RB` and its columns at taps `u0..u0 + CB` ([`ABSENT`] where it lacks one).
+    fn member<const RB: usize, const CB: usize>(&self, mi: usize, i0: usize, u0: usize) -> ([u32; RB], [u32; CB]);
+}
+
+impl TileMembers for GradClass {
+    #[inline(always)]
+    fn dims(&self) -> (usize, usize, usize) {
+        let (n_rows, n_taps, members) = (self.offsets.len(), self.taps.len(), self.groups.len());
+        assert!(self.rows.len() == members * n_rows && self.cols.len() == members * n_taps);
+        (n_rows, n_taps, members)
+    }
+    #[inline(always)]
+    fn member<const RB: usize, const CB: usize>(&self, mi: usize, i0: usize, u0: usize) -> ([u32; RB], [u32; CB]) {
+        let (n_rows, n_taps) = (self.offsets.len(), self.taps.len());
+        let rows = self.rows[mi * n_rows + i0..][..RB].try_into().expect("RB rows");
+        let cols = self.cols[mi * n_taps + u0..][..CB].try_into().expect("CB columns");
+        (rows, cols)
+    }
+}
+
+impl TileMembers for CompactClass {
+    #[inline(always)]
+    fn dims(&self) -> (usize, usize, usize) {
+        (self.offsets.len(), self.taps.len(), self.members.len())
+    }
+    #[inline(always)]
+    fn member<const RB: usize, const CB: usize>(&self, mi: usize, i0: usize, u0: usize) -> ([u32; RB], [u32; CB]) {
+        let (n_rows, n_taps) = (self.offsets.len(), self.taps.len());
+        let m = self.members[mi];
+        let rp = &self.row_patterns[m.row_pattern as usize * n_rows + i0..][..RB];
+        let cp = &self.col_patterns[m.col_pattern as usize * n_taps + u0..][..CB];
+        (
+            std::array::from_fn(|i| rp[i].wrapping_add(m.row_shift)),
+            std::array::from_fn(|u| if cp[u] == ABSENT { ABSENT } else { cp[u] + m.col_shift }),
+        )
+    }
+}
+
 /// [`super::simd::grad_tile`]'s job on AVX2: the `RB × CB` gradient tile of [`super::gradients`]' `tile_sums`
 /// for `f32`; returns the sums row-major in the first `RB·CB` values.
 ///
@@ -245,8 +289,8 @@ unsafe fn tile<const R: usize, const Q: usize, Wt: RowWeights>(
 /// `x` (B, C); `2·RB·CB <= 16`.
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn grad_tile_avx2<const RB: usize, const CB: usize>(
-    c: &GradClass,
+pub(crate) unsafe fn grad_tile_avx2<const RB: usize, const CB: usize, C: TileMembers>(
+    c: &C,
     (m0, m1): (usize, usize),
     i0: usize,
     u0: usize,
@@ -255,9 +299,8 @@ pub(crate) unsafe fn grad_tile_avx2<const RB: usize, const CB: usize>(
     zeros: &[f32],
     batch: usize,
 ) -> [f32; TILE_MAX] {
-    let (n_rows, n_taps, members) = (c.offsets.len(), c.taps.len(), c.groups.len());
+    let (n_rows, n_taps, members) = c.dims();
     assert!(i0 + RB <= n_rows && u0 + CB <= n_taps && zeros.len() == batch && 2 * RB * CB <= ACC && m1 <= members);
-    assert!(c.rows.len() == members * n_rows && c.cols.len() == members * n_taps);
     let (dy0, x0, z0) = (dy.as_ptr(), x.as_ptr(), zeros.as_ptr());
     let (full, half) = super::gradients::lane_blocks(batch);
     let (mut d, mut xs) = ([dy0; RB], [x0; CB]);
@@ -265,8 +308,7 @@ pub(crate) unsafe fn grad_tile_avx2<const RB: usize, const CB: usize>(
     let mut a = [_mm256_setzero_ps(); ACC];
     let mut tail = [0.0f32; TILE_MAX];
     for mi in m0..m1 {
-        let rows = &c.rows[mi * n_rows + i0..][..RB];
-        let cols = &c.cols[mi * n_taps + u0..][..CB];
+        let (rows, cols) = c.member::<RB, CB>(mi, i0, u0);
         // SAFETY (caller): the rows and columns are in bounds of d_y and x; each pointer starts `batch`
         // readable values, and b0 + LANES <= full <= batch.
         unsafe {
@@ -311,8 +353,7 @@ pub(crate) unsafe fn grad_tile_avx2<const RB: usize, const CB: usize>(
     }
     if half < batch {
         for mi in m0..m1 {
-            let rows = &c.rows[mi * n_rows + i0..][..RB];
-            let cols = &c.cols[mi * n_taps + u0..][..CB];
+            let (rows, cols) = c.member::<RB, CB>(mi, i0, u0);
             for b in half..batch {
                 for i in 0..RB {
                     let dv = dy[rows[i] as usize * batch + b];
