@@ -154,6 +154,7 @@ macro_rules! by_tile_shape {
             (6, 2) => $kernel!(6, 2),
             (6, 1) => $kernel!(6, 1),
             (4, 4) => $kernel!(4, 4),
+            (4, 3) => $kernel!(4, 3),
             (4, 2) => $kernel!(4, 2),
             (4, 1) => $kernel!(4, 1),
             (2, 4) => $kernel!(2, 4),
@@ -183,12 +184,15 @@ fn class_grad<T: Real>(m: &TiedMatrix, x: &[T], dy: &[T], dtheta: &mut [T], batc
     if plan.classes.is_empty() {
         return;
     }
-    let (rb_max, cb_max) = tile_shape();
+    let (rb_max, cb_max) = tile_shape(batch);
     let mut tiles = Vec::new();
     for (class, c) in plan.classes.iter().enumerate() {
         // Six rows (LeNet-5's conv1) fit one AVX-512 tile of 6 × 4 registers.
-        let row_blocks =
-            if c.offsets.len() == 6 && rb_max == 4 { vec![(0, 6)] } else { blocks(c.offsets.len(), rb_max) };
+        let row_blocks = if c.offsets.len() == 6 && (rb_max, cb_max) == (4, 4) {
+            vec![(0, 6)]
+        } else {
+            blocks(c.offsets.len(), rb_max)
+        };
         // Members in a fixed number of chunks (never the thread count), so that a class with few tiles
         // still splits over threads.
         let n_chunks = c.groups.len().div_ceil(MEMBER_CHUNK);
@@ -385,25 +389,7 @@ fn tile_dispatch<T: Real>(
         // SAFETY: the CPU has AVX-512F, AVX2 and FMA (checked above).
         return unsafe { tile_avx512(c, t, x, dy, zeros, batch) };
     } else if has_avx2() {
-        if !portable && let (Some(x), Some(dy), Some(zeros)) = (as_f32(x), as_f32(dy), as_f32(zeros)) {
-            macro_rules! avx2 {
-                ($rb:literal, $cb:literal) => {
-                    super::simd_avx2::grad_tile_avx2::<$rb, $cb, GradClass>
-                };
-            }
-            let f = match (t.rb, t.cb) {
-                (2, 3) => avx2!(2, 3),
-                (2, 2) => avx2!(2, 2),
-                (2, 1) => avx2!(2, 1),
-                (1, 3) => avx2!(1, 3),
-                (1, 2) => avx2!(1, 2),
-                (1, 1) => avx2!(1, 1),
-                (rb, cb) => unreachable!("AVX2 tile shape {rb} x {cb}"),
-            };
-            // SAFETY: the CPU has AVX2 and FMA; the plan is checked and the tile inside its class.
-            let s = unsafe { f(c, (t.m0, t.m1), t.i0, t.u0, x, dy, zeros, batch) };
-            return std::array::from_fn(|k| T::of(s[k] as f64));
-        }
+        // (For f32 `class_grad` runs the AVX2 kernel on the class in place: `tile_avx2_in_place`.)
         // SAFETY: the CPU has AVX2 and FMA (checked above).
         return unsafe { tile_avx2(c, t, x, dy, zeros, batch) };
     }
@@ -424,12 +410,29 @@ fn tile_avx2_in_place<T: Real>(
     let (Some(x), Some(dy), Some(zeros)) = (as_f32(x), as_f32(dy), as_f32(zeros)) else {
         return None;
     };
+    type Kernel = unsafe fn(
+        &grad_plan::CompactClass,
+        (usize, usize),
+        usize,
+        usize,
+        &[f32],
+        &[f32],
+        &[f32],
+        usize,
+    ) -> [f32; TILE_MAX];
     macro_rules! avx2 {
         ($rb:literal, $cb:literal) => {
-            super::simd_avx2::grad_tile_avx2::<$rb, $cb, grad_plan::CompactClass>
+            if batch < LANES {
+                super::simd_avx2::grad_tile_avx2_half::<$rb, $cb, grad_plan::CompactClass> as Kernel
+            } else {
+                super::simd_avx2::grad_tile_avx2::<$rb, $cb, grad_plan::CompactClass> as Kernel
+            }
         };
     }
     let f = match (t.rb, t.cb) {
+        (4, 3) => avx2!(4, 3),
+        (4, 2) => avx2!(4, 2),
+        (4, 1) => avx2!(4, 1),
         (2, 3) => avx2!(2, 3),
         (2, 2) => avx2!(2, 2),
         (2, 1) => avx2!(2, 1),
@@ -445,10 +448,19 @@ fn tile_avx2_in_place<T: Real>(
 }
 
 /// The largest gradient tile (rows, taps) whose accumulators fit the registers: 16 with AVX-512 (one
-/// register per pair), 6 pairs of two 256-bit registers with AVX2 (12 accumulators, 3 taps and one row loaded).
+/// register per pair), 6 pairs of two 256-bit registers with AVX2 (12 accumulators, 3 taps and one row loaded),
+/// or 12 pairs of one register when the batch has fewer than 16 samples.
 /// The shape never changes the bits: each pair's sum is the same in any tile.
-fn tile_shape() -> (usize, usize) {
-    if has_avx512() { (4, 4) } else { (2, 3) }
+fn tile_shape(batch: usize) -> (usize, usize) {
+    if has_avx512() {
+        (4, 4)
+    } else if batch < LANES {
+        // One 256-bit register per pair (a batch of 8 to 15 fills lanes 0..8 only): 12 accumulators, 3 taps
+        // and one row loaded.
+        (4, 3)
+    } else {
+        (2, 3)
+    }
 }
 
 #[inline]

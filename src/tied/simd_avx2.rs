@@ -16,7 +16,7 @@
 
 use std::arch::x86_64::*;
 
-use super::grad_plan::{ABSENT, CompactClass, GradClass};
+use super::grad_plan::{ABSENT, CompactClass};
 use super::simd::{Block, OutRows, Separable, Weights, check_group};
 
 use crate::cpu::{LANES, TILE_MAX};
@@ -231,30 +231,14 @@ unsafe fn tile<const R: usize, const Q: usize, Wt: RowWeights>(
     }
 }
 
-/// The member groups of a gradient class as [`grad_tile_avx2`] reads them: a class written out
-/// ([`GradClass`]), or read in place from its patterns and shifts ([`CompactClass`]), which spares writing each
-/// tile out first. Both give the same rows and columns, so the same bits.
+/// The member groups of a gradient class as [`grad_tile_avx2`] reads them: a [`CompactClass`] read in place
+/// from its patterns and shifts, which spares writing each tile out into a [`GradClass`] first (the rows and
+/// columns are those that [`CompactClass::write_tile`] writes, so the bits are the same).
 pub(crate) trait TileMembers {
     /// `(rows per member, taps, members)`.
     fn dims(&self) -> (usize, usize, usize);
     /// Member `mi`'s rows `i0..i0 + RB` and its columns at taps `u0..u0 + CB` ([`ABSENT`] where it lacks one).
     fn member<const RB: usize, const CB: usize>(&self, mi: usize, i0: usize, u0: usize) -> ([u32; RB], [u32; CB]);
-}
-
-impl TileMembers for GradClass {
-    #[inline(always)]
-    fn dims(&self) -> (usize, usize, usize) {
-        let (n_rows, n_taps, members) = (self.offsets.len(), self.taps.len(), self.groups.len());
-        assert!(self.rows.len() == members * n_rows && self.cols.len() == members * n_taps);
-        (n_rows, n_taps, members)
-    }
-    #[inline(always)]
-    fn member<const RB: usize, const CB: usize>(&self, mi: usize, i0: usize, u0: usize) -> ([u32; RB], [u32; CB]) {
-        let (n_rows, n_taps) = (self.offsets.len(), self.taps.len());
-        let rows = self.rows[mi * n_rows + i0..][..RB].try_into().expect("RB rows");
-        let cols = self.cols[mi * n_taps + u0..][..CB].try_into().expect("CB columns");
-        (rows, cols)
-    }
 }
 
 impl TileMembers for CompactClass {
@@ -373,6 +357,74 @@ pub(crate) unsafe fn grad_tile_avx2<const RB: usize, const CB: usize, C: TileMem
             _mm256_storeu_ps(lanes.as_mut_ptr(), a[2 * k]);
             _mm256_storeu_ps(lanes.as_mut_ptr().add(W8), a[2 * k + 1]);
         }
+        out[k] = lanes.iter().fold(0.0, |s, &l| s + l) + tail[k];
+    }
+    out
+}
+
+/// [`grad_tile_avx2`] for a batch of fewer than 16 samples, with one register per (row, tap) pair: only the
+/// half block (lanes 0..8, the first 8 samples, when there are 8) and the tail exist, so an `RB × CB` tile of up to 12 pairs fits the
+/// registers (12 accumulators, `CB` inputs and one row). The sums are those of [`grad_tile_avx2`]: the same
+/// lanes in the same order, lanes 8..16 holding zeros that are added as the portable loop adds them.
+///
+/// # Safety
+/// [`grad_tile_avx2`]'s, with `RB·CB + CB + 1 <= 16` and `batch < 16`.
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn grad_tile_avx2_half<const RB: usize, const CB: usize, C: TileMembers>(
+    c: &C,
+    (m0, m1): (usize, usize),
+    i0: usize,
+    u0: usize,
+    x: &[f32],
+    dy: &[f32],
+    zeros: &[f32],
+    batch: usize,
+) -> [f32; TILE_MAX] {
+    let (n_rows, n_taps, members) = c.dims();
+    assert!(i0 + RB <= n_rows && u0 + CB <= n_taps && zeros.len() == batch && RB * CB + CB < ACC && m1 <= members);
+    let (full, half) = super::gradients::lane_blocks(batch);
+    assert!(full == 0, "grad_tile_avx2_half: batch {batch}");
+    let (dy0, x0, z0) = (dy.as_ptr(), x.as_ptr(), zeros.as_ptr());
+    // a[i·CB + u]: pair (i, u), lanes 0..8.
+    let mut a = [_mm256_setzero_ps(); ACC];
+    let mut tail = [0.0f32; TILE_MAX];
+    for mi in (m0..m1).filter(|_| half == W8) {
+        let (rows, cols) = c.member::<RB, CB>(mi, i0, u0);
+        // SAFETY (caller): the rows and columns are in bounds of d_y and x, each `batch >= 8` values long.
+        unsafe {
+            let mut xv = [_mm256_setzero_ps(); CB];
+            for u in 0..CB {
+                let p = if cols[u] == ABSENT { z0 } else { x0.add(cols[u] as usize * batch) };
+                xv[u] = _mm256_loadu_ps(p);
+            }
+            for i in 0..RB {
+                let dv = _mm256_loadu_ps(dy0.add(rows[i] as usize * batch));
+                for u in 0..CB {
+                    a[i * CB + u] = _mm256_fmadd_ps(dv, xv[u], a[i * CB + u]);
+                }
+            }
+        }
+    }
+    if half < batch {
+        for mi in m0..m1 {
+            let (rows, cols) = c.member::<RB, CB>(mi, i0, u0);
+            for b in half..batch {
+                for i in 0..RB {
+                    let dv = dy[rows[i] as usize * batch + b];
+                    for u in 0..CB {
+                        let xv = if cols[u] == ABSENT { 0.0 } else { x[cols[u] as usize * batch + b] };
+                        tail[i * CB + u] = dv.mul_add(xv, tail[i * CB + u]);
+                    }
+                }
+            }
+        }
+    }
+    let mut out = [0.0f32; TILE_MAX];
+    for k in 0..RB * CB {
+        let mut lanes = [0.0f32; LANES];
+        // SAFETY: lanes holds 16 values; lanes 8..16 stay zero.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), a[k]) };
         out[k] = lanes.iter().fold(0.0, |s, &l| s + l) + tail[k];
     }
     out
