@@ -290,7 +290,6 @@ pub(crate) unsafe fn grad_tile_avx2<const RB: usize, const CB: usize, C: TileMem
     let (mut d, mut xs) = ([dy0; RB], [x0; CB]);
     // a[2·(i·CB + u) + h]: pair (i, u), lanes 8h..8h + 8.
     let mut a = [_mm256_setzero_ps(); ACC];
-    let mut tail = [0.0f32; TILE_MAX];
     for mi in m0..m1 {
         let (rows, cols) = c.member::<RB, CB>(mi, i0, u0);
         // SAFETY (caller): the rows and columns are in bounds of d_y and x; each pointer starts `batch`
@@ -335,31 +334,15 @@ pub(crate) unsafe fn grad_tile_avx2<const RB: usize, const CB: usize, C: TileMem
             }
         }
     }
-    if half < batch {
-        for mi in m0..m1 {
-            let (rows, cols) = c.member::<RB, CB>(mi, i0, u0);
-            for b in half..batch {
-                for i in 0..RB {
-                    let dv = dy[rows[i] as usize * batch + b];
-                    for u in 0..CB {
-                        let xv = if cols[u] == ABSENT { 0.0 } else { x[cols[u] as usize * batch + b] };
-                        tail[i * CB + u] = dv.mul_add(xv, tail[i * CB + u]);
-                    }
-                }
-            }
-        }
-    }
-    let mut out = [0.0f32; TILE_MAX];
+    let mut lanes = [[0.0f32; LANES]; TILE_MAX];
     for k in 0..RB * CB {
-        let mut lanes = [0.0f32; LANES];
-        // SAFETY: lanes holds 2 × 8 values.
+        // SAFETY: lanes[k] holds 2 × 8 values.
         unsafe {
-            _mm256_storeu_ps(lanes.as_mut_ptr(), a[2 * k]);
-            _mm256_storeu_ps(lanes.as_mut_ptr().add(W8), a[2 * k + 1]);
+            _mm256_storeu_ps(lanes[k].as_mut_ptr(), a[2 * k]);
+            _mm256_storeu_ps(lanes[k].as_mut_ptr().add(W8), a[2 * k + 1]);
         }
-        out[k] = lanes.iter().fold(0.0, |s, &l| s + l) + tail[k];
     }
-    out
+    finish::<RB, CB, C>(c, (m0, m1), (i0, u0), x, dy, (half, batch), &lanes)
 }
 
 /// [`grad_tile_avx2`] for a batch of fewer than 16 samples, with one register per (row, tap) pair: only the
@@ -388,7 +371,6 @@ pub(crate) unsafe fn grad_tile_avx2_half<const RB: usize, const CB: usize, C: Ti
     let (dy0, x0, z0) = (dy.as_ptr(), x.as_ptr(), zeros.as_ptr());
     // a[i·CB + u]: pair (i, u), lanes 0..8.
     let mut a = [_mm256_setzero_ps(); ACC];
-    let mut tail = [0.0f32; TILE_MAX];
     for mi in (m0..m1).filter(|_| half == W8) {
         let (rows, cols) = c.member::<RB, CB>(mi, i0, u0);
         // SAFETY (caller): the rows and columns are in bounds of d_y and x, each `batch >= 8` values long.
@@ -406,6 +388,27 @@ pub(crate) unsafe fn grad_tile_avx2_half<const RB: usize, const CB: usize, C: Ti
             }
         }
     }
+    let mut lanes = [[0.0f32; LANES]; TILE_MAX];
+    for k in 0..RB * CB {
+        // SAFETY: lanes[k] holds 16 values; lanes 8..16 stay zero.
+        unsafe { _mm256_storeu_ps(lanes[k].as_mut_ptr(), a[k]) };
+    }
+    finish::<RB, CB, C>(c, (m0, m1), (i0, u0), x, dy, (half, batch), &lanes)
+}
+
+/// The end of both gradient tiles: the tail samples `half..batch` (members in order, samples in order), then
+/// each pair's 16 lanes added in order, plus its tail.
+#[inline(always)]
+fn finish<const RB: usize, const CB: usize, C: TileMembers>(
+    c: &C,
+    (m0, m1): (usize, usize),
+    (i0, u0): (usize, usize),
+    x: &[f32],
+    dy: &[f32],
+    (half, batch): (usize, usize),
+    lanes: &[[f32; LANES]; TILE_MAX],
+) -> [f32; TILE_MAX] {
+    let mut tail = [0.0f32; TILE_MAX];
     if half < batch {
         for mi in m0..m1 {
             let (rows, cols) = c.member::<RB, CB>(mi, i0, u0);
@@ -420,14 +423,7 @@ pub(crate) unsafe fn grad_tile_avx2_half<const RB: usize, const CB: usize, C: Ti
             }
         }
     }
-    let mut out = [0.0f32; TILE_MAX];
-    for k in 0..RB * CB {
-        let mut lanes = [0.0f32; LANES];
-        // SAFETY: lanes holds 16 values; lanes 8..16 stay zero.
-        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), a[k]) };
-        out[k] = lanes.iter().fold(0.0, |s, &l| s + l) + tail[k];
-    }
-    out
+    std::array::from_fn(|k| if k < RB * CB { lanes[k].iter().fold(0.0, |s, &l| s + l) + tail[k] } else { 0.0 })
 }
 
 #[cfg(test)]
