@@ -25,7 +25,8 @@
 //! `m`'s rows are `R_m[i] = row_shift_m + row_pattern(m)[i]` and its columns `col_m(U[u]) = col_shift_m +
 //! col_pattern(m)[u]` (or [`ABSENT`]). The interior positions of a convolution share one row pattern and one
 //! column pattern, so a class costs a few words per member instead of a column per (member, tap). The
-//! kernels read one tile at a time written out ([`CompactClass::write_tile`] into a [`GradClass`]).
+//! hand-written `f32` kernels read a class in place ([`TileMembers`]); the portable loops read one tile at a
+//! time written out ([`CompactClass::write_tile`] into a [`GradClass`]).
 
 use std::collections::HashMap;
 
@@ -79,6 +80,35 @@ pub struct CompactClass {
     pub row_patterns: Vec<u32>,
     /// `(column patterns, |U|)` row-major: columns relative to the member's column shift, or [`ABSENT`].
     pub col_patterns: Vec<u32>,
+}
+
+/// The member groups of a gradient class as the hand-written gradient tiles read them (`simd::grad_tile`,
+/// `simd_avx2::grad_tile_avx2`): a [`CompactClass`] read in place from its patterns and shifts, which spares
+/// writing each tile out into a [`GradClass`] first (the rows and columns are those that
+/// [`CompactClass::write_tile`] writes, so the bits are the same).
+pub(crate) trait TileMembers {
+    /// `(rows per member, taps, members)`.
+    fn dims(&self) -> (usize, usize, usize);
+    /// Member `mi`'s rows `i0..i0 + RB` and its columns at taps `u0..u0 + CB` ([`ABSENT`] where it lacks one).
+    fn member<const RB: usize, const CB: usize>(&self, mi: usize, i0: usize, u0: usize) -> ([u32; RB], [u32; CB]);
+}
+
+impl TileMembers for CompactClass {
+    #[inline(always)]
+    fn dims(&self) -> (usize, usize, usize) {
+        (self.offsets.len(), self.taps.len(), self.members.len())
+    }
+    #[inline(always)]
+    fn member<const RB: usize, const CB: usize>(&self, mi: usize, i0: usize, u0: usize) -> ([u32; RB], [u32; CB]) {
+        let (n_rows, n_taps) = (self.offsets.len(), self.taps.len());
+        let m = self.members[mi];
+        let rp = &self.row_patterns[m.row_pattern as usize * n_rows + i0..][..RB];
+        let cp = &self.col_patterns[m.col_pattern as usize * n_taps + u0..][..CB];
+        (
+            std::array::from_fn(|i| rp[i].wrapping_add(m.row_shift)),
+            std::array::from_fn(|u| if cp[u] == ABSENT { ABSENT } else { cp[u] + m.col_shift }),
+        )
+    }
 }
 
 impl CompactClass {

@@ -7,7 +7,7 @@
 
 use rayon::prelude::*;
 
-use super::grad_plan::{self, GradClass};
+use super::grad_plan::{self, ABSENT, GradClass, TileMembers};
 use super::products::GroupSource;
 use super::{ScatterSegment, TiedMatrix};
 use crate::cpu::{LANES, TILE_MAX, as_f32, has_avx2, has_avx512};
@@ -209,9 +209,10 @@ fn class_grad<T: Real>(m: &TiedMatrix, x: &[T], dy: &[T], dtheta: &mut [T], batc
     let zeros = vec![T::zero(); batch];
     // Tiles run chunk by chunk across the classes (the classes of a pruned convolution, one per output
     // channel, meet the same positions in the same chunk, so one input window serves all of them); their sums
-    // are still added in tile order below, so the order they run in changes no bit. Each tile is written out
-    // (its members' rows and columns) into a buffer of its task, then summed by the kernels as a class of its
-    // own: members, rows and taps from 0, in the same order.
+    // are still added in tile order below, so the order they run in changes no bit. The hand-written `f32`
+    // kernels read the class in place; otherwise (the portable loops, `f64`) each tile is written out (its
+    // members' rows and columns) into a buffer of its task, then summed as a class of its own: members, rows
+    // and taps from 0, in the same order.
     let mut run: Vec<usize> = (0..tiles.len()).collect();
     run.sort_by_key(|&t| (tiles[t].m0, tiles[t].class));
     let mut sums = vec![[T::zero(); TILE_MAX]; tiles.len()];
@@ -221,16 +222,16 @@ fn class_grad<T: Real>(m: &TiedMatrix, x: &[T], dy: &[T], dtheta: &mut [T], batc
         // SAFETY: each tile index appears once in `run`, so sums[t] is written by this task only.
         let slot = unsafe { out.slice(t, 1) };
         #[cfg(target_arch = "x86_64")]
-        if !portable && !has_avx512() && has_avx2() {
-            // The AVX2 kernel reads the class in place: no tile is written out.
-            if let Some(s) = tile_avx2_in_place(&plan.classes[tile.class], tile, x, dy, &zeros, batch) {
+        if !portable && has_avx2() {
+            // The AVX-512 and AVX2 kernels read the class in place: no tile is written out.
+            if let Some(s) = tile_in_place(&plan.classes[tile.class], tile, x, dy, &zeros, batch) {
                 slot[0] = s;
                 return;
             }
         }
         plan.classes[tile.class].write_tile((tile.m0, tile.m1), (tile.i0, tile.rb), (tile.u0, tile.cb), view);
         let local = Tile { m0: 0, m1: tile.m1 - tile.m0, i0: 0, u0: 0, ..tile };
-        slot[0] = tile_dispatch(view, local, x, dy, &zeros, batch, portable);
+        slot[0] = tile_dispatch(view, local, x, dy, &zeros, batch);
     });
     for (t, s) in tiles.iter().zip(&sums) {
         let c = &plan.classes[t.class];
@@ -362,44 +363,29 @@ unsafe fn tile_avx2<T: Real>(c: &GradClass, t: Tile, x: &[T], dy: &[T], zeros: &
     tile_any(c, t, x, dy, zeros, batch)
 }
 
+/// The portable tile loop compiled for the CPU's vector width (the same bits on every ISA).
 #[inline]
-#[allow(clippy::too_many_arguments)]
-fn tile_dispatch<T: Real>(
-    c: &GradClass,
-    t: Tile,
-    x: &[T],
-    dy: &[T],
-    zeros: &[T],
-    batch: usize,
-    portable: bool,
-) -> [T; TILE_MAX] {
+fn tile_dispatch<T: Real>(c: &GradClass, t: Tile, x: &[T], dy: &[T], zeros: &[T], batch: usize) -> [T; TILE_MAX] {
     #[cfg(target_arch = "x86_64")]
     if has_avx512() {
-        if !portable && let (Some(x), Some(dy), Some(zeros)) = (as_f32(x), as_f32(dy), as_f32(zeros)) {
-            macro_rules! avx512 {
-                ($rb:literal, $cb:literal) => {
-                    super::simd::grad_tile::<$rb, $cb>
-                };
-            }
-            let f = by_tile_shape!((t.rb, t.cb), avx512);
-            // SAFETY: the CPU has AVX-512F and FMA; the plan is checked and the tile inside its class.
-            let s = unsafe { f(c, (t.m0, t.m1), t.i0, t.u0, x, dy, zeros, batch) };
-            return std::array::from_fn(|k| T::of(s[k] as f64));
-        }
+        // (For f32 `class_grad` runs the AVX-512 kernel on the class in place: `tile_in_place`.)
         // SAFETY: the CPU has AVX-512F, AVX2 and FMA (checked above).
         return unsafe { tile_avx512(c, t, x, dy, zeros, batch) };
     } else if has_avx2() {
-        // (For f32 `class_grad` runs the AVX2 kernel on the class in place: `tile_avx2_in_place`.)
+        // (For f32 `class_grad` runs the AVX2 kernel on the class in place: `tile_in_place`.)
         // SAFETY: the CPU has AVX2 and FMA (checked above).
         return unsafe { tile_avx2(c, t, x, dy, zeros, batch) };
     }
     tile_any(c, t, x, dy, zeros, batch)
 }
 
-/// [`super::simd_avx2::grad_tile_avx2`] on the tile `t` of class `c` read in place (no tile written out), for
-/// `f32`; `None` for another type.
+/// The hand-written gradient tile for the CPU ([`super::simd::grad_tile`] with AVX-512,
+/// [`super::simd_avx2::grad_tile_avx2`] or its half-block twin with AVX2) on the tile `t` of class `c` read in
+/// place (no tile written out), for `f32`; `None` for another type.
+///
+/// The caller checked AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
-fn tile_avx2_in_place<T: Real>(
+fn tile_in_place<T: Real>(
     c: &grad_plan::CompactClass,
     t: Tile,
     x: &[T],
@@ -407,42 +393,44 @@ fn tile_avx2_in_place<T: Real>(
     zeros: &[T],
     batch: usize,
 ) -> Option<[T; TILE_MAX]> {
+    use grad_plan::CompactClass;
     let (Some(x), Some(dy), Some(zeros)) = (as_f32(x), as_f32(dy), as_f32(zeros)) else {
         return None;
     };
-    type Kernel = unsafe fn(
-        &grad_plan::CompactClass,
-        (usize, usize),
-        usize,
-        usize,
-        &[f32],
-        &[f32],
-        &[f32],
-        usize,
-    ) -> [f32; TILE_MAX];
-    macro_rules! avx2 {
-        ($rb:literal, $cb:literal) => {
-            if batch < LANES {
-                super::simd_avx2::grad_tile_avx2_half::<$rb, $cb, grad_plan::CompactClass> as Kernel
-            } else {
-                super::simd_avx2::grad_tile_avx2::<$rb, $cb, grad_plan::CompactClass> as Kernel
-            }
-        };
-    }
-    let f = match (t.rb, t.cb) {
-        (4, 3) => avx2!(4, 3),
-        (4, 2) => avx2!(4, 2),
-        (4, 1) => avx2!(4, 1),
-        (2, 3) => avx2!(2, 3),
-        (2, 2) => avx2!(2, 2),
-        (2, 1) => avx2!(2, 1),
-        (1, 3) => avx2!(1, 3),
-        (1, 2) => avx2!(1, 2),
-        (1, 1) => avx2!(1, 1),
-        (rb, cb) => unreachable!("AVX2 tile shape {rb} x {cb}"),
+    type Kernel =
+        unsafe fn(&CompactClass, (usize, usize), usize, usize, &[f32], &[f32], &[f32], usize) -> [f32; TILE_MAX];
+    let f = if has_avx512() {
+        macro_rules! avx512 {
+            ($rb:literal, $cb:literal) => {
+                super::simd::grad_tile::<$rb, $cb, CompactClass> as Kernel
+            };
+        }
+        by_tile_shape!((t.rb, t.cb), avx512)
+    } else {
+        macro_rules! avx2 {
+            ($rb:literal, $cb:literal) => {
+                if batch < LANES {
+                    super::simd_avx2::grad_tile_avx2_half::<$rb, $cb, CompactClass> as Kernel
+                } else {
+                    super::simd_avx2::grad_tile_avx2::<$rb, $cb, CompactClass> as Kernel
+                }
+            };
+        }
+        match (t.rb, t.cb) {
+            (4, 3) => avx2!(4, 3),
+            (4, 2) => avx2!(4, 2),
+            (4, 1) => avx2!(4, 1),
+            (2, 3) => avx2!(2, 3),
+            (2, 2) => avx2!(2, 2),
+            (2, 1) => avx2!(2, 1),
+            (1, 3) => avx2!(1, 3),
+            (1, 2) => avx2!(1, 2),
+            (1, 1) => avx2!(1, 1),
+            (rb, cb) => unreachable!("AVX2 tile shape {rb} x {cb}"),
+        }
     };
-    // SAFETY: the caller checked AVX2 and FMA; the class comes from the plan of a checked map, so its rows
-    // and columns index d_y and x; the tile lies inside the class.
+    // SAFETY: the caller checked AVX2 and FMA, and `has_avx512()` AVX-512F for that kernel; the class comes
+    // from the plan of a checked map, so its rows and columns index d_y and x; the tile lies inside the class.
     let s = unsafe { f(c, (t.m0, t.m1), t.i0, t.u0, x, dy, zeros, batch) };
     Some(std::array::from_fn(|k| T::of(s[k] as f64)))
 }
@@ -565,6 +553,36 @@ fn tile_sums<T: Real, const RB: usize, const CB: usize>(
 pub(crate) fn lane_blocks(batch: usize) -> (usize, usize) {
     let full = batch - batch % LANES;
     (full, if full == 0 { batch - batch % (LANES / 2) } else { full })
+}
+
+/// The end of the hand-written gradient tiles (AVX-512 and AVX2): the tail samples `half..batch` (members in order, samples in order), then
+/// each pair's 16 lanes added in order, plus its tail.
+#[inline(always)]
+pub(super) fn finish_tile<const RB: usize, const CB: usize, C: TileMembers>(
+    c: &C,
+    (m0, m1): (usize, usize),
+    (i0, u0): (usize, usize),
+    x: &[f32],
+    dy: &[f32],
+    (half, batch): (usize, usize),
+    lanes: &[[f32; LANES]; TILE_MAX],
+) -> [f32; TILE_MAX] {
+    let mut tail = [0.0f32; TILE_MAX];
+    if half < batch {
+        for mi in m0..m1 {
+            let (rows, cols) = c.member::<RB, CB>(mi, i0, u0);
+            for b in half..batch {
+                for i in 0..RB {
+                    let dv = dy[rows[i] as usize * batch + b];
+                    for u in 0..CB {
+                        let xv = if cols[u] == ABSENT { 0.0 } else { x[cols[u] as usize * batch + b] };
+                        tail[i * CB + u] = dv.mul_add(xv, tail[i * CB + u]);
+                    }
+                }
+            }
+        }
+    }
+    std::array::from_fn(|k| if k < RB * CB { lanes[k].iter().fold(0.0, |s, &l| s + l) + tail[k] } else { 0.0 })
 }
 
 /// Member `mi`'s pointers for a tile, each at sample `start` of a (B, ·) column: its `RB` rows of `d_y` and

@@ -10,12 +10,12 @@
 
 use std::arch::x86_64::*;
 
-use super::grad_plan::{ABSENT, GradClass};
+use super::grad_plan::{ABSENT, TileMembers};
 
 use crate::cpu::{LANES, TILE_MAX};
 
 /// The `RB × CB` gradient tile of [`super::gradients`]' `tile_sums` for `f32`: rows `i0..i0 + RB`, taps
-/// `u0..u0 + CB` of class `c`, summed over its member groups `m0..m1`; returns the sums row-major in the first `RB·CB` values.
+/// `u0..u0 + CB` of class `c` (read in place, see [`TileMembers`]), summed over its member groups `m0..m1`; returns the sums row-major in the first `RB·CB` values.
 ///
 /// Lane `l` of pair `(i, u)` sums `d_y[b0 + l, row] · x[b0 + l, col]` over the member groups in order and,
 /// within a member, over the lane blocks `b0` in order, then the half block of 8 samples in lanes 0..8 when
@@ -27,8 +27,8 @@ use crate::cpu::{LANES, TILE_MAX};
 /// `x` (B, C); `RB·CB <= TILE_MAX`.
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn grad_tile<const RB: usize, const CB: usize>(
-    c: &GradClass,
+pub(crate) unsafe fn grad_tile<const RB: usize, const CB: usize, C: TileMembers>(
+    c: &C,
     (m0, m1): (usize, usize),
     i0: usize,
     u0: usize,
@@ -37,17 +37,14 @@ pub(crate) unsafe fn grad_tile<const RB: usize, const CB: usize>(
     zeros: &[f32],
     batch: usize,
 ) -> [f32; TILE_MAX] {
-    let (n_rows, n_taps, members) = (c.offsets.len(), c.taps.len(), c.groups.len());
+    let (n_rows, n_taps, members) = c.dims();
     assert!(i0 + RB <= n_rows && u0 + CB <= n_taps && zeros.len() == batch && RB * CB <= TILE_MAX && m1 <= members);
-    assert!(c.rows.len() == members * n_rows && c.cols.len() == members * n_taps);
     let (dy0, x0, z0) = (dy.as_ptr(), x.as_ptr(), zeros.as_ptr());
     let (full, half) = super::gradients::lane_blocks(batch);
     let (mut d, mut xs) = ([dy0; RB], [x0; CB]);
     let mut a = [_mm512_setzero_ps(); TILE_MAX];
-    let mut tail = [0.0f32; TILE_MAX];
     for mi in m0..m1 {
-        let rows = &c.rows[mi * n_rows + i0..][..RB];
-        let cols = &c.cols[mi * n_taps + u0..][..CB];
+        let (rows, cols) = c.member::<RB, CB>(mi, i0, u0);
         // SAFETY (caller): the rows and columns are in bounds of d_y and x; each pointer starts `batch`
         // readable values, and b0 + LANES <= full <= batch.
         unsafe {
@@ -88,29 +85,12 @@ pub(crate) unsafe fn grad_tile<const RB: usize, const CB: usize>(
             }
         }
     }
-    if half < batch {
-        for mi in m0..m1 {
-            let rows = &c.rows[mi * n_rows + i0..][..RB];
-            let cols = &c.cols[mi * n_taps + u0..][..CB];
-            for b in half..batch {
-                for i in 0..RB {
-                    let dv = dy[rows[i] as usize * batch + b];
-                    for u in 0..CB {
-                        let xv = if cols[u] == ABSENT { 0.0 } else { x[cols[u] as usize * batch + b] };
-                        tail[i * CB + u] = dv.mul_add(xv, tail[i * CB + u]);
-                    }
-                }
-            }
-        }
-    }
-    let mut out = [0.0f32; TILE_MAX];
+    let mut lanes = [[0.0f32; LANES]; TILE_MAX];
     for k in 0..RB * CB {
-        let mut lanes = [0.0f32; LANES];
-        // SAFETY: lanes holds LANES values.
-        unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), a[k]) };
-        out[k] = lanes.iter().fold(0.0, |s, &l| s + l) + tail[k];
+        // SAFETY: lanes[k] holds LANES values.
+        unsafe { _mm512_storeu_ps(lanes[k].as_mut_ptr(), a[k]) };
     }
-    out
+    super::gradients::finish_tile::<RB, CB, C>(c, (m0, m1), (i0, u0), x, dy, (half, batch), &lanes)
 }
 
 /// Where a row-group product reads its weights: `get(r, j)` is the value of row `r`, column `j` of the group.
@@ -184,7 +164,8 @@ pub(crate) unsafe fn product_avx512<Wt: Weights>(
         blocks_of_64(out, init, w, cols, x, batch, e.e64);
         blocks_of_q(out, init, w, cols, x, batch, 2, (e.e64, e.e32));
         blocks_of_q(out, init, w, cols, x, batch, 1, (e.e32, e.e16));
-        tail(out, init, w, cols, x, batch, e.e16);
+        block_of_8(out, init, w, cols, x, batch, (e.e16, e.e8));
+        tail(out, init, w, cols, x, batch, e.e8);
     }
 }
 
@@ -224,7 +205,8 @@ pub(crate) unsafe fn product_twins_avx512<Wt: Weights>(
         }
         for k in 0..2 {
             blocks_of_q(out[k], init[k], w, cols[k], x, batch, 1, (e.e32, e.e16));
-            tail(out[k], init[k], w, cols[k], x, batch, e.e16);
+            block_of_8(out[k], init[k], w, cols[k], x, batch, (e.e16, e.e8));
+            tail(out[k], init[k], w, cols[k], x, batch, e.e8);
         }
     }
 }
@@ -239,12 +221,13 @@ pub(super) fn check_group(out: OutRows<'_>, init: &[f32], cols: &[u32], x: &[f32
 }
 
 /// Where the sample blocks of a batch end: blocks of 64 up to `e64`, one of 32 up to `e32`, one of 16 up to
-/// `e16`, then single samples.
+/// `e16`, one of 8 (lanes 0..8 of a register) up to `e8`, then single samples.
 #[derive(Clone, Copy)]
 struct Ends {
     e64: usize,
     e32: usize,
     e16: usize,
+    e8: usize,
 }
 
 impl Ends {
@@ -252,9 +235,13 @@ impl Ends {
         let e64 = batch - batch % (4 * LANES);
         let e32 = e64 + (batch - e64) / (2 * LANES) * (2 * LANES);
         let e16 = e32 + (batch - e32) / LANES * LANES;
-        Ends { e64, e32, e16 }
+        let e8 = e16 + (batch - e16) / HALF * HALF;
+        Ends { e64, e32, e16, e8 }
     }
 }
+
+/// The samples of a half block: lanes 0..8 of a 512-bit register.
+const HALF: usize = LANES / 2;
 
 /// The samples `0..end64` of a group, in blocks of up to 6 rows × 64 samples.
 ///
@@ -319,6 +306,74 @@ unsafe fn blocks_of_q<Wt: Weights>(
             (_, 2) => rows_avx512::<2, 1, Wt>(out, init, w, cols, x, batch, g0, range),
             _ => rows_avx512::<1, 1, Wt>(out, init, w, cols, x, batch, g0, range),
         });
+    }
+}
+
+/// The samples `range` of a group (a block of 8, or nothing) in lanes 0..8, in blocks of up to 16 rows (vgg16's
+/// batch of 8 would otherwise run one sample at a time).
+///
+/// # Safety
+/// [`product_avx512`]'s.
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+unsafe fn block_of_8<Wt: Weights>(
+    out: OutRows<'_>,
+    init: &[f32],
+    w: Wt,
+    cols: &[u32],
+    x: &[f32],
+    batch: usize,
+    range: (usize, usize),
+) {
+    if range.0 == range.1 {
+        return;
+    }
+    // SAFETY: one block of 8 inside 0..batch; the rest is the caller's.
+    unsafe {
+        for_row_blocks(out.rows.len(), 16, |g0, r| match r {
+            16 => rows_of_8::<16, Wt>(out, init, w, cols, x, batch, g0, range.0),
+            6 => rows_of_8::<6, Wt>(out, init, w, cols, x, batch, g0, range.0),
+            4 => rows_of_8::<4, Wt>(out, init, w, cols, x, batch, g0, range.0),
+            2 => rows_of_8::<2, Wt>(out, init, w, cols, x, batch, g0, range.0),
+            _ => rows_of_8::<1, Wt>(out, init, w, cols, x, batch, g0, range.0),
+        });
+    }
+}
+
+/// Rows `g0..g0 + R` of a group at the 8 samples `b0..b0 + 8`, in lanes 0..8 (masked loads and stores: lanes
+/// 8..16 read and write nothing). Each value sums the columns in order, as every block does.
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+#[allow(clippy::too_many_arguments)]
+unsafe fn rows_of_8<const R: usize, Wt: Weights>(
+    out: OutRows<'_>,
+    init: &[f32],
+    w: Wt,
+    cols: &[u32],
+    x: &[f32],
+    batch: usize,
+    g0: usize,
+    b0: usize,
+) {
+    const LOW: __mmask16 = 0x00ff;
+    assert!(R <= 24 && b0 + HALF <= batch && g0 + R <= out.rows.len());
+    let xp = x.as_ptr();
+    // SAFETY: the rows' batch columns are writable (caller); b0 + 8 <= batch and the masked accesses touch
+    // lanes 0..8 only; every column c has x[c·batch..(c + 1)·batch] (checked by the caller).
+    unsafe {
+        let mut a = [_mm512_setzero_ps(); R];
+        for r in 0..R {
+            a[r] = _mm512_set1_ps(init[g0 + r]);
+        }
+        for (j, &c) in cols.iter().enumerate() {
+            let xv = _mm512_maskz_loadu_ps(LOW, xp.add(c as usize * batch + b0));
+            for r in 0..R {
+                a[r] = _mm512_fmadd_ps(_mm512_set1_ps(w.get(g0 + r, j)), xv, a[r]);
+            }
+        }
+        for r in 0..R {
+            _mm512_mask_storeu_ps(out.y.add(out.rows[g0 + r] as usize * batch + b0), LOW, a[r]);
+        }
     }
 }
 
@@ -491,7 +546,7 @@ unsafe fn rows_avx512<const R: usize, const Q: usize, Wt: Weights>(
 #[cfg(test)]
 mod tests {
     //! The group products against their portable twin ([`super::super::products`]' `accumulate`), bit for
-    //! bit, on batch sizes that reach every block (64, 32, 16 samples and the last ones) and row counts that
+    //! bit, on batch sizes that reach every block (64, 32, 16 and 8 samples and the last ones) and row counts that
     //! reach every register block.
 
     use rand::rngs::StdRng;
@@ -529,8 +584,8 @@ mod tests {
         }
         let mut rng = StdRng::seed_from_u64(7);
         let mut cases = 0;
-        for batch in [1, 15, 16, 17, 32, 33, 48, 64, 65, 100, 131] {
-            for g in [1, 2, 3, 4, 6, 7, 9] {
+        for batch in [1, 8, 9, 15, 16, 17, 24, 32, 33, 48, 64, 65, 100, 131] {
+            for g in [1, 2, 3, 4, 6, 7, 9, 17] {
                 for n in [1, 5, 25] {
                     let (rows, cols, x, w, init) = group(&mut rng, g, n, batch);
                     let expected = portable(&init, &w, &cols, &x, batch);
@@ -566,6 +621,6 @@ mod tests {
                 }
             }
         }
-        assert_eq!(cases, 11 * 7 * 3);
+        assert_eq!(cases, 14 * 8 * 3);
     }
 }

@@ -16,7 +16,7 @@
 
 use std::arch::x86_64::*;
 
-use super::grad_plan::{ABSENT, CompactClass};
+use super::grad_plan::{ABSENT, TileMembers};
 use super::simd::{Block, OutRows, Separable, Weights, check_group};
 
 use crate::cpu::{LANES, TILE_MAX};
@@ -231,34 +231,6 @@ unsafe fn tile<const R: usize, const Q: usize, Wt: RowWeights>(
     }
 }
 
-/// The member groups of a gradient class as [`grad_tile_avx2`] reads them: a [`CompactClass`] read in place
-/// from its patterns and shifts, which spares writing each tile out into a [`GradClass`] first (the rows and
-/// columns are those that [`CompactClass::write_tile`] writes, so the bits are the same).
-pub(crate) trait TileMembers {
-    /// `(rows per member, taps, members)`.
-    fn dims(&self) -> (usize, usize, usize);
-    /// Member `mi`'s rows `i0..i0 + RB` and its columns at taps `u0..u0 + CB` ([`ABSENT`] where it lacks one).
-    fn member<const RB: usize, const CB: usize>(&self, mi: usize, i0: usize, u0: usize) -> ([u32; RB], [u32; CB]);
-}
-
-impl TileMembers for CompactClass {
-    #[inline(always)]
-    fn dims(&self) -> (usize, usize, usize) {
-        (self.offsets.len(), self.taps.len(), self.members.len())
-    }
-    #[inline(always)]
-    fn member<const RB: usize, const CB: usize>(&self, mi: usize, i0: usize, u0: usize) -> ([u32; RB], [u32; CB]) {
-        let (n_rows, n_taps) = (self.offsets.len(), self.taps.len());
-        let m = self.members[mi];
-        let rp = &self.row_patterns[m.row_pattern as usize * n_rows + i0..][..RB];
-        let cp = &self.col_patterns[m.col_pattern as usize * n_taps + u0..][..CB];
-        (
-            std::array::from_fn(|i| rp[i].wrapping_add(m.row_shift)),
-            std::array::from_fn(|u| if cp[u] == ABSENT { ABSENT } else { cp[u] + m.col_shift }),
-        )
-    }
-}
-
 /// [`super::simd::grad_tile`]'s job on AVX2: the `RB × CB` gradient tile of [`super::gradients`]' `tile_sums`
 /// for `f32`; returns the sums row-major in the first `RB·CB` values.
 ///
@@ -342,7 +314,7 @@ pub(crate) unsafe fn grad_tile_avx2<const RB: usize, const CB: usize, C: TileMem
             _mm256_storeu_ps(lanes[k].as_mut_ptr().add(W8), a[2 * k + 1]);
         }
     }
-    finish::<RB, CB, C>(c, (m0, m1), (i0, u0), x, dy, (half, batch), &lanes)
+    super::gradients::finish_tile::<RB, CB, C>(c, (m0, m1), (i0, u0), x, dy, (half, batch), &lanes)
 }
 
 /// [`grad_tile_avx2`] for a batch of fewer than 16 samples, with one register per (row, tap) pair: only the
@@ -393,37 +365,7 @@ pub(crate) unsafe fn grad_tile_avx2_half<const RB: usize, const CB: usize, C: Ti
         // SAFETY: lanes[k] holds 16 values; lanes 8..16 stay zero.
         unsafe { _mm256_storeu_ps(lanes[k].as_mut_ptr(), a[k]) };
     }
-    finish::<RB, CB, C>(c, (m0, m1), (i0, u0), x, dy, (half, batch), &lanes)
-}
-
-/// The end of both gradient tiles: the tail samples `half..batch` (members in order, samples in order), then
-/// each pair's 16 lanes added in order, plus its tail.
-#[inline(always)]
-fn finish<const RB: usize, const CB: usize, C: TileMembers>(
-    c: &C,
-    (m0, m1): (usize, usize),
-    (i0, u0): (usize, usize),
-    x: &[f32],
-    dy: &[f32],
-    (half, batch): (usize, usize),
-    lanes: &[[f32; LANES]; TILE_MAX],
-) -> [f32; TILE_MAX] {
-    let mut tail = [0.0f32; TILE_MAX];
-    if half < batch {
-        for mi in m0..m1 {
-            let (rows, cols) = c.member::<RB, CB>(mi, i0, u0);
-            for b in half..batch {
-                for i in 0..RB {
-                    let dv = dy[rows[i] as usize * batch + b];
-                    for u in 0..CB {
-                        let xv = if cols[u] == ABSENT { 0.0 } else { x[cols[u] as usize * batch + b] };
-                        tail[i * CB + u] = dv.mul_add(xv, tail[i * CB + u]);
-                    }
-                }
-            }
-        }
-    }
-    std::array::from_fn(|k| if k < RB * CB { lanes[k].iter().fold(0.0, |s, &l| s + l) + tail[k] } else { 0.0 })
+    super::gradients::finish_tile::<RB, CB, C>(c, (m0, m1), (i0, u0), x, dy, (half, batch), &lanes)
 }
 
 #[cfg(test)]
