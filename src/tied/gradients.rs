@@ -399,7 +399,9 @@ fn tile_in_place<T: Real>(
     };
     type Kernel =
         unsafe fn(&CompactClass, (usize, usize), usize, usize, &[f32], &[f32], &[f32], usize) -> [f32; TILE_MAX];
-    let f = if has_avx512() {
+    // A batch under 16 has no full 16-lane block: one 256-bit register per pair holds its half block (with
+    // AVX-512 too, where a 512-bit register would leave half its lanes idle).
+    let f = if has_avx512() && batch >= LANES {
         macro_rules! avx512 {
             ($rb:literal, $cb:literal) => {
                 super::simd::grad_tile::<$rb, $cb, CompactClass> as Kernel
@@ -437,10 +439,10 @@ fn tile_in_place<T: Real>(
 
 /// The largest gradient tile (rows, taps) whose accumulators fit the registers: 16 with AVX-512 (one
 /// register per pair), 6 pairs of two 256-bit registers with AVX2 (12 accumulators, 3 taps and one row loaded),
-/// or 12 pairs of one register when the batch has fewer than 16 samples.
+/// or, on either, 12 pairs of one 256-bit register when the batch has fewer than 16 samples.
 /// The shape never changes the bits: each pair's sum is the same in any tile.
 fn tile_shape(batch: usize) -> (usize, usize) {
-    if has_avx512() {
+    if has_avx512() && batch >= LANES {
         (4, 4)
     } else if batch < LANES {
         // One 256-bit register per pair (a batch of 8 to 15 fills lanes 0..8 only): 12 accumulators, 3 taps

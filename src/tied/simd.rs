@@ -18,9 +18,9 @@ use crate::cpu::{LANES, TILE_MAX};
 /// `u0..u0 + CB` of class `c` (read in place, see [`TileMembers`]), summed over its member groups `m0..m1`; returns the sums row-major in the first `RB·CB` values.
 ///
 /// Lane `l` of pair `(i, u)` sums `d_y[b0 + l, row] · x[b0 + l, col]` over the member groups in order and,
-/// within a member, over the lane blocks `b0` in order, then the half block of 8 samples in lanes 0..8 when
-/// there is one ([`super::gradients::lane_blocks`]); the lanes are then added in order, then the tail
-/// samples (members in order, samples in order).
+/// within a member, over the lane blocks `b0` in order; the lanes are then added in order, then the tail
+/// samples (members in order, samples in order). For a batch of 16 or more (a smaller one has a half block,
+/// [`super::gradients::lane_blocks`], and runs [`super::simd_avx2::grad_tile_avx2_half`]).
 ///
 /// # Safety
 /// The CPU has AVX-512F and FMA; `c` comes from a checked plan whose rows index `dy` (B, R) and columns index
@@ -40,7 +40,9 @@ pub(crate) unsafe fn grad_tile<const RB: usize, const CB: usize, C: TileMembers>
     let (n_rows, n_taps, members) = c.dims();
     assert!(i0 + RB <= n_rows && u0 + CB <= n_taps && zeros.len() == batch && RB * CB <= TILE_MAX && m1 <= members);
     let (dy0, x0, z0) = (dy.as_ptr(), x.as_ptr(), zeros.as_ptr());
-    let (full, half) = super::gradients::lane_blocks(batch);
+    // A batch under 16 runs `simd_avx2::grad_tile_avx2_half` (one 256-bit register per pair, no spills).
+    assert!(batch >= LANES, "grad_tile: batch {batch}");
+    let full = batch - batch % LANES;
     let (mut d, mut xs) = ([dy0; RB], [x0; CB]);
     let mut a = [_mm512_setzero_ps(); TILE_MAX];
     for mi in m0..m1 {
@@ -68,21 +70,6 @@ pub(crate) unsafe fn grad_tile<const RB: usize, const CB: usize, C: TileMembers>
                 }
                 b0 += LANES;
             }
-            if full < half {
-                // The half block: samples full..full + 8 in lanes 0..8; lanes 8..16 keep their sums (the
-                // masked loads read nothing past `half`).
-                const LOW: __mmask16 = 0x00ff;
-                let mut xv = [_mm512_setzero_ps(); CB];
-                for u in 0..CB {
-                    xv[u] = _mm512_maskz_loadu_ps(LOW, xs[u].add(full));
-                }
-                for i in 0..RB {
-                    let dv = _mm512_maskz_loadu_ps(LOW, d[i].add(full));
-                    for u in 0..CB {
-                        a[i * CB + u] = _mm512_mask3_fmadd_ps(dv, xv[u], a[i * CB + u], LOW);
-                    }
-                }
-            }
         }
     }
     let mut lanes = [[0.0f32; LANES]; TILE_MAX];
@@ -90,7 +77,7 @@ pub(crate) unsafe fn grad_tile<const RB: usize, const CB: usize, C: TileMembers>
         // SAFETY: lanes[k] holds LANES values.
         unsafe { _mm512_storeu_ps(lanes[k].as_mut_ptr(), a[k]) };
     }
-    super::gradients::finish_tile::<RB, CB, C>(c, (m0, m1), (i0, u0), x, dy, (half, batch), &lanes)
+    super::gradients::finish_tile::<RB, CB, C>(c, (m0, m1), (i0, u0), x, dy, (full, batch), &lanes)
 }
 
 /// Where a row-group product reads its weights: `get(r, j)` is the value of row `r`, column `j` of the group.
