@@ -142,25 +142,18 @@ struct Tile {
 }
 
 /// The tile shapes (rows, taps) of [`class_grad`], written once: `$kernel!(RB, CB)` for the tile's shape,
-/// each expansion a kernel compiled for that shape. [`blocks`] keeps shapes to the ISA's [`tile_shape`] (4 × 4
-/// with AVX-512, 2 × 3 with AVX2) and then powers of two, and LeNet-5's six rows make the one row block of six
-/// with AVX-512.
+/// each expansion a kernel compiled for that shape. [`blocks`] keeps shapes to [`tile_shape`] (4 × 3, or 2 × 3
+/// with AVX2 at 16 samples or more) and then powers of two (a block of 3 taps halves to 1).
 macro_rules! by_tile_shape {
     ($shape:expr, $kernel:ident) => {
         match $shape {
-            (6, 4) => $kernel!(6, 4),
-            (2, 3) => $kernel!(2, 3),
-            (1, 3) => $kernel!(1, 3),
-            (6, 2) => $kernel!(6, 2),
-            (6, 1) => $kernel!(6, 1),
-            (4, 4) => $kernel!(4, 4),
             (4, 3) => $kernel!(4, 3),
             (4, 2) => $kernel!(4, 2),
             (4, 1) => $kernel!(4, 1),
-            (2, 4) => $kernel!(2, 4),
+            (2, 3) => $kernel!(2, 3),
             (2, 2) => $kernel!(2, 2),
             (2, 1) => $kernel!(2, 1),
-            (1, 4) => $kernel!(1, 4),
+            (1, 3) => $kernel!(1, 3),
             (1, 2) => $kernel!(1, 2),
             (1, 1) => $kernel!(1, 1),
             (rb, cb) => unreachable!("tile shape {rb} x {cb}"),
@@ -187,12 +180,7 @@ fn class_grad<T: Real>(m: &TiedMatrix, x: &[T], dy: &[T], dtheta: &mut [T], batc
     let (rb_max, cb_max) = tile_shape(batch);
     let mut tiles = Vec::new();
     for (class, c) in plan.classes.iter().enumerate() {
-        // Six rows (LeNet-5's conv1) fit one AVX-512 tile of 6 × 4 registers.
-        let row_blocks = if c.offsets.len() == 6 && (rb_max, cb_max) == (4, 4) {
-            vec![(0, 6)]
-        } else {
-            blocks(c.offsets.len(), rb_max)
-        };
+        let row_blocks = blocks(c.offsets.len(), rb_max);
         // Members in a fixed number of chunks (never the thread count), so that a class with few tiles
         // still splits over threads.
         let n_chunks = c.groups.len().div_ceil(MEMBER_CHUNK);
@@ -418,18 +406,7 @@ fn tile_in_place<T: Real>(
                 }
             };
         }
-        match (t.rb, t.cb) {
-            (4, 3) => avx2!(4, 3),
-            (4, 2) => avx2!(4, 2),
-            (4, 1) => avx2!(4, 1),
-            (2, 3) => avx2!(2, 3),
-            (2, 2) => avx2!(2, 2),
-            (2, 1) => avx2!(2, 1),
-            (1, 3) => avx2!(1, 3),
-            (1, 2) => avx2!(1, 2),
-            (1, 1) => avx2!(1, 1),
-            (rb, cb) => unreachable!("AVX2 tile shape {rb} x {cb}"),
-        }
+        by_tile_shape!((t.rb, t.cb), avx2)
     };
     // SAFETY: the caller checked AVX2 and FMA, and `has_avx512()` AVX-512F for that kernel; the class comes
     // from the plan of a checked map, so its rows and columns index d_y and x; the tile lies inside the class.
@@ -437,13 +414,16 @@ fn tile_in_place<T: Real>(
     Some(std::array::from_fn(|k| T::of(s[k] as f64)))
 }
 
-/// The largest gradient tile (rows, taps) whose accumulators fit the registers: 16 with AVX-512 (one
-/// register per pair), 6 pairs of two 256-bit registers with AVX2 (12 accumulators, 3 taps and one row loaded),
-/// or, on either, 12 pairs of one 256-bit register when the batch has fewer than 16 samples.
+/// The largest gradient tile (rows, taps) whose accumulators fit the registers: 12 pairs of one 512-bit
+/// register with AVX-512, 6 pairs of two 256-bit registers with AVX2, or, on either, 12 pairs of one 256-bit
+/// register when the batch has fewer than 16 samples (12 accumulators, 3 taps and one row loaded: 16
+/// registers). The AVX-512 kernel gets only 16 registers from LLVM (zmm0-15; it never allocated zmm16-31
+/// there), so its former 4 × 4 and 6 × 4 tiles kept accumulators on the stack: the c64-56 parameter gradient
+/// took 474 ms at batch 64 on one thread, against 315-369 ms with 4 × 3 (`examples/pruned_time c64-56 0 3 1`).
 /// The shape never changes the bits: each pair's sum is the same in any tile.
 fn tile_shape(batch: usize) -> (usize, usize) {
     if has_avx512() && batch >= LANES {
-        (4, 4)
+        (4, 3)
     } else if batch < LANES {
         // One 256-bit register per pair (a batch of 8 to 15 fills lanes 0..8 only): 12 accumulators, 3 taps
         // and one row loaded.
