@@ -193,8 +193,13 @@ fn grouped_product<T: Real, S: GroupSource>(
     let out = Disjoint::new(y);
     let bias_of = |r: u32| bias.map_or(T::zero(), |(b, ids)| b[ids[r as usize] as usize]);
     let n_groups = src.n_groups();
+    // With AVX-512 and fewer than 16 samples (vgg16's batch of 8), where each weight serves one register, a
+    // separable group's weights are gathered column-major and kept while the next groups share its offsets
+    // and first-row codes (the interior positions of a convolution): the kernel then broadcasts each weight
+    // from memory instead of computing its index.
+    let columns = fast && batch < LANES;
     // One group, written in place.
-    let one = |g: usize, wblock: &mut Vec<T>, acc: &mut Vec<T>| {
+    let one = |g: usize, wblock: &mut Gathered<T>, acc: &mut Vec<T>| {
         let grows = src.rows(g);
         let (gcols, shift) = src.cols(g);
         // x from column `shift` on: (B, C − shift).
@@ -205,11 +210,26 @@ fn grouped_product<T: Real, S: GroupSource>(
             acc.clear();
             acc.extend(grows.iter().map(|&r| bias_of(r)));
             let separable = src.separable(g);
+            if columns
+                && let Some((offsets, code0)) = separable
+                && wblock.columns_of(offsets, code0, theta)
+            {
+                let (Some(init), Some(xs), Some(w)) = (as_f32(acc), as_f32(xs), as_f32(&wblock.columns)) else {
+                    unreachable!("fast implies f32")
+                };
+                let rows = super::simd::OutRows { y: out.ptr().cast::<f32>(), rows: grows };
+                let w = super::simd::Columns { w: w.as_ptr(), g: grows.len() };
+                // SAFETY: the CPU has AVX-512F and FMA; the block holds (n, G) values; the columns come from
+                // the checked map and lie inside xs (B, C − shift); the group's rows are written by this task
+                // only (groups partition the rows) and lie inside y (B, R).
+                unsafe { super::simd::product_avx512(rows, init, w, gcols, xs, batch) };
+                return;
+            }
             if separable.is_none() {
-                src.gather(m, g, theta, wblock);
+                src.gather(m, g, theta, &mut wblock.w);
             }
             let (Some(init), Some(theta), Some(xs), Some(wblock)) =
-                (as_f32(acc), as_f32(theta), as_f32(xs), as_f32(wblock))
+                (as_f32(acc), as_f32(theta), as_f32(xs), as_f32(&wblock.w))
             else {
                 unreachable!("fast implies f32")
             };
@@ -252,8 +272,8 @@ fn grouped_product<T: Real, S: GroupSource>(
         for &r in grows {
             acc.extend(std::iter::repeat_n(bias_of(r), batch));
         }
-        src.gather(m, g, theta, wblock);
-        accumulate_dispatch(acc, wblock, gcols, xs, batch);
+        src.gather(m, g, theta, &mut wblock.w);
+        accumulate_dispatch(acc, &wblock.w, gcols, xs, batch);
         for (gi, &r) in grows.iter().enumerate() {
             let r = r as usize;
             // SAFETY: row r belongs to this group only (groups partition the rows).
@@ -266,7 +286,7 @@ fn grouped_product<T: Real, S: GroupSource>(
         // In the given order, two groups per task as below; no twins (an ordered matrix's groups are single
         // rows).
         visit.par_chunks(2).for_each_init(
-            || (Vec::<T>::new(), Vec::<T>::new()),
+            || (Gathered::<T>::default(), Vec::<T>::new()),
             |(wblock, acc), pair| {
                 for &g in pair {
                     one(g as usize, wblock, acc);
@@ -278,7 +298,7 @@ fn grouped_product<T: Real, S: GroupSource>(
     // Twin groups share their weights: with a block of 32 samples, both run in one register tile.
     let twins_pay = fast && batch % 64 >= 32;
     (0..n_groups.div_ceil(2)).into_par_iter().for_each_init(
-        || (Vec::<T>::new(), Vec::<T>::new(), Vec::<T>::new(), Vec::<u32>::new(), Vec::<u32>::new()),
+        || (Gathered::<T>::default(), Vec::<T>::new(), Vec::<T>::new(), Vec::<u32>::new(), Vec::<u32>::new()),
         |(wblock, acc, acc_b, abs_a, abs_b), u| {
             let g = 2 * u;
             #[cfg(target_arch = "x86_64")]
@@ -323,6 +343,38 @@ fn grouped_product<T: Real, S: GroupSource>(
             }
         },
     );
+}
+
+/// A task's gathered weights: `w`, a group's (G, n) block; `columns`, the (n, G) column-major block of the
+/// separable groups with the offsets and first-row codes of `key` (their addresses and lengths, which the
+/// map's interned patterns share), valid for one product (one θ).
+#[derive(Default)]
+struct Gathered<T> {
+    w: Vec<T>,
+    key: Option<(usize, usize, usize, usize)>,
+    columns: Vec<T>,
+}
+
+impl<T: Real> Gathered<T> {
+    /// Whether `columns` holds the block of a separable group with these `offsets` and first-row codes
+    /// `code0` (`columns[j·G + i] = θ[code0[j] + offsets[i]]`), gathering it first when the group has more
+    /// columns than the block held: the interior positions of a convolution, which have the most columns, keep
+    /// their block while the border positions met between them read θ through their codes.
+    fn columns_of(&mut self, offsets: &[u32], code0: &[u32], theta: &[T]) -> bool {
+        let key = (offsets.as_ptr() as usize, offsets.len(), code0.as_ptr() as usize, code0.len());
+        if self.key == Some(key) {
+            return true;
+        }
+        if self.key.is_some_and(|k| k.3 >= code0.len()) {
+            return false;
+        }
+        self.columns.clear();
+        for &c in code0 {
+            self.columns.extend(offsets.iter().map(|&o| theta[c.wrapping_add(o) as usize]));
+        }
+        self.key = Some(key);
+        true
+    }
 }
 
 /// `acc[g, :] += Σ_j w[g, j] · x[:, cols[j]]` for the rows `g` of a group: `acc` (G, B) row by row, `w` (G, n)

@@ -101,6 +101,21 @@ impl Weights for Block {
     }
 }
 
+/// The group's values gathered into an (n, G) column-major block: column `j`'s `G` weights side by side, so
+/// that a register block of rows broadcasts each weight straight from memory.
+#[derive(Clone, Copy)]
+pub(crate) struct Columns {
+    pub w: *const f32,
+    pub g: usize,
+}
+
+impl Weights for Columns {
+    #[inline(always)]
+    unsafe fn get(self, r: usize, j: usize) -> f32 {
+        unsafe { *self.w.add(j * self.g + r) }
+    }
+}
+
 /// A separable group (see [`super::grad_plan`]): row `r`, column `j` copies `θ[code0[j] + o_r]`, with the
 /// offsets `o_r` stored as wrapping `u32`.
 #[derive(Clone, Copy)]
@@ -582,6 +597,13 @@ mod tests {
                     unsafe { product_avx512(out, &init, Block { w: w.as_ptr(), n }, &cols, &x, batch) };
                     let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>();
                     assert_eq!(bits(&y), bits(&expected), "one group: batch {batch}, {g} rows, {n} columns");
+                    // The same weights column-major.
+                    let wt: Vec<f32> = (0..n * g).map(|k| w[(k % g) * n + k / g]).collect();
+                    let mut y_cols = vec![f32::NAN; g * batch];
+                    let out = OutRows { y: y_cols.as_mut_ptr(), rows: &rows };
+                    // SAFETY: as above.
+                    unsafe { product_avx512(out, &init, Columns { w: wt.as_ptr(), g }, &cols, &x, batch) };
+                    assert_eq!(bits(&y_cols), bits(&expected), "column-major: batch {batch}, {g} rows, {n} columns");
 
                     // Twins: the second group reads other columns with the same weights and writes rows G..2G.
                     let cols_b: Vec<u32> = cols.iter().map(|&c| c + 1).collect();
