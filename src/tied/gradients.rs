@@ -142,19 +142,20 @@ struct Tile {
 }
 
 /// The tile shapes (rows, taps) of [`class_grad`], written once: `$kernel!(RB, CB)` for the tile's shape,
-/// each expansion a kernel compiled for that shape. [`blocks`] keeps shapes to [`tile_shape`] (4 × 3, or 2 × 3
-/// with AVX2 at 16 samples or more) and then powers of two (a block of 3 taps halves to 1).
+/// each expansion a kernel compiled for that shape. [`blocks`] keeps shapes to [`tile_shape`] (4 × 6 with
+/// AVX-512 at 16 samples or more, 2 × 3 with AVX2 there, 4 × 3 under 16 samples) and then halves them (4
+/// rows to 2 and 1; 6 taps to 3 and 1).
 macro_rules! by_tile_shape {
     ($shape:expr, $kernel:ident) => {
         match $shape {
+            (4, 6) => $kernel!(4, 6),
+            (2, 6) => $kernel!(2, 6),
+            (1, 6) => $kernel!(1, 6),
             (4, 3) => $kernel!(4, 3),
-            (4, 2) => $kernel!(4, 2),
-            (4, 1) => $kernel!(4, 1),
             (2, 3) => $kernel!(2, 3),
-            (2, 2) => $kernel!(2, 2),
-            (2, 1) => $kernel!(2, 1),
             (1, 3) => $kernel!(1, 3),
-            (1, 2) => $kernel!(1, 2),
+            (4, 1) => $kernel!(4, 1),
+            (2, 1) => $kernel!(2, 1),
             (1, 1) => $kernel!(1, 1),
             (rb, cb) => unreachable!("tile shape {rb} x {cb}"),
         }
@@ -414,16 +415,14 @@ fn tile_in_place<T: Real>(
     Some(std::array::from_fn(|k| T::of(s[k] as f64)))
 }
 
-/// The largest gradient tile (rows, taps) whose accumulators fit the registers: 12 pairs of one 512-bit
-/// register with AVX-512, 6 pairs of two 256-bit registers with AVX2, or, on either, 12 pairs of one 256-bit
-/// register when the batch has fewer than 16 samples (12 accumulators, 3 taps and one row loaded: 16
-/// registers). The AVX-512 kernel gets only 16 registers from LLVM (zmm0-15; it never allocated zmm16-31
-/// there), so its former 4 × 4 and 6 × 4 tiles kept accumulators on the stack: the c64-56 parameter gradient
-/// took 474 ms at batch 64 on one thread, against 315-369 ms with 4 × 3 (`examples/pruned_time c64-56 0 3 1`).
+/// The largest gradient tile (rows, taps) whose accumulators fit the registers: 24 pairs of one 512-bit
+/// register with AVX-512 (4 × 6: 24 accumulators, 6 taps and one row loaded, 31 of the 32 registers), 6 pairs
+/// of two 256-bit registers with AVX2, or, on either, 12 pairs of one 256-bit register when the batch has
+/// fewer than 16 samples (12 accumulators, 3 taps and one row loaded: 16 registers).
 /// The shape never changes the bits: each pair's sum is the same in any tile.
 fn tile_shape(batch: usize) -> (usize, usize) {
     if has_avx512() && batch >= LANES {
-        (4, 3)
+        (4, 6)
     } else if batch < LANES {
         // One 256-bit register per pair (a batch of 8 to 15 fills lanes 0..8 only): 12 accumulators, 3 taps
         // and one row loaded.
@@ -649,8 +648,9 @@ mod tests {
     #[test]
     fn param_grad_simd_tiles_match_portable_bits() {
         let mut rng = StdRng::seed_from_u64(5);
-        // The third: an odd number of rows and of taps (7 and 50), so tiles of one row and one tap run too.
-        for (c_in, h, c_out, pad) in [(1, 28, 6, 2), (6, 14, 16, 0), (2, 9, 7, 1)] {
+        // The third: an odd number of rows and of taps (7 and 50), so tiles of one row and one tap run too;
+        // the fourth: 75 taps, so a block of 3 taps follows the blocks of 6.
+        for (c_in, h, c_out, pad) in [(1, 28, 6, 2), (6, 14, 16, 0), (2, 9, 7, 1), (3, 9, 5, 1)] {
             let g =
                 ConvGeometry { c_in, h_in: h, w_in: h, c_out, k: 5, stride: 1, pad, dil: 1, mode: PaddingMode::Zeros };
             let m = compile_conv(&g);
