@@ -77,9 +77,9 @@ pub(crate) unsafe fn grad_tile<const RB: usize, const CB: usize, C: TileMembers>
         // SAFETY: lanes[k] holds LANES values.
         unsafe { _mm512_storeu_ps(lanes[k].as_mut_ptr(), a[k]) };
     }
-    // Through memory: when LLVM forwarded the stored accumulators to the lane sums in registers, those
-    // extracts (VEX instructions) confined every accumulator to zmm0-15, and a tile of more than 12 pairs
-    // spilled on every multiply-add.
+    // Through memory: while LLVM could forward the stored accumulators to the lane sums in registers, it
+    // allocated only zmm0-15 in this kernel (most likely because those extracts are VEX instructions), and a
+    // tile of more than 12 pairs spilled on every multiply-add.
     let lanes = std::hint::black_box(lanes);
     super::gradients::finish_tile::<RB, CB, C>(c, (m0, m1), (i0, u0), x, dy, (full, batch), &lanes)
 }
