@@ -25,7 +25,7 @@
 //! `m`'s rows are `R_m[i] = row_shift_m + row_pattern(m)[i]` and its columns `col_m(U[u]) = col_shift_m +
 //! col_pattern(m)[u]` (or [`ABSENT`]). The interior positions of a convolution share one row pattern and one
 //! column pattern, so a class costs a few words per member instead of a column per (member, tap). The
-//! hand-written `f32` kernels read a class in place ([`TileMembers`]); the portable loops read one tile at a
+//! hand-written `f32` kernels read a class in place (`TileMembers`); the portable loops read one tile at a
 //! time written out ([`CompactClass::write_tile`] into a [`GradClass`]).
 
 use std::collections::HashMap;
