@@ -1,13 +1,13 @@
 //! Times the three products of a convolution pruned by a random kernel mask (as `compare --sparsity` draws it),
 //! for profiling the pruned kernels: `target/release/examples/pruned_time c64-56|c32-64 SPARSITY [REPS]
 //! [THREADS]` prints the median milliseconds of forward, input gradient and parameter gradient at batch 64 (`BATCH=B`
-//! for another; `ALIGN=1` puts the buffers on 64-byte boundaries).
+//! for another, `C_OUT=C` for C output channels instead of 64; sparsity 0 is the plain convolution; `ALIGN=1` puts the buffers on 64-byte boundaries).
 //! Run it under `perf record` to see where a pruned product spends its time.
 
 use std::time::Instant;
 
 use cnn_as_mlp::compare::measure::random_mask;
-use cnn_as_mlp::engines::sparse::conv::compile_pruned_conv;
+use cnn_as_mlp::engines::sparse::conv::{compile_conv_compact, compile_pruned_conv};
 use cnn_as_mlp::geometry::{ConvGeometry, PaddingMode};
 use cnn_as_mlp::tied::{gradients, products};
 use rand::rngs::StdRng;
@@ -28,10 +28,14 @@ fn main() {
             .and_then(|(c, h)| Some((c.parse().ok()?, h.parse().ok()?)))
             .unwrap_or((64, 56)),
     };
-    let g =
-        ConvGeometry { c_in, h_in: h, w_in: h, c_out: 64, k: 3, stride: 1, pad: 1, dil: 1, mode: PaddingMode::Zeros };
-    let keep = random_mask(g.c_out * g.c_in * 9, s, 0);
-    let m = compile_pruned_conv(&g, 1, None, &keep).to_compact();
+    let c_out: usize = std::env::var("C_OUT").ok().and_then(|v| v.parse().ok()).unwrap_or(64);
+    let g = ConvGeometry { c_in, h_in: h, w_in: h, c_out, k: 3, stride: 1, pad: 1, dil: 1, mode: PaddingMode::Zeros };
+    // Sparsity 0 compiles the plain convolution, as a network does.
+    let m = if s == 0.0 {
+        compile_conv_compact(&g)
+    } else {
+        compile_pruned_conv(&g, 1, None, &random_mask(g.c_out * g.c_in * 9, s, 0)).to_compact()
+    };
     let (rows, cols) = m.shape();
     let b: usize = std::env::var("BATCH").ok().and_then(|v| v.parse().ok()).unwrap_or(64);
     let mut rng = StdRng::seed_from_u64(1);

@@ -136,6 +136,58 @@ impl Weights for Separable {
     }
 }
 
+/// [`Weights`] read through one pointer per row: `w(r, j) = *base(r).offset(delta(j))`, so that a register tile
+/// loads each weight with one broadcast from a row pointer held in a register.
+pub(crate) trait RowWeights: Weights {
+    /// The address of `w(r, 0)`.
+    ///
+    /// # Safety
+    /// `r` is a row of the group, which has at least one column.
+    unsafe fn base(self, r: usize) -> *const f32;
+    /// The distance from `w(r, 0)` to `w(r, j)`, the same for every row.
+    ///
+    /// # Safety
+    /// `j` is a column of the group.
+    unsafe fn delta(self, j: usize) -> isize;
+}
+
+impl RowWeights for Block {
+    #[inline(always)]
+    unsafe fn base(self, r: usize) -> *const f32 {
+        unsafe { self.w.add(r * self.n) }
+    }
+    #[inline(always)]
+    unsafe fn delta(self, j: usize) -> isize {
+        j as isize
+    }
+}
+
+/// Row `r`, column `j` is `θ[p(r, j)]` with `p(r, j) = code0[j] + o_r` (mod 2³²), so
+/// `p(r, j) − p(r, 0) ≡ code0[j] − code0[0]` (mod 2³²), the same for every row; both indices lie in
+/// `0..θ.len()`, so when `θ.len() <= 2³¹` the difference is that value read as an `i32`.
+/// (The callers of [`super::simd_avx2::product_avx2`] and [`product_avx512`] check `θ.len() <= i32::MAX`.)
+impl RowWeights for Separable {
+    #[inline(always)]
+    unsafe fn base(self, r: usize) -> *const f32 {
+        unsafe { self.theta.add((*self.code0).wrapping_add(*self.offsets.add(r)) as usize) }
+    }
+    #[inline(always)]
+    unsafe fn delta(self, j: usize) -> isize {
+        unsafe { (*self.code0.add(j)).wrapping_sub(*self.code0) as i32 as isize }
+    }
+}
+
+impl RowWeights for Columns {
+    #[inline(always)]
+    unsafe fn base(self, r: usize) -> *const f32 {
+        unsafe { self.w.add(r) }
+    }
+    #[inline(always)]
+    unsafe fn delta(self, j: usize) -> isize {
+        (j * self.g) as isize
+    }
+}
+
 /// Where a group product writes: row `g` of the group is the batch column `y[rows[g]·B..(rows[g] + 1)·B]`.
 #[derive(Clone, Copy)]
 pub(crate) struct OutRows<'a> {
@@ -155,7 +207,7 @@ pub(crate) struct OutRows<'a> {
 /// `out.rows[g]·batch .. (out.rows[g] + 1)·batch` for each `g`, and no other thread touches those values;
 /// `init.len() == out.rows.len()`; `w.get(g, j)` is valid for every row `g` and `j < cols.len()`.
 #[target_feature(enable = "avx512f,avx2,fma")]
-pub(crate) unsafe fn product_avx512<Wt: Weights>(
+pub(crate) unsafe fn product_avx512<Wt: RowWeights>(
     out: OutRows<'_>,
     init: &[f32],
     w: Wt,
@@ -183,7 +235,7 @@ pub(crate) unsafe fn product_avx512<Wt: Weights>(
 /// # Safety
 /// [`product_avx512`]'s, for each group with the shared `w`.
 #[target_feature(enable = "avx512f,avx2,fma")]
-pub(crate) unsafe fn product_twins_avx512<Wt: Weights>(
+pub(crate) unsafe fn product_twins_avx512<Wt: RowWeights>(
     out: [OutRows<'_>; 2],
     init: [&[f32]; 2],
     w: Wt,
@@ -255,7 +307,7 @@ const HALF: usize = LANES / 2;
 /// [`product_avx512`]'s.
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[inline]
-unsafe fn blocks_of_64<Wt: Weights>(
+unsafe fn blocks_of_64<Wt: RowWeights>(
     out: OutRows<'_>,
     init: &[f32],
     w: Wt,
@@ -285,7 +337,7 @@ unsafe fn blocks_of_64<Wt: Weights>(
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[inline]
 #[allow(clippy::too_many_arguments)]
-unsafe fn blocks_of_q<Wt: Weights>(
+unsafe fn blocks_of_q<Wt: RowWeights>(
     out: OutRows<'_>,
     init: &[f32],
     w: Wt,
@@ -322,7 +374,7 @@ unsafe fn blocks_of_q<Wt: Weights>(
 /// [`product_avx512`]'s.
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[inline]
-unsafe fn block_of_8<Wt: Weights>(
+unsafe fn block_of_8<Wt: RowWeights>(
     out: OutRows<'_>,
     init: &[f32],
     w: Wt,
@@ -351,7 +403,7 @@ unsafe fn block_of_8<Wt: Weights>(
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[inline]
 #[allow(clippy::too_many_arguments)]
-unsafe fn rows_of_8<const R: usize, Wt: Weights>(
+unsafe fn rows_of_8<const R: usize, Wt: RowWeights>(
     out: OutRows<'_>,
     init: &[f32],
     w: Wt,
@@ -371,10 +423,12 @@ unsafe fn rows_of_8<const R: usize, Wt: Weights>(
         for r in 0..R {
             a[r] = _mm512_set1_ps(init[g0 + r]);
         }
+        let wp = row_bases::<R, Wt>(w, g0, cols.len());
         for (j, &c) in cols.iter().enumerate() {
+            let d = w.delta(j);
             let xv = _mm512_maskz_loadu_ps(LOW, xp.add(c as usize * batch + b0));
             for r in 0..R {
-                a[r] = _mm512_fmadd_ps(_mm512_set1_ps(w.get(g0 + r, j)), xv, a[r]);
+                a[r] = _mm512_fmadd_ps(_mm512_set1_ps(*wp[r].offset(d)), xv, a[r]);
             }
         }
         for r in 0..R {
@@ -388,7 +442,7 @@ unsafe fn rows_of_8<const R: usize, Wt: Weights>(
 /// # Safety
 /// [`product_avx512`]'s.
 #[inline]
-unsafe fn tail<Wt: Weights>(
+unsafe fn tail<Wt: RowWeights>(
     out: OutRows<'_>,
     init: &[f32],
     w: Wt,
@@ -425,7 +479,7 @@ unsafe fn tail<Wt: Weights>(
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[inline]
 #[allow(clippy::too_many_arguments)]
-unsafe fn twin_rows_avx512<const R: usize, Wt: Weights>(
+unsafe fn twin_rows_avx512<const R: usize, Wt: RowWeights>(
     out: [OutRows<'_>; 2],
     init: [&[f32]; 2],
     w: Wt,
@@ -449,7 +503,9 @@ unsafe fn twin_rows_avx512<const R: usize, Wt: Weights>(
                 a[(k * R + r) * 2 + 1] = v;
             }
         }
+        let wp = row_bases::<R, Wt>(w, g0, cols[0].len());
         for j in 0..cols[0].len() {
+            let d = w.delta(j);
             let xa = xp.add(cols[0][j] as usize * batch + b0);
             let xb = xp.add(cols[1][j] as usize * batch + b0);
             let xv = [
@@ -459,7 +515,7 @@ unsafe fn twin_rows_avx512<const R: usize, Wt: Weights>(
                 _mm512_loadu_ps(xb.add(LANES)),
             ];
             for r in 0..R {
-                let wv = _mm512_set1_ps(w.get(g0 + r, j));
+                let wv = _mm512_set1_ps(*wp[r].offset(d));
                 a[r * 2] = _mm512_fmadd_ps(wv, xv[0], a[r * 2]);
                 a[r * 2 + 1] = _mm512_fmadd_ps(wv, xv[1], a[r * 2 + 1]);
                 a[(R + r) * 2] = _mm512_fmadd_ps(wv, xv[2], a[(R + r) * 2]);
@@ -474,6 +530,19 @@ unsafe fn twin_rows_avx512<const R: usize, Wt: Weights>(
             }
         }
     }
+}
+
+/// The addresses of `w(g0 + r, 0)` for the `R` rows of a register tile: each weight is then one broadcast
+/// from a row pointer and the column's distance ([`RowWeights`]).
+///
+/// Null for a group without columns, which reads no weight.
+///
+/// # Safety
+/// Rows `g0..g0 + R` lie inside the group of `n` columns.
+#[inline(always)]
+unsafe fn row_bases<const R: usize, Wt: RowWeights>(w: Wt, g0: usize, n: usize) -> [*const f32; R] {
+    // SAFETY: the caller's; the group has a column.
+    std::array::from_fn(|r| if n == 0 { std::ptr::null() } else { unsafe { w.base(g0 + r) } })
 }
 
 /// Calls `f(g0, r)` for consecutive blocks of `r` rows covering `0..g_total`: `max` rows while they last, then
@@ -499,7 +568,7 @@ fn for_row_blocks(g_total: usize, max: usize, mut f: impl FnMut(usize, usize)) {
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[inline]
 #[allow(clippy::too_many_arguments)]
-unsafe fn rows_avx512<const R: usize, const Q: usize, Wt: Weights>(
+unsafe fn rows_avx512<const R: usize, const Q: usize, Wt: RowWeights>(
     out: OutRows<'_>,
     init: &[f32],
     w: Wt,
@@ -518,6 +587,7 @@ unsafe fn rows_avx512<const R: usize, const Q: usize, Wt: Weights>(
         for r in 0..R {
             yp[r] = out.y.add(out.rows[g0 + r] as usize * batch);
         }
+        let wp = row_bases::<R, Wt>(w, g0, cols.len());
         let mut b0 = b_start;
         while b0 < b_end {
             let mut a = [_mm512_setzero_ps(); 24];
@@ -527,13 +597,14 @@ unsafe fn rows_avx512<const R: usize, const Q: usize, Wt: Weights>(
                 }
             }
             for (j, &c) in cols.iter().enumerate() {
+                let d = w.delta(j);
                 let xc = xp.add(c as usize * batch + b0);
                 let mut xv = [_mm512_setzero_ps(); Q];
                 for q in 0..Q {
                     xv[q] = _mm512_loadu_ps(xc.add(q * LANES));
                 }
                 for r in 0..R {
-                    let wv = _mm512_set1_ps(w.get(g0 + r, j));
+                    let wv = _mm512_set1_ps(*wp[r].offset(d));
                     for q in 0..Q {
                         a[Q * r + q] = _mm512_fmadd_ps(wv, xv[q], a[Q * r + q]);
                     }

@@ -17,50 +17,9 @@
 use std::arch::x86_64::*;
 
 use super::grad_plan::{ABSENT, TileMembers};
-use super::simd::{Block, OutRows, Separable, Weights, check_group};
+use super::simd::{OutRows, RowWeights, check_group};
 
 use crate::cpu::{LANES, TILE_MAX};
-
-/// [`Weights`] read through one pointer per row: `w(r, j) = *base(r).offset(delta(j))`, so that a register tile
-/// loads each weight with one broadcast from a row pointer held in a register.
-pub(crate) trait RowWeights: Weights {
-    /// The address of `w(r, 0)`.
-    ///
-    /// # Safety
-    /// `r` is a row of the group, which has at least one column.
-    unsafe fn base(self, r: usize) -> *const f32;
-    /// The distance from `w(r, 0)` to `w(r, j)`, the same for every row.
-    ///
-    /// # Safety
-    /// `j` is a column of the group.
-    unsafe fn delta(self, j: usize) -> isize;
-}
-
-impl RowWeights for Block {
-    #[inline(always)]
-    unsafe fn base(self, r: usize) -> *const f32 {
-        unsafe { self.w.add(r * self.n) }
-    }
-    #[inline(always)]
-    unsafe fn delta(self, j: usize) -> isize {
-        j as isize
-    }
-}
-
-/// Row `r`, column `j` is `θ[p(r, j)]` with `p(r, j) = code0[j] + o_r` (mod 2³²), so
-/// `p(r, j) − p(r, 0) ≡ code0[j] − code0[0]` (mod 2³²), the same for every row; both indices lie in
-/// `0..θ.len()`, so when `θ.len() <= 2³¹` the difference is that value read as an `i32`.
-/// (The caller of [`product_avx2`] checks `θ.len() <= i32::MAX`.)
-impl RowWeights for Separable {
-    #[inline(always)]
-    unsafe fn base(self, r: usize) -> *const f32 {
-        unsafe { self.theta.add((*self.code0).wrapping_add(*self.offsets.add(r)) as usize) }
-    }
-    #[inline(always)]
-    unsafe fn delta(self, j: usize) -> isize {
-        unsafe { (*self.code0.add(j)).wrapping_sub(*self.code0) as i32 as isize }
-    }
-}
 
 /// `f32` values in one 256-bit register.
 const W8: usize = 8;
