@@ -643,16 +643,18 @@ mod tests {
     /// Checks proofs/T3 (the sum regrouped over positions): the hand-written AVX-512 or AVX2 gradient tiles
     /// (whichever the CPU has; without either both calls run the portable loops) give the same `f32` bits as
     /// the portable loops, on random values where the order of the sums shows: LeNet-5's two convolutions
-    /// (the first padded, so its border positions have absent taps) at batches that reach full 16-lane
-    /// blocks, the half block of 8, the samples past them, and each combination.
+    /// (the first padded, so its border positions have absent taps) and three others, at batches that reach
+    /// full 16-lane blocks, the half block of 8, the samples past them, and each combination.
     #[test]
     fn param_grad_simd_tiles_match_portable_bits() {
         let mut rng = StdRng::seed_from_u64(5);
         // The third: an odd number of rows and of taps (7 and 50), so tiles of one row and one tap run too;
-        // the fourth: 75 taps, so a block of 3 taps follows the blocks of 6.
-        for (c_in, h, c_out, pad) in [(1, 28, 6, 2), (6, 14, 16, 0), (2, 9, 7, 1), (3, 9, 5, 1)] {
-            let g =
-                ConvGeometry { c_in, h_in: h, w_in: h, c_out, k: 5, stride: 1, pad, dil: 1, mode: PaddingMode::Zeros };
+        // the fourth: 75 taps, so a block of 3 taps follows the blocks of 6; the fifth: stride 2 and dilation 2,
+        // so consecutive members' shifts step by more than one column (`MemberPtrs::seek`).
+        for (c_in, h, c_out, pad, stride, dil) in
+            [(1, 28, 6, 2, 1, 1), (6, 14, 16, 0, 1, 1), (2, 9, 7, 1, 1, 1), (3, 9, 5, 1, 1, 1), (2, 17, 4, 3, 2, 2)]
+        {
+            let g = ConvGeometry { c_in, h_in: h, w_in: h, c_out, k: 5, stride, pad, dil, mode: PaddingMode::Zeros };
             let m = compile_conv(&g);
             for batch in [1, 7, 8, 12, 16, 24, 28, 33, 60, 64, 70, 100] {
                 let x: Vec<f32> = (0..batch * g.in_len()).map(|_| rng.random_range(-1.0..1.0)).collect();

@@ -10,7 +10,7 @@
 
 use std::arch::x86_64::*;
 
-use super::grad_plan::{ABSENT, TileMembers};
+use super::grad_plan::{MemberPtrs, TileMembers};
 
 use crate::cpu::{LANES, TILE_MAX};
 
@@ -39,23 +39,17 @@ pub(crate) unsafe fn grad_tile<const RB: usize, const CB: usize, C: TileMembers>
 ) -> [f32; TILE_MAX] {
     let (n_rows, n_taps, members) = c.dims();
     assert!(i0 + RB <= n_rows && u0 + CB <= n_taps && zeros.len() == batch && RB * CB <= TILE_MAX && m1 <= members);
-    let (dy0, x0, z0) = (dy.as_ptr(), x.as_ptr(), zeros.as_ptr());
     // A batch under 16 runs `simd_avx2::grad_tile_avx2_half` (one 256-bit register per pair, no spills).
     assert!(batch >= LANES, "grad_tile: batch {batch}");
     let full = batch - batch % LANES;
-    let (mut d, mut xs) = ([dy0; RB], [x0; CB]);
+    let mut p = MemberPtrs::<RB, CB>::new(dy, x, zeros, batch);
     let mut a = [_mm512_setzero_ps(); TILE_MAX];
     for mi in m0..m1 {
-        let (rows, cols) = c.member::<RB, CB>(mi, i0, u0);
         // SAFETY (caller): the rows and columns are in bounds of d_y and x; each pointer starts `batch`
         // readable values, and b0 + LANES <= full <= batch.
         unsafe {
-            for i in 0..RB {
-                d[i] = dy0.add(rows[i] as usize * batch);
-            }
-            for u in 0..CB {
-                xs[u] = if cols[u] == ABSENT { z0 } else { x0.add(cols[u] as usize * batch) };
-            }
+            p.seek(c, mi, i0, u0);
+            let (d, xs) = (&p.d, &p.xs);
             let mut b0 = 0;
             while b0 < full {
                 let mut xv = [_mm512_setzero_ps(); CB];

@@ -16,7 +16,7 @@
 
 use std::arch::x86_64::*;
 
-use super::grad_plan::{ABSENT, TileMembers};
+use super::grad_plan::{MemberPtrs, TileMembers};
 use super::simd::{OutRows, RowWeights, check_group};
 
 use crate::cpu::{LANES, TILE_MAX};
@@ -216,22 +216,16 @@ pub(crate) unsafe fn grad_tile_avx2<const RB: usize, const CB: usize, C: TileMem
 ) -> [f32; TILE_MAX] {
     let (n_rows, n_taps, members) = c.dims();
     assert!(i0 + RB <= n_rows && u0 + CB <= n_taps && zeros.len() == batch && 2 * RB * CB <= ACC && m1 <= members);
-    let (dy0, x0, z0) = (dy.as_ptr(), x.as_ptr(), zeros.as_ptr());
     let (full, half) = super::gradients::lane_blocks(batch);
-    let (mut d, mut xs) = ([dy0; RB], [x0; CB]);
+    let mut p = MemberPtrs::<RB, CB>::new(dy, x, zeros, batch);
     // a[2·(i·CB + u) + h]: pair (i, u), lanes 8h..8h + 8.
     let mut a = [_mm256_setzero_ps(); ACC];
     for mi in m0..m1 {
-        let (rows, cols) = c.member::<RB, CB>(mi, i0, u0);
         // SAFETY (caller): the rows and columns are in bounds of d_y and x; each pointer starts `batch`
         // readable values, and b0 + LANES <= full <= batch.
         unsafe {
-            for i in 0..RB {
-                d[i] = dy0.add(rows[i] as usize * batch);
-            }
-            for u in 0..CB {
-                xs[u] = if cols[u] == ABSENT { z0 } else { x0.add(cols[u] as usize * batch) };
-            }
+            p.seek(c, mi, i0, u0);
+            let (d, xs) = (&p.d, &p.xs);
             let mut b0 = 0;
             while b0 < full {
                 for h in 0..2 {
@@ -299,20 +293,19 @@ pub(crate) unsafe fn grad_tile_avx2_half<const RB: usize, const CB: usize, C: Ti
     assert!(i0 + RB <= n_rows && u0 + CB <= n_taps && zeros.len() == batch && RB * CB + CB < ACC && m1 <= members);
     let (full, half) = super::gradients::lane_blocks(batch);
     assert!(full == 0, "grad_tile_avx2_half: batch {batch}");
-    let (dy0, x0, z0) = (dy.as_ptr(), x.as_ptr(), zeros.as_ptr());
     // a[i·CB + u]: pair (i, u), lanes 0..8.
     let mut a = [_mm256_setzero_ps(); ACC];
+    let mut p = MemberPtrs::<RB, CB>::new(dy, x, zeros, batch);
     for mi in (m0..m1).filter(|_| half == W8) {
-        let (rows, cols) = c.member::<RB, CB>(mi, i0, u0);
         // SAFETY (caller): the rows and columns are in bounds of d_y and x, each `batch >= 8` values long.
         unsafe {
+            p.seek(c, mi, i0, u0);
             let mut xv = [_mm256_setzero_ps(); CB];
             for u in 0..CB {
-                let p = if cols[u] == ABSENT { z0 } else { x0.add(cols[u] as usize * batch) };
-                xv[u] = _mm256_loadu_ps(p);
+                xv[u] = _mm256_loadu_ps(p.xs[u]);
             }
             for i in 0..RB {
-                let dv = _mm256_loadu_ps(dy0.add(rows[i] as usize * batch));
+                let dv = _mm256_loadu_ps(p.d[i]);
                 for u in 0..CB {
                     a[i * CB + u] = _mm256_fmadd_ps(dv, xv[u], a[i * CB + u]);
                 }
