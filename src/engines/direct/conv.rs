@@ -28,7 +28,7 @@
 use nalgebra::DMatrix;
 use rayon::prelude::*;
 
-use crate::cpu::has_avx2;
+use crate::cpu::{has_avx2, has_avx512};
 use crate::disjoint::Disjoint;
 use crate::geometry::{ConvGeometry, PaddingMode};
 use crate::linear_map::{LinearMap, check_io};
@@ -209,6 +209,11 @@ impl<T: Real> Gather<'_, T> {
 
     fn row_dispatch(&self, r0: usize, rn: usize, py: usize, out: &Disjoint<T>) {
         #[cfg(target_arch = "x86_64")]
+        if has_avx512() {
+            // SAFETY: the CPU has AVX-512F, AVX2 and FMA (checked above).
+            return unsafe { self.row_avx512(r0, rn, py, out) };
+        }
+        #[cfg(target_arch = "x86_64")]
         if has_avx2() {
             // SAFETY: the CPU has AVX2 and FMA (checked above).
             return unsafe { self.row_avx2(r0, rn, py, out) };
@@ -219,6 +224,14 @@ impl<T: Real> Gather<'_, T> {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn row_avx2(&self, r0: usize, rn: usize, py: usize, out: &Disjoint<T>) {
+        self.row(r0, rn, py, out)
+    }
+
+    /// The same loop with 512-bit registers: a block of 16 lanes is one register per destination channel.
+    /// Each value's sum is the same (lanes are samples), so the bits do not depend on the width.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn row_avx512(&self, r0: usize, rn: usize, py: usize, out: &Disjoint<T>) {
         self.row(r0, rn, py, out)
     }
 
