@@ -199,7 +199,8 @@ pub(crate) struct OutRows<'a> {
 /// # Safety
 /// The CPU has AVX-512F and FMA; every column is `< x.len() / batch`; `out.y` is valid for writes at
 /// `out.rows[g]·batch .. (out.rows[g] + 1)·batch` for each `g`, and no other thread touches those values;
-/// `init.len() == out.rows.len()`; `w.get(g, j)` is valid for every row `g` and `j < cols.len()`.
+/// `init.len() == out.rows.len()`; `w.get(g, j)` is valid for every row `g` and `j < cols.len()`, and
+/// `*w.base(g).offset(w.delta(j))` is that value ([`RowWeights`]; for a [`Separable`] `w`, `θ.len() <= 2³¹`).
 #[target_feature(enable = "avx512f,avx2,fma")]
 pub(crate) unsafe fn product_avx512<Wt: RowWeights>(
     out: OutRows<'_>,
