@@ -188,8 +188,9 @@ fn grouped_product<T: Real, S: GroupSource>(
     // The hand-written f32 kernels (AVX-512, else AVX2) read separable groups straight from θ, the others from a
     // gathered block, and write the group's rows in place.
     // (Both read a separable group's weights at signed 32-bit distances from each row's first.)
-    let fast = has_avx512() && as_f32(theta).is_some() && theta.len() <= i32::MAX as usize;
-    let fast_avx2 = !fast && has_avx2() && as_f32(theta).is_some() && theta.len() <= i32::MAX as usize;
+    let kernels_apply = as_f32(theta).is_some() && theta.len() <= i32::MAX as usize;
+    let fast = has_avx512() && kernels_apply;
+    let fast_avx2 = !fast && has_avx2() && kernels_apply;
     let out = Disjoint::new(y);
     let bias_of = |r: u32| bias.map_or(T::zero(), |(b, ids)| b[ids[r as usize] as usize]);
     let n_groups = src.n_groups();

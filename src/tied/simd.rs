@@ -535,7 +535,7 @@ unsafe fn twin_rows_avx512<const R: usize, Wt: RowWeights>(
 /// # Safety
 /// Rows `g0..g0 + R` lie inside the group of `n` columns.
 #[inline(always)]
-unsafe fn row_bases<const R: usize, Wt: RowWeights>(w: Wt, g0: usize, n: usize) -> [*const f32; R] {
+pub(super) unsafe fn row_bases<const R: usize, Wt: RowWeights>(w: Wt, g0: usize, n: usize) -> [*const f32; R] {
     // SAFETY: the caller's; the group has a column.
     std::array::from_fn(|r| if n == 0 { std::ptr::null() } else { unsafe { w.base(g0 + r) } })
 }

@@ -17,7 +17,7 @@
 use std::arch::x86_64::*;
 
 use super::grad_plan::{MemberPtrs, TileMembers};
-use super::simd::{OutRows, RowWeights, check_group};
+use super::simd::{OutRows, RowWeights, check_group, row_bases};
 
 use crate::cpu::{LANES, TILE_MAX};
 
@@ -154,12 +154,7 @@ unsafe fn tile<const R: usize, const Q: usize, Wt: RowWeights>(
             }
         }
         // wp[r]: the address of w(g0 + r, 0) (a group without columns reads no weight).
-        let mut wp = [std::ptr::null::<f32>(); R];
-        if !cols.is_empty() {
-            for r in 0..R {
-                wp[r] = w.base(g0 + r);
-            }
-        }
+        let wp = row_bases::<R, Wt>(w, g0, cols.len());
         for (j, &c) in cols.iter().enumerate() {
             let xc = xp.add(c as usize * batch + b0);
             let dj = w.delta(j);
