@@ -51,14 +51,14 @@ pub const fn segments(n: usize) -> usize {
 impl TiedMatrix {
     /// Bytes of the index structure: row pointers, columns and codes of `W` and of `Wᵀ`, the row groups
     /// of both, the constant and compound tables, the scatter segments, the gradient plan, the products' visit
-    /// order and the separable-group tables (the parts listed in [`crate::tied::bytes`]). Parameter values are not part
+    /// order and its runs, the separable-group tables (the parts listed in [`crate::tied::bytes`]). Parameter values are not part
     /// of it.
     pub fn index_bytes(&self) -> usize {
         let tables = consts(self.consts.len())
             + compound(self.compound_ptr.len(), self.compound_ids.len())
             + segments(self.segments.len())
             + self.grad_plan.bytes()
-            + self.visit.as_deref().map_or(0, |[v, vt]| 4 * (v.len() + vt.len()));
+            + self.visit.as_deref().map_or(0, |v| 4 * v.order.iter().chain(&v.runs).map(Vec::len).sum::<usize>());
         if let Some((w, wt)) = self.compact() {
             return w.bytes() + wt.bytes() + tables;
         }

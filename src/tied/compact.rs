@@ -354,6 +354,18 @@ impl CompactMap {
             && matches!(self.blocks[self.group_block[g] as usize].kind, BlockKind::Separable { .. })
     }
 
+    /// Whether groups `g` and `h` are single rows that copy one separable weight row through one column pattern,
+    /// at their own shifts: a pruned convolution's output channel at two interior positions. The products run
+    /// such groups together ([`super::simd::product_run_avx512`]).
+    #[inline]
+    pub fn same_weight_row(&self, g: usize, h: usize) -> bool {
+        self.groups.group(g).len() == 1
+            && self.groups.group(h).len() == 1
+            && self.group_pattern[g] == self.group_pattern[h]
+            && self.group_block[g] == self.group_block[h]
+            && matches!(self.blocks[self.group_block[g] as usize].kind, BlockKind::Separable { .. })
+    }
+
     /// Number of distinct column patterns and of distinct weight blocks.
     pub fn distinct(&self) -> (usize, usize) {
         (self.pattern_ptr.len() - 1, self.blocks.len())

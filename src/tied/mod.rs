@@ -206,9 +206,40 @@ pub struct TiedMatrix {
     /// Compound entries: compound `j` sums `θ[compound_ids[compound_ptr[j]..compound_ptr[j+1]]]`.
     compound_ptr: Vec<u32>,
     compound_ids: Vec<u32>,
-    /// The order in which the products visit the row groups of `W` and of `Wᵀ` (see
+    /// The order in which the products visit the row groups of `W` and of `Wᵀ`, and its runs (see
     /// [`Self::with_visit_order`]); `None`: in order.
-    visit: Option<Box<[Vec<u32>; 2]>>,
+    visit: Option<Box<Visit>>,
+}
+
+/// The order in which the products visit the row groups of `W` (`[0]`) and `Wᵀ` (`[1]`), cut into *runs*:
+/// `order[runs[k]..runs[k + 1]]` is run `k`. In a compact matrix a run is a sequence of single-row groups that
+/// copy one separable weight row at different shifts ([`CompactMap::same_weight_row`]), at most
+/// [`Visit::MAX_RUN`] of them, which one kernel runs together; every other group is a run of its own.
+#[derive(Clone, Debug)]
+pub(crate) struct Visit {
+    order: [Vec<u32>; 2],
+    runs: [Vec<u32>; 2],
+}
+
+impl Visit {
+    /// Most groups in one run: 12 members × 2 registers of 16 samples fill 24 accumulators.
+    const MAX_RUN: usize = 12;
+
+    /// `order`'s runs where `like(g, h)` says that consecutive groups `g`, `h` copy one weight row.
+    fn runs(order: &[u32], like: impl Fn(usize, usize) -> bool) -> Vec<u32> {
+        let mut runs = vec![0u32];
+        let mut start = 0;
+        for k in 1..order.len() {
+            if k - start >= Self::MAX_RUN || !like(order[k - 1] as usize, order[k] as usize) {
+                runs.push(k as u32);
+                start = k;
+            }
+        }
+        if !order.is_empty() {
+            runs.push(order.len() as u32);
+        }
+        runs
+    }
 }
 
 impl TiedMatrix {
@@ -383,8 +414,11 @@ impl TiedMatrix {
         let wt = CompactMap::from_csr(&ci.map_t, &ci.groups_t, self.n_params);
         let (consts, cp, ci_ids) = (self.consts.clone(), self.compound_ptr.clone(), self.compound_ids.clone());
         let mut m = Self::from_compact(w, wt, self.n_params, consts, cp, ci_ids);
-        // The compact form keeps the groups and their numbering, so the visit order carries over.
-        m.visit = self.visit.clone();
+        // The compact form keeps the groups and their numbering, so the visit order carries over; its runs are
+        // found on the compact form, which knows which groups share a weight row.
+        if let Some(v) = &self.visit {
+            m.set_visit(v.order.clone());
+        }
         m
     }
 
@@ -405,14 +439,31 @@ impl TiedMatrix {
             order
         };
         let visit = [order(groups, &w_key), order(groups_t, &wt_key)];
-        self.visit = Some(Box::new(visit));
+        self.set_visit(visit);
         self
+    }
+
+    /// Sets the visit order and finds its runs (single groups unless the matrix is compact).
+    fn set_visit(&mut self, order: [Vec<u32>; 2]) {
+        let runs = match self.compact.as_deref() {
+            Some([w, wt]) => [
+                Visit::runs(&order[0], |g, h| w.same_weight_row(g, h)),
+                Visit::runs(&order[1], |g, h| wt.same_weight_row(g, h)),
+            ],
+            None => [Visit::runs(&order[0], |_, _| false), Visit::runs(&order[1], |_, _| false)],
+        };
+        self.visit = Some(Box::new(Visit { order, runs }));
     }
 
     /// The order in which the products visit the row groups of `W` (`side` 0) or `Wᵀ` (`side` 1), if not in
     /// order.
     pub(super) fn visit_order(&self, side: usize) -> Option<&[u32]> {
-        self.visit.as_deref().map(|v| &v[side][..])
+        self.visit.as_deref().map(|v| &v.order[side][..])
+    }
+
+    /// The visit order of side `side` and its run boundaries (see [`Visit`]), if not in order.
+    pub(super) fn visit_runs(&self, side: usize) -> Option<(&[u32], &[u32])> {
+        self.visit.as_deref().map(|v| (&v.order[side][..], &v.runs[side][..]))
     }
 
     /// Which index the matrix stores.

@@ -31,8 +31,8 @@ pub fn forward<T: Real>(m: &TiedMatrix, theta: &[T], bias: Option<(&[T], &[u32])
         assert!(ids.iter().all(|&i| (i as usize) < b.len()), "forward: bias id out of range ({} biases)", b.len());
     }
     match m.compact() {
-        Some((w, _)) => grouped_product(m, w, m.visit_order(0), theta, bias, x, y, batch),
-        None => grouped_product(m, &m.classic_w(), m.visit_order(0), theta, bias, x, y, batch),
+        Some((w, _)) => grouped_product(m, w, m.visit_runs(0), theta, bias, x, y, batch),
+        None => grouped_product(m, &m.classic_w(), m.visit_runs(0), theta, bias, x, y, batch),
     }
 }
 
@@ -51,8 +51,8 @@ pub fn backward_input<T: Real>(m: &TiedMatrix, theta: &[T], dy: &[T], dx: &mut [
     assert_eq!(dy.len(), batch * rows, "backward_input: dy has {} values, expected {batch} x {rows}", dy.len());
     assert_eq!(dx.len(), batch * cols, "backward_input: dx has {} values, expected {batch} x {cols}", dx.len());
     match m.compact() {
-        Some((_, wt)) => grouped_product(m, wt, m.visit_order(1), theta, None, dy, dx, batch),
-        None => grouped_product(m, &m.classic_wt(), m.visit_order(1), theta, None, dy, dx, batch),
+        Some((_, wt)) => grouped_product(m, wt, m.visit_runs(1), theta, None, dy, dx, batch),
+        None => grouped_product(m, &m.classic_wt(), m.visit_runs(1), theta, None, dy, dx, batch),
     }
 }
 
@@ -172,12 +172,12 @@ impl GroupSource for CompactMap {
 /// `y[:, r] = bias(r) + Σ_{k in row r} value(code[k]) · x[:, col(k)]`, row group by row group. A group's columns
 /// are `shift + cols[j]`: the kernels read `x` from column `shift` on with the relative columns, so the compact
 /// and the classic form run the same fused multiply-adds in the same order. `visit`, when given, is the order
-/// in which the groups run (see [`TiedMatrix::with_visit_order`]): it changes no bit.
+/// in which the groups run and its runs (see [`TiedMatrix::with_visit_order`]): it changes no bit.
 #[allow(clippy::too_many_arguments)]
 fn grouped_product<T: Real, S: GroupSource>(
     m: &TiedMatrix,
     src: &S,
-    visit: Option<&[u32]>,
+    visit: Option<(&[u32], &[u32])>,
     theta: &[T],
     bias: Option<(&[T], &[u32])>,
     x: &[T],
@@ -282,15 +282,53 @@ fn grouped_product<T: Real, S: GroupSource>(
             yr.copy_from_slice(&acc[gi * batch..(gi + 1) * batch]);
         }
     };
-    if let Some(visit) = visit {
-        assert_eq!(visit.len(), n_groups, "grouped_product: a visit order of {} for {n_groups} groups", visit.len());
-        // In the given order, two groups per task as below; no twins (an ordered matrix's groups are single
-        // rows).
-        visit.par_chunks(2).for_each_init(
-            || (Gathered::<T>::default(), Vec::<T>::new()),
-            |(wblock, acc), pair| {
-                for &g in pair {
-                    one(g as usize, wblock, acc);
+    if let Some((order, runs)) = visit {
+        assert_eq!(order.len(), n_groups, "grouped_product: a visit order of {} for {n_groups} groups", order.len());
+        // In the given order, two runs per task; no twins (an ordered matrix's groups are single rows). A run
+        // of several groups (single rows copying one weight row at their own shifts) runs in one kernel that
+        // broadcasts each weight once for all of them; the others group by group.
+        let n_runs = runs.len().saturating_sub(1);
+        (0..n_runs.div_ceil(2)).into_par_iter().for_each_init(
+            || (Gathered::<T>::default(), Vec::<T>::new(), Vec::<u32>::new(), Vec::<u32>::new()),
+            |(wblock, acc, rows, shifts), u| {
+                for k in 2 * u..(2 * u + 2).min(n_runs) {
+                    let run = &order[runs[k] as usize..runs[k + 1] as usize];
+                    #[cfg(target_arch = "x86_64")]
+                    if run.len() > 1
+                        && fast
+                        && batch >= LANES
+                        && let Some((offsets, code0)) = src.separable(run[0] as usize)
+                    {
+                        let (gcols, _) = src.cols(run[0] as usize);
+                        rows.clear();
+                        shifts.clear();
+                        acc.clear();
+                        for &g in run {
+                            let r = src.rows(g as usize)[0];
+                            rows.push(r);
+                            shifts.push(src.cols(g as usize).1);
+                            acc.push(bias_of(r));
+                        }
+                        let (Some(init), Some(theta), Some(x)) = (as_f32(acc), as_f32(theta), as_f32(x)) else {
+                            unreachable!("fast implies f32")
+                        };
+                        let w = super::simd::Separable {
+                            theta: theta.as_ptr(),
+                            offsets: offsets.as_ptr(),
+                            code0: code0.as_ptr(),
+                        };
+                        let out = super::simd::OutRows { y: out.ptr().cast::<f32>(), rows };
+                        // SAFETY: the CPU has AVX-512F and FMA (fast); the run's groups are single rows with one
+                        // pattern and one separable block (the visit's runs, `CompactMap::same_weight_row`), so
+                        // `w`'s row 0 is each member's weight row; each member's columns `shift + cols[j]` come from
+                        // the checked map and lie inside x (B, C); the rows are written by this task only (groups
+                        // partition the rows, runs partition the order) and lie inside y (B, R).
+                        unsafe { super::simd::product_run_avx512(out, shifts, init, w, gcols, x, batch) };
+                        continue;
+                    }
+                    for &g in run {
+                        one(g as usize, wblock, acc);
+                    }
                 }
             },
         );

@@ -615,6 +615,128 @@ unsafe fn rows_avx512<const R: usize, const Q: usize, Wt: RowWeights>(
     }
 }
 
+/// The product of a *run*: groups of one row each that copy one weight row at different shifts (a pruned
+/// convolution's output channel at consecutive positions: the same kept taps, each position's window shifted).
+/// Member `r` writes `y[:, out.rows[r]] = init[r] + Σ_j w(0, j) · x[:, shifts[r] + cols[j]]`, summed in column
+/// order from `init[r]` with fused multiply-adds: exactly what [`product_avx512`] computes for each member
+/// alone (on `x` from column `shifts[r]` on), so the bits do not change. Blocks of up to 6 members × 64 samples
+/// (4 registers each) stay in registers over all `n` columns, each weight broadcast once for the block; then
+/// one block of 32 samples (up to 12 members), one of 16 (up to 12), then each member's last samples as
+/// [`product_avx512`] runs them.
+///
+/// # Safety
+/// [`product_avx512`]'s for each member `r` (one row, `out.rows[r..r + 1]`, on `x` from column `shifts[r]`),
+/// with `w`'s row 0 the shared weights; `shifts.len() == init.len() == out.rows.len()`.
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub(crate) unsafe fn product_run_avx512<Wt: RowWeights>(
+    out: OutRows<'_>,
+    shifts: &[u32],
+    init: &[f32],
+    w: Wt,
+    cols: &[u32],
+    x: &[f32],
+    batch: usize,
+) {
+    check_group(out, init, cols, x, batch);
+    assert_eq!(shifts.len(), init.len());
+    debug_assert!(
+        shifts.iter().all(|&s| cols.last().is_none_or(|&c| (s as usize + c as usize + 1) * batch <= x.len()))
+    );
+    let e = Ends::of(batch);
+    let m = shifts.len();
+    // SAFETY: the caller's contract, the members checked above.
+    unsafe {
+        if e.e64 > 0 {
+            for_row_blocks(m, 6, |g0, r| match r {
+                6 => run_rows_avx512::<6, 4, Wt>(out, shifts, init, w, cols, x, batch, g0, (0, e.e64)),
+                4 => run_rows_avx512::<4, 4, Wt>(out, shifts, init, w, cols, x, batch, g0, (0, e.e64)),
+                2 => run_rows_avx512::<2, 4, Wt>(out, shifts, init, w, cols, x, batch, g0, (0, e.e64)),
+                _ => run_rows_avx512::<1, 4, Wt>(out, shifts, init, w, cols, x, batch, g0, (0, e.e64)),
+            });
+        }
+        for (q, range) in [(2, (e.e64, e.e32)), (1, (e.e32, e.e16))] {
+            if range.0 == range.1 {
+                continue;
+            }
+            for_row_blocks(m, 12, |g0, r| match (q, r) {
+                (2, 12) => run_rows_avx512::<12, 2, Wt>(out, shifts, init, w, cols, x, batch, g0, range),
+                (2, 6) => run_rows_avx512::<6, 2, Wt>(out, shifts, init, w, cols, x, batch, g0, range),
+                (2, 4) => run_rows_avx512::<4, 2, Wt>(out, shifts, init, w, cols, x, batch, g0, range),
+                (2, 2) => run_rows_avx512::<2, 2, Wt>(out, shifts, init, w, cols, x, batch, g0, range),
+                (2, _) => run_rows_avx512::<1, 2, Wt>(out, shifts, init, w, cols, x, batch, g0, range),
+                (_, 12) => run_rows_avx512::<12, 1, Wt>(out, shifts, init, w, cols, x, batch, g0, range),
+                (_, 6) => run_rows_avx512::<6, 1, Wt>(out, shifts, init, w, cols, x, batch, g0, range),
+                (_, 4) => run_rows_avx512::<4, 1, Wt>(out, shifts, init, w, cols, x, batch, g0, range),
+                (_, 2) => run_rows_avx512::<2, 1, Wt>(out, shifts, init, w, cols, x, batch, g0, range),
+                _ => run_rows_avx512::<1, 1, Wt>(out, shifts, init, w, cols, x, batch, g0, range),
+            });
+        }
+        if e.e16 < batch {
+            for r in 0..m {
+                let one = OutRows { y: out.y, rows: &out.rows[r..r + 1] };
+                let xs = &x[shifts[r] as usize * batch..];
+                block_of_8(one, &init[r..r + 1], w, cols, xs, batch, (e.e16, e.e8));
+                tail(one, &init[r..r + 1], w, cols, xs, batch, e.e8);
+            }
+        }
+    }
+}
+
+/// [`product_run_avx512`] for members `g0..g0 + R` and the samples `b_start..b_end`, in blocks of `Q` registers
+/// (`Q·16` samples; `R·Q <= 24`): each column's weight is broadcast once and serves the `R·Q` registers.
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+#[allow(clippy::too_many_arguments)]
+unsafe fn run_rows_avx512<const R: usize, const Q: usize, Wt: RowWeights>(
+    out: OutRows<'_>,
+    shifts: &[u32],
+    init: &[f32],
+    w: Wt,
+    cols: &[u32],
+    x: &[f32],
+    batch: usize,
+    g0: usize,
+    (b_start, b_end): (usize, usize),
+) {
+    assert!(R * Q <= 24 && (b_end - b_start) % (Q * LANES) == 0 && b_end <= batch && g0 + R <= out.rows.len());
+    // SAFETY: the members' batch columns are writable (caller); b0 + Q·LANES <= b_end <= batch; every column
+    // shifts[r] + c has x[(shifts[r] + c)·batch..+batch] (caller).
+    unsafe {
+        let mut yp = [out.y; R];
+        let mut xp = [x.as_ptr(); R];
+        for r in 0..R {
+            yp[r] = out.y.add(out.rows[g0 + r] as usize * batch);
+            xp[r] = x.as_ptr().add(shifts[g0 + r] as usize * batch);
+        }
+        let wp = row_bases::<1, Wt>(w, 0, cols.len())[0];
+        let mut b0 = b_start;
+        while b0 < b_end {
+            let mut a = [_mm512_setzero_ps(); 24];
+            for r in 0..R {
+                for q in 0..Q {
+                    a[Q * r + q] = _mm512_set1_ps(init[g0 + r]);
+                }
+            }
+            for (j, &c) in cols.iter().enumerate() {
+                let wv = _mm512_set1_ps(*wp.offset(w.delta(j)));
+                let off = c as usize * batch + b0;
+                for r in 0..R {
+                    for q in 0..Q {
+                        let xv = _mm512_loadu_ps(xp[r].add(off + q * LANES));
+                        a[Q * r + q] = _mm512_fmadd_ps(wv, xv, a[Q * r + q]);
+                    }
+                }
+            }
+            for r in 0..R {
+                for q in 0..Q {
+                    _mm512_storeu_ps(yp[r].add(b0 + q * LANES), a[Q * r + q]);
+                }
+            }
+            b0 += Q * LANES;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! The group products against their portable twin ([`super::super::products`]' `accumulate`), bit for
