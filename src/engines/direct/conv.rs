@@ -230,7 +230,7 @@ impl<T: Real> Gather<'_, T> {
         self.row(r0, rn, py, out)
     }
 
-    /// The same loop with 512-bit registers: a block of 16 lanes is one register per destination channel.
+    /// The same loop with 512-bit registers: a block of 16 lanes is one register per destination channel, a block of 32 two (each loaded weight serves both).
     /// Each value's sum is the same (lanes are samples), so the bits do not depend on the width.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx2,fma")]
@@ -261,6 +261,10 @@ impl<T: Real> Gather<'_, T> {
             let cols = self.cols.of(px);
             let at = (r0, py, px);
             let mut b0 = 0;
+            while b0 + 32 <= batch {
+                self.block::<R, 32>(wp, rows, cols, at, b0, out);
+                b0 += 32;
+            }
             while b0 + 16 <= batch {
                 self.block::<R, 16>(wp, rows, cols, at, b0, out);
                 b0 += 16;
