@@ -230,7 +230,8 @@ impl<T: Real> Gather<'_, T> {
         self.row(r0, rn, py, out)
     }
 
-    /// The same loop with 512-bit registers: a block of 16 lanes is one register per destination channel, a block of 32 two (each loaded weight serves both).
+    /// The same loop with 512-bit registers: a block of 16 lanes is one register per destination channel, a
+    /// block of 32 two (each loaded weight serves both).
     /// Each value's sum is the same (lanes are samples), so the bits do not depend on the width.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx2,fma")]
