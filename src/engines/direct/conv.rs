@@ -132,7 +132,7 @@ fn channel_blocks(n: usize, widths: &[usize]) -> Vec<(usize, usize)> {
 }
 
 /// Register block widths of [`Gather`] (destination channels).
-const GATHER_WIDTHS: [usize; 4] = [6, 4, 2, 1];
+const GATHER_WIDTHS: [usize; 5] = [8, 6, 4, 2, 1];
 /// Register block widths of [`KernelGrad`] (output channels).
 const GRAD_WIDTHS: [usize; 3] = [3, 2, 1];
 /// The same with AVX-512 for `f32`, where a register holds the 8 lanes of two output channels
@@ -243,6 +243,7 @@ impl<T: Real> Gather<'_, T> {
     #[inline(always)]
     fn row(&self, r0: usize, rn: usize, py: usize, out: &Disjoint<T>) {
         match rn {
+            8 => self.row_of::<8>(r0, py, out),
             6 => self.row_of::<6>(r0, py, out),
             4 => self.row_of::<4>(r0, py, out),
             2 => self.row_of::<2>(r0, py, out),
@@ -469,6 +470,27 @@ impl KernelGrad<'_, f32> {
         self.block::<F32x8, R, TN>(o0, i, t0)
     }
 
+    /// The positions `lo..hi` of an output row (the first run) at which every tap of `taps` reads input column
+    /// `ox·1 + kx·d − p` (no border mapping, nothing missing), when the stride is 1 and the batch is whole lane
+    /// blocks; `(0, 0)` otherwise. Over such a stretch the batch columns each tap reads, and those of δy, are
+    /// consecutive in memory.
+    fn stretch<const TN: usize>(&self, taps: &[(usize, usize); TN]) -> (usize, usize) {
+        let g = &self.g;
+        if g.stride != 1 || !self.batch.is_multiple_of(GRAD_LANES) {
+            return (0, 0);
+        }
+        let (k, w_out) = (g.k, g.w_out());
+        let plain = |ox: usize| {
+            taps.iter().all(|&(_, kx)| {
+                let c = (ox + kx * g.dil) as i64 - g.pad as i64;
+                self.src_x[ox * k + kx] != NONE && self.src_x[ox * k + kx] as i64 == c
+            })
+        };
+        let Some(lo) = (0..w_out).find(|&ox| plain(ox)) else { return (0, 0) };
+        let hi = (lo..w_out).find(|&ox| !plain(ox)).unwrap_or(w_out);
+        (lo, hi)
+    }
+
     /// [`Self::task`] for an even number `rn` (2 or 4) of output channels with AVX-512: one 512-bit register
     /// holds the [`GRAD_LANES`] lanes of output channels `2p` (lanes 0..8) and `2p + 1` (lanes 8..16) at one
     /// tap, so each fused multiply-add does the work of two 8-lane ones. Every lane sums the same products in
@@ -546,8 +568,15 @@ impl KernelGrad<'_, f32> {
         // column formed below lies inside its matrix and lanes b0..b0 + 8 <= B, b < B inside its batch column.
         unsafe {
             let mut acc = [[_mm512_setzero_ps(); TN]; P];
+            // Positions `lo..hi` of a row where every tap reads input column `ox + kx·d − p`: with stride 1 and
+            // whole lane blocks, their batch columns of x (per tap) and of δy (per channel) are consecutive, so
+            // the stretch runs as one stream of lane blocks, in the order the positions would run one by one.
+            let (lo, hi) = self.stretch(&taps);
             for oy in 0..h_out {
-                for ox in 0..w_out {
+                let row_streams = hi > lo && taps.iter().all(|&(ky, _)| self.src_y[oy * k + ky] != NONE);
+                let mut ox = 0;
+                while ox < w_out {
+                    let n_pos = if row_streams && ox == lo { hi - lo } else { 1 };
                     let pos = oy * w_out + ox;
                     let mut xs = [self.zeros.as_ptr(); TN];
                     for j in 0..TN {
@@ -563,8 +592,9 @@ impl KernelGrad<'_, f32> {
                             ds[p][h] = dy.add(((o0 + 2 * p + h) * plane + pos) * batch);
                         }
                     }
+                    let len = n_pos * batch;
                     let mut b0 = 0;
-                    while b0 + GRAD_LANES <= batch {
+                    while b0 + GRAD_LANES <= len {
                         let mut dv = [_mm512_setzero_ps(); P];
                         for p in 0..P {
                             let lo = _mm512_castps256_ps512(_mm256_loadu_ps(ds[p][0].add(b0)));
@@ -581,7 +611,8 @@ impl KernelGrad<'_, f32> {
                         }
                         b0 += GRAD_LANES;
                     }
-                    for b in b0..batch {
+                    // A stretch has whole lane blocks; one position may have a tail.
+                    for b in b0..len {
                         for j in 0..TN {
                             for p in 0..P {
                                 for h in 0..2 {
@@ -590,6 +621,7 @@ impl KernelGrad<'_, f32> {
                             }
                         }
                     }
+                    ox += n_pos;
                 }
             }
             // Each channel's 8 lanes in lane order, then its samples past the last lane block.
