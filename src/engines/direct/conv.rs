@@ -137,7 +137,7 @@ const GATHER_WIDTHS: [usize; 5] = [8, 6, 4, 2, 1];
 const GRAD_WIDTHS: [usize; 3] = [3, 2, 1];
 /// The same with AVX-512 for `f32`, where a register holds the 8 lanes of two output channels
 /// ([`KernelGrad::task_pairs`]): blocks of 4 and 2 channels run in pairs, a last single channel as before.
-const GRAD_WIDTHS_PAIRS: [usize; 3] = [4, 2, 1];
+const GRAD_WIDTHS_PAIRS: [usize; 4] = [6, 4, 2, 1];
 /// Taps per register block of [`KernelGrad`] (the rest one by one).
 const GRAD_TAPS: usize = 4;
 /// Batch lanes of the kernel-gradient accumulators.
@@ -506,6 +506,7 @@ impl KernelGrad<'_, f32> {
         // SAFETY: the caller's.
         unsafe {
             match rn {
+                6 => self.fill_pairs::<3>(o0, i, &mut out),
                 4 => self.fill_pairs::<2>(o0, i, &mut out),
                 2 => self.fill_pairs::<1>(o0, i, &mut out),
                 _ => unreachable!("pair block of {rn} channels"),
