@@ -172,6 +172,44 @@ impl<const RB: usize, const CB: usize> MemberPtrs<RB, CB> {
     }
 }
 
+impl<const RB: usize, const CB: usize> MemberPtrs<RB, CB> {
+    /// After [`Self::seek`] to member `mi`: how many members from `mi` on (at least 1, at most `m1 − mi`) form a
+    /// *stretch*, each the previous one's rows and columns plus one (consecutive positions of a convolution's
+    /// row at stride 1) with every tap present. Over a stretch each pointer's batch columns are consecutive
+    /// in memory, so a tile may read its members as one stream of `n·B` values per pointer.
+    #[inline(always)]
+    pub fn stretch<C: TileMembers>(&self, c: &C, mi: usize, m1: usize) -> usize {
+        if !self.steps || self.present.iter().any(|&p| p == 0) {
+            return 1;
+        }
+        let mut n = 1;
+        while mi + n < m1 && c.step(mi + n - 1, mi + n) == Some((1, 1)) {
+            n += 1;
+        }
+        n
+    }
+
+    /// Moves the pointers from the first member of a stretch of `n` members ([`Self::stretch`], starting at
+    /// `mi`) to its last, as `n − 1` calls of [`Self::seek`] would.
+    ///
+    /// # Safety
+    /// The stretch was found by [`Self::stretch`] right after [`Self::seek`] to `mi`.
+    #[inline(always)]
+    pub unsafe fn skip_stretch(&mut self, mi: usize, n: usize) {
+        let d = ((n - 1) * self.batch) as isize;
+        // SAFETY (caller): the stretch's last member's rows and columns are in bounds.
+        unsafe {
+            for i in 0..RB {
+                self.d[i] = self.d[i].offset(d);
+            }
+            for u in 0..CB {
+                self.xs[u] = self.xs[u].offset(d);
+            }
+        }
+        self.prev = Some(mi + n - 1);
+    }
+}
+
 impl TileMembers for CompactClass {
     #[inline(always)]
     fn dims(&self) -> (usize, usize, usize) {

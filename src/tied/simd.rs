@@ -44,14 +44,20 @@ pub(crate) unsafe fn grad_tile<const RB: usize, const CB: usize, C: TileMembers>
     let full = batch - batch % LANES;
     let mut p = MemberPtrs::<RB, CB>::new(dy, x, zeros, batch);
     let mut a = [_mm512_setzero_ps(); TILE_MAX];
-    for mi in m0..m1 {
+    // With whole lane blocks, a stretch of members (consecutive positions, `MemberPtrs::stretch`) runs as one
+    // stream of lane blocks: every lane sums the same products in the same order (members, then blocks).
+    let streams = full == batch;
+    let mut mi = m0;
+    while mi < m1 {
         // SAFETY (caller): the rows and columns are in bounds of d_y and x; each pointer starts `batch`
-        // readable values, and b0 + LANES <= full <= batch.
+        // readable values (`n·batch` over a stretch of n members), and b0 + LANES <= len.
         unsafe {
             p.seek(c, mi, i0, u0);
+            let n = if streams { p.stretch(c, mi, m1) } else { 1 };
+            let len = if n > 1 { n * batch } else { full };
             let (d, xs) = (&p.d, &p.xs);
             let mut b0 = 0;
-            while b0 < full {
+            while b0 < len {
                 let mut xv = [_mm512_setzero_ps(); CB];
                 for u in 0..CB {
                     xv[u] = _mm512_loadu_ps(xs[u].add(b0));
@@ -64,6 +70,10 @@ pub(crate) unsafe fn grad_tile<const RB: usize, const CB: usize, C: TileMembers>
                 }
                 b0 += LANES;
             }
+            if n > 1 {
+                p.skip_stretch(mi, n);
+            }
+            mi += n;
         }
     }
     let mut lanes = [[0.0f32; LANES]; TILE_MAX];
