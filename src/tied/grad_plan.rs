@@ -179,7 +179,7 @@ impl<const RB: usize, const CB: usize> MemberPtrs<RB, CB> {
     /// in memory, so a tile may read its members as one stream of `n·B` values per pointer.
     #[inline(always)]
     pub fn stretch<C: TileMembers>(&self, c: &C, mi: usize, m1: usize) -> usize {
-        if !self.steps || self.present.iter().any(|&p| p == 0) {
+        if !self.steps || self.present.contains(&0) {
             return 1;
         }
         let mut n = 1;
