@@ -356,7 +356,7 @@ impl CompactMap {
 
     /// Whether groups `g` and `h` are single rows that copy one separable weight row through one column pattern,
     /// at their own shifts: a pruned convolution's output channel at two interior positions. The products run
-    /// such groups together ([`super::simd::product_run_avx512`]).
+    /// such groups together (`product_run_avx512` in the crate's AVX-512 kernels).
     #[inline]
     pub fn same_weight_row(&self, g: usize, h: usize) -> bool {
         self.groups.group(g).len() == 1
