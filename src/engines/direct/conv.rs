@@ -440,34 +440,39 @@ impl Lanes<f32> for F32x8 {
 impl<T: Real> KernelGrad<'_, T> {
     /// [`Self::block`], compiled for AVX2 + FMA when the CPU has them (chosen at run time), with explicit
     /// vectors for `f32`.
-    fn block_dispatch<const R: usize, const TN: usize>(&self, o0: usize, i: usize, t0: usize) -> [[T; TN]; R] {
+    /// `stream`: whether row stretches run as one stream ([`Self::stretch`]; the same bits either way).
+    fn block_dispatch<const R: usize, const TN: usize>(
+        &self,
+        o0: usize,
+        i: usize,
+        t0: usize,
+        stream: bool,
+    ) -> [[T; TN]; R] {
         #[cfg(target_arch = "x86_64")]
         if has_avx2() {
             if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
                 // SAFETY: T is f32, so the two types are one; the CPU has AVX2 and FMA.
                 let me = unsafe { &*(self as *const Self as *const KernelGrad<'_, f32>) };
-                let sums = unsafe { me.block_f32x8::<R, TN>(o0, i, t0) };
+                let sums = unsafe { me.block_f32x8::<R, TN>(o0, i, t0, stream) };
                 // SAFETY: T is f32.
                 return unsafe { std::mem::transmute_copy(&sums) };
             }
             // SAFETY: the CPU has AVX2 and FMA (checked above).
-            return unsafe { self.block_avx2::<R, TN>(o0, i, t0) };
+            return unsafe { self.block_avx2::<R, TN>(o0, i, t0, stream) };
         }
-        self.block::<[T; GRAD_LANES], R, TN>(o0, i, t0)
+        self.block::<[T; GRAD_LANES], R, TN>(o0, i, t0, stream)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn block_avx2<const R: usize, const TN: usize>(&self, o0: usize, i: usize, t0: usize) -> [[T; TN]; R] {
-        self.block::<[T; GRAD_LANES], R, TN>(o0, i, t0)
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-impl KernelGrad<'_, f32> {
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn block_f32x8<const R: usize, const TN: usize>(&self, o0: usize, i: usize, t0: usize) -> [[f32; TN]; R] {
-        self.block::<F32x8, R, TN>(o0, i, t0)
+    unsafe fn block_avx2<const R: usize, const TN: usize>(
+        &self,
+        o0: usize,
+        i: usize,
+        t0: usize,
+        stream: bool,
+    ) -> [[T; TN]; R] {
+        self.block::<[T; GRAD_LANES], R, TN>(o0, i, t0, stream)
     }
 
     /// The positions `lo..hi` of an output row (the first run) at which every tap of `taps` reads input column
@@ -489,6 +494,20 @@ impl KernelGrad<'_, f32> {
         let Some(lo) = (0..w_out).find(|&ox| plain(ox)) else { return (0, 0) };
         let hi = (lo..w_out).find(|&ox| !plain(ox)).unwrap_or(w_out);
         (lo, hi)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl KernelGrad<'_, f32> {
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn block_f32x8<const R: usize, const TN: usize>(
+        &self,
+        o0: usize,
+        i: usize,
+        t0: usize,
+        stream: bool,
+    ) -> [[f32; TN]; R] {
+        self.block::<F32x8, R, TN>(o0, i, t0, stream)
     }
 
     /// [`Self::task`] for an even number `rn` (2 or 4) of output channels with AVX-512: one 512-bit register
@@ -678,18 +697,23 @@ impl<T: Real> KernelGrad<'_, T> {
     }
 
     fn task_of<const R: usize>(&self, o0: usize, i: usize) -> Vec<T> {
+        self.task_with::<R>(o0, i, true)
+    }
+
+    /// [`Self::task_of`], with or without streaming row stretches (`stream`; the tests compare the two).
+    fn task_with<const R: usize>(&self, o0: usize, i: usize, stream: bool) -> Vec<T> {
         let kk = self.g.k * self.g.k;
         let mut out = vec![T::zero(); R * kk];
         let mut t0 = 0;
         while t0 + GRAD_TAPS <= kk {
-            let sums = self.block_dispatch::<R, GRAD_TAPS>(o0, i, t0);
+            let sums = self.block_dispatch::<R, GRAD_TAPS>(o0, i, t0, stream);
             for r in 0..R {
                 out[r * kk + t0..][..GRAD_TAPS].copy_from_slice(&sums[r]);
             }
             t0 += GRAD_TAPS;
         }
         while t0 < kk {
-            let sums = self.block_dispatch::<R, 1>(o0, i, t0);
+            let sums = self.block_dispatch::<R, 1>(o0, i, t0, stream);
             for r in 0..R {
                 out[r * kk + t0] = sums[r][0];
             }
@@ -699,9 +723,17 @@ impl<T: Real> KernelGrad<'_, T> {
     }
 
     /// Taps `t0..t0 + TN` of output channels `o0..o0 + R` and input channel `i`: `R × TN` accumulators of
-    /// [`GRAD_LANES`] lanes stay in registers over every position and sample.
+    /// [`GRAD_LANES`] lanes stay in registers over every position and sample. With `stream`, a row's stretch
+    /// ([`Self::stretch`]) runs as one loop of lane blocks over its consecutive batch columns, in the order the
+    /// positions run one by one, so every lane sums the same products in the same order.
     #[inline(always)]
-    fn block<V: Lanes<T>, const R: usize, const TN: usize>(&self, o0: usize, i: usize, t0: usize) -> [[T; TN]; R] {
+    fn block<V: Lanes<T>, const R: usize, const TN: usize>(
+        &self,
+        o0: usize,
+        i: usize,
+        t0: usize,
+        stream: bool,
+    ) -> [[T; TN]; R] {
         let g = &self.g;
         let (h_out, w_out, k, batch) = (g.h_out(), g.w_out(), g.k, self.batch);
         let plane = h_out * w_out;
@@ -710,14 +742,19 @@ impl<T: Real> KernelGrad<'_, T> {
         // Samples past the last full block of lanes, accumulated apart.
         let mut tail = [[T::zero(); TN]; R];
         let (x, dy) = (self.x.as_ptr(), self.dy.as_ptr());
+        let (lo, hi) = if stream { self.stretch(&taps) } else { (0, 0) };
         for oy in 0..h_out {
-            for ox in 0..w_out {
+            let row_streams = hi > lo && taps.iter().all(|&(ky, _)| self.src_y[oy * k + ky] != NONE);
+            let mut ox = 0;
+            while ox < w_out {
+                let n_pos = if row_streams && ox == lo { hi - lo } else { 1 };
                 let pos = oy * w_out + ox;
                 // Batch columns of the taps' inputs (the zero column for taps that read nothing) and of
                 // the output channels' residuals.
                 // SAFETY (all reads below): `backward_params` checked the lengths of x and dy and that the
                 // source tables hold input coordinates or NONE, so every column is inside its matrix and
-                // lanes b0..b0 + GRAD_LANES <= B, b < B lie in it.
+                // lanes b0..b0 + GRAD_LANES <= len, b < len lie in it (a stretch's `n_pos` columns are
+                // consecutive and inside it).
                 let mut xs = [self.zeros.as_ptr(); TN];
                 unroll!(j < TN => {
                     let (ky, kx) = taps[j];
@@ -730,8 +767,9 @@ impl<T: Real> KernelGrad<'_, T> {
                 unroll!(r < R => {
                     ds[r] = unsafe { dy.add(((o0 + r) * plane + pos) * batch) };
                 });
+                let len = n_pos * batch;
                 let mut b0 = 0;
-                while b0 + GRAD_LANES <= batch {
+                while b0 + GRAD_LANES <= len {
                     unroll!(r < R => {
                         let dv = unsafe { V::load(ds[r].add(b0)) };
                         unroll!(j < TN => {
@@ -740,13 +778,15 @@ impl<T: Real> KernelGrad<'_, T> {
                     });
                     b0 += GRAD_LANES;
                 }
-                for b in b0..batch {
+                // A stretch has whole lane blocks; one position may have a tail.
+                for b in b0..len {
                     for j in 0..TN {
                         for r in 0..R {
                             tail[r][j] = unsafe { (*ds[r].add(b)).mul_add(*xs[j].add(b), tail[r][j]) };
                         }
                     }
                 }
+                ox += n_pos;
             }
         }
         // The lanes in order, then the samples past the last full lane block.
@@ -942,15 +982,16 @@ mod tests {
 
     use super::*;
 
-    /// The AVX-512 kernel gradient in pairs of output channels ([`KernelGrad::task_pairs`]) gives the bits of
-    /// the 8-lane kernel it replaces ([`KernelGrad::task_of`], two channels at a time), on random data, for
-    /// kernels of 1, 3 and 5 taps a side (blocks of 9, 4 and 1 taps), strides, dilations, padding modes and
-    /// batches with lane tails. Skipped (and says so) on a CPU without AVX-512, where pairs never run.
+    /// The AVX-512 kernel gradient in pairs of output channels ([`KernelGrad::task_pairs`]) and the 8-lane
+    /// kernel with row stretches streamed ([`KernelGrad::task_with`]) give the bits of the 8-lane kernel that
+    /// runs position by position, on random data, for kernels of 1, 3 and 5 taps a side (blocks of 9, 4 and 1
+    /// taps), strides, dilations, padding modes and batches with lane tails. The pairs are checked only on a
+    /// CPU with AVX-512 (the test says so otherwise), where they run.
     #[test]
-    fn paired_kernel_gradient_has_the_bits_of_the_8_lane_kernel() {
-        if !KernelGrad::<f32>::pairs() {
-            eprintln!("no AVX-512: the paired kernel gradient does not run here");
-            return;
+    fn paired_and_streamed_kernel_gradients_have_the_bits_of_the_8_lane_kernel() {
+        let pairs_run = KernelGrad::<f32>::pairs();
+        if !pairs_run {
+            eprintln!("no AVX-512: the paired kernel gradient does not run here; only the 8-lane streams are checked");
         }
         let mut rng = StdRng::seed_from_u64(5);
         let geometries = [
@@ -968,10 +1009,20 @@ mod tests {
                 let kg = KernelGrad { x: &x, dy: &dy, g, batch, src_y: &conv.src.0, src_x: &conv.src.1, zeros: &zeros };
                 for &(o0, rn) in channel_blocks(c_out, &GRAD_WIDTHS_PAIRS).iter().filter(|b| b.1 % 2 == 0) {
                     for i in 0..c_in {
-                        let pairs = kg.task(o0, rn, i);
-                        let lanes8: Vec<f32> = (0..rn / 2).flat_map(|p| kg.task_of::<2>(o0 + 2 * p, i)).collect();
+                        let lanes8: Vec<f32> =
+                            (0..rn / 2).flat_map(|p| kg.task_with::<2>(o0 + 2 * p, i, false)).collect();
+                        let streamed: Vec<f32> =
+                            (0..rn / 2).flat_map(|p| kg.task_with::<2>(o0 + 2 * p, i, true)).collect();
                         let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-                        assert_eq!(bits(&pairs), bits(&lanes8), "{g:?} batch {batch}: channels {o0}+{rn}, input {i}");
+                        assert_eq!(bits(&streamed), bits(&lanes8), "{g:?} batch {batch}: 8 lanes, streamed");
+                        if pairs_run {
+                            let pairs = kg.task(o0, rn, i);
+                            assert_eq!(
+                                bits(&pairs),
+                                bits(&lanes8),
+                                "{g:?} batch {batch}: channels {o0}+{rn}, input {i}"
+                            );
+                        }
                     }
                 }
             }
