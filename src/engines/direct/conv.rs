@@ -495,6 +495,39 @@ impl<T: Real> KernelGrad<'_, T> {
         let hi = (lo..w_out).find(|&ox| !plain(ox)).unwrap_or(w_out);
         (lo, hi)
     }
+
+    /// Whether every tap of `taps` reads an input row at output row `oy` (none falls in zero padding), so that
+    /// the row's stretch ([`Self::stretch`]) may run as one stream.
+    #[inline(always)]
+    fn row_reads<const TN: usize>(&self, taps: &[(usize, usize); TN], oy: usize) -> bool {
+        taps.iter().all(|&(ky, _)| self.src_y[oy * self.g.k + ky] != NONE)
+    }
+
+    /// The batch columns of input channel `i` that the taps `taps` read at output position `(oy, ox)`: the
+    /// zero column for a tap that reads nothing.
+    ///
+    /// # Safety
+    /// [`DirectConv::backward_params`]' checks hold (the lengths of x, and source tables of input coordinates
+    /// or [`NONE`]), so every column formed lies inside x.
+    #[inline(always)]
+    unsafe fn tap_columns<const TN: usize>(
+        &self,
+        i: usize,
+        taps: &[(usize, usize); TN],
+        oy: usize,
+        ox: usize,
+    ) -> [*const T; TN] {
+        let (g, k, batch) = (&self.g, self.g.k, self.batch);
+        let mut xs = [self.zeros.as_ptr(); TN];
+        for (x, &(ky, kx)) in xs.iter_mut().zip(taps) {
+            let (iy, ix) = (self.src_y[oy * k + ky], self.src_x[ox * k + kx]);
+            if iy != NONE && ix != NONE {
+                // SAFETY: the caller's.
+                *x = unsafe { self.x.as_ptr().add(((i * g.h_in + iy as usize) * g.w_in + ix as usize) * batch) };
+            }
+        }
+        xs
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -582,7 +615,7 @@ impl KernelGrad<'_, f32> {
         let (h_out, w_out, k, batch) = (g.h_out(), g.w_out(), g.k, self.batch);
         let plane = h_out * w_out;
         let taps: [(usize, usize); TN] = std::array::from_fn(|j| ((t0 + j) / k, (t0 + j) % k));
-        let (x, dy) = (self.x.as_ptr(), self.dy.as_ptr());
+        let dy = self.dy.as_ptr();
         let mut tail = [[[0f32; TN]; 2]; P];
         // SAFETY: as in `block`: backward_params checked the lengths of x and dy and the source tables, so every
         // column formed below lies inside its matrix and lanes b0..b0 + 8 <= B, b < B inside its batch column.
@@ -593,19 +626,12 @@ impl KernelGrad<'_, f32> {
             // the stretch runs as one stream of lane blocks, in the order the positions would run one by one.
             let (lo, hi) = self.stretch(&taps);
             for oy in 0..h_out {
-                let row_streams = hi > lo && taps.iter().all(|&(ky, _)| self.src_y[oy * k + ky] != NONE);
+                let row_streams = hi > lo && self.row_reads(&taps, oy);
                 let mut ox = 0;
                 while ox < w_out {
                     let n_pos = if row_streams && ox == lo { hi - lo } else { 1 };
                     let pos = oy * w_out + ox;
-                    let mut xs = [self.zeros.as_ptr(); TN];
-                    for j in 0..TN {
-                        let (ky, kx) = taps[j];
-                        let (iy, ix) = (self.src_y[oy * k + ky], self.src_x[ox * k + kx]);
-                        if iy != NONE && ix != NONE {
-                            xs[j] = x.add(((i * g.h_in + iy as usize) * g.w_in + ix as usize) * batch);
-                        }
-                    }
+                    let xs = self.tap_columns(i, &taps, oy, ox);
                     let mut ds = [[dy; 2]; P];
                     for p in 0..P {
                         for h in 0..2 {
@@ -741,10 +767,10 @@ impl<T: Real> KernelGrad<'_, T> {
         let mut acc = [[V::zero(); TN]; R];
         // Samples past the last full block of lanes, accumulated apart.
         let mut tail = [[T::zero(); TN]; R];
-        let (x, dy) = (self.x.as_ptr(), self.dy.as_ptr());
+        let dy = self.dy.as_ptr();
         let (lo, hi) = if stream { self.stretch(&taps) } else { (0, 0) };
         for oy in 0..h_out {
-            let row_streams = hi > lo && taps.iter().all(|&(ky, _)| self.src_y[oy * k + ky] != NONE);
+            let row_streams = hi > lo && self.row_reads(&taps, oy);
             let mut ox = 0;
             while ox < w_out {
                 let n_pos = if row_streams && ox == lo { hi - lo } else { 1 };
@@ -755,14 +781,7 @@ impl<T: Real> KernelGrad<'_, T> {
                 // source tables hold input coordinates or NONE, so every column is inside its matrix and
                 // lanes b0..b0 + GRAD_LANES <= len, b < len lie in it (a stretch's `n_pos` columns are
                 // consecutive and inside it).
-                let mut xs = [self.zeros.as_ptr(); TN];
-                unroll!(j < TN => {
-                    let (ky, kx) = taps[j];
-                    let (iy, ix) = (self.src_y[oy * k + ky], self.src_x[ox * k + kx]);
-                    if iy != NONE && ix != NONE {
-                        xs[j] = unsafe { x.add(((i * g.h_in + iy as usize) * g.w_in + ix as usize) * batch) };
-                    }
-                });
+                let xs = unsafe { self.tap_columns(i, &taps, oy, ox) };
                 let mut ds = [dy; R];
                 unroll!(r < R => {
                     ds[r] = unsafe { dy.add(((o0 + r) * plane + pos) * batch) };
