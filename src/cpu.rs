@@ -2,7 +2,81 @@
 //!
 //! Every kernel that has an AVX2 + FMA or AVX-512 variant asks these functions at run time; the variants
 //! compute the same fused multiply-adds in the same order as the portable loops, so the bits never depend
-//! on the answer. (`is_x86_feature_detected!` caches its probe, so a call is a load and a test.)
+//! on the answer. (The answer is probed once and cached, so a call is a load and a test.)
+//!
+//! [`SIMD_VAR`] caps what the kernels may use below what the CPU has (`avx2`: no AVX-512 kernels;
+//! `portable`: no hand-vectorised kernels at all), so that one machine can run, time and test every path
+//! (`.ci/run` runs the test suite under each cap). It never raises the level above the CPU's.
+
+use std::sync::OnceLock;
+
+/// Environment variable that caps the kernels' instruction set: `auto` (the default: the best the CPU has),
+/// `avx2` or `portable`.
+pub const SIMD_VAR: &str = "CNN_AS_MLP_SIMD";
+
+/// The kernel levels, lowest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Simd {
+    /// Plain Rust loops (the compiler's own vectorisation only).
+    Portable,
+    /// The AVX2 + FMA kernels (256-bit registers).
+    Avx2,
+    /// The AVX-512F kernels (512-bit registers).
+    Avx512,
+}
+
+/// The cap named by [`SIMD_VAR`]'s value `v`, or an error that names the value and the accepted ones.
+pub fn parse_simd_cap(v: &str) -> Result<Option<Simd>, String> {
+    match v.trim() {
+        "" | "auto" => Ok(None),
+        "avx512" => Ok(Some(Simd::Avx512)),
+        "avx2" => Ok(Some(Simd::Avx2)),
+        "portable" => Ok(Some(Simd::Portable)),
+        other => Err(format!("{SIMD_VAR}={other:?} is not a kernel level; expected auto, avx512, avx2 or portable")),
+    }
+}
+
+/// The cap set in the environment: `Err` with a message when [`SIMD_VAR`] holds something else than the
+/// accepted names (the command line refuses to start then; the library ignores it and uses the CPU's best).
+pub fn simd_cap_from_env() -> Result<Option<Simd>, String> {
+    match std::env::var(SIMD_VAR) {
+        Ok(v) => parse_simd_cap(&v),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(v)) => Err(format!("{SIMD_VAR}={v:?} is not a kernel level")),
+    }
+}
+
+/// The best level the CPU has.
+fn probed() -> Simd {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let avx2 = std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma");
+        if avx2 && std::arch::is_x86_feature_detected!("avx512f") {
+            Simd::Avx512
+        } else if avx2 {
+            Simd::Avx2
+        } else {
+            Simd::Portable
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        Simd::Portable
+    }
+}
+
+/// The level the kernels run at: the CPU's best, lowered to [`SIMD_VAR`]'s cap when one is set. Read once per
+/// process.
+pub fn simd_level() -> Simd {
+    static LEVEL: OnceLock<Simd> = OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        let best = probed();
+        match simd_cap_from_env() {
+            Ok(Some(cap)) => best.min(cap),
+            _ => best,
+        }
+    })
+}
 
 /// `f32` values in one AVX-512 register, and the batch lanes of every register block (portable or not): a
 /// block of `LANES` samples is one 512-bit register of `f32`, or two 256-bit ones.
@@ -11,30 +85,18 @@ pub const LANES: usize = 16;
 /// Most accumulators (rows × taps) of a gradient tile of the tied matrix: 24 of the 32 AVX-512 registers.
 pub const TILE_MAX: usize = 24;
 
-/// True when the CPU has AVX2 and FMA, so that the `#[target_feature(enable = "avx2,fma")]` variants may run.
+/// True when the AVX2 + FMA variants (`#[target_feature(enable = "avx2,fma")]`) may run: the CPU has AVX2 and
+/// FMA and [`SIMD_VAR`] does not cap the kernels to `portable`.
 #[inline]
 pub fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    simd_level() >= Simd::Avx2
 }
 
-/// True when the CPU has AVX-512F besides AVX2 and FMA, so that the AVX-512 variants may run.
+/// True when the AVX-512 variants may run: the CPU has AVX-512F besides AVX2 and FMA, and [`SIMD_VAR`] does
+/// not cap the kernels below `avx512`.
 #[inline]
 pub fn has_avx512() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f") && has_avx2()
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    simd_level() >= Simd::Avx512
 }
 
 /// `s` as `f32` values when `T` is `f32` (for the hand-written `f32` kernels).
@@ -43,4 +105,31 @@ pub fn as_f32<T: 'static>(s: &[T]) -> Option<&[f32]> {
     (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>())
         // SAFETY: T is f32.
         .then(|| unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<f32>(), s.len()) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simd_caps_parse_and_bad_values_are_named() {
+        assert_eq!(parse_simd_cap("auto"), Ok(None));
+        assert_eq!(parse_simd_cap(""), Ok(None));
+        assert_eq!(parse_simd_cap("avx2"), Ok(Some(Simd::Avx2)));
+        assert_eq!(parse_simd_cap(" portable "), Ok(Some(Simd::Portable)));
+        assert_eq!(parse_simd_cap("avx512"), Ok(Some(Simd::Avx512)));
+        let e = parse_simd_cap("sse9").unwrap_err();
+        assert!(e.contains("CNN_AS_MLP_SIMD") && e.contains("sse9") && e.contains("portable"), "{e}");
+    }
+
+    #[test]
+    fn the_level_never_exceeds_the_cpu_nor_the_cap() {
+        let level = simd_level();
+        assert!(level <= probed());
+        if let Ok(Some(cap)) = simd_cap_from_env() {
+            assert!(level <= cap, "{level:?} above the cap {cap:?}");
+        }
+        assert_eq!(has_avx512(), level == Simd::Avx512);
+        assert_eq!(has_avx2(), level >= Simd::Avx2);
+    }
 }

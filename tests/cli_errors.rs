@@ -304,3 +304,25 @@ fn readme_synopses_list_every_flag() {
         }
     }
 }
+
+/// A kernel cap that names no level (`CNN_AS_MLP_SIMD`, `cpu::SIMD_VAR`) stops the command before it trains,
+/// naming the value and the accepted ones; a valid cap runs.
+#[test]
+fn unknown_kernel_cap_is_refused() {
+    let d = scratch("simd-cap");
+    write_idx_dir(&d, 20, 10);
+    let out = d.join("run");
+    let args = ["train", "--model", SMALL, "--data", s(&d), "--epochs", "1", "--quiet", "--out", s(&out)];
+    let cmd = |cap: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cnn-as-mlp"))
+            .args(args)
+            .env("CNN_AS_MLP_SIMD", cap)
+            .output()
+            .expect("the binary runs")
+    };
+    fails(&cmd("avx1024"), &["CNN_AS_MLP_SIMD", "avx1024", "avx2", "portable"]);
+    assert!(!out.exists(), "a run directory was created");
+    let o = cmd("avx2");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(out.join("model.safetensors").exists());
+}

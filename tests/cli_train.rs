@@ -239,3 +239,30 @@ fn train_accuracy_counts_each_image_once() {
         assert!((train_acc - test_acc).abs() < 1e-9, "{engine}: train_acc {train_acc} vs test_acc {test_acc}\n{csv}");
     }
 }
+
+/// Every kernel level gives the same bits (`cpu::SIMD_VAR`: the AVX-512 kernels where the CPU has them, the
+/// AVX2 + FMA ones, the portable loops): LeNet-5 on the embedded MNIST-10k, pruned on the way (one-row groups
+/// and their runs, pruned dense layers), on each engine, writes the same `model.safetensors` under each cap.
+/// Fails when a kernel's sums change order on one level only.
+#[test]
+fn every_kernel_level_writes_the_same_model() {
+    let d = scratch("simd-levels");
+    for engine in ["sparse", "direct"] {
+        let mut models = Vec::new();
+        for cap in ["auto", "avx2", "portable"] {
+            let out = d.join(format!("{engine}-{cap}"));
+            let o = std::process::Command::new(env!("CARGO_BIN_EXE_cnn-as-mlp"))
+                .args(["train", "--model", "lenet5", "--engine", engine, "--epochs", "2", "--limit", "640"])
+                .args(["--test-limit", "200", "--prune", "0.8", "--prune-every", "3", "--threads", "2"])
+                .args(["--quiet", "--out", s(&out)])
+                .env("CNN_AS_MLP_SIMD", cap)
+                .output()
+                .expect("the binary runs");
+            assert_eq!(o.status.code(), Some(0), "{engine} {cap}: {}", stderr(&o));
+            models.push((cap, std::fs::read(out.join("model.safetensors")).expect("a model")));
+        }
+        for (cap, bytes) in &models[1..] {
+            assert!(bytes == &models[0].1, "{engine}: the model under CNN_AS_MLP_SIMD={cap} differs from auto's");
+        }
+    }
+}

@@ -286,6 +286,11 @@ pub fn main() -> i32 {
             return 2;
         }
     };
+    // A kernel cap the library would ignore is a user's mistake: refuse it before anything runs.
+    if let Err(e) = cnn_as_mlp::cpu::simd_cap_from_env() {
+        eprintln!("error: {e}");
+        return 2;
+    }
     let result = match cli.command {
         Command::Train(a) => train::run(*a),
         Command::Eval(a) => eval::run(a),

@@ -214,7 +214,8 @@ fn measure(
     ((compile, median(tf), median(ti), median(tp), index, nnz), outputs)
 }
 
-/// The CPU model (from `/proc/cpuinfo`) and the number of cores.
+/// The CPU model (from `/proc/cpuinfo`), the number of cores and the kernels' instruction set
+/// ([`crate::cpu::simd_level`], capped by `CNN_AS_MLP_SIMD`).
 pub fn machine() -> String {
     let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = info
@@ -224,7 +225,12 @@ pub fn machine() -> String {
         .map_or("unknown CPU".to_string(), |(_, m)| m.trim().to_string());
     let cores = info.lines().filter(|l| l.starts_with("processor")).count();
     let cores = if cores > 0 { cores } else { std::thread::available_parallelism().map_or(1, |n| n.get()) };
-    format!("{model}, {cores} cores")
+    let kernels = match crate::cpu::simd_level() {
+        crate::cpu::Simd::Avx512 => "AVX-512",
+        crate::cpu::Simd::Avx2 => "AVX2",
+        crate::cpu::Simd::Portable => "portable",
+    };
+    format!("{model}, {cores} cores, {kernels} kernels")
 }
 
 /// Half of `MemAvailable` from `/proc/meminfo` ([`crate::budget`]'s reader), or 8 GiB if it cannot be read.
