@@ -69,149 +69,274 @@ pub fn random_mask(n: usize, s: f64, seed: u64) -> Vec<bool> {
 /// Runs one layer on every formulation at every sparsity of `cfg` (rows in the order sparse, direct,
 /// im2col for each sparsity). A layer without parameters runs once, at sparsity 0. Call inside the rayon
 /// pool whose threads are to be measured.
+///
+/// The formulations are timed in interleaved rounds, not one after another: every formulation at every
+/// sparsity is built first, then each round times each of them once (forward, input gradient, parameter
+/// gradient; a short one right after an untimed run of the same, so that it meets warm caches), and each
+/// reported time is the median over the rounds after the first (the warm-up). A
+/// shared host's slow spells then fall on every formulation and sparsity alike, so the ratios between rows
+/// (the speed-up of a sparsity over 0, one engine against another) hold even when the absolute times drift.
+/// Formulations are built while the sum of their memory ([`subject_bytes`]) stays under the memory limit;
+/// past it, the ones built so far are timed and dropped first.
 pub fn run_case(case: &Case, cfg: &Config, mut progress: impl FnMut(&str)) -> Vec<Row> {
     let no_params =
         build_map::<f32>(&case.layer, case.input, Engine::Direct).expect("a linear layer").param_shapes().is_empty();
     let levels: Vec<f64> = if no_params { vec![0.0] } else { cfg.sparsity.clone() };
-    let mut rows = Vec::new();
-    for (i, &s) in levels.iter().enumerate() {
-        rows.extend(run_case_at(case, cfg, s, cfg.seed.wrapping_add(1 + i as u64), &mut progress));
-    }
-    rows
-}
-
-/// One layer on every formulation with a random kernel mask at sparsity `s` (seeded by `mask_seed`): the
-/// sparse formulation compiles only the kept taps, direct and im2col multiply by the masked kernel.
-fn run_case_at(case: &Case, cfg: &Config, s: f64, mask_seed: u64, progress: &mut impl FnMut(&str)) -> Vec<Row> {
-    let (inp, out) = (case.input.len(), case.output().len());
-    let b = cfg.batch;
-    let mut rng = StdRng::seed_from_u64(cfg.seed);
-    let x = DMatrix::<f32>::from_fn(b, inp, |_, _| rng.random_range(-1.0..1.0));
-    let dz = DMatrix::<f32>::from_fn(b, out, |_, _| rng.random_range(-1.0..1.0));
-    let reference = build_map::<f32>(&case.layer, case.input, Engine::Direct).expect("a linear layer");
-    let fan_in = conv_geometry(&case.layer, case.input).map_or(1, |g| g.c_in * g.k * g.k);
-    let bound = 1.0 / (fan_in as f32).sqrt();
-    let mut params: Vec<Tensor<f32>> = reference
-        .param_shapes()
+    let levels: Vec<Level> = levels
         .iter()
-        .map(|(_, s)| {
-            let n = s.iter().product();
-            Tensor::from_vec(s, (0..n).map(|_| rng.random_range(-bound..bound)).collect())
-        })
+        .enumerate()
+        .map(|(i, &s)| Level::new(case, cfg, s, cfg.seed.wrapping_add(1 + i as u64)))
         .collect();
-    drop(reference);
-    // At sparsity 0 every formulation runs unmasked, as without `--sparsity`.
-    let mask = params.first().filter(|_| s > 0.0).map(|w| random_mask(w.len(), s, mask_seed));
-    if let (Some(m), Some(w)) = (&mask, params.first_mut()) {
-        w.data.iter_mut().zip(m).filter(|(_, k)| !**k).for_each(|(v, _)| *v = 0.0);
-    }
-    let param_bytes = 4 * params.iter().map(Tensor::len).sum::<usize>();
-    let has_params = !params.is_empty();
-    let nnz = case.nnz_bound();
-    let estimate = case.estimate_index_bytes();
-    let label = if s > 0.0 { format!("{} at sparsity {s}", case.name) } else { case.name.clone() };
-
-    let mut rows = Vec::new();
-    let mut ref_out: Option<Outputs> = None;
-    // Direct first: it is the reference the others are compared with.
-    for engine in [Engine::Direct, Engine::Sparse, Engine::Im2col] {
-        let mut row = Row {
-            sparsity: s,
-            estimated_bytes: (engine == Engine::Sparse).then_some(estimate),
-            param_bytes,
-            nnz,
-            flops: 2.0 * nnz as f64 * b as f64,
-            ..Row::new(case.name.clone(), case.spec(), engine)
-        };
-        match engine {
-            Engine::Sparse if estimate > cfg.memory_limit => row.status = Status::DoesNotFit(estimate),
-            Engine::Im2col if !case.has_im2col() => {
-                row.status = Status::NotApplicable("no im2col lowering for this layer kind")
-            }
-            Engine::Im2col if im2col_bytes(case, b) > cfg.memory_limit => {
-                row.status = Status::DoesNotFit(im2col_bytes(case, b))
-            }
-            _ => {
-                progress(&format!("{label} on {}", engine.name()));
-                let (r, outputs) = measure(case, cfg, engine, mask.as_deref(), &params, &x, &dz);
-                row.compile_s = Some(r.0);
-                row.forward_s = Some(r.1);
-                row.input_grad_s = Some(r.2);
-                row.param_grad_s = has_params.then_some(r.3);
-                row.index_bytes = match engine {
-                    Engine::Sparse => r.4,
-                    Engine::Im2col => im2col_bytes(case, b),
-                    Engine::Direct => 0,
-                };
-                if engine == Engine::Sparse {
-                    row.nnz = r.5;
-                    row.flops = 2.0 * r.5 as f64 * b as f64;
+    let mut rows: Vec<Row> = Vec::new();
+    let mut built: Vec<Subject> = Vec::new();
+    let mut built_bytes = 0usize;
+    // The direct engine's results at each level: the reference the others are compared with.
+    let mut refs: Vec<Option<Outputs>> = levels.iter().map(|_| None).collect();
+    for (li, level) in levels.iter().enumerate() {
+        let first_row = rows.len();
+        // Direct first: it is the reference the others are compared with.
+        for engine in [Engine::Direct, Engine::Sparse, Engine::Im2col] {
+            let mut row = level.row(case, engine);
+            match engine {
+                Engine::Sparse if row.estimated_bytes.is_some_and(|e| e > cfg.memory_limit) => {
+                    row.status = Status::DoesNotFit(row.estimated_bytes.unwrap_or(0))
                 }
-                match &ref_out {
-                    None => ref_out = Some(outputs),
-                    Some(o) => {
-                        row.diff_forward = Some(max_abs_diff(&outputs.z, &o.z));
-                        row.diff_input_grad = Some(max_abs_diff(&outputs.dx, &o.dx));
-                        row.diff_param_grad = has_params.then(|| max_abs_diff(&outputs.dtheta, &o.dtheta));
+                Engine::Im2col if !case.has_im2col() => {
+                    row.status = Status::NotApplicable("no im2col lowering for this layer kind")
+                }
+                Engine::Im2col if im2col_bytes(case, cfg.batch) > cfg.memory_limit => {
+                    row.status = Status::DoesNotFit(im2col_bytes(case, cfg.batch))
+                }
+                _ => {
+                    let need = subject_bytes(case, cfg.batch, engine);
+                    if !built.is_empty() && built_bytes.saturating_add(need) > cfg.memory_limit {
+                        time_rounds(case, &mut built, cfg, &levels, &mut refs, &mut rows, &mut progress);
+                        built_bytes = 0;
                     }
+                    progress(&format!("{} on {}", level.label(case), engine.name()));
+                    built.push(Subject::build(case, level, li, engine, rows.len()));
+                    built_bytes = built_bytes.saturating_add(need);
                 }
-                if engine == Engine::Direct {
-                    row.diff_forward = Some(0.0);
-                    row.diff_input_grad = Some(0.0);
-                    row.diff_param_grad = has_params.then_some(0.0);
-                }
+            }
+            rows.push(row);
+        }
+        // Report order: sparse, direct, im2col (the rows' indices in `built` follow the swap).
+        rows.swap(first_row, first_row + 1);
+        for b in built.iter_mut() {
+            if b.row == first_row {
+                b.row = first_row + 1;
+            } else if b.row == first_row + 1 {
+                b.row = first_row;
             }
         }
-        rows.push(row);
     }
-    // Report order: sparse, direct, im2col.
-    rows.swap(0, 1);
+    time_rounds(case, &mut built, cfg, &levels, &mut refs, &mut rows, &mut progress);
     rows
 }
 
-/// Builds (with the kernel mask `keep`, if any) and times one formulation: (compile, forward, input
-/// gradient, parameter gradient, index bytes, nnz) and the results of the last repeat.
-fn measure(
-    case: &Case,
-    cfg: &Config,
-    engine: Engine,
-    keep: Option<&[bool]>,
-    params: &[Tensor<f32>],
-    x: &DMatrix<f32>,
-    dz: &DMatrix<f32>,
-) -> ((f64, f64, f64, f64, usize, usize), Outputs) {
-    let t0 = Instant::now();
-    let mut map: Box<dyn LinearMap<f32>> = match keep {
-        Some(keep) => build_pruned_map(&case.layer, case.input, engine, keep),
-        None => build_map(&case.layer, case.input, engine),
+/// The memory one built formulation holds while it waits for its rounds: its index (sparse: the estimate
+/// of the compiled matrix; im2col: its scratch) and its output, input-gradient and gradient buffers.
+fn subject_bytes(case: &Case, batch: usize, engine: Engine) -> usize {
+    let buffers = 4 * batch * (case.input.len() + case.output().len());
+    let index = match engine {
+        Engine::Sparse => case.estimate_index_bytes(),
+        Engine::Im2col => im2col_bytes(case, batch),
+        Engine::Direct => 0,
+    };
+    index.saturating_add(buffers)
+}
+
+/// One sparsity of one layer: the random batch, output gradient and parameters every formulation shares
+/// (the kernel masked at sparsity `s`, seeded by `mask_seed`: the sparse formulation compiles only the kept
+/// taps, direct and im2col multiply by the masked kernel).
+struct Level {
+    s: f64,
+    x: DMatrix<f32>,
+    dz: DMatrix<f32>,
+    params: Vec<Tensor<f32>>,
+    mask: Option<Vec<bool>>,
+}
+
+impl Level {
+    fn new(case: &Case, cfg: &Config, s: f64, mask_seed: u64) -> Level {
+        let (inp, out) = (case.input.len(), case.output().len());
+        let b = cfg.batch;
+        let mut rng = StdRng::seed_from_u64(cfg.seed);
+        let x = DMatrix::<f32>::from_fn(b, inp, |_, _| rng.random_range(-1.0..1.0));
+        let dz = DMatrix::<f32>::from_fn(b, out, |_, _| rng.random_range(-1.0..1.0));
+        let reference = build_map::<f32>(&case.layer, case.input, Engine::Direct).expect("a linear layer");
+        let fan_in = conv_geometry(&case.layer, case.input).map_or(1, |g| g.c_in * g.k * g.k);
+        let bound = 1.0 / (fan_in as f32).sqrt();
+        let mut params: Vec<Tensor<f32>> = reference
+            .param_shapes()
+            .iter()
+            .map(|(_, s)| {
+                let n = s.iter().product();
+                Tensor::from_vec(s, (0..n).map(|_| rng.random_range(-bound..bound)).collect())
+            })
+            .collect();
+        // At sparsity 0 every formulation runs unmasked, as without `--sparsity`.
+        let mask = params.first().filter(|_| s > 0.0).map(|w| random_mask(w.len(), s, mask_seed));
+        if let (Some(m), Some(w)) = (&mask, params.first_mut()) {
+            w.data.iter_mut().zip(m).filter(|(_, k)| !**k).for_each(|(v, _)| *v = 0.0);
+        }
+        Level { s, x, dz, params, mask }
     }
-    .expect("a linear layer");
-    let compile = t0.elapsed().as_secs_f64();
-    let (out, inp) = map.dims();
-    let b = x.nrows();
-    let mut z = DMatrix::<f32>::zeros(b, out);
-    let mut dx = DMatrix::<f32>::zeros(b, inp);
-    let mut grads: Vec<Tensor<f32>> = params.iter().map(|p| Tensor::zeros(&p.shape)).collect();
-    let (mut tf, mut ti, mut tp) = (Vec::new(), Vec::new(), Vec::new());
-    for rep in 0..=cfg.repeats {
-        let f = time(|| map.forward(params, x, &mut z));
-        let i = time(|| map.backward_input(&mut dx, params, dz));
-        grads.iter_mut().for_each(Tensor::fill_zero);
-        let p = time(|| map.backward_params(&mut grads, x, dz));
-        if rep > 0 {
-            tf.push(f);
-            ti.push(i);
-            tp.push(p);
+
+    fn has_params(&self) -> bool {
+        !self.params.is_empty()
+    }
+
+    fn label(&self, case: &Case) -> String {
+        if self.s > 0.0 { format!("{} at sparsity {}", case.name, self.s) } else { case.name.clone() }
+    }
+
+    /// `engine`'s row at this sparsity, before anything is measured.
+    fn row(&self, case: &Case, engine: Engine) -> Row {
+        let nnz = case.nnz_bound();
+        Row {
+            sparsity: self.s,
+            estimated_bytes: (engine == Engine::Sparse).then(|| case.estimate_index_bytes()),
+            param_bytes: 4 * self.params.iter().map(Tensor::len).sum::<usize>(),
+            nnz,
+            flops: 2.0 * nnz as f64 * self.x.nrows() as f64,
+            ..Row::new(case.name.clone(), case.spec(), engine)
         }
     }
-    let index = map.index_bytes();
-    let nnz = map.tied().map_or(0, |t| t.nnz());
-    let outputs = Outputs {
-        z: z.as_slice().to_vec(),
-        dx: dx.as_slice().to_vec(),
-        dtheta: grads.iter().flat_map(|t| t.data.iter().copied()).collect(),
-    };
-    ((compile, median(tf), median(ti), median(tp), index, nnz), outputs)
+}
+
+/// One formulation of one layer at one sparsity, built, with its buffers and the times of its rounds.
+struct Subject {
+    /// Its level in `run_case`'s list, and its row.
+    level: usize,
+    row: usize,
+    engine: Engine,
+    map: Box<dyn LinearMap<f32>>,
+    compile_s: f64,
+    z: DMatrix<f32>,
+    dx: DMatrix<f32>,
+    grads: Vec<Tensor<f32>>,
+    /// Forward, input gradient and parameter gradient, one per round after the warm-up.
+    times: [Vec<f64>; 3],
+    /// Its warm-up round took less than [`SHORT_ROUND_S`]: each later round runs it once untimed first.
+    short: bool,
+}
+
+/// A round (three products) shorter than this is preceded by an untimed one in each round (see
+/// `time_rounds`).
+const SHORT_ROUND_S: f64 = 0.1;
+
+impl Subject {
+    /// Builds `engine`'s map of the layer (timed: the compile time) with the level's mask.
+    fn build(case: &Case, level: &Level, li: usize, engine: Engine, row: usize) -> Subject {
+        let t0 = Instant::now();
+        let map: Box<dyn LinearMap<f32>> = match &level.mask {
+            Some(keep) => build_pruned_map(&case.layer, case.input, engine, keep),
+            None => build_map(&case.layer, case.input, engine),
+        }
+        .expect("a linear layer");
+        let compile_s = t0.elapsed().as_secs_f64();
+        let (out, inp) = map.dims();
+        let b = level.x.nrows();
+        Subject {
+            level: li,
+            row,
+            engine,
+            compile_s,
+            z: DMatrix::<f32>::zeros(b, out),
+            dx: DMatrix::<f32>::zeros(b, inp),
+            grads: level.params.iter().map(|p| Tensor::zeros(&p.shape)).collect(),
+            map,
+            times: [Vec::new(), Vec::new(), Vec::new()],
+            short: false,
+        }
+    }
+
+    /// One round: the three products once each, timed.
+    fn round(&mut self, level: &Level) -> [f64; 3] {
+        let f = time(|| self.map.forward(&level.params, &level.x, &mut self.z));
+        let i = time(|| self.map.backward_input(&mut self.dx, &level.params, &level.dz));
+        self.grads.iter_mut().for_each(Tensor::fill_zero);
+        let p = time(|| self.map.backward_params(&mut self.grads, &level.x, &level.dz));
+        [f, i, p]
+    }
+
+    /// The results of the last round.
+    fn outputs(&self) -> Outputs {
+        Outputs {
+            z: self.z.as_slice().to_vec(),
+            dx: self.dx.as_slice().to_vec(),
+            dtheta: self.grads.iter().flat_map(|t| t.data.iter().copied()).collect(),
+        }
+    }
+}
+
+/// Times the built formulations in `cfg.repeats + 1` interleaved rounds (the first is the warm-up), writes
+/// their medians, index bytes and differences from the direct engine into their rows, and drops them.
+fn time_rounds(
+    case: &Case,
+    built: &mut Vec<Subject>,
+    cfg: &Config,
+    levels: &[Level],
+    refs: &mut [Option<Outputs>],
+    rows: &mut [Row],
+    progress: &mut impl FnMut(&str),
+) {
+    if built.is_empty() {
+        return;
+    }
+    progress(&format!("timing {} formulations in {} interleaved rounds", built.len(), cfg.repeats + 1));
+    for rep in 0..=cfg.repeats {
+        for b in built.iter_mut() {
+            // A short formulation first runs its round once untimed, so that it is timed on warm caches, as
+            // in a loop of repeats, not on the caches the formulation before it left (a long one hardly
+            // depends on them, and is not run twice).
+            if rep > 0 && b.short {
+                b.round(&levels[b.level]);
+            }
+            let t = b.round(&levels[b.level]);
+            if rep == 0 {
+                b.short = t.iter().sum::<f64>() < SHORT_ROUND_S;
+            } else {
+                b.times.iter_mut().zip(t).for_each(|(v, t)| v.push(t));
+            }
+        }
+    }
+    // Direct first within each level (it was built first), so that its outputs are the reference when the
+    // others are compared.
+    for b in built.drain(..) {
+        let level = &levels[b.level];
+        let outputs = b.outputs();
+        let row = &mut rows[b.row];
+        let [tf, ti, tp] = b.times.clone();
+        row.compile_s = Some(b.compile_s);
+        row.forward_s = Some(median(tf));
+        row.input_grad_s = Some(median(ti));
+        row.param_grad_s = level.has_params().then(|| median(tp));
+        row.index_bytes = match b.engine {
+            Engine::Sparse => b.map.index_bytes(),
+            Engine::Im2col => im2col_bytes(case, level.x.nrows()),
+            Engine::Direct => 0,
+        };
+        if b.engine == Engine::Sparse {
+            row.nnz = b.map.tied().map_or(0, |t| t.nnz());
+            row.flops = 2.0 * row.nnz as f64 * level.x.nrows() as f64;
+        }
+        match (&refs[b.level], b.engine) {
+            (_, Engine::Direct) => {
+                row.diff_forward = Some(0.0);
+                row.diff_input_grad = Some(0.0);
+                row.diff_param_grad = level.has_params().then_some(0.0);
+                refs[b.level] = Some(outputs);
+            }
+            (Some(o), _) => {
+                row.diff_forward = Some(max_abs_diff(&outputs.z, &o.z));
+                row.diff_input_grad = Some(max_abs_diff(&outputs.dx, &o.dx));
+                row.diff_param_grad = level.has_params().then(|| max_abs_diff(&outputs.dtheta, &o.dtheta));
+            }
+            (None, _) => {}
+        }
+    }
 }
 
 /// The CPU model (from `/proc/cpuinfo`), the number of cores and the kernels' instruction set
@@ -273,5 +398,47 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Every formulation at every sparsity is built before any is timed, and all are timed in one set of
+    /// interleaved rounds when the memory limit holds them all; under a limit that holds only a few at a time,
+    /// they are timed a few at a time, each once, and the rows (times, differences, bytes) come out the same.
+    #[test]
+    fn formulations_are_timed_together_within_the_memory_limit() {
+        let case = select("8x6x6 > conv(4,3,pad=1)").unwrap().remove(0);
+        let run = |limit: usize| {
+            let cfg = Config { batch: 4, repeats: 2, memory_limit: limit, seed: 1, sparsity: vec![0.0, 0.5] };
+            let mut log = Vec::new();
+            let rows = run_case(&case, &cfg, |m| log.push(m.to_string()));
+            (rows, log)
+        };
+        let (rows, log) = run(usize::MAX);
+        let timing: Vec<usize> = (0..log.len()).filter(|&i| log[i].starts_with("timing")).collect();
+        assert_eq!(timing, [6], "six builds, then one set of rounds: {log:?}");
+        assert!(log[6].contains("6 formulations") && log[6].contains("3 interleaved rounds"), "{log:?}");
+        // The largest formulation's buffers and index: the rounds are cut into several sets.
+        let one = subject_bytes(&case, 4, Engine::Im2col).max(subject_bytes(&case, 4, Engine::Sparse));
+        let (alone, log_alone) = run(one);
+        let sets: Vec<usize> =
+            log_alone.iter().filter_map(|m| m.strip_prefix("timing ")?.split_once(' ')?.0.parse().ok()).collect();
+        assert!(sets.len() >= 3 && sets.iter().sum::<usize>() == 6, "each formulation timed once: {log_alone:?}");
+        assert_eq!(rows.len(), 6);
+        for (a, b) in rows.iter().zip(&alone) {
+            assert_eq!((a.engine, a.sparsity, a.status.clone()), (b.engine, b.sparsity, b.status.clone()));
+            assert_eq!(a.status, Status::Ran, "{a:?}");
+            assert!(a.forward_s.is_some() && a.input_grad_s.is_some() && a.param_grad_s.is_some(), "{a:?}");
+            assert_eq!(
+                (a.diff_forward, a.diff_input_grad, a.diff_param_grad),
+                (b.diff_forward, b.diff_input_grad, b.diff_param_grad)
+            );
+            assert_eq!((a.index_bytes, a.nnz), (b.index_bytes, b.nnz));
+        }
+        // Sparse, direct, im2col at each sparsity; the sparse rows compiled fewer nonzeros at 0.5.
+        assert_eq!(
+            rows.iter().map(|r| r.engine).collect::<Vec<_>>(),
+            [Engine::ALL.to_vec(), Engine::ALL.to_vec()].concat()
+        );
+        assert!(rows[3].nnz < rows[0].nnz, "{:?} {:?}", rows[0], rows[3]);
+        assert!(rows[4].diff_forward == Some(0.0) && rows[3].diff_forward.is_some_and(|d| d < 1e-5));
     }
 }
