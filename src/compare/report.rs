@@ -50,7 +50,7 @@ fn sci(v: Option<f64>) -> String {
 /// The header line of the report.
 pub fn header(cfg: &Config, threads: usize, machine: &str) -> String {
     format!(
-        "batch {}, threads {threads}, repeats {} (median after 1 warm-up), f32, seed {}; machine: {machine}; memory limit {} bytes ({})",
+        "batch {}, threads {threads}, repeats {} (median of interleaved rounds after 1 warm-up), f32, seed {}; machine: {machine}; memory limit {} bytes ({})",
         cfg.batch,
         cfg.repeats,
         cfg.seed,
