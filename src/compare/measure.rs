@@ -76,7 +76,7 @@ pub fn random_mask(n: usize, s: f64, seed: u64) -> Vec<bool> {
 /// reported time is the median over the rounds after the first (the warm-up). A
 /// shared host's slow spells then fall on every formulation and sparsity alike, so the ratios between rows
 /// (the speed-up of a sparsity over 0, one engine against another) hold even when the absolute times drift.
-/// Formulations are built while the sum of their memory ([`subject_bytes`]) stays under the memory limit;
+/// Formulations are built while the sum of their memory (`subject_bytes`) stays under the memory limit;
 /// past it, the ones built so far are timed and dropped first.
 pub fn run_case(case: &Case, cfg: &Config, mut progress: impl FnMut(&str)) -> Vec<Row> {
     let no_params =
