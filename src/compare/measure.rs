@@ -93,10 +93,13 @@ pub fn run_case(case: &Case, cfg: &Config, mut progress: impl FnMut(&str)) -> Ve
     // The direct engine's results at each level: the reference the others are compared with.
     let mut refs: Vec<Option<Outputs>> = levels.iter().map(|_| None).collect();
     for (li, level) in levels.iter().enumerate() {
+        // The level's rows in report order (sparse, direct, im2col); each engine fills its own.
         let first_row = rows.len();
+        rows.extend(Engine::ALL.map(|e| level.row(case, e)));
         // Direct first: it is the reference the others are compared with.
         for engine in [Engine::Direct, Engine::Sparse, Engine::Im2col] {
-            let mut row = level.row(case, engine);
+            let r = first_row + Engine::ALL.iter().position(|&e| e == engine).expect("every engine");
+            let row = &mut rows[r];
             match engine {
                 Engine::Sparse if row.estimated_bytes.is_some_and(|e| e > cfg.memory_limit) => {
                     row.status = Status::DoesNotFit(row.estimated_bytes.unwrap_or(0))
@@ -114,19 +117,9 @@ pub fn run_case(case: &Case, cfg: &Config, mut progress: impl FnMut(&str)) -> Ve
                         built_bytes = 0;
                     }
                     progress(&format!("{} on {}", level.label(case), engine.name()));
-                    built.push(Subject::build(case, level, li, engine, rows.len()));
+                    built.push(Subject::build(case, level, li, engine, r));
                     built_bytes = built_bytes.saturating_add(need);
                 }
-            }
-            rows.push(row);
-        }
-        // Report order: sparse, direct, im2col (the rows' indices in `built` follow the swap).
-        rows.swap(first_row, first_row + 1);
-        for b in built.iter_mut() {
-            if b.row == first_row {
-                b.row = first_row + 1;
-            } else if b.row == first_row + 1 {
-                b.row = first_row;
             }
         }
     }
@@ -308,7 +301,7 @@ fn time_rounds(
         let level = &levels[b.level];
         let outputs = b.outputs();
         let row = &mut rows[b.row];
-        let [tf, ti, tp] = b.times.clone();
+        let [tf, ti, tp] = b.times;
         row.compile_s = Some(b.compile_s);
         row.forward_s = Some(median(tf));
         row.input_grad_s = Some(median(ti));
