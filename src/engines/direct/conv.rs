@@ -133,6 +133,15 @@ fn channel_blocks(n: usize, widths: &[usize]) -> Vec<(usize, usize)> {
 
 /// Register block widths of [`Gather`] (destination channels).
 const GATHER_WIDTHS: [usize; 5] = [8, 6, 4, 2, 1];
+/// The same with AVX2 (16 registers of 8 lanes), where 6 channels × 16 lanes (12 accumulators, two input
+/// loads and a weight) is the widest block that stays in registers (see [`Gather::row_of`]).
+const GATHER_WIDTHS_AVX2: [usize; 4] = [6, 4, 2, 1];
+
+/// [`Gather`]'s channel block widths at the kernel level this process runs (the bits are the same for any).
+fn gather_widths() -> &'static [usize] {
+    if has_avx2() && !has_avx512() { &GATHER_WIDTHS_AVX2 } else { &GATHER_WIDTHS }
+}
+
 /// Register block widths of [`KernelGrad`] (output channels).
 const GRAD_WIDTHS: [usize; 3] = [3, 2, 1];
 /// The same with AVX-512 for `f32`, where a register holds the 8 lanes of two output channels
@@ -221,13 +230,13 @@ impl<T: Real> Gather<'_, T> {
             // SAFETY: the CPU has AVX2 and FMA (checked above).
             return unsafe { self.row_avx2(r0, rn, py, out) };
         }
-        self.row(r0, rn, py, out)
+        self.row::<false>(r0, rn, py, out)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn row_avx2(&self, r0: usize, rn: usize, py: usize, out: &Disjoint<T>) {
-        self.row(r0, rn, py, out)
+        self.row::<true>(r0, rn, py, out)
     }
 
     /// The same loop with 512-bit registers: a block of 16 lanes is one register per destination channel, a
@@ -236,24 +245,37 @@ impl<T: Real> Gather<'_, T> {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx2,fma")]
     unsafe fn row_avx512(&self, r0: usize, rn: usize, py: usize, out: &Disjoint<T>) {
-        self.row(r0, rn, py, out)
+        self.row::<false>(r0, rn, py, out)
     }
 
-    /// Destination row `py` of channels `r0..r0 + rn`.
+    /// Destination row `py` of channels `r0..r0 + rn`. `NARROW`: 16 vector registers (AVX2), so the lane
+    /// blocks are narrower for wide channel blocks (see [`Self::row_of`]).
     #[inline(always)]
-    fn row(&self, r0: usize, rn: usize, py: usize, out: &Disjoint<T>) {
+    fn row<const NARROW: bool>(&self, r0: usize, rn: usize, py: usize, out: &Disjoint<T>) {
         match rn {
-            8 => self.row_of::<8>(r0, py, out),
-            6 => self.row_of::<6>(r0, py, out),
-            4 => self.row_of::<4>(r0, py, out),
-            2 => self.row_of::<2>(r0, py, out),
-            1 => self.row_of::<1>(r0, py, out),
+            8 => self.row_of::<8, NARROW>(r0, py, out),
+            6 => self.row_of::<6, NARROW>(r0, py, out),
+            4 => self.row_of::<4, NARROW>(r0, py, out),
+            2 => self.row_of::<2, NARROW>(r0, py, out),
+            1 => self.row_of::<1, NARROW>(r0, py, out),
             _ => unreachable!("block width {rn} not in {GATHER_WIDTHS:?}"),
         }
     }
 
+    /// Destination row `py` of channels `r0..r0 + R`, position by position, in lane blocks of 32, 16, 8 and
+    /// 1 samples. With `NARROW` (AVX2: 16 registers of 8 lanes) a block of `R` channels × `L` lanes takes
+    /// `R·L/8` accumulators, so the widest lane block is 16 lanes for 6 or 4 channels (and 8 for 8, which
+    /// [`GATHER_WIDTHS_AVX2`] does not use): the accumulators, the loaded input and a broadcast weight fit the
+    /// registers. (Blocks of 8 channels × 32 lanes, 32 accumulators, spilled to the stack.) Each value's sum is
+    /// the same in any block (lanes are samples), so the bits do not depend on the widths.
     #[inline(always)]
-    fn row_of<const R: usize>(&self, r0: usize, py: usize, out: &Disjoint<T>) {
+    fn row_of<const R: usize, const NARROW: bool>(&self, r0: usize, py: usize, out: &Disjoint<T>) {
+        let widest = match (NARROW, R) {
+            (false, _) | (true, ..=2) => 32,
+            (true, ..=6) => 16,
+            (true, _) => 8,
+        };
+        debug_assert!(!NARROW || R <= 6, "AVX2 runs blocks of at most 6 channels ({GATHER_WIDTHS_AVX2:?})");
         let (c_src, _, _) = self.src_dims;
         let kk = self.k * self.k;
         let wp = &self.wp[r0 * c_src * kk..][..R * c_src * kk];
@@ -263,15 +285,15 @@ impl<T: Real> Gather<'_, T> {
             let cols = self.cols.of(px);
             let at = (r0, py, px);
             let mut b0 = 0;
-            while b0 + 32 <= batch {
+            while widest >= 32 && b0 + 32 <= batch {
                 self.block::<R, 32>(wp, rows, cols, at, b0, out);
                 b0 += 32;
             }
-            while b0 + 16 <= batch {
+            while widest >= 16 && b0 + 16 <= batch {
                 self.block::<R, 16>(wp, rows, cols, at, b0, out);
                 b0 += 16;
             }
-            if b0 + 8 <= batch {
+            while b0 + 8 <= batch {
                 self.block::<R, 8>(wp, rows, cols, at, b0, out);
                 b0 += 8;
             }
@@ -909,7 +931,7 @@ impl<T: Real> LinearMap<T> for DirectConv {
         let g = &self.geometry;
         let (w, b) = (&params[0].data, &params[1].data);
         let kk = g.k * g.k;
-        let blocks = channel_blocks(g.c_out, &GATHER_WIDTHS);
+        let blocks = channel_blocks(g.c_out, gather_widths());
         // Destination o, source i: w[o, i, t].
         let wp = pack(&blocks, g.c_in, kk, |o, i, t| w[(o * g.c_in + i) * kk + t]);
         let gather = Gather {
@@ -932,7 +954,7 @@ impl<T: Real> LinearMap<T> for DirectConv {
         let g = &self.geometry;
         let w = &params[0].data;
         let kk = g.k * g.k;
-        let blocks = channel_blocks(g.c_in, &GATHER_WIDTHS);
+        let blocks = channel_blocks(g.c_in, gather_widths());
         // Destination i, source o: w[o, i, t].
         let wp = pack(&blocks, g.c_out, kk, |i, o, t| w[(o * g.c_in + i) * kk + t]);
         let gather = Gather {
