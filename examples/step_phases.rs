@@ -3,7 +3,8 @@
 //! SGD. Reports the minimum over the steps of each phase (robust to other load on the machine) and the sum of
 //! those minima. The loop mirrors one shard of `Network::loss_and_grad` and `Sgd::step`: the network runs a
 //! batch of 64 as two shards of 32 in parallel tasks, so `step_phases 1000 1 32` times what each task does.
-//! Run: `cargo run --release --example step_phases -- [STEPS] [THREADS] [BATCH]`.
+//! Run: `cargo run --release --example step_phases -- [STEPS] [THREADS] [BATCH]`; `MODEL=SPEC|PRESET` times
+//! another network (e.g. `MODEL=cifar`) instead of LeNet-5.
 
 use std::time::Instant;
 
@@ -22,7 +23,11 @@ fn main() {
     let steps = args.first().copied().unwrap_or(200);
     let threads = args.get(1).copied().unwrap_or(1);
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-    let spec = Spec::parse("lenet5").unwrap();
+    let model = std::env::var("MODEL").unwrap_or_else(|_| "lenet5".into());
+    let spec = Spec::parse(&model).unwrap_or_else(|e| {
+        eprintln!("error: MODEL={model:?}: {e}");
+        std::process::exit(2)
+    });
     let batch = args.get(2).copied().unwrap_or(64);
     let mut rng = StdRng::seed_from_u64(1);
     let x = DMatrix::<f32>::from_fn(batch, spec.input.len(), |_, _| rng.random_range(0.0..1.0));
