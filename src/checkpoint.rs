@@ -82,7 +82,7 @@ impl Stored {
     /// Reads and checks a safetensors file, reading no more than its header announces: the 8-byte
     /// header length (at most [`MAX_HEADER`]), the JSON header, then the tensors' bytes up to the largest
     /// `data_offsets` end. A file that announces more than the memory available
-    /// ([`crate::budget::available`]), ends early or goes on after that is refused without being read
+    /// ([`crate::system::available`]), ends early or goes on after that is refused without being read
     /// further, so `/dev/zero` or `/dev/urandom` fail at once.
     pub fn read(path: &Path) -> Result<Self, CheckpointError> {
         let read_err = |source| CheckpointError::Read { file: path.into(), source };
@@ -104,7 +104,7 @@ impl Stored {
         }
         let data_len = data_len(&bytes[8..]).map_err(format)?;
         let need = 8 + n as u128 + data_len as u128;
-        let avail = crate::budget::available();
+        let avail = crate::system::available();
         if need > avail.bytes {
             return Err(format(format!(
                 "its header announces {need} bytes, more than the {} bytes available ({})",

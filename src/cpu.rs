@@ -4,14 +4,16 @@
 //! compute the same fused multiply-adds in the same order as the portable loops, so the bits never depend
 //! on the answer. (The answer is probed once and cached, so a call is a load and a test.)
 //!
-//! [`SIMD_VAR`] caps what the kernels may use below what the CPU has (`avx2`: no AVX-512 kernels;
+//! [`set_simd_cap`] caps what the kernels may use below what the CPU has (`avx2`: no AVX-512 kernels;
 //! `portable`: no hand-vectorised kernels at all), so that one machine can run, time and test every path
-//! (`.ci/run` runs the test suite under each cap). It never raises the level above the CPU's.
+//! (`.ci/run` runs the test suite under each cap). It never raises the level above the CPU's. The library
+//! reads no environment: the command turns [`SIMD_VAR`] into a cap, and so do the tests.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU8, Ordering};
 
-/// Environment variable that caps the kernels' instruction set: `auto` (the default: the best the CPU has),
-/// `avx2` or `portable`.
+/// The environment variable the command (and the test suite) reads as the kernels' cap: `auto` (the default:
+/// the best the CPU has), `avx512`, `avx2` or `portable` ([`parse_simd_cap`]).
 pub const SIMD_VAR: &str = "CNN_AS_MLP_SIMD";
 
 /// The kernel levels, lowest first.
@@ -36,16 +38,6 @@ pub fn parse_simd_cap(v: &str) -> Result<Option<Simd>, String> {
     }
 }
 
-/// The cap set in the environment: `Err` with a message when [`SIMD_VAR`] holds something else than the
-/// accepted names (the command line refuses to start then; the library ignores it and uses the CPU's best).
-pub fn simd_cap_from_env() -> Result<Option<Simd>, String> {
-    match std::env::var(SIMD_VAR) {
-        Ok(v) => parse_simd_cap(&v),
-        Err(std::env::VarError::NotPresent) => Ok(None),
-        Err(std::env::VarError::NotUnicode(v)) => Err(format!("{SIMD_VAR}={v:?} is not a kernel level")),
-    }
-}
-
 /// The best level the CPU has.
 fn probed() -> Simd {
     #[cfg(target_arch = "x86_64")]
@@ -65,17 +57,45 @@ fn probed() -> Simd {
     }
 }
 
-/// The level the kernels run at: the CPU's best, lowered to [`SIMD_VAR`]'s cap when one is set. Read once per
-/// process.
+/// The cap set by [`set_simd_cap`]: 0 none, else `1 + level`.
+static CAP: AtomicU8 = AtomicU8::new(0);
+
+/// Caps the kernels at `cap` (`None`: the best the CPU has). Every kernel chosen after the call runs at the
+/// lower of the cap and the CPU's best; the bits do not depend on it.
+pub fn set_simd_cap(cap: Option<Simd>) {
+    CAP.store(cap.map_or(0, |s| 1 + s as u8), Ordering::Relaxed);
+}
+
+/// The cap set by [`set_simd_cap`], if any.
+pub fn simd_cap() -> Option<Simd> {
+    match CAP.load(Ordering::Relaxed) {
+        0 => None,
+        1 => Some(Simd::Portable),
+        2 => Some(Simd::Avx2),
+        _ => Some(Simd::Avx512),
+    }
+}
+
+/// The level the kernels run at: the CPU's best (probed once per process), lowered to the cap when one is set.
+#[inline]
 pub fn simd_level() -> Simd {
-    static LEVEL: OnceLock<Simd> = OnceLock::new();
-    *LEVEL.get_or_init(|| {
-        let best = probed();
-        match simd_cap_from_env() {
-            Ok(Some(cap)) => best.min(cap),
-            _ => best,
-        }
-    })
+    // The library's own unit tests take the cap from the environment as the command does (test code only: the
+    // library reads no environment), so that `CNN_AS_MLP_SIMD=avx2 cargo test` runs them on the AVX2 kernels.
+    #[cfg(test)]
+    {
+        static FROM_ENV: std::sync::Once = std::sync::Once::new();
+        FROM_ENV.call_once(|| {
+            if let Ok(v) = std::env::var(SIMD_VAR) {
+                set_simd_cap(parse_simd_cap(&v).expect("CNN_AS_MLP_SIMD names a kernel level"));
+            }
+        });
+    }
+    static BEST: OnceLock<Simd> = OnceLock::new();
+    let best = *BEST.get_or_init(probed);
+    match simd_cap() {
+        Some(cap) => best.min(cap),
+        None => best,
+    }
 }
 
 /// `f32` values in one AVX-512 register, and the batch lanes of every register block (portable or not): a
@@ -126,7 +146,7 @@ mod tests {
     fn the_level_never_exceeds_the_cpu_nor_the_cap() {
         let level = simd_level();
         assert!(level <= probed());
-        if let Ok(Some(cap)) = simd_cap_from_env() {
+        if let Some(cap) = simd_cap() {
             assert!(level <= cap, "{level:?} above the cap {cap:?}");
         }
         assert_eq!(has_avx512(), level == Simd::Avx512);

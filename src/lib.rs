@@ -79,6 +79,7 @@ mod read;
 pub mod run;
 pub mod scalar;
 pub mod spec;
+pub mod system;
 pub mod tables;
 pub mod tensor;
 pub mod tied;

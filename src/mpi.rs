@@ -3,7 +3,7 @@
 //!
 //! MPI has no timeout on a collective: if a rank dies, the others could wait forever. A watchdog thread
 //! ends the process with a clear error when one all-gather has waited longer than the timeout
-//! (`CNN_AS_MLP_MPI_TIMEOUT` seconds, default 120).
+//! (the timeout given to [`Mpi::init`]; the command reads it from `CNN_AS_MLP_MPI_TIMEOUT`, default 120 s).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,11 +14,6 @@ use ::mpi::topology::{Communicator, SimpleCommunicator};
 use ::mpi::traits::CommunicatorCollectives;
 
 use crate::distributed::Collective;
-
-/// Whether this process was started by `mpirun` (OpenMPI, MPICH or a PMI launcher).
-pub fn launched_by_mpirun() -> bool {
-    ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"].iter().any(|k| std::env::var_os(k).is_some())
-}
 
 /// MPI's world communicator with a watchdog. Keep it alive for the whole job (dropping the universe
 /// finalizes MPI).
@@ -40,12 +35,13 @@ unsafe impl Send for Mpi {}
 unsafe impl Sync for Mpi {}
 
 impl Mpi {
-    /// Initialises MPI, or `None` when it cannot be (already initialised).
-    pub fn init() -> Option<Arc<Mpi>> {
+    /// Initialises MPI, or `None` when it cannot be (already initialised). A rank whose all-gather waits more
+    /// than `timeout` (another rank has probably died) ends the process with one error line.
+    pub fn init(timeout: Duration) -> Option<Arc<Mpi>> {
         let (universe, _) = ::mpi::initialize_with_threading(::mpi::Threading::Serialized)?;
         let world = universe.world();
         let (rank, size) = (world.rank() as usize, world.size() as usize);
-        let timeout = std::env::var("CNN_AS_MLP_MPI_TIMEOUT").ok().and_then(|v| v.parse().ok()).unwrap_or(120u64);
+        let timeout = timeout.as_secs().max(1);
         let since = Arc::new(AtomicU64::new(0));
         let watched = since.clone();
         let start = Instant::now();

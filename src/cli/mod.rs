@@ -5,6 +5,7 @@
 
 mod compare;
 mod draw;
+mod env;
 mod eval;
 mod grad;
 mod plot;
@@ -286,8 +287,8 @@ pub fn main() -> i32 {
             return 2;
         }
     };
-    // A kernel cap the library would ignore is a user's mistake: refuse it before anything runs.
-    if let Err(e) = cnn_as_mlp::cpu::simd_cap_from_env() {
+    // The environment, turned into the library's settings; a value it cannot use is refused before anything runs.
+    if let Err(e) = env::apply() {
         eprintln!("error: {e}");
         return 2;
     }

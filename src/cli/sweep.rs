@@ -251,9 +251,10 @@ pub fn run(a: SweepArgs) -> Result<(), CliError> {
     // Under `mpirun` (feature `mpi`) rank r takes the runs k ≡ r (mod R) of the list, after every rank has
     // read the list (before anyone writes); rank 0 writes the summary once all are done.
     #[cfg(feature = "mpi")]
-    let mpi = if cnn_as_mlp::mpi::launched_by_mpirun() {
+    let mpi = if super::env::launched_by_mpirun() {
         use cnn_as_mlp::distributed::Collective;
-        let m = cnn_as_mlp::mpi::Mpi::init().ok_or_else(|| CliError::other("cannot initialise MPI"))?;
+        let m = cnn_as_mlp::mpi::Mpi::init(super::env::mpi_timeout())
+            .ok_or_else(|| CliError::other("cannot initialise MPI"))?;
         m.flags(0.0);
         let (rank, size) = (m.rank(), m.size());
         todo = todo.into_iter().enumerate().filter(|(k, _)| k % size == rank).map(|(_, t)| t).collect();

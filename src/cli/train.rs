@@ -109,8 +109,9 @@ pub fn run(a: TrainArgs) -> Result<(), CliError> {
     let engine = a.common.engine()?;
     let pool = a.common.pool()?;
     #[cfg(feature = "mpi")]
-    if cnn_as_mlp::mpi::launched_by_mpirun() {
-        let mpi = cnn_as_mlp::mpi::Mpi::init().ok_or_else(|| CliError::other("cannot initialise MPI"))?;
+    if super::env::launched_by_mpirun() {
+        let mpi = cnn_as_mlp::mpi::Mpi::init(super::env::mpi_timeout())
+            .ok_or_else(|| CliError::other("cannot initialise MPI"))?;
         use cnn_as_mlp::distributed::Collective;
         let rank = mpi.rank();
         let r = run_on(&a, engine, &pool, false, Some(mpi.clone()));

@@ -1,7 +1,7 @@
 //! The grid of `compare`: the default case list and the `--layers` parser.
 
+use crate::budget::index as bytes;
 use crate::spec::{Layer, Shape, Spec};
-use crate::tied::bytes;
 
 /// One layer of the grid: a name, its input shape and the layer.
 #[derive(Clone, Debug, PartialEq)]

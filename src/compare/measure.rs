@@ -353,7 +353,7 @@ pub fn machine() -> String {
 
 /// Half of `MemAvailable` from `/proc/meminfo` ([`crate::budget`]'s reader), or 8 GiB if it cannot be read.
 pub fn default_memory_limit() -> usize {
-    crate::budget::mem_available().map_or(8 << 30, |b| usize::try_from(b / 2).unwrap_or(usize::MAX))
+    crate::system::mem_available().map_or(8 << 30, |b| usize::try_from(b / 2).unwrap_or(usize::MAX))
 }
 
 #[cfg(test)]

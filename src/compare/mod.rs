@@ -7,7 +7,7 @@
 //! compile its matrix); the bytes of the index structure the formulation needs besides the kernel; the
 //! number of nonzeros; and the largest absolute difference of each result from the direct reference.
 //!
-//! Before a sparse layer is compiled, [`crate::tied::bytes::estimate_index_bytes`] bounds its index bytes from the geometry
+//! Before a sparse layer is compiled, [`crate::budget::index::estimate_index_bytes`] bounds its index bytes from the geometry
 //! alone; a layer whose bound exceeds the memory limit is reported as not fitting and never compiled.
 
 //!
@@ -67,7 +67,7 @@ pub struct Row {
     /// Bytes of the index structure: the compiled matrix (sparse), the per-call column buffer (im2col),
     /// 0 (direct).
     pub index_bytes: usize,
-    /// [`crate::tied::bytes::estimate_index_bytes`] (sparse rows only).
+    /// [`crate::budget::index::estimate_index_bytes`] (sparse rows only).
     pub estimated_bytes: Option<usize>,
     /// Bytes of the parameters (kernel and bias, f32).
     pub param_bytes: usize,

@@ -72,7 +72,7 @@ pub fn parse_idx(file: &Path, bytes: &[u8], ndim: u8) -> Result<Idx, DataError> 
 /// Parses an IDX stream (gzip or raw) from `file` (used in messages only), bounded by its header: the
 /// magic number and dimensions are read first, then exactly the `prod(dims)` bytes they announce and one
 /// more to detect trailing data. A stream that announces more bytes than the memory available
-/// ([`crate::budget::available`]) is refused before any of them is read, and a gzip stream is never
+/// ([`crate::system::available`]) is refused before any of them is read, and a gzip stream is never
 /// decompressed beyond what its header announces, so a gzip bomb costs nothing.
 pub fn parse_idx_from(file: &Path, mut r: impl Read, ndim: u8) -> Result<Idx, DataError> {
     let io = |source| DataError::Io { file: file.to_path_buf(), source };
@@ -121,7 +121,7 @@ fn parse_raw(file: &Path, mut r: impl Read, ndim: u8, gzip: bool) -> Result<Idx,
     // Dimensions whose product overflows announce more bytes than any file holds.
     let data_len = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
     let need = data_len.and_then(|n| n.checked_add(header)).unwrap_or(usize::MAX);
-    let avail = crate::budget::available();
+    let avail = crate::system::available();
     if need as u128 > avail.bytes {
         return Err(DataError::TooLarge {
             file: file.to_path_buf(),

@@ -11,6 +11,7 @@ pub mod cifar;
 pub mod idx;
 
 use std::path::{Path, PathBuf};
+use std::sync::RwLock;
 
 use nalgebra::DMatrix;
 
@@ -32,15 +33,23 @@ const MNIST10K: [&[u8]; 4] = [
     include_bytes!("../../data/mnist-10k/t10k-labels-idx1-ubyte.gz"),
 ];
 
-/// The environment variable naming the directory that holds `cifar-10-batches-bin` (default `data`,
-/// relative to the working directory).
+/// The environment variable the command reads as the folder that holds `cifar-10-batches-bin`
+/// ([`set_data_root`]; the library reads no environment).
 pub const DATA_ENV: &str = "CNN_AS_MLP_DATA";
 
-/// Where `--data cifar10` reads from: `$CNN_AS_MLP_DATA/cifar-10-batches-bin`, or
-/// `data/cifar-10-batches-bin` when the variable is unset or empty.
+/// The folder set by [`set_data_root`].
+static DATA_ROOT: RwLock<Option<PathBuf>> = RwLock::new(None);
+
+/// Sets the folder that holds `cifar-10-batches-bin` (`None`: `data`, relative to the working directory).
+pub fn set_data_root(root: Option<PathBuf>) {
+    *DATA_ROOT.write().unwrap_or_else(|e| e.into_inner()) = root;
+}
+
+/// Where `--data cifar10` reads from: `ROOT/cifar-10-batches-bin`, where `ROOT` is the folder set by
+/// [`set_data_root`], else `data`.
 pub fn cifar10_dir() -> PathBuf {
-    let root = std::env::var_os(DATA_ENV).filter(|v| !v.is_empty()).unwrap_or_else(|| "data".into());
-    PathBuf::from(root).join("cifar-10-batches-bin")
+    let root = DATA_ROOT.read().unwrap_or_else(|e| e.into_inner()).clone();
+    root.unwrap_or_else(|| "data".into()).join("cifar-10-batches-bin")
 }
 
 /// A data source named on the command line.

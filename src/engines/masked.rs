@@ -8,7 +8,8 @@
 
 use nalgebra::DMatrix;
 
-use super::{Engine, direct, im2col};
+use super::engine::Engine;
+use super::{direct, im2col};
 use crate::geometry::ConvGeometry;
 use crate::linear_map::LinearMap;
 use crate::scalar::Real;

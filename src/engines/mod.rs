@@ -13,48 +13,18 @@
 
 pub mod dense;
 pub mod direct;
+mod engine;
 pub mod grouped;
 pub mod im2col;
 pub mod masked;
 pub mod sparse;
 
+pub use engine::Engine;
+
 use crate::geometry::PoolGeometry;
 use crate::linear_map::LinearMap;
 use crate::scalar::Real;
 use crate::spec::{Layer, Shape, conv_geometry};
-
-/// Which implementation of the linear layers a network runs on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub enum Engine {
-    /// Conv, local and pooling layers compiled to tied sparse matrices ([`sparse`]).
-    #[default]
-    Sparse,
-    /// Direct convolution, local layers and pooling on the batch-innermost layout ([`direct`]); dense layers
-    /// as in `Sparse`.
-    Direct,
-    /// Convolutions and local layers by im2col + GEMM ([`im2col`]); pooling layers as in `Direct`, dense
-    /// layers as in `Sparse`.
-    Im2col,
-}
-
-impl Engine {
-    /// All engines, in the order of their names.
-    pub const ALL: [Engine; 3] = [Engine::Sparse, Engine::Direct, Engine::Im2col];
-
-    /// `sparse`, `direct` or `im2col`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Engine::Sparse => "sparse",
-            Engine::Direct => "direct",
-            Engine::Im2col => "im2col",
-        }
-    }
-
-    /// Parses an engine name ([`Self::name`]).
-    pub fn from_name(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|e| e.name() == s)
-    }
-}
 
 /// Builds the linear map of `layer` on `input` for `engine` with only the weight entries where `keep` is true
 /// (a pruning mask in the weight's layout; `None` for activations and pools). The sparse engine compiles a

@@ -25,8 +25,8 @@
 
 use std::collections::HashMap;
 
-use super::grad_plan::separable_offsets;
-use super::{IndexMap, RowGroups, StructureError};
+use super::index::{IndexMap, RowGroups, StructureError};
+use super::separable::separable_offsets;
 
 /// Where a group's weights come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -7,10 +7,12 @@
 
 use rayon::prelude::*;
 
-use super::grad_plan::{self, ABSENT, GradClass, TileMembers};
-use super::products::GroupSource;
-use super::{ScatterSegment, TiedMatrix};
-use crate::cpu::{LANES, TILE_MAX, as_f32, has_avx2, has_avx512};
+use super::grad_plan::GradClass;
+use super::kernels::{self, Tile};
+use super::matrix::{Entry, TiedMatrix};
+use super::segments::ScatterSegment;
+use super::views::GroupSource;
+use crate::cpu::TILE_MAX;
 use crate::disjoint::Disjoint;
 use crate::scalar::Real;
 
@@ -38,7 +40,7 @@ pub fn nonzero_grad<T: Real>(m: &TiedMatrix, x: &[T], dy: &[T], dw: &mut [T], ba
             let dyr = &dy[r * batch..(r + 1) * batch];
             // SAFETY: the nonzeros of row r belong to this task only (groups partition the rows).
             let dwr = unsafe { out.slice(indptr[r] as usize, n) };
-            dots_dispatch(dwr, dyr, gcols, x, batch);
+            kernels::dots(dwr, dyr, gcols, x, batch);
         }
     });
 }
@@ -79,9 +81,9 @@ pub fn scatter_grad<T: Real>(m: &TiedMatrix, dw: &[T], dtheta: &mut [T]) {
         let ks = ip[seg.rows.0 as usize] as usize..ip[seg.rows.1 as usize] as usize;
         for (&code, &g) in codes[ks.clone()].iter().zip(&dw[ks]) {
             match m.decode(code) {
-                super::Entry::Param(p) => d[p as usize - p0] += g,
-                super::Entry::Const(_) => {}
-                super::Entry::Sum(ids) => ids.iter().for_each(|&p| d[p as usize - p0] += g),
+                Entry::Param(p) => d[p as usize - p0] += g,
+                Entry::Const(_) => {}
+                Entry::Sum(ids) => ids.iter().for_each(|&p| d[p as usize - p0] += g),
             }
         }
     });
@@ -128,40 +130,6 @@ fn param_grad_portable<T: Real>(
     fallback_grad(m, x, dy, dtheta, scratch, batch);
 }
 
-/// One register tile of a class: rows `i0..i0 + rb` of its groups × taps `u0..u0 + cb`.
-#[derive(Clone, Copy, Debug)]
-struct Tile {
-    class: usize,
-    /// Member groups `m0..m1` of the class.
-    m0: usize,
-    m1: usize,
-    i0: usize,
-    rb: usize,
-    u0: usize,
-    cb: usize,
-}
-
-/// The tile shapes (rows, taps) of [`class_grad`], written once: `$kernel!(RB, CB)` for the tile's shape,
-/// each expansion a kernel compiled for that shape. [`blocks`] keeps shapes to [`tile_shape`] (4 × 6 with
-/// AVX-512 at 16 samples or more, 2 × 3 with AVX2 there, 4 × 3 under 16 samples) and then halves them (4
-/// rows to 2 and 1; 6 taps to 3 and 1).
-macro_rules! by_tile_shape {
-    ($shape:expr, $kernel:ident) => {
-        match $shape {
-            (4, 6) => $kernel!(4, 6),
-            (2, 6) => $kernel!(2, 6),
-            (1, 6) => $kernel!(1, 6),
-            (4, 3) => $kernel!(4, 3),
-            (2, 3) => $kernel!(2, 3),
-            (1, 3) => $kernel!(1, 3),
-            (4, 1) => $kernel!(4, 1),
-            (2, 1) => $kernel!(2, 1),
-            (1, 1) => $kernel!(1, 1),
-            (rb, cb) => unreachable!("tile shape {rb} x {cb}"),
-        }
-    };
-}
-
 /// Most member groups one tile sums before its sums are added to `d_θ`.
 const MEMBER_CHUNK: usize = 256;
 
@@ -178,7 +146,7 @@ fn class_grad<T: Real>(m: &TiedMatrix, x: &[T], dy: &[T], dtheta: &mut [T], batc
     if plan.classes.is_empty() {
         return;
     }
-    let (rb_max, cb_max) = tile_shape(batch);
+    let (rb_max, cb_max) = kernels::tile_shape(batch);
     let mut tiles = Vec::new();
     for (class, c) in plan.classes.iter().enumerate() {
         let row_blocks = blocks(c.offsets.len(), rb_max);
@@ -211,16 +179,16 @@ fn class_grad<T: Real>(m: &TiedMatrix, x: &[T], dy: &[T], dtheta: &mut [T], batc
         // SAFETY: each tile index appears once in `run`, so sums[t] is written by this task only.
         let slot = unsafe { out.slice(t, 1) };
         #[cfg(target_arch = "x86_64")]
-        if !portable && has_avx2() {
+        if !portable && kernels::avx2() {
             // The AVX-512 and AVX2 kernels read the class in place: no tile is written out.
-            if let Some(s) = tile_in_place(&plan.classes[tile.class], tile, x, dy, &zeros, batch) {
+            if let Some(s) = kernels::tile_in_place(&plan.classes[tile.class], tile, x, dy, &zeros, batch) {
                 slot[0] = s;
                 return;
             }
         }
         plan.classes[tile.class].write_tile((tile.m0, tile.m1), (tile.i0, tile.rb), (tile.u0, tile.cb), view);
         let local = Tile { m0: 0, m1: tile.m1 - tile.m0, i0: 0, u0: 0, ..tile };
-        slot[0] = tile_dispatch(view, local, x, dy, &zeros, batch);
+        slot[0] = kernels::tile(view, local, x, dy, &zeros, batch);
     });
     for (t, s) in tiles.iter().zip(&sums) {
         let c = &plan.classes[t.class];
@@ -302,7 +270,7 @@ fn fallback_grad_of<T: Real, S: GroupSource>(
             let r = r as usize;
             // SAFETY: fallback group f owns scratch[start[f]..start[f + 1]].
             let dwr = unsafe { out.slice(start[f] + i * n, n) };
-            dots_dispatch(dwr, &dy[r * batch..(r + 1) * batch], gcols, xs, batch);
+            kernels::dots(dwr, &dy[r * batch..(r + 1) * batch], gcols, xs, batch);
         }
     });
     for (f, &g) in fallback.iter().enumerate() {
@@ -313,322 +281,13 @@ fn fallback_grad_of<T: Real, S: GroupSource>(
                 let v = scratch[k];
                 k += 1;
                 match m.decode(src.code(g as usize, i, j)) {
-                    super::Entry::Param(p) => dtheta[p as usize] += v,
-                    super::Entry::Const(_) => {}
-                    super::Entry::Sum(ids) => ids.iter().for_each(|&p| dtheta[p as usize] += v),
+                    Entry::Param(p) => dtheta[p as usize] += v,
+                    Entry::Const(_) => {}
+                    Entry::Sum(ids) => ids.iter().for_each(|&p| dtheta[p as usize] += v),
                 }
             }
         }
     }
-}
-
-/// `dw[j] = d_y · x[:, cols[j]]` for one row.
-#[inline(always)]
-fn dots<T: Real>(dw: &mut [T], dy: &[T], cols: &[u32], x: &[T], batch: usize) {
-    for (d, &c) in dw.iter_mut().zip(cols) {
-        let c = c as usize;
-        *d = dot(dy, &x[c * batch..(c + 1) * batch]);
-    }
-}
-
-// The same loops compiled for AVX2 + FMA and chosen at run time. Products are accumulated with `mul_add`, a
-// fused multiply-add rounded once: one instruction with FMA, an exact library call without, so both versions
-// give the same bits; the lanes of `dot` are fixed.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn dots_avx2<T: Real>(dw: &mut [T], dy: &[T], cols: &[u32], x: &[T], batch: usize) {
-    dots(dw, dy, cols, x, batch)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn tile_avx512<T: Real>(c: &GradClass, t: Tile, x: &[T], dy: &[T], zeros: &[T], batch: usize) -> [T; TILE_MAX] {
-    tile_any(c, t, x, dy, zeros, batch)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn tile_avx2<T: Real>(c: &GradClass, t: Tile, x: &[T], dy: &[T], zeros: &[T], batch: usize) -> [T; TILE_MAX] {
-    tile_any(c, t, x, dy, zeros, batch)
-}
-
-/// The portable tile loop compiled for the CPU's vector width (the same bits on every ISA).
-#[inline]
-fn tile_dispatch<T: Real>(c: &GradClass, t: Tile, x: &[T], dy: &[T], zeros: &[T], batch: usize) -> [T; TILE_MAX] {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx512() {
-        // (For f32 `class_grad` runs the AVX-512 kernel on the class in place: `tile_in_place`.)
-        // SAFETY: the CPU has AVX-512F, AVX2 and FMA (checked above).
-        return unsafe { tile_avx512(c, t, x, dy, zeros, batch) };
-    } else if has_avx2() {
-        // (For f32 `class_grad` runs the AVX2 kernel on the class in place: `tile_in_place`.)
-        // SAFETY: the CPU has AVX2 and FMA (checked above).
-        return unsafe { tile_avx2(c, t, x, dy, zeros, batch) };
-    }
-    tile_any(c, t, x, dy, zeros, batch)
-}
-
-/// The hand-written gradient tile for the CPU ([`super::simd::grad_tile`] with AVX-512,
-/// [`super::simd_avx2::grad_tile_avx2`] or its half-block twin with AVX2) on the tile `t` of class `c` read in
-/// place (no tile written out), for `f32`; `None` for another type.
-///
-/// The caller checked AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-fn tile_in_place<T: Real>(
-    c: &grad_plan::CompactClass,
-    t: Tile,
-    x: &[T],
-    dy: &[T],
-    zeros: &[T],
-    batch: usize,
-) -> Option<[T; TILE_MAX]> {
-    use grad_plan::CompactClass;
-    let (Some(x), Some(dy), Some(zeros)) = (as_f32(x), as_f32(dy), as_f32(zeros)) else {
-        return None;
-    };
-    type Kernel =
-        unsafe fn(&CompactClass, (usize, usize), usize, usize, &[f32], &[f32], &[f32], usize) -> [f32; TILE_MAX];
-    // A batch under 16 has no full 16-lane block: one 256-bit register per pair holds its half block (with
-    // AVX-512 too, where a 512-bit register would leave half its lanes idle).
-    let f = if has_avx512() && batch >= LANES {
-        macro_rules! avx512 {
-            ($rb:literal, $cb:literal) => {
-                super::simd::grad_tile::<$rb, $cb, CompactClass> as Kernel
-            };
-        }
-        by_tile_shape!((t.rb, t.cb), avx512)
-    } else {
-        macro_rules! avx2 {
-            ($rb:literal, $cb:literal) => {
-                if batch < LANES {
-                    super::simd_avx2::grad_tile_avx2_half::<$rb, $cb, CompactClass> as Kernel
-                } else {
-                    super::simd_avx2::grad_tile_avx2::<$rb, $cb, CompactClass> as Kernel
-                }
-            };
-        }
-        by_tile_shape!((t.rb, t.cb), avx2)
-    };
-    // SAFETY: the caller checked AVX2 and FMA, and `has_avx512()` AVX-512F for that kernel; the class comes
-    // from the plan of a checked map, so its rows and columns index d_y and x; the tile lies inside the class.
-    let s = unsafe { f(c, (t.m0, t.m1), t.i0, t.u0, x, dy, zeros, batch) };
-    Some(std::array::from_fn(|k| T::of(s[k] as f64)))
-}
-
-/// The largest gradient tile (rows, taps) whose accumulators fit the registers: 24 pairs of one 512-bit
-/// register with AVX-512 (4 × 6: 24 accumulators, 6 taps and one row loaded, 31 of the 32 registers), 6 pairs
-/// of two 256-bit registers with AVX2, or, on either, 12 pairs of one 256-bit register when the batch has
-/// fewer than 16 samples (12 accumulators, 3 taps and one row loaded: 16 registers).
-/// The shape never changes the bits: each pair's sum is the same in any tile.
-fn tile_shape(batch: usize) -> (usize, usize) {
-    if has_avx512() && batch >= LANES {
-        (4, 6)
-    } else if batch < LANES {
-        // One 256-bit register per pair (a batch of 8 to 15 fills lanes 0..8 only): 12 accumulators, 3 taps
-        // and one row loaded.
-        (4, 3)
-    } else {
-        (2, 3)
-    }
-}
-
-#[inline]
-fn dots_dispatch<T: Real>(dw: &mut [T], dy: &[T], cols: &[u32], x: &[T], batch: usize) {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: the CPU has AVX2 and FMA (checked above).
-        return unsafe { dots_avx2(dw, dy, cols, x, batch) };
-    }
-    dots(dw, dy, cols, x, batch)
-}
-
-/// The sums of one tile (row-major `rb × cb` in the first values); see [`class_grad`].
-#[inline(always)]
-#[allow(clippy::needless_range_loop)] // the index loops are the register tile
-fn tile_sums<T: Real, const RB: usize, const CB: usize>(
-    c: &GradClass,
-    t: Tile,
-    x: &[T],
-    dy: &[T],
-    zeros: &[T],
-    batch: usize,
-) -> [T; TILE_MAX] {
-    let (n_rows, n_taps) = (c.offsets.len(), c.taps.len());
-    let (full, half) = lane_blocks(batch);
-    let (dy0, x0, z0) = (dy.as_ptr(), x.as_ptr(), zeros.as_ptr());
-    assert!(t.i0 + RB <= n_rows && t.u0 + CB <= n_taps && zeros.len() == batch);
-    assert!(c.rows.len() == c.groups.len() * n_rows && c.cols.len() == c.groups.len() * n_taps);
-    let (mut d, mut xs) = ([dy0; RB], [x0; CB]);
-    // Lane l of pair (i, u) sums samples b0 + l over the member groups in order, and within a member over
-    // the lane blocks b0 in order.
-    let mut acc = [[[T::zero(); LANES]; CB]; RB];
-    for mi in t.m0..t.m1 {
-        member_ptrs(c, mi, t, (dy0, x0, z0), batch, 0, &mut d, &mut xs);
-        let mut b0 = 0;
-        while b0 < full {
-            let mut xv = [[T::zero(); LANES]; CB];
-            for u in 0..CB {
-                for l in 0..LANES {
-                    // SAFETY: the pointer starts `batch` readable values and b0 + l < full <= batch.
-                    xv[u][l] = unsafe { *xs[u].add(b0 + l) };
-                }
-            }
-            for i in 0..RB {
-                for l in 0..LANES {
-                    // SAFETY: as above.
-                    let dv = unsafe { *d[i].add(b0 + l) };
-                    for u in 0..CB {
-                        acc[i][u][l] = dv.mul_add(xv[u][l], acc[i][u][l]);
-                    }
-                }
-            }
-            b0 += LANES;
-        }
-        // A half block: samples full..full + 8 in lanes 0..8.
-        for i in 0..RB {
-            for l in 0..half - full {
-                // SAFETY: as above, full + l < half <= batch.
-                let dv = unsafe { *d[i].add(full + l) };
-                for u in 0..CB {
-                    // SAFETY: as above.
-                    acc[i][u][l] = dv.mul_add(unsafe { *xs[u].add(full + l) }, acc[i][u][l]);
-                }
-            }
-        }
-    }
-    // The tail samples: member groups in order, samples in order.
-    let mut tail = [[T::zero(); CB]; RB];
-    if half < batch {
-        for mi in t.m0..t.m1 {
-            member_ptrs(c, mi, t, (dy0, x0, z0), batch, half, &mut d, &mut xs);
-            for b in 0..batch - half {
-                for i in 0..RB {
-                    for u in 0..CB {
-                        // SAFETY: the pointers start `batch - half` readable values.
-                        tail[i][u] = unsafe { (*d[i].add(b)).mul_add(*xs[u].add(b), tail[i][u]) };
-                    }
-                }
-            }
-        }
-    }
-    let mut out = [T::zero(); TILE_MAX];
-    for i in 0..RB {
-        for u in 0..CB {
-            let mut s = T::zero();
-            for l in 0..LANES {
-                s += acc[i][u][l];
-            }
-            out[i * CB + u] = s + tail[i][u];
-        }
-    }
-    out
-}
-
-/// Where a gradient tile's lane blocks end: `(full, half)`, the samples `0..full` in blocks of [`LANES`] (lane
-/// `l` takes samples `b ≡ l`), then `full..half` in lanes 0..8, then the tail `half..batch`, one sample at a
-/// time. The half block is the first 8 samples of a batch of 8 to 15 (vgg16's batch of 8, a short last shard),
-/// which would otherwise run entirely one sample at a time; a batch of 16 or more keeps its tail of up to 15
-/// samples, so that its sums, and the bytes of every run at such batches (the main job's included), are the
-/// ones they were before the half block existed.
-#[inline(always)]
-pub(crate) fn lane_blocks(batch: usize) -> (usize, usize) {
-    let full = batch - batch % LANES;
-    (full, if full == 0 { batch - batch % (LANES / 2) } else { full })
-}
-
-/// The end of the hand-written gradient tiles (AVX-512 and AVX2): the tail samples `half..batch` (members in order, samples in order), then
-/// each pair's 16 lanes added in order, plus its tail.
-#[inline(always)]
-pub(super) fn finish_tile<const RB: usize, const CB: usize, C: TileMembers>(
-    c: &C,
-    (m0, m1): (usize, usize),
-    (i0, u0): (usize, usize),
-    x: &[f32],
-    dy: &[f32],
-    (half, batch): (usize, usize),
-    lanes: &[[f32; LANES]; TILE_MAX],
-) -> [f32; TILE_MAX] {
-    let mut tail = [0.0f32; TILE_MAX];
-    if half < batch {
-        for mi in m0..m1 {
-            let (rows, cols) = c.member::<RB, CB>(mi, i0, u0);
-            for b in half..batch {
-                for i in 0..RB {
-                    let dv = dy[rows[i] as usize * batch + b];
-                    for u in 0..CB {
-                        let xv = if cols[u] == ABSENT { 0.0 } else { x[cols[u] as usize * batch + b] };
-                        tail[i * CB + u] = dv.mul_add(xv, tail[i * CB + u]);
-                    }
-                }
-            }
-        }
-    }
-    std::array::from_fn(|k| if k < RB * CB { lanes[k].iter().fold(0.0, |s, &l| s + l) + tail[k] } else { 0.0 })
-}
-
-/// Member `mi`'s pointers for a tile, each at sample `start` of a (B, ·) column: its `RB` rows of `d_y` and
-/// `CB` columns of `x` (the zeros for an absent tap). Each starts `batch - start` readable values.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn member_ptrs<T: Real, const RB: usize, const CB: usize>(
-    c: &GradClass,
-    mi: usize,
-    t: Tile,
-    (dy0, x0, z0): (*const T, *const T, *const T),
-    batch: usize,
-    start: usize,
-    d: &mut [*const T; RB],
-    xs: &mut [*const T; CB],
-) {
-    let rows = &c.rows[mi * c.offsets.len() + t.i0..][..RB];
-    let cols = &c.cols[mi * c.taps.len() + t.u0..][..CB];
-    for i in 0..RB {
-        // SAFETY: rows are < R (the plan comes from the checked map), so the column of d_y (B, R) is in
-        // bounds; start < batch.
-        d[i] = unsafe { dy0.add(rows[i] as usize * batch + start) };
-    }
-    for u in 0..CB {
-        // SAFETY: columns are < C, so the column of x (B, C) is in bounds; the zeros hold batch values.
-        xs[u] = unsafe {
-            match cols[u] {
-                grad_plan::ABSENT => z0.add(start),
-                col => x0.add(col as usize * batch + start),
-            }
-        };
-    }
-}
-
-/// [`tile_sums`] for the tile's shape, which [`blocks`] keeps to powers of two up to the ISA's shape.
-#[inline(always)]
-fn tile_any<T: Real>(c: &GradClass, t: Tile, x: &[T], dy: &[T], zeros: &[T], batch: usize) -> [T; TILE_MAX] {
-    macro_rules! portable {
-        ($rb:literal, $cb:literal) => {
-            tile_sums::<T, $rb, $cb>(c, t, x, dy, zeros, batch)
-        };
-    }
-    by_tile_shape!((t.rb, t.cb), portable)
-}
-
-/// `Σ_b a[b] · b[b]`, summed in 8 interleaved lanes then lane by lane (a fixed order, so the same bits on
-/// every run and every thread count; the lanes let the compiler vectorise).
-#[inline(always)]
-pub(crate) fn dot<T: Real>(a: &[T], b: &[T]) -> T {
-    let mut lanes = [T::zero(); 8];
-    let (a8, a_rest) = a.split_at(a.len() - a.len() % 8);
-    let (b8, b_rest) = b.split_at(a8.len());
-    for (ca, cb) in a8.chunks_exact(8).zip(b8.chunks_exact(8)) {
-        for l in 0..8 {
-            lanes[l] = ca[l].mul_add(cb[l], lanes[l]);
-        }
-    }
-    let mut s = T::zero();
-    for l in lanes {
-        s += l;
-    }
-    for (&x, &y) in a_rest.iter().zip(b_rest) {
-        s = x.mul_add(y, s);
-    }
-    s
 }
 
 #[cfg(test)]

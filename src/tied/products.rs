@@ -12,9 +12,10 @@
 
 use rayon::prelude::*;
 
-use super::compact::{CompactMap, GroupWeights};
-use super::{IndexMap, RowGroups, SeparableGroups, TiedMatrix};
-use crate::cpu::{LANES, as_f32, has_avx2, has_avx512};
+use super::kernels;
+use super::matrix::TiedMatrix;
+use super::views::{Columns, GroupSource, OutRows, SeparableWeights, WeightBlock};
+use crate::cpu::{LANES, as_f32};
 use crate::disjoint::Disjoint;
 use crate::scalar::Real;
 
@@ -56,119 +57,6 @@ pub fn backward_input<T: Real>(m: &TiedMatrix, theta: &[T], dy: &[T], dx: &mut [
     }
 }
 
-/// The row groups of one direction of a tied matrix, as the products read them: the classic CSR with its
-/// groups and separable tables, or a [`CompactMap`].
-pub(crate) trait GroupSource: Sync {
-    fn n_groups(&self) -> usize;
-    /// The rows of group `g`.
-    fn rows(&self, g: usize) -> &[u32];
-    /// The columns of group `g`, relative to the returned shift (the classic form: absolute, shift 0).
-    fn cols(&self, g: usize) -> (&[u32], u32);
-    /// `(offsets, first-row codes)` of a separable group: row `i`, column `j` copies `θ[code0[j] + o_i]`.
-    fn separable(&self, g: usize) -> Option<(&[u32], &[u32])>;
-    /// Whether groups `g` and `g + 1` are separable twins (the same weight at every row and column).
-    fn twins(&self, g: usize) -> bool;
-    /// The group's values gathered from θ into `wblock` (G, n) row-major.
-    fn gather<T: Real>(&self, m: &TiedMatrix, g: usize, theta: &[T], wblock: &mut Vec<T>);
-    /// The code of row `i`, column `j` of group `g`.
-    fn code(&self, g: usize, i: usize, j: usize) -> u32;
-}
-
-/// The classic form: a CSR map, its row groups and its separable groups.
-pub(crate) struct Classic<'a> {
-    pub(super) map: &'a IndexMap,
-    pub(super) groups: &'a RowGroups,
-    pub(super) separable: &'a SeparableGroups,
-}
-
-impl GroupSource for Classic<'_> {
-    fn n_groups(&self) -> usize {
-        self.groups.len()
-    }
-    #[inline]
-    fn rows(&self, g: usize) -> &[u32] {
-        self.groups.group(g)
-    }
-    #[inline]
-    fn cols(&self, g: usize) -> (&[u32], u32) {
-        let first = self.groups.group(g)[0] as usize;
-        let ip = self.map.indptr();
-        let ip = ip.raw_storage();
-        (&self.map.indices()[ip[first] as usize..ip[first + 1] as usize], 0)
-    }
-    #[inline]
-    fn separable(&self, g: usize) -> Option<(&[u32], &[u32])> {
-        let rows = self.groups.group(g);
-        let offsets = self.separable.of(g, rows.len())?;
-        let ip = self.map.indptr();
-        let ip = ip.raw_storage();
-        let first = rows[0] as usize;
-        Some((offsets, &self.map.data()[ip[first] as usize..ip[first + 1] as usize]))
-    }
-    #[inline]
-    fn twins(&self, g: usize) -> bool {
-        self.separable.twins(g)
-    }
-    #[inline]
-    fn gather<T: Real>(&self, m: &TiedMatrix, g: usize, theta: &[T], wblock: &mut Vec<T>) {
-        let ip = self.map.indptr();
-        let ip = ip.raw_storage();
-        let codes = self.map.data();
-        wblock.clear();
-        for &r in self.groups.group(g) {
-            let (a, b) = (ip[r as usize] as usize, ip[r as usize + 1] as usize);
-            wblock.extend(codes[a..b].iter().map(|&c| m.value(theta, c)));
-        }
-    }
-    #[inline]
-    fn code(&self, g: usize, i: usize, j: usize) -> u32 {
-        let r = self.groups.group(g)[i] as usize;
-        let ip = self.map.indptr();
-        self.map.data()[ip.raw_storage()[r] as usize + j]
-    }
-}
-
-impl GroupSource for CompactMap {
-    fn n_groups(&self) -> usize {
-        CompactMap::n_groups(self)
-    }
-    #[inline]
-    fn rows(&self, g: usize) -> &[u32] {
-        self.groups().group(g)
-    }
-    #[inline]
-    fn cols(&self, g: usize) -> (&[u32], u32) {
-        (self.pattern(g), self.shift(g))
-    }
-    #[inline]
-    fn separable(&self, g: usize) -> Option<(&[u32], &[u32])> {
-        match self.weights(g) {
-            GroupWeights::Separable { offsets, taps } => Some((offsets, taps)),
-            GroupWeights::Codes(_) => None,
-        }
-    }
-    #[inline]
-    fn twins(&self, g: usize) -> bool {
-        CompactMap::twins(self, g)
-    }
-    #[inline]
-    fn gather<T: Real>(&self, m: &TiedMatrix, g: usize, theta: &[T], wblock: &mut Vec<T>) {
-        wblock.clear();
-        match self.weights(g) {
-            GroupWeights::Separable { offsets, taps } => {
-                for &o in offsets {
-                    wblock.extend(taps.iter().map(|&t| theta[t.wrapping_add(o) as usize]));
-                }
-            }
-            GroupWeights::Codes(codes) => wblock.extend(codes.iter().map(|&c| m.value(theta, c))),
-        }
-    }
-    #[inline]
-    fn code(&self, g: usize, i: usize, j: usize) -> u32 {
-        self.weights(g).code(i, j, self.pattern(g).len())
-    }
-}
-
 /// `y[:, r] = bias(r) + Σ_{k in row r} value(code[k]) · x[:, col(k)]`, row group by row group. A group's columns
 /// are `shift + cols[j]`: the kernels read `x` from column `shift` on with the relative columns, so the compact
 /// and the classic form run the same fused multiply-adds in the same order. `visit`, when given, is the order
@@ -189,8 +77,8 @@ fn grouped_product<T: Real, S: GroupSource>(
     // gathered block, and write the group's rows in place.
     // (Both read a separable group's weights at signed 32-bit distances from each row's first.)
     let kernels_apply = as_f32(theta).is_some() && theta.len() <= i32::MAX as usize;
-    let fast = has_avx512() && kernels_apply;
-    let fast_avx2 = !fast && has_avx2() && kernels_apply;
+    let fast = kernels::avx512() && kernels_apply;
+    let fast_avx2 = !fast && kernels::avx2() && kernels_apply;
     let out = Disjoint::new(y);
     let bias_of = |r: u32| bias.map_or(T::zero(), |(b, ids)| b[ids[r as usize] as usize]);
     let n_groups = src.n_groups();
@@ -218,50 +106,47 @@ fn grouped_product<T: Real, S: GroupSource>(
                 let (Some(init), Some(xs), Some(w)) = (as_f32(acc), as_f32(xs), as_f32(&wblock.columns)) else {
                     unreachable!("fast implies f32")
                 };
-                let rows = super::simd::OutRows { y: out.ptr().cast::<f32>(), rows: grows };
-                let w = super::simd::Columns { w: w.as_ptr(), g: grows.len() };
+                let rows = OutRows { y: out.ptr().cast::<f32>(), rows: grows };
+                let w = Columns { w: w.as_ptr(), g: grows.len() };
                 // SAFETY: the CPU has AVX-512F and FMA; the block holds (n, G) values; the columns come from
                 // the checked map and lie inside xs (B, C − shift); the group's rows are written by this task
                 // only (groups partition the rows) and lie inside y (B, R).
-                unsafe { super::simd::product_avx512(rows, init, w, gcols, xs, batch) };
+                unsafe { kernels::avx512::product_avx512(rows, init, w, gcols, xs, batch) };
                 return;
             }
             if separable.is_none() {
-                src.gather(m, g, theta, &mut wblock.w);
+                src.gather(g, theta, &|c| m.value(theta, c), &mut wblock.w);
             }
             let (Some(init), Some(theta), Some(xs), Some(wblock)) =
                 (as_f32(acc), as_f32(theta), as_f32(xs), as_f32(&wblock.w))
             else {
                 unreachable!("fast implies f32")
             };
-            let rows = super::simd::OutRows { y: out.ptr().cast::<f32>(), rows: grows };
+            let rows = OutRows { y: out.ptr().cast::<f32>(), rows: grows };
             match separable {
                 Some((offsets, code0)) => {
-                    let w = super::simd::Separable {
-                        theta: theta.as_ptr(),
-                        offsets: offsets.as_ptr(),
-                        code0: code0.as_ptr(),
-                    };
+                    let w =
+                        SeparableWeights { theta: theta.as_ptr(), offsets: offsets.as_ptr(), code0: code0.as_ptr() };
                     // SAFETY: the CPU has AVX-512F and FMA (fast) or AVX2 and FMA (fast_avx2); a separable
                     // group's code[0][j] + o_i is its code of row i, column j, a parameter below θ.len(); the
                     // columns come from the checked map and lie inside xs (B, C − shift); the group's rows are
                     // written by this task only (groups partition the rows) and lie inside y (B, R).
                     unsafe {
                         if fast {
-                            super::simd::product_avx512(rows, init, w, gcols, xs, batch)
+                            kernels::avx512::product_avx512(rows, init, w, gcols, xs, batch)
                         } else {
-                            super::simd_avx2::product_avx2(rows, init, w, gcols, xs, batch)
+                            kernels::avx2::product_avx2(rows, init, w, gcols, xs, batch)
                         }
                     };
                 }
                 None => {
-                    let w = super::simd::Block { w: wblock.as_ptr(), n: gcols.len() };
+                    let w = WeightBlock { w: wblock.as_ptr(), n: gcols.len() };
                     // SAFETY: as above, with the (G, n) block gathered just now.
                     unsafe {
                         if fast {
-                            super::simd::product_avx512(rows, init, w, gcols, xs, batch)
+                            kernels::avx512::product_avx512(rows, init, w, gcols, xs, batch)
                         } else {
-                            super::simd_avx2::product_avx2(rows, init, w, gcols, xs, batch)
+                            kernels::avx2::product_avx2(rows, init, w, gcols, xs, batch)
                         }
                     };
                 }
@@ -273,8 +158,8 @@ fn grouped_product<T: Real, S: GroupSource>(
         for &r in grows {
             acc.extend(std::iter::repeat_n(bias_of(r), batch));
         }
-        src.gather(m, g, theta, &mut wblock.w);
-        accumulate_dispatch(acc, &wblock.w, gcols, xs, batch);
+        src.gather(g, theta, &|c| m.value(theta, c), &mut wblock.w);
+        kernels::accumulate(acc, &wblock.w, gcols, xs, batch);
         for (gi, &r) in grows.iter().enumerate() {
             let r = r as usize;
             // SAFETY: row r belongs to this group only (groups partition the rows).
@@ -312,18 +197,18 @@ fn grouped_product<T: Real, S: GroupSource>(
                         let (Some(init), Some(theta), Some(x)) = (as_f32(acc), as_f32(theta), as_f32(x)) else {
                             unreachable!("fast implies f32")
                         };
-                        let w = super::simd::Separable {
+                        let w = SeparableWeights {
                             theta: theta.as_ptr(),
                             offsets: offsets.as_ptr(),
                             code0: code0.as_ptr(),
                         };
-                        let out = super::simd::OutRows { y: out.ptr().cast::<f32>(), rows };
+                        let out = OutRows { y: out.ptr().cast::<f32>(), rows };
                         // SAFETY: the CPU has AVX-512F and FMA (fast); the run's groups are single rows with one
                         // pattern and one separable block (the visit's runs, `CompactMap::same_weight_row`), so
                         // `w`'s row 0 is each member's weight row; each member's columns `shift + cols[j]` come from
                         // the checked map and lie inside x (B, C); the rows are written by this task only (groups
                         // partition the rows, runs partition the order) and lie inside y (B, R).
-                        unsafe { super::simd::product_run_avx512(out, shifts, init, w, gcols, x, batch) };
+                        unsafe { kernels::avx512::product_run_avx512(out, shifts, init, w, gcols, x, batch) };
                         continue;
                     }
                     for &g in run {
@@ -366,14 +251,13 @@ fn grouped_product<T: Real, S: GroupSource>(
                 else {
                     unreachable!("fast implies f32")
                 };
-                let w =
-                    super::simd::Separable { theta: theta.as_ptr(), offsets: offsets.as_ptr(), code0: code0.as_ptr() };
+                let w = SeparableWeights { theta: theta.as_ptr(), offsets: offsets.as_ptr(), code0: code0.as_ptr() };
                 let y = out.ptr().cast::<f32>();
-                let outs = [super::simd::OutRows { y, rows: rows_a }, super::simd::OutRows { y, rows: rows_b }];
+                let outs = [OutRows { y, rows: rows_a }, OutRows { y, rows: rows_b }];
                 // SAFETY: as for one separable group; twins have the same offsets and first-row codes, so `w`
                 // is the weight of either group; the two groups' rows are disjoint and written by this task
                 // only.
-                unsafe { super::simd::product_twins_avx512(outs, [init_a, init_b], w, [cols_a, cols_b], x, batch) };
+                unsafe { kernels::avx512::product_twins_avx512(outs, [init_a, init_b], w, [cols_a, cols_b], x, batch) };
                 return;
             }
             one(g, wblock, acc);
@@ -413,84 +297,5 @@ impl<T: Real> Gathered<T> {
         }
         self.key = Some(key);
         true
-    }
-}
-
-/// `acc[g, :] += Σ_j w[g, j] · x[:, cols[j]]` for the rows `g` of a group: `acc` (G, B) row by row, `w` (G, n)
-/// row-major. Register blocks of `R` rows × [`LANES`] samples stay in registers over all `n` columns, and
-/// each loaded input block serves the `R` rows. Every value is summed in column order, starting from `acc`.
-#[inline(always)]
-pub(super) fn accumulate<T: Real>(acc: &mut [T], w: &[T], cols: &[u32], x: &[T], batch: usize) {
-    let g_total = acc.len() / batch;
-    let mut g0 = 0;
-    while g0 + 4 <= g_total {
-        accumulate_rows::<T, 4>(acc, w, cols, x, batch, g0);
-        g0 += 4;
-    }
-    while g0 < g_total {
-        accumulate_rows::<T, 1>(acc, w, cols, x, batch, g0);
-        g0 += 1;
-    }
-}
-
-/// [`accumulate`] for rows `g0..g0 + R`.
-#[inline(always)]
-fn accumulate_rows<T: Real, const R: usize>(acc: &mut [T], w: &[T], cols: &[u32], x: &[T], batch: usize, g0: usize) {
-    let n = cols.len();
-    let w = &w[g0 * n..(g0 + R) * n];
-    let mut b0 = 0;
-    while b0 + LANES <= batch {
-        let mut a = [[T::zero(); LANES]; R];
-        for (r, ar) in a.iter_mut().enumerate() {
-            ar.copy_from_slice(&acc[(g0 + r) * batch + b0..][..LANES]);
-        }
-        for (j, &c) in cols.iter().enumerate() {
-            let xv: &[T; LANES] = x[c as usize * batch + b0..][..LANES].try_into().expect("LANES values");
-            for (r, ar) in a.iter_mut().enumerate() {
-                let wv = w[r * n + j];
-                for l in 0..LANES {
-                    ar[l] = wv.mul_add(xv[l], ar[l]);
-                }
-            }
-        }
-        for (r, ar) in a.iter().enumerate() {
-            acc[(g0 + r) * batch + b0..][..LANES].copy_from_slice(ar);
-        }
-        b0 += LANES;
-    }
-    if b0 < batch {
-        for (j, &c) in cols.iter().enumerate() {
-            let xc = &x[c as usize * batch + b0..(c as usize + 1) * batch];
-            for r in 0..R {
-                axpy(w[r * n + j], xc, &mut acc[(g0 + r) * batch + b0..(g0 + r + 1) * batch]);
-            }
-        }
-    }
-}
-
-// The same loops compiled for AVX2 + FMA and chosen at run time. Products are accumulated with `mul_add`, a
-// fused multiply-add rounded once: one instruction with FMA, an exact library call without, so both versions
-// give the same bits.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn accumulate_avx2<T: Real>(acc: &mut [T], w: &[T], cols: &[u32], x: &[T], batch: usize) {
-    accumulate(acc, w, cols, x, batch)
-}
-
-#[inline]
-fn accumulate_dispatch<T: Real>(acc: &mut [T], w: &[T], cols: &[u32], x: &[T], batch: usize) {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: the CPU has AVX2 and FMA (checked above).
-        return unsafe { accumulate_avx2(acc, w, cols, x, batch) };
-    }
-    accumulate(acc, w, cols, x, batch)
-}
-
-/// `y += a · x`.
-#[inline(always)]
-fn axpy<T: Real>(a: T, x: &[T], y: &mut [T]) {
-    for (yv, &xv) in y.iter_mut().zip(x) {
-        *yv = a.mul_add(xv, *yv);
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! `W((c, oy, ox), (c, oy·s + ky, ox·s + kx)) = 1/k²` for `0 <= ky, kx < k`. No parameters. See proofs/T5.
 
-use super::TiedLayer;
+use super::storage;
+use super::tied_layer::TiedLayer;
 use crate::geometry::PoolGeometry;
 use crate::scalar::Real;
 use crate::tied::{Source, TiedBuilder, TiedMatrix};
@@ -34,5 +35,5 @@ pub fn compile_pool(g: &PoolGeometry, value: f64) -> TiedMatrix {
 
 /// A mean-pooling layer.
 pub fn avgpool_layer<T: Real>(g: &PoolGeometry) -> TiedLayer<T> {
-    TiedLayer::new(super::stored(compile_pool(g, 1.0 / (g.k * g.k) as f64)), Vec::new(), None)
+    TiedLayer::new(storage::stored(compile_pool(g, 1.0 / (g.k * g.k) as f64)), Vec::new(), None)
 }

@@ -16,7 +16,8 @@
 //! id `((o·(c_in/G) + j)·k + ky)·k + kx` (PyTorch's `(c_out, c_in/G, k, k)`): the other channels' entries are
 //! nonzeros that are not stored, and cost nothing. `G = 1` is the plain convolution.
 
-use super::TiedLayer;
+use super::storage;
+use super::tied_layer::TiedLayer;
 use crate::geometry::ConvGeometry;
 use crate::scalar::Real;
 use crate::tables::Table;
@@ -316,10 +317,10 @@ pub fn grouped_conv_layer<T: Real>(g: &ConvGeometry, groups: usize) -> TiedLayer
     let bias_ids = (0..g.out_len()).map(|r| (r / positions) as u32).collect();
     let weight_shape = vec![g.c_out, g.c_in / groups, g.k, g.k];
     let plain = groups == 1 && g.mode == crate::geometry::PaddingMode::Zeros;
-    let matrix = if plain && super::index_storage() == Storage::Compact {
+    let matrix = if plain && storage::index_storage() == Storage::Compact {
         compile_conv_compact(g)
     } else {
-        super::stored(compile_grouped_conv(g, groups))
+        storage::stored(compile_grouped_conv(g, groups))
     };
     TiedLayer::new(matrix, weight_shape, Some((bias_ids, vec![g.c_out])))
 }
@@ -337,7 +338,7 @@ pub fn pruned_conv_layer<T: Real>(
     let bias_ids = (0..g.out_len()).map(|r| (r / positions) as u32).collect();
     let weight_shape = vec![g.c_out, g.c_in / groups, g.k, g.k];
     TiedLayer::new(
-        super::stored(compile_pruned_conv(g, groups, table, keep)),
+        storage::stored(compile_pruned_conv(g, groups, table, keep)),
         weight_shape,
         Some((bias_ids, vec![g.c_out])),
     )
@@ -348,7 +349,7 @@ pub fn pruned_conv_layer<T: Real>(
 pub fn table_conv_layer<T: Real>(g: &ConvGeometry, table: Table) -> TiedLayer<T> {
     let positions = g.h_out() * g.w_out();
     let bias_ids = (0..g.out_len()).map(|r| (r / positions) as u32).collect();
-    TiedLayer::new(super::stored(compile_table_conv(g, table)), g.weight_shape(), Some((bias_ids, vec![g.c_out])))
+    TiedLayer::new(storage::stored(compile_table_conv(g, table)), g.weight_shape(), Some((bias_ids, vec![g.c_out])))
 }
 
 #[cfg(test)]

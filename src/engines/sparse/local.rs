@@ -4,7 +4,8 @@
 //! weight `(c_out, h_out, w_out, c_in, k, k)`, id `((((o·h_out + oy)·w_out + ox)·c_in + i)·k + ky)·k + kx`,
 //! and bias `(c_out, h_out, w_out)`, one per row. Zero padding only.
 
-use super::TiedLayer;
+use super::storage;
+use super::tied_layer::TiedLayer;
 use crate::geometry::ConvGeometry;
 use crate::scalar::Real;
 use crate::tied::{Source, TiedBuilder, TiedMatrix};
@@ -36,7 +37,7 @@ pub fn local_layer<T: Real>(g: &ConvGeometry) -> TiedLayer<T> {
     let (h_out, w_out) = (g.h_out(), g.w_out());
     let bias_ids = (0..g.out_len() as u32).collect();
     TiedLayer::new(
-        super::stored(compile_local(g)),
+        storage::stored(compile_local(g)),
         vec![g.c_out, h_out, w_out, g.c_in, g.k, g.k],
         Some((bias_ids, vec![g.c_out, h_out, w_out])),
     )

@@ -9,7 +9,8 @@
 //! matrix stores only what is left, so it is faster once few enough entries remain
 //! ([`DENSE_AS_TIED_BELOW`]).
 
-use super::TiedLayer;
+use super::storage;
+use super::tied_layer::TiedLayer;
 use crate::scalar::Real;
 use crate::tied::{Source, TiedBuilder, TiedMatrix};
 
@@ -39,7 +40,7 @@ pub fn compile_pruned_dense(n_in: usize, n_out: usize, keep: &[bool]) -> TiedMat
 pub fn pruned_dense_layer<T: Real>(n_in: usize, n_out: usize, keep: &[bool]) -> TiedLayer<T> {
     let bias_ids = (0..n_out as u32).collect();
     TiedLayer::new(
-        super::stored(compile_pruned_dense(n_in, n_out, keep)),
+        storage::stored(compile_pruned_dense(n_in, n_out, keep)),
         vec![n_out, n_in],
         Some((bias_ids, vec![n_out])),
     )

@@ -1,0 +1,278 @@
+//! The loops in plain Rust: the group product (`accumulate`), the per-nonzero dots, and the gradient tile
+//! (`tile_sums`). The dispatch in [`super`] runs them as they are or compiled for AVX2 + FMA or AVX-512.
+
+use super::super::grad_plan::GradClass;
+use super::super::members::{ABSENT, TileMembers};
+use crate::cpu::{LANES, TILE_MAX};
+use crate::scalar::Real;
+
+/// `acc[g, :] += Σ_j w[g, j] · x[:, cols[j]]` for the rows `g` of a group: `acc` (G, B) row by row, `w` (G, n)
+/// row-major. Register blocks of `R` rows × [`LANES`] samples stay in registers over all `n` columns, and
+/// each loaded input block serves the `R` rows. Every value is summed in column order, starting from `acc`.
+#[inline(always)]
+pub(super) fn accumulate<T: Real>(acc: &mut [T], w: &[T], cols: &[u32], x: &[T], batch: usize) {
+    let g_total = acc.len() / batch;
+    let mut g0 = 0;
+    while g0 + 4 <= g_total {
+        accumulate_rows::<T, 4>(acc, w, cols, x, batch, g0);
+        g0 += 4;
+    }
+    while g0 < g_total {
+        accumulate_rows::<T, 1>(acc, w, cols, x, batch, g0);
+        g0 += 1;
+    }
+}
+
+/// [`accumulate`] for rows `g0..g0 + R`.
+#[inline(always)]
+fn accumulate_rows<T: Real, const R: usize>(acc: &mut [T], w: &[T], cols: &[u32], x: &[T], batch: usize, g0: usize) {
+    let n = cols.len();
+    let w = &w[g0 * n..(g0 + R) * n];
+    let mut b0 = 0;
+    while b0 + LANES <= batch {
+        let mut a = [[T::zero(); LANES]; R];
+        for (r, ar) in a.iter_mut().enumerate() {
+            ar.copy_from_slice(&acc[(g0 + r) * batch + b0..][..LANES]);
+        }
+        for (j, &c) in cols.iter().enumerate() {
+            let xv: &[T; LANES] = x[c as usize * batch + b0..][..LANES].try_into().expect("LANES values");
+            for (r, ar) in a.iter_mut().enumerate() {
+                let wv = w[r * n + j];
+                for l in 0..LANES {
+                    ar[l] = wv.mul_add(xv[l], ar[l]);
+                }
+            }
+        }
+        for (r, ar) in a.iter().enumerate() {
+            acc[(g0 + r) * batch + b0..][..LANES].copy_from_slice(ar);
+        }
+        b0 += LANES;
+    }
+    if b0 < batch {
+        for (j, &c) in cols.iter().enumerate() {
+            let xc = &x[c as usize * batch + b0..(c as usize + 1) * batch];
+            for r in 0..R {
+                axpy(w[r * n + j], xc, &mut acc[(g0 + r) * batch + b0..(g0 + r + 1) * batch]);
+            }
+        }
+    }
+}
+
+/// `y += a · x`.
+#[inline(always)]
+fn axpy<T: Real>(a: T, x: &[T], y: &mut [T]) {
+    for (yv, &xv) in y.iter_mut().zip(x) {
+        *yv = a.mul_add(xv, *yv);
+    }
+}
+
+/// One register tile of a class: rows `i0..i0 + rb` of its groups × taps `u0..u0 + cb`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tile {
+    pub(crate) class: usize,
+    /// Member groups `m0..m1` of the class.
+    pub(crate) m0: usize,
+    pub(crate) m1: usize,
+    pub(crate) i0: usize,
+    pub(crate) rb: usize,
+    pub(crate) u0: usize,
+    pub(crate) cb: usize,
+}
+
+/// `dw[j] = d_y · x[:, cols[j]]` for one row.
+#[inline(always)]
+pub(super) fn dots<T: Real>(dw: &mut [T], dy: &[T], cols: &[u32], x: &[T], batch: usize) {
+    for (d, &c) in dw.iter_mut().zip(cols) {
+        let c = c as usize;
+        *d = dot(dy, &x[c * batch..(c + 1) * batch]);
+    }
+}
+
+/// The sums of one tile (row-major `rb × cb` in the first values); see [`class_grad`].
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // the index loops are the register tile
+fn tile_sums<T: Real, const RB: usize, const CB: usize>(
+    c: &GradClass,
+    t: Tile,
+    x: &[T],
+    dy: &[T],
+    zeros: &[T],
+    batch: usize,
+) -> [T; TILE_MAX] {
+    let (n_rows, n_taps) = (c.offsets.len(), c.taps.len());
+    let (full, half) = lane_blocks(batch);
+    let (dy0, x0, z0) = (dy.as_ptr(), x.as_ptr(), zeros.as_ptr());
+    assert!(t.i0 + RB <= n_rows && t.u0 + CB <= n_taps && zeros.len() == batch);
+    assert!(c.rows.len() == c.groups.len() * n_rows && c.cols.len() == c.groups.len() * n_taps);
+    let (mut d, mut xs) = ([dy0; RB], [x0; CB]);
+    // Lane l of pair (i, u) sums samples b0 + l over the member groups in order, and within a member over
+    // the lane blocks b0 in order.
+    let mut acc = [[[T::zero(); LANES]; CB]; RB];
+    for mi in t.m0..t.m1 {
+        member_ptrs(c, mi, t, (dy0, x0, z0), batch, 0, &mut d, &mut xs);
+        let mut b0 = 0;
+        while b0 < full {
+            let mut xv = [[T::zero(); LANES]; CB];
+            for u in 0..CB {
+                for l in 0..LANES {
+                    // SAFETY: the pointer starts `batch` readable values and b0 + l < full <= batch.
+                    xv[u][l] = unsafe { *xs[u].add(b0 + l) };
+                }
+            }
+            for i in 0..RB {
+                for l in 0..LANES {
+                    // SAFETY: as above.
+                    let dv = unsafe { *d[i].add(b0 + l) };
+                    for u in 0..CB {
+                        acc[i][u][l] = dv.mul_add(xv[u][l], acc[i][u][l]);
+                    }
+                }
+            }
+            b0 += LANES;
+        }
+        // A half block: samples full..full + 8 in lanes 0..8.
+        for i in 0..RB {
+            for l in 0..half - full {
+                // SAFETY: as above, full + l < half <= batch.
+                let dv = unsafe { *d[i].add(full + l) };
+                for u in 0..CB {
+                    // SAFETY: as above.
+                    acc[i][u][l] = dv.mul_add(unsafe { *xs[u].add(full + l) }, acc[i][u][l]);
+                }
+            }
+        }
+    }
+    // The tail samples: member groups in order, samples in order.
+    let mut tail = [[T::zero(); CB]; RB];
+    if half < batch {
+        for mi in t.m0..t.m1 {
+            member_ptrs(c, mi, t, (dy0, x0, z0), batch, half, &mut d, &mut xs);
+            for b in 0..batch - half {
+                for i in 0..RB {
+                    for u in 0..CB {
+                        // SAFETY: the pointers start `batch - half` readable values.
+                        tail[i][u] = unsafe { (*d[i].add(b)).mul_add(*xs[u].add(b), tail[i][u]) };
+                    }
+                }
+            }
+        }
+    }
+    let mut out = [T::zero(); TILE_MAX];
+    for i in 0..RB {
+        for u in 0..CB {
+            let mut s = T::zero();
+            for l in 0..LANES {
+                s += acc[i][u][l];
+            }
+            out[i * CB + u] = s + tail[i][u];
+        }
+    }
+    out
+}
+
+/// Where a gradient tile's lane blocks end: `(full, half)`, the samples `0..full` in blocks of [`LANES`] (lane
+/// `l` takes samples `b ≡ l`), then `full..half` in lanes 0..8, then the tail `half..batch`, one sample at a
+/// time. The half block is the first 8 samples of a batch of 8 to 15 (vgg16's batch of 8, a short last shard),
+/// which would otherwise run entirely one sample at a time; a batch of 16 or more keeps its tail of up to 15
+/// samples, so that its sums, and the bytes of every run at such batches (the main job's included), are the
+/// ones they were before the half block existed.
+#[inline(always)]
+pub(crate) fn lane_blocks(batch: usize) -> (usize, usize) {
+    let full = batch - batch % LANES;
+    (full, if full == 0 { batch - batch % (LANES / 2) } else { full })
+}
+
+/// The end of the hand-written gradient tiles (AVX-512 and AVX2): the tail samples `half..batch` (members in order, samples in order), then
+/// each pair's 16 lanes added in order, plus its tail.
+#[inline(always)]
+pub(super) fn finish_tile<const RB: usize, const CB: usize, C: TileMembers>(
+    c: &C,
+    (m0, m1): (usize, usize),
+    (i0, u0): (usize, usize),
+    x: &[f32],
+    dy: &[f32],
+    (half, batch): (usize, usize),
+    lanes: &[[f32; LANES]; TILE_MAX],
+) -> [f32; TILE_MAX] {
+    let mut tail = [0.0f32; TILE_MAX];
+    if half < batch {
+        for mi in m0..m1 {
+            let (rows, cols) = c.member::<RB, CB>(mi, i0, u0);
+            for b in half..batch {
+                for i in 0..RB {
+                    let dv = dy[rows[i] as usize * batch + b];
+                    for u in 0..CB {
+                        let xv = if cols[u] == ABSENT { 0.0 } else { x[cols[u] as usize * batch + b] };
+                        tail[i * CB + u] = dv.mul_add(xv, tail[i * CB + u]);
+                    }
+                }
+            }
+        }
+    }
+    std::array::from_fn(|k| if k < RB * CB { lanes[k].iter().fold(0.0, |s, &l| s + l) + tail[k] } else { 0.0 })
+}
+
+/// Member `mi`'s pointers for a tile, each at sample `start` of a (B, ·) column: its `RB` rows of `d_y` and
+/// `CB` columns of `x` (the zeros for an absent tap). Each starts `batch - start` readable values.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn member_ptrs<T: Real, const RB: usize, const CB: usize>(
+    c: &GradClass,
+    mi: usize,
+    t: Tile,
+    (dy0, x0, z0): (*const T, *const T, *const T),
+    batch: usize,
+    start: usize,
+    d: &mut [*const T; RB],
+    xs: &mut [*const T; CB],
+) {
+    let rows = &c.rows[mi * c.offsets.len() + t.i0..][..RB];
+    let cols = &c.cols[mi * c.taps.len() + t.u0..][..CB];
+    for i in 0..RB {
+        // SAFETY: rows are < R (the plan comes from the checked map), so the column of d_y (B, R) is in
+        // bounds; start < batch.
+        d[i] = unsafe { dy0.add(rows[i] as usize * batch + start) };
+    }
+    for u in 0..CB {
+        // SAFETY: columns are < C, so the column of x (B, C) is in bounds; the zeros hold batch values.
+        xs[u] = unsafe {
+            match cols[u] {
+                ABSENT => z0.add(start),
+                col => x0.add(col as usize * batch + start),
+            }
+        };
+    }
+}
+
+/// [`tile_sums`] for the tile's shape, which [`blocks`] keeps to powers of two up to the ISA's shape.
+#[inline(always)]
+pub(super) fn tile_any<T: Real>(c: &GradClass, t: Tile, x: &[T], dy: &[T], zeros: &[T], batch: usize) -> [T; TILE_MAX] {
+    macro_rules! portable {
+        ($rb:literal, $cb:literal) => {
+            tile_sums::<T, $rb, $cb>(c, t, x, dy, zeros, batch)
+        };
+    }
+    by_tile_shape!((t.rb, t.cb), portable)
+}
+
+/// `Σ_b a[b] · b[b]`, summed in 8 interleaved lanes then lane by lane (a fixed order, so the same bits on
+/// every run and every thread count; the lanes let the compiler vectorise).
+#[inline(always)]
+pub(crate) fn dot<T: Real>(a: &[T], b: &[T]) -> T {
+    let mut lanes = [T::zero(); 8];
+    let (a8, a_rest) = a.split_at(a.len() - a.len() % 8);
+    let (b8, b_rest) = b.split_at(a8.len());
+    for (ca, cb) in a8.chunks_exact(8).zip(b8.chunks_exact(8)) {
+        for l in 0..8 {
+            lanes[l] = ca[l].mul_add(cb[l], lanes[l]);
+        }
+    }
+    let mut s = T::zero();
+    for l in lanes {
+        s += l;
+    }
+    for (&x, &y) in a_rest.iter().zip(b_rest) {
+        s = x.mul_add(y, s);
+    }
+    s
+}
