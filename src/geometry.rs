@@ -82,6 +82,15 @@ pub fn out_len(n: usize, k: usize, stride: usize, pad: usize, dil: usize) -> Opt
     (padded >= span && stride > 0).then(|| (padded - span) / stride + 1)
 }
 
+/// Along one axis, the coordinate in the unpadded input that output `o` reads through tap `κ`:
+/// `o·s + κ·d − p`, outside `0..n` when it falls in the padding (a padding mode then maps it back, see
+/// [`PaddingMode::source`]). Written once here for every engine and estimate; the tests' oracle keeps its own.
+/// The sizes come from a checked geometry ([`window_sizes`]), so the value fits in `isize`.
+#[inline(always)]
+pub fn tap_coord(o: usize, kappa: usize, stride: usize, dil: usize, pad: usize) -> isize {
+    (o * stride + kappa * dil) as isize - pad as isize
+}
+
 /// `(n + 2p, d(k − 1) + 1)`, the padded length and the kernel's span, computed with checked arithmetic:
 /// `None` when `k = 0` or either does not fit in `isize` (every coordinate of a layer is then an `isize`
 /// without overflow).
@@ -233,10 +242,10 @@ impl ConvGeometry {
                 for ox in 0..w_out {
                     for i in 0..self.c_in {
                         for ky in 0..self.k {
-                            let py = (oy * self.stride + ky * self.dil) as isize - self.pad as isize;
+                            let py = tap_coord(oy, ky, self.stride, self.dil, self.pad);
                             let Some(iy) = self.mode.source(py, self.h_in) else { continue };
                             for kx in 0..self.k {
-                                let px = (ox * self.stride + kx * self.dil) as isize - self.pad as isize;
+                                let px = tap_coord(ox, kx, self.stride, self.dil, self.pad);
                                 let Some(ix) = self.mode.source(px, self.w_in) else { continue };
                                 f(Tap { o, oy, ox, i, ky, kx, iy, ix });
                             }

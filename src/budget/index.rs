@@ -2,7 +2,7 @@
 //! ([`estimate_index_bytes`], which `compare` and the budget use to skip or refuse layers that would not fit),
 //! with the per-part formulas of [`crate::tied::bytes`].
 
-use crate::geometry::{ConvGeometry, PaddingMode};
+use crate::geometry::{ConvGeometry, PaddingMode, tap_coord};
 use crate::spec::{Layer, Shape, Spec, conv_geometry};
 use crate::tied::RowGroups;
 use crate::tied::bytes::{compound, consts, csr, member, row_groups, segments};
@@ -149,7 +149,7 @@ fn axis_kinds(
     let mut lists: Vec<Vec<(usize, usize)>> = vec![Vec::new(); if inverse { n_in } else { n_out }];
     for o in 0..n_out {
         for kappa in 0..k {
-            let c = (o * stride + kappa * dil) as isize - pad as isize;
+            let c = tap_coord(o, kappa, stride, dil, pad);
             if (0..n_in as isize).contains(&c) {
                 let c = c as usize;
                 if inverse { lists[c].push((o, kappa)) } else { lists[o].push((c, kappa)) }

@@ -317,7 +317,7 @@ mod tests {
                             let mut count = 0u128;
                             for o in 0..n_out {
                                 for kk in 0..k {
-                                    let c = (o * stride + kk * dil) as isize - pad as isize;
+                                    let c = crate::geometry::tap_coord(o, kk, stride, dil, pad);
                                     count += u128::from((0..n as isize).contains(&c));
                                 }
                             }

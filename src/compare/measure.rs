@@ -7,7 +7,8 @@ use nalgebra::DMatrix;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
-use super::{Case, Config, Row, Status};
+use super::grid::Case;
+use super::row::{Config, Row, Status};
 use crate::engines::build_pruned_map;
 use crate::linear_map::LinearMap;
 use crate::network::{Engine, build_map};

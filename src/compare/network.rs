@@ -18,8 +18,9 @@ use nalgebra::DMatrix;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
+use super::grid::Case;
 use super::measure::{max_abs_diff, median};
-use super::{Case, Config, Row, Status};
+use super::row::{Config, Row, Status};
 use crate::budget::{self, Use};
 use crate::init::{Init, init_params};
 use crate::loss::{Loss, Targets};
@@ -98,7 +99,7 @@ pub fn run_network(spec: &Spec, cfg: &Config, mut progress: impl FnMut(&str)) ->
                 row.step_s = Some(m.step_s);
                 let cases = network_cases(spec);
                 row.index_bytes = match engine {
-                    Engine::Im2col => cases.iter().map(|c| super::im2col_bytes(c, b)).sum(),
+                    Engine::Im2col => cases.iter().map(|c| super::measure::im2col_bytes(c, b)).sum(),
                     _ => m.index_bytes,
                 };
                 row.param_bytes = 4 * m.n_params;

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Config, Row, Status};
+use super::row::{Config, Row, Status};
 use crate::network::Engine;
 
 /// Parses a byte count: an integer, optionally followed by `k`, `M`, `G` (powers of 1000) or `KiB`,

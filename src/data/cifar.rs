@@ -14,7 +14,8 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use super::{DataError, Dataset, Splits};
+use super::dataset::{Dataset, Splits};
+use super::idx::DataError;
 use crate::spec::Shape;
 
 /// Shape of one image.

@@ -24,7 +24,7 @@ use nalgebra::DMatrix;
 use rayon::prelude::*;
 
 use crate::gemm::{self, Strided};
-use crate::geometry::ConvGeometry;
+use crate::geometry::{ConvGeometry, tap_coord};
 use crate::linear_map::{LinearMap, check_io};
 use crate::scalar::Real;
 use crate::tensor::Tensor;
@@ -63,9 +63,9 @@ pub fn im2col_into<T: Real>(g: &ConvGeometry, x: &DMatrix<T>, col: &mut DMatrix<
     col.as_mut_slice().par_chunks_mut(bp).enumerate().for_each(|(q, colq)| {
         let (i, ky, kx) = (q / (k * k), q / k % k, q % k);
         for oy in 0..h_out {
-            let iy = g.mode.source((oy * g.stride + ky * g.dil) as isize - g.pad as isize, g.h_in);
+            let iy = g.mode.source(tap_coord(oy, ky, g.stride, g.dil, g.pad), g.h_in);
             for ox in 0..w_out {
-                let ix = g.mode.source((ox * g.stride + kx * g.dil) as isize - g.pad as isize, g.w_in);
+                let ix = g.mode.source(tap_coord(ox, kx, g.stride, g.dil, g.pad), g.w_in);
                 let p = oy * w_out + ox;
                 let out = &mut colq[p * batch..(p + 1) * batch];
                 match (iy, ix) {
@@ -94,10 +94,10 @@ pub fn col2im<T: Real>(g: &ConvGeometry, dx: &mut DMatrix<T>, dcol: &DMatrix<T>)
                 let q = (i * k + ky) * k + kx;
                 let colq = &dcol[q * bp..(q + 1) * bp];
                 for oy in 0..h_out {
-                    let py = (oy * g.stride + ky * g.dil) as isize - g.pad as isize;
+                    let py = tap_coord(oy, ky, g.stride, g.dil, g.pad);
                     let Some(iy) = g.mode.source(py, g.h_in) else { continue };
                     for ox in 0..w_out {
-                        let px = (ox * g.stride + kx * g.dil) as isize - g.pad as isize;
+                        let px = tap_coord(ox, kx, g.stride, g.dil, g.pad);
                         let Some(ix) = g.mode.source(px, g.w_in) else { continue };
                         let (f, p) = (iy * g.w_in + ix, oy * w_out + ox);
                         for (d, &c) in dxi[f * batch..(f + 1) * batch].iter_mut().zip(&colq[p * batch..(p + 1) * batch])

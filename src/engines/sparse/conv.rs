@@ -18,7 +18,7 @@
 
 use super::storage;
 use super::tied_layer::TiedLayer;
-use crate::geometry::ConvGeometry;
+use crate::geometry::{ConvGeometry, tap_coord};
 use crate::scalar::Real;
 use crate::tables::Table;
 use crate::tied::compact::CompactBuilder;
@@ -185,7 +185,7 @@ pub fn compile_conv_compact(g: &ConvGeometry) -> TiedMatrix {
         let mut inv = vec![Vec::new(); n_in];
         for (o, f) in fwd.iter_mut().enumerate() {
             for kappa in 0..k {
-                let c = (o * g.stride + kappa * g.dil) as isize - g.pad as isize;
+                let c = tap_coord(o, kappa, g.stride, g.dil, g.pad);
                 if (0..n_in as isize).contains(&c) {
                     f.push((kappa, c as usize));
                     inv[c as usize].push((o, kappa));
