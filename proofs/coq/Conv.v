@@ -1,6 +1,6 @@
 (** * A convolution is the product with its tied matrix: proofs/T1, T2 and the conv cases of T6.
 
-    Models of the crate (src/geometry.rs, src/layers/conv.rs): [padmap] is [PaddingMode::map]; [pos] is the
+    Models of the crate (src/geometry.rs, src/engines/sparse/conv.rs): [padmap] is [PaddingMode::source]; [pos] is the
     padded coordinate [o·s + k·d − p] of [ConvGeometry::for_each_tap]; the taps, their rows, columns and
     parameters are those [compile_conv] pushes; [conv] is the convolution by its definition (PyTorch's
     [conv2d], a cross-correlation, with [padding_mode]). Multi-channel, 2-D, any stride [s], dilation [d],
@@ -19,7 +19,7 @@ Local Open Scope ring_scope.
 
 Inductive mode := Zeros | Reflect | Replicate | Circular.
 
-(** [PaddingMode::map]: the input coordinate that padded coordinate [u] reads, or [None] (a zero). The crate
+(** [PaddingMode::source]: the input coordinate that padded coordinate [u] reads, or [None] (a zero). The crate
     casts the value to [usize]; here [insub] keeps it an index of [[0, n)], and [padmap_reads] shows that it
     is one under the conditions [ConvGeometry::check] enforces. *)
 Definition padmap (m : mode) (n : nat) (u : int) : option 'I_n :=
