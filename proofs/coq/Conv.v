@@ -77,6 +77,24 @@ case: m nz refl => [[//]|||] _ refl.
 - by rewrite insubT // -ltz_nat gez0_abs ?modz_ge0 ?ltz_mod // eqz_nat -lt0n.
 Qed.
 
+(** ** Lemma 1.1 of proofs/T1: with the output length of [out_len] (src/geometry.rs), every padded coordinate
+    lies in [[−p, n + p)], i.e. [o·s + kk·d < n + 2p]: the hypotheses of [T1_factorisation] and [T2c_fold]. *)
+Definition out_len (n k s p d : nat) : nat := ((n + 2 * p - (d * (k - 1) + 1)) %/ s).+1.
+
+Lemma out_len_range n k s p d (o kk : nat) :
+  (d * (k - 1) + 1 <= n + 2 * p)%N -> (o < out_len n k s p d)%N -> (kk < k)%N -> (o * s + kk * d < n + 2 * p)%N.
+Proof.
+move=> fit; rewrite ltnS => lo lk.
+have h1 : (o * s <= n + 2 * p - (d * (k - 1) + 1))%N.
+  case: s lo => [|s'] lo; first by rewrite muln0.
+  by apply: leq_trans (leq_trunc_div _ s'.+1); rewrite leq_mul2r lo orbT.
+have h2 : (kk * d <= d * (k - 1))%N by rewrite mulnC leq_mul2l -ltnS subn1 prednK ?lk ?orbT // (leq_ltn_trans _ lk).
+apply: (leq_ltn_trans (leq_add h1 h2)).
+move: fit; set X := (n + 2 * p)%N; set K' := (d * (k - 1))%N => fit.
+have eX : X = (X - (K' + 1) + K' + 1)%N by rewrite -addnA subnK.
+by rewrite -addn1 -eX.
+Qed.
+
 Section Conv.
 
 Variable R : comRingType.
@@ -250,6 +268,29 @@ rewrite [RHS]big_mkcond; apply: eq_bigr => u _; rewrite eqxx /=; case: ifP => Au
 by apply: big1 => v _; rewrite mul0r.
 Qed.
 
+(** T1 part 5 and T2 (c) for the crate's output size: with [h] and [w] the output lengths of [out_len] (and the
+    dilated kernel no larger than the padded input, which [out_len] requires), Lemma 1.1 ([out_len_range])
+    discharges the range hypotheses. *)
+Theorem T1_factorisation_out_len m H W p theta (r : Row) (c : Col H W) :
+  h = out_len H k s p d -> w = out_len W k s p d ->
+  (d * (k - 1) + 1 <= H + 2 * p)%N -> (d * (k - 1) + 1 <= W + 2 * p)%N ->
+  Wconv m H W p theta r c = mulv (W0 H W p theta) (fun c' => Pi m H W p c' c) r.
+Proof.
+move=> eh ew fH fW; apply: T1_factorisation => [oy ky|ox kx].
+  by apply: (out_len_range _ _ _ _ _ _ _ fH); rewrite // -eh.
+by apply: (out_len_range _ _ _ _ _ _ _ fW); rewrite // -ew.
+Qed.
+
+Theorem T2c_fold_out_len m H W p theta (delta : Row -> R) (c : Col H W) :
+  h = out_len H k s p d -> w = out_len W k s p d ->
+  (d * (k - 1) + 1 <= H + 2 * p)%N -> (d * (k - 1) + 1 <= W + 2 * p)%N ->
+  mulvT (Wconv m H W p theta) delta c = mulvT (Pi m H W p) (mulvT (W0 H W p theta) delta) c.
+Proof.
+move=> eh ew fH fW; apply: T2c_fold => [oy ky|ox kx].
+  by apply: (out_len_range _ _ _ _ _ _ _ fH); rewrite // -eh.
+by apply: (out_len_range _ _ _ _ _ _ _ fW); rewrite // -ew.
+Qed.
+
 (** T2 (a): zero padding, any stride and dilation. The stride-dilated residual: [sel f u = f (u / s)] when
     [u >= 0] is a multiple of [s] with [u / s] an index of [f], else 0 (zeros between and around). *)
 Definition sel n (f : 'I_n -> R) (u : int) : R :=
@@ -420,25 +461,77 @@ apply/eqP/imsetP => [[-> -> -> ->]|[[a b] _]]; first by exists (oy, ox).
 by rewrite /f /= => -[-> _ _ -> -> ->].
 Qed.
 
-End Conv.
+(** ** Theorem 3 for convolutions *)
 
-(** ** Lemma 1.1 of proofs/T1: with the output length of [out_len] (src/geometry.rs), every padded coordinate
-    lies in [[−p, n + p)], i.e. [o·s + kk·d < n + 2p]: the hypotheses of [T1_factorisation] and [T2c_fold]. *)
-Definition out_len (n k s p d : nat) : nat := ((n + 2 * p - (d * (k - 1) + 1)) %/ s).+1.
-
-Lemma out_len_range n k s p d (o kk : nat) :
-  (d * (k - 1) + 1 <= n + 2 * p)%N -> (o < out_len n k s p d)%N -> (kk < k)%N -> (o * s + kk * d < n + 2 * p)%N.
+(** [conv] is affine in the input, with linear part [W(θ)]. *)
+Lemma conv_diff m H W p theta beta (x xi : Col H W -> R) (r : Row) :
+  conv m H W p theta beta (fun c => x c + xi c) r - conv m H W p theta beta x r = mulv (Wconv m H W p theta) xi r.
 Proof.
-move=> fit; rewrite ltnS => lo lk.
-have h1 : (o * s <= n + 2 * p - (d * (k - 1) + 1))%N.
-  case: s lo => [|s'] lo; first by rewrite muln0.
-  by apply: leq_trans (leq_trunc_div _ s'.+1); rewrite leq_mul2r lo orbT.
-have h2 : (kk * d <= d * (k - 1))%N by rewrite mulnC leq_mul2l -ltnS subn1 prednK ?lk ?orbT // (leq_ltn_trans _ lk).
-apply: (leq_ltn_trans (leq_add h1 h2)).
-move: fit; set X := (n + 2 * p)%N; set K' := (d * (k - 1))%N => fit.
-have eX : X = (X - (K' + 1) + K' + 1)%N by rewrite -addnA subnK.
-by rewrite -addn1 -eX.
+rewrite !T1_conv_is_tied_product /mulv; under eq_bigr => c _ do rewrite mulrDr.
+have e : forall A B C : R, A + B + C - (A + C) = B by move=> A B C; rewrite [A + B]addrC -[B + A + C]addrA addrK.
+
+by rewrite big_split /= e.
 Qed.
+
+(** T3 part 1 composed with T1 and T2 (a) (zero padding, any stride and dilation): along any input direction
+    [ξ], the linear part of [J] through the layer, [⟨δ, conv(x + ξ) − conv(x)⟩], is [⟨g, ξ⟩] with [g] the
+    rotated [d]-dilated kernel correlated with the [s]-dilated residual: T2's formula *is* the input gradient. *)
+Theorem T3_conv_input_grad H W p theta beta (x xi : Col H W -> R) (delta : Row -> R) :
+  (0 < s)%N -> (0 < d)%N -> (0 < k)%N ->
+  let q := (span.-1)%:Z - p%:Z in
+  \sum_r delta r * (conv Zeros H W p theta beta (fun c => x c + xi c) r - conv Zeros H W p theta beta x r) =
+  \sum_(c : Col H W) (let: (i, iy, ix) := c in
+     \sum_(o < c_out) \sum_(a < span) \sum_(b < span)
+       rotk theta o i a b * dil delta o (iy%:Z + a%:Z - q) (ix%:Z + b%:Z - q)) * xi c.
+Proof.
+move=> s0 d0 k0 q; under eq_bigr => r _ do rewrite conv_diff.
+rewrite T3_input_grad; apply: eq_bigr => -[[i iy] ix] _.
+by rewrite (T2a_rotated Zeros H W p theta delta i iy ix erefl s0 d0 k0).
+Qed.
+
+(** The same for every padding mode, with the crate's output size: the input gradient is the fold
+    [Πᵀ (W⁰(θ)ᵀ δ)] of T2 (c). *)
+Theorem T3_conv_input_grad_fold m H W p theta beta (x xi : Col H W -> R) (delta : Row -> R) :
+  h = out_len H k s p d -> w = out_len W k s p d ->
+  (d * (k - 1) + 1 <= H + 2 * p)%N -> (d * (k - 1) + 1 <= W + 2 * p)%N ->
+  \sum_r delta r * (conv m H W p theta beta (fun c => x c + xi c) r - conv m H W p theta beta x r) =
+  \sum_(c : Col H W) mulvT (Pi m H W p) (mulvT (W0 H W p theta) delta) c * xi c.
+Proof.
+move=> eh ew fH fW; under eq_bigr => r _ do rewrite conv_diff.
+rewrite T3_input_grad; apply: eq_bigr => c _.
+by rewrite (T2c_fold_out_len m H W p theta delta c eh ew fH fW).
+Qed.
+
+(** The taps of kernel value [(o, i, ky, kx)] are those of the [h·w] output positions of channel [o]. *)
+Lemma sum_taps_of (F : Tap -> R) o i ky kx :
+  \sum_(t | cpar t == (o, i, ky, kx)) F t = \sum_(oy < h) \sum_(ox < w) F ((o, oy, ox), (i, ky, kx)).
+Proof.
+pose f (x : 'I_h * 'I_w) : Tap := ((o, x.1, x.2), (i, ky, kx)).
+rewrite (pair_bigA _ (fun oy ox => F (f (oy, ox)))) /=.
+rewrite (reindex_onto f (fun t : Tap => (t.1.1.2, t.1.2))) /=; last first.
+  by move=> [[[o' oy] ox] [[i' ky'] kx']] /eqP[-> -> -> ->].
+by apply: eq_bigl => -[oy ox]; rewrite /= !eqxx.
+Qed.
+
+(** T3 part 5: the gradient of kernel value [(o, i, ky, kx)] (what [scatter_grad] gives it, from the
+    per-entry gradients [G_{rc} = Σ_b δ[b, r] a[b, c]]) is the input correlated with the residual,
+    [Σ_b Σ_{oy, ox} δ[b, o, oy, ox] · a[b, i, μ_H(oy·s + ky·d − p), μ_W(ox·s + kx·d − p)]], a term that reads
+    the zero padding being 0. Any padding mode. *)
+Theorem T3_conv_kernel_grad m H W p (B : finType) (delta : B -> Row -> R) (a : B -> Col H W -> R) o i ky kx :
+  scatter crow (ccol m H W p) cpar (fun r c => \sum_b delta b r * a b c) (o, i, ky, kx) =
+  \sum_b \sum_(oy < h) \sum_(ox < w) delta b (o, oy, ox) *
+    match padmap m H (pos p oy ky), padmap m W (pos p ox kx) with
+    | Some iy, Some ix => a b (i, iy, ix)
+    | _, _ => 0
+    end.
+Proof.
+rewrite /scatter sum_taps_of [RHS]exchange_big /=; apply: eq_bigr => oy _.
+rewrite [RHS]exchange_big /=; apply: eq_bigr => ox _; rewrite /tap_grad /=.
+case: (padmap m H (pos p oy ky)) => [iy|]; case: (padmap m W (pos p ox kx)) => [ix|] /=;
+  by [| rewrite big1 // => b _; rewrite mulr0].
+Qed.
+
+End Conv.
 
 (** ** The crate's numbering of rows, columns and parameters (proofs/T1 "Flattening"): mixed-radix numerals
     [ρ(o, oy, ox) = (o·h + oy)·w + ox], [κ(i, iy, ix) = (i·H + iy)·W + ix],
