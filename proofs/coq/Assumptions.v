@@ -49,3 +49,8 @@ Print Assumptions Pool.T4_forward.
 Print Assumptions Pool.T4_backward.
 Print Assumptions Pool.T4_locally_linear.
 Print Assumptions Pool.T4_gradient_off_ties.
+Print Assumptions Conv.T1_grouped_is_dense.
+Print Assumptions Conv.Wsel_masked.
+Print Assumptions Conv.T1_grouped_par_injective.
+Print Assumptions Conv.group_sel_injective.
+Print Assumptions Conv.T3_grouped_kernel_grad.

@@ -531,6 +531,111 @@ case: (padmap m H (pos p oy ky)) => [iy|]; case: (padmap m W (pos p ox kx)) => [
   by [| rewrite big1 // => b _; rewrite mulr0].
 Qed.
 
+(** ** Grouped and depthwise convolutions, connection tables (proofs/T1 part 6, T2, T3)
+
+    [compile_grouped_conv] and [compile_table_conv] push the taps from input channel [i] to output channel [o]
+    only when [sel o i] is [Some j], with parameter [(o, j, ky, kx)] over [c_out × cw × k × k] values: groups
+    [G] with [cw = c_in/G], [sel o i = Some (i mod cw)] when [i / cw = o / (c_out/G)] (depthwise: [cw = 1]); a
+    table [T] with [cw = c_in], [sel o i = Some i] when [T[o, i] = 1]. [j0] only fills the parameter of a tap
+    that is not stored (it reads nothing). *)
+Section Grouped.
+
+Variable cw : nat.
+Variable sel : 'I_c_out -> 'I_c_in -> option 'I_cw.
+Variable j0 : 'I_cw.
+
+Definition GPar := ('I_c_out * 'I_cw * 'I_k * 'I_k)%type.
+Definition gcol m H W p (t : Tap) : option (Col H W) :=
+  let: ((o, _, _), (i, _, _)) := t in if sel o i is Some _ then ccol m H W p t else None.
+Definition gpar (t : Tap) : GPar :=
+  let: ((o, _, _), (i, ky, kx)) := t in (o, odflt j0 (sel o i), ky, kx).
+
+(** The compiled matrix of a grouped or table convolution. *)
+Definition Wsel m H W p (theta : GPar -> R) : Row -> Col H W -> R := tied crow (gcol m H W p) gpar theta.
+
+(** The kernel it represents in the dense [(c_out, c_in, k, k)] layout: zeros across groups, or where the table
+    has no connection. *)
+Definition expand (theta : GPar -> R) (q : Par) : R :=
+  let: (o, i, ky, kx) := q in if sel o i is Some j then theta (o, j, ky, kx) else 0.
+
+(** T1 part 6: the compiled matrix of a grouped or table convolution is the dense convolution's matrix of the
+    expanded kernel, entry by entry, in every padding mode. So it is block-structured (zero where [sel o i]
+    is [None]: [Wsel_masked]), and T1, T2 and T3 part 1 hold for it as they are: [W(θ)ᵀδ] is the rotated
+    expanded kernel correlated with the dilated residual, per group. *)
+Theorem T1_grouped_is_dense m H W p theta (r : Row) (c : Col H W) :
+  Wsel m H W p theta r c = Wconv m H W p (expand theta) r c.
+Proof.
+rewrite /Wsel /Wconv /tied [LHS]big_mkcond [RHS]big_mkcond; apply: eq_bigr.
+move=> [[[o oy] ox] [[i ky] kx]] _ /=; rewrite /expand; case: (sel o i) => [j|] //=.
+by rewrite andbF if_same.
+Qed.
+
+Lemma Wsel_masked m H W p theta (o : 'I_c_out) oy ox (i : 'I_c_in) iy ix :
+  sel o i = None -> Wsel m H W p theta (o, oy, ox) (i, iy, ix) = 0.
+Proof.
+move=> none; rewrite T1_grouped_is_dense /Wconv /tied big1 // => -[[[o' oy'] ox'] [[i' ky] kx]] /andP[/eqP[-> _ _]].
+rewrite /ccol; case: (padmap m H _) => [y|] //; case: (padmap m W _) => [x|] // /eqP[-> _ _].
+by rewrite /cpar /expand /= none.
+Qed.
+
+(** Within a group (or along a table's connections), the parameters of one entry are distinct when [sel o] is
+    injective where defined, as for groups and tables: T1 part 2 holds. *)
+Lemma T1_grouped_par_injective m H W p (t t' : Tap) :
+  (forall o i i' j, sel o i = Some j -> sel o i' = Some j -> i = i') ->
+  crow t = crow t' -> gcol m H W p t = gcol m H W p t' -> gcol m H W p t != None -> gpar t = gpar t' -> t = t'.
+Proof.
+move=> inj; case: t => [[[o oy] ox] [[i ky] kx]]; case: t' => [[[o' oy'] ox'] [[i' ky'] kx']] /=.
+move=> [eo eoy eox]; subst o' oy' ox'.
+case si: (sel o i) => [j|] //; case si': (sel o i') => [j'|] //=.
+- move=> _ _ [ej eky ekx]; subst j' ky' kx'.
+  by rewrite (inj o i i' j si si').
+- by rewrite /ccol; case: (padmap _ _ _) => [?|] //; case: (padmap _ _ _).
+Qed.
+
+(** T3 part 3 for grouped and table convolutions: the gradient of parameter [(o, j, ky, kx)] is the sum, over
+    the input channels [i] that [sel o] maps to [j] (one for a group, at most one for a table), of the dense
+    kernel gradient at [(o, i, ky, kx)], which [T3_conv_kernel_grad] gives as the input correlated with the
+    residual. *)
+Theorem T3_grouped_kernel_grad m H W p (G : Row -> Col H W -> R) (o : 'I_c_out) (j : 'I_cw) (ky kx : 'I_k) :
+  scatter crow (gcol m H W p) gpar G (o, j, ky, kx) =
+  \sum_(i | sel o i == Some j) scatter crow (ccol m H W p) cpar G (o, i, ky, kx).
+Proof.
+rewrite /scatter; under [RHS]eq_bigr => i _ do rewrite sum_taps_of.
+rewrite big_mkcond /=.
+transitivity (\sum_(t : Tap) if (t.1.1.1 == o) && (sel t.1.1.1 t.2.1.1 == Some j) && (t.2.1.2 == ky) && (t.2.2 == kx)
+                             then tap_grad crow (ccol m H W p) G t else 0).
+  apply: eq_bigr => -[[[o' oy] ox] [[i ky'] kx']] _ /=; rewrite /tap_grad /=.
+  case si: (sel o' i) => [j'|] /=.
+    by rewrite !xpair_eqE (inj_eq (@Some_inj _)).
+  have -> : (None == Some j) = false by [].
+  by rewrite andbF !andFb if_same.
+rewrite sum_pair sum_pair sum_pair (bigD1 o) //= [X in _ + X]big1 ?addr0 => [|o' no]; last first.
+  by apply: big1 => oy _; apply: big1 => ox _; apply: big1 => -[[i ky'] kx'] _; rewrite /= (negbTE no).
+rewrite [RHS](exchange_big_dep predT) //= [RHS]big_mkcond /=; apply: eq_bigr => oy _.
+rewrite [RHS](exchange_big_dep predT) //= [RHS]big_mkcond /=; apply: eq_bigr => ox _.
+rewrite sum_pair sum_pair [RHS]big_mkcond; apply: eq_bigr => i _.
+rewrite eqxx /=; case: (sel o i =P Some j) => _ /=; last by apply: big1 => ? _; apply: big1.
+rewrite (bigD1 ky) //= [X in _ + X]big1 ?addr0 => [|ky' nky]; last first.
+  by apply: big1 => kx' _; rewrite (negbTE nky).
+rewrite (bigD1 kx) //= [X in _ + X]big1 ?addr0 ?eqxx // => kx' nkx.
+by rewrite (negbTE nkx) andbF.
+Qed.
+
+(** The selector of [compile_grouped_conv] ([G] groups of [cw] input and [cog] output channels; depthwise is
+    [cw = 1]) is injective where defined, so T1 part 2 holds for grouped convolutions. *)
+Definition group_sel (cog : nat) (o : 'I_c_out) (i : 'I_c_in) : option 'I_cw :=
+  if (i %/ cw == o %/ cog)%N then insub (i %% cw)%N else None.
+
+Lemma group_sel_injective cog o (i i' : 'I_c_in) j :
+  group_sel cog o i = Some j -> group_sel cog o i' = Some j -> i = i'.
+Proof.
+rewrite /group_sel; case: eqP => [ei|] //; case: eqP => [ei'|] //.
+case: insubP => [ji _ vji|] // [<-]; case: insubP => [ji' _ vji'|] // [eji].
+apply: val_inj; rewrite /= (divn_eq i cw) (divn_eq i' cw) ei ei' -vji -vji' eji //.
+Qed.
+
+End Grouped.
+
 End Conv.
 
 (** ** The crate's numbering of rows, columns and parameters (proofs/T1 "Flattening"): mixed-radix numerals
