@@ -54,3 +54,8 @@ Print Assumptions Conv.Wsel_masked.
 Print Assumptions Conv.T1_grouped_par_injective.
 Print Assumptions Conv.group_sel_injective.
 Print Assumptions Conv.T3_grouped_kernel_grad.
+Print Assumptions Conv.Pi_read.
+Print Assumptions Conv.sel_corr.
+Print Assumptions Conv.T3_conv_kernel_grad_padded.
+Print Assumptions Pool.T4_selected_piece_below.
+Print Assumptions Tied.T6_Rexp_cross.

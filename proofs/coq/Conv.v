@@ -531,6 +531,74 @@ case: (padmap m H (pos p oy ky)) => [iy|]; case: (padmap m W (pos p ox kx)) => [
   by [| rewrite big1 // => b _; rewrite mulr0].
 Qed.
 
+(** [Π a] read at a padded position: the input its padding map copies, or 0 (the dual of [Pi_fold]). *)
+Lemma Pi_read m H W p (a : Col H W -> R) i (u : 'I_(H + 2 * p)) (v : 'I_(W + 2 * p)) :
+  mulv (Pi m H W p) a (i, u, v) =
+  match padmap m H (u%:Z - p%:Z), padmap m W (v%:Z - p%:Z) with
+  | Some iy, Some ix => a (i, iy, ix)
+  | _, _ => 0
+  end.
+Proof.
+rewrite /mulv sum_pair sum_pair (bigD1 i) //= [X in _ + X]big1 ?addr0 => [|i' ni']; last first.
+  by apply: big1 => y _; apply: big1 => x _; rewrite /Pi eq_sym (negbTE ni') mul0r.
+rewrite /Pi eqxx /=.
+case: (padmap m H _) => [iy|]; last by apply: big1 => y _; apply: big1 => x _; rewrite mul0r.
+rewrite (bigD1 iy) //= [X in _ + X]big1 ?addr0 => [|y ny]; last first.
+  by apply: big1 => x _; rewrite (_ : (Some iy == Some y) = false) ?mul0r //; apply/eqP => -[e]; rewrite e eqxx in ny.
+rewrite eqxx /=; case: (padmap m W _) => [ix|]; last by apply: big1 => x _; rewrite mul0r.
+rewrite (bigD1 ix) //= big1 ?addr0 ?eqxx ?mul1r // => x nx.
+by rewrite (_ : (Some ix == Some x) = false) ?mul0r //; apply/eqP => -[e]; rewrite e eqxx in nx.
+Qed.
+
+(** The padded input of sample [b], zero outside [[0, H + 2p) × [0, W + 2p)]: [â = Π a]. *)
+Definition apad m H W p (a : Col H W -> R) (i : 'I_c_in) (u v : nat) : R :=
+  match insub u : option 'I_(H + 2 * p), insub v : option 'I_(W + 2 * p) with
+  | Some u', Some v' => mulv (Pi m H W p) a (i, u', v')
+  | _, _ => 0
+  end.
+
+(** The one-dimensional core of the correlation: summing [g u · δ̃(u)] over [u < U] picks the outputs [u = o·s]. *)
+Lemma sel_corr n U (f : 'I_n -> R) (g : nat -> R) :
+  (0 < s)%N -> (forall o : 'I_n, o * s < U)%N ->
+  \sum_(u < U) g u * sel f u%:Z = \sum_(o < n) f o * g (o * s)%N.
+Proof.
+move=> s0 lt; under eq_bigr => u _ do rewrite -(sel_sum _ f _ s0) big_distrr /=.
+rewrite exchange_big /=; apply: eq_bigr => o _.
+rewrite (bigD1 (Ordinal (lt o))) //= eqxx [X in _ + X]big1 ?addr0 1?mulrC // => u nu.
+case: eqP => [[e]|_]; last by rewrite mulr0.
+by case/eqP: nu; apply: val_inj; rewrite /= e.
+Qed.
+
+(** T3 part 5, the second display: with the crate's output size, the kernel gradient is the padded input
+    [â = Π a] correlated with the stride-dilated residual [δ̃], sampled at multiples of [d]:
+    [Σ_b Σ_{u, v} â[b, i, u + ky·d, v + kx·d] · δ̃[b, o, u, v]], every padding mode. *)
+Theorem T3_conv_kernel_grad_padded m H W p (B : finType) (delta : B -> Row -> R) (a : B -> Col H W -> R)
+    o i (ky kx : 'I_k) :
+  (0 < s)%N -> h = out_len H k s p d -> w = out_len W k s p d ->
+  (d * (k - 1) + 1 <= H + 2 * p)%N -> (d * (k - 1) + 1 <= W + 2 * p)%N ->
+  scatter crow (ccol m H W p) cpar (fun r c => \sum_b delta b r * a b c) (o, i, ky, kx) =
+  \sum_b \sum_(u < H + 2 * p) \sum_(v < W + 2 * p)
+    apad m H W p (a b) i (u + ky * d) (v + kx * d) * dil (delta b) o u%:Z v%:Z.
+Proof.
+move=> s0 eh ew fH fW; rewrite T3_conv_kernel_grad; apply: eq_bigr => b _.
+have rH : forall (oy : 'I_h) (kk : 'I_k), (oy * s + kk * d < H + 2 * p)%N.
+  by move=> oy kk; apply: (out_len_range _ _ _ _ _ _ _ fH); rewrite // -eh.
+have rW : forall (ox : 'I_w) (kk : 'I_k), (ox * s + kk * d < W + 2 * p)%N.
+  by move=> ox kk; apply: (out_len_range _ _ _ _ _ _ _ fW); rewrite // -ew.
+have ltH : forall oy : 'I_h, (oy * s < H + 2 * p)%N by move=> oy; exact: (@leq_ltn_trans _ _ _ (leq_addr _ _) (rH oy ky)).
+have ltW : forall ox : 'I_w, (ox * s < W + 2 * p)%N by move=> ox; exact: (@leq_ltn_trans _ _ _ (leq_addr _ _) (rW ox kx)).
+rewrite /dil [RHS]exchange_big /=.
+under [RHS]eq_bigr => v _ do rewrite (sel_corr _ _ (fun oy : 'I_h => sel (fun ox : 'I_w => delta b (o, oy, ox)) v%:Z)
+  (fun u => apad m H W p (a b) i (u + ky * d) (v + kx * d)) s0 ltH).
+rewrite [RHS]exchange_big /=; apply: eq_bigr => oy _.
+under [RHS]eq_bigr => v _ do rewrite mulrC.
+rewrite (sel_corr _ _ (fun ox : 'I_w => delta b (o, oy, ox))
+  (fun v => apad m H W p (a b) i (oy * s + ky * d) (v + kx * d)) s0 ltW).
+apply: eq_bigr => ox _; congr (_ * _).
+rewrite /apad (insubT (fun u => u < H + 2 * p)%N (rH oy ky)) (insubT (fun v => v < W + 2 * p)%N (rW ox kx)) /=.
+by rewrite Pi_read.
+Qed.
+
 (** ** Grouped and depthwise convolutions, connection tables (proofs/T1 part 6, T2, T3)
 
     [compile_grouped_conv] and [compile_table_conv] push the taps from input channel [i] to output channel [o]

@@ -217,4 +217,10 @@ under eq_bigr => r _ do rewrite lin addrAC subrr add0r.
 exact: T3_input_grad.
 Qed.
 
+(** proofs/T4 part 4, the selected linear piece: at every [x], ties allowed, [L_x(x') = S(x) x'] is below max
+    pooling everywhere and equal to it at [x] ([T4_forward]): [S(x)] is the gradient of a linear piece that
+    touches [z] at [x] from below. *)
+Theorem T4_selected_piece_below (x x' : Col -> R) (r : Row) : mulv (Sel x) x' r <= zmax x' r.
+Proof. by rewrite Sel_mulv /zmax /wsel; exact: (T4_win_max (fun j => x' (omega r j))). Qed.
+
 End MaxPool.

@@ -263,6 +263,17 @@ transitivity (frob (fun r c => \sum_b delta b r * a b c) (tied eta)).
 by rewrite T3_scatter_taps; apply: eq_bigr => q _; rewrite T3_scatter_entries.
 Qed.
 
+(** T6 part 3, the cross terms: [R_exp(θ) = R_tap(θ) + Σ_{(r,c)} Σ_{q ∈ A_{rc}} Σ_{q' ∈ A_{rc}, q' ≠ q} θ_q θ_{q'}]
+    (each unordered pair [q < q'] twice: the [2 Σ_{q < q'}] of proofs/T6). *)
+Theorem T6_Rexp_cross theta :
+  Rexp theta = Rtap theta +
+    \sum_(rc : Row * Col) \sum_(q in entry rc.1 rc.2) \sum_(q' in entry rc.1 rc.2 | q' != q) theta q * theta q'.
+Proof.
+rewrite /Rexp /Rtap -big_split /=; apply: eq_bigr => rc _.
+rewrite tied_entry expr2 big_distrl /= -big_split /=; apply: eq_bigr => q qA.
+by rewrite big_distrr /= (bigD1 q) //= expr2.
+Qed.
+
 (** ** The update of [Sgd::step] (proofs/T6, T7) for one weight element: decay weight [nu] is [1]
     ([DecayMode::PerParameter]) or [m_q] ([DecayMode::Expanded]). *)
 Definition step (eta mu lambda nu theta v g : R) : R * R :=
