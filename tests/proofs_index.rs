@@ -857,3 +857,80 @@ fn errata_quotes_occur_in_the_seed_at_their_lines() {
     assert!(per_erratum.len() >= 16 && checked >= 35, "{} errata, {checked} quotes", per_erratum.len());
     assert!(problems.is_empty(), "{} problem(s):\n{}", problems.len(), problems.join("\n"));
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// T6 part 5: Adam's decay modes, on the crate's optimizer (issue 31).
+// ---------------------------------------------------------------------------------------------------------------
+
+/// Checks proofs/T6 part 5 on `Adam::step` (one step, a zero-padded convolution whose multiplicities vary over
+/// the kernel, and a dense layer): with coupled decay each mode is Adam without decay fed `g + λ ν θ` on the
+/// weights (`ν = 1` per-parameter, `ν = m_q` expanded), bit for bit, i.e. Adam on `J + R` of part 1; with
+/// decoupled decay the two modes' moments are equal bit for bit, their biases too, and their new weights differ
+/// by `η λ (1 − m_q) θ_q` (to rounding).
+#[test]
+fn t6_adam_decay_modes_follow_the_penalties() {
+    use cnn_as_mlp::init::{Init, init_params};
+    use cnn_as_mlp::network::{Engine, Network, Params};
+    use cnn_as_mlp::optim::{Adam, DecayMode};
+    use cnn_as_mlp::spec::Spec;
+    let spec = Spec::parse("1x5x5 > conv(2,3,pad=1) > relu > dense(3)").unwrap();
+    let fresh = || {
+        let mut net = Network::<f64>::new(&spec, Engine::Sparse);
+        init_params(&mut net, Init::TorchDefault, 31);
+        net
+    };
+    let net = fresh();
+    let mult = net.multiplicity();
+    let is_weight: Vec<bool> = net.param_names().iter().map(|(n, _)| n.ends_with(".weight")).collect();
+    let mut grads = net.zero_grads();
+    for (k, x) in grads.iter_mut().flatten().flat_map(|t| t.data.iter_mut()).enumerate() {
+        *x = 0.05 * ((k * 7 % 11) as f64 - 5.0);
+    }
+    let (lr, wd) = (0.01, 0.1);
+    let step = |mode: DecayMode, decoupled: bool, wd: f64, grads: &Params<f64>| {
+        let mut net = fresh();
+        let mut adam = Adam::<f64>::new(lr, wd, mode, decoupled);
+        adam.step(&mut net, grads);
+        (net.params, adam.m, adam.v)
+    };
+    let flat = |p: &Params<f64>| p.iter().flatten().flat_map(|t| t.data.clone()).collect::<Vec<f64>>();
+    assert!(mult[0][0].iter().any(|&m| m != mult[0][0][0]), "the conv's multiplicities should vary");
+    // Coupled: Adam on g + λ ν θ, no decay.
+    for mode in [DecayMode::PerParameter, DecayMode::Expanded] {
+        let mut fed = grads.clone();
+        for (w, ((g, th), m)) in
+            fed.iter_mut().flatten().zip(net.params.iter().flatten()).zip(mult.iter().flatten()).enumerate()
+        {
+            if !is_weight[w] {
+                continue;
+            }
+            for ((g, &th), &m) in g.data.iter_mut().zip(&th.data).zip(m) {
+                let lambda = if mode == DecayMode::Expanded { wd * m as f64 } else { wd };
+                *g += lambda * th;
+            }
+        }
+        let (a, b) = (step(mode, false, wd, &grads), step(mode, false, 0.0, &fed));
+        assert_eq!(flat(&a.0), flat(&b.0), "{mode:?}: coupled decay is Adam on g + λνθ (parameters)");
+        assert_eq!((flat(&a.1), flat(&a.2)), (flat(&b.1), flat(&b.2)), "{mode:?}: the moments");
+    }
+    // Decoupled: same moments, weights apart by η λ (1 − m) θ.
+    let (per, exp) = (step(DecayMode::PerParameter, true, wd, &grads), step(DecayMode::Expanded, true, wd, &grads));
+    assert_eq!((flat(&per.1), flat(&per.2)), (flat(&exp.1), flat(&exp.2)), "decoupled: the moments of the two modes");
+    let mut checked = 0;
+    for (w, (((pe, pp), th), m)) in exp
+        .0
+        .iter()
+        .flatten()
+        .zip(per.0.iter().flatten())
+        .zip(net.params.iter().flatten())
+        .zip(mult.iter().flatten())
+        .enumerate()
+    {
+        for (k, ((&e, &p), &th)) in pe.data.iter().zip(&pp.data).zip(&th.data).enumerate() {
+            let want = if is_weight[w] { lr * wd * (1.0 - m[k] as f64) * th } else { 0.0 };
+            assert!((e - p - want).abs() <= 1e-15, "tensor {w}, element {k}: {e} - {p} is not {want}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, flat(&net.params).len());
+}

@@ -59,3 +59,6 @@ Print Assumptions Conv.sel_corr.
 Print Assumptions Conv.T3_conv_kernel_grad_padded.
 Print Assumptions Pool.T4_selected_piece_below.
 Print Assumptions Tied.T6_Rexp_cross.
+Print Assumptions Tied.T6_adam_coupled_is_penalty.
+Print Assumptions Tied.T6_adamw_modes_differ.
+Print Assumptions Tied.T6_adamw_modes_agree_iff.

@@ -302,3 +302,47 @@ have := T6_modes_differ eta mu lambda m 1 0 0; rewrite same subrr mulr1 => /esym
 rewrite mulf_eq0 (negbTE nz) /= subr_eq0 eq_sym => /eqP/eqP.
 by rewrite Num.Theory.pnatr_eq1 => /eqP.
 Qed.
+
+(** ** Adam's decay modes (proofs/T6 part 5)
+
+    One element of [Adam::step]: the moment updates and the normalised step are abstracted as [dir], which
+    maps the gradient the moments are fed to the new moments and the step [u] (the bias corrections, [√v̂]
+    and [ε] are inside it, and do not depend on [θ]). Coupled decay (the default, [torch.optim.Adam]) feeds
+    [g + λ ν θ]; decoupled decay ([--decoupled-wd], [torch.optim.AdamW]) shrinks [θ] by [1 − η λ ν] first and
+    feeds [g]. [ν] is [1] ([DecayMode::PerParameter]) or [m_q] ([DecayMode::Expanded]). *)
+Definition adam_step (R : ringType) (decoupled : bool) (eta lambda nu theta g : R)
+    (dir : R -> ((R * R) * R)%type) : (R * (R * R))%type :=
+  if decoupled then let: (mv, u) := dir g in (theta * (1 - eta * lambda * nu) - u, mv)
+  else let: (mv, u) := dir (g + lambda * nu * theta) in (theta - u, mv).
+
+(** Coupled decay is Adam without decay on the gradient [g + λ ν θ] of [J + (λ/2) ν θ²]: in each mode, Adam on
+    [J + R] with the penalty of part 1. *)
+Theorem T6_adam_coupled_is_penalty (R : ringType) (eta lambda nu theta g : R) (dir : R -> ((R * R) * R)%type) :
+  adam_step false eta lambda nu theta g dir = adam_step false eta 0 nu theta (g + lambda * nu * theta) dir.
+Proof. by rewrite /adam_step !mul0r addr0. Qed.
+
+(** Decoupled decay: the two modes feed the moments the same gradient, so the moments agree, and the new
+    parameters differ by exactly [η λ (1 − m_q) θ_q]. *)
+Theorem T6_adamw_modes_differ (R : comRingType) (eta lambda : R) (m : nat) (theta g : R) (dir : R -> ((R * R) * R)%type) :
+  (adam_step true eta lambda m%:R theta g dir).1 - (adam_step true eta lambda 1 theta g dir).1 =
+    eta * lambda * (1 - m%:R) * theta /\
+  (adam_step true eta lambda m%:R theta g dir).2 = (adam_step true eta lambda 1 theta g dir).2.
+Proof.
+rewrite /adam_step; case: (dir g) => mv u /=; split=> //.
+have e : forall X Y u' : R, X - u' - (Y - u') = X - Y by move=> X Y u'; rewrite opprB addrA subrK.
+rewrite e -mulrBr mulr1 opprB addrC addrA subrK.
+by rewrite -{1}[eta * lambda]mulr1 -mulrBr mulrC.
+Qed.
+
+(** With [η λ ≠ 0] the decoupled modes agree for every [θ], [g] and moments iff [m_q = 1]. *)
+Theorem T6_adamw_modes_agree_iff (F : numDomainType) (eta lambda : F) (m : nat) :
+  eta * lambda != 0 ->
+  (forall theta g (dir : F -> ((F * F) * F)%type),
+      adam_step true eta lambda m%:R theta g dir = adam_step true eta lambda 1 theta g dir) <-> m = 1%N.
+Proof.
+move=> nz; split=> [same|-> //].
+have [d _] := T6_adamw_modes_differ eta lambda m 1 0 (fun _ => (0, 0, 0)).
+move: d; rewrite same subrr mulr1 => /esym/eqP.
+rewrite mulf_eq0 (negbTE nz) /= subr_eq0 eq_sym => /eqP/eqP.
+by rewrite Num.Theory.pnatr_eq1 => /eqP.
+Qed.
