@@ -1,6 +1,6 @@
 (** Prints the axioms each main theorem depends on; [check.sh] requires "Closed under the global context"
     for every one of them. *)
-From CnnAsMlp Require Import Tied Conv.
+From CnnAsMlp Require Import Tied Conv Pool.
 
 Print Assumptions Tied.tied_mulv.
 Print Assumptions Tied.tied_mulvT.
@@ -30,3 +30,35 @@ Print Assumptions Conv.flat2_inj.
 Print Assumptions Conv.padmap_reads.
 Print Assumptions Conv.ccol_reads.
 Print Assumptions Conv.T6_mult_hw.
+Print Assumptions Tied.T3_input_grad.
+Print Assumptions Tied.T3_scatter_taps.
+Print Assumptions Tied.T3_scatter_entries.
+Print Assumptions Tied.T3_param_grad.
+Print Assumptions Conv.T1_factorisation_out_len.
+Print Assumptions Conv.T2c_fold_out_len.
+Print Assumptions Conv.T3_conv_input_grad.
+Print Assumptions Conv.T3_conv_input_grad_fold.
+Print Assumptions Conv.T3_conv_kernel_grad.
+Print Assumptions Pool.inwin_tile.
+Print Assumptions Pool.T5_forward.
+Print Assumptions Pool.T5_transpose.
+Print Assumptions Pool.T5_upsample.
+Print Assumptions Pool.T4_win_max.
+Print Assumptions Pool.T4_win_first.
+Print Assumptions Pool.T4_forward.
+Print Assumptions Pool.T4_backward.
+Print Assumptions Pool.T4_locally_linear.
+Print Assumptions Pool.T4_gradient_off_ties.
+Print Assumptions Conv.T1_grouped_is_dense.
+Print Assumptions Conv.Wsel_masked.
+Print Assumptions Conv.T1_grouped_par_injective.
+Print Assumptions Conv.group_sel_injective.
+Print Assumptions Conv.T3_grouped_kernel_grad.
+Print Assumptions Conv.Pi_read.
+Print Assumptions Conv.sel_corr.
+Print Assumptions Conv.T3_conv_kernel_grad_padded.
+Print Assumptions Pool.T4_selected_piece_below.
+Print Assumptions Tied.T6_Rexp_cross.
+Print Assumptions Tied.T6_adam_coupled_is_penalty.
+Print Assumptions Tied.T6_adamw_modes_differ.
+Print Assumptions Tied.T6_adamw_modes_agree_iff.

@@ -1,6 +1,6 @@
 (** * A convolution is the product with its tied matrix: proofs/T1, T2 and the conv cases of T6.
 
-    Models of the crate (src/geometry.rs, src/layers/conv.rs): [padmap] is [PaddingMode::map]; [pos] is the
+    Models of the crate (src/geometry.rs, src/engines/sparse/conv.rs): [padmap] is [PaddingMode::source]; [pos] is the
     padded coordinate [o·s + k·d − p] of [ConvGeometry::for_each_tap]; the taps, their rows, columns and
     parameters are those [compile_conv] pushes; [conv] is the convolution by its definition (PyTorch's
     [conv2d], a cross-correlation, with [padding_mode]). Multi-channel, 2-D, any stride [s], dilation [d],
@@ -19,7 +19,7 @@ Local Open Scope ring_scope.
 
 Inductive mode := Zeros | Reflect | Replicate | Circular.
 
-(** [PaddingMode::map]: the input coordinate that padded coordinate [u] reads, or [None] (a zero). The crate
+(** [PaddingMode::source]: the input coordinate that padded coordinate [u] reads, or [None] (a zero). The crate
     casts the value to [usize]; here [insub] keeps it an index of [[0, n)], and [padmap_reads] shows that it
     is one under the conditions [ConvGeometry::check] enforces. *)
 Definition padmap (m : mode) (n : nat) (u : int) : option 'I_n :=
@@ -75,6 +75,24 @@ case: m nz refl => [[//]|||] _ refl.
   by rewrite addrC !ltr_subl_addr -addrA ltr_addl.
 - by case: ifP => _; rewrite insubT // prednK.
 - by rewrite insubT // -ltz_nat gez0_abs ?modz_ge0 ?ltz_mod // eqz_nat -lt0n.
+Qed.
+
+(** ** Lemma 1.1 of proofs/T1: with the output length of [out_len] (src/geometry.rs), every padded coordinate
+    lies in [[−p, n + p)], i.e. [o·s + kk·d < n + 2p]: the hypotheses of [T1_factorisation] and [T2c_fold]. *)
+Definition out_len (n k s p d : nat) : nat := ((n + 2 * p - (d * (k - 1) + 1)) %/ s).+1.
+
+Lemma out_len_range n k s p d (o kk : nat) :
+  (d * (k - 1) + 1 <= n + 2 * p)%N -> (o < out_len n k s p d)%N -> (kk < k)%N -> (o * s + kk * d < n + 2 * p)%N.
+Proof.
+move=> fit; rewrite ltnS => lo lk.
+have h1 : (o * s <= n + 2 * p - (d * (k - 1) + 1))%N.
+  case: s lo => [|s'] lo; first by rewrite muln0.
+  by apply: leq_trans (leq_trunc_div _ s'.+1); rewrite leq_mul2r lo orbT.
+have h2 : (kk * d <= d * (k - 1))%N by rewrite mulnC leq_mul2l -ltnS subn1 prednK ?lk ?orbT // (leq_ltn_trans _ lk).
+apply: (leq_ltn_trans (leq_add h1 h2)).
+move: fit; set X := (n + 2 * p)%N; set K' := (d * (k - 1))%N => fit.
+have eX : X = (X - (K' + 1) + K' + 1)%N by rewrite -addnA subnK.
+by rewrite -addn1 -eX.
 Qed.
 
 Section Conv.
@@ -250,6 +268,29 @@ rewrite [RHS]big_mkcond; apply: eq_bigr => u _; rewrite eqxx /=; case: ifP => Au
 by apply: big1 => v _; rewrite mul0r.
 Qed.
 
+(** T1 part 5 and T2 (c) for the crate's output size: with [h] and [w] the output lengths of [out_len] (and the
+    dilated kernel no larger than the padded input, which [out_len] requires), Lemma 1.1 ([out_len_range])
+    discharges the range hypotheses. *)
+Theorem T1_factorisation_out_len m H W p theta (r : Row) (c : Col H W) :
+  h = out_len H k s p d -> w = out_len W k s p d ->
+  (d * (k - 1) + 1 <= H + 2 * p)%N -> (d * (k - 1) + 1 <= W + 2 * p)%N ->
+  Wconv m H W p theta r c = mulv (W0 H W p theta) (fun c' => Pi m H W p c' c) r.
+Proof.
+move=> eh ew fH fW; apply: T1_factorisation => [oy ky|ox kx].
+  by apply: (out_len_range _ _ _ _ _ _ _ fH); rewrite // -eh.
+by apply: (out_len_range _ _ _ _ _ _ _ fW); rewrite // -ew.
+Qed.
+
+Theorem T2c_fold_out_len m H W p theta (delta : Row -> R) (c : Col H W) :
+  h = out_len H k s p d -> w = out_len W k s p d ->
+  (d * (k - 1) + 1 <= H + 2 * p)%N -> (d * (k - 1) + 1 <= W + 2 * p)%N ->
+  mulvT (Wconv m H W p theta) delta c = mulvT (Pi m H W p) (mulvT (W0 H W p theta) delta) c.
+Proof.
+move=> eh ew fH fW; apply: T2c_fold => [oy ky|ox kx].
+  by apply: (out_len_range _ _ _ _ _ _ _ fH); rewrite // -eh.
+by apply: (out_len_range _ _ _ _ _ _ _ fW); rewrite // -ew.
+Qed.
+
 (** T2 (a): zero padding, any stride and dilation. The stride-dilated residual: [sel f u = f (u / s)] when
     [u >= 0] is a multiple of [s] with [u / s] an index of [f], else 0 (zeros between and around). *)
 Definition sel n (f : 'I_n -> R) (u : int) : R :=
@@ -420,25 +461,250 @@ apply/eqP/imsetP => [[-> -> -> ->]|[[a b] _]]; first by exists (oy, ox).
 by rewrite /f /= => -[-> _ _ -> -> ->].
 Qed.
 
-End Conv.
+(** ** Theorem 3 for convolutions *)
 
-(** ** Lemma 1.1 of proofs/T1: with the output length of [out_len] (src/geometry.rs), every padded coordinate
-    lies in [[−p, n + p)], i.e. [o·s + kk·d < n + 2p]: the hypotheses of [T1_factorisation] and [T2c_fold]. *)
-Definition out_len (n k s p d : nat) : nat := ((n + 2 * p - (d * (k - 1) + 1)) %/ s).+1.
-
-Lemma out_len_range n k s p d (o kk : nat) :
-  (d * (k - 1) + 1 <= n + 2 * p)%N -> (o < out_len n k s p d)%N -> (kk < k)%N -> (o * s + kk * d < n + 2 * p)%N.
+(** [conv] is affine in the input, with linear part [W(θ)]. *)
+Lemma conv_diff m H W p theta beta (x xi : Col H W -> R) (r : Row) :
+  conv m H W p theta beta (fun c => x c + xi c) r - conv m H W p theta beta x r = mulv (Wconv m H W p theta) xi r.
 Proof.
-move=> fit; rewrite ltnS => lo lk.
-have h1 : (o * s <= n + 2 * p - (d * (k - 1) + 1))%N.
-  case: s lo => [|s'] lo; first by rewrite muln0.
-  by apply: leq_trans (leq_trunc_div _ s'.+1); rewrite leq_mul2r lo orbT.
-have h2 : (kk * d <= d * (k - 1))%N by rewrite mulnC leq_mul2l -ltnS subn1 prednK ?lk ?orbT // (leq_ltn_trans _ lk).
-apply: (leq_ltn_trans (leq_add h1 h2)).
-move: fit; set X := (n + 2 * p)%N; set K' := (d * (k - 1))%N => fit.
-have eX : X = (X - (K' + 1) + K' + 1)%N by rewrite -addnA subnK.
-by rewrite -addn1 -eX.
+rewrite !T1_conv_is_tied_product /mulv; under eq_bigr => c _ do rewrite mulrDr.
+have e : forall A B C : R, A + B + C - (A + C) = B by move=> A B C; rewrite [A + B]addrC -[B + A + C]addrA addrK.
+
+by rewrite big_split /= e.
 Qed.
+
+(** T3 part 1 composed with T1 and T2 (a) (zero padding, any stride and dilation): along any input direction
+    [ξ], the linear part of [J] through the layer, [⟨δ, conv(x + ξ) − conv(x)⟩], is [⟨g, ξ⟩] with [g] the
+    rotated [d]-dilated kernel correlated with the [s]-dilated residual: T2's formula *is* the input gradient. *)
+Theorem T3_conv_input_grad H W p theta beta (x xi : Col H W -> R) (delta : Row -> R) :
+  (0 < s)%N -> (0 < d)%N -> (0 < k)%N ->
+  let q := (span.-1)%:Z - p%:Z in
+  \sum_r delta r * (conv Zeros H W p theta beta (fun c => x c + xi c) r - conv Zeros H W p theta beta x r) =
+  \sum_(c : Col H W) (let: (i, iy, ix) := c in
+     \sum_(o < c_out) \sum_(a < span) \sum_(b < span)
+       rotk theta o i a b * dil delta o (iy%:Z + a%:Z - q) (ix%:Z + b%:Z - q)) * xi c.
+Proof.
+move=> s0 d0 k0 q; under eq_bigr => r _ do rewrite conv_diff.
+rewrite T3_input_grad; apply: eq_bigr => -[[i iy] ix] _.
+by rewrite (T2a_rotated Zeros H W p theta delta i iy ix erefl s0 d0 k0).
+Qed.
+
+(** The same for every padding mode, with the crate's output size: the input gradient is the fold
+    [Πᵀ (W⁰(θ)ᵀ δ)] of T2 (c). *)
+Theorem T3_conv_input_grad_fold m H W p theta beta (x xi : Col H W -> R) (delta : Row -> R) :
+  h = out_len H k s p d -> w = out_len W k s p d ->
+  (d * (k - 1) + 1 <= H + 2 * p)%N -> (d * (k - 1) + 1 <= W + 2 * p)%N ->
+  \sum_r delta r * (conv m H W p theta beta (fun c => x c + xi c) r - conv m H W p theta beta x r) =
+  \sum_(c : Col H W) mulvT (Pi m H W p) (mulvT (W0 H W p theta) delta) c * xi c.
+Proof.
+move=> eh ew fH fW; under eq_bigr => r _ do rewrite conv_diff.
+rewrite T3_input_grad; apply: eq_bigr => c _.
+by rewrite (T2c_fold_out_len m H W p theta delta c eh ew fH fW).
+Qed.
+
+(** The taps of kernel value [(o, i, ky, kx)] are those of the [h·w] output positions of channel [o]. *)
+Lemma sum_taps_of (F : Tap -> R) o i ky kx :
+  \sum_(t | cpar t == (o, i, ky, kx)) F t = \sum_(oy < h) \sum_(ox < w) F ((o, oy, ox), (i, ky, kx)).
+Proof.
+pose f (x : 'I_h * 'I_w) : Tap := ((o, x.1, x.2), (i, ky, kx)).
+rewrite (pair_bigA _ (fun oy ox => F (f (oy, ox)))) /=.
+rewrite (reindex_onto f (fun t : Tap => (t.1.1.2, t.1.2))) /=; last first.
+  by move=> [[[o' oy] ox] [[i' ky'] kx']] /eqP[-> -> -> ->].
+by apply: eq_bigl => -[oy ox]; rewrite /= !eqxx.
+Qed.
+
+(** T3 part 5: the gradient of kernel value [(o, i, ky, kx)] (what [scatter_grad] gives it, from the
+    per-entry gradients [G_{rc} = Σ_b δ[b, r] a[b, c]]) is the input correlated with the residual,
+    [Σ_b Σ_{oy, ox} δ[b, o, oy, ox] · a[b, i, μ_H(oy·s + ky·d − p), μ_W(ox·s + kx·d − p)]], a term that reads
+    the zero padding being 0. Any padding mode. *)
+Theorem T3_conv_kernel_grad m H W p (B : finType) (delta : B -> Row -> R) (a : B -> Col H W -> R) o i ky kx :
+  scatter crow (ccol m H W p) cpar (fun r c => \sum_b delta b r * a b c) (o, i, ky, kx) =
+  \sum_b \sum_(oy < h) \sum_(ox < w) delta b (o, oy, ox) *
+    match padmap m H (pos p oy ky), padmap m W (pos p ox kx) with
+    | Some iy, Some ix => a b (i, iy, ix)
+    | _, _ => 0
+    end.
+Proof.
+rewrite /scatter sum_taps_of [RHS]exchange_big /=; apply: eq_bigr => oy _.
+rewrite [RHS]exchange_big /=; apply: eq_bigr => ox _; rewrite /tap_grad /=.
+case: (padmap m H (pos p oy ky)) => [iy|]; case: (padmap m W (pos p ox kx)) => [ix|] /=;
+  by [| rewrite big1 // => b _; rewrite mulr0].
+Qed.
+
+(** [Π a] read at a padded position: the input its padding map copies, or 0 (the dual of [Pi_fold]). *)
+Lemma Pi_read m H W p (a : Col H W -> R) i (u : 'I_(H + 2 * p)) (v : 'I_(W + 2 * p)) :
+  mulv (Pi m H W p) a (i, u, v) =
+  match padmap m H (u%:Z - p%:Z), padmap m W (v%:Z - p%:Z) with
+  | Some iy, Some ix => a (i, iy, ix)
+  | _, _ => 0
+  end.
+Proof.
+rewrite /mulv sum_pair sum_pair (bigD1 i) //= [X in _ + X]big1 ?addr0 => [|i' ni']; last first.
+  by apply: big1 => y _; apply: big1 => x _; rewrite /Pi eq_sym (negbTE ni') mul0r.
+rewrite /Pi eqxx /=.
+case: (padmap m H _) => [iy|]; last by apply: big1 => y _; apply: big1 => x _; rewrite mul0r.
+rewrite (bigD1 iy) //= [X in _ + X]big1 ?addr0 => [|y ny]; last first.
+  by apply: big1 => x _; rewrite (_ : (Some iy == Some y) = false) ?mul0r //; apply/eqP => -[e]; rewrite e eqxx in ny.
+rewrite eqxx /=; case: (padmap m W _) => [ix|]; last by apply: big1 => x _; rewrite mul0r.
+rewrite (bigD1 ix) //= big1 ?addr0 ?eqxx ?mul1r // => x nx.
+by rewrite (_ : (Some ix == Some x) = false) ?mul0r //; apply/eqP => -[e]; rewrite e eqxx in nx.
+Qed.
+
+(** The padded input of sample [b], zero outside [[0, H + 2p) × [0, W + 2p)]: [â = Π a]. *)
+Definition apad m H W p (a : Col H W -> R) (i : 'I_c_in) (u v : nat) : R :=
+  match insub u : option 'I_(H + 2 * p), insub v : option 'I_(W + 2 * p) with
+  | Some u', Some v' => mulv (Pi m H W p) a (i, u', v')
+  | _, _ => 0
+  end.
+
+(** The one-dimensional core of the correlation: summing [g u · δ̃(u)] over [u < U] picks the outputs [u = o·s]. *)
+Lemma sel_corr n U (f : 'I_n -> R) (g : nat -> R) :
+  (0 < s)%N -> (forall o : 'I_n, o * s < U)%N ->
+  \sum_(u < U) g u * sel f u%:Z = \sum_(o < n) f o * g (o * s)%N.
+Proof.
+move=> s0 lt; under eq_bigr => u _ do rewrite -(sel_sum _ f _ s0) big_distrr /=.
+rewrite exchange_big /=; apply: eq_bigr => o _.
+rewrite (bigD1 (Ordinal (lt o))) //= eqxx [X in _ + X]big1 ?addr0 1?mulrC // => u nu.
+case: eqP => [[e]|_]; last by rewrite mulr0.
+by case/eqP: nu; apply: val_inj; rewrite /= e.
+Qed.
+
+(** T3 part 5, the second display: with the crate's output size, the kernel gradient is the padded input
+    [â = Π a] correlated with the stride-dilated residual [δ̃], sampled at multiples of [d]:
+    [Σ_b Σ_{u, v} â[b, i, u + ky·d, v + kx·d] · δ̃[b, o, u, v]], every padding mode. *)
+Theorem T3_conv_kernel_grad_padded m H W p (B : finType) (delta : B -> Row -> R) (a : B -> Col H W -> R)
+    o i (ky kx : 'I_k) :
+  (0 < s)%N -> h = out_len H k s p d -> w = out_len W k s p d ->
+  (d * (k - 1) + 1 <= H + 2 * p)%N -> (d * (k - 1) + 1 <= W + 2 * p)%N ->
+  scatter crow (ccol m H W p) cpar (fun r c => \sum_b delta b r * a b c) (o, i, ky, kx) =
+  \sum_b \sum_(u < H + 2 * p) \sum_(v < W + 2 * p)
+    apad m H W p (a b) i (u + ky * d) (v + kx * d) * dil (delta b) o u%:Z v%:Z.
+Proof.
+move=> s0 eh ew fH fW; rewrite T3_conv_kernel_grad; apply: eq_bigr => b _.
+have rH : forall (oy : 'I_h) (kk : 'I_k), (oy * s + kk * d < H + 2 * p)%N.
+  by move=> oy kk; apply: (out_len_range _ _ _ _ _ _ _ fH); rewrite // -eh.
+have rW : forall (ox : 'I_w) (kk : 'I_k), (ox * s + kk * d < W + 2 * p)%N.
+  by move=> ox kk; apply: (out_len_range _ _ _ _ _ _ _ fW); rewrite // -ew.
+have ltH : forall oy : 'I_h, (oy * s < H + 2 * p)%N by move=> oy; exact: (@leq_ltn_trans _ _ _ (leq_addr _ _) (rH oy ky)).
+have ltW : forall ox : 'I_w, (ox * s < W + 2 * p)%N by move=> ox; exact: (@leq_ltn_trans _ _ _ (leq_addr _ _) (rW ox kx)).
+rewrite /dil [RHS]exchange_big /=.
+under [RHS]eq_bigr => v _ do rewrite (sel_corr _ _ (fun oy : 'I_h => sel (fun ox : 'I_w => delta b (o, oy, ox)) v%:Z)
+  (fun u => apad m H W p (a b) i (u + ky * d) (v + kx * d)) s0 ltH).
+rewrite [RHS]exchange_big /=; apply: eq_bigr => oy _.
+under [RHS]eq_bigr => v _ do rewrite mulrC.
+rewrite (sel_corr _ _ (fun ox : 'I_w => delta b (o, oy, ox))
+  (fun v => apad m H W p (a b) i (oy * s + ky * d) (v + kx * d)) s0 ltW).
+apply: eq_bigr => ox _; congr (_ * _).
+rewrite /apad (insubT (fun u => u < H + 2 * p)%N (rH oy ky)) (insubT (fun v => v < W + 2 * p)%N (rW ox kx)) /=.
+by rewrite Pi_read.
+Qed.
+
+(** ** Grouped and depthwise convolutions, connection tables (proofs/T1 part 6, T2, T3)
+
+    [compile_grouped_conv] and [compile_table_conv] push the taps from input channel [i] to output channel [o]
+    only when [sel o i] is [Some j], with parameter [(o, j, ky, kx)] over [c_out × cw × k × k] values: groups
+    [G] with [cw = c_in/G], [sel o i = Some (i mod cw)] when [i / cw = o / (c_out/G)] (depthwise: [cw = 1]); a
+    table [T] with [cw = c_in], [sel o i = Some i] when [T[o, i] = 1]. [j0] only fills the parameter of a tap
+    that is not stored (it reads nothing). *)
+Section Grouped.
+
+Variable cw : nat.
+Variable sel : 'I_c_out -> 'I_c_in -> option 'I_cw.
+Variable j0 : 'I_cw.
+
+Definition GPar := ('I_c_out * 'I_cw * 'I_k * 'I_k)%type.
+Definition gcol m H W p (t : Tap) : option (Col H W) :=
+  let: ((o, _, _), (i, _, _)) := t in if sel o i is Some _ then ccol m H W p t else None.
+Definition gpar (t : Tap) : GPar :=
+  let: ((o, _, _), (i, ky, kx)) := t in (o, odflt j0 (sel o i), ky, kx).
+
+(** The compiled matrix of a grouped or table convolution. *)
+Definition Wsel m H W p (theta : GPar -> R) : Row -> Col H W -> R := tied crow (gcol m H W p) gpar theta.
+
+(** The kernel it represents in the dense [(c_out, c_in, k, k)] layout: zeros across groups, or where the table
+    has no connection. *)
+Definition expand (theta : GPar -> R) (q : Par) : R :=
+  let: (o, i, ky, kx) := q in if sel o i is Some j then theta (o, j, ky, kx) else 0.
+
+(** T1 part 6: the compiled matrix of a grouped or table convolution is the dense convolution's matrix of the
+    expanded kernel, entry by entry, in every padding mode. So it is block-structured (zero where [sel o i]
+    is [None]: [Wsel_masked]), and T1, T2 and T3 part 1 hold for it as they are: [W(θ)ᵀδ] is the rotated
+    expanded kernel correlated with the dilated residual, per group. *)
+Theorem T1_grouped_is_dense m H W p theta (r : Row) (c : Col H W) :
+  Wsel m H W p theta r c = Wconv m H W p (expand theta) r c.
+Proof.
+rewrite /Wsel /Wconv /tied [LHS]big_mkcond [RHS]big_mkcond; apply: eq_bigr.
+move=> [[[o oy] ox] [[i ky] kx]] _ /=; rewrite /expand; case: (sel o i) => [j|] //=.
+by rewrite andbF if_same.
+Qed.
+
+Lemma Wsel_masked m H W p theta (o : 'I_c_out) oy ox (i : 'I_c_in) iy ix :
+  sel o i = None -> Wsel m H W p theta (o, oy, ox) (i, iy, ix) = 0.
+Proof.
+move=> none; rewrite T1_grouped_is_dense /Wconv /tied big1 // => -[[[o' oy'] ox'] [[i' ky] kx]] /andP[/eqP[-> _ _]].
+rewrite /ccol; case: (padmap m H _) => [y|] //; case: (padmap m W _) => [x|] // /eqP[-> _ _].
+by rewrite /cpar /expand /= none.
+Qed.
+
+(** Within a group (or along a table's connections), the parameters of one entry are distinct when [sel o] is
+    injective where defined, as for groups and tables: T1 part 2 holds. *)
+Lemma T1_grouped_par_injective m H W p (t t' : Tap) :
+  (forall o i i' j, sel o i = Some j -> sel o i' = Some j -> i = i') ->
+  crow t = crow t' -> gcol m H W p t = gcol m H W p t' -> gcol m H W p t != None -> gpar t = gpar t' -> t = t'.
+Proof.
+move=> inj; case: t => [[[o oy] ox] [[i ky] kx]]; case: t' => [[[o' oy'] ox'] [[i' ky'] kx']] /=.
+move=> [eo eoy eox]; subst o' oy' ox'.
+case si: (sel o i) => [j|] //; case si': (sel o i') => [j'|] //=.
+- move=> _ _ [ej eky ekx]; subst j' ky' kx'.
+  by rewrite (inj o i i' j si si').
+- by rewrite /ccol; case: (padmap _ _ _) => [?|] //; case: (padmap _ _ _).
+Qed.
+
+(** T3 part 3 for grouped and table convolutions: the gradient of parameter [(o, j, ky, kx)] is the sum, over
+    the input channels [i] that [sel o] maps to [j] (one for a group, at most one for a table), of the dense
+    kernel gradient at [(o, i, ky, kx)], which [T3_conv_kernel_grad] gives as the input correlated with the
+    residual. *)
+Theorem T3_grouped_kernel_grad m H W p (G : Row -> Col H W -> R) (o : 'I_c_out) (j : 'I_cw) (ky kx : 'I_k) :
+  scatter crow (gcol m H W p) gpar G (o, j, ky, kx) =
+  \sum_(i | sel o i == Some j) scatter crow (ccol m H W p) cpar G (o, i, ky, kx).
+Proof.
+rewrite /scatter; under [RHS]eq_bigr => i _ do rewrite sum_taps_of.
+rewrite big_mkcond /=.
+transitivity (\sum_(t : Tap) if (t.1.1.1 == o) && (sel t.1.1.1 t.2.1.1 == Some j) && (t.2.1.2 == ky) && (t.2.2 == kx)
+                             then tap_grad crow (ccol m H W p) G t else 0).
+  apply: eq_bigr => -[[[o' oy] ox] [[i ky'] kx']] _ /=; rewrite /tap_grad /=.
+  case si: (sel o' i) => [j'|] /=.
+    by rewrite !xpair_eqE (inj_eq (@Some_inj _)).
+  have -> : (None == Some j) = false by [].
+  by rewrite andbF !andFb if_same.
+rewrite sum_pair sum_pair sum_pair (bigD1 o) //= [X in _ + X]big1 ?addr0 => [|o' no]; last first.
+  by apply: big1 => oy _; apply: big1 => ox _; apply: big1 => -[[i ky'] kx'] _; rewrite /= (negbTE no).
+rewrite [RHS](exchange_big_dep predT) //= [RHS]big_mkcond /=; apply: eq_bigr => oy _.
+rewrite [RHS](exchange_big_dep predT) //= [RHS]big_mkcond /=; apply: eq_bigr => ox _.
+rewrite sum_pair sum_pair [RHS]big_mkcond; apply: eq_bigr => i _.
+rewrite eqxx /=; case: (sel o i =P Some j) => _ /=; last by apply: big1 => ? _; apply: big1.
+rewrite (bigD1 ky) //= [X in _ + X]big1 ?addr0 => [|ky' nky]; last first.
+  by apply: big1 => kx' _; rewrite (negbTE nky).
+rewrite (bigD1 kx) //= [X in _ + X]big1 ?addr0 ?eqxx // => kx' nkx.
+by rewrite (negbTE nkx) andbF.
+Qed.
+
+(** The selector of [compile_grouped_conv] ([G] groups of [cw] input and [cog] output channels; depthwise is
+    [cw = 1]) is injective where defined, so T1 part 2 holds for grouped convolutions. *)
+Definition group_sel (cog : nat) (o : 'I_c_out) (i : 'I_c_in) : option 'I_cw :=
+  if (i %/ cw == o %/ cog)%N then insub (i %% cw)%N else None.
+
+Lemma group_sel_injective cog o (i i' : 'I_c_in) j :
+  group_sel cog o i = Some j -> group_sel cog o i' = Some j -> i = i'.
+Proof.
+rewrite /group_sel; case: eqP => [ei|] //; case: eqP => [ei'|] //.
+case: insubP => [ji _ vji|] // [<-]; case: insubP => [ji' _ vji'|] // [eji].
+apply: val_inj; rewrite /= (divn_eq i cw) (divn_eq i' cw) ei ei' -vji -vji' eji //.
+Qed.
+
+End Grouped.
+
+End Conv.
 
 (** ** The crate's numbering of rows, columns and parameters (proofs/T1 "Flattening"): mixed-radix numerals
     [ρ(o, oy, ox) = (o·h + oy)·w + ox], [κ(i, iy, ix) = (i·H + iy)·W + ix],

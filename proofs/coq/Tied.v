@@ -185,6 +185,95 @@ have := le1 r c; rewrite leq_eqVlt ltnS leqn0 => /orP[/cards1P[q ->]|/eqP/cards0
 by rewrite !big_set0 expr0n.
 Qed.
 
+
+(** ** Theorem 3: the gradient of a tied parameter is the sum of its copies' (proofs/T3)
+
+    Gradients are stated without calculus, through the adjoint of the linear maps involved: the linear part of
+    [J] along a direction is [⟨δ, change of z⟩] (chain rule, on paper in proofs/T3), and an identity
+    [⟨δ, M ξ⟩ = ⟨g, ξ⟩] for all [ξ] determines the gradient [g]. *)
+
+(** T3 part 1 (for any matrix): [⟨δ, M ξ⟩ = ⟨Mᵀ δ, ξ⟩], so the gradient of [J] with respect to the input
+    of a layer [z = M a + β] is [Mᵀ δ]. *)
+Theorem T3_input_grad (I J : finType) (M : I -> J -> R) (delta : I -> R) (xi : J -> R) :
+  \sum_i delta i * mulv M xi i = \sum_j mulvT M delta j * xi j.
+Proof.
+rewrite /mulv /mulvT; under eq_bigr => i _ do rewrite big_distrr /=.
+rewrite exchange_big /=; apply: eq_bigr => j _; rewrite big_distrl /=.
+by apply: eq_bigr => i _; rewrite mulrA (mulrC (delta i)).
+Qed.
+
+(** The per-entry gradient [G] of proofs/T3 paired with a matrix: [⟨G, M⟩_F]. *)
+Definition frob (G M : Row -> Col -> R) : R := \sum_(rc : Row * Col) G rc.1 rc.2 * M rc.1 rc.2.
+
+(** What a tap receives of [G]: the value of its entry, or nothing for a tap that reads a zero. *)
+Definition tap_grad (G : Row -> Col -> R) (t : Tap) : R := if col t is Some c then G (row t) c else 0.
+
+(** [scatter_grad]: parameter [q] receives what each of its taps receives. *)
+Definition scatter (G : Row -> Col -> R) (q : Par) : R := \sum_(t | par t == q) tap_grad G t.
+
+(** T3 part 3, the adjoint of [E]: [⟨G, W(η)⟩_F = Σ_q η_q · scatter(G)_q] for every [η]. *)
+Theorem T3_scatter_taps (G : Row -> Col -> R) (eta : Par -> R) :
+  frob G (tied eta) = \sum_q eta q * scatter G q.
+Proof.
+rewrite /frob /tied /scatter.
+under [LHS]eq_bigr => rc _ do rewrite big_distrr /=.
+under [RHS]eq_bigr => q _ do rewrite big_distrr /=.
+rewrite [LHS](exchange_big_dep (fun t => col t != None)) /=; last by move=> rc t _ /andP[_ /eqP ->].
+rewrite [RHS](exchange_big_dep predT) //= [LHS]big_mkcond /=; apply: eq_bigr => t _.
+rewrite (big_pred1 (par t)); last by move=> q; rewrite /= eq_sym.
+rewrite /tap_grad; case ct: (col t) => [c|] /=; last by rewrite mulr0.
+rewrite (big_pred1 (row t, c)); first by rewrite mulrC.
+by move=> -[r' c'] /=; rewrite xpair_eqE eq_sym; congr (_ && _); apply/eqP/eqP => [[->]|->].
+Qed.
+
+(** T3 part 3, by entries: [scatter(G)_q = Σ_{(r,c) : q ∈ A_{rc}} G_{rc}]. A compound entry passes its whole
+    [G_{rc}] to each parameter it sums. *)
+Theorem T3_scatter_entries (G : Row -> Col -> R) (q : Par) :
+  scatter G q = \sum_(rc : Row * Col | q \in entry rc.1 rc.2) G rc.1 rc.2.
+Proof.
+rewrite [RHS]big_mkcond /=.
+transitivity (\sum_(rc : Row * Col)
+    \sum_(t | [&& row t == rc.1, col t == Some rc.2 & par t == q]) G rc.1 rc.2); last first.
+  apply: eq_bigr => rc _.
+  have -> : \sum_(t | [&& row t == rc.1, col t == Some rc.2 & par t == q]) G rc.1 rc.2 =
+      G rc.1 rc.2 * ((q \in entry rc.1 rc.2) : nat)%:R.
+    by rewrite entry_count natr_sum big_distrr /=; apply: eq_bigr => t _; rewrite mulr1.
+  by case: (q \in _); rewrite ?mulr1 ?mulr0.
+rewrite (exchange_big_dep (fun t => (par t == q) && (col t != None))) /=; last first.
+  by move=> rc t _ /and3P[_ /eqP -> ->].
+rewrite /scatter big_mkcondr /=; apply: eq_bigr => t /eqP pt; rewrite /tap_grad.
+case ct: (col t) => [c|] //=.
+rewrite (big_pred1 (row t, c)) // => -[r' c'] /=.
+rewrite pt eqxx andbT xpair_eqE; congr (_ && _); [exact: eq_sym | by apply/eqP/eqP => [[->]|->]].
+Qed.
+
+(** T3 parts 2 and 3 for a batch: with [z_b = W(θ) a_b + β] and residuals [δ_b], the linear part of [J]
+    along [η] is [Σ_b ⟨δ_b, W(η) a_b⟩ = Σ_q η_q Σ_{(r,c) : q ∈ A_{rc}} G_{rc}], [G_{rc} = Σ_b δ[b,r] a[b,c]]:
+    the gradient of [θ_q] is the sum of its copies' per-entry gradients. *)
+Theorem T3_param_grad (B : finType) (delta : B -> Row -> R) (a : B -> Col -> R) (eta : Par -> R) :
+  \sum_b \sum_r delta b r * mulv (tied eta) (a b) r =
+  \sum_q eta q * \sum_(rc : Row * Col | q \in entry rc.1 rc.2) \sum_b delta b rc.1 * a b rc.2.
+Proof.
+transitivity (frob (fun r c => \sum_b delta b r * a b c) (tied eta)).
+  rewrite /frob /mulv -(pair_bigA _ (fun r c => (\sum_b delta b r * a b c) * tied eta r c)) /=.
+  rewrite exchange_big /=; apply: eq_bigr => r _.
+  under eq_bigr => b _ do rewrite big_distrr /=.
+  rewrite exchange_big /=; apply: eq_bigr => c _; rewrite big_distrl /=; apply: eq_bigr => b _.
+  by rewrite mulrCA [RHS]mulrC.
+by rewrite T3_scatter_taps; apply: eq_bigr => q _; rewrite T3_scatter_entries.
+Qed.
+
+(** T6 part 3, the cross terms: [R_exp(θ) = R_tap(θ) + Σ_{(r,c)} Σ_{q ∈ A_{rc}} Σ_{q' ∈ A_{rc}, q' ≠ q} θ_q θ_{q'}]
+    (each unordered pair [q < q'] twice: the [2 Σ_{q < q'}] of proofs/T6). *)
+Theorem T6_Rexp_cross theta :
+  Rexp theta = Rtap theta +
+    \sum_(rc : Row * Col) \sum_(q in entry rc.1 rc.2) \sum_(q' in entry rc.1 rc.2 | q' != q) theta q * theta q'.
+Proof.
+rewrite /Rexp /Rtap -big_split /=; apply: eq_bigr => rc _.
+rewrite tied_entry expr2 big_distrl /= -big_split /=; apply: eq_bigr => q qA.
+by rewrite big_distrr /= (bigD1 q) //= expr2.
+Qed.
+
 (** ** The update of [Sgd::step] (proofs/T6, T7) for one weight element: decay weight [nu] is [1]
     ([DecayMode::PerParameter]) or [m_q] ([DecayMode::Expanded]). *)
 Definition step (eta mu lambda nu theta v g : R) : R * R :=
@@ -210,6 +299,50 @@ Theorem T6_modes_agree_iff (F : numDomainType) (eta mu lambda : F) (m : nat) :
 Proof.
 move=> nz; split=> [same|-> //].
 have := T6_modes_differ eta mu lambda m 1 0 0; rewrite same subrr mulr1 => /esym/eqP.
+rewrite mulf_eq0 (negbTE nz) /= subr_eq0 eq_sym => /eqP/eqP.
+by rewrite Num.Theory.pnatr_eq1 => /eqP.
+Qed.
+
+(** ** Adam's decay modes (proofs/T6 part 5)
+
+    One element of [Adam::step]: the moment updates and the normalised step are abstracted as [dir], which
+    maps the gradient the moments are fed to the new moments and the step [u] (the bias corrections, [√v̂]
+    and [ε] are inside it, and do not depend on [θ]). Coupled decay (the default, [torch.optim.Adam]) feeds
+    [g + λ ν θ]; decoupled decay ([--decoupled-wd], [torch.optim.AdamW]) shrinks [θ] by [1 − η λ ν] first and
+    feeds [g]. [ν] is [1] ([DecayMode::PerParameter]) or [m_q] ([DecayMode::Expanded]). *)
+Definition adam_step (R : ringType) (decoupled : bool) (eta lambda nu theta g : R)
+    (dir : R -> ((R * R) * R)%type) : (R * (R * R))%type :=
+  if decoupled then let: (mv, u) := dir g in (theta * (1 - eta * lambda * nu) - u, mv)
+  else let: (mv, u) := dir (g + lambda * nu * theta) in (theta - u, mv).
+
+(** Coupled decay is Adam without decay on the gradient [g + λ ν θ] of [J + (λ/2) ν θ²]: in each mode, Adam on
+    [J + R] with the penalty of part 1. *)
+Theorem T6_adam_coupled_is_penalty (R : ringType) (eta lambda nu theta g : R) (dir : R -> ((R * R) * R)%type) :
+  adam_step false eta lambda nu theta g dir = adam_step false eta 0 nu theta (g + lambda * nu * theta) dir.
+Proof. by rewrite /adam_step !mul0r addr0. Qed.
+
+(** Decoupled decay: the two modes feed the moments the same gradient, so the moments agree, and the new
+    parameters differ by exactly [η λ (1 − m_q) θ_q]. *)
+Theorem T6_adamw_modes_differ (R : comRingType) (eta lambda : R) (m : nat) (theta g : R) (dir : R -> ((R * R) * R)%type) :
+  (adam_step true eta lambda m%:R theta g dir).1 - (adam_step true eta lambda 1 theta g dir).1 =
+    eta * lambda * (1 - m%:R) * theta /\
+  (adam_step true eta lambda m%:R theta g dir).2 = (adam_step true eta lambda 1 theta g dir).2.
+Proof.
+rewrite /adam_step; case: (dir g) => mv u /=; split=> //.
+have e : forall X Y u' : R, X - u' - (Y - u') = X - Y by move=> X Y u'; rewrite opprB addrA subrK.
+rewrite e -mulrBr mulr1 opprB addrC addrA subrK.
+by rewrite -{1}[eta * lambda]mulr1 -mulrBr mulrC.
+Qed.
+
+(** With [η λ ≠ 0] the decoupled modes agree for every [θ], [g] and moments iff [m_q = 1]. *)
+Theorem T6_adamw_modes_agree_iff (F : numDomainType) (eta lambda : F) (m : nat) :
+  eta * lambda != 0 ->
+  (forall theta g (dir : F -> ((F * F) * F)%type),
+      adam_step true eta lambda m%:R theta g dir = adam_step true eta lambda 1 theta g dir) <-> m = 1%N.
+Proof.
+move=> nz; split=> [same|-> //].
+have [d _] := T6_adamw_modes_differ eta lambda m 1 0 (fun _ => (0, 0, 0)).
+move: d; rewrite same subrr mulr1 => /esym/eqP.
 rewrite mulf_eq0 (negbTE nz) /= subr_eq0 eq_sym => /eqP/eqP.
 by rewrite Num.Theory.pnatr_eq1 => /eqP.
 Qed.
