@@ -8,7 +8,7 @@
 //! | [`im2col`] | im2col + GEMM | im2col + one GEMM per position | the direct engine's pools (no GEMM lowering) | [`dense`] |
 //!
 //! All three compute the same maps with the same parameter names and PyTorch layouts, so a spec and its
-//! parameters run on any of them. None of them uses the oracle (`tests/oracle/reference/`, test code outside
+//! parameters run on any of them. None of them uses the oracle (`tests/it/oracle/reference/`, test code outside
 //! the library): the tests compare each against it.
 
 pub mod dense;

@@ -25,7 +25,7 @@
 //!
 //! # Layers
 //!
-//! Each file imports only those above it in this list (a test, `tests/import_graph.rs`, holds that no file of
+//! Each file imports only those above it in this list (a test, `tests/it/import_graph.rs`, holds that no file of
 //! `src/` imports in a circle):
 //!
 //! - [`index`]: the CSR map of entry codes, its row groups, and the checker of their invariants;

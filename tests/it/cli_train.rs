@@ -53,7 +53,7 @@ fn train_writes_run_directory_and_summary() {
 fn resume_is_bit_identical_to_an_uninterrupted_run() {
     let d = scratch("resume");
     let (a, b) = (d.join("a"), d.join("b"));
-    // A constant schedule: a cosine run resumes only to its planned epochs (tests/run_safety.rs).
+    // A constant schedule: a cosine run resumes only to its planned epochs (tests/it/run_safety.rs).
     let common = ["--model", SMALL, "--limit", "300", "--batch", "32", "--seed", "7", "--lr-schedule", "constant"];
     ok(&run(&[&["train", "--epochs", "2", "--out", s(&a)][..], &common[..]].concat()));
     ok(&run(&[&["train", "--epochs", "1", "--out", s(&b)][..], &common[..]].concat()));

@@ -174,7 +174,7 @@ fn default_run_directories_are_unique() {
 
 /// The cosine schedule's horizon is part of the run: extending it is refused (the run untouched), resuming
 /// to the planned epochs is what `kill_at_any_instant_then_resume_gives_the_same_bytes` checks
-/// bit for bit; a constant schedule extends freely (`tests/cli_train.rs`).
+/// bit for bit; a constant schedule extends freely (`tests/it/cli_train.rs`).
 #[test]
 fn a_cosine_run_resumes_to_its_planned_epochs_only() {
     let d = scratch("cosine");

@@ -17,7 +17,7 @@
 //! `G(i) = {(κ, o) : src(o, κ) = i}` is its inverse, the outputs that read input coordinate `i`
 //! ([`AxisTaps`]). `G` is the adjoint of `F` for every padding mode: a border cell that reads input `i`
 //! (reflect, replicate, circular) sends its gradient back to `i`, which is the fold `Pᵀ` of the reference
-//! (the oracle's `pad_adjoint` in `tests/oracle/reference/`). The forward pass and the input gradient are one
+//! (the oracle's `pad_adjoint` in `tests/it/oracle/reference/`). The forward pass and the input gradient are one
 //! routine, `Gather`, with the roles of the two sides exchanged and the kernel read transposed.
 //!
 //! Summation orders (fixed, so the bits do not depend on the number of threads): forward from `b[o]`, then

@@ -1,8 +1,8 @@
 //! The direct engine: convolution, locally connected layers and pooling computed straight from the
 //! geometry, fast.
 //!
-//! The tests' oracle (`tests/oracle/reference/`) writes the same layers from their definitions, one sample at
-//! a time; these layers are tested against it (`tests/fast_direct.rs`); nothing here uses it. Here the layers
+//! The tests' oracle (`tests/it/oracle/reference/`) writes the same layers from their definitions, one sample at
+//! a time; these layers are tested against it (`tests/it/fast_direct.rs`); nothing here uses it. Here the layers
 //! work in the engine's own layout, (B, F) column-major, where feature `f` of all `B` samples is the contiguous
 //! batch column `[f·B, (f + 1)·B)`. Every product is then an AXPY over the batch, and the batch is the vector
 //! dimension:

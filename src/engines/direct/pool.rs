@@ -12,7 +12,7 @@
 //! ```
 //!
 //! Both backward passes are in gather form: each input cell sums the windows that contain it. They do
-//! the same operations in the same order as the tests' oracle (`tests/oracle/reference/`), which scatters
+//! the same operations in the same order as the tests' oracle (`tests/it/oracle/reference/`), which scatters
 //! output by output, so the results are the same bits on any data: each input cell receives its terms in
 //! output order, from 0, with one rounding per product and per sum. The max forward pass replaces the
 //! running maximum only when a cell is strictly larger (a branchless select per lane), so the first

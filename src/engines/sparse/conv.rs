@@ -159,7 +159,7 @@ fn compile_where(
 
 /// Compiles a plain convolution (one group, zero padding) straight into the compact storage
 /// ([`crate::tied::compact`]), never holding a code per nonzero: the result equals
-/// `compile_conv(g).to_compact()` (tests/compact.rs), built group by group.
+/// `compile_conv(g).to_compact()` (tests/it/compact.rs), built group by group.
 ///
 /// Rows are grouped as [`crate::tied::RowGroups::detect`] groups them: positions with the same column list in
 /// order of first appearance, their rows in row order, cut into groups of at most 16. A group of one position
