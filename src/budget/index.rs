@@ -70,7 +70,7 @@ pub fn nnz_bound(layer: &Layer, input: Shape) -> usize {
     }
 }
 
-/// An upper bound on [`TiedMatrix::index_bytes`] of the layer's compiled matrix (a convolution, locally
+/// An upper bound on [`TiedMatrix::index_bytes`](crate::tied::TiedMatrix::index_bytes) of the layer's compiled matrix (a convolution, locally
 /// connected layer or pool), computed from the geometry without compiling it.
 ///
 /// With `out × inp` the matrix shape and `nnz` bounded by [`nnz_bound`]: [`csr`] of `W` and `Wᵀ`; the row
@@ -173,7 +173,7 @@ fn axis_kinds(
     [count(rel), count(kern), (repeats as u128, 0), (pairs.len() as u128, 0)]
 }
 
-/// An upper bound on [`TiedMatrix::index_bytes`] of a plain convolution (one group, zero padding) compiled into
+/// An upper bound on [`TiedMatrix::index_bytes`](crate::tied::TiedMatrix::index_bytes) of a plain convolution (one group, zero padding) compiled into
 /// the compact storage.
 ///
 /// Per direction (`W`: `channels = c_out` rows per output position, `C = c_in` channels read; `Wᵀ`: `c_in` and
@@ -233,6 +233,15 @@ pub fn compact_conv_bytes(g: &ConvGeometry) -> u128 {
     let class = 8 * 16 + 4 * taps + 4 * 16 + 4 * taps * col_patterns;
     let plan = per_position * class + n_groups * (4 + member() as u128) + 4 * n_groups;
     w + wt + plan + segments(g.c_out + 1) as u128 + consts(0) as u128 + compound(1, 0) as u128
+}
+
+/// Whether the sparse engine compiles `layer` straight into the compact storage: a plain convolution (one group,
+/// no table, zero padding) while the compact storage is chosen ([`crate::engines::sparse::index_storage`]).
+/// Other layers are built in the classic form first and then converted, so their peak is the classic one.
+pub(crate) fn compact_plain(layer: &Layer, g: &ConvGeometry) -> bool {
+    matches!(layer, Layer::Conv { groups: 1, table: None, .. })
+        && g.mode == PaddingMode::Zeros
+        && crate::engines::sparse::index_storage() == crate::tied::Storage::Compact
 }
 
 #[cfg(test)]
@@ -327,13 +336,4 @@ mod tests {
         assert_eq!(compound(1, 0), 4);
         assert_eq!(segments(2), 2 * std::mem::size_of::<ScatterSegment>());
     }
-}
-
-/// Whether the sparse engine compiles `layer` straight into the compact storage: a plain convolution (one group,
-/// no table, zero padding) while the compact storage is chosen ([`crate::engines::sparse::index_storage`]).
-/// Other layers are built in the classic form first and then converted, so their peak is the classic one.
-pub(crate) fn compact_plain(layer: &Layer, g: &ConvGeometry) -> bool {
-    matches!(layer, Layer::Conv { groups: 1, table: None, .. })
-        && g.mode == PaddingMode::Zeros
-        && crate::engines::sparse::index_storage() == crate::tied::Storage::Compact
 }

@@ -93,6 +93,6 @@ pub struct Config {
     pub memory_limit: usize,
     pub seed: u64,
     /// Kernel sparsities to measure, each in `[0, 1)`: a random mask removes that fraction of the kernel
-    /// entries of each layer with parameters ([`measure::random_mask`]).
+    /// entries of each layer with parameters ([`super::measure::random_mask`]).
     pub sparsity: Vec<f64>,
 }

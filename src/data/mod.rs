@@ -148,6 +148,7 @@ pub fn load_idx_dir(dir: &Path) -> Result<Splits, DataError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::Shape;
 
     /// Two 2-channel 1×2 images: channel 0 holds 0, 255, 255, 255 (mean 0.75, std √0.1875), channel 1 is
     /// constant 51 (mean 0.2, std 1 by convention).

@@ -3,13 +3,13 @@
 /// Which implementation of the linear layers a network runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Engine {
-    /// Conv, local and pooling layers compiled to tied sparse matrices ([`sparse`]).
+    /// Conv, local and pooling layers compiled to tied sparse matrices ([`super::sparse`]).
     #[default]
     Sparse,
-    /// Direct convolution, local layers and pooling on the batch-innermost layout ([`direct`]); dense layers
+    /// Direct convolution, local layers and pooling on the batch-innermost layout ([`super::direct`]); dense layers
     /// as in `Sparse`.
     Direct,
-    /// Convolutions and local layers by im2col + GEMM ([`im2col`]); pooling layers as in `Direct`, dense
+    /// Convolutions and local layers by im2col + GEMM ([`super::im2col`]); pooling layers as in `Direct`, dense
     /// layers as in `Sparse`.
     Im2col,
 }

@@ -52,7 +52,7 @@ pub enum Storage {
     /// `W` and `Wᵀ` as CSR maps with a code per nonzero (about 16 bytes per nonzero).
     #[default]
     Classic,
-    /// `W` and `Wᵀ` as [`CompactMap`]s: shared column patterns, bases and offsets (see [`compact`]).
+    /// `W` and `Wᵀ` as [`CompactMap`]s: shared column patterns, bases and offsets (see [`super::compact`]).
     Compact,
 }
 

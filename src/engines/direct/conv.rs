@@ -15,7 +15,7 @@
 //!
 //! where `F(o) = {(κ, src(o, κ))}` lists the taps of output coordinate `o` that read a value and
 //! `G(i) = {(κ, o) : src(o, κ) = i}` is its inverse, the outputs that read input coordinate `i`
-//! ([`AxisTaps`]). `G` is the adjoint of `F` for every padding mode: a border cell that reads input `i`
+//! (`super::taps::AxisTaps`). `G` is the adjoint of `F` for every padding mode: a border cell that reads input `i`
 //! (reflect, replicate, circular) sends its gradient back to `i`, which is the fold `Pᵀ` of the reference
 //! (the oracle's `pad_adjoint` in `tests/it/oracle/reference/`). The forward pass and the input gradient are one
 //! routine, `Gather`, with the roles of the two sides exchanged and the kernel read transposed.
@@ -174,6 +174,7 @@ mod tests {
     use rand::{RngExt, SeedableRng};
 
     use super::*;
+    use crate::geometry::PaddingMode;
 
     /// The AVX-512 kernel gradient in pairs of output channels ([`KernelGrad::task_pairs`]) and the 8-lane
     /// kernel with row stretches streamed ([`KernelGrad::task_with`]) give the bits of the 8-lane kernel that

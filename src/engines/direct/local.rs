@@ -3,7 +3,7 @@
 //! Letters as in [`super::conv`]: input `x` (B, c_in·h_in·w_in), output `y` (B, c_out·h_out·w_out); output
 //! feature `r = (o·h_out + oy)·w_out + ox`; weight `w` `(c_out, h_out, w_out, c_in, k, k)`, so that output `r`
 //! owns the `c_in·k²` weights `w[r, i, ky, kx]`; bias `b` `(c_out, h_out, w_out)`, one per output. With the
-//! convolution's per-axis tap lists `F` and their inverses `G` ([`super::taps::AxisTaps`]):
+//! convolution's per-axis tap lists `F` and their inverses `G` (`super::taps::AxisTaps`):
 //!
 //! ```text
 //! forward   y[:, r]          = b[r] + Σ_i Σ_{(ky, iy) ∈ F_h(oy)} Σ_{(kx, ix) ∈ F_w(ox)} w[r, i, ky, kx] · x[:, i, iy, ix]

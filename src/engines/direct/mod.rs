@@ -16,7 +16,7 @@
 //!
 //! with `iy(oy, ky) = pad_map(oy·s + ky·d − p)` (the tap is skipped when zero padding reads nothing).
 //! Addresses come from the geometry, through per-axis tap lists of a few hundred entries
-//! ([`taps::AxisTaps`]), never from a stored index of the expanded matrix. The input gradient is the
+//! (`taps::AxisTaps`), never from a stored index of the expanded matrix. The input gradient is the
 //! *gather* form of `Wᵀ δy`: each input cell sums the outputs that read it, so one task sums each value
 //! in a fixed order, and the tasks run in parallel without any reduction across threads. Pooling works
 //! the same way ([`pool`]).
