@@ -29,6 +29,24 @@ use cnn_as_mlp::run::{self, MODEL_FILE};
 use cnn_as_mlp::train::EpochMetrics;
 
 pub const CSV_FILE: &str = "sweep.csv";
+/// The columns of [`CSV_FILE`].
+const CSV_HEADER: [&str; 15] = [
+    "setting",
+    "runs",
+    "epochs",
+    "test_acc_mean",
+    "test_acc_sd",
+    "test_acc_min",
+    "test_acc_max",
+    "test_loss_mean",
+    "test_loss_sd",
+    "test_loss_min",
+    "test_loss_max",
+    "img_per_s_mean",
+    "img_per_s_sd",
+    "img_per_s_min",
+    "img_per_s_max",
+];
 pub const MD_FILE: &str = "sweep.md";
 pub const PLOT_FILE: &str = "sweep.png";
 
@@ -351,9 +369,12 @@ fn summarize(out: &Path, pts: &[Point]) -> Result<(), CliError> {
             None => groups.push((set, vec![(p.seed, m)])),
         }
     }
-    let mut csv = String::from(
-        "setting,runs,epochs,test_acc_mean,test_acc_sd,test_acc_min,test_acc_max,test_loss_mean,test_loss_sd,test_loss_min,test_loss_max,img_per_s_mean,img_per_s_sd,img_per_s_min,img_per_s_max\n",
-    );
+    // The setting is quoted and the numbers are not, as before: the header is written apart, unquoted.
+    let mut head = csv::Writer::from_writer(Vec::new());
+    head.write_record(CSV_HEADER).expect("writes to memory");
+    let mut table = csv::WriterBuilder::new()
+        .quote_style(csv::QuoteStyle::NonNumeric)
+        .from_writer(head.into_inner().expect("writes to memory"));
     let mut md = String::from(
         "| setting | runs | epochs | test accuracy (mean ± sd) | min | max | test loss (mean ± sd) | min | max | img/s (mean ± sd) | min | max |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
@@ -371,8 +392,9 @@ fn summarize(out: &Path, pts: &[Point]) -> Result<(), CliError> {
             .map(|(_, m)| m.iter().map(|e| e.img_per_s).sum::<f64>() / m.len() as f64)
             .collect();
         let ips = stats(&ips);
-        let f = |(a, b, c, d): (f64, f64, f64, f64)| format!("{a:.6},{b:.6},{c:.6},{d:.6}");
-        csv.push_str(&format!("\"{set}\",{},{epochs},{},{},{}\n", last.len(), f(acc), f(loss), f(ips)));
+        let mut record = vec![set.clone(), last.len().to_string(), epochs.to_string()];
+        record.extend([acc, loss, ips].iter().flat_map(|&(a, b, c, d)| [a, b, c, d]).map(|v| format!("{v:.6}")));
+        table.write_record(&record).expect("writes to memory");
         md.push_str(&format!(
             "| {set} | {} | {epochs} | {:.4} ± {:.4} | {:.4} | {:.4} | {:.4} ± {:.4} | {:.4} | {:.4} | {:.0} ± {:.0} | {:.0} | {:.0} |\n",
             last.len(),
@@ -391,7 +413,7 @@ fn summarize(out: &Path, pts: &[Point]) -> Result<(), CliError> {
         ));
     }
     md.push_str("\nsd: sample standard deviation over seeds. img/s: each run's mean over its epochs, measured while the sweep's other runs shared the machine.\n");
-    super::write_file(&out.join(CSV_FILE), csv.as_bytes())?;
+    super::write_file(&out.join(CSV_FILE), &table.into_inner().expect("writes to memory"))?;
     super::write_file(&out.join(MD_FILE), md.as_bytes())?;
     let plot = out.join(PLOT_FILE);
     super::draw::sweep::plot_sweep(&plot, &groups)

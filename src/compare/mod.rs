@@ -51,35 +51,54 @@ impl std::fmt::Display for Status {
 }
 
 /// Measurements of one formulation on one layer. Times in seconds; `None` where not measured.
-#[derive(Clone, Debug)]
+///
+/// A row of `compare.csv`, whose columns are the fields in this order under their `serde` names
+/// ([`report::csv`], [`report::read_csv`]): numbers as Rust prints them, times and differences in exponent
+/// notation, `None` as an empty field.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Row {
     pub layer: String,
     pub spec: String,
-    /// Fraction of kernel entries removed by the layer's random mask (0 for layers without parameters).
+    /// Fraction of kernel entries removed by the layer's random mask (0 for layers without parameters;
+    /// files written before this column read as 0).
+    #[serde(serialize_with = "report::shortest", default)]
     pub sparsity: f64,
+    #[serde(rename = "formulation", serialize_with = "report::engine_name", deserialize_with = "report::engine")]
     pub engine: Engine,
+    #[serde(serialize_with = "report::display", deserialize_with = "report::status")]
     pub status: Status,
+    #[serde(serialize_with = "report::exp")]
     pub compile_s: Option<f64>,
+    #[serde(serialize_with = "report::exp")]
     pub forward_s: Option<f64>,
+    #[serde(serialize_with = "report::exp")]
     pub input_grad_s: Option<f64>,
     /// `None` also for layers without parameters.
+    #[serde(serialize_with = "report::exp")]
     pub param_grad_s: Option<f64>,
     /// Bytes of the index structure: the compiled matrix (sparse), the per-call column buffer (im2col),
     /// 0 (direct).
     pub index_bytes: usize,
     /// [`crate::tied::bytes::estimate_index_bytes`] (sparse rows only).
+    #[serde(rename = "estimated_index_bytes")]
     pub estimated_bytes: Option<usize>,
     /// Bytes of the parameters (kernel and bias, f32).
     pub param_bytes: usize,
     pub nnz: usize,
     /// `2·nnz·batch`: the FLOPs of one product of the sparse formulation.
+    #[serde(serialize_with = "report::shortest")]
     pub flops: f64,
+    #[serde(rename = "max_diff_forward", serialize_with = "report::exp")]
     pub diff_forward: Option<f64>,
+    #[serde(rename = "max_diff_input_grad", serialize_with = "report::exp")]
     pub diff_input_grad: Option<f64>,
+    #[serde(rename = "max_diff_param_grad", serialize_with = "report::exp")]
     pub diff_param_grad: Option<f64>,
     /// One full training step of the whole network (`total` rows of `compare --model` only).
+    #[serde(serialize_with = "report::exp")]
     pub step_s: Option<f64>,
     /// Peak resident memory of the whole network's run (`total` rows only, where `/proc` tells).
+    #[serde(rename = "peak_rss_bytes")]
     pub peak_bytes: Option<usize>,
 }
 
