@@ -4,6 +4,7 @@
 
 mod common;
 
+use approx::abs_diff_eq;
 use common::*;
 
 const FORMULATIONS: [&str; 3] = ["sparse", "direct", "im2col"];
@@ -200,7 +201,7 @@ fn compare_sparsity_levels() {
         for (sp, kept) in [("0.5", 0.5), ("0.9", 0.1)] {
             let n = nnz(layer, sp, "sparse");
             // A random mask keeps about that fraction of the taps (each kernel entry has its own count of copies).
-            assert!((n / full - kept).abs() < 0.05, "{layer} at {sp}: {n} of {full}");
+            assert!(abs_diff_eq!(n / full, kept, epsilon = 0.05), "{layer} at {sp}: {n} of {full}");
             for f in ["direct", "im2col"] {
                 assert_eq!(nnz(layer, sp, f), nnz(layer, "0", f), "{f} multiplies by every zero");
             }
