@@ -5,6 +5,7 @@
 //! layouts, little-endian. Files are written atomically ([`crate::atomic`]): a reader never sees a partial file and a failed
 //! write leaves the previous file in place.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -41,24 +42,12 @@ pub enum CheckpointError {
 /// The largest safetensors header read (the `safetensors` crate's own limit).
 pub const MAX_HEADER: u64 = 100_000_000;
 
-/// Bytes of tensor data a safetensors JSON header announces: the largest end of its `data_offsets`.
+/// Bytes of tensor data a safetensors JSON header announces, read by the `safetensors` crate's own
+/// header type (which checks that the tensors' `data_offsets` follow each other and match their shapes).
 fn data_len(header: &[u8]) -> Result<u64, String> {
-    let v: serde_json::Value =
-        serde_json::from_slice(header).map_err(|e| format!("the header is not valid JSON: {e}"))?;
-    let obj = v.as_object().ok_or("the header is not a JSON object")?;
-    let mut end = 0u64;
-    for (name, t) in obj {
-        if name == "__metadata__" {
-            continue;
-        }
-        let e = t
-            .get("data_offsets")
-            .and_then(|o| o.get(1))
-            .and_then(serde_json::Value::as_u64)
-            .ok_or_else(|| format!("tensor {name:?} has no data_offsets [begin, end]"))?;
-        end = end.max(e);
-    }
-    Ok(end)
+    let meta: safetensors::tensor::Metadata =
+        serde_json::from_slice(header).map_err(|e| format!("invalid header: {e}"))?;
+    Ok(meta.data_len() as u64)
 }
 
 /// A safetensors file read into memory.
@@ -254,9 +243,8 @@ pub fn named<'a>(net: &Network<f32>, params: &'a crate::Params<f32>, prefix: &st
 
 /// Writes f32 tensors and metadata to `path` atomically.
 ///
-/// The bytes depend only on the tensors and the metadata (header keys sorted, tensors laid out in
-/// name order), so equal checkpoints are equal files. (The `safetensors` crate's own serializer keeps
-/// metadata in a `HashMap`, whose order changes from process to process.)
+/// The bytes depend only on the tensors and the metadata (see [`serialize`]), so equal checkpoints are
+/// equal files.
 pub fn write(
     path: &Path,
     tensors: &[(String, &Tensor<f32>)],
@@ -266,35 +254,47 @@ pub fn write(
         .map_err(|source| CheckpointError::Write { file: path.into(), source })
 }
 
-/// The safetensors encoding: an 8-byte little-endian header length, a JSON header padded with spaces
-/// to a multiple of 8 bytes, then the tensors' little-endian bytes.
+/// An f32 tensor as the `safetensors` crate sees it: dtype, shape, little-endian bytes.
+struct F32View<'a>(&'a Tensor<f32>);
+
+impl safetensors::View for F32View<'_> {
+    fn dtype(&self) -> Dtype {
+        Dtype::F32
+    }
+    fn shape(&self) -> &[usize] {
+        &self.0.shape
+    }
+    fn data(&self) -> Cow<'_, [u8]> {
+        Cow::Owned(self.0.data.iter().flat_map(|v| v.to_le_bytes()).collect())
+    }
+    fn data_len(&self) -> usize {
+        4 * self.0.data.len()
+    }
+}
+
+/// The safetensors encoding, through `safetensors::serialize`: an 8-byte little-endian header length, a
+/// JSON header padded with spaces to a multiple of 8 bytes, then the tensors' bytes in name order.
+///
+/// The crate lays out the tensors; its header is then written again with every JSON object's keys sorted
+/// (`__metadata__` among the tensor names, the fields of a tensor as `data_offsets`, `dtype`, `shape`),
+/// so the bytes are those of the files written before the crate did the layout, and are the same in
+/// every process: the crate takes the metadata as a `HashMap`, whose order changes from process to
+/// process.
 pub fn serialize(tensors: &[(String, &Tensor<f32>)], metadata: &BTreeMap<String, String>) -> Vec<u8> {
-    let mut sorted: Vec<&(String, &Tensor<f32>)> = tensors.iter().collect();
-    sorted.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut header = serde_json::Map::new();
+    let views = tensors.iter().map(|(name, t)| (name.as_str(), F32View(t)));
+    let mut bytes = safetensors::serialize(views, None).expect("f32 tensors whose data matches their shapes");
+    let end = 8 + u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    // serde_json's map keeps its keys sorted (the crate's `preserve_order` feature is off).
+    let mut header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&bytes[8..end]).expect("the crate writes a JSON object");
     if !metadata.is_empty() {
         header.insert("__metadata__".into(), serde_json::to_value(metadata).expect("strings serialize"));
     }
-    let mut offset = 0usize;
-    for (name, t) in &sorted {
-        let end = offset + 4 * t.len();
-        header.insert(
-            name.clone(),
-            serde_json::json!({ "dtype": "F32", "shape": t.shape, "data_offsets": [offset, end] }),
-        );
-        offset = end;
-    }
-    let mut json = serde_json::to_string(&serde_json::Value::Object(header)).expect("JSON serializes");
-    while !json.len().is_multiple_of(8) {
-        json.push(' ');
-    }
-    let mut out = Vec::with_capacity(8 + json.len() + offset);
-    out.extend((json.len() as u64).to_le_bytes());
-    out.extend(json.as_bytes());
-    for (_, t) in sorted {
-        out.extend(t.data.iter().flat_map(|v| v.to_le_bytes()));
-    }
-    out
+    let mut json = serde_json::to_vec(&header).expect("JSON serializes");
+    json.resize(json.len().next_multiple_of(8), b' ');
+    let len = (json.len() as u64).to_le_bytes();
+    bytes.splice(..end, len.into_iter().chain(json));
+    bytes
 }
 
 #[cfg(test)]
@@ -317,5 +317,32 @@ mod tests {
         assert_eq!(st.tensor("loss").unwrap().shape(), &[] as &[usize]);
         let (_, m) = SafeTensors::read_metadata(&bytes).unwrap();
         assert_eq!(m.metadata().as_ref().unwrap()["spec"], "1x2x2 > dense(3)");
+    }
+
+    /// The exact bytes: keys sorted (`__metadata__` after names that start with a digit, before lower-case
+    /// ones), the header padded with spaces to a multiple of 8, data in name order. Files written before
+    /// the crate did the layout have these bytes, so they read and compare as before.
+    #[test]
+    fn serialize_writes_the_same_bytes_as_before() {
+        let w = Tensor::from_vec(&[1, 2], vec![1.0f32, -2.0]);
+        let b = Tensor::from_vec(&[1], vec![0.5f32]);
+        let meta: BTreeMap<String, String> =
+            [("seed", "0"), ("batch", "64"), ("zeta", "z")].map(|(k, v)| (k.to_string(), v.to_string())).into();
+        let bytes = serialize(&[("0.weight".into(), &w), ("0.bias".into(), &b), ("velocity.0.bias".into(), &b)], &meta);
+        let header = concat!(
+            r#"{"0.bias":{"data_offsets":[0,4],"dtype":"F32","shape":[1]},"#,
+            r#""0.weight":{"data_offsets":[4,12],"dtype":"F32","shape":[1,2]},"#,
+            r#""__metadata__":{"batch":"64","seed":"0","zeta":"z"},"#,
+            r#""velocity.0.bias":{"data_offsets":[12,16],"dtype":"F32","shape":[1]}}"#,
+        );
+        let padded = format!("{header:<width$}", width = header.len().next_multiple_of(8));
+        let mut expected = (padded.len() as u64).to_le_bytes().to_vec();
+        expected.extend(padded.as_bytes());
+        for v in [0.5f32, 1.0, -2.0, 0.5] {
+            expected.extend(v.to_le_bytes());
+        }
+        assert_eq!(bytes, expected);
+        // No tensors, no metadata: `{}` and six spaces.
+        assert_eq!(serialize(&[], &BTreeMap::new()), [&8u64.to_le_bytes()[..], b"{}      "].concat());
     }
 }

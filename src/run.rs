@@ -47,7 +47,8 @@ pub const PLOT_FILE: &str = "curves.png";
 /// The columns of `metrics.csv`: `lr` is the epoch's learning rate, `train_s` the seconds in the training
 /// loop, `wall_s` the seconds of the whole epoch (training and test evaluation). Files written before the
 /// last three columns existed are read with `lr`, `train_s` and `wall_s` as NaN.
-const METRICS_HEADER: &str = "epoch,step,loss,train_acc,test_loss,test_acc,img_per_s,lr,train_s,wall_s";
+const METRICS_HEADER: [&str; 10] =
+    ["epoch", "step", "loss", "train_acc", "test_loss", "test_acc", "img_per_s", "lr", "train_s", "wall_s"];
 
 /// Why a run directory could not be written or resumed.
 #[derive(Debug, thiserror::Error)]
@@ -513,48 +514,65 @@ pub fn load(dir: &Path, engine: Engine) -> Result<Resumed, RunError> {
     Ok(Resumed { cfg, trainer, metrics })
 }
 
-/// The text of `metrics.csv`.
+/// The text of `metrics.csv`: its header, then one row per epoch ([`EpochMetrics`] says the columns).
 pub fn metrics_csv(metrics: &[EpochMetrics]) -> String {
-    let mut s = String::from(METRICS_HEADER);
-    s.push('\n');
-    for m in metrics {
-        s.push_str(&format!(
-            "{},{},{:.6},{:.6},{:.6},{:.6},{:.1},{},{:.3},{:.3}\n",
-            m.epoch, m.step, m.loss, m.train_acc, m.test_loss, m.test_acc, m.img_per_s, m.lr, m.train_secs, m.wall_secs
-        ));
+    let mut w = csv::Writer::from_writer(Vec::new());
+    if metrics.is_empty() {
+        w.write_record(METRICS_HEADER).expect("writes to memory");
     }
-    s
+    for m in metrics {
+        w.serialize(m).expect("numbers serialize");
+    }
+    String::from_utf8(w.into_inner().expect("writes to memory")).expect("UTF-8")
 }
 
-/// Reads `metrics.csv` back (an absent file reads as no rows).
+/// Reads `metrics.csv` back by its column names (an absent file reads as no rows).
 pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>, RunError> {
-    let text = match std::fs::read_to_string(path) {
+    let text = match std::fs::read(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(source) => return Err(RunError::Io { file: path.into(), source }),
     };
-    let bad =
-        |line: usize| RunError::Invalid { file: path.into(), problem: format!("line {line} is not a metrics row") };
-    let mut rows = Vec::new();
-    for (i, line) in text.lines().enumerate().skip(1) {
-        let v: Vec<f64> =
-            line.split(',').map(|f| f.parse::<f64>()).collect::<Result<_, _>>().map_err(|_| bad(i + 1))?;
-        if v.len() != 7 && v.len() != 10 {
-            return Err(bad(i + 1));
-        }
-        let extra = |j: usize| v.get(j).copied().unwrap_or(f64::NAN);
-        rows.push(EpochMetrics {
-            epoch: v[0] as usize,
-            step: v[1] as usize,
-            loss: v[2],
-            train_acc: v[3],
-            test_loss: v[4],
-            test_acc: v[5],
-            img_per_s: v[6],
-            lr: extra(7),
-            train_secs: extra(8),
-            wall_secs: extra(9),
-        });
+    let bad = |e: csv::Error| {
+        let problem = match e.position() {
+            Some(p) => format!("line {} is not a metrics row", p.line()),
+            None => format!("is not a metrics table: {e}"),
+        };
+        RunError::Invalid { file: path.into(), problem }
+    };
+    csv::Reader::from_reader(&text[..]).deserialize().map(|row| row.map_err(bad)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `metrics.csv` as runs wrote it before `csv` and `serde` did: read back and written again, the same
+    /// bytes; a file of the first seven columns reads with `lr`, `train_s`, `wall_s` as NaN; a bad row is
+    /// named by its line.
+    #[test]
+    fn metrics_csv_keeps_its_bytes() {
+        let dir = std::env::temp_dir().join(format!("cnn-as-mlp-metrics-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join(METRICS_FILE);
+        let written = "epoch,step,loss,train_acc,test_loss,test_acc,img_per_s,lr,train_s,wall_s\n\
+                       1,32,2.288619,0.144000,2.221073,0.466068,8362.8,0.05,0.239,0.519\n\
+                       2,64,1.689530,0.470000,0.894917,0.691617,7484.9,0.037500000000000006,0.267,0.352\n\
+                       3,96,0.634670,0.801000,0.450760,0.875250,5014.3,0.00001,0.399,0.522\n";
+        std::fs::write(&file, written).unwrap();
+        let rows = read_metrics(&file).unwrap();
+        assert_eq!((rows.len(), rows[2].lr, rows[1].wall_secs), (3, 1e-5, 0.352));
+        assert_eq!(metrics_csv(&rows), written);
+        assert_eq!(metrics_csv(&[]), "epoch,step,loss,train_acc,test_loss,test_acc,img_per_s,lr,train_s,wall_s\n");
+
+        std::fs::write(&file, "epoch,step,loss,train_acc,test_loss,test_acc,img_per_s\n1,5,0.5,0.5,0.5,0.5,10.0\n")
+            .unwrap();
+        let old = read_metrics(&file).unwrap();
+        assert!(old[0].step == 5 && old[0].lr.is_nan() && old[0].train_secs.is_nan() && old[0].wall_secs.is_nan());
+
+        std::fs::write(&file, written.replace("\n3,96,", "\n3,x,")).unwrap();
+        let e = read_metrics(&file).unwrap_err().to_string();
+        assert!(e.ends_with("metrics.csv: line 4 is not a metrics row"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
-    Ok(rows)
 }

@@ -178,27 +178,51 @@ pub struct StepProgress {
     pub img_per_s: f64,
 }
 
-/// One epoch's figures (a row of `metrics.csv`).
-#[derive(Clone, Debug, PartialEq)]
+/// One epoch's figures (a row of `metrics.csv`, whose columns are the fields' names: `serde` writes and
+/// reads them, see [`crate::run::metrics_csv`]). The figures are written rounded, as the file has always
+/// had them; `lr`, `train_s` and `wall_s` read as NaN from files written before those columns existed.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EpochMetrics {
     /// 1-based epoch.
     pub epoch: usize,
     /// Global step count at the end of the epoch.
     pub step: usize,
     /// Mean training loss over the epoch's batches.
+    #[serde(serialize_with = "fixed::<6, _>")]
     pub loss: f64,
     /// Training accuracy over the epoch's batches (as the parameters moved).
+    #[serde(serialize_with = "fixed::<6, _>")]
     pub train_acc: f64,
+    #[serde(serialize_with = "fixed::<6, _>")]
     pub test_loss: f64,
+    #[serde(serialize_with = "fixed::<6, _>")]
     pub test_acc: f64,
     /// Training images per second (training loop only).
+    #[serde(serialize_with = "fixed::<1, _>")]
     pub img_per_s: f64,
-    /// Seconds in the training loop.
-    pub train_secs: f64,
     /// The learning rate of the epoch (constant over it; the schedule moves it between epochs).
+    #[serde(serialize_with = "shortest", default = "nan")]
     pub lr: f64,
+    /// Seconds in the training loop.
+    #[serde(rename = "train_s", serialize_with = "fixed::<3, _>", default = "nan")]
+    pub train_secs: f64,
     /// Wall-clock seconds of the whole epoch: training loop and test evaluation.
+    #[serde(rename = "wall_s", serialize_with = "fixed::<3, _>", default = "nan")]
     pub wall_secs: f64,
+}
+
+/// `v` with `P` digits after the point (`{v:.P}`).
+fn fixed<const P: usize, S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&format_args!("{v:.*}", P))
+}
+
+/// `v` as Rust prints it (`{v}`: the shortest decimal that reads back, never in exponent notation).
+fn shortest<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+fn nan() -> f64 {
+    f64::NAN
 }
 
 /// A network being trained: parameters, optimizer state and position.

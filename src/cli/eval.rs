@@ -2,9 +2,10 @@
 
 use std::path::PathBuf;
 
-use super::{CliError, Common, check_fit, load_data, outln, parse_loss};
+use super::{CliError, Common, LossArg, check_fit, load_data, outln};
 use cnn_as_mlp::budget;
 use cnn_as_mlp::checkpoint::{self, Stored};
+use cnn_as_mlp::loss::Loss;
 use cnn_as_mlp::network::Network;
 use cnn_as_mlp::train::{Hyper, evaluate};
 
@@ -22,7 +23,7 @@ pub struct EvalArgs {
     model: Option<String>,
     /// ce or mse [default: the checkpoint's, else the model's].
     #[arg(long)]
-    loss: Option<String>,
+    loss: Option<LossArg>,
     /// Use only the first N test images [default: all].
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
@@ -33,7 +34,7 @@ pub struct EvalArgs {
 }
 
 pub fn run(a: EvalArgs) -> Result<(), CliError> {
-    let engine = a.common.engine()?;
+    let engine = a.common.engine();
     let pool = a.common.pool()?;
     pool.install(|| {
         let path =
@@ -51,8 +52,10 @@ pub fn run(a: EvalArgs) -> Result<(), CliError> {
         };
         let spec = super::parse_model(&model)?;
         let loss = match (&a.loss, file.metadata.get("loss")) {
-            (Some(l), _) => parse_loss(l)?,
-            (None, Some(l)) => parse_loss(l)?,
+            (Some(l), _) => Loss::from(*l),
+            (None, Some(l)) => Loss::from_name(l).ok_or_else(|| {
+                CliError::other(format!("{}: metadata \"loss\" is {l:?}, expected ce or mse", path.display()))
+            })?,
             (None, None) => Hyper::preset(&model).loss,
         };
         let data_name =

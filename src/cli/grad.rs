@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use nalgebra::DMatrix;
 use safetensors::Dtype;
 
-use super::{CliError, Common, outln, parse_loss};
+use super::{CliError, Common, LossArg, outln};
 use cnn_as_mlp::budget;
 use cnn_as_mlp::checkpoint::{self, Stored};
 use cnn_as_mlp::loss::{Loss, Targets};
@@ -34,18 +34,18 @@ pub struct GradArgs {
     out: PathBuf,
     /// ce or mse [default: the model's; ce for custom specs].
     #[arg(long)]
-    loss: Option<String>,
+    loss: Option<LossArg>,
     #[command(flatten)]
     common: Common,
 }
 
 pub fn run(a: GradArgs) -> Result<(), CliError> {
-    let engine = a.common.engine()?;
+    let engine = a.common.engine();
     let pool = a.common.pool()?;
     pool.install(|| {
         let spec = super::parse_model(&a.model)?;
         let loss = match &a.loss {
-            Some(l) => parse_loss(l)?,
+            Some(l) => Loss::from(*l),
             None => Hyper::preset(&a.model).loss,
         };
         let k = spec.output()?.len();

@@ -20,8 +20,10 @@ use cnn_as_mlp::checkpoint::CheckpointError;
 use cnn_as_mlp::data::{DataError, Dataset, Source, Splits};
 use cnn_as_mlp::loss::Loss;
 use cnn_as_mlp::network::Engine;
+use cnn_as_mlp::optim::{DecayMode, OptimizerKind};
 use cnn_as_mlp::run::RunError;
 use cnn_as_mlp::spec::{Spec, SpecError};
+use cnn_as_mlp::train::LrSchedule;
 
 /// Train convolutional networks as multilayer perceptrons with sparse, weight-tied matrices.
 #[derive(Parser, Debug)]
@@ -98,12 +100,12 @@ pub struct Common {
     /// Engine of the linear layers: sparse (tied sparse matrices), direct (direct convolution) or im2col
     /// [default: sparse].
     #[arg(long)]
-    pub engine: Option<String>,
+    pub engine: Option<EngineArg>,
 }
 
 impl Common {
-    fn engine(&self) -> Result<Engine, CliError> {
-        parse_engine(self.engine.as_deref().unwrap_or("sparse"))
+    fn engine(&self) -> Engine {
+        self.engine.map_or_else(Engine::default, Engine::from)
     }
 
     fn pool(&self) -> Result<rayon::ThreadPool, CliError> {
@@ -127,19 +129,50 @@ fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<(), CliError> {
         .map_err(|e| CliError::other(format!("{}: cannot write: {e}", path.display())))
 }
 
-/// The names `--engine` accepts.
-const ENGINES: [&str; 3] = ["sparse", "direct", "im2col"];
 /// The names `--data` accepts besides a directory.
 const DATA_NAMES: [&str; 3] = ["mnist10k", "fashion", "cifar10"];
 
-fn parse_engine(s: &str) -> Result<Engine, CliError> {
-    Engine::from_name(s).ok_or_else(|| {
-        CliError::other(format!(
-            "--engine {s:?}: unknown engine{}; expected sparse, direct or im2col",
-            did_you_mean(s, &ENGINES)
-        ))
-    })
+/// A closed choice of the command line: a `clap::ValueEnum` (clap lists its names in `--help`, refuses
+/// others and suggests the nearest) that mirrors a library enum, variant for variant, under the names the
+/// library gives them (`choices_keep_the_library_names` checks).
+macro_rules! choice {
+    ($(#[$doc:meta])* $arg:ident => $lib:ident { $($variant:ident = $name:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum $arg {
+            $(#[value(name = $name)] $variant),+
+        }
+
+        impl From<$arg> for $lib {
+            fn from(a: $arg) -> $lib {
+                match a {
+                    $($arg::$variant => $lib::$variant),+
+                }
+            }
+        }
+    };
 }
+
+choice!(
+    /// `--engine`.
+    EngineArg => Engine { Sparse = "sparse", Direct = "direct", Im2col = "im2col" }
+);
+choice!(
+    /// `--loss`.
+    LossArg => Loss { CrossEntropy = "ce", HalfSquared = "mse" }
+);
+choice!(
+    /// `--optimizer`.
+    OptimizerArg => OptimizerKind { Sgd = "sgd", Adam = "adam" }
+);
+choice!(
+    /// `--lr-schedule`.
+    ScheduleArg => LrSchedule { Constant = "constant", Cosine = "cosine" }
+);
+choice!(
+    /// `--decay-mode`.
+    DecayArg => DecayMode { PerParameter = "per-parameter", Expanded = "expanded" }
+);
 
 /// Levenshtein distance between two strings, counted in chars.
 fn edit_distance(a: &str, b: &str) -> usize {
@@ -183,10 +216,6 @@ fn parse_model(s: &str) -> Result<Spec, CliError> {
         )));
     }
     Ok(Spec::parse(s)?)
-}
-
-fn parse_loss(s: &str) -> Result<Loss, CliError> {
-    Loss::from_name(s).ok_or_else(|| CliError::other(format!("--loss {s:?}: unknown loss (expected ce or mse)")))
 }
 
 /// Loaded data, cut to the requested sizes, and its number of classes before the cut.
@@ -277,10 +306,16 @@ pub fn main() -> i32 {
                 let _ = e.print();
                 return e.exit_code();
             }
-            // clap's first paragraph (the error and, for missing arguments, their names), on one line.
+            // clap's error, on one line: its first paragraph (the error and, for missing arguments, their
+            // names; for a closed choice, the possible values) and its tip (the nearest value), without the
+            // usage and the pointer to --help.
             let text = e.to_string();
-            let words: Vec<&str> =
-                text.lines().take_while(|l| !l.trim().is_empty()).flat_map(str::split_whitespace).collect();
+            let words: Vec<&str> = text
+                .split("\n\n")
+                .enumerate()
+                .filter(|(i, p)| *i == 0 || p.trim_start().starts_with("tip:"))
+                .flat_map(|(_, p)| p.split_whitespace())
+                .collect();
             let line = words.join(" ");
             let line = if line.starts_with("error:") { line } else { format!("error: {line}") };
             eprintln!("{line} (try --help)");
@@ -307,5 +342,27 @@ pub fn main() -> i32 {
             eprintln!("error: {}", e.to_string().replace('\n', " "));
             2
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::ValueEnum;
+
+    /// Each choice converts to the library's variant of the same name.
+    #[test]
+    fn choices_keep_the_library_names() {
+        fn check<A: ValueEnum + Copy, L: From<A>>(name: fn(L) -> &'static str) {
+            for a in A::value_variants() {
+                assert_eq!(a.to_possible_value().unwrap().get_name(), name(L::from(*a)));
+            }
+        }
+        check::<EngineArg, Engine>(Engine::name);
+        check::<LossArg, Loss>(Loss::name);
+        check::<OptimizerArg, OptimizerKind>(OptimizerKind::name);
+        check::<ScheduleArg, LrSchedule>(LrSchedule::name);
+        check::<DecayArg, DecayMode>(DecayMode::name);
+        assert_eq!(EngineArg::value_variants().len(), Engine::ALL.len());
     }
 }

@@ -22,13 +22,31 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::train::{TrainArgs, run_in};
-use super::{CliError, Common, parse_engine};
+use super::{CliError, Common, DecayArg, EngineArg, LossArg, OptimizerArg, ScheduleArg};
 use cnn_as_mlp::checkpoint::Stored;
 use cnn_as_mlp::network::Engine;
 use cnn_as_mlp::run::{self, MODEL_FILE};
 use cnn_as_mlp::train::EpochMetrics;
 
 pub const CSV_FILE: &str = "sweep.csv";
+/// The columns of [`CSV_FILE`].
+const CSV_HEADER: [&str; 15] = [
+    "setting",
+    "runs",
+    "epochs",
+    "test_acc_mean",
+    "test_acc_sd",
+    "test_acc_min",
+    "test_acc_max",
+    "test_loss_mean",
+    "test_loss_sd",
+    "test_loss_min",
+    "test_loss_max",
+    "img_per_s_mean",
+    "img_per_s_sd",
+    "img_per_s_min",
+    "img_per_s_max",
+];
 pub const MD_FILE: &str = "sweep.md";
 pub const PLOT_FILE: &str = "sweep.png";
 
@@ -37,9 +55,9 @@ pub struct SweepArgs {
     /// Models, comma-separated (presets or spec strings; commas inside parentheses belong to the spec).
     #[arg(long, default_value = "lenet5")]
     model: String,
-    /// Engines, comma-separated: sparse, direct, im2col.
-    #[arg(long, default_value = "sparse")]
-    engine: String,
+    /// Engines, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "sparse")]
+    engine: Vec<EngineArg>,
     /// Seeds: a range `A..B` (B excluded) or a comma-separated list.
     #[arg(long, default_value = "0..3")]
     seeds: String,
@@ -59,15 +77,15 @@ pub struct SweepArgs {
     #[arg(long)]
     batch: Option<usize>,
     #[arg(long, value_name = "SCHEDULE")]
-    lr_schedule: Option<String>,
+    lr_schedule: Option<ScheduleArg>,
     #[arg(long)]
     momentum: Option<f64>,
     #[arg(long)]
     weight_decay: Option<f64>,
     #[arg(long)]
-    decay_mode: Option<String>,
+    decay_mode: Option<DecayArg>,
     #[arg(long)]
-    loss: Option<String>,
+    loss: Option<LossArg>,
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
     /// As train's: use only the first N test images.
@@ -75,7 +93,7 @@ pub struct SweepArgs {
     test_limit: Option<usize>,
     /// As train's: sgd or adam.
     #[arg(long, value_name = "OPTIMIZER")]
-    optimizer: Option<String>,
+    optimizer: Option<OptimizerArg>,
     /// As train's: with adam, decoupled weight decay (AdamW).
     #[arg(long)]
     decoupled_wd: bool,
@@ -88,7 +106,7 @@ pub struct SweepArgs {
 #[derive(Clone, Debug)]
 pub struct Point {
     pub model: String,
-    pub engine: Engine,
+    pub engine: EngineArg,
     pub lr: Option<f64>,
     pub seed: u64,
 }
@@ -97,13 +115,13 @@ impl Point {
     /// The setting: everything but the seed.
     pub fn setting(&self) -> String {
         let lr = self.lr.map_or_else(|| "default".to_string(), |l| l.to_string());
-        format!("{} {} lr={lr}", short_model(&self.model), self.engine.name())
+        format!("{} {} lr={lr}", short_model(&self.model), Engine::from(self.engine).name())
     }
 
     /// The run directory's name: `MODEL-ENGINE-lrLR-seedS`, filesystem-safe.
     pub fn dir_name(&self) -> String {
         let lr = self.lr.map_or_else(|| "default".to_string(), |l| l.to_string());
-        let raw = format!("{}-{}-lr{lr}-seed{}", short_model(&self.model), self.engine.name(), self.seed);
+        let raw = format!("{}-{}-lr{lr}-seed{}", short_model(&self.model), Engine::from(self.engine).name(), self.seed);
         raw.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect()
     }
 }
@@ -167,7 +185,6 @@ fn parse_lrs(s: &Option<String>) -> Result<Vec<Option<f64>>, CliError> {
 /// The grid, in a fixed order: model, engine, lr, seed (seed fastest).
 fn grid(a: &SweepArgs) -> Result<Vec<Point>, CliError> {
     let models = split_top(&a.model);
-    let engines: Vec<Engine> = a.engine.split(',').map(|e| parse_engine(e.trim())).collect::<Result<_, _>>()?;
     let lrs = parse_lrs(&a.lr)?;
     let seeds = parse_seeds(&a.seeds)?;
     let mut pts = Vec::new();
@@ -176,7 +193,7 @@ fn grid(a: &SweepArgs) -> Result<Vec<Point>, CliError> {
             return Err(CliError::other(format!("--model {:?}: an empty model in the list", a.model)));
         }
         cnn_as_mlp::spec::Spec::parse(m)?;
-        for &engine in &engines {
+        for &engine in &a.engine {
             for &lr in &lrs {
                 for &seed in &seeds {
                     pts.push(Point { model: m.clone(), engine, lr, seed });
@@ -198,7 +215,7 @@ fn progress(dir: &Path) -> Result<Option<usize>, CliError> {
 
 /// The `train` arguments of one grid point: fresh into `dir`, or resuming it.
 fn train_args(a: &SweepArgs, p: &Point, dir: &Path, resume: bool, threads: usize) -> TrainArgs {
-    let common = Common { threads: Some(threads), engine: Some(p.engine.name().to_string()) };
+    let common = Common { threads: Some(threads), engine: Some(p.engine) };
     if resume {
         return TrainArgs { resume: Some(dir.to_path_buf()), epochs: a.epochs, common, ..Default::default() };
     }
@@ -208,15 +225,15 @@ fn train_args(a: &SweepArgs, p: &Point, dir: &Path, resume: bool, threads: usize
         epochs: a.epochs,
         batch: a.batch,
         lr: p.lr,
-        lr_schedule: a.lr_schedule.clone(),
+        lr_schedule: a.lr_schedule,
         momentum: a.momentum,
         weight_decay: a.weight_decay,
-        decay_mode: a.decay_mode.clone(),
-        loss: a.loss.clone(),
+        decay_mode: a.decay_mode,
+        loss: a.loss,
         seed: Some(p.seed),
         limit: a.limit,
         test_limit: a.test_limit,
-        optimizer: a.optimizer.clone(),
+        optimizer: a.optimizer,
         decoupled_wd: a.decoupled_wd,
         normalize: a.normalize,
         out: Some(dir.to_path_buf()),
@@ -290,7 +307,7 @@ pub fn run(a: SweepArgs) -> Result<(), CliError> {
                     let (i, resume) = todo[k];
                     let p = &pts[i];
                     let dir = a.out.join(p.dir_name());
-                    let r = run_in(&train_args(&a, p, &dir, resume, per_run), p.engine, &pool, true);
+                    let r = run_in(&train_args(&a, p, &dir, resume, per_run), p.engine.into(), &pool, true);
                     if let Err(e) = r {
                         let mut slot = first_error.lock().unwrap();
                         if slot.is_none() {
@@ -352,9 +369,12 @@ fn summarize(out: &Path, pts: &[Point]) -> Result<(), CliError> {
             None => groups.push((set, vec![(p.seed, m)])),
         }
     }
-    let mut csv = String::from(
-        "setting,runs,epochs,test_acc_mean,test_acc_sd,test_acc_min,test_acc_max,test_loss_mean,test_loss_sd,test_loss_min,test_loss_max,img_per_s_mean,img_per_s_sd,img_per_s_min,img_per_s_max\n",
-    );
+    // The setting is quoted and the numbers are not, as before: the header is written apart, unquoted.
+    let mut head = csv::Writer::from_writer(Vec::new());
+    head.write_record(CSV_HEADER).expect("writes to memory");
+    let mut table = csv::WriterBuilder::new()
+        .quote_style(csv::QuoteStyle::NonNumeric)
+        .from_writer(head.into_inner().expect("writes to memory"));
     let mut md = String::from(
         "| setting | runs | epochs | test accuracy (mean ± sd) | min | max | test loss (mean ± sd) | min | max | img/s (mean ± sd) | min | max |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
@@ -372,8 +392,9 @@ fn summarize(out: &Path, pts: &[Point]) -> Result<(), CliError> {
             .map(|(_, m)| m.iter().map(|e| e.img_per_s).sum::<f64>() / m.len() as f64)
             .collect();
         let ips = stats(&ips);
-        let f = |(a, b, c, d): (f64, f64, f64, f64)| format!("{a:.6},{b:.6},{c:.6},{d:.6}");
-        csv.push_str(&format!("\"{set}\",{},{epochs},{},{},{}\n", last.len(), f(acc), f(loss), f(ips)));
+        let mut record = vec![set.clone(), last.len().to_string(), epochs.to_string()];
+        record.extend([acc, loss, ips].iter().flat_map(|&(a, b, c, d)| [a, b, c, d]).map(|v| format!("{v:.6}")));
+        table.write_record(&record).expect("writes to memory");
         md.push_str(&format!(
             "| {set} | {} | {epochs} | {:.4} ± {:.4} | {:.4} | {:.4} | {:.4} ± {:.4} | {:.4} | {:.4} | {:.0} ± {:.0} | {:.0} | {:.0} |\n",
             last.len(),
@@ -392,7 +413,7 @@ fn summarize(out: &Path, pts: &[Point]) -> Result<(), CliError> {
         ));
     }
     md.push_str("\nsd: sample standard deviation over seeds. img/s: each run's mean over its epochs, measured while the sweep's other runs shared the machine.\n");
-    super::write_file(&out.join(CSV_FILE), csv.as_bytes())?;
+    super::write_file(&out.join(CSV_FILE), &table.into_inner().expect("writes to memory"))?;
     super::write_file(&out.join(MD_FILE), md.as_bytes())?;
     let plot = out.join(PLOT_FILE);
     super::draw::sweep::plot_sweep(&plot, &groups)

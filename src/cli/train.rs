@@ -5,12 +5,12 @@ use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::{CliError, Common, check_fit, load_data, outln, parse_loss};
+use super::{CliError, Common, DecayArg, LossArg, OptimizerArg, ScheduleArg, check_fit, load_data, outln};
 use cnn_as_mlp::budget;
 use cnn_as_mlp::checkpoint::{self, Stored};
 use cnn_as_mlp::init::init_params;
 use cnn_as_mlp::network::{Engine, Network};
-use cnn_as_mlp::optim::{DecayMode, OptimizerKind};
+use cnn_as_mlp::optim::OptimizerKind;
 use cnn_as_mlp::prune::Prune;
 use cnn_as_mlp::run::{self, MODEL_FILE, RunConfig, RunDir};
 use cnn_as_mlp::train::{EpochMetrics, Hyper, LrSchedule, StepProgress, TrainError, Trainer};
@@ -39,7 +39,7 @@ pub struct TrainArgs {
     /// constant or cosine (from --lr down towards 0 over the epochs) [default: cosine; seed, cifar and
     /// vgg16 constant].
     #[arg(long, value_name = "SCHEDULE")]
-    pub(super) lr_schedule: Option<String>,
+    pub(super) lr_schedule: Option<ScheduleArg>,
     /// SGD momentum, in [0, 1) [default: 0.9; seed 0]. Not with --optimizer adam.
     #[arg(long, allow_negative_numbers = true)]
     pub(super) momentum: Option<f64>,
@@ -49,7 +49,7 @@ pub struct TrainArgs {
     /// sgd (with --momentum) or adam (torch.optim.Adam's defaults: betas 0.9 and 0.999, eps 1e-8, bias
     /// correction; --weight-decay adds λθ to the gradient unless --decoupled-wd) [default: sgd].
     #[arg(long, value_name = "OPTIMIZER")]
-    pub(super) optimizer: Option<String>,
+    pub(super) optimizer: Option<OptimizerArg>,
     /// With --optimizer adam: decoupled weight decay, θ ← θ(1 − ηλ) before the Adam step (AdamW), instead
     /// of coupled L2 decay, λθ added to the gradient (torch.optim.Adam's weight_decay) [default: off,
     /// coupled].
@@ -58,10 +58,10 @@ pub struct TrainArgs {
     /// per-parameter (PyTorch's weight_decay) or expanded (once per copy in the expanded matrix)
     /// [default: per-parameter].
     #[arg(long)]
-    pub(super) decay_mode: Option<String>,
+    pub(super) decay_mode: Option<DecayArg>,
     /// Loss for custom specs: ce or mse [default: ce; the presets carry their own: seed mse, others ce].
     #[arg(long)]
-    pub(super) loss: Option<String>,
+    pub(super) loss: Option<LossArg>,
     /// Random seed of the initialisation and of the shuffles (not the `seed` preset) [default: 0].
     #[arg(long)]
     pub(super) seed: Option<u64>,
@@ -106,7 +106,7 @@ pub struct TrainArgs {
 }
 
 pub fn run(a: TrainArgs) -> Result<(), CliError> {
-    let engine = a.common.engine()?;
+    let engine = a.common.engine();
     let pool = a.common.pool()?;
     #[cfg(feature = "mpi")]
     if super::env::launched_by_mpirun() {
@@ -274,11 +274,10 @@ fn fresh_config(a: &TrainArgs) -> Result<RunConfig, CliError> {
                 h.loss.name()
             )));
         }
-        h.loss = parse_loss(l)?;
+        h.loss = (*l).into();
     }
-    if let Some(o) = &a.optimizer {
-        h.optimizer = OptimizerKind::from_name(o)
-            .ok_or_else(|| CliError::other(format!("--optimizer {o:?}: unknown optimizer; expected sgd or adam")))?;
+    if let Some(o) = a.optimizer {
+        h.optimizer = o.into();
     }
     if h.optimizer == OptimizerKind::Adam {
         if let Some(m) = a.momentum {
@@ -298,13 +297,11 @@ fn fresh_config(a: &TrainArgs) -> Result<RunConfig, CliError> {
     h.momentum = a.momentum.unwrap_or(h.momentum);
     h.weight_decay = a.weight_decay.unwrap_or(h.weight_decay);
     h.check().map_err(|b| CliError::other(format!("--{} {}: {}", b.key.replace('_', "-"), b.value, b.rule)))?;
-    if let Some(l) = &a.lr_schedule {
-        h.schedule = LrSchedule::from_name(l)
-            .ok_or_else(|| CliError::other(format!("--lr-schedule {l:?}: expected constant or cosine")))?;
+    if let Some(l) = a.lr_schedule {
+        h.schedule = l.into();
     }
-    if let Some(d) = &a.decay_mode {
-        h.decay_mode = DecayMode::from_name(d)
-            .ok_or_else(|| CliError::other(format!("--decay-mode {d:?}: expected per-parameter or expanded")))?;
+    if let Some(d) = a.decay_mode {
+        h.decay_mode = d.into();
     }
     h.seed = a.seed.unwrap_or(h.seed);
     if let Some(text) = &a.prune {

@@ -185,142 +185,67 @@ fn whole_network(s: &mut String, totals: &[&Row]) {
     );
 }
 
-/// The CSV report: one line per layer and formulation, raw numbers (seconds, bytes).
+/// The CSV report: a header, then one line per layer and formulation, raw numbers (seconds, bytes). Text
+/// holding a comma or a quote (a spec, a one-layer spec given as a layer name) is quoted (RFC 4180).
 pub fn csv(rows: &[Row]) -> String {
-    let mut s = String::from(
-        "layer,spec,sparsity,formulation,status,compile_s,forward_s,input_grad_s,param_grad_s,index_bytes,estimated_index_bytes,param_bytes,nnz,flops,max_diff_forward,max_diff_input_grad,max_diff_param_grad,step_s,peak_rss_bytes\n",
-    );
-    let o = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x:e}"));
+    let mut w = csv::Writer::from_writer(Vec::new());
     for r in rows {
-        let _ = writeln!(
-            s,
-            "{},\"{}\",{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
-            // A one-layer spec given as a name holds commas: quoted (RFC 4180), as the spec is.
-            if r.layer.contains([',', '"']) {
-                format!("\"{}\"", r.layer.replace('"', "\"\""))
-            } else {
-                r.layer.clone()
-            },
-            r.spec,
-            r.sparsity,
-            r.engine.name(),
-            r.status,
-            o(r.compile_s),
-            o(r.forward_s),
-            o(r.input_grad_s),
-            o(r.param_grad_s),
-            r.index_bytes,
-            r.estimated_bytes.map_or(String::new(), |e| e.to_string()),
-            r.param_bytes,
-            r.nnz,
-            r.flops,
-            o(r.diff_forward),
-            o(r.diff_input_grad),
-            o(r.diff_param_grad),
-            o(r.step_s),
-            r.peak_bytes.map_or(String::new(), |b| b.to_string())
-        );
+        w.serialize(r).expect("a row serializes");
     }
-    s
+    if rows.is_empty() {
+        w.write_record(HEADER).expect("writes to memory");
+    }
+    String::from_utf8(w.into_inner().expect("writes to memory")).expect("UTF-8")
 }
 
-/// The reasons a formulation does not apply, as [`Status::NotApplicable`] holds them.
-const NOT_APPLICABLE: [&str; 1] = ["no im2col lowering for this layer kind"];
-
-/// Splits one CSV line into fields: commas separate, a field in double quotes may hold commas and `""`
-/// stands for a quote inside it (RFC 4180, as [`csv`] writes).
-fn csv_fields(line: &str) -> Result<Vec<String>, String> {
-    let (mut fields, mut field, mut quoted, mut chars) = (Vec::new(), String::new(), false, line.chars().peekable());
-    while let Some(ch) = chars.next() {
-        match (ch, quoted) {
-            ('"', false) if field.is_empty() => quoted = true,
-            ('"', true) if chars.peek() == Some(&'"') => {
-                field.push('"');
-                chars.next();
-            }
-            ('"', true) => quoted = false,
-            (',', false) => fields.push(std::mem::take(&mut field)),
-            (c, _) => field.push(c),
-        }
-    }
-    if quoted {
-        return Err("a quoted field is not closed".into());
-    }
-    fields.push(field);
-    Ok(fields)
-}
+/// The columns of [`csv`] (the names of [`Row`]'s fields in the file).
+const HEADER: [&str; 19] = [
+    "layer",
+    "spec",
+    "sparsity",
+    "formulation",
+    "status",
+    "compile_s",
+    "forward_s",
+    "input_grad_s",
+    "param_grad_s",
+    "index_bytes",
+    "estimated_index_bytes",
+    "param_bytes",
+    "nnz",
+    "flops",
+    "max_diff_forward",
+    "max_diff_input_grad",
+    "max_diff_param_grad",
+    "step_s",
+    "peak_rss_bytes",
+];
 
 /// Reads the text [`csv`] wrote back into rows (to redraw the plots of a comparison without measuring
 /// again), by the names in its header: files written before the `sparsity`, `step_s` and `peak_rss_bytes`
 /// columns read with sparsity 0 and the others empty. A malformed line is reported with its number.
 pub fn read_csv(text: &str) -> Result<Vec<Row>, String> {
-    let mut lines = text.lines();
-    let head: Vec<String> = csv_fields(lines.next().unwrap_or_default())?;
-    if head.first().map(String::as_str) != Some("layer") {
+    let mut r = csv::Reader::from_reader(text.as_bytes());
+    let head = r.headers().map_err(|e| format!("line 1: {e}"))?.clone();
+    if head.get(0) != Some("layer") {
         return Err("line 1 is not the header of compare.csv".into());
     }
-    let mut rows = Vec::new();
-    for (i, line) in lines.enumerate() {
-        let bad = |what: &str| format!("line {}: {what}", i + 2);
-        let f = csv_fields(line).map_err(|e| bad(&e))?;
-        if f.len() != head.len() {
-            return Err(bad(&format!("{} fields, the header names {}", f.len(), head.len())));
+    let bad = |e: csv::Error| {
+        let line = e.position().map_or(0, |p| p.line());
+        match e.kind() {
+            csv::ErrorKind::Deserialize { err, .. } => match err.field().and_then(|j| head.get(j as usize)) {
+                Some(name) if !matches!(err.kind(), csv::DeserializeErrorKind::Message(_)) => {
+                    format!("line {line}: {name}: {}", err.kind())
+                }
+                _ => format!("line {line}: {}", err.kind()),
+            },
+            csv::ErrorKind::UnequalLengths { len, expected_len, .. } => {
+                format!("line {line}: {len} fields, the header names {expected_len}")
+            }
+            _ => format!("line {line}: {e}"),
         }
-        let get = |name: &str| head.iter().position(|h| h == name).map(|j| f[j].as_str());
-        let need = |name: &str| get(name).ok_or_else(|| bad(&format!("no column {name:?}")));
-        let opt = |name: &str| -> Result<Option<f64>, String> {
-            match get(name) {
-                None | Some("") => Ok(None),
-                Some(v) => v.parse().map(Some).map_err(|_| bad(&format!("{name} {v:?} is not a number"))),
-            }
-        };
-        let count = |name: &str| -> Result<Option<usize>, String> {
-            match get(name) {
-                None | Some("") => Ok(None),
-                Some(v) => v.parse().map(Some).map_err(|_| bad(&format!("{name} {v:?} is not a count"))),
-            }
-        };
-        let required = |v: Option<usize>, name: &str| v.ok_or_else(|| bad(&format!("no {name}")));
-        let status = match need("status")? {
-            "ok" => Status::Ran,
-            s if s.starts_with("does not fit: needs ") => Status::DoesNotFit(
-                s["does not fit: needs ".len()..]
-                    .trim_end_matches(" bytes")
-                    .parse()
-                    .map_err(|_| bad("bad byte count"))?,
-            ),
-            s => Status::NotApplicable(
-                NOT_APPLICABLE
-                    .iter()
-                    .find(|r| s.strip_prefix("n/a: ") == Some(**r))
-                    .ok_or_else(|| bad(&format!("unknown status {s:?}")))?,
-            ),
-        };
-        let formulation = need("formulation")?;
-        rows.push(Row {
-            layer: need("layer")?.to_string(),
-            spec: need("spec")?.to_string(),
-            sparsity: opt("sparsity")?.unwrap_or(0.0),
-            engine: Engine::from_name(formulation)
-                .ok_or_else(|| bad(&format!("unknown formulation {formulation:?}")))?,
-            status,
-            compile_s: opt("compile_s")?,
-            forward_s: opt("forward_s")?,
-            input_grad_s: opt("input_grad_s")?,
-            param_grad_s: opt("param_grad_s")?,
-            index_bytes: required(count("index_bytes")?, "index_bytes")?,
-            estimated_bytes: count("estimated_index_bytes")?,
-            param_bytes: required(count("param_bytes")?, "param_bytes")?,
-            nnz: required(count("nnz")?, "nnz")?,
-            flops: opt("flops")?.ok_or_else(|| bad("no flops"))?,
-            diff_forward: opt("max_diff_forward")?,
-            diff_input_grad: opt("max_diff_input_grad")?,
-            diff_param_grad: opt("max_diff_param_grad")?,
-            step_s: opt("step_s")?,
-            peak_bytes: count("peak_rss_bytes")?,
-        });
-    }
-    Ok(rows)
+    };
+    r.deserialize().map(|row| row.map_err(bad)).collect()
 }
 
 #[cfg(test)]
@@ -342,8 +267,10 @@ mod tests {
         assert_eq!(csv(&read_csv(&text).unwrap()), text);
         for (a, b) in old.lines().skip(3).zip(text.lines().skip(3)) {
             let (layer, rest) = a.split_once(',').unwrap();
-            let (spec, rest) = rest.split_once("\",").unwrap();
-            assert_eq!(format!("{layer},{spec}\",0,{rest},,"), b);
+            // The spec was always quoted; it is now quoted where it holds a comma (RFC 4180's rule).
+            let (spec, rest) = rest.strip_prefix('"').unwrap().split_once("\",").unwrap();
+            let spec = if spec.contains(',') { format!("\"{spec}\"") } else { spec.to_string() };
+            assert_eq!(format!("{layer},{spec},0,{rest},,"), b);
         }
         let e = read_csv("layer,spec,formulation,status\nc,\"1x2x2 > conv(1,1)\",sparse,fine\n").unwrap_err();
         assert!(e.starts_with("line 2"), "{e}");

@@ -5,6 +5,7 @@
 
 use crate::common;
 
+use approx::abs_diff_eq;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -115,7 +116,7 @@ fn adam_matches_pytorch_adam_and_adamw() {
             let loss = net.loss_and_grad(&mut grads, &x, Targets::Labels(&labels), Loss::CrossEntropy);
             let torch_loss = c.get(&format!("step{t}.loss")).1[0];
             assert!(
-                (loss - torch_loss).abs() <= REL_TOL * torch_loss.abs(),
+                abs_diff_eq!(loss, torch_loss, epsilon = REL_TOL * torch_loss.abs()),
                 "{} step {t}: loss {loss} vs {torch_loss}",
                 c.name
             );

@@ -3,6 +3,7 @@
 
 use crate::common;
 
+use approx::abs_diff_eq;
 use std::path::Path;
 
 use cnn_as_mlp::data::cifar::{MAX_RECORDS, RECORD, TEST_FILE, TRAIN_FILES};
@@ -290,7 +291,7 @@ fn normalize_is_recorded_and_reused_by_eval_and_resume() {
     let st = cnn_as_mlp::run::normalize_of(&file).unwrap().expect("the run records its standardisation");
     // The colour classes make each channel bright in a third of the images: mean ≈ (190 + 2·60) / 3 / 255.
     for (&m, &sd) in st.mean.iter().zip(&st.std) {
-        assert!((m - 310.0 / 3.0 / 255.0).abs() < 0.02 && sd > 0.1 && sd < 0.4, "mean {m}, std {sd}");
+        assert!(abs_diff_eq!(m, 310.0 / 3.0 / 255.0, epsilon = 0.02) && sd > 0.1 && sd < 0.4, "mean {m}, std {sd}");
     }
     let last = std::fs::read_to_string(full.join("metrics.csv")).unwrap();
     let cols: Vec<&str> = last.lines().last().unwrap().split(',').collect();

@@ -4,6 +4,7 @@
 
 use crate::common;
 
+use approx::abs_diff_eq;
 use common::*;
 
 const FORMULATIONS: [&str; 3] = ["sparse", "direct", "im2col"];
@@ -11,19 +12,7 @@ const LENET: [&str; 4] = ["lenet-conv1", "lenet-pool1", "lenet-conv2", "lenet-po
 
 /// CSV rows as maps from column name to value.
 fn csv_rows(text: &str) -> Vec<std::collections::BTreeMap<String, String>> {
-    let mut lines = text.lines();
-    let head: Vec<&str> = lines.next().unwrap().split(',').collect();
-    lines
-        .map(|l| {
-            // The spec column is quoted and holds commas.
-            let (pre, rest) = l.split_once(",\"").unwrap();
-            let (spec, post) = rest.split_once("\",").unwrap();
-            let mut f = vec![pre.to_string(), spec.to_string()];
-            f.extend(post.split(',').map(String::from));
-            assert_eq!(f.len(), head.len(), "{l}");
-            head.iter().map(|h| h.to_string()).zip(f).collect()
-        })
-        .collect()
+    csv::Reader::from_reader(text.as_bytes()).deserialize().map(Result::unwrap).collect()
 }
 
 #[test]
@@ -192,7 +181,10 @@ fn compare_sparsity_levels() {
     );
     let b = std::fs::read(out.join("compare-sparsity.png")).unwrap();
     assert!(b.starts_with(b"\x89PNG") && b.len() > 1000);
-    let rows = csv_rows(&std::fs::read_to_string(out.join("compare.csv")).unwrap());
+    let text = std::fs::read_to_string(out.join("compare.csv")).unwrap();
+    // A layer named by its spec holds commas, so the CSV quotes it.
+    assert!(text.contains("\n\"8x6x6>conv(8,3,pad=1,groups=2)\","), "{text}");
+    let rows = csv_rows(&text);
     // Two convolutions at three sparsities, the pool once; three formulations each.
     assert_eq!(rows.len(), (2 * 3 + 1) * 3);
     let nnz = |layer: &str, sp: &str, f: &str| -> f64 {
@@ -204,13 +196,12 @@ fn compare_sparsity_levels() {
         }
         r["nnz"].parse().unwrap()
     };
-    // A layer named by its spec holds commas, so the CSV quotes it.
-    for layer in ["lenet-conv2", "\"8x6x6>conv(8,3,pad=1,groups=2)\""] {
+    for layer in ["lenet-conv2", "8x6x6>conv(8,3,pad=1,groups=2)"] {
         let full = nnz(layer, "0", "sparse");
         for (sp, kept) in [("0.5", 0.5), ("0.9", 0.1)] {
             let n = nnz(layer, sp, "sparse");
             // A random mask keeps about that fraction of the taps (each kernel entry has its own count of copies).
-            assert!((n / full - kept).abs() < 0.05, "{layer} at {sp}: {n} of {full}");
+            assert!(abs_diff_eq!(n / full, kept, epsilon = 0.05), "{layer} at {sp}: {n} of {full}");
             for f in ["direct", "im2col"] {
                 assert_eq!(nnz(layer, sp, f), nnz(layer, "0", f), "{f} multiplies by every zero");
             }

@@ -89,15 +89,21 @@ fn spec_input_shape_differs_from_data() {
     assert!(!out.exists());
 }
 
+/// Closed choices are clap's: the possible values on the error line, and the nearest one as a tip.
 #[test]
 fn unknown_engine_and_loss() {
     let o = run(&["train", "--engine", "warp", "--epochs", "1"]);
-    fails(&o, &["--engine", "warp", "expected sparse, direct or im2col"]);
+    let line = fails(&o, &["'warp'", "--engine", "possible values: sparse, direct, im2col"]);
+    assert!(!line.contains("tip:"), "{line}");
     let o = run(&["eval", "--checkpoint", "nowhere.safetensors", "--engine", "sprase"]);
-    let line = fails(&o, &["--engine \"sprase\"", "did you mean sparse?", "expected sparse, direct or im2col"]);
+    let line = fails(&o, &["'sprase'", "--engine", "similar value exists: 'sparse'", "sparse, direct, im2col"]);
     assert!(!line.contains("warp"));
     let o = run(&["train", "--model", SMALL, "--loss", "hinge", "--epochs", "1"]);
-    fails(&o, &["--loss", "hinge"]);
+    fails(&o, &["--loss", "'hinge'", "possible values: ce, mse"]);
+    let o = run(&["train", "--optimizer", "adma", "--epochs", "1"]);
+    fails(&o, &["--optimizer", "'adma'", "similar value exists: 'adam'"]);
+    let o = run(&["sweep", "--engine", "sparse,dirct", "--out", "nowhere"]);
+    fails(&o, &["--engine", "'dirct'", "similar value exists: 'direct'"]);
 }
 
 /// A change to a list of named parameter tensors.

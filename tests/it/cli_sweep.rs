@@ -4,6 +4,7 @@
 
 use crate::common;
 
+use approx::assert_abs_diff_eq;
 use common::*;
 use std::path::Path;
 
@@ -83,8 +84,8 @@ fn sweep_runs_equal_the_same_runs_done_alone() {
         assert_eq!(v[1], "2", "{row}");
         let mean = (accs[0] + accs[1]) / 2.0;
         let sd = (accs[0] - accs[1]).abs() / 2f64.sqrt();
-        assert!((v[3].parse::<f64>().unwrap() - mean).abs() < 1e-6, "{row} vs mean {mean}");
-        assert!((v[4].parse::<f64>().unwrap() - sd).abs() < 1e-6, "{row} vs sd {sd}");
+        assert_abs_diff_eq!(v[3].parse::<f64>().unwrap(), mean, epsilon = 1e-6);
+        assert_abs_diff_eq!(v[4].parse::<f64>().unwrap(), sd, epsilon = 1e-6);
     }
     assert_eq!(std::fs::read_to_string(sw.join("sweep.csv")).unwrap().lines().count(), 3);
     assert!(sw.join("sweep.md").exists() && sw.join("sweep.png").exists());

@@ -3,6 +3,7 @@
 
 use crate::common;
 
+use approx::{abs_diff_eq, assert_abs_diff_eq};
 use common::*;
 
 #[test]
@@ -34,7 +35,7 @@ fn train_writes_run_directory_and_summary() {
         assert!(row(i)[8] > 0.0 && row(i)[9] >= row(i)[8], "{csv}");
         // Train accuracy is a fraction of the 256 images seen in the epoch (each batch counted once).
         let correct = row(i)[3] * 256.0;
-        assert!((0.0..=1.0).contains(&row(i)[3]) && (correct - correct.round()).abs() < 1e-3, "{csv}");
+        assert!((0.0..=1.0).contains(&row(i)[3]) && abs_diff_eq!(correct, correct.round(), epsilon = 1e-3), "{csv}");
     }
     // --limit cuts the training set only: the full 2,004 test images are evaluated.
     assert!(text.contains("(256 train, 2004 test)"), "{text}");
@@ -193,7 +194,7 @@ fn test_limit_json_and_quiet() {
     let test_acc: f64 = csv.lines().nth(1).unwrap().split(',').nth(5).unwrap().parse().unwrap();
     assert_eq!(v["test_acc"].as_f64(), Some(test_acc));
     // 50 test images: every accuracy is a multiple of 1/50.
-    assert!((test_acc * 50.0 - (test_acc * 50.0).round()).abs() < 1e-3, "{test_acc}");
+    assert_abs_diff_eq!(test_acc * 50.0, (test_acc * 50.0).round(), epsilon = 1e-3);
     let o = run(&["train", "--resume", s(&out), "--epochs", "2", "--quiet"]);
     ok(&o);
     let text = stdout(&o);
@@ -236,7 +237,10 @@ fn train_accuracy_counts_each_image_once() {
         let row: Vec<f64> = csv.lines().nth(1).unwrap().split(',').map(|v| v.parse().unwrap()).collect();
         let (train_acc, test_acc) = (row[3], row[5]);
         assert!(test_acc > 0.0, "{csv}");
-        assert!((train_acc - test_acc).abs() < 1e-9, "{engine}: train_acc {train_acc} vs test_acc {test_acc}\n{csv}");
+        assert!(
+            abs_diff_eq!(train_acc, test_acc, epsilon = 1e-9),
+            "{engine}: train_acc {train_acc} vs test_acc {test_acc}\n{csv}"
+        );
     }
 }
 

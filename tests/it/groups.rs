@@ -7,6 +7,7 @@
 use crate::common;
 use crate::oracle;
 
+use approx::abs_diff_eq;
 use cnn_as_mlp::Tensor;
 use cnn_as_mlp::engines::grouped::Grouped;
 use cnn_as_mlp::engines::sparse::grouped_conv_layer;
@@ -152,11 +153,11 @@ fn grouped_networks_agree_on_every_engine() {
     }
     let (_, loss0, g0) = &results[0];
     for (engine, loss, grads) in &results[1..] {
-        assert!((loss - loss0).abs() <= 1e-12 * loss0.abs(), "{engine:?}: loss {loss} vs {loss0}");
+        assert!(abs_diff_eq!(loss, loss0, epsilon = 1e-12 * loss0.abs()), "{engine:?}: loss {loss} vs {loss0}");
         for (a, b) in grads.iter().flatten().zip(g0.iter().flatten()) {
             let scale = b.data.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-6);
             for (u, v) in a.data.iter().zip(&b.data) {
-                assert!((u - v).abs() <= 1e-12 * scale, "{engine:?}: gradient {u} vs {v}");
+                assert!(abs_diff_eq!(u, v, epsilon = 1e-12 * scale), "{engine:?}: gradient {u} vs {v}");
             }
         }
     }

@@ -5,6 +5,7 @@
 
 use crate::common;
 
+use approx::abs_diff_eq;
 use cnn_as_mlp::engines::sparse::conv::{compile_conv, conv_layer};
 use cnn_as_mlp::geometry::{ConvGeometry, PaddingMode};
 use cnn_as_mlp::linear_map::LinearMap;
@@ -85,7 +86,7 @@ fn compiled_conv_matches_definition_loop() {
             layer.forward(&params, &x, &mut y);
             let expected = conv_by_definition(&g, &theta, &bias, &x);
             let diff = (&y - &expected).abs().max();
-            assert!(diff <= F64_TOL, "{g:?}: compiled and definition differ by {diff:e}");
+            assert!(abs_diff_eq!(y, expected, epsilon = F64_TOL), "{g:?}: compiled and definition differ by {diff:e}");
             cases += 1;
         }
     }

@@ -4,13 +4,13 @@
 //! Both show the layers at the smallest sparsity measured; `compare-sparsity.png` plots time against
 //! kernel sparsity.
 
-use cnn_as_mlp::atomic::Failure;
 use cnn_as_mlp::compare::{Row, Status};
 use cnn_as_mlp::network::Engine;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::path::Path;
 
+use super::Canvas;
 use super::axis::{log_ticks, tick_formatter, ticked};
 
 fn color(e: Engine) -> RGBColor {
@@ -25,8 +25,8 @@ type Getter = fn(&Row) -> Option<f64>;
 /// A series whose label goes in the legend only when it is `Some`.
 type LabelledSeries = (Option<String>, RGBColor, Vec<(f64, f64)>);
 
-/// Draws a plot of the rows into a PNG file.
-pub type Draw = fn(&Path, &[Row], &str) -> Result<(), Box<dyn std::error::Error>>;
+/// Draws a plot of the rows on a canvas.
+pub type Draw = fn(&mut Canvas, &[Row], &str) -> Result<(), Box<dyn std::error::Error>>;
 
 /// An axis label: plain decimals between 0.01 and 10⁴, `1e6` style outside.
 fn short(v: f64) -> String {
@@ -192,10 +192,10 @@ fn legend_row(
 }
 
 /// Median time (ms) of each product, one panel per product, a row per layer, a dot per formulation.
-pub fn draw_time(path: &Path, rows: &[Row], title: &str) -> Result<(), Box<dyn std::error::Error>> {
+pub fn draw_time(canvas: &mut Canvas, rows: &[Row], title: &str) -> Result<(), Box<dyn std::error::Error>> {
     let rows = &least_sparse(rows)[..];
     let layers = layers(rows);
-    let root = BitMapBackend::new(path, (1500, figure_height(layers.len(), title))).into_drawing_area();
+    let root = canvas.area(1500, figure_height(layers.len(), title));
     root.fill(&WHITE)?;
     heading(&root, "median time of each product, layer by layer (log scale)", title)?;
     let (body, legend) = root.split_vertically(root.dim_in_pixel().1 - LEGEND_PX);
@@ -220,10 +220,10 @@ pub fn draw_time(path: &Path, rows: &[Row], title: &str) -> Result<(), Box<dyn s
 
 /// Bytes of each formulation's extra structure per layer: the sparse index (compiled, or estimated where it
 /// does not fit), im2col's scratch (col and δcol), and the parameters for scale.
-pub fn draw_memory(path: &Path, rows: &[Row], title: &str) -> Result<(), Box<dyn std::error::Error>> {
+pub fn draw_memory(canvas: &mut Canvas, rows: &[Row], title: &str) -> Result<(), Box<dyn std::error::Error>> {
     let rows = &least_sparse(rows)[..];
     let layers = layers(rows);
-    let root = BitMapBackend::new(path, (1200, figure_height(layers.len(), title))).into_drawing_area();
+    let root = canvas.area(1200, figure_height(layers.len(), title));
     root.fill(&WHITE)?;
     heading(&root, "memory beside the parameters, layer by layer (log scale)", title)?;
     let (body, legend) = root.split_vertically(root.dim_in_pixel().1 - LEGEND_PX);
@@ -273,8 +273,8 @@ fn sparsity_x(s: f64) -> f64 {
 /// Time against kernel sparsity: one panel per product; for each layer and formulation, its median time
 /// divided by its own time at the smallest sparsity measured (log scale), against `−log₁₀(1 − s)` labelled
 /// with `s`; the dashed line is time proportional to the kept entries, `(1 − s)/(1 − s₀)`.
-pub fn draw_sparsity(path: &Path, rows: &[Row], title: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let root = BitMapBackend::new(path, (1500, 560)).into_drawing_area();
+pub fn draw_sparsity(canvas: &mut Canvas, rows: &[Row], title: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let root = canvas.area(1500, 560);
     root.fill(&WHITE)?;
     let root = root.titled(&format!("time against kernel sparsity; {title}"), ("sans-serif", 20))?;
     let panels = root.split_evenly((1, 3));
@@ -351,9 +351,8 @@ pub fn draw_sparsity(path: &Path, rows: &[Row], title: &str) -> Result<(), Box<d
 
 /// Writes a PNG drawn by `draw` atomically ([`cnn_as_mlp::atomic`]).
 pub fn write_png(path: &Path, rows: &[Row], title: &str, draw: Draw) -> Result<(), String> {
-    super::register_font();
-    cnn_as_mlp::atomic::write_with(path, |tmp| draw(tmp, rows, title)).map_err(|f| match f {
-        Failure::Fill(e) => format!("{}: cannot draw the plot: {e}", path.display()),
-        Failure::Io(e) => format!("{}: cannot write: {e}", path.display()),
-    })
+    let mut canvas = Canvas::default();
+    draw(&mut canvas, rows, title).map_err(|e| format!("{}: cannot draw the plot: {e}", path.display()))?;
+    let png = canvas.png().map_err(|e| format!("{}: {e}", path.display()))?;
+    cnn_as_mlp::atomic::write(path, &png).map_err(|e| format!("{}: cannot write: {e}", path.display()))
 }

@@ -113,7 +113,7 @@ fn figure_png(fig: &Figure) -> Result<Vec<u8>, String> {
     let mut buf = vec![0u8; WIDTH as usize * height as usize * 3];
     draw(BitMapBackend::with_buffer(&mut buf, (WIDTH, height)).into_drawing_area(), fig)
         .map_err(|e| format!("cannot draw the curves: {}", e.to_string().lines().next().unwrap_or_default()))?;
-    super::encode_png(&buf, WIDTH, height).map_err(|e| format!("cannot encode the curves as PNG: {e}"))
+    super::encode_png(&buf, WIDTH, height, png::Compression::Default)
 }
 
 fn draw(root: DrawingArea<BitMapBackend<'_>, Shift>, fig: &Figure) -> Result<(), Box<dyn std::error::Error>> {

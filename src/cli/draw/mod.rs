@@ -10,7 +10,8 @@ pub mod sweep;
 
 use std::sync::Once;
 
-use plotters::prelude::FontStyle;
+use plotters::coord::Shift;
+use plotters::prelude::{BitMapBackend, DrawingArea, FontStyle, IntoDrawingArea};
 
 static FONT: &[u8] = include_bytes!("../../../assets/DejaVuSans.ttf");
 
@@ -24,14 +25,40 @@ pub fn register_font() {
     });
 }
 
-/// Encodes `rgb` (`w · h · 3` bytes, row-major) as an 8-bit RGB PNG.
-pub fn encode_png(rgb: &[u8], w: u32, h: u32) -> Result<Vec<u8>, png::EncodingError> {
+/// Encodes `rgb` (`w · h · 3` bytes, row-major) as an 8-bit RGB PNG: the one encoder of every picture and
+/// plot the command writes (drawn in memory by plotters' `BitMapBackend::with_buffer`, often through a
+/// [`Canvas`]).
+pub fn encode_png(rgb: &[u8], w: u32, h: u32, compression: png::Compression) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
-    {
-        let mut enc = png::Encoder::new(&mut out, w, h);
-        enc.set_color(png::ColorType::Rgb);
-        enc.set_depth(png::BitDepth::Eight);
-        enc.write_header()?.write_image_data(rgb)?;
-    }
+    let mut enc = png::Encoder::new(&mut out, w, h);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    enc.set_compression(compression);
+    let encoded = enc.write_header().and_then(|mut wr| wr.write_image_data(rgb));
+    encoded.map_err(|e| format!("cannot encode the PNG: {e}"))?;
     Ok(out)
+}
+
+/// A plot drawn in memory, for a figure that chooses its size as it draws: [`Canvas::area`] gives the
+/// drawing area, [`Canvas::png`] the file's bytes.
+#[derive(Default)]
+pub struct Canvas {
+    w: u32,
+    h: u32,
+    rgb: Vec<u8>,
+}
+
+impl Canvas {
+    /// A fresh `w × h` area to draw on, with the embedded font registered.
+    pub fn area(&mut self, w: u32, h: u32) -> DrawingArea<BitMapBackend<'_>, Shift> {
+        register_font();
+        (self.w, self.h) = (w, h);
+        self.rgb = vec![0; w as usize * h as usize * 3];
+        BitMapBackend::with_buffer(&mut self.rgb, (w, h)).into_drawing_area()
+    }
+
+    /// What was drawn, as PNG.
+    pub fn png(&self) -> Result<Vec<u8>, String> {
+        encode_png(&self.rgb, self.w, self.h, png::Compression::Default)
+    }
 }

@@ -117,16 +117,7 @@ impl Canvas {
             }
             root.present().map_err(|e| format!("cannot draw: {e}"))?;
         }
-        let mut out = Vec::new();
-        {
-            let mut enc = png::Encoder::new(&mut out, self.w as u32, self.h as u32);
-            enc.set_color(png::ColorType::Rgb);
-            enc.set_depth(png::BitDepth::Eight);
-            enc.set_compression(png::Compression::Best);
-            let mut wr = enc.write_header().map_err(|e| format!("cannot encode the PNG: {e}"))?;
-            wr.write_image_data(&self.buf).map_err(|e| format!("cannot encode the PNG: {e}"))?;
-        }
-        Ok(out)
+        super::encode_png(&self.buf, self.w as u32, self.h as u32, png::Compression::Best)
     }
 }
 

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use cnn_as_mlp::atomic::Failure;
+use super::Canvas;
 use cnn_as_mlp::train::EpochMetrics;
 
 /// Settings in order, each with its runs as (seed, metrics per epoch).
@@ -13,11 +13,10 @@ pub type Groups = [(String, Vec<(u64, Vec<EpochMetrics>)>)];
 
 /// Draws the curves of every run into the PNG `path`, written atomically ([`cnn_as_mlp::atomic`]).
 pub fn plot_sweep(path: &Path, groups: &Groups) -> Result<(), String> {
-    super::register_font();
-    cnn_as_mlp::atomic::write_with(path, |tmp| draw(tmp, groups)).map_err(|f| match f {
-        Failure::Fill(e) => format!("cannot draw the plot: {e}"),
-        Failure::Io(e) => format!("cannot write the plot: {e}"),
-    })
+    let mut canvas = Canvas::default();
+    draw(&mut canvas, groups).map_err(|e| format!("cannot draw the plot: {e}"))?;
+    let png = canvas.png()?;
+    cnn_as_mlp::atomic::write(path, &png).map_err(|e| format!("cannot write the plot: {e}"))
 }
 
 fn colour(i: usize) -> RGBColor {
@@ -25,8 +24,8 @@ fn colour(i: usize) -> RGBColor {
     RGBColor(r, g, b)
 }
 
-fn draw(path: &Path, groups: &Groups) -> Result<(), Box<dyn std::error::Error>> {
-    let root = BitMapBackend::new(path, (1100, 460)).into_drawing_area();
+fn draw(canvas: &mut Canvas, groups: &Groups) -> Result<(), Box<dyn std::error::Error>> {
+    let root = canvas.area(1100, 460);
     root.fill(&WHITE)?;
     let root = root.titled("sweep: every run, one colour per setting", ("sans-serif", 20))?;
     let (left, right) = root.split_horizontally(550);
