@@ -244,7 +244,8 @@ mod cli {
         let d = scratch("adam-options");
         let out = d.join("run");
         let base = ["train", "--model", SMALL, "--limit", "64", "--out", s(&out)];
-        fails(&run(&[&base[..], &["--optimizer", "adm"]].concat()), &["--optimizer \"adm\"", "sgd or adam"]);
+        let adm = run(&[&base[..], &["--optimizer", "adm"]].concat());
+        fails(&adm, &["--optimizer", "'adm'", "possible values: sgd, adam", "similar value exists: 'adam'"]);
         fails(&run(&[&base[..], &["--optimizer", "adam", "--momentum", "0.5"]].concat()), &["--momentum 0.5", "betas"]);
         fails(&run(&[&base[..], &["--decoupled-wd"]].concat()), &["--decoupled-wd", "adam only"]);
         assert!(!out.exists());
