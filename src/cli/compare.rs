@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
+use super::common::{CliError, outln, write_file};
 use super::draw::compare as draw;
-use super::{CliError, outln, write_file};
 use cnn_as_mlp::compare::{self, Config};
 
 #[derive(clap::Args, Debug)]
@@ -101,8 +101,8 @@ pub fn run(a: CompareArgs) -> Result<(), CliError> {
     }
     let batch = positive("batch", &a.batch, 64)?;
     let threads = positive("threads", &a.threads, std::thread::available_parallelism().map_or(1, |n| n.get()))?;
-    if threads > super::MAX_THREADS {
-        return Err(CliError::other(format!("--threads {threads}: at most {}", super::MAX_THREADS)));
+    if threads > super::common::MAX_THREADS {
+        return Err(CliError::other(format!("--threads {threads}: at most {}", super::common::MAX_THREADS)));
     }
     let repeats = positive("repeats", &a.repeats, 5)?;
     let seed = match &a.seed {
@@ -121,7 +121,7 @@ pub fn run(a: CompareArgs) -> Result<(), CliError> {
         None => vec![0.0],
         Some(list) => parse_sparsities(list)?,
     };
-    let model = a.model.as_deref().map(super::parse_model).transpose()?;
+    let model = a.model.as_deref().map(super::common::parse_model).transpose()?;
     let cases = match &model {
         Some(spec) => compare::network_cases(spec),
         None => compare::select(a.layers.as_deref().unwrap_or("all")).map_err(CliError::other)?,

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::{CliError, Common, LossArg, check_fit, load_data, outln};
+use super::common::{CliError, Common, LossArg, check_fit, load_data, outln};
 use cnn_as_mlp::budget;
 use cnn_as_mlp::checkpoint::{self, Stored};
 use cnn_as_mlp::loss::Loss;
@@ -28,7 +28,7 @@ pub struct EvalArgs {
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
     #[command(flatten)]
-    out: super::Output,
+    out: super::common::Output,
     #[command(flatten)]
     common: Common,
 }
@@ -50,7 +50,7 @@ pub fn run(a: EvalArgs) -> Result<(), CliError> {
                 )));
             }
         };
-        let spec = super::parse_model(&model)?;
+        let spec = super::common::parse_model(&model)?;
         let loss = match (&a.loss, file.metadata.get("loss")) {
             (Some(l), _) => Loss::from(*l),
             (None, Some(l)) => Loss::from_name(l).ok_or_else(|| {

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use nalgebra::DMatrix;
 use safetensors::Dtype;
 
-use super::{CliError, Common, LossArg, outln};
+use super::common::{CliError, Common, LossArg, outln};
 use cnn_as_mlp::budget;
 use cnn_as_mlp::checkpoint::{self, Stored};
 use cnn_as_mlp::loss::{Loss, Targets};
@@ -43,7 +43,7 @@ pub fn run(a: GradArgs) -> Result<(), CliError> {
     let engine = a.common.engine();
     let pool = a.common.pool()?;
     pool.install(|| {
-        let spec = super::parse_model(&a.model)?;
+        let spec = super::common::parse_model(&a.model)?;
         let loss = match &a.loss {
             Some(l) => Loss::from(*l),
             None => Hyper::preset(&a.model).loss,

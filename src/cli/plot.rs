@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use super::{CliError, outln, write_file};
+use super::common::{CliError, outln, write_file};
 use cnn_as_mlp::checkpoint::Stored;
 use cnn_as_mlp::optim::OptimizerKind;
 use cnn_as_mlp::run::{self, METRICS_FILE, MODEL_FILE, RunConfig, STATE_FILE};

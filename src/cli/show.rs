@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
+use super::common::{CliError, outln, write_file};
 use super::draw::picture;
-use super::{CliError, outln, write_file};
 use cnn_as_mlp::budget;
 use cnn_as_mlp::network::{Engine, Network};
 use cnn_as_mlp::picture::LayerInfo;
@@ -57,7 +57,7 @@ pub fn run(a: ShowArgs) -> Result<(), CliError> {
             return Err(CliError::other(format!("{path}: has no \"spec\" metadata; name the model with --model")));
         }
     };
-    let spec = super::parse_model(&model)?;
+    let spec = super::common::parse_model(&model)?;
     let n = spec.layers.len();
     if a.layer >= n {
         return Err(CliError::other(format!(

@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use super::common::{CliError, Common, DecayArg, EngineArg, LossArg, OptimizerArg, ScheduleArg};
 use super::train::{TrainArgs, run_in};
-use super::{CliError, Common, DecayArg, EngineArg, LossArg, OptimizerArg, ScheduleArg};
 use cnn_as_mlp::checkpoint::Stored;
 use cnn_as_mlp::network::Engine;
 use cnn_as_mlp::run::{self, MODEL_FILE};
@@ -413,8 +413,8 @@ fn summarize(out: &Path, pts: &[Point]) -> Result<(), CliError> {
         ));
     }
     md.push_str("\nsd: sample standard deviation over seeds. img/s: each run's mean over its epochs, measured while the sweep's other runs shared the machine.\n");
-    super::write_file(&out.join(CSV_FILE), &table.into_inner().expect("writes to memory"))?;
-    super::write_file(&out.join(MD_FILE), md.as_bytes())?;
+    super::common::write_file(&out.join(CSV_FILE), &table.into_inner().expect("writes to memory"))?;
+    super::common::write_file(&out.join(MD_FILE), md.as_bytes())?;
     let plot = out.join(PLOT_FILE);
     super::draw::sweep::plot_sweep(&plot, &groups)
         .map_err(|problem| CliError::other(format!("{}: {problem}", plot.display())))?;

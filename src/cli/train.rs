@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::{CliError, Common, DecayArg, LossArg, OptimizerArg, ScheduleArg, check_fit, load_data, outln};
+use super::common::{CliError, Common, DecayArg, LossArg, OptimizerArg, ScheduleArg, check_fit, load_data, outln};
 use cnn_as_mlp::budget;
 use cnn_as_mlp::checkpoint::{self, Stored};
 use cnn_as_mlp::init::init_params;
@@ -100,7 +100,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["model", "data", "batch", "lr", "lr_schedule", "momentum", "weight_decay", "optimizer", "decoupled_wd", "decay_mode", "loss", "seed", "init", "limit", "test_limit", "normalize", "out", "prune"])]
     pub(super) resume: Option<PathBuf>,
     #[command(flatten)]
-    pub(super) output: super::Output,
+    pub(super) output: super::common::Output,
     #[command(flatten)]
     pub(super) common: Common,
 }
@@ -264,7 +264,7 @@ fn check_new_horizon(dir: &Path, cfg: &RunConfig, epochs: usize) -> Result<(), C
 
 fn fresh_config(a: &TrainArgs) -> Result<RunConfig, CliError> {
     let model = a.model.clone().unwrap_or_else(|| "lenet5".into());
-    let spec = super::parse_model(&model)?;
+    let spec = super::common::parse_model(&model)?;
     let preset = cnn_as_mlp::spec::preset(&model).is_some();
     let mut h = Hyper::preset(&model);
     if let Some(l) = &a.loss {
@@ -404,7 +404,7 @@ fn default_stem(cfg: &RunConfig) -> String {
 struct Report<'a> {
     threads: usize,
     engine: &'a str,
-    output: &'a super::Output,
+    output: &'a super::common::Output,
     /// A new run (not a resume): a divergence in its first epoch leaves no directory.
     fresh: bool,
 }

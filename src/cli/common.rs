@@ -1,0 +1,271 @@
+//! What the subcommands share: the one-line error, the common options, the closed choices, the model and
+//! data parsers, the atomic writer and the printing macro.
+
+use cnn_as_mlp::budget::BudgetError;
+use cnn_as_mlp::checkpoint::CheckpointError;
+use cnn_as_mlp::data::{DataError, Dataset, Source, Splits};
+use cnn_as_mlp::loss::Loss;
+use cnn_as_mlp::network::Engine;
+use cnn_as_mlp::optim::{DecayMode, OptimizerKind};
+use cnn_as_mlp::run::RunError;
+use cnn_as_mlp::spec::{Spec, SpecError};
+use cnn_as_mlp::train::LrSchedule;
+
+/// A user-facing error: its Display is one line.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error(transparent)]
+    Budget(#[from] BudgetError),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl CliError {
+    pub(super) fn other(s: impl Into<String>) -> Self {
+        CliError::Other(s.into())
+    }
+}
+
+/// The most worker threads a command starts (results never depend on the count; this machine has a
+/// few cores, and starting tens of thousands of threads takes minutes).
+pub const MAX_THREADS: usize = 256;
+
+/// How much `train` and `eval` print.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct Output {
+    /// Print only the final summary line.
+    #[arg(long, conflicts_with = "json")]
+    pub quiet: bool,
+    /// Print only the summary, as one JSON object on one line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options shared by the subcommands.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct Common {
+    /// Worker threads, 1 to 256 [default: all cores]. Results do not depend on it.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Engine of the linear layers: sparse (tied sparse matrices), direct (direct convolution) or im2col
+    /// [default: sparse].
+    #[arg(long)]
+    pub engine: Option<EngineArg>,
+}
+
+impl Common {
+    pub(super) fn engine(&self) -> Engine {
+        self.engine.map_or_else(Engine::default, Engine::from)
+    }
+
+    pub(super) fn pool(&self) -> Result<rayon::ThreadPool, CliError> {
+        let mut b = rayon::ThreadPoolBuilder::new();
+        if let Some(n) = self.threads {
+            if n == 0 {
+                return Err(CliError::other("--threads 0: need at least one thread"));
+            }
+            if n > MAX_THREADS {
+                return Err(CliError::other(format!("--threads {n}: at most {MAX_THREADS}")));
+            }
+            b = b.num_threads(n);
+        }
+        b.build().map_err(|e| CliError::other(format!("cannot start the thread pool: {e}")))
+    }
+}
+
+/// Writes an output file atomically ([`cnn_as_mlp::atomic`]); an I/O failure names the file.
+pub(super) fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<(), CliError> {
+    cnn_as_mlp::atomic::write(path, bytes)
+        .map_err(|e| CliError::other(format!("{}: cannot write: {e}", path.display())))
+}
+
+/// The names `--data` accepts besides a directory.
+const DATA_NAMES: [&str; 3] = ["mnist10k", "fashion", "cifar10"];
+
+/// A closed choice of the command line: a `clap::ValueEnum` (clap lists its names in `--help`, refuses
+/// others and suggests the nearest) that mirrors a library enum, variant for variant, under the names the
+/// library gives them (`choices_keep_the_library_names` checks).
+macro_rules! choice {
+    ($(#[$doc:meta])* $arg:ident => $lib:ident { $($variant:ident = $name:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum $arg {
+            $(#[value(name = $name)] $variant),+
+        }
+
+        impl From<$arg> for $lib {
+            fn from(a: $arg) -> $lib {
+                match a {
+                    $($arg::$variant => $lib::$variant),+
+                }
+            }
+        }
+    };
+}
+
+choice!(
+    /// `--engine`.
+    EngineArg => Engine { Sparse = "sparse", Direct = "direct", Im2col = "im2col" }
+);
+choice!(
+    /// `--loss`.
+    LossArg => Loss { CrossEntropy = "ce", HalfSquared = "mse" }
+);
+choice!(
+    /// `--optimizer`.
+    OptimizerArg => OptimizerKind { Sgd = "sgd", Adam = "adam" }
+);
+choice!(
+    /// `--lr-schedule`.
+    ScheduleArg => LrSchedule { Constant = "constant", Cosine = "cosine" }
+);
+choice!(
+    /// `--decay-mode`.
+    DecayArg => DecayMode { PerParameter = "per-parameter", Expanded = "expanded" }
+);
+
+/// Levenshtein distance between two strings, counted in chars.
+pub(super) fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diag = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let next = (row[j + 1] + 1).min(row[j] + 1).min(diag + usize::from(ca != cb));
+            diag = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
+/// ` (did you mean X?)` for the nearest of `choices` within an edit distance of 2 (1 for words of up to 3
+/// chars), else the empty string.
+pub(super) fn did_you_mean(word: &str, choices: &[&str]) -> String {
+    let limit = if word.chars().count() <= 3 { 1 } else { 2 };
+    choices
+        .iter()
+        .map(|c| (edit_distance(&word.to_lowercase(), c), *c))
+        .filter(|&(d, _)| d <= limit)
+        .min()
+        .map_or_else(String::new, |(_, c)| format!(" (did you mean {c}?)"))
+}
+
+/// Parses `--model`: a preset name or a spec string. A bare word that is not a preset is reported as an
+/// unknown preset, with the nearest preset name when one is close.
+pub(super) fn parse_model(s: &str) -> Result<Spec, CliError> {
+    let word = !s.trim().is_empty() && s.trim().chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    let looks_like_shape = s.trim().split('x').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+    if word && !looks_like_shape && cnn_as_mlp::spec::preset(s).is_none() {
+        let names: Vec<&str> = cnn_as_mlp::spec::PRESETS.iter().map(|(n, _)| *n).collect();
+        return Err(CliError::other(format!(
+            "--model {s:?}: unknown preset{}; expected {} or a model spec string such as \"1x28x28 > conv(6,5) > relu > dense(10)\"",
+            did_you_mean(s.trim(), &names),
+            names.join(", ")
+        )));
+    }
+    Ok(Spec::parse(s)?)
+}
+
+/// Loaded data, cut to the requested sizes, and its number of classes before the cut.
+pub(super) struct Loaded {
+    pub(super) splits: Splits,
+    /// The number of class names when the data names them, else the largest label of both full splits
+    /// plus one.
+    pub(super) n_classes: usize,
+}
+
+/// Loads a data source, keeping the first `train_limit` training and `test_limit` test images. A name
+/// that is neither a known source nor an existing path is refused, with the nearest source name.
+pub(super) fn load_data(name: &str, train_limit: Option<usize>, test_limit: Option<usize>) -> Result<Loaded, CliError> {
+    let source = Source::from_name(name);
+    if let Source::Dir(d) = &source
+        && !d.exists()
+    {
+        return Err(CliError::other(format!(
+            "--data {name:?}: no such directory{}; expected mnist10k, fashion, cifar10 or a directory of IDX or CIFAR-10 binary files",
+            did_you_mean(name, &DATA_NAMES)
+        )));
+    }
+    let mut s = source.load()?;
+    let n_classes = match &s.train.classes {
+        Some(names) => names.len(),
+        None => s.train.n_classes().max(s.test.n_classes()),
+    };
+    if let Some(n) = train_limit {
+        s.train.truncate(n);
+    }
+    if let Some(n) = test_limit {
+        s.test.truncate(n);
+    }
+    Ok(Loaded { splits: s, n_classes })
+}
+
+/// Fails unless the data fits the spec: same input shape, and as many outputs as the data has classes
+/// (both losses compare the outputs with a one-hot target or a class index: a spec ending in
+/// `maxpool(2)` would otherwise train over hundreds of "classes").
+pub(super) fn check_fit(spec: &Spec, data_name: &str, n_classes: usize, sets: &[&Dataset]) -> Result<(), CliError> {
+    let out = spec.output()?;
+    let k = out.len();
+    if k != n_classes {
+        return Err(CliError::other(format!(
+            "model output {out} has {k} values but data {data_name} has {n_classes} classes; end the spec with dense({n_classes})"
+        )));
+    }
+    for d in sets {
+        if d.shape != spec.input {
+            return Err(CliError::other(format!(
+                "model spec input {} does not match the data {data_name}, whose images are {}",
+                spec.input, d.shape
+            )));
+        }
+        if d.n_classes() > k {
+            return Err(CliError::other(format!(
+                "data {data_name} has labels up to {} but the model has {k} outputs",
+                d.n_classes() - 1
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Prints a line on stdout, ignoring a closed pipe (`train … | head -1`): output is a report, and losing
+/// its reader must not stop a run or lose its files. Never panics.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+pub(crate) use outln;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::ValueEnum;
+
+    /// Each choice converts to the library's variant of the same name.
+    #[test]
+    fn choices_keep_the_library_names() {
+        fn check<A: ValueEnum + Copy, L: From<A>>(name: fn(L) -> &'static str) {
+            for a in A::value_variants() {
+                assert_eq!(a.to_possible_value().unwrap().get_name(), name(L::from(*a)));
+            }
+        }
+        check::<EngineArg, Engine>(Engine::name);
+        check::<LossArg, Loss>(Loss::name);
+        check::<OptimizerArg, OptimizerKind>(OptimizerKind::name);
+        check::<ScheduleArg, LrSchedule>(LrSchedule::name);
+        check::<DecayArg, DecayMode>(DecayMode::name);
+        assert_eq!(EngineArg::value_variants().len(), Engine::ALL.len());
+    }
+}
