@@ -53,3 +53,15 @@ fn cap_kernels_from_env() {
         cnn_as_mlp::cpu::set_simd_cap(cap);
     }
 }
+
+/// The cap of `CNN_AS_MLP_SIMD` is in force in this binary (the constructor above ran): the kernels run at
+/// the named level or lower, so `.ci/run`'s capped suites test the capped kernels.
+#[test]
+fn the_suite_runs_under_the_environments_cap() {
+    let named =
+        std::env::var(cnn_as_mlp::cpu::SIMD_VAR).ok().and_then(|v| cnn_as_mlp::cpu::parse_simd_cap(&v).unwrap());
+    assert_eq!(cnn_as_mlp::cpu::simd_cap(), named);
+    if let Some(cap) = named {
+        assert!(cnn_as_mlp::cpu::simd_level() <= cap);
+    }
+}
