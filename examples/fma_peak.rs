@@ -9,6 +9,10 @@ use std::time::Instant;
 /// Multiply-adds per chain and run.
 const STEPS: usize = 50_000_000;
 
+/// 12 chains of 8-lane multiply-adds; returns their lanes summed (so that nothing is optimised away).
+///
+/// # Safety
+/// The CPU has AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn chains() -> f32 {
@@ -28,6 +32,10 @@ unsafe fn chains() -> f32 {
     out.iter().sum()
 }
 
+/// [`chains`] with 16-lane AVX-512 multiply-adds.
+///
+/// # Safety
+/// The CPU has AVX-512F, AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn chains_512() -> f32 {

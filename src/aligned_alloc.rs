@@ -37,24 +37,33 @@ fn adjusted(layout: Layout) -> Layout {
 // on the size and alignment the caller passes, which GlobalAlloc requires to be the same at allocation and
 // deallocation); the adjusted alignment is never smaller than the requested one.
 unsafe impl GlobalAlloc for LineAligned {
+    /// # Safety
+    /// As [`GlobalAlloc::alloc`]: `layout` has a non-zero size.
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: the caller's layout has a non-zero size; so has the adjusted one.
         unsafe { System.alloc(adjusted(layout)) }
     }
 
+    /// # Safety
+    /// As [`GlobalAlloc::alloc_zeroed`]: `layout` has a non-zero size.
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: as in `alloc`.
         unsafe { System.alloc_zeroed(adjusted(layout)) }
     }
 
+    /// # Safety
+    /// As [`GlobalAlloc::dealloc`]: `ptr` was allocated by this allocator with `layout`.
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: `ptr` was allocated by `alloc` with `adjusted(layout)`.
         unsafe { System.dealloc(ptr, adjusted(layout)) }
     }
 
+    /// # Safety
+    /// As [`GlobalAlloc::realloc`]: `ptr` was allocated by this allocator with `layout`, `new_size` is
+    /// non-zero and, rounded up to `layout.align()`, does not overflow `isize`.
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let old = adjusted(layout);
@@ -87,6 +96,10 @@ mod tests {
     #[test]
     fn large_blocks_are_line_aligned_and_keep_their_bytes() {
         let a = LineAligned;
+        // SAFETY: every layout has a non-zero size and a power-of-two alignment; each block is freed once, with
+        // the layout it was last allocated or reallocated with; bytes are read and written only inside the
+        // current size of their block (100, then 3·LARGE and 10·LARGE, then 50). The test takes the
+        // allocations (1 MiB at most) to succeed: it does not check for null before writing.
         unsafe {
             for size in [LARGE, LARGE + 4, 1 << 20] {
                 let l = Layout::from_size_align(size, 4).unwrap();

@@ -31,7 +31,14 @@ pub struct Mpi {
 }
 
 // The communicator is used by one thread at a time (MPI initialised as `Serialized`).
+// SAFETY: MPI is initialised with `Threading::Serialized`, so any thread may make MPI calls, and the handles
+// `Mpi` holds (universe and communicator) are plain values not tied to the thread that made them. This relies
+// on the crate dropping the `Mpi` (which finalizes MPI) on the thread that initialised it, as the command does;
+// the type does not enforce it.
 unsafe impl Send for Mpi {}
+// SAFETY: `Serialized` allows MPI calls from several threads only one at a time; the training loop and the
+// command make every collective call (`all_gather`, `flags`) from one thread, which is what this relies on.
+// Nothing in the type enforces it: two threads calling `all_gather` on a shared `Mpi` at once would break it.
 unsafe impl Sync for Mpi {}
 
 impl Mpi {

@@ -45,6 +45,9 @@ macro_rules! impl_real {
             }
             const NAME: &'static str = $name;
 
+            /// # Safety
+            /// As [`Real::gemm_raw`]: every element the shapes and strides address lies inside its buffer, and
+            /// `c` aliases neither `a` nor `b`.
             unsafe fn gemm_raw(
                 m: usize,
                 k: usize,
@@ -55,6 +58,9 @@ macro_rules! impl_real {
                 beta: Self,
                 c: (*mut Self, isize, isize),
             ) {
+                // SAFETY: the caller upholds `gemm_raw`'s contract, which is matrixmultiply's: every element
+                // addressed through `m`, `k`, `n` and the strides lies inside its buffer, and `c` does not
+                // alias `a` or `b`.
                 unsafe { $gemm(m, k, n, alpha, a.0, a.1, a.2, b.0, b.1, b.2, beta, c.0, c.1, c.2) }
             }
         }

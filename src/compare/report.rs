@@ -221,7 +221,7 @@ const HEADER: [&str; 19] = [
     "peak_rss_bytes",
 ];
 
-/// Reads the text [`csv`] wrote back into rows (to redraw the plots of a comparison without measuring
+/// Reads the text [`csv()`] wrote back into rows (to redraw the plots of a comparison without measuring
 /// again), by the names in its header: files written before the `sparsity`, `step_s` and `peak_rss_bytes`
 /// columns read with sparsity 0 and the others empty. A malformed line is reported with its number.
 pub fn read_csv(text: &str) -> Result<Vec<Row>, String> {

@@ -52,7 +52,7 @@ pub struct Row {
     /// Bytes of the index structure: the compiled matrix (sparse), the per-call column buffer (im2col),
     /// 0 (direct).
     pub index_bytes: usize,
-    /// [`crate::tied::bytes::estimate_index_bytes`] (sparse rows only).
+    /// [`crate::budget::index::estimate_index_bytes`] (sparse rows only).
     #[serde(rename = "estimated_index_bytes")]
     pub estimated_bytes: Option<usize>,
     /// Bytes of the parameters (kernel and bias, f32).
@@ -112,7 +112,7 @@ pub struct Config {
     pub memory_limit: usize,
     pub seed: u64,
     /// Kernel sparsities to measure, each in `[0, 1)`: a random mask removes that fraction of the kernel
-    /// entries of each layer with parameters ([`measure::random_mask`]).
+    /// entries of each layer with parameters ([`super::measure::random_mask`]).
     pub sparsity: Vec<f64>,
 }
 

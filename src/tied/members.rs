@@ -55,8 +55,9 @@ impl<const RB: usize, const CB: usize> MemberPtrs<RB, CB> {
     /// Points at member `mi`'s rows `i0..i0 + RB` and taps `u0..u0 + CB`.
     ///
     /// # Safety
-    /// `c`'s rows index `d_y` and its columns `x`; `i0 + RB` and `u0 + CB` lie inside the class; the same
-    /// `c`, `i0` and `u0` at every call.
+    /// The slices given to [`Self::new`] are still alive; `c`'s rows index `d_y` and its columns `x` (as
+    /// (B, ·) columns of `batch` values); `i0 + RB` and `u0 + CB` lie inside the class; the same `c`, `i0` and
+    /// `u0` at every call.
     #[inline(always)]
     #[allow(clippy::needless_range_loop)] // the index loops are the tile's pointers
     pub unsafe fn seek<C: TileMembers>(&mut self, c: &C, mi: usize, i0: usize, u0: usize) {
@@ -66,8 +67,10 @@ impl<const RB: usize, const CB: usize> MemberPtrs<RB, CB> {
         };
         self.prev = Some(mi);
         let (dy0, x0, z0) = self.bases;
-        // SAFETY (caller): the rows and columns are in bounds of d_y and x, and a step moves from one
-        // member's to the next's.
+        // SAFETY: the caller guarantees that member `mi`'s rows and columns are columns of `d_y` and `x`, so
+        // each `add` from a base stays inside its buffer; a step (only taken after a seek with the same `c`,
+        // `i0`, `u0`) moves each pointer from member `prev`'s row or column to member `mi`'s, also inside, and
+        // leaves the pointers of absent taps on `zeros` (`dc & 0`).
         unsafe {
             match step {
                 Some((dr, dc)) => {
@@ -115,11 +118,14 @@ impl<const RB: usize, const CB: usize> MemberPtrs<RB, CB> {
     /// `mi`) to its last, as `n − 1` calls of [`Self::seek`] would.
     ///
     /// # Safety
-    /// The stretch was found by [`Self::stretch`] right after [`Self::seek`] to `mi`.
+    /// The stretch of `n` members was found by [`Self::stretch`] right after [`Self::seek`] to `mi`, and that
+    /// seek's contract holds for the stretch's members.
     #[inline(always)]
     pub unsafe fn skip_stretch(&mut self, mi: usize, n: usize) {
         let d = ((n - 1) * self.batch) as isize;
-        // SAFETY (caller): the stretch's last member's rows and columns are in bounds.
+        // SAFETY: over a stretch found right after the seek to `mi` (the caller) every tap is present and each
+        // member's rows and columns are the previous one's plus one, so moving every pointer by `n − 1` columns
+        // of `batch` values lands on member `mi + n − 1`'s rows and columns, inside `d_y` and `x`.
         unsafe {
             for i in 0..RB {
                 self.d[i] = self.d[i].offset(d);

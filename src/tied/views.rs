@@ -125,7 +125,9 @@ impl GroupSource for CompactMap {
 /// Where a row-group product reads its weights: `get(r, j)` is the value of row `r`, column `j` of the group.
 pub(crate) trait Weights: Copy {
     /// # Safety
-    /// `r` and `j` lie inside the group.
+    /// `r` and `j` lie inside the group, and the view's pointers still address the live buffers of the group
+    /// it was made for (the block gathered for it, or θ and the group's separable tables, with every code
+    /// inside θ).
     unsafe fn get(self, r: usize, j: usize) -> f32;
 }
 
@@ -137,8 +139,11 @@ pub(crate) struct WeightBlock {
 }
 
 impl Weights for WeightBlock {
+    /// # Safety
+    /// As [`Weights::get`]: `w` addresses a live (G, n) row-major block, `r < G` and `j < n`.
     #[inline(always)]
     unsafe fn get(self, r: usize, j: usize) -> f32 {
+        // SAFETY: `r < G` and `j < n` (the caller), so `r·n + j` is inside the G·n values at `w`.
         unsafe { *self.w.add(r * self.n + j) }
     }
 }
@@ -152,8 +157,12 @@ pub(crate) struct Columns {
 }
 
 impl Weights for Columns {
+    /// # Safety
+    /// As [`Weights::get`]: `w` addresses a live (n, G) column-major block of `g = G` rows, `r < G` and
+    /// `j < n`.
     #[inline(always)]
     unsafe fn get(self, r: usize, j: usize) -> f32 {
+        // SAFETY: `r < g` and `j < n` (the caller), so `j·g + r` is inside the n·g values at `w`.
         unsafe { *self.w.add(j * self.g + r) }
     }
 }
@@ -168,8 +177,13 @@ pub(crate) struct SeparableWeights {
 }
 
 impl Weights for SeparableWeights {
+    /// # Safety
+    /// As [`Weights::get`]: `offsets` holds the group's G row offsets and `code0` its n first-row codes,
+    /// `r < G`, `j < n`, and every `code0[j] + o_r` (mod 2³²) is an index of θ.
     #[inline(always)]
     unsafe fn get(self, r: usize, j: usize) -> f32 {
+        // SAFETY: `r` and `j` index the offsets and codes (the caller), and `code0[j] + o_r` is the code of row
+        // `r`, column `j`, an index of θ (a structure invariant of the tied matrix).
         unsafe { *self.theta.add((*self.code0.add(j)).wrapping_add(*self.offsets.add(r)) as usize) }
     }
 }
@@ -180,7 +194,8 @@ pub(crate) trait RowWeights: Weights {
     /// The address of `w(r, 0)`.
     ///
     /// # Safety
-    /// `r` is a row of the group, which has at least one column.
+    /// `r` is a row of the group, which has at least one column, and the view addresses live buffers as in
+    /// [`Weights::get`].
     unsafe fn base(self, r: usize) -> *const f32;
     /// The distance from `w(r, 0)` to `w(r, j)`, the same for every row.
     ///
@@ -190,10 +205,15 @@ pub(crate) trait RowWeights: Weights {
 }
 
 impl RowWeights for WeightBlock {
+    /// # Safety
+    /// As [`RowWeights::base`]: `w` addresses a live (G, n) row-major block, `r < G`.
     #[inline(always)]
     unsafe fn base(self, r: usize) -> *const f32 {
+        // SAFETY: `r < G` (the caller), so `r·n` is at most `(G − 1)·n`, inside the G·n values at `w`.
         unsafe { self.w.add(r * self.n) }
     }
+    /// # Safety
+    /// As [`RowWeights::delta`] (nothing is read: any `j` gives a value, meaningful for `j < n`).
     #[inline(always)]
     unsafe fn delta(self, j: usize) -> isize {
         j as isize
@@ -205,21 +225,34 @@ impl RowWeights for WeightBlock {
 /// `0..θ.len()`, so when `θ.len() <= 2³¹` the difference is that value read as an `i32`.
 /// (The callers of [`super::simd_avx2::product_avx2`] and [`product_avx512`] check `θ.len() <= i32::MAX`.)
 impl RowWeights for SeparableWeights {
+    /// # Safety
+    /// As [`RowWeights::base`]: `r < G`, the group has a column (so `code0[0]` exists), and `code0[0] + o_r`
+    /// (mod 2³²) is an index of θ.
     #[inline(always)]
     unsafe fn base(self, r: usize) -> *const f32 {
+        // SAFETY: `offsets[r]` and `code0[0]` exist (the caller), and their wrapping sum is the code of row `r`,
+        // column 0, an index of θ.
         unsafe { self.theta.add((*self.code0).wrapping_add(*self.offsets.add(r)) as usize) }
     }
+    /// # Safety
+    /// As [`RowWeights::delta`]: `j < n`, so that `code0[j]` exists (and `code0[0]` with it).
     #[inline(always)]
     unsafe fn delta(self, j: usize) -> isize {
+        // SAFETY: `j < n` (the caller), so `code0[j]` and `code0[0]` are among the group's n codes.
         unsafe { (*self.code0.add(j)).wrapping_sub(*self.code0) as i32 as isize }
     }
 }
 
 impl RowWeights for Columns {
+    /// # Safety
+    /// As [`RowWeights::base`]: `w` addresses a live (n, G) column-major block with `n >= 1`, `r < G`.
     #[inline(always)]
     unsafe fn base(self, r: usize) -> *const f32 {
+        // SAFETY: `r < G <= n·G` (the caller), inside the block at `w`.
         unsafe { self.w.add(r) }
     }
+    /// # Safety
+    /// As [`RowWeights::delta`] (nothing is read: any `j` gives a value, meaningful for `j < n`).
     #[inline(always)]
     unsafe fn delta(self, j: usize) -> isize {
         (j * self.g) as isize

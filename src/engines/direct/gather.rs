@@ -114,6 +114,10 @@ impl<T: Real> Gather<'_, T> {
         self.row::<false>(r0, rn, py, out)
     }
 
+    /// [`Self::row`] compiled for AVX2 + FMA, with the narrower lane blocks of 16 registers.
+    ///
+    /// # Safety
+    /// The CPU has AVX2 and FMA, and the checks of [`Self::run`] hold (the body reads without bounds checks).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn row_avx2(&self, r0: usize, rn: usize, py: usize, out: &Disjoint<T>) {
@@ -123,6 +127,10 @@ impl<T: Real> Gather<'_, T> {
     /// The same loop with 512-bit registers: a block of 16 lanes is one register per destination channel, a
     /// block of 32 two (each loaded weight serves both).
     /// Each value's sum is the same (lanes are samples), so the bits do not depend on the width.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F, AVX2 and FMA, and the checks of [`Self::run`] hold (the body reads without bounds
+    /// checks).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx2,fma")]
     pub(super) unsafe fn row_avx512(&self, r0: usize, rn: usize, py: usize, out: &Disjoint<T>) {
@@ -209,13 +217,22 @@ impl<T: Real> Gather<'_, T> {
         debug_assert!(wp.len() == R * c_src * kk && b0 + L <= batch);
         for c in 0..c_src {
             for &(ky, sy) in rows {
-                // SAFETY (the three reads): `run` checked that every tap is < k and every source
+                // The reads below are unchecked: `run` checked that every tap is < k and every source
                 // coordinate inside the source plane, so `(c, sy, sx)` is a source feature and lanes
                 // `b0..b0 + L <= B` lie in its batch column; `wp` holds `(c_src, k, k, R)` weights.
+                // SAFETY: `c < c_src` and `sy < h_src` (checked by `run`), so the offset is at most that of
+                // feature `(c, sy, 0)`'s lane `b0 < B`, inside `src` (length `B·c_src·h_src·w_src`, checked).
                 let src_row = unsafe { self.src.as_ptr().add((c * h_src + sy as usize) * w_src * batch + b0) };
+                // SAFETY: `c < c_src` and `ky < k` (checked by `run`), and `wp` holds `R·c_src·k²` weights (the
+                // slice `row_of` cut), so `(c·k² + ky·k)·R` is inside it.
                 let w_row = unsafe { wp.as_ptr().add((c * kk + ky as usize * k) * R) };
                 for &(kx, sx) in cols {
+                    // SAFETY: `sx < w_src` (checked by `run`), so `src_row + sx·B` is lane `b0` of feature
+                    // `(c, sy, sx)`, and `b0 + L <= B` (the lane blocks of `row_of`): the `L` values lie in its
+                    // batch column; `[T; L]` has `T`'s alignment.
                     let xv: &[T; L] = unsafe { &*src_row.add(sx as usize * batch).cast::<[T; L]>() };
+                    // SAFETY: `kx < k` (checked by `run`), so the `R` weights of tap `(ky, kx)` of channel `c`,
+                    // at `((c·k + ky)·k + kx)·R`, lie inside `wp`'s `R·c_src·k²`; `[T; R]` has `T`'s alignment.
                     let wv: &[T; R] = unsafe { &*w_row.add(kx as usize * R).cast::<[T; R]>() };
                     unroll!(r < R => {
                         for l in 0..L {

@@ -58,9 +58,12 @@ impl<T: Real> Lanes<T> for [T; GRAD_LANES] {
     fn zero() -> Self {
         [T::zero(); GRAD_LANES]
     }
+    /// # Safety
+    /// As [`Lanes::load`]: `p` points to `GRAD_LANES` readable values.
     #[inline(always)]
     unsafe fn load(p: *const T) -> Self {
-        // SAFETY: the caller's contract.
+        // SAFETY: `p` points to `GRAD_LANES` readable values (the caller), and `[T; GRAD_LANES]` has `T`'s
+        // alignment.
         unsafe { *p.cast::<[T; GRAD_LANES]>() }
     }
     #[inline(always)]
@@ -95,9 +98,12 @@ impl Lanes<f32> for F32x8 {
         // SAFETY: only called from code compiled with AVX2 (see the type's doc).
         F32x8(unsafe { std::arch::x86_64::_mm256_setzero_ps() })
     }
+    /// # Safety
+    /// As [`Lanes::load`]: `p` points to `GRAD_LANES` readable values; and, as for every method of this type,
+    /// the caller runs with AVX2 (see the type's doc).
     #[inline(always)]
     unsafe fn load(p: *const f32) -> Self {
-        // SAFETY: the caller's contract; AVX2 as above.
+        // SAFETY: `p` points to 8 readable values (the caller) and the load is unaligned; AVX2 as above.
         F32x8(unsafe { std::arch::x86_64::_mm256_loadu_ps(p) })
     }
     #[inline(always)]
@@ -135,6 +141,8 @@ impl<T: Real> KernelGrad<'_, T> {
             if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
                 // SAFETY: T is f32, so the two types are one; the CPU has AVX2 and FMA.
                 let me = unsafe { &*(self as *const Self as *const KernelGrad<'_, f32>) };
+                // SAFETY: the CPU has AVX2 and FMA (checked above); `block`'s reads rely on the checks of
+                // `DirectConv::backward_params`, which hold for every `KernelGrad` built (see `block`).
                 let sums = unsafe { me.block_f32x8::<R, TN>(o0, i, t0, stream) };
                 // SAFETY: T is f32.
                 return unsafe { std::mem::transmute_copy(&sums) };
@@ -145,6 +153,11 @@ impl<T: Real> KernelGrad<'_, T> {
         self.block::<[T; GRAD_LANES], R, TN>(o0, i, t0, stream)
     }
 
+    /// [`Self::block`] compiled for AVX2 + FMA.
+    ///
+    /// # Safety
+    /// The CPU has AVX2 and FMA; [`DirectConv::backward_params`]' checks hold (the body reads without bounds
+    /// checks).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn block_avx2<const R: usize, const TN: usize>(
@@ -214,6 +227,11 @@ impl<T: Real> KernelGrad<'_, T> {
 
 #[cfg(target_arch = "x86_64")]
 impl KernelGrad<'_, f32> {
+    /// [`Self::block`] compiled for AVX2 + FMA on [`F32x8`] vectors.
+    ///
+    /// # Safety
+    /// The CPU has AVX2 and FMA (which [`F32x8`]'s methods need); [`DirectConv::backward_params`]' checks hold
+    /// (the body reads without bounds checks).
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn block_f32x8<const R: usize, const TN: usize>(
         &self,
@@ -237,7 +255,8 @@ impl KernelGrad<'_, f32> {
     pub(super) unsafe fn task_pairs(&self, o0: usize, rn: usize, i: usize) -> Vec<f32> {
         let kk = self.g.k * self.g.k;
         let mut out = vec![0f32; rn * kk];
-        // SAFETY: the caller's.
+        // SAFETY: the CPU has AVX-512F, AVX2 and FMA and `backward_params`' checks hold (the caller); `fill_pairs`
+        // needs no more, and `out` holds the `(rn, k²)` sums it writes.
         unsafe {
             match rn {
                 6 => self.fill_pairs::<3>(o0, i, &mut out),
@@ -257,7 +276,8 @@ impl KernelGrad<'_, f32> {
     pub(super) unsafe fn fill_pairs<const P: usize>(&self, o0: usize, i: usize, out: &mut [f32]) {
         let kk = self.g.k * self.g.k;
         let mut t0 = 0;
-        // SAFETY (each block): the caller's.
+        // SAFETY: each `block_pairs` needs what this function's caller holds (AVX-512F, AVX2, FMA and
+        // `backward_params`' checks), and its taps `t0..t0 + TN` lie in `0..k²` (the loop bounds).
         unsafe {
             while t0 + 9 <= kk {
                 let s = self.block_pairs::<P, 9>(o0, i, t0);
@@ -397,6 +417,8 @@ impl<T: Real> KernelGrad<'_, T> {
         if rn.is_multiple_of(2) && Self::pairs() {
             // SAFETY: T is f32 (pairs), so the two types are one; the CPU has AVX-512F, AVX2 and FMA.
             let me = unsafe { &*(self as *const Self as *const KernelGrad<'_, f32>) };
+            // SAFETY: `pairs()` checked AVX-512F (with AVX2 and FMA); `task_pairs`' reads rely on the checks of
+            // `DirectConv::backward_params`, which hold for every `KernelGrad` built (see `block`).
             let out = std::mem::ManuallyDrop::new(unsafe { me.task_pairs(o0, rn, i) });
             // SAFETY: T is f32: the same allocation, length and capacity.
             return unsafe { Vec::from_raw_parts(out.as_ptr() as *mut T, out.len(), out.capacity()) };
@@ -464,21 +486,33 @@ impl<T: Real> KernelGrad<'_, T> {
                 let pos = oy * w_out + ox;
                 // Batch columns of the taps' inputs (the zero column for taps that read nothing) and of
                 // the output channels' residuals.
-                // SAFETY (all reads below): `backward_params` checked the lengths of x and dy and that the
+                // The reads below are unchecked: `backward_params` checked the lengths of x and dy and that the
                 // source tables hold input coordinates or NONE, so every column is inside its matrix and
                 // lanes b0..b0 + GRAD_LANES <= len, b < len lie in it (a stretch's `n_pos` columns are
                 // consecutive and inside it).
+                // SAFETY: `tap_columns` needs `backward_params`' checks, which hold for the `KernelGrad` it builds
+                // (the one made outside the tests; the test in `conv.rs` builds its own from a `DirectConv`'s
+                // source tables and buffers of the lengths those checks require).
                 let xs = unsafe { self.tap_columns(i, &taps, oy, ox) };
                 let mut ds = [dy; R];
                 unroll!(r < R => {
+                    // SAFETY: channel `o0 + r < c_out` (the channel blocks cover `0..c_out`) and position
+                    // `pos < h_out·w_out`, so this is the start of a batch column of δy (B, c_out·h_out·w_out),
+                    // whose length `backward_params` checked.
                     ds[r] = unsafe { dy.add(((o0 + r) * plane + pos) * batch) };
                 });
                 let len = n_pos * batch;
                 let mut b0 = 0;
                 while b0 + GRAD_LANES <= len {
                     unroll!(r < R => {
+                        // SAFETY: `b0 + GRAD_LANES <= len`, and δy's `len = n_pos·B` values from `ds[r]` are the
+                        // batch columns of the `n_pos` consecutive positions from `pos` (one row: a stretch ends
+                        // within the row), all inside δy.
                         let dv = unsafe { V::load(ds[r].add(b0)) };
                         unroll!(j < TN => {
+                            // SAFETY: `b0 + GRAD_LANES <= len`; `xs[j]` starts `len` readable values: the zero
+                            // column (B values, and `n_pos = 1` unless every tap reads) or, over a stretch, the
+                            // `n_pos` consecutive input columns of one input row, all inside x.
                             acc[r][j] = acc[r][j].fma(dv, unsafe { V::load(xs[j].add(b0)) });
                         });
                     });
@@ -488,6 +522,7 @@ impl<T: Real> KernelGrad<'_, T> {
                 for b in b0..len {
                     for j in 0..TN {
                         for r in 0..R {
+                            // SAFETY: `b < len`, inside the `len` values from `ds[r]` and from `xs[j]` (as above).
                             tail[r][j] = unsafe { (*ds[r].add(b)).mul_add(*xs[j].add(b), tail[r][j]) };
                         }
                     }
@@ -530,10 +565,18 @@ pub(super) fn channel_sum<T: Real, V: Lanes<T>>(dy_o: &[T], batch: usize) -> T {
 pub(super) fn channel_sum_dispatch<T: Real>(dy_o: &[T], batch: usize) -> T {
     #[cfg(target_arch = "x86_64")]
     if has_avx2() {
+        /// [`channel_sum`] on [`F32x8`] vectors, compiled for AVX2 + FMA.
+        ///
+        /// # Safety
+        /// The CPU has AVX2 and FMA (which [`F32x8`]'s methods need).
         #[target_feature(enable = "avx2,fma")]
         unsafe fn f32x8(dy_o: &[f32], batch: usize) -> f32 {
             channel_sum::<f32, F32x8>(dy_o, batch)
         }
+        /// [`channel_sum`] compiled for AVX2 + FMA.
+        ///
+        /// # Safety
+        /// The CPU has AVX2 and FMA (the body is safe code; only the target feature makes the call unsafe).
         #[target_feature(enable = "avx2,fma")]
         unsafe fn avx2<T: Real>(dy_o: &[T], batch: usize) -> T {
             channel_sum::<T, [T; GRAD_LANES]>(dy_o, batch)
@@ -541,7 +584,9 @@ pub(super) fn channel_sum_dispatch<T: Real>(dy_o: &[T], batch: usize) -> T {
         if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
             // SAFETY: T is f32, so the slices and the result have the same type; the CPU has AVX2 and FMA.
             let dy32 = unsafe { std::slice::from_raw_parts(dy_o.as_ptr().cast::<f32>(), dy_o.len()) };
+            // SAFETY: the CPU has AVX2 and FMA (checked above).
             let s = unsafe { f32x8(dy32, batch) };
+            // SAFETY: T is f32 (checked above), so `s` is read as the value it is.
             return unsafe { std::mem::transmute_copy(&s) };
         }
         // SAFETY: the CPU has AVX2 and FMA (checked above).

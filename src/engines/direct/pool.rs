@@ -131,6 +131,10 @@ fn avg_backward_channel<T: Real>(g: &PoolGeometry, c: usize, dx_c: &mut [T], dy:
 /// has them (chosen at run time), and for the baseline target otherwise. Same operations, same bits.
 macro_rules! dispatched {
     ($name:ident, $avx2:ident, $f:ident, ($($arg:ident: $ty:ty),*)) => {
+        /// `$f` compiled for AVX2 + FMA.
+        ///
+        /// # Safety
+        /// The CPU has AVX2 and FMA (the body is safe code; only the target feature makes the call unsafe).
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx2,fma")]
         unsafe fn $avx2<T: Real>($($arg: $ty),*) {

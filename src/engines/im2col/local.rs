@@ -54,7 +54,8 @@ type Operand<T> = (*const T, isize, isize);
 /// `c = a @ b + β c` for `a` `[m, k]`, `b` `[k, n]` and `c` `[m, n]` given as strided pointers.
 ///
 /// # Safety
-/// Every element the strides reach is inside its buffer, and no other thread touches those of `c`.
+/// Every element the strides reach is inside its buffer, `c` aliases neither `a` nor `b`, and no other thread
+/// touches the elements of `c`.
 #[allow(clippy::too_many_arguments)]
 unsafe fn gemm<T: Real>(
     m: usize,
@@ -65,6 +66,8 @@ unsafe fn gemm<T: Real>(
     beta: T,
     c: (*mut T, isize, isize),
 ) {
+    // SAFETY: the caller's contract is `gemm_raw`'s (elements inside their buffers, `c` not aliasing `a` or
+    // `b`), with α = 1.
     unsafe { T::gemm_raw(m, k, n, T::one(), a, b, beta, c) }
 }
 

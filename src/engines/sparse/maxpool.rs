@@ -72,6 +72,10 @@ fn max_rows_generic<T: Real>(x: &[T], indptr: &[u32], indices: &[u32], batch: us
 }
 
 // The same loops compiled for AVX2 and chosen at run time (comparisons and selects: the same bits).
+/// [`max_rows_generic`] compiled for AVX2.
+///
+/// # Safety
+/// The CPU has AVX2 (the body is safe code; only the target feature makes the call unsafe).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn max_rows_avx2<T: Real>(x: &[T], indptr: &[u32], indices: &[u32], batch: usize, zb: &mut [T], wb: &mut [u32]) {
@@ -127,6 +131,10 @@ fn route_channel_generic<T: Real>(
     }
 }
 
+/// [`route_channel_generic`] compiled for AVX2.
+///
+/// # Safety
+/// The CPU has AVX2 (the body is safe code; only the target feature makes the call unsafe).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn route_channel_avx2<T: Real>(

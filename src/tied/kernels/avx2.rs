@@ -197,7 +197,8 @@ unsafe fn tile<const R: usize, const Q: usize, Wt: RowWeights>(
 ///
 /// # Safety
 /// The CPU has AVX2 and FMA; `c` comes from a checked plan whose rows index `dy` (B, R) and columns index
-/// `x` (B, C); `2·RB·CB <= 16`.
+/// `x` (B, C), each a column of `batch` values; `2·RB·CB <= 16` (asserted, as are the tile's bounds and
+/// `zeros.len() == batch`).
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn grad_tile_avx2<const RB: usize, const CB: usize, C: TileMembers>(
@@ -217,8 +218,11 @@ pub(crate) unsafe fn grad_tile_avx2<const RB: usize, const CB: usize, C: TileMem
     // a[2·(i·CB + u) + h]: pair (i, u), lanes 8h..8h + 8.
     let mut a = [_mm256_setzero_ps(); ACC];
     for mi in m0..m1 {
-        // SAFETY (caller): the rows and columns are in bounds of d_y and x; each pointer starts `batch`
-        // readable values, and b0 + LANES <= full <= batch.
+        // SAFETY: the CPU has AVX2 and FMA (the caller). `p` was made from `dy`, `x` and `zeros`, alive here, and
+        // is sought with the same `c`, `i0`, `u0` every time; the caller's `c` has rows that index `dy` and
+        // columns that index `x`, and `i0 + RB`, `u0 + CB`, `m1` lie inside it (asserted above), so each pointer
+        // starts `batch` readable values (`zeros` has `batch`, asserted). The loads read 8 values at `b0 + 8h`
+        // with `b0 + 16 <= full <= batch`, or at `full` with `full + 8 = half <= batch`.
         unsafe {
             p.seek(c, mi, i0, u0);
             let (d, xs) = (&p.d, &p.xs);
@@ -293,7 +297,11 @@ pub(crate) unsafe fn grad_tile_avx2_half<const RB: usize, const CB: usize, C: Ti
     let mut a = [_mm256_setzero_ps(); ACC];
     let mut p = MemberPtrs::<RB, CB>::new(dy, x, zeros, batch);
     for mi in (m0..m1).filter(|_| half == W8) {
-        // SAFETY (caller): the rows and columns are in bounds of d_y and x, each `batch >= 8` values long.
+        // SAFETY: the CPU has AVX2 and FMA (the caller). `p` was made from `dy`, `x` and `zeros`, alive here, and
+        // is sought with the same `c`, `i0`, `u0` every time; the caller's `c` has rows that index `dy` and
+        // columns that index `x`, and `i0 + RB`, `u0 + CB`, `m1` lie inside it (asserted above), so each pointer
+        // starts `batch` readable values (`zeros` has `batch`, asserted); members are read only when
+        // `half == 8`, i.e. `batch >= 8`, and each load reads the first 8.
         unsafe {
             p.seek(c, mi, i0, u0);
             let mut xv = [_mm256_setzero_ps(); CB];

@@ -25,7 +25,8 @@ use crate::cpu::{LANES, TILE_MAX};
 ///
 /// # Safety
 /// The CPU has AVX-512F and FMA; `c` comes from a checked plan whose rows index `dy` (B, R) and columns index
-/// `x` (B, C); `RB·CB <= TILE_MAX`.
+/// `x` (B, C), each a column of `batch` values; `RB·CB <= TILE_MAX` (asserted, as are the tile's bounds,
+/// `zeros.len() == batch` and `batch >= 16`).
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn grad_tile<const RB: usize, const CB: usize, C: TileMembers>(
@@ -50,8 +51,13 @@ pub(crate) unsafe fn grad_tile<const RB: usize, const CB: usize, C: TileMembers>
     let streams = full == batch;
     let mut mi = m0;
     while mi < m1 {
-        // SAFETY (caller): the rows and columns are in bounds of d_y and x; each pointer starts `batch`
-        // readable values (`n·batch` over a stretch of n members), and b0 + LANES <= len.
+        // SAFETY: the CPU has AVX-512F and FMA (the caller). `p` was made from `dy`, `x` and `zeros`, alive here,
+        // and is sought with the same `c`, `i0`, `u0` every time; the caller's `c` has rows that index `dy` and
+        // columns that index `x`, and `i0 + RB`, `u0 + CB`, `m1` lie inside it (asserted above), so each pointer
+        // starts `batch` readable values (`zeros` has `batch`, asserted). A stretch of `n > 1` members (only
+        // when `batch` is a multiple of 16, `streams`) has every tap present and each member one column past
+        // the previous, so each pointer starts `n·batch` readable values; the loads read 16 at `b0` with
+        // `b0 + 16 <= len`. `skip_stretch` follows the `stretch` found right after this seek.
         unsafe {
             p.seek(c, mi, i0, u0);
             let n = if streams { p.stretch(c, mi, m1) } else { 1 };
@@ -295,6 +301,9 @@ unsafe fn block_of_8<Wt: RowWeights>(
 
 /// Rows `g0..g0 + R` of a group at the 8 samples `b0..b0 + 8`, in lanes 0..8 (masked loads and stores: lanes
 /// 8..16 read and write nothing). Each value sums the columns in order, as every block does.
+///
+/// # Safety
+/// [`product_avx512`]'s (asserted here: `R <= 24`, `b0 + 8 <= batch`, `g0 + R <= G`).
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[inline]
 #[allow(clippy::too_many_arguments)]
@@ -371,6 +380,10 @@ unsafe fn tail<Wt: RowWeights>(
 }
 
 /// [`product_twins_avx512`]'s block of 32 samples `b0..b0 + 32` for rows `g0..g0 + R` of both groups.
+///
+/// # Safety
+/// [`product_twins_avx512`]'s: [`product_avx512`]'s for each group with the shared `w`, the two groups with as
+/// many rows and columns (asserted there); asserted here: `R <= 6`, `b0 + 32 <= batch`, `g0 + R <= G`.
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[inline]
 #[allow(clippy::too_many_arguments)]
@@ -460,6 +473,10 @@ fn for_row_blocks(g_total: usize, max: usize, mut f: impl FnMut(usize, usize)) {
 
 /// [`product_avx512`] for rows `g0..g0 + R` and the samples `b_start..b_end`, in blocks of `Q` registers
 /// (`Q·16` samples; `R·Q <= 24`).
+///
+/// # Safety
+/// [`product_avx512`]'s (asserted here: `R·Q <= 24`, whole blocks of `Q·16` samples in `b_start..b_end`,
+/// `b_end <= batch`, `g0 + R <= G`).
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[inline]
 #[allow(clippy::too_many_arguments)]
@@ -584,6 +601,10 @@ pub(crate) unsafe fn product_run_avx512<Wt: RowWeights>(
 
 /// [`product_run_avx512`] for members `g0..g0 + R` and the samples `b_start..b_end`, in blocks of `Q` registers
 /// (`Q·16` samples; `R·Q <= 24`): each column's weight is broadcast once and serves the `R·Q` registers.
+///
+/// # Safety
+/// [`product_run_avx512`]'s (asserted here: `R·Q <= 24`, whole blocks of `Q·16` samples in
+/// `b_start..b_end`, `b_end <= batch`, `g0 + R` members at most).
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[inline]
 #[allow(clippy::too_many_arguments)]

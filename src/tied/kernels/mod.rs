@@ -54,6 +54,10 @@ pub(super) fn avx2() -> bool {
 // The same loops compiled for AVX2 + FMA and chosen at run time. Products are accumulated with `mul_add`, a
 // fused multiply-add rounded once: one instruction with FMA, an exact library call without, so both versions
 // give the same bits.
+/// [`portable::accumulate`] compiled for AVX2 + FMA.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA (the body is safe code; only the target feature makes the call unsafe).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn accumulate_avx2<T: Real>(acc: &mut [T], w: &[T], cols: &[u32], x: &[T], batch: usize) {
@@ -73,18 +77,30 @@ pub(super) fn accumulate<T: Real>(acc: &mut [T], w: &[T], cols: &[u32], x: &[T],
 // The same loops compiled for AVX2 + FMA and chosen at run time. Products are accumulated with `mul_add`, a
 // fused multiply-add rounded once: one instruction with FMA, an exact library call without, so both versions
 // give the same bits; the lanes of `dot` are fixed.
+/// [`portable::dots`] compiled for AVX2 + FMA.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA (the body is safe code; only the target feature makes the call unsafe).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dots_avx2<T: Real>(dw: &mut [T], dy: &[T], cols: &[u32], x: &[T], batch: usize) {
     portable::dots(dw, dy, cols, x, batch)
 }
 
+/// [`portable::tile_any`] compiled for AVX-512.
+///
+/// # Safety
+/// The CPU has AVX-512F, AVX2 and FMA (the body is safe code; only the target feature makes the call unsafe).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn tile_avx512<T: Real>(c: &GradClass, t: Tile, x: &[T], dy: &[T], zeros: &[T], batch: usize) -> [T; TILE_MAX] {
     portable::tile_any(c, t, x, dy, zeros, batch)
 }
 
+/// [`portable::tile_any`] compiled for AVX2 + FMA.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA (the body is safe code; only the target feature makes the call unsafe).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn tile_avx2<T: Real>(c: &GradClass, t: Tile, x: &[T], dy: &[T], zeros: &[T], batch: usize) -> [T; TILE_MAX] {
