@@ -198,7 +198,7 @@ pub fn csv(rows: &[Row]) -> String {
     String::from_utf8(w.into_inner().expect("writes to memory")).expect("UTF-8")
 }
 
-/// The columns of [`csv`] (the names of [`Row`]'s fields in the file).
+/// The columns of [`csv`](fn@csv) (the names of [`Row`]'s fields in the file).
 const HEADER: [&str; 19] = [
     "layer",
     "spec",

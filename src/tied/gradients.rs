@@ -136,8 +136,8 @@ const MEMBER_CHUNK: usize = 256;
 /// The separable classes of the plan: for each class and each (row `i`, tap `u`),
 /// `d_θ[U[u] + o_i] += Σ_{g ∈ class} Σ_b d_y[b, R_g[i]] · x[b, col_g(U[u])]`. The member groups are cut into
 /// fixed chunks of at most [`MEMBER_CHUNK`]; a tile is (chunk, row block, tap block). In a tile each (row,
-/// tap) pair sums in [`LANES`] lanes (lane `l` takes samples `b ≡ l`; a batch of 8 to 15 fills lanes 0..8
-/// with its first 8, see [`lane_blocks`]) over the chunk's groups in order and, within a group, the lane
+/// tap) pair sums in [`LANES`](crate::cpu::LANES) lanes (lane `l` takes samples `b ≡ l`; a batch of 8 to 15 fills lanes 0..8
+/// with its first 8, see `lane_blocks`) over the chunk's groups in order and, within a group, the lane
 /// blocks in order; the lanes are then added in order, then the tail samples (groups in order, samples in
 /// order). Tiles run in parallel and are added to `d_θ` in tile order, so
 /// no order depends on the number of threads.

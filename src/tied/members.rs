@@ -5,9 +5,9 @@
 pub const ABSENT: u32 = u32::MAX;
 
 /// The member groups of a gradient class as the hand-written gradient tiles read them (`simd::grad_tile`,
-/// `simd_avx2::grad_tile_avx2`): a [`CompactClass`] read in place from its patterns and shifts, which spares
-/// writing each tile out into a [`GradClass`] first (the rows and columns are those that
-/// [`CompactClass::write_tile`] writes, so the bits are the same).
+/// `kernels::avx2::grad_tile_avx2`): a [`CompactClass`](super::CompactClass) read in place from its patterns and shifts, which spares
+/// writing each tile out into a [`GradClass`](super::GradClass) first (the rows and columns are those that
+/// [`CompactClass::write_tile`](super::CompactClass::write_tile) writes, so the bits are the same).
 pub(crate) trait TileMembers {
     /// `(rows per member, taps, members)`.
     fn dims(&self) -> (usize, usize, usize);

@@ -223,7 +223,7 @@ impl RowWeights for WeightBlock {
 /// Row `r`, column `j` is `θ[p(r, j)]` with `p(r, j) = code0[j] + o_r` (mod 2³²), so
 /// `p(r, j) − p(r, 0) ≡ code0[j] − code0[0]` (mod 2³²), the same for every row; both indices lie in
 /// `0..θ.len()`, so when `θ.len() <= 2³¹` the difference is that value read as an `i32`.
-/// (The callers of [`super::simd_avx2::product_avx2`] and [`product_avx512`] check `θ.len() <= i32::MAX`.)
+/// (The callers of `kernels::avx2::product_avx2` and `product_avx512` check `θ.len() <= i32::MAX`.)
 impl RowWeights for SeparableWeights {
     /// # Safety
     /// As [`RowWeights::base`]: `r < G`, the group has a column (so `code0[0]` exists), and `code0[0] + o_r`

@@ -2,7 +2,7 @@
 
 /// The order in which the products visit the row groups of `W` (`[0]`) and `Wᵀ` (`[1]`), cut into *runs*:
 /// `order[runs[k]..runs[k + 1]]` is run `k`. In a compact matrix a run is a sequence of single-row groups that
-/// copy one separable weight row at different shifts ([`CompactMap::same_weight_row`]), at most
+/// copy one separable weight row at different shifts ([`CompactMap::same_weight_row`](super::CompactMap::same_weight_row)), at most
 /// [`Visit::MAX_RUN`] of them, which one kernel runs together; every other group is a run of its own.
 #[derive(Clone, Debug)]
 pub(crate) struct Visit {

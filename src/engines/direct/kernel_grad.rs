@@ -156,7 +156,7 @@ impl<T: Real> KernelGrad<'_, T> {
     /// [`Self::block`] compiled for AVX2 + FMA.
     ///
     /// # Safety
-    /// The CPU has AVX2 and FMA; [`DirectConv::backward_params`]' checks hold (the body reads without bounds
+    /// The CPU has AVX2 and FMA; `DirectConv::backward_params`' checks hold (the body reads without bounds
     /// checks).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
@@ -202,7 +202,7 @@ impl<T: Real> KernelGrad<'_, T> {
     /// zero column for a tap that reads nothing.
     ///
     /// # Safety
-    /// [`DirectConv::backward_params`]' checks hold (the lengths of x, and source tables of input coordinates
+    /// `DirectConv::backward_params`' checks hold (the lengths of x, and source tables of input coordinates
     /// or [`NONE`]), so every column formed lies inside x.
     #[inline(always)]
     pub(super) unsafe fn tap_columns<const TN: usize>(
@@ -230,7 +230,7 @@ impl KernelGrad<'_, f32> {
     /// [`Self::block`] compiled for AVX2 + FMA on [`F32x8`] vectors.
     ///
     /// # Safety
-    /// The CPU has AVX2 and FMA (which [`F32x8`]'s methods need); [`DirectConv::backward_params`]' checks hold
+    /// The CPU has AVX2 and FMA (which [`F32x8`]'s methods need); `DirectConv::backward_params`' checks hold
     /// (the body reads without bounds checks).
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn block_f32x8<const R: usize, const TN: usize>(
@@ -250,7 +250,7 @@ impl KernelGrad<'_, f32> {
     /// added in lane order, so the bits equal those of the 8-lane kernel.
     ///
     /// # Safety
-    /// The CPU has AVX-512F, AVX2 and FMA; [`DirectConv::backward_params`]' checks hold.
+    /// The CPU has AVX-512F, AVX2 and FMA; `DirectConv::backward_params`' checks hold.
     #[target_feature(enable = "avx512f,avx2,fma")]
     pub(super) unsafe fn task_pairs(&self, o0: usize, rn: usize, i: usize) -> Vec<f32> {
         let kk = self.g.k * self.g.k;

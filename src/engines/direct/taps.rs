@@ -85,5 +85,5 @@ impl AxisTaps {
     }
 }
 
-/// Marks a tap that reads nothing in [`KernelGrad`]'s source tables.
+/// Marks a tap that reads nothing in `KernelGrad`'s source tables.
 pub(super) const NONE: u32 = u32::MAX;

@@ -1,5 +1,5 @@
 //! Hand-written AVX2 + FMA micro-kernels for `f32`, for CPUs without AVX-512 (16 registers of 8 `f32`). They
-//! do the jobs of [`super::avx512`]'s AVX-512 kernels with tiles sized for 16 `ymm` registers, and compute exactly
+//! do the jobs of [`super::avx512`](mod@super::avx512)'s AVX-512 kernels with tiles sized for 16 `ymm` registers, and compute exactly
 //! what the portable loops compute, with the same fused multiply-adds in the same order, so the bits do not
 //! depend on which one runs: the unit tests below compare the group product with the portable loop, and the
 //! unit test in `gradients.rs` compares the gradient tiles.

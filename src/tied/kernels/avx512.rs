@@ -41,7 +41,7 @@ pub(crate) unsafe fn grad_tile<const RB: usize, const CB: usize, C: TileMembers>
 ) -> [f32; TILE_MAX] {
     let (n_rows, n_taps, members) = c.dims();
     assert!(i0 + RB <= n_rows && u0 + CB <= n_taps && zeros.len() == batch && RB * CB <= TILE_MAX && m1 <= members);
-    // A batch under 16 runs `simd_avx2::grad_tile_avx2_half` (one 256-bit register per pair, no spills).
+    // A batch under 16 runs `avx2::grad_tile_avx2_half` (one 256-bit register per pair, no spills).
     assert!(batch >= LANES, "grad_tile: batch {batch}");
     let full = batch - batch % LANES;
     let mut p = MemberPtrs::<RB, CB>::new(dy, x, zeros, batch);
@@ -106,7 +106,7 @@ pub(crate) unsafe fn grad_tile<const RB: usize, const CB: usize, C: TileMembers>
 /// The CPU has AVX-512F and FMA; every column is `< x.len() / batch`; `out.y` is valid for writes at
 /// `out.rows[g]·batch .. (out.rows[g] + 1)·batch` for each `g`, and no other thread touches those values;
 /// `init.len() == out.rows.len()`; `w.get(g, j)` is valid for every row `g` and `j < cols.len()`, and
-/// `*w.base(g).offset(w.delta(j))` is that value ([`RowWeights`]; for a [`SeparableWeights`] `w`, `θ.len() <= 2³¹`).
+/// `*w.base(g).offset(w.delta(j))` is that value ([`RowWeights`]; for a `SeparableWeights` `w`, `θ.len() <= 2³¹`).
 #[target_feature(enable = "avx512f,avx2,fma")]
 pub(crate) unsafe fn product_avx512<Wt: RowWeights>(
     out: OutRows<'_>,

@@ -11,8 +11,8 @@ use super::grad_plan::{CompactClass, GradClass};
 use crate::cpu::{LANES, Simd, TILE_MAX, as_f32, simd_level};
 use crate::scalar::Real;
 
-/// The tile shapes (rows, taps) of [`class_grad`], written once: `$kernel!(RB, CB)` for the tile's shape,
-/// each expansion a kernel compiled for that shape. [`blocks`] keeps shapes to [`tile_shape`] (4 × 6 with
+/// The tile shapes (rows, taps) of `class_grad`, written once: `$kernel!(RB, CB)` for the tile's shape,
+/// each expansion a kernel compiled for that shape. `blocks` keeps shapes to [`tile_shape`] (4 × 6 with
 /// AVX-512 at 16 samples or more, 2 × 3 with AVX2 there, 4 × 3 under 16 samples) and then halves them (4
 /// rows to 2 and 1; 6 taps to 3 and 1).
 macro_rules! by_tile_shape {
@@ -123,8 +123,8 @@ pub(super) fn tile<T: Real>(c: &GradClass, t: Tile, x: &[T], dy: &[T], zeros: &[
     portable::tile_any(c, t, x, dy, zeros, batch)
 }
 
-/// The hand-written gradient tile for the CPU ([`super::simd::grad_tile`] with AVX-512,
-/// [`super::simd_avx2::grad_tile_avx2`] or its half-block twin with AVX2) on the tile `t` of class `c` read in
+/// The hand-written gradient tile for the CPU ([`avx512::grad_tile`] with AVX-512,
+/// [`avx2::grad_tile_avx2`] or its half-block twin with AVX2) on the tile `t` of class `c` read in
 /// place (no tile written out), for `f32`; `None` for another type.
 ///
 /// The caller checked AVX2 and FMA.

@@ -88,7 +88,7 @@ pub(super) fn dots<T: Real>(dw: &mut [T], dy: &[T], cols: &[u32], x: &[T], batch
     }
 }
 
-/// The sums of one tile (row-major `rb × cb` in the first values); see [`class_grad`].
+/// The sums of one tile (row-major `rb × cb` in the first values); see `class_grad`.
 #[inline(always)]
 #[allow(clippy::needless_range_loop)] // the index loops are the register tile
 fn tile_sums<T: Real, const RB: usize, const CB: usize>(
@@ -244,7 +244,7 @@ fn member_ptrs<T: Real, const RB: usize, const CB: usize>(
     }
 }
 
-/// [`tile_sums`] for the tile's shape, which [`blocks`] keeps to powers of two up to the ISA's shape.
+/// [`tile_sums`] for the tile's shape, which `blocks` keeps to powers of two up to the ISA's shape.
 #[inline(always)]
 pub(super) fn tile_any<T: Real>(c: &GradClass, t: Tile, x: &[T], dy: &[T], zeros: &[T], batch: usize) -> [T; TILE_MAX] {
     macro_rules! portable {
