@@ -1,19 +1,14 @@
 //! Prints, for each layer of a model, the compiled matrix's shape, nonzeros, parameters and the bytes of its
 //! index structure. Run: `cargo run --release --example index_memory [-- SPEC]` (default `lenet5`).
 
+#[path = "common/env.rs"]
+mod env;
+
 use cnn_as_mlp::network::{Engine, Network};
 use cnn_as_mlp::spec::Spec;
 
 fn main() {
-    // The library reads no environment: this profiling program applies the command's kernel cap and index
-    // format itself, so that `CNN_AS_MLP_SIMD=avx2` and `CNN_AS_MLP_INDEX=classic` time those paths.
-    if let Ok(v) = std::env::var(cnn_as_mlp::cpu::SIMD_VAR) {
-        cnn_as_mlp::cpu::set_simd_cap(cnn_as_mlp::cpu::parse_simd_cap(&v).unwrap_or_else(|e| panic!("{e}")));
-    }
-    if let Ok(v) = std::env::var(cnn_as_mlp::engines::sparse::STORAGE_VAR) {
-        let storage = cnn_as_mlp::engines::sparse::parse_storage(&v).unwrap_or_else(|e| panic!("{e}"));
-        cnn_as_mlp::engines::sparse::set_index_storage(storage);
-    }
+    env::apply();
     let arg = std::env::args().nth(1).unwrap_or_else(|| "lenet5".into());
     let spec = match Spec::parse(&arg) {
         Ok(s) => s,

@@ -1,6 +1,9 @@
 //! Runs one tied product of LeNet-5's conv2 (or conv1) at batch 64 many times on one thread, for steady CPU-time
 //! measurements on a shared machine: `/usr/bin/time -f %U target/release/examples/kernel_time fwd|bwd|grad 2000 [conv1]`.
 
+#[path = "common/env.rs"]
+mod env;
+
 use cnn_as_mlp::engines::sparse::conv::compile_conv;
 use cnn_as_mlp::geometry::{ConvGeometry, PaddingMode};
 use cnn_as_mlp::tied::{gradients, products};
@@ -8,15 +11,7 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
 fn main() {
-    // The library reads no environment: this profiling program applies the command's kernel cap and index
-    // format itself, so that `CNN_AS_MLP_SIMD=avx2` and `CNN_AS_MLP_INDEX=classic` time those paths.
-    if let Ok(v) = std::env::var(cnn_as_mlp::cpu::SIMD_VAR) {
-        cnn_as_mlp::cpu::set_simd_cap(cnn_as_mlp::cpu::parse_simd_cap(&v).unwrap_or_else(|e| panic!("{e}")));
-    }
-    if let Ok(v) = std::env::var(cnn_as_mlp::engines::sparse::STORAGE_VAR) {
-        let storage = cnn_as_mlp::engines::sparse::parse_storage(&v).unwrap_or_else(|e| panic!("{e}"));
-        cnn_as_mlp::engines::sparse::set_index_storage(storage);
-    }
+    env::apply();
     let args: Vec<String> = std::env::args().collect();
     let which = args.get(1).map_or("fwd", String::as_str).to_string();
     let reps: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1000);

@@ -5,6 +5,9 @@
 //! `cargo run --release --example pruned_dense [REPEATS]`.
 //! [`cnn_as_mlp::engines::sparse::DENSE_AS_TIED_BELOW`] is chosen from this.
 
+#[path = "common/env.rs"]
+mod env;
+
 use std::time::Instant;
 
 use cnn_as_mlp::Tensor;
@@ -42,15 +45,7 @@ fn pass_time(
 }
 
 fn main() {
-    // The library reads no environment: this profiling program applies the command's kernel cap and index
-    // format itself, so that `CNN_AS_MLP_SIMD=avx2` and `CNN_AS_MLP_INDEX=classic` time those paths.
-    if let Ok(v) = std::env::var(cnn_as_mlp::cpu::SIMD_VAR) {
-        cnn_as_mlp::cpu::set_simd_cap(cnn_as_mlp::cpu::parse_simd_cap(&v).unwrap_or_else(|e| panic!("{e}")));
-    }
-    if let Ok(v) = std::env::var(cnn_as_mlp::engines::sparse::STORAGE_VAR) {
-        let storage = cnn_as_mlp::engines::sparse::parse_storage(&v).unwrap_or_else(|e| panic!("{e}"));
-        cnn_as_mlp::engines::sparse::set_index_storage(storage);
-    }
+    env::apply();
     let reps: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(2000);
     let (n_in, n_out, batch) = (400, 120, 32);
     let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();

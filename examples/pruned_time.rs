@@ -4,6 +4,9 @@
 //! for another, `C_OUT=C` for C output channels instead of 64; sparsity 0 is the plain convolution; `ALIGN=1` puts the buffers on 64-byte boundaries).
 //! Run it under `perf record` to see where a pruned product spends its time.
 
+#[path = "common/env.rs"]
+mod env;
+
 use std::time::Instant;
 
 use cnn_as_mlp::compare::measure::random_mask;
@@ -14,15 +17,7 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
 fn main() {
-    // The library reads no environment: this profiling program applies the command's kernel cap and index
-    // format itself, so that `CNN_AS_MLP_SIMD=avx2` and `CNN_AS_MLP_INDEX=classic` time those paths.
-    if let Ok(v) = std::env::var(cnn_as_mlp::cpu::SIMD_VAR) {
-        cnn_as_mlp::cpu::set_simd_cap(cnn_as_mlp::cpu::parse_simd_cap(&v).unwrap_or_else(|e| panic!("{e}")));
-    }
-    if let Ok(v) = std::env::var(cnn_as_mlp::engines::sparse::STORAGE_VAR) {
-        let storage = cnn_as_mlp::engines::sparse::parse_storage(&v).unwrap_or_else(|e| panic!("{e}"));
-        cnn_as_mlp::engines::sparse::set_index_storage(storage);
-    }
+    env::apply();
     let args: Vec<String> = std::env::args().collect();
     let layer = args.get(1).map_or("c64-56", String::as_str);
     let s: f64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(0.9);

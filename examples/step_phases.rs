@@ -6,6 +6,9 @@
 //! Run: `cargo run --release --example step_phases -- [STEPS] [THREADS] [BATCH]`; `MODEL=SPEC|PRESET` times
 //! another network (e.g. `MODEL=cifar`) instead of LeNet-5.
 
+#[path = "common/env.rs"]
+mod env;
+
 use std::time::Instant;
 
 use cnn_as_mlp::activation;
@@ -19,15 +22,7 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
 fn main() {
-    // The library reads no environment: this profiling program applies the command's kernel cap and index
-    // format itself, so that `CNN_AS_MLP_SIMD=avx2` and `CNN_AS_MLP_INDEX=classic` time those paths.
-    if let Ok(v) = std::env::var(cnn_as_mlp::cpu::SIMD_VAR) {
-        cnn_as_mlp::cpu::set_simd_cap(cnn_as_mlp::cpu::parse_simd_cap(&v).unwrap_or_else(|e| panic!("{e}")));
-    }
-    if let Ok(v) = std::env::var(cnn_as_mlp::engines::sparse::STORAGE_VAR) {
-        let storage = cnn_as_mlp::engines::sparse::parse_storage(&v).unwrap_or_else(|e| panic!("{e}"));
-        cnn_as_mlp::engines::sparse::set_index_storage(storage);
-    }
+    env::apply();
     let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let steps = args.first().copied().unwrap_or(200);
     let threads = args.get(1).copied().unwrap_or(1);
