@@ -4,7 +4,7 @@
 //! registers. The system allocator returns large blocks 16 bytes past a page boundary, so every column then
 //! starts 16 bytes into a cache line and one load in two straddles two lines. On 64-byte boundaries no load
 //! does: the c64-56 forward product at batch 64 takes 128 ms instead of 151 (`ALIGN=1
-//! target/release/examples/pruned_time c64-56 0` against the same without `ALIGN`, which places its buffers
+//! target/release/examples/pruned_time (dev/pruned_time.rs) c64-56 0` against the same without `ALIGN`, which places its buffers
 //! as the system allocator does). Alignment changes no value and no bit.
 //!
 //! The command-line tool installs it (`src/main.rs`); a program using the library can install it likewise:

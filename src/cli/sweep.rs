@@ -97,9 +97,13 @@ pub struct SweepArgs {
     /// As train's: with adam, decoupled weight decay (AdamW).
     #[arg(long)]
     decoupled_wd: bool,
-    /// As train's: standardise each input channel with the training set's statistics.
-    #[arg(long)]
+    /// As train's: standardise each input channel with the training set's statistics [default: on for the
+    /// cifar and vgg16 presets].
+    #[arg(long, overrides_with = "no_normalize")]
     normalize: bool,
+    /// As train's: feed x/255 as it is, also to the cifar and vgg16 presets.
+    #[arg(long, overrides_with = "normalize")]
+    no_normalize: bool,
 }
 
 /// One grid point.
@@ -236,6 +240,7 @@ fn train_args(a: &SweepArgs, p: &Point, dir: &Path, resume: bool, threads: usize
         optimizer: a.optimizer,
         decoupled_wd: a.decoupled_wd,
         normalize: a.normalize,
+        no_normalize: a.no_normalize,
         out: Some(dir.to_path_buf()),
         common,
         ..Default::default()

@@ -76,9 +76,13 @@ pub struct TrainArgs {
     pub(super) test_limit: Option<usize>,
     /// Standardise each input channel with the training set's mean and standard deviation,
     /// (x/255 − mean) / std, as torchvision's Normalize; the values are stored in the run and reused by
-    /// eval and --resume [default: off, x/255].
-    #[arg(long)]
+    /// eval and --resume [default: on for the colour presets cifar and vgg16, which do not learn raw x/255
+    /// with their SGD settings; off, x/255, otherwise].
+    #[arg(long, overrides_with = "no_normalize")]
     pub(super) normalize: bool,
+    /// Feed x/255 as it is, also to the cifar and vgg16 presets (turns their standardisation off).
+    #[arg(long, overrides_with = "normalize")]
+    pub(super) no_normalize: bool,
     /// Prune the conv and dense weights gradually to this sparsity in [0, 1) by magnitude (Zhu & Gupta's
     /// cubic schedule, from the start of epoch --prune-start to the start of epoch --prune-end, every
     /// --prune-every steps) [default: no pruning].
@@ -97,7 +101,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "RUN_DIR")]
     pub(super) out: Option<PathBuf>,
     /// Continue the run in this directory, bit-identically to an uninterrupted run.
-    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["model", "data", "batch", "lr", "lr_schedule", "momentum", "weight_decay", "optimizer", "decoupled_wd", "decay_mode", "loss", "seed", "init", "limit", "test_limit", "normalize", "out", "prune"])]
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["model", "data", "batch", "lr", "lr_schedule", "momentum", "weight_decay", "optimizer", "decoupled_wd", "decay_mode", "loss", "seed", "init", "limit", "test_limit", "normalize", "no_normalize", "out", "prune"])]
     pub(super) resume: Option<PathBuf>,
     #[command(flatten)]
     pub(super) output: super::common::Output,
@@ -180,7 +184,7 @@ fn run_on(
                 let loaded = load_data(&cfg.data, cfg.limit, cfg.test_limit)?;
                 let mut data = loaded.splits;
                 check_fit(&cfg.spec, &cfg.data, loaded.n_classes, &[&data.train, &data.test])?;
-                if a.normalize {
+                if standardizes(a) {
                     let stats = data.train.channel_stats();
                     data.train.standardize = Some(stats.clone());
                     data.test.standardize = Some(stats.clone());
@@ -260,6 +264,15 @@ fn check_new_horizon(dir: &Path, cfg: &RunConfig, epochs: usize) -> Result<(), C
         )));
     }
     Ok(())
+}
+
+/// Whether a fresh run standardises its inputs: `--normalize` / `--no-normalize` when given, else the preset's
+/// choice (on for the colour presets `cifar` and `vgg16`, off for every other model).
+pub(super) fn standardizes(a: &TrainArgs) -> bool {
+    if a.normalize || a.no_normalize {
+        return a.normalize;
+    }
+    matches!(a.model.as_deref(), Some("cifar" | "vgg16"))
 }
 
 fn fresh_config(a: &TrainArgs) -> Result<RunConfig, CliError> {

@@ -312,3 +312,25 @@ fn normalize_is_recorded_and_reused_by_eval_and_resume() {
     // --normalize is fixed by the run: resume refuses it.
     fails(&run(&["train", "--resume", s(&part), "--normalize"]), &["--normalize"]);
 }
+
+/// The colour presets carry their standardisation (issue 28, item 6): `train --model cifar` records the
+/// training set's statistics without being asked, `--no-normalize` turns that off, and a custom spec stays
+/// on x/255 unless `--normalize` is given.
+#[test]
+fn colour_presets_standardise_unless_told_not_to() {
+    let d = scratch("cifar-preset-normalize");
+    write_cifar_dir(&d, 20, 30, 3, 9);
+    let recorded = |name: &str, model: &str, extra: &[&str]| {
+        let out = d.join(name);
+        let mut args = vec!["train", "--model", model, "--data", s(&d), "--epochs", "1", "--batch", "16"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--out", s(&out)]);
+        ok(&run(&args));
+        let file = cnn_as_mlp::checkpoint::Stored::read(&out.join("model.safetensors")).unwrap();
+        cnn_as_mlp::run::normalize_of(&file).unwrap().is_some()
+    };
+    assert!(recorded("preset", "cifar", &[]), "the cifar preset standardises by default");
+    assert!(!recorded("preset-off", "cifar", &["--no-normalize"]), "--no-normalize turns it off");
+    assert!(!recorded("custom", TINY, &[]), "a custom spec stays on x/255");
+    assert!(recorded("custom-on", TINY, &["--normalize"]), "--normalize turns it on");
+}
