@@ -279,12 +279,21 @@ fn help_states_every_default() {
     }
 }
 
-/// The synopsis of each command in docs/commands.md (a line `cnn-as-mlp CMD` at the start of a line and the
-/// indented lines that follow) names every option that the command's --help lists.
+/// The synopsis of each command in docs/commands.md (in a `text` block, the first line `cnn-as-mlp CMD` and
+/// the indented lines that follow) names every option that the command's --help lists.
 #[test]
 fn synopses_list_every_flag() {
     let guide = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/commands.md")).unwrap();
-    let lines: Vec<&str> = guide.lines().collect();
+    // The lines of the `text` blocks only: the `sh` blocks hold commands, not synopses.
+    let (mut in_text, mut fenced, mut lines) = (false, false, Vec::new());
+    for l in guide.lines() {
+        if let Some(info) = l.trim_start().strip_prefix("```") {
+            in_text = !fenced && info.trim() == "text";
+            fenced = !fenced;
+        } else if in_text {
+            lines.push(l);
+        }
+    }
     for cmd in ["train", "eval", "grad", "show", "compare", "plot", "sweep"] {
         let start = lines
             .iter()
