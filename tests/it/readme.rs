@@ -88,9 +88,8 @@ fn has_session(line: &str) -> bool {
 fn readme_results_are_the_reports() {
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
     let block = results_block(&readme);
-    let link = summary_link(&block).unwrap_or_else(|| {
-        panic!("README.md: the results block names no docs/results/<cpu>/summary.md: {block:#?}")
-    });
+    let link = summary_link(&block)
+        .unwrap_or_else(|| panic!("README.md: the results block names no docs/results/<cpu>/summary.md: {block:#?}"));
     let summary = std::fs::read_to_string(root().join(&link))
         .unwrap_or_else(|e| panic!("README.md links {link}, which cannot be read: {e}"));
     let summary_lines: Vec<&str> = summary.lines().collect();
