@@ -39,7 +39,7 @@ fn summary_link(lines: &[&str]) -> Option<String> {
             if let Some(n) = cpu_len
                 && n > 0
                 && after[n..].starts_with(TAIL)
-                && after[..n] != *"<cpu>"
+                && &after[..n] != "<cpu>"
             {
                 return Some(format!("{HEAD}{}{TAIL}", &after[..n]));
             }
