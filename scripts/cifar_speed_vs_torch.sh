@@ -4,13 +4,13 @@
 # interleaved; medians are printed with the effective GFLOP/s of training (3 x the forward pass's
 # 2 x 29,723,136 multiply-adds per image: forward, input gradient, parameter gradient).
 # Usage: scripts/cifar_speed_vs_torch.sh DATA_DIR [PYTHON] [REPEATS] [IMAGES]
-#   DATA_DIR: a CIFAR-10 binary directory (e.g. from ../shared/data/synthetic-cifar/make_synthetic_cifar.py);
-#   PYTHON: an interpreter with torch and numpy (default /work/venv/bin/python); REPEATS default 3;
+#   DATA_DIR: a CIFAR-10 binary directory (e.g. from scripts/make_synthetic_cifar.py);
+#   PYTHON: an interpreter with torch and numpy (default: $PYTHON, else python3); REPEATS default 3;
 #   IMAGES: training images per epoch (--limit), default 3200.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=$1
-PY=${2:-/work/venv/bin/python}
+PY=${2:-${PYTHON:-python3}}
 REPEATS=${3:-3}
 IMAGES=${4:-3200}
 BIN=target/release/cnn-as-mlp

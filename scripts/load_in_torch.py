@@ -1,6 +1,6 @@
 """Loads a cnn-as-mlp checkpoint (model.safetensors) into torch.nn, strictly, and checks its connectivity.
 
-    /work/venv/bin/python scripts/load_in_torch.py RUN_DIR/model.safetensors
+    ${PYTHON:-python3} scripts/load_in_torch.py RUN_DIR/model.safetensors
 
 The spec comes from the file's metadata; grouped convolutions become nn.Conv2d(groups=G) (weight
 (c_out, c_in/G, k, k)); a convolution with a connection table becomes a dense nn.Conv2d masked by

@@ -474,11 +474,14 @@ def mpi(rep):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="one round each, small sizes, no vgg16 (≤ 5 min)")
+    ap.add_argument("--no-mpi", action="store_true", help="skip the MPI rows (and the build with --features mpi)")
     ap.add_argument("--out", help="output folder [default: docs/results/<cpu>/, with --quick target/results-quick/<cpu>/]")
     a = ap.parse_args()
     global REPORT_PY
     REPORT_PY = os.environ.get("PYTHON", "python3")
     m = Machine(REPORT_PY, a.quick)
+    if a.no_mpi:
+        m.mpirun = None
     out = a.out or os.path.join(ROOT, "target/results-quick" if a.quick else "docs/results", m.slug())
     os.makedirs(out, exist_ok=True)
     repeats = 1 if a.quick else 5

@@ -2,11 +2,11 @@
 # Training throughput of the crate's engines beside the PyTorch peer, in one run, on Fashion-MNIST
 # (issue 5's measurement). Each configuration runs REPEATS times, interleaved; the medians are printed.
 # Usage: scripts/speed_vs_torch.sh [PYTHON] [REPEATS]
-#   PYTHON: an interpreter with torch and numpy (default /work/venv/bin/python); REPEATS default 3.
+#   PYTHON: an interpreter with torch and numpy (default: $PYTHON, else python3); REPEATS default 3.
 # Needs: apt-get install dataset-fashion-mnist; cargo build --release.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${1:-/work/venv/bin/python}
+PY=${1:-${PYTHON:-python3}}
 REPEATS=${2:-3}
 DATA=/usr/share/datasets/fashion-mnist
 BIN=target/release/cnn-as-mlp

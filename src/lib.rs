@@ -90,3 +90,10 @@ pub use scalar::Real;
 pub use spec::Spec;
 pub use tensor::Tensor;
 pub use tied::TiedMatrix;
+
+/// The README's Rust blocks, compiled and run by `cargo test` as doc tests (only when testing docs), so the
+/// README's library example cannot rot. Its other blocks carry a language (`sh`, `text`) and are not run here;
+/// `tests/it/docs_commands.rs` checks their commands.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -279,17 +279,26 @@ fn help_states_every_default() {
     }
 }
 
-/// The README's synopsis of each command (its first line `cnn-as-mlp CMD` and the indented lines that
-/// follow) names every option that the command's --help lists.
+/// The synopsis of each command in docs/commands.md (in a `text` block, the first line `cnn-as-mlp CMD` and
+/// the indented lines that follow) names every option that the command's --help lists.
 #[test]
-fn readme_synopses_list_every_flag() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let lines: Vec<&str> = readme.lines().collect();
-    for cmd in ["train", "eval", "grad", "show", "compare", "plot"] {
+fn synopses_list_every_flag() {
+    let guide = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/commands.md")).unwrap();
+    // The lines of the `text` blocks only: the `sh` blocks hold commands, not synopses.
+    let (mut in_text, mut fenced, mut lines) = (false, false, Vec::new());
+    for l in guide.lines() {
+        if let Some(info) = l.trim_start().strip_prefix("```") {
+            in_text = !fenced && info.trim() == "text";
+            fenced = !fenced;
+        } else if in_text {
+            lines.push(l);
+        }
+    }
+    for cmd in ["train", "eval", "grad", "show", "compare", "plot", "sweep"] {
         let start = lines
             .iter()
             .position(|l| l.strip_prefix("cnn-as-mlp ").is_some_and(|r| r.split_whitespace().next() == Some(cmd)))
-            .unwrap_or_else(|| panic!("README has no synopsis of {cmd}"));
+            .unwrap_or_else(|| panic!("docs/commands.md has no synopsis of {cmd}"));
         let mut synopsis = lines[start].to_string();
         for l in &lines[start + 1..] {
             if !l.starts_with("   ") {
@@ -305,7 +314,7 @@ fn readme_synopses_list_every_flag() {
             }
             assert!(
                 synopsis.contains(&format!("{flag} ")) || synopsis.contains(&format!("{flag}]")),
-                "README synopsis of {cmd} lacks {flag}: {synopsis}"
+                "docs/commands.md: the synopsis of {cmd} lacks {flag}: {synopsis}"
             );
         }
     }

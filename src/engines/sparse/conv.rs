@@ -110,7 +110,7 @@ const SPARSE_RUN: f64 = 0.05;
 /// input window of the run (`channels · k · (run + k − 1)` columns) within [`RUN_COLUMNS`], at least one, at
 /// most a row; a whole row when at most [`SPARSE_RUN`] of the entries are kept, so that each channel writes
 /// (and reads) a row of the image in sequence. Measured on c64-56 and c32-64 at 90% and 99% with
-/// `dev/pruned_time.rs` (README, "Kernel sparsity").
+/// `dev/pruned_time.rs` (docs/design.md, "Pruned products").
 fn visit_run(channels: usize, k: usize, width: usize, kept: f64) -> usize {
     if kept <= SPARSE_RUN {
         return width.max(1);
