@@ -322,8 +322,11 @@ def compare(rep, args, sub):
 
 
 def ms(row, *keys):
+    """The sum of the row's times in ms; a layer without parameters has no parameter gradient (counted 0)."""
     vals = [row.get(k) for k in keys]
-    return sum(float(v) for v in vals) * 1e3 if all(vals) else None
+    if not vals[0]:
+        return None
+    return sum(float(v) for v in vals if v) * 1e3
 
 
 SHAPE = re.compile(r"(\d+)x(\d+)x(\d+) > conv\((\d+),(\d+)(?:,pad=(\d+))?\)")
@@ -374,7 +377,7 @@ def batch_sweep(rep, repeats):
             theirs = f"{py:.2f} | {ratio(py, t_ms.get('sparse'))}" if py else "no torch | -"
             flops = next((3 * float(r["flops"]) for r in rows if r["formulation"] == "sparse"), None)
             gf = flops / (t_ms["sparse"] / 1e3) / 1e9 if flops and t_ms.get("sparse") else None
-            eff = f"{gf:.0f} ({100 * gf / rep.peak[t]:.0f}%)" if gf and rep.peak.get(t) else "-"
+            eff = f"{gf:.1f} ({100 * gf / rep.peak[t]:.0f}%)" if gf and rep.peak.get(t) else "-"
             lines.append(f"| {b} | {t} | {times} | {theirs} | {eff} |")
             rows_out.append([b, t] + [t_ms.get(e) for e in ("sparse", "direct", "im2col")] + [py])
             if t == 2 and py and t_ms.get("sparse"):
@@ -450,7 +453,7 @@ def index_bytes(rep):
 def mpi(rep):
     title = "Data-parallel training under MPI: LeNet-5, one epoch, 1 thread per rank (img/s)"
     if not rep.m.mpirun:
-        rep.section(title, "-", ["Skipped: no `mpirun` (apt-get install libopenmpi-dev openmpi-bin libclang-dev)."])
+        rep.section(title, "-", ["Skipped: `--no-mpi`, or no `mpirun` (apt-get install libopenmpi-dev openmpi-bin libclang-dev)."])
         return
     mpibin = BIN  # built with --features mpi when mpirun is present (main)
     lines = ["| ranks | img/s | × 1 rank |", "|---|---|---|"]

@@ -122,7 +122,16 @@ fn readme_is_short_and_undated() {
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
     let n = readme.lines().count();
     assert!(n <= MAX_LINES, "README.md has {n} lines, more than {MAX_LINES}");
+    // The one dated line allowed: the report's own header (machine, commit, date, versions), copied verbatim
+    // into the results block.
+    let block = results_block(&readme);
+    let header = summary_link(&block)
+        .and_then(|link| std::fs::read_to_string(root().join(link)).ok())
+        .and_then(|s| s.lines().find(|l| l.starts_with("Machine: ")).map(str::to_string));
     for (i, line) in readme.lines().enumerate() {
+        if header.as_deref() == Some(line) {
+            continue;
+        }
         assert!(!has_date(line), "README.md line {}: a date: {line}", i + 1);
         assert!(!line.contains(" UTC"), "README.md line {}: a clock time: {line}", i + 1);
         assert!(!has_session(line), "README.md line {}: the word session: {line}", i + 1);
@@ -140,4 +149,35 @@ fn readme_checks_catch_what_they_should() {
     assert_eq!(summary_link(&lines[1..]), None);
     let rows = table_rows(&["text", "| a | b |", "|---|---|", " | 1 |  2 | "]);
     assert_eq!(rows.iter().map(|r| r.1.clone()).collect::<Vec<_>>(), [["a", "b"], ["---", "---"], ["1", "2"]]);
+}
+
+/// The report the README quotes names its commit, and that commit is in this checkout's history (issue 28:
+/// "that commit is an ancestor of main"), so that a reader can check out what was measured. Skipped where git
+/// or the history is not there (a source tarball).
+#[test]
+fn the_quoted_report_names_a_commit_of_this_history() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let link = summary_link(&results_block(&readme)).expect("the results block links a summary");
+    let summary = std::fs::read_to_string(root().join(&link)).unwrap();
+    let Some(header) = summary.lines().find(|l| l.starts_with("Machine: ")) else {
+        // The placeholder before the first report.
+        assert!(link.contains("/example/"), "{link}: no `Machine: ` header line");
+        return;
+    };
+    let commit = header
+        .split("Commit ")
+        .nth(1)
+        .and_then(|r| r.split([',', ' ', '+']).next())
+        .unwrap_or_else(|| panic!("{link}: the header names no commit: {header}"));
+    assert!(commit.len() >= 7 && commit.chars().all(|c| c.is_ascii_hexdigit()), "{link}: commit {commit:?}");
+    let git = std::process::Command::new("git")
+        .args(["merge-base", "--is-ancestor", commit, "HEAD"])
+        .current_dir(root())
+        .status();
+    match git {
+        Ok(s) if s.code() == Some(0) => {}
+        Ok(s) if s.code() == Some(1) => panic!("{link} measured commit {commit}, which is not an ancestor of HEAD"),
+        // No git, or not a checkout with history (exit 128): nothing to check against.
+        _ => {}
+    }
 }
