@@ -248,12 +248,12 @@ def cifar(rep, repeats, data):
     if not data:
         rep.section(title, "-", ["Skipped: no numpy to write the synthetic set (scripts/make_synthetic_cifar.py)."])
         return {}
-    n = "512" if rep.m.quick else "2560"
-    batches = (64,) if rep.m.quick else (64, 8)
+    # (batch, images, rounds): batch 8 runs fewer, smaller rounds (it is the slow one).
+    plan = [(64, "512", 1)] if rep.m.quick else [(64, "1280", repeats), (8, "640", 3)]
     out = {}
-    for b in batches:
+    for b, n, rounds in plan:
         runs = {}
-        for _ in range(repeats):
+        for _ in range(rounds):
             for t in (1, 2):
                 for e in ("sparse", "direct"):
                     v, _ = train_img_s(["--model", "cifar", "--data", data, "--epochs", "1", "--limit", n,
@@ -289,7 +289,7 @@ def pruned_cifar(rep, data):
     if not data:
         rep.section(title, "-", ["Skipped: no synthetic colour set (numpy missing)."])
         return
-    n, epochs = ("512", "2") if rep.m.quick else ("2560", "4")
+    n, epochs = ("256", "2") if rep.m.quick else ("2560", "4")
     common = ["--model", "cifar", "--data", data, "--limit", n, "--test-limit", "200", "--epochs", epochs]
     dense = last_epoch(common, 2)
     pruned = last_epoch(common + ["--prune", "0.9"], 2)
