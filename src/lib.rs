@@ -71,6 +71,7 @@ pub mod linear_map;
 pub mod loss;
 #[cfg(feature = "mpi")]
 pub mod mpi;
+pub mod mtx;
 pub mod network;
 pub mod optim;
 pub mod picture;

@@ -46,6 +46,47 @@ pub struct CompareArgs {
     /// Seed of the random inputs and parameters [default: 0].
     #[arg(long, allow_hyphen_values = true)]
     seed: Option<String>,
+    /// The crossover map instead of the grid: single convolutions `C×S×S > conv(C,3,pad=1)` over channels ×
+    /// spatial size × batch, the sparse engine at kernel sparsity 0 and 0.9 (a random mask, as --sparsity),
+    /// direct and im2col at 0; each timed as forward + input gradient + parameter gradient (medians of
+    /// --repeats). Writes compare-map.csv (every cell and engine: times in ms, the fastest engine, the ratio
+    /// sparse ÷ best of direct and im2col), compare-map.md (the same as tables) and compare-map.png (heat maps:
+    /// one panel per batch, spatial size across, channels up; each cell coloured by its fastest engine, deeper
+    /// the larger the ratio, labelled with it). A formulation over --memory-limit is skipped and marked. The
+    /// default grid (72 cells) takes long: restrict it with --map-channels, --map-sizes, --map-batches.
+    #[arg(long, conflicts_with_all = ["layers", "model", "replot", "sparsity", "batch"])]
+    map: bool,
+    /// Channels of the map (input and output), comma-separated [default: 3,8,16,32,64,128].
+    #[arg(long, value_name = "C,C,...", requires = "map")]
+    map_channels: Option<String>,
+    /// Spatial sizes S of the map (input S×S), comma-separated [default: 8,16,32,56].
+    #[arg(long, value_name = "S,S,...", requires = "map")]
+    map_sizes: Option<String>,
+    /// Batch sizes of the map, comma-separated [default: 1,8,64].
+    #[arg(long, value_name = "B,B,...", requires = "map")]
+    map_batches: Option<String>,
+}
+
+/// Parses a `--map-*` list: distinct positive integers, at most `max` each.
+fn parse_list(name: &str, v: &Option<String>, default: &[usize], max: usize) -> Result<Vec<usize>, CliError> {
+    let Some(list) = v else { return Ok(default.to_vec()) };
+    let mut out = Vec::new();
+    for item in list.split(',') {
+        let t = item.trim();
+        match t.parse::<usize>() {
+            Ok(n) if n > 0 && n <= max && !out.contains(&n) => out.push(n),
+            Ok(n) if out.contains(&n) => {
+                return Err(CliError::other(format!("--{name} {list:?}: {n} is listed twice")));
+            }
+            _ => {
+                return Err(CliError::other(format!(
+                    "--{name} {list:?}: {t:?} is not an integer from 1 to {max} (e.g. --{name} {})",
+                    default.iter().map(usize::to_string).collect::<Vec<_>>().join(",")
+                )));
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn positive(name: &str, v: &Option<String>, default: usize) -> Result<usize, CliError> {
@@ -121,22 +162,16 @@ pub fn run(a: CompareArgs) -> Result<(), CliError> {
         None => vec![0.0],
         Some(list) => parse_sparsities(list)?,
     };
+    if a.map {
+        return run_map(&a, threads, repeats, seed, memory_limit);
+    }
     let model = a.model.as_deref().map(super::common::parse_model).transpose()?;
     let cases = match &model {
         Some(spec) => compare::network_cases(spec),
         None => compare::select(a.layers.as_deref().unwrap_or("all")).map_err(CliError::other)?,
     };
-    let out = a.out.clone().unwrap_or_else(|| {
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        PathBuf::from(format!("runs/compare-{t}"))
-    });
-    if out.exists() && !out.is_dir() {
-        return Err(CliError::other(format!("--out {}: exists and is not a directory", out.display())));
-    }
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .map_err(|e| CliError::other(format!("cannot start the thread pool: {e}")))?;
+    let out = out_dir(&a, "compare")?;
+    let pool = thread_pool(threads)?;
     let cfg = Config { batch, repeats, memory_limit, seed, sparsity: sparsity.clone() };
     let mut rows = Vec::new();
     pool.install(|| {
@@ -168,5 +203,64 @@ pub fn run(a: CompareArgs) -> Result<(), CliError> {
         let _ = std::io::stdout().lock().write_all(md.as_bytes());
     }
     outln!("compare: wrote {}", out.display());
+    Ok(())
+}
+
+/// `--out`, or `runs/PREFIX-UNIXTIME`; refused when it exists and is not a directory.
+fn out_dir(a: &CompareArgs, prefix: &str) -> Result<PathBuf, CliError> {
+    let out = a.out.clone().unwrap_or_else(|| {
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        PathBuf::from(format!("runs/{prefix}-{t}"))
+    });
+    if out.exists() && !out.is_dir() {
+        return Err(CliError::other(format!("--out {}: exists and is not a directory", out.display())));
+    }
+    Ok(out)
+}
+
+fn thread_pool(threads: usize) -> Result<rayon::ThreadPool, CliError> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| CliError::other(format!("cannot start the thread pool: {e}")))
+}
+
+/// Largest channel count and spatial size `--map-*` accept (a cell beyond them is far past any memory limit).
+const MAP_MAX_CHANNELS: usize = 4096;
+const MAP_MAX_SIZE: usize = 1024;
+const MAP_MAX_BATCH: usize = 4096;
+
+/// `--map`: the crossover map ([`cnn_as_mlp::compare::map`]).
+fn run_map(a: &CompareArgs, threads: usize, repeats: usize, seed: u64, memory_limit: usize) -> Result<(), CliError> {
+    use cnn_as_mlp::compare::map;
+    let grid = map::MapGrid {
+        channels: parse_list("map-channels", &a.map_channels, &map::CHANNELS, MAP_MAX_CHANNELS)?,
+        sizes: parse_list("map-sizes", &a.map_sizes, &map::SIZES, MAP_MAX_SIZE)?,
+        batches: parse_list("map-batches", &a.map_batches, &map::BATCHES, MAP_MAX_BATCH)?,
+    };
+    let out = out_dir(a, "compare-map")?;
+    let pool = thread_pool(threads)?;
+    let start = std::time::Instant::now();
+    let rows = pool.install(|| {
+        map::run_map(&grid, repeats, memory_limit, seed, |what| {
+            eprintln!("compare: [{:.0} s] {what}", start.elapsed().as_secs_f64())
+        })
+    });
+    let elapsed = start.elapsed().as_secs_f64();
+    let cfg = Config { batch: 0, repeats, memory_limit, seed, sparsity: map::MAP_SPARSITY.to_vec() };
+    // The header names the batch of each panel instead of one batch.
+    let header = compare::header(&cfg, threads, &compare::machine()).replacen("batch 0, ", "", 1);
+    let header = format!("crossover map, {} cells measured in {elapsed:.0} s; {header}", grid.cells());
+    let md = map::map_markdown(&rows, &header);
+    std::fs::create_dir_all(&out)
+        .map_err(|e| CliError::other(format!("--out {}: cannot create the directory: {e}", out.display())))?;
+    write_file(&out.join("compare-map.md"), md.as_bytes())?;
+    write_file(&out.join("compare-map.csv"), map::map_csv(&rows).as_bytes())?;
+    super::draw::map::write_png(&out.join("compare-map.png"), &rows, &header).map_err(CliError::other)?;
+    {
+        use std::io::Write as _;
+        let _ = std::io::stdout().lock().write_all(md.as_bytes());
+    }
+    outln!("compare: wrote {} ({} cells in {elapsed:.0} s)", out.display(), grid.cells());
     Ok(())
 }

@@ -79,7 +79,19 @@ pub fn random_mask(n: usize, s: f64, seed: u64) -> Vec<bool> {
 /// (the speed-up of a sparsity over 0, one engine against another) hold even when the absolute times drift.
 /// Formulations are built while the sum of their memory (`subject_bytes`) stays under the memory limit;
 /// past it, the ones built so far are timed and dropped first.
-pub fn run_case(case: &Case, cfg: &Config, mut progress: impl FnMut(&str)) -> Vec<Row> {
+pub fn run_case(case: &Case, cfg: &Config, progress: impl FnMut(&str)) -> Vec<Row> {
+    run_case_only(case, cfg, |_, _| true, progress)
+}
+
+/// [`run_case`] restricted to the (sparsity, engine) pairs `keep` accepts: the others are neither built nor
+/// timed, and their rows are left out (the crossover map times the dense engines at sparsity 0 only, as a
+/// masked kernel costs them the same time).
+pub fn run_case_only(
+    case: &Case,
+    cfg: &Config,
+    keep: impl Fn(f64, Engine) -> bool,
+    mut progress: impl FnMut(&str),
+) -> Vec<Row> {
     let no_params =
         build_map::<f32>(&case.layer, case.input, Engine::Direct).expect("a linear layer").param_shapes().is_empty();
     let levels: Vec<f64> = if no_params { vec![0.0] } else { cfg.sparsity.clone() };
@@ -101,6 +113,9 @@ pub fn run_case(case: &Case, cfg: &Config, mut progress: impl FnMut(&str)) -> Ve
         for engine in [Engine::Direct, Engine::Sparse, Engine::Im2col] {
             let r = first_row + Engine::ALL.iter().position(|&e| e == engine).expect("every engine");
             let row = &mut rows[r];
+            if !keep(level.s, engine) {
+                continue;
+            }
             match engine {
                 Engine::Sparse if row.estimated_bytes.is_some_and(|e| e > cfg.memory_limit) => {
                     row.status = Status::DoesNotFit(row.estimated_bytes.unwrap_or(0))
@@ -125,6 +140,7 @@ pub fn run_case(case: &Case, cfg: &Config, mut progress: impl FnMut(&str)) -> Ve
         }
     }
     time_rounds(case, &mut built, cfg, &levels, &mut refs, &mut rows, &mut progress);
+    rows.retain(|r| keep(r.sparsity, r.engine));
     rows
 }
 

@@ -11,6 +11,9 @@
 //! alone; a layer whose bound exceeds the memory limit is reported as not fitting and never compiled.
 
 //!
+//! With `--map`, the crossover map: which engine is fastest on single convolutions over channels × spatial size ×
+//! batch, and by how much ([`map`](mod@map)).
+//!
 //! With `--model`, the layers of one network at their shapes in it, and the whole network on each engine
 //! (build time, index bytes, one training step, peak memory, gradient agreement: [`network`]).
 //!
@@ -19,13 +22,14 @@
 //! by the command (`src/cli/draw/compare.rs`).
 
 pub mod grid;
+pub mod map;
 pub mod measure;
 pub mod network;
 pub mod report;
 mod row;
 
 pub use grid::{Case, LENET, grid, select};
-pub use measure::{default_memory_limit, im2col_bytes, machine, random_mask, run_case};
+pub use measure::{default_memory_limit, im2col_bytes, machine, random_mask, run_case, run_case_only};
 pub use network::{network_cases, run_network};
 pub use report::{csv, header, human_bytes, markdown, parse_bytes, read_csv};
 pub use row::{Config, Row, Status};

@@ -254,3 +254,97 @@ fn compare_model_reports_layers_and_the_whole_network() {
     assert!(stderr(&o).contains("did you mean lenet5"), "{}", stderr(&o));
     assert!(!d.join("y").exists());
 }
+
+/// `compare --map` on a tiny grid: compare-map.csv has every cell (2 channels × 1 size × 1 batch × 2 sparsities ×
+/// 3 engines), "fastest" is the engine with the smallest total of its cell and sparsity, the ratio is sparse ÷
+/// best dense, and compare-map.png decodes. Under a tiny memory limit the sparse and im2col rows are marked as not
+/// fitting, the cells still present, direct the fastest.
+#[test]
+fn compare_map_has_every_cell_and_the_fastest_engine() {
+    let d = scratch("compare-map");
+    let out = d.join("map");
+    let base =
+        ["compare", "--map", "--map-channels", "3,8", "--map-sizes", "8", "--map-batches", "1", "--repeats", "1"];
+    let mut a = base.to_vec();
+    a.extend(["--out", s(&out)]);
+    let o = run(&a);
+    ok(&o);
+    assert_eq!(listing(&out), ["compare-map.csv", "compare-map.md", "compare-map.png"]);
+    let rows = csv_rows(&std::fs::read_to_string(out.join("compare-map.csv")).unwrap());
+    assert_eq!(rows.len(), 2 * 2 * 3, "{rows:?}");
+    for c in ["3", "8"] {
+        for sp in ["0", "0.9"] {
+            let set: Vec<_> = rows.iter().filter(|r| r["channels"] == c && r["sparsity"] == sp).collect();
+            let engines: Vec<&str> = set.iter().map(|r| r["engine"].as_str()).collect();
+            assert_eq!(engines, FORMULATIONS, "C={c} s={sp}");
+            let total = |r: &std::collections::BTreeMap<String, String>| -> f64 {
+                let t: f64 = r["total_ms"].parse().unwrap();
+                let parts: f64 = ["forward_ms", "input_grad_ms", "param_grad_ms"]
+                    .iter()
+                    .map(|k| r[*k].parse::<f64>().unwrap())
+                    .sum();
+                assert!(abs_diff_eq!(t, parts, epsilon = 1e-9 * t.max(1.0)), "{r:?}");
+                t
+            };
+            let totals: Vec<f64> = set.iter().map(|r| total(r)).collect();
+            let min = (0..3).min_by(|&i, &j| totals[i].total_cmp(&totals[j])).unwrap();
+            let best_dense = totals[1].min(totals[2]);
+            for r in &set {
+                assert_eq!(r["status"], "ok", "{r:?}");
+                assert_eq!(r["spatial"], "8");
+                assert_eq!(r["batch"], "1");
+                assert_eq!(r["fastest"], FORMULATIONS[min], "{set:?}");
+                let ratio: f64 = r["sparse_over_best_dense"].parse().unwrap();
+                assert!(abs_diff_eq!(ratio, totals[0] / best_dense, epsilon = 1e-9 * ratio), "{r:?}");
+            }
+            let at: Vec<&str> = set.iter().map(|r| r["measured_at_sparsity"].as_str()).collect();
+            assert_eq!(at, [sp, "0", "0"]);
+        }
+    }
+    let md = std::fs::read_to_string(out.join("compare-map.md")).unwrap();
+    assert!(stdout(&o).contains(md.trim_end()), "the tables are printed");
+    assert!(md.contains("Batch 1") && md.contains("| 8 |") && md.contains("×"), "{md}");
+    let png = std::fs::File::open(out.join("compare-map.png")).unwrap();
+    let mut reader = png::Decoder::new(std::io::BufReader::new(png)).read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert!(info.width >= 900 && info.height >= 300, "{}x{}", info.width, info.height);
+    assert!(buf.iter().any(|&b| b != 255), "something is drawn");
+
+    // Nothing fits but the direct engine: every row is still there, marked.
+    let tight = d.join("tight");
+    let mut a = base.to_vec();
+    a.extend(["--memory-limit", "1000", "--out", s(&tight)]);
+    ok(&run(&a));
+    let rows = csv_rows(&std::fs::read_to_string(tight.join("compare-map.csv")).unwrap());
+    assert_eq!(rows.len(), 12);
+    for r in &rows {
+        assert_eq!(r["fastest"], "direct", "{r:?}");
+        assert_eq!(r["sparse_over_best_dense"], "", "{r:?}");
+        if r["engine"] == "direct" {
+            assert_eq!(r["status"], "ok");
+        } else {
+            assert!(r["status"].starts_with("does not fit"), "{r:?}");
+            assert_eq!(r["total_ms"], "", "{r:?}");
+        }
+    }
+    let md = std::fs::read_to_string(tight.join("compare-map.md")).unwrap();
+    assert!(md.contains("sparse does not fit"), "{md}");
+}
+
+#[test]
+fn compare_map_bad_options() {
+    let d = scratch("compare-map-bad");
+    let out = d.join("map");
+    for (args, needles) in [
+        (vec!["--map-channels", "3,0"], vec!["--map-channels", "\"0\""]),
+        (vec!["--map-sizes", "8,x"], vec!["--map-sizes", "\"x\""]),
+        (vec!["--map-batches", "1,1"], vec!["--map-batches", "twice"]),
+        (vec!["--map-sizes", "99999"], vec!["--map-sizes", "99999"]),
+    ] {
+        let mut a = vec!["compare", "--map", "--out", s(&out)];
+        a.extend(args);
+        fails(&run(&a), &needles);
+        assert!(!out.exists(), "{a:?} created the output directory");
+    }
+}

@@ -306,3 +306,133 @@ fn the_detail_shows_whole_windows() {
     // Nothing at all: the corner.
     assert_eq!(detail_window(20, 30, |_| None), (0, 0, 16, 16));
 }
+
+/// The nonzeros of layer `layer` of `net` in CSR order: (row, column, value bits, entry code).
+fn compiled_nonzeros(net: &Network<f32>, layer: usize) -> Vec<(usize, usize, u32, u32)> {
+    let t = net.linear_map(layer).and_then(|m| m.tied()).unwrap();
+    let theta: &[f32] = if t.n_params() > 0 { &net.params[layer][0].data } else { &[] };
+    let mut v = Vec::new();
+    t.for_each_row(|r, cs, codes| {
+        for (&c, &code) in cs.iter().zip(codes) {
+            v.push((r, c as usize, t.value(theta, code).to_bits(), code));
+        }
+    });
+    v
+}
+
+/// Reads `W.mtx` back with sprs's reader: the nonzeros in CSR order as (row, column, value bits).
+fn read_mtx(path: &Path) -> (usize, usize, Vec<(usize, usize, u32)>) {
+    let tri = sprs::io::read_matrix_market::<f32, usize, _>(path).unwrap();
+    let m: sprs::CsMatI<f32, usize> = tri.to_csr();
+    let v = m.iter().map(|(v, (r, c))| (r, c, v.to_bits())).collect();
+    (m.rows(), m.cols(), v)
+}
+
+/// The lines of `W.params.csv` after its header, split into fields.
+fn read_sources(path: &Path) -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("row,col,tensor,index"));
+    lines.map(|l| l.split(',').map(str::to_string).collect()).collect()
+}
+
+/// `show --export` writes the compiled matrix: read back with sprs, rows, columns and values equal the compiled
+/// layer's bit for bit, and `W.params.csv` names for each nonzero, in the same order, the weight it copies
+/// (whose value is the nonzero's). Without a checkpoint the weights are the seeded initial ones.
+#[test]
+fn export_writes_the_compiled_matrix_and_its_parameters() {
+    let d = scratch("show-export");
+    let mtx = d.join("W.mtx");
+    let o = run(&["show", "--model", "lenet5", "--layer", "3", "--export", s(&mtx)]);
+    ok(&o);
+    assert!(stdout(&o).contains("W.params.csv"), "{}", stdout(&o));
+    assert_eq!(listing(&d), ["W.mtx", "W.params.csv"]);
+    let text = std::fs::read_to_string(&mtx).unwrap();
+    assert!(text.starts_with("%%MatrixMarket matrix coordinate real general"), "{}", &text[..80]);
+
+    let spec = Spec::parse("1x28x28 > conv(6,5,pad=2) > relu > maxpool(2) > conv(16,5) > relu > maxpool(2) > dense(120) > relu > dense(84) > relu > dense(10)").unwrap();
+    let mut net = Network::<f32>::new(&spec, Engine::Sparse);
+    cnn_as_mlp::init::init_params(&mut net, cnn_as_mlp::init::Init::TorchDefault, 0);
+    let want = compiled_nonzeros(&net, 3);
+    let (rows, cols, got) = read_mtx(&mtx);
+    assert_eq!((rows, cols), (1600, 1176));
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(*g, (w.0, w.1, w.2), "nonzero of row {} column {}", w.0, w.1);
+    }
+    assert!(got.iter().any(|g| g.2 != 0), "the weights are not all zero");
+    let theta = &net.params[3][0].data;
+    let sources = read_sources(&d.join("W.params.csv"));
+    assert_eq!(sources.len(), want.len());
+    for (f, w) in sources.iter().zip(&want) {
+        assert_eq!((f[0].parse::<usize>().unwrap(), f[1].parse::<usize>().unwrap()), (w.0, w.1));
+        assert_eq!(f[2], "3.weight");
+        let p: usize = f[3].parse().unwrap();
+        assert_eq!(p, w.3 as usize, "{f:?}");
+        assert_eq!(theta[p].to_bits(), w.2, "{f:?}");
+    }
+
+    // Another seed: the same pattern, other values.
+    let other = d.join("seed5.mtx");
+    ok(&run(&["show", "--model", "lenet5", "--layer", "3", "--export", s(&other), "--seed", "5"]));
+    let (_, _, got5) = read_mtx(&other);
+    assert!(got5.iter().zip(&got).all(|(a, b)| (a.0, a.1) == (b.0, b.1)));
+    assert!(got5.iter().zip(&got).any(|(a, b)| a.2 != b.2));
+    assert!(d.join("seed5.params.csv").is_file());
+}
+
+/// From a checkpoint, the export holds the checkpoint's weights; a pool exports its fixed matrix as constants,
+/// a replicate-padded border as the sum of the taps it adds.
+#[test]
+fn export_reads_checkpoints_pools_and_padded_borders() {
+    let d = scratch("show-export-ckpt");
+    let text = "1x6x6 > conv(3,3,pad=1,mode=replicate) > relu > avgpool(2) > dense(2)";
+    let spec = Spec::parse(text).unwrap();
+    let mut net = Network::<f32>::new(&spec, Engine::Sparse);
+    cnn_as_mlp::init::init_params(&mut net, cnn_as_mlp::init::Init::TorchDefault, 11);
+    let mut meta = std::collections::BTreeMap::new();
+    meta.insert("spec".to_string(), text.to_string());
+    let ckpt = d.join("model.safetensors");
+    cnn_as_mlp::checkpoint::write(&ckpt, &cnn_as_mlp::checkpoint::named(&net, &net.params, ""), &meta).unwrap();
+
+    let conv = d.join("conv.mtx");
+    ok(&run(&["show", "--checkpoint", s(&ckpt), "--layer", "0", "--export", s(&conv)]));
+    let want = compiled_nonzeros(&net, 0);
+    let (rows, cols, got) = read_mtx(&conv);
+    assert_eq!((rows, cols), (108, 36));
+    assert_eq!(got, want.iter().map(|w| (w.0, w.1, w.2)).collect::<Vec<_>>());
+    let theta = &net.params[0][0].data;
+    let sources = read_sources(&d.join("conv.params.csv"));
+    let mut sums = 0;
+    for (f, w) in sources.iter().zip(&want) {
+        assert_eq!(f[2], "0.weight");
+        let ids: Vec<usize> = f[3].split('+').map(|i| i.parse().unwrap()).collect();
+        sums += usize::from(ids.len() > 1);
+        let v = ids.iter().fold(0.0f32, |a, &i| a + theta[i]);
+        assert_eq!(v.to_bits(), w.2, "{f:?}");
+    }
+    assert!(sums > 0, "a replicate-padded border adds taps");
+
+    let pool = d.join("pool.mtx");
+    ok(&run(&["show", "--checkpoint", s(&ckpt), "--layer", "2", "--export", s(&pool), "--out", s(&d.join("p.png"))]));
+    assert!(d.join("p.png").is_file());
+    let (rows, cols, got) = read_mtx(&pool);
+    assert_eq!((rows, cols, got.len()), (27, 108, 108));
+    assert!(got.iter().all(|g| g.2 == 0.25f32.to_bits()));
+    assert!(read_sources(&d.join("pool.params.csv")).iter().all(|f| f[2] == "const" && f[3].is_empty()));
+}
+
+#[test]
+fn export_errors() {
+    let d = scratch("show-export-err");
+    let a = |extra: &[&str]| {
+        let mut v = vec!["show", "--model", "lenet5"];
+        v.extend_from_slice(extra);
+        run(&v)
+    };
+    fails(&a(&["--layer", "1", "--export", s(&d.join("w.mtx"))]), &["--layer 1", "no compiled sparse matrix"]);
+    std::fs::create_dir_all(d.join("dir.mtx")).unwrap();
+    fails(&a(&["--layer", "0", "--export", s(&d.join("dir.mtx"))]), &["dir.mtx", "directory"]);
+    fails(&a(&["--layer", "0", "--export", s(&d.join("none/w.mtx"))]), &["w.mtx", "cannot write"]);
+    assert_eq!(listing(&d), ["dir.mtx"]);
+}

@@ -5,6 +5,7 @@
 pub mod axis;
 pub mod compare;
 pub mod curves;
+pub mod map;
 pub mod picture;
 pub mod sweep;
 
