@@ -444,6 +444,35 @@ def networks(rep, repeats):
                 "cnn-as-mlp compare --model NET --batch B --repeats 1 --threads T; scripts/peers/torch_step.py --net NET --batch B --threads T", lines)
 
 
+def crossover(rep):
+    """`compare --map`: which engine is fastest where, as heat maps (the research answer at a glance)."""
+    grid = (["--map-channels", "3,8", "--map-sizes", "8", "--map-batches", "1"] if rep.m.quick
+            else ["--map-channels", "3,8,16,32,64", "--map-sizes", "8,16,32,56", "--map-batches", "1,8,64"])
+    d = os.path.join(rep.out, "map")
+    os.makedirs(d, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix="results-map-")
+    try:
+        run([BIN, "compare", "--map", *grid, "--repeats", "1", "--threads", "2", "--out", os.path.join(tmp, "m")])
+        for f in os.listdir(os.path.join(tmp, "m")):
+            shutil.copy(os.path.join(tmp, "m", f), os.path.join(d, f))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    with open(os.path.join(d, "compare-map.csv")) as f:
+        rows = [r for r in csv.DictReader(f) if r.get("engine") == "sparse"]
+    lines = ["![crossover map](map/compare-map.png)", "", "| sparsity | batch | cells where sparse is fastest | median sparse ÷ best dense (time) |", "|---|---|---|---|"]
+    keys = sorted({(r["sparsity"], int(r["batch"])) for r in rows})
+    for sp, b in keys:
+        cell = [r for r in rows if r["sparsity"] == sp and int(r["batch"]) == b]
+        wins = sum(1 for r in cell if r.get("fastest") == "sparse")
+        ratios = [float(r["sparse_over_best_dense"]) for r in cell if r.get("sparse_over_best_dense")]
+        lines.append(f"| {sp} | {b} | {wins} of {len(cell)} | {med(ratios):.2f} |" if ratios else f"| {sp} | {b} | {wins} of {len(cell)} | - |")
+        if not rep.m.quick and ratios:
+            rep.add_summary(2, f"crossover map, sparsity {sp}, batch {b}: convolutions where sparse is fastest",
+                            f"{wins} of {len(cell)}", "direct, im2col", f"median {med(ratios):.2f}× the best time")
+    rep.section("Crossover map: `C×S×S > conv(C,3,pad=1)`, fastest engine per cell (2 threads, one round)",
+                f"cnn-as-mlp compare --map {' '.join(grid)} --repeats 1 --threads 2 (every cell in map/compare-map.csv)", lines)
+
+
 def index_bytes(rep):
     text = run([os.path.join(ROOT, "target", "release", "examples", "index_memory"), "lenet5" if rep.m.quick else "vgg16"])
     lines = [l for l in text.splitlines() if l.startswith("|")] + ["", text.strip().splitlines()[-1]]
@@ -503,6 +532,7 @@ def main():
         ("c64-56 by batch", lambda: batch_sweep(rep, 1 if a.quick else 3)),
         ("sparsity", lambda: sparsity(rep, 1 if a.quick else 3)),
         ("grid", lambda: grid(rep, 1 if a.quick else 3)),
+        ("crossover map", lambda: crossover(rep)),
         ("index bytes", lambda: index_bytes(rep)),
         ("MPI", lambda: mpi(rep)),
     ]
