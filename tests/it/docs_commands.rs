@@ -91,8 +91,14 @@ fn words(line: &str) -> Vec<String> {
     out
 }
 
-/// The environment and the arguments of the binary's invocation in `words`, if it invokes it.
-fn invocation(words: &[String]) -> Option<(Vec<(String, String)>, Vec<String>)> {
+/// A run of the binary that a document shows: its `VAR=value` prefixes and its arguments.
+struct Invocation {
+    env: Vec<(String, String)>,
+    args: Vec<String>,
+}
+
+/// The binary's invocation in `words`, if it invokes it.
+fn invocation(words: &[String]) -> Option<Invocation> {
     let mut w = words;
     if w.first().is_some_and(|s| s == "$") {
         w = &w[1..];
@@ -111,10 +117,10 @@ fn invocation(words: &[String]) -> Option<(Vec<(String, String)>, Vec<String>)> 
         if w[..dash].iter().any(|s| s == "--example") {
             return None;
         }
-        return Some((env, w[dash + 1..].to_vec()));
+        return Some(Invocation { env, args: w[dash + 1..].to_vec() });
     }
     let at = w.iter().position(|s| s == "cnn-as-mlp" || s.ends_with("/cnn-as-mlp"))?;
-    Some((env, w[at + 1..].to_vec()))
+    Some(Invocation { env, args: w[at + 1..].to_vec() })
 }
 
 /// Every command line of the README and docs/ is accepted by the binary: its subcommand, flags and values.
@@ -127,7 +133,7 @@ fn every_documented_command_is_accepted() {
         let text = std::fs::read_to_string(&file).unwrap();
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
         for (line_no, line) in shell_lines(&text) {
-            let Some((env, args)) = invocation(&words(&line)) else { continue };
+            let Some(Invocation { env, args }) = invocation(&words(&line)) else { continue };
             if let Some(cmd) = args.first() {
                 seen.insert(cmd.clone());
             }
@@ -165,8 +171,8 @@ fn command_extraction_reads_shell_blocks_only() {
     assert_eq!(lines.len(), 4, "{lines:?}");
     let got: Vec<_> = lines.iter().filter_map(|(_, l)| invocation(&words(l))).collect();
     assert_eq!(got.len(), 3);
-    assert_eq!(got[0].1, ["train", "--model", "1x8x8 > dense(3)"]);
-    assert_eq!(got[1].0, [("CNN_AS_MLP_INDEX".to_string(), "classic".to_string())]);
-    assert_eq!(got[1].1, ["compare", "--layers", "c32-64"]);
-    assert_eq!(got[2].1, ["train", "--out", "runs/m"]);
+    assert_eq!(got[0].args, ["train", "--model", "1x8x8 > dense(3)"]);
+    assert_eq!(got[1].env, [("CNN_AS_MLP_INDEX".to_string(), "classic".to_string())]);
+    assert_eq!(got[1].args, ["compare", "--layers", "c32-64"]);
+    assert_eq!(got[2].args, ["train", "--out", "runs/m"]);
 }
