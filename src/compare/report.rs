@@ -254,10 +254,10 @@ mod tests {
 
     /// What `csv` writes, `read_csv` reads back and writes again unchanged (a layer name with commas and
     /// quotes included); a file written before the `sparsity`, `step_s` and `peak_rss_bytes` columns
-    /// (docs/compare/compare.csv, which holds every status) reads with sparsity 0 and the others empty.
+    /// (tests/fixtures/compare-before-sparsity.csv, an older report that holds every status) reads with sparsity 0 and the others empty.
     #[test]
     fn csv_reads_back() {
-        let old = include_str!("../../docs/compare/compare.csv");
+        let old = include_str!("../../tests/fixtures/compare-before-sparsity.csv");
         let mut rows = read_csv(old).unwrap();
         assert_eq!(rows.len(), old.lines().count() - 1);
         assert!(rows.iter().all(|r| r.sparsity == 0.0 && r.step_s.is_none() && r.peak_bytes.is_none()));
