@@ -77,6 +77,9 @@ pub struct RunConfig {
     pub limit: Option<usize>,
     /// Only the first `test_limit` test images, when set.
     pub test_limit: Option<usize>,
+    /// Images of an image folder whose size differs from the model's input are resized
+    /// ([`crate::data::ImageOptions::resize`], `train --resize`) instead of refused.
+    pub resize: bool,
     /// The per-channel standardisation of the inputs (`train --normalize`: the training set's statistics),
     /// when set.
     pub normalize: Option<crate::data::Standardize>,
@@ -100,6 +103,10 @@ impl RunConfig {
         // with `limit` but no `test_limit` key predates `--test-limit` and cut both sets.
         if self.limit.is_some() || self.test_limit.is_some() {
             put("test_limit", self.test_limit.map_or_else(String::new, |l| l.to_string()));
+        }
+        // Written only when set, so that other runs keep the bytes they always had.
+        if self.resize {
+            put("resize", "true".into());
         }
         put("loss", h.loss.name().into());
         put("init", h.init.name().into());
@@ -185,6 +192,10 @@ impl RunConfig {
             data: f.meta("data")?.to_string(),
             limit,
             test_limit,
+            resize: match f.metadata.get("resize") {
+                None => false,
+                Some(_) => f.meta_parse("resize")?,
+            },
             normalize,
             hyper: Hyper {
                 lr: f.meta_parse("lr")?,

@@ -3,7 +3,7 @@
 
 use cnn_as_mlp::budget::BudgetError;
 use cnn_as_mlp::checkpoint::CheckpointError;
-use cnn_as_mlp::data::{DataError, Dataset, Source, Splits};
+use cnn_as_mlp::data::{DataError, Dataset, ImageOptions, Source, Splits};
 use cnn_as_mlp::loss::Loss;
 use cnn_as_mlp::network::Engine;
 use cnn_as_mlp::optim::{DecayMode, OptimizerKind};
@@ -184,19 +184,25 @@ pub(super) struct Loaded {
     pub(super) n_classes: usize,
 }
 
-/// Loads a data source, keeping the first `train_limit` training and `test_limit` test images. A name
-/// that is neither a known source nor an existing path is refused, with the nearest source name.
-pub(super) fn load_data(name: &str, train_limit: Option<usize>, test_limit: Option<usize>) -> Result<Loaded, CliError> {
+/// Loads a data source, keeping the first `train_limit` training and `test_limit` test images; an image
+/// folder is decoded to `images` (the model's input shape, resized or not). A name that is neither a known
+/// source nor an existing path is refused, with the nearest source name.
+pub(super) fn load_data(
+    name: &str,
+    train_limit: Option<usize>,
+    test_limit: Option<usize>,
+    images: &ImageOptions,
+) -> Result<Loaded, CliError> {
     let source = Source::from_name(name);
     if let Source::Dir(d) = &source
         && !d.exists()
     {
         return Err(CliError::other(format!(
-            "--data {name:?}: no such directory{}; expected mnist10k, fashion, cifar10 or a directory of IDX or CIFAR-10 binary files",
+            "--data {name:?}: no such directory{}; expected mnist10k, fashion, cifar10, or a directory of IDX or CIFAR-10 binary files or an image folder",
             did_you_mean(name, &DATA_NAMES)
         )));
     }
-    let mut s = source.load()?;
+    let mut s = source.load_with(images)?;
     let n_classes = match &s.train.classes {
         Some(names) => names.len(),
         None => s.train.n_classes().max(s.test.n_classes()),

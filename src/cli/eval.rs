@@ -15,9 +15,14 @@ pub struct EvalArgs {
     /// directory (its model.safetensors is read).
     #[arg(long, value_name = "FILE|RUN_DIR")]
     checkpoint: PathBuf,
-    /// Test data: mnist10k, fashion, cifar10 or a directory [default: the checkpoint's, else mnist10k].
+    /// Test data: mnist10k, fashion, cifar10 or a directory (IDX, CIFAR-10 binary or an image folder, whose
+    /// test/ or val/ split is read) [default: the checkpoint's, else mnist10k].
     #[arg(long)]
     data: Option<String>,
+    /// Resize image-folder images of another size than the model's input (bilinear) instead of refusing
+    /// them [default: as the run was trained, else off].
+    #[arg(long)]
+    resize: bool,
     /// The model, when the checkpoint does not name it in its metadata.
     #[arg(long, allow_hyphen_values = true)]
     model: Option<String>,
@@ -63,7 +68,14 @@ pub fn run(a: EvalArgs) -> Result<(), CliError> {
         if a.limit == Some(0) {
             return Err(CliError::other("--limit 0: must be at least 1 (an evaluation of no image has no accuracy)"));
         }
-        let loaded = load_data(&data_name, None, a.limit)?;
+        let resize = a.resize || file.metadata.get("resize").is_some_and(|v| v == "true");
+        let images = cnn_as_mlp::data::ImageOptions {
+            shape: Some(spec.input),
+            resize,
+            limit: Some(1),
+            test_limit: a.limit,
+        };
+        let loaded = load_data(&data_name, None, a.limit, &images)?;
         let mut data = loaded.splits;
         // A model trained on standardised inputs is evaluated on the same standardisation.
         data.test

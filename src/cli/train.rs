@@ -22,10 +22,17 @@ pub struct TrainArgs {
     /// [default: lenet5].
     #[arg(long, allow_hyphen_values = true)]
     pub(super) model: Option<String>,
-    /// mnist10k (embedded), fashion, cifar10, or a directory of IDX or CIFAR-10 binary files
+    /// mnist10k (embedded), fashion, cifar10, or a directory: of IDX or CIFAR-10 binary files, or an image
+    /// folder as torchvision's ImageFolder reads it: DIR/train/<class>/*.png|jpg|jpeg for training and
+    /// DIR/test/<class>/… (else DIR/val/<class>/…) for testing; classes sorted by name, label = index;
+    /// images converted to the model's channels (3 RGB, 1 grey) and scaled x/255 as the other sets
     /// [default: mnist10k].
     #[arg(long)]
     pub(super) data: Option<String>,
+    /// Resize image-folder images whose size differs from the model's input (bilinear, to exactly its
+    /// height and width) instead of refusing them [default: off].
+    #[arg(long)]
+    pub(super) resize: bool,
     /// Epochs in total (with --resume: the total to reach) [default: 12; seed 10, cifar 10, vgg16 10].
     #[arg(long)]
     pub(super) epochs: Option<usize>,
@@ -101,7 +108,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "RUN_DIR")]
     pub(super) out: Option<PathBuf>,
     /// Continue the run in this directory, bit-identically to an uninterrupted run.
-    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["model", "data", "batch", "lr", "lr_schedule", "momentum", "weight_decay", "optimizer", "decoupled_wd", "decay_mode", "loss", "seed", "init", "limit", "test_limit", "normalize", "no_normalize", "out", "prune"])]
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["model", "data", "resize", "batch", "lr", "lr_schedule", "momentum", "weight_decay", "optimizer", "decoupled_wd", "decay_mode", "loss", "seed", "init", "limit", "test_limit", "normalize", "no_normalize", "out", "prune"])]
     pub(super) resume: Option<PathBuf>,
     #[command(flatten)]
     pub(super) output: super::common::Output,
@@ -164,7 +171,7 @@ fn run_on(
                     cfg.hyper.epochs = e;
                     trainer.hyper.epochs = e;
                 }
-                let loaded = load_data(&cfg.data, cfg.limit, cfg.test_limit)?;
+                let loaded = load_data(&cfg.data, cfg.limit, cfg.test_limit, &image_options(&cfg))?;
                 let mut data = loaded.splits;
                 check_fit(&cfg.spec, &cfg.data, loaded.n_classes, &[&data.train, &data.test])?;
                 for set in [&mut data.train, &mut data.test] {
@@ -181,7 +188,7 @@ fn run_on(
                     engine,
                     budget::Use::train(cfg.hyper.batch, cfg.test_limit.unwrap_or(1000).min(1000)),
                 )?;
-                let loaded = load_data(&cfg.data, cfg.limit, cfg.test_limit)?;
+                let loaded = load_data(&cfg.data, cfg.limit, cfg.test_limit, &image_options(&cfg))?;
                 let mut data = loaded.splits;
                 check_fit(&cfg.spec, &cfg.data, loaded.n_classes, &[&data.train, &data.test])?;
                 if standardizes(a) {
@@ -231,6 +238,16 @@ fn run_on(
         }
         result
     })
+}
+
+/// How an image folder is decoded for the run: to the model's input shape, resized when the run says so.
+fn image_options(cfg: &RunConfig) -> cnn_as_mlp::data::ImageOptions {
+    cnn_as_mlp::data::ImageOptions {
+        shape: Some(cfg.spec.input),
+        resize: cfg.resize,
+        limit: cfg.limit,
+        test_limit: cfg.test_limit,
+    }
 }
 
 /// With a cosine schedule the learning rate of every epoch depends on the run's planned epochs (its
@@ -343,6 +360,7 @@ fn fresh_config(a: &TrainArgs) -> Result<RunConfig, CliError> {
         data: a.data.clone().unwrap_or_else(|| "mnist10k".into()),
         limit: a.limit,
         test_limit: a.test_limit,
+        resize: a.resize,
         // Set from the training set once it is loaded.
         normalize: None,
         hyper: h,
@@ -478,14 +496,32 @@ fn train_loop(
         }
         let epochs_left = epochs - trainer.epoch - 1;
         let mut last_plain = 0usize;
+        // The last step's wall time, and when a plain progress line was last printed.
+        let mut step_start = std::time::Instant::now();
+        let mut last_line = step_start;
         let mut on_step = |p: &StepProgress| {
+            let now = std::time::Instant::now();
+            let step_s = (now - step_start).as_secs_f64();
+            step_start = now;
             let left = ((p.steps - p.step) + epochs_left * p.steps) as f64 * cfg.hyper.batch as f64 / p.img_per_s;
-            let msg = format!("loss {:.4} acc {:.4} {:.0} img/s left {}", p.loss, p.acc, p.img_per_s, mmss(left));
+            let msg = format!(
+                "loss {:.4} acc {:.4} {} img/s step {} left {}",
+                p.loss,
+                p.acc,
+                rate(p.img_per_s),
+                seconds(step_s),
+                mmss(left)
+            );
             if terminal {
                 bar.set_position(p.step as u64);
                 bar.set_message(msg);
-            } else if chatty && p.step * 4 / p.steps > last_plain && p.step < p.steps {
+            } else if chatty
+                && p.step < p.steps
+                && (p.step * 4 / p.steps > last_plain || (now - last_line).as_secs_f64() >= PLAIN_EVERY_S)
+            {
+                // Each quarter of an epoch, and every step of a slow model (one line at most every few seconds).
                 last_plain = p.step * 4 / p.steps;
+                last_line = now;
                 outln!("epoch {}/{epochs} step {}/{} {msg}", p.epoch, p.step, p.steps);
             }
         };
@@ -589,6 +625,24 @@ fn sparsity_line(net: &Network<f32>) -> String {
         r(removed[0], free[0]),
         r(removed[1], free[1])
     )
+}
+
+/// Without a terminal, a progress line is printed at each quarter of an epoch and, between them, whenever
+/// this many seconds have passed since the last one (so a model of several seconds a step shows every step).
+const PLAIN_EVERY_S: f64 = 5.0;
+
+/// Images per second with the digits that matter: `1234`, `12.3`, `0.85`.
+fn rate(r: f64) -> String {
+    match r {
+        r if r >= 100.0 => format!("{r:.0}"),
+        r if r >= 10.0 => format!("{r:.1}"),
+        r => format!("{r:.2}"),
+    }
+}
+
+/// A step's wall time: `850ms` below 10 s, `12.3s` above.
+fn seconds(s: f64) -> String {
+    if s < 10.0 { format!("{:.0}ms", s * 1000.0) } else { format!("{s:.1}s") }
 }
 
 fn mmss(s: f64) -> String {

@@ -40,10 +40,16 @@ pub enum DataError {
     Label { file: PathBuf, record: usize, offset: usize, label: u8, expected: String },
     #[error("{}: {problem}", file.display())]
     Meta { file: PathBuf, problem: String },
-    #[error("{}: no data set here: expected either the IDX layout (train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, each raw or .gz) or the CIFAR-10 binary layout (data_batch_1.bin … data_batch_5.bin, test_batch.bin, optional batches.meta.txt)", dir.display())]
+    #[error("{}: no data set here: expected the IDX layout (train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, each raw or .gz), the CIFAR-10 binary layout (data_batch_1.bin … data_batch_5.bin, test_batch.bin, optional batches.meta.txt) or an image folder (train/<class>/*.png|jpg and test/<class>/… or val/<class>/…)", dir.display())]
     NoLayout { dir: PathBuf },
     #[error("{}: no CIFAR-10 file {name} in this directory (the binary layout needs data_batch_1.bin … data_batch_5.bin and test_batch.bin)", dir.display())]
     MissingCifar { dir: PathBuf, name: String },
+    #[error("{}: {problem}", file.display())]
+    Image { file: PathBuf, problem: String },
+    #[error("{}: the image is {width}x{height} (width x height) but the model's input is {want_w}x{want_h}; resize the images, or pass --resize to resize them as they are read (bilinear)", file.display())]
+    ImageSize { file: PathBuf, width: u32, height: u32, want_w: usize, want_h: usize },
+    #[error("{}: {problem}", dir.display())]
+    ImageFolder { dir: PathBuf, problem: String },
     #[error("{}: CIFAR-10 is not there; put the binary version's cifar-10-batches-bin directory (https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz) in $CNN_AS_MLP_DATA (default: ./data), or pass --data DIR", dir.display())]
     Cifar10Missing { dir: PathBuf },
 }

@@ -1,20 +1,23 @@
-//! Training data: image/label sets read from IDX files or CIFAR-10 binary files, batched into
+//! Training data: image/label sets read from IDX files, CIFAR-10 binary files or image folders, batched into
 //! (batch, C·H·W) column-major matrices with pixels scaled to `[0, 1]` (`x / 255`, as the PyTorch peers do).
 //!
 //! Sources ([`Source`]): `mnist10k` (embedded in the binary, works from any directory), `fashion`
 //! (Debian's `dataset-fashion-mnist` in [`FASHION_DIR`]), `cifar10` (the CIFAR-10 binary version in
 //! [`cifar10_dir`]), or a directory holding either the four standard IDX names, gzip or raw (full MNIST or
-//! anything shaped like it), or the CIFAR-10 binary files ([`cifar`]); the layout is told by the files
-//! present.
+//! anything shaped like it), the CIFAR-10 binary files ([`cifar`]), or an image folder as torchvision's
+//! `ImageFolder` reads it, `train/<class>/*.png|jpg` and `test/<class>/…` (or `val/<class>/…`) ([`folder`]);
+//! the layout is told by the files present.
 
 pub mod cifar;
 mod dataset;
+pub mod folder;
 pub mod idx;
 
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
 pub use dataset::{Dataset, Splits, Standardize};
+pub use folder::ImageOptions;
 pub use idx::{DataError, Idx, parse_idx, read_idx};
 
 /// Where Debian's `dataset-fashion-mnist` puts its files.
@@ -59,7 +62,7 @@ pub enum Source {
     Fashion,
     /// CIFAR-10 (binary version) from [`cifar10_dir`].
     Cifar10,
-    /// A directory of IDX files or of CIFAR-10 binary files.
+    /// A directory of IDX files, of CIFAR-10 binary files, or an image folder.
     Dir(PathBuf),
 }
 
@@ -84,8 +87,14 @@ impl Source {
         }
     }
 
-    /// Reads the train and test sets.
+    /// Reads the train and test sets (an image folder at the size of its first training image).
     pub fn load(&self) -> Result<Splits, DataError> {
+        self.load_with(&ImageOptions::default())
+    }
+
+    /// Reads the train and test sets; an image folder is decoded as `images` says (the other sources
+    /// have one shape and ignore it).
+    pub fn load_with(&self, images: &ImageOptions) -> Result<Splits, DataError> {
         match self {
             Source::Mnist10k => {
                 let file = |i: usize| PathBuf::from(format!("<embedded mnist10k>/{}.gz", IDX_NAMES[i]));
@@ -109,20 +118,28 @@ impl Source {
                 }
                 cifar::load_cifar_dir(&dir)
             }
-            Source::Dir(d) => load_dir(d),
+            Source::Dir(d) => load_dir_with(d, images),
         }
     }
 }
 
 /// Reads a data directory: the four standard IDX files (each `NAME` or `NAME.gz`) when any of them is
 /// there, else the CIFAR-10 binary files when any of them is there ([`cifar::load_cifar_dir`]), else an
-/// error naming both layouts.
+/// image folder when there is a `train` subfolder ([`folder::load_image_folder`], at the size of its first
+/// training image), else an error naming the three layouts.
 pub fn load_dir(dir: &Path) -> Result<Splits, DataError> {
+    load_dir_with(dir, &ImageOptions::default())
+}
+
+/// [`load_dir`], with an image folder decoded as `images` says.
+pub fn load_dir_with(dir: &Path, images: &ImageOptions) -> Result<Splits, DataError> {
     let any_idx = IDX_NAMES.iter().any(|n| dir.join(n).is_file() || dir.join(format!("{n}.gz")).is_file());
     if any_idx {
         load_idx_dir(dir)
     } else if cifar::is_cifar_dir(dir) {
         cifar::load_cifar_dir(dir)
+    } else if folder::is_image_folder(dir) {
+        folder::load_image_folder(dir, images)
     } else {
         Err(DataError::NoLayout { dir: dir.to_path_buf() })
     }
