@@ -203,6 +203,13 @@ unsafe impl<T: Send> Send for SendPtr<T> {}
 // SAFETY: as above; the pointer itself is only copied.
 unsafe impl<T: Send> Sync for SendPtr<T> {}
 
+impl<T> SendPtr<T> {
+    /// The pointer (a method, so that a closure captures the whole `SendPtr`, not its field).
+    fn get(self) -> *mut T {
+        self.0
+    }
+}
+
 /// `C = A B + β C` (β is 0 or 1) with `C` (m, n) column-major in `c`: `[m, k] @ [k, n] -> [m, n]`. The output
 /// is cut into fixed blocks of rows or columns ([`blocks`]) computed in parallel, one single-threaded kernel
 /// call each over the whole `k`, so no sum crosses blocks and the bits do not depend on the number of threads.
@@ -228,7 +235,6 @@ pub fn par_gemm<T: Real>(c: &mut [T], a: Strided<T>, b: Strided<T>, beta: T) {
         let count = m.div_ceil(size);
         let out = SendPtr(c.as_mut_ptr());
         (0..count).into_par_iter().for_each(|t| {
-            let out = out;
             let (i0, mi) = (t * size, size.min(m - t * size));
             // SAFETY: A's rows i0..i0+mi and all of B were bounds-checked above; C is (m, n) column-major and
             // block t alone writes its rows i0..i0+mi (in every column), while `c` stays borrowed.
@@ -240,7 +246,7 @@ pub fn par_gemm<T: Real>(c: &mut [T], a: Strided<T>, b: Strided<T>, beta: T) {
                     (ad.as_ptr().add(i0 * a.rs), ars, acs),
                     (bd.as_ptr(), brs, bcs),
                     accumulate,
-                    (out.0.add(i0), 1, m as isize),
+                    (out.get().add(i0), 1, m as isize),
                 )
             }
         });
