@@ -14,7 +14,8 @@ pub trait Real: RealField + Copy + Send + Sync + Default + std::fmt::Debug + 'st
     /// Name used in checkpoints and messages ("F32", "F64").
     const NAME: &'static str;
 
-    /// `C ← α A B + β C` by matrixmultiply, for `A` (m, k), `B` (k, n), `C` (m, n) with element `(i, j)` of
+    /// `C ← α A B + β C` by matrixmultiply (the fallback of [`crate::gemm::gemm_serial`] where faer's x86-64
+    /// kernels do not run), for `A` (m, k), `B` (k, n), `C` (m, n) with element `(i, j)` of
     /// a matrix `X` at `X[i·rs + j·cs]` (strides in elements). With `β = 0`, `C` is not read.
     ///
     /// # Safety

@@ -1,7 +1,8 @@
 //! Dense layer: the full pattern, one parameter per entry, computed by GEMM.
 //!
 //! Weight `(n_out, n_in)` row-major is, read column-major, the `(n_in, n_out)` matrix `Wᵀ`, so
-//! `z = x Wᵀ + b` is one GEMM `[B, n_in] @ [n_in, n_out] -> [B, n_out]` with no copy.
+//! `z = x Wᵀ + b` is one GEMM `[B, n_in] @ [n_in, n_out] -> [B, n_out]` with no copy. The products run in
+//! fixed blocks of the output ([`crate::gemm::par_gemm`]), so the bits do not depend on the thread count.
 
 use nalgebra::DMatrix;
 
@@ -9,13 +10,6 @@ use crate::gemm::{Strided, par_gemm};
 use crate::linear_map::{LinearMap, assert_shape};
 use crate::scalar::Real;
 use crate::tensor::Tensor;
-
-/// Output columns per parallel GEMM task for `n` output columns: a quarter of them, rounded up to a
-/// multiple of 8, at least 16. Few tasks, because each packs the whole left operand again; the split
-/// depends only on `n` and each task owns its outputs, so no sum crosses threads.
-fn cols_per_task(n: usize) -> usize {
-    n.div_ceil(4).next_multiple_of(8).max(16)
-}
 
 /// A fully connected layer `n_in → n_out`.
 #[derive(Clone, Debug)]
@@ -50,7 +44,7 @@ impl<T: Real> LinearMap<T> for Dense {
         }
         let wt = Strided::col_major(w, self.n_in, self.n_out);
         let xs = Strided::col_major(x.as_slice(), batch, self.n_in);
-        par_gemm(z.as_mut_slice(), xs, wt, T::one(), cols_per_task(self.n_out));
+        par_gemm(z.as_mut_slice(), xs, wt, T::one());
     }
 
     fn backward_input(&self, dx: &mut DMatrix<T>, params: &[Tensor<T>], dz: &DMatrix<T>) {
@@ -60,7 +54,7 @@ impl<T: Real> LinearMap<T> for Dense {
         // dx = dz @ W: [B, n_out] @ [n_out, n_in] -> [B, n_in], W read row-major.
         let w = Strided::row_major(&params[0].data, self.n_out, self.n_in);
         let dzs = Strided::col_major(dz.as_slice(), batch, self.n_out);
-        par_gemm(dx.as_mut_slice(), dzs, w, T::zero(), cols_per_task(self.n_in));
+        par_gemm(dx.as_mut_slice(), dzs, w, T::zero());
     }
 
     fn backward_params(&mut self, grads: &mut [Tensor<T>], x: &DMatrix<T>, dz: &DMatrix<T>) {
@@ -68,7 +62,7 @@ impl<T: Real> LinearMap<T> for Dense {
         // dWᵀ += xᵀ @ dz: [n_in, B] @ [B, n_out] -> [n_in, n_out] (column-major dWᵀ is row-major dW).
         let xt = Strided::row_major(x.as_slice(), self.n_in, batch);
         let dzs = Strided::col_major(dz.as_slice(), batch, self.n_out);
-        par_gemm(&mut grads[0].data, xt, dzs, T::one(), cols_per_task(self.n_out));
+        par_gemm(&mut grads[0].data, xt, dzs, T::one());
         let db = &mut grads[1].data;
         for (o, col) in dz.column_iter().enumerate() {
             db[o] += col.iter().fold(T::zero(), |s, &v| s + v);

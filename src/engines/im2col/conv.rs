@@ -13,10 +13,10 @@
 //! ```
 //!
 //! The weight `(c_out, c_in, k, k)` read column-major is `Wᵀ` `[Q, c_out]`; `W` and `colᵀ` are strided
-//! views (no copy; matrixmultiply through [`crate::gemm`]). The padding mode enters only through the
+//! views (no copy; faer's kernels through [`crate::gemm`]). The padding mode enters only through the
 //! padding map in im2col; col2im adds each column entry back to the input cell it was read from.
-//! GEMMs run in parallel over blocks of output columns, each over its whole inner dimension, so no sum
-//! crosses threads.
+//! GEMMs run in parallel over fixed blocks of output rows or columns ([`crate::gemm::blocks`]), each over its
+//! whole inner dimension, so no sum crosses threads.
 
 use std::sync::Mutex;
 
@@ -29,18 +29,14 @@ use crate::linear_map::{LinearMap, check_io};
 use crate::scalar::Real;
 use crate::tensor::Tensor;
 
-/// Output columns per parallel GEMM task: each task packs the whole of `A` again, so tasks are wide (the
-/// shards of a batch are the main parallelism).
-const COLS_PER_TASK: usize = 16;
-
 /// `s` as a `[rows, cols]` matrix with element `(r, c)` at `s[r·rs + c·cs]`.
 fn view<T: Real>(s: &[T], rows: usize, cols: usize, rs: usize, cs: usize) -> Strided<'_, T> {
     Strided { data: s, rows, cols, rs, cs }
 }
 
-/// `out = a @ b + beta · out`, column blocks of `out` in parallel ([`crate::gemm::par_gemm`]).
+/// `out = a @ b + beta · out`, blocks of `out` in parallel ([`crate::gemm::par_gemm`]).
 fn par_gemm<T: Real>(out: &mut [T], a: Strided<'_, T>, b: Strided<'_, T>, beta: T) {
-    gemm::par_gemm(out, a, b, beta, COLS_PER_TASK);
+    gemm::par_gemm(out, a, b, beta);
 }
 
 /// im2col through the padding map: `x` (B, c_in·h_in·w_in) -> `col` `[B·P, Q]`, 0 where zero padding

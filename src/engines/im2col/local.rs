@@ -24,6 +24,7 @@ use rayon::prelude::*;
 
 use super::conv::{col2im, im2col_into};
 use crate::disjoint::Disjoint;
+use crate::gemm::{Operand, gemm_serial};
 use crate::geometry::ConvGeometry;
 use crate::linear_map::{LinearMap, check_io};
 use crate::scalar::Real;
@@ -48,9 +49,6 @@ impl<T: Real> Clone for Im2colLocal<T> {
     }
 }
 
-/// One operand of a GEMM: a start pointer and the row and column strides.
-type Operand<T> = (*const T, isize, isize);
-
 /// `c = a @ b + β c` for `a` `[m, k]`, `b` `[k, n]` and `c` `[m, n]` given as strided pointers.
 ///
 /// # Safety
@@ -66,9 +64,9 @@ unsafe fn gemm<T: Real>(
     beta: T,
     c: (*mut T, isize, isize),
 ) {
-    // SAFETY: the caller's contract is `gemm_raw`'s (elements inside their buffers, `c` not aliasing `a` or
-    // `b`), with α = 1.
-    unsafe { T::gemm_raw(m, k, n, T::one(), a, b, beta, c) }
+    // SAFETY: the caller's contract is `gemm_serial`'s (elements inside their buffers, `c` aliasing neither `a`
+    // nor `b`, no other thread on `c`'s elements); β is 0 or 1 at every call below.
+    unsafe { gemm_serial(m, k, n, a, b, beta == T::one(), c) }
 }
 
 impl<T: Real> Im2colLocal<T> {
