@@ -42,6 +42,10 @@ pub fn run(a: ShowArgs) -> Result<(), CliError> {
             a.size, SIZE_RANGE.0, SIZE_RANGE.1
         )));
     }
+    let checkpoint_file =
+        a.checkpoint.as_ref().map(|p| if p.is_dir() { p.join(cnn_as_mlp::run::MODEL_FILE) } else { p.clone() });
+    let inputs: Vec<&std::path::Path> = checkpoint_file.iter().map(|p| p.as_path()).collect();
+    super::common::check_output("--out", &a.out, &inputs)?;
     let file = match &a.checkpoint {
         Some(p) => {
             let path = if p.is_dir() { p.join(cnn_as_mlp::run::MODEL_FILE) } else { p.clone() };

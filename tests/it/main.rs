@@ -28,6 +28,7 @@ mod equivalence_random;
 mod fast_direct;
 mod gradcheck;
 mod groups;
+mod hostile;
 mod import_graph;
 mod maxpool_batches;
 mod proofs_coq;
