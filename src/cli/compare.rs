@@ -19,13 +19,10 @@ pub struct CompareArgs {
     /// Timed repeats after one warm-up; the median is reported, 1 to 10000 [default: 5].
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     repeats: Option<String>,
-    /// Output directory [default: runs/compare-UNIXTIME]. A directory that holds an earlier comparison is
-    /// refused unless --overwrite; a training run's directory always is.
+    /// Output directory [default: runs/compare-UNIXTIME]. A directory that holds an earlier comparison or
+    /// a training run is refused.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
-    /// Replace the files of an earlier comparison in --out.
-    #[arg(long)]
-    overwrite: bool,
     /// all, lenet, or a comma-separated list of grid names and one-layer specs ("16x8x8 > conv(8,3)")
     /// [default: all].
     #[arg(long, value_name = "all|lenet|LIST")]
@@ -60,9 +57,9 @@ const OUTPUT_FILES: [&str; 5] =
     ["compare.md", "compare.csv", "compare-time.png", "compare-memory.png", "compare-sparsity.png"];
 
 /// Checks `--out` before anything is measured: a directory (or a new name) that is not a training run's,
-/// holds no earlier comparison unless `overwrite`, and can be written; it is created here, so a read-only
+/// holds no earlier comparison (its files are never replaced by another), and can be written; it is created here, so a read-only
 /// place fails now rather than after every measurement.
-fn check_out_dir(out: &std::path::Path, overwrite: bool) -> Result<(), CliError> {
+fn check_out_dir(out: &std::path::Path) -> Result<(), CliError> {
     let shown = out.display();
     if out.exists() && !out.is_dir() {
         return Err(CliError::other(format!("--out {shown}: exists and is not a directory")));
@@ -73,9 +70,9 @@ fn check_out_dir(out: &std::path::Path, overwrite: bool) -> Result<(), CliError>
     for name in OUTPUT_FILES {
         let f = out.join(name);
         cnn_as_mlp::atomic::check_target(&f).map_err(|e| CliError::other(format!("--out {shown}: {name} {e}")))?;
-        if f.exists() && !overwrite {
+        if f.exists() {
             return Err(CliError::other(format!(
-                "--out {shown}: holds an earlier comparison ({name}); give --overwrite to replace it, or choose another directory"
+                "--out {shown}: holds an earlier comparison ({name}); choose another directory (or remove its compare files)"
             )));
         }
     }
@@ -171,7 +168,7 @@ pub fn run(a: CompareArgs) -> Result<(), CliError> {
         let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         PathBuf::from(format!("runs/compare-{t}"))
     });
-    check_out_dir(&out, a.overwrite)?;
+    check_out_dir(&out)?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()

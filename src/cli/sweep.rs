@@ -260,9 +260,9 @@ fn progress(dir: &Path) -> Result<Option<usize>, CliError> {
 }
 
 /// Fails unless the run in `dir` was made with the settings this sweep gives it (`want`, its fresh
-/// configuration), naming the first that differs. Its epochs are compared by the caller (a run with a
+/// configuration, and whether it standardises the inputs), naming the first that differs. Its epochs are compared by the caller (a run with a
 /// constant schedule may be extended); a cosine schedule's horizon must be the same.
-fn check_settings(want: &run::RunConfig, dir: &Path) -> Result<(), CliError> {
+fn check_settings(want: &run::RunConfig, normalize: bool, dir: &Path) -> Result<(), CliError> {
     let stored = run::RunConfig::from_metadata(&Stored::read(&dir.join(MODEL_FILE))?)?;
     let (w, h) = (&want.hyper, &stored.hyper);
     let opt = |l: Option<usize>| l.map_or_else(|| "all".to_string(), |n| n.to_string());
@@ -271,7 +271,7 @@ fn check_settings(want: &run::RunConfig, dir: &Path) -> Result<(), CliError> {
         ("data", want.data.clone(), stored.data.clone()),
         ("limit", opt(want.limit), opt(stored.limit)),
         ("test-limit", opt(want.test_limit), opt(stored.test_limit)),
-        ("normalize", want.normalize.is_some().to_string(), stored.normalize.is_some().to_string()),
+        ("normalize", normalize.to_string(), stored.normalize.is_some().to_string()),
         ("optimizer", w.optimizer.name().into(), h.optimizer.name().into()),
         ("lr", w.lr.to_string(), h.lr.to_string()),
         ("lr-schedule", w.schedule.name().into(), h.schedule.name().into()),
@@ -346,7 +346,7 @@ pub fn run(a: SweepArgs) -> Result<(), CliError> {
         let epochs = want.hyper.epochs;
         let done = progress(&dir)?;
         if done.is_some() {
-            check_settings(&want, &dir)?;
+            check_settings(&want, a.normalize, &dir)?;
         }
         match done {
             Some(e) if e > epochs => {

@@ -156,6 +156,7 @@ fn run_on(
                 let mut cfg = r.cfg;
                 let mut trainer = r.trainer;
                 if let Some(e) = a.epochs {
+                    check_new_horizon(path, &cfg, e)?;
                     if e < trainer.epoch {
                         return Err(CliError::other(format!(
                             "--epochs {e}: {} has already completed {} epochs; a run does not go back (give --epochs above {} to continue it, or leave it out)",
@@ -164,7 +165,6 @@ fn run_on(
                             trainer.epoch
                         )));
                     }
-                    check_new_horizon(path, &cfg, e)?;
                     cfg.hyper.epochs = e;
                     trainer.hyper.epochs = e;
                 }
@@ -328,6 +328,13 @@ pub(super) fn fresh_config(a: &TrainArgs) -> Result<RunConfig, CliError> {
             CliError::other(format!("--prune {text:?}: expected a sparsity in [0, 1) (e.g. --prune 0.9)"))
         })?;
         let d = Prune::defaults(target, h.epochs);
+        if a.prune_end.is_none() && d.end >= h.epochs {
+            // Name what the user gave, not the default --prune-end they never saw.
+            return Err(CliError::other(format!(
+                "--prune {text}: a pruning run needs at least 2 epochs (it reaches its final sparsity before the last epoch), but --epochs is {}",
+                h.epochs
+            )));
+        }
         let p = Prune {
             target,
             start: a.prune_start.unwrap_or(d.start),

@@ -143,7 +143,16 @@ fn outputs_never_replace_inputs_runs_or_comparisons() {
     let r = d.join("run");
     small_run(&r, "1");
     let model = std::fs::read(r.join("model.safetensors")).unwrap();
-    fails(&run(&["plot", s(&r), "--out", s(&r.join("model.safetensors"))]), &["model.safetensors", "training run"]);
+    fails(
+        &run(&["plot", s(&r), "--out", s(&r.join("model.safetensors"))]),
+        &["model.safetensors", "overwrite an input"],
+    );
+    // Another run's own file, not an input of this plot.
+    let other = d.join("other");
+    small_run(&other, "1");
+    let curves = std::fs::read(other.join("curves.png")).unwrap();
+    fails(&run(&["plot", s(&r), "--out", s(&other.join("curves.png"))]), &["curves.png of the training run"]);
+    assert_eq!(std::fs::read(other.join("curves.png")).unwrap(), curves);
     let hard = d.join("metrics-link.png");
     std::fs::hard_link(r.join("metrics.csv"), &hard).unwrap();
     fails(&run(&["plot", s(&r), "--out", s(&hard)]), &["same file as the input", "metrics.csv"]);
@@ -164,15 +173,14 @@ fn outputs_never_replace_inputs_runs_or_comparisons() {
     fails(&o, &["same file as the input", s(&params)]);
     assert_eq!(std::fs::read(&params).unwrap(), model);
 
-    // compare: a run's directory, and an earlier comparison without --overwrite.
+    // compare: a run's directory, and an earlier comparison.
     let layers = ["--layers", "lenet-pool2", "--batch", "2", "--repeats", "1"];
     fails(&run(&[&["compare", "--out", s(&r)][..], &layers[..]].concat()), &["training run"]);
     let c = d.join("cmp");
     ok(&run(&[&["compare", "--out", s(&c)][..], &layers[..]].concat()));
     let csv = std::fs::read(c.join("compare.csv")).unwrap();
-    fails(&run(&[&["compare", "--out", s(&c)][..], &layers[..]].concat()), &["earlier comparison", "--overwrite"]);
+    fails(&run(&[&["compare", "--out", s(&c)][..], &layers[..]].concat()), &["earlier comparison", "compare.md"]);
     assert_eq!(std::fs::read(c.join("compare.csv")).unwrap(), csv);
-    ok(&run(&[&["compare", "--overwrite", "--out", s(&c)][..], &layers[..]].concat()));
 }
 
 /// A run whose folder is moved while it trains (`mv run run.moved`, then a new run into `run`) stops with
@@ -355,4 +363,14 @@ fn no_crash_no_hang() {
     std::fs::create_dir(&cmp).unwrap();
     fifo(&cmp.join("compare.csv"));
     fails(&run_within(&["compare", "--replot", s(&cmp)], 30), &["a FIFO"]);
+}
+
+/// `--prune 0 --epochs 1` names the flags given, not a default `--prune-end` the user never saw.
+#[test]
+fn prune_refusal_names_the_flags_given() {
+    let d = scratch("hostile-prune");
+    let o =
+        run(&["train", "--model", SMALL, "--limit", "64", "--epochs", "1", "--prune", "0", "--out", s(&d.join("r"))]);
+    let line = fails(&o, &["--prune 0", "at least 2 epochs", "--epochs is 1"]);
+    assert!(!line.contains("--prune-end"), "{line}");
 }
