@@ -76,7 +76,7 @@ impl Stored {
     pub fn read(path: &Path) -> Result<Self, CheckpointError> {
         let read_err = |source| CheckpointError::Read { file: path.into(), source };
         let format = |problem: String| CheckpointError::Format { file: path.into(), problem };
-        let mut f = std::fs::File::open(path).map_err(read_err)?;
+        let mut f = crate::read::open_regular(path).map_err(read_err)?;
         let mut len8 = [0u8; 8];
         let got = read_up_to(&mut f, &mut len8).map_err(read_err)?;
         if got < 8 {

@@ -76,7 +76,7 @@ pub mod network;
 pub mod optim;
 pub mod picture;
 pub mod prune;
-mod read;
+pub mod read;
 pub mod run;
 pub mod scalar;
 pub mod spec;

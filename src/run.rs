@@ -26,6 +26,17 @@
 //!
 //! **One run at a time.** A run holds an exclusive `flock` on its directory for its whole life (the kernel
 //! releases it on any exit, `kill -9` included); a second run into the same directory fails at once.
+//!
+//! **Only its own folder, only its own files.** A new run takes a directory that does not exist, or an
+//! existing one that is empty or holds only what a run of this tool leaves before its first commit
+//! (`.pending`, `.commit`, temporary files): a directory holding anything else (`/`, a data folder, a user's
+//! own `metrics.csv`) is refused untouched, so the run never overwrites and its clean-up never removes a
+//! file it did not write. The run remembers the directory's identity (device and inode of the handle it
+//! locks) and checks, before every commit and before cleaning up, that its path still names that
+//! directory: a run whose folder was moved or replaced stops with an error instead of writing into
+//! whatever now has the name. A `.commit` found on opening is finished only if it is one this tool could
+//! have left (its files are this run's names, regular files, the model and state agree with each other and
+//! follow the run's current checkpoint); anything else is refused before any file is replaced.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -285,6 +296,8 @@ pub struct RunDir {
     path: PathBuf,
     /// The open directory, holding the exclusive lock.
     _lock: std::fs::File,
+    /// Device and inode of the locked directory: what `path` must still name ([`RunDir::check_identity`]).
+    identity: (u64, u64),
     /// This process created the directory (so abandoning a run that never trained removes it).
     created: bool,
 }
@@ -302,6 +315,9 @@ impl RunDir {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
             Err(e) => return Err(io(e)),
         };
+        if !created {
+            check_takeable(dir)?;
+        }
         let run = RunDir::lock(dir, created)?;
         if dir.join(MODEL_FILE).exists() {
             return Err(RunError::Invalid {
@@ -357,7 +373,12 @@ impl RunDir {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
         }
-        let run = RunDir { path: dir.into(), _lock: f, created };
+        let meta = f.metadata().map_err(io)?;
+        if !meta.is_dir() {
+            return Err(RunError::Invalid { file: dir.into(), problem: "is not a directory".into() });
+        }
+        use std::os::unix::fs::MetadataExt;
+        let run = RunDir { path: dir.into(), _lock: f, identity: (meta.dev(), meta.ino()), created };
         run.recover()?;
         Ok(run)
     }
@@ -371,7 +392,8 @@ impl RunDir {
     fn recover(&self) -> Result<(), RunError> {
         let io = |file: PathBuf| move |source| RunError::Io { file, source };
         let commit = self.path.join(COMMIT_DIR);
-        if commit.is_dir() {
+        if std::fs::symlink_metadata(&commit).is_ok() {
+            self.check_stale_commit()?;
             self.finish_commit()?;
         }
         let pending = self.path.join(PENDING_DIR);
@@ -384,6 +406,95 @@ impl RunDir {
                 let f = self.path.join(&name);
                 let removed = if f.is_dir() { std::fs::remove_dir_all(&f) } else { std::fs::remove_file(&f) };
                 removed.map_err(io(f))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Fails unless its path still names the directory this run locked (it was not moved, removed or
+    /// replaced while the run trained).
+    pub fn check_identity(&self) -> Result<(), RunError> {
+        use std::os::unix::fs::MetadataExt;
+        let now = std::fs::metadata(&self.path).ok().map(|m| (m.dev(), m.ino()));
+        if now == Some(self.identity) {
+            return Ok(());
+        }
+        Err(RunError::Invalid {
+            file: self.path.clone(),
+            problem: "no longer names the directory this run started in (it was moved, removed or replaced while the run trained); stopped without writing, the run's last commit is in the moved directory".into(),
+        })
+    }
+
+    /// Fails unless the `.commit` found on opening is one a run could have left (see the module
+    /// documentation), checked before any of its files replaces one of the run's.
+    fn check_stale_commit(&self) -> Result<(), RunError> {
+        let commit = self.path.join(COMMIT_DIR);
+        let refuse = |problem: String| RunError::Invalid {
+            file: commit.clone(),
+            problem: format!(
+                "{problem}; not a commit this tool left, so nothing was replaced (move it away to continue)"
+            ),
+        };
+        let meta =
+            std::fs::symlink_metadata(&commit).map_err(|source| RunError::Io { file: commit.clone(), source })?;
+        if !meta.is_dir() {
+            return Err(refuse(format!("is {}", crate::atomic::kind_of(&meta))));
+        }
+        let mut names = Vec::new();
+        for e in std::fs::read_dir(&commit).map_err(|source| RunError::Io { file: commit.clone(), source })? {
+            let e = e.map_err(|source| RunError::Io { file: commit.clone(), source })?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if ![MODEL_FILE, STATE_FILE, METRICS_FILE, PLOT_FILE].contains(&name.as_str()) {
+                return Err(refuse(format!("holds {name:?}, which is not a run file")));
+            }
+            let m = std::fs::symlink_metadata(e.path()).map_err(|source| RunError::Io { file: e.path(), source })?;
+            if !m.is_file() {
+                return Err(refuse(format!("its {name} is {}", crate::atomic::kind_of(&m))));
+            }
+            names.push(name);
+        }
+        let has = |n: &str| names.iter().any(|x| x == n);
+        // Files are moved out in the order model, state, metrics, plot: a model never waits without its state.
+        if has(MODEL_FILE) && !has(STATE_FILE) {
+            return Err(refuse(format!("holds {MODEL_FILE} without {STATE_FILE}")));
+        }
+        if !has(STATE_FILE) {
+            return Ok(());
+        }
+        let state = Stored::read(&commit.join(STATE_FILE))?;
+        // The model of this commit: still waiting in `.commit`, or already moved into place.
+        let model_path = if has(MODEL_FILE) { commit.join(MODEL_FILE) } else { self.path.join(MODEL_FILE) };
+        if !model_path.exists() {
+            return Err(refuse(format!("holds {STATE_FILE} but there is no {MODEL_FILE} for it")));
+        }
+        let model = Stored::read(&model_path)?;
+        for key in ["epoch", "step", "spec", "seed"] {
+            if model.meta(key)? != state.meta(key)? {
+                return Err(refuse(format!(
+                    "its {STATE_FILE} says {key} {:?} but {} says {:?}",
+                    state.meta(key)?,
+                    model_path.display(),
+                    model.meta(key)?
+                )));
+            }
+        }
+        let current = self.path.join(MODEL_FILE);
+        if has(MODEL_FILE) && current.exists() {
+            let now = Stored::read(&current)?;
+            for key in ["spec", "seed"] {
+                if now.meta(key)? != model.meta(key)? {
+                    return Err(refuse(format!(
+                        "its {MODEL_FILE} says {key} {:?} but the run's says {:?}",
+                        model.meta(key)?,
+                        now.meta(key)?
+                    )));
+                }
+            }
+            let (e_now, e_new): (usize, usize) = (now.meta_parse("epoch")?, model.meta_parse("epoch")?);
+            if e_new != e_now + 1 {
+                return Err(refuse(format!(
+                    "its {MODEL_FILE} is at epoch {e_new}, but the run's checkpoint is at epoch {e_now} (a commit follows it by one epoch)"
+                )));
             }
         }
         Ok(())
@@ -414,6 +525,7 @@ impl RunDir {
         metrics: &[EpochMetrics],
         extra: Vec<(&'static str, Vec<u8>)>,
     ) -> Result<(), RunError> {
+        self.check_identity()?;
         let mut files = epoch_files(cfg, trainer, metrics);
         files.extend(extra);
         let pending = self.path.join(PENDING_DIR);
@@ -441,6 +553,10 @@ impl RunDir {
     /// Gives up a new run that failed before completing an epoch: removes the directory if this process
     /// created it, else the files a run writes; so a failed run leaves nothing behind.
     pub fn abandon(self) {
+        // Never clean up whatever now has the name of a directory that was moved away.
+        if self.check_identity().is_err() {
+            return;
+        }
         if self.created {
             let _ = std::fs::remove_dir_all(&self.path);
         } else {
@@ -450,6 +566,47 @@ impl RunDir {
             }
         }
     }
+}
+
+/// Fails unless the existing directory `dir` may hold a new run: it is a directory and holds nothing but
+/// what a run leaves before its first commit (`.pending`, `.commit`, temporary files) or a checkpoint
+/// (refused after recovery with a pointer to `--resume`).
+fn check_takeable(dir: &Path) -> Result<(), RunError> {
+    let io = |source| RunError::Io { file: dir.into(), source };
+    let meta = std::fs::metadata(dir).map_err(io)?;
+    if !meta.is_dir() {
+        return Err(RunError::Invalid {
+            file: dir.into(),
+            problem: format!("exists and is {}, not a directory", crate::atomic::kind_of(&meta)),
+        });
+    }
+    if dir.join(MODEL_FILE).exists() {
+        // A run: refused with a pointer to --resume once locked (another run may be committing into it).
+        return Ok(());
+    }
+    let mut foreign = Vec::new();
+    for e in std::fs::read_dir(dir).map_err(io)? {
+        let name = e.map_err(io)?.file_name().to_string_lossy().into_owned();
+        let own =
+            [PENDING_DIR, COMMIT_DIR].contains(&name.as_str()) || (name.starts_with('.') && name.contains(".tmp"));
+        if !own {
+            foreign.push(name);
+        }
+    }
+    if foreign.is_empty() {
+        return Ok(());
+    }
+    foreign.sort();
+    let n = foreign.len();
+    let shown: Vec<String> = foreign.iter().take(3).map(|f| format!("{f:?}")).collect();
+    let more = if n > 3 { format!(" and {} more", n - 3) } else { String::new() };
+    Err(RunError::Invalid {
+        file: dir.into(),
+        problem: format!(
+            "exists and holds files that are not a run's ({}{more}); a new run needs a new or empty directory, so nothing of yours is overwritten or removed",
+            shown.join(", ")
+        ),
+    })
 }
 
 /// Syncs a directory, so the renames inside it are on disk.
@@ -510,8 +667,23 @@ pub fn load(dir: &Path, engine: Engine) -> Result<Resumed, RunError> {
             a.steps = trainer.step as u64;
         }
     }
-    let mut metrics = read_metrics(&dir.join(METRICS_FILE))?;
-    metrics.retain(|m| m.epoch <= trainer.epoch);
+    if let Some(e) = state.metadata.get("engine")
+        && !Engine::ALL.iter().any(|k| k.name() == e)
+    {
+        return Err(RunError::Invalid {
+            file: state.path.clone(),
+            problem: format!("metadata \"engine\" has unknown value {e:?}"),
+        });
+    }
+    if trainer.epoch > cfg.hyper.epochs {
+        return Err(RunError::Invalid {
+            file: model.path.clone(),
+            problem: format!("metadata \"epoch\" is {} but the run plans {} epochs", trainer.epoch, cfg.hyper.epochs),
+        });
+    }
+    let metrics = read_metrics(&dir.join(METRICS_FILE))?;
+    // One commit writes the checkpoint and its metrics together: rows for other epochs mean one of them was
+    // edited or mixed from another run.
     let epochs: Vec<usize> = metrics.iter().map(|m| m.epoch).collect();
     if epochs != (1..=trainer.epoch).collect::<Vec<_>>() {
         return Err(RunError::Invalid {
@@ -539,7 +711,7 @@ pub fn metrics_csv(metrics: &[EpochMetrics]) -> String {
 
 /// Reads `metrics.csv` back by its column names (an absent file reads as no rows).
 pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>, RunError> {
-    let text = match std::fs::read(path) {
+    let text = match crate::read::read_regular(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(source) => return Err(RunError::Io { file: path.into(), source }),

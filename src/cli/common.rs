@@ -1,6 +1,8 @@
 //! What the subcommands share: the one-line error, the common options, the closed choices, the model and
 //! data parsers, the atomic writer and the printing macro.
 
+use std::path::Path;
+
 use cnn_as_mlp::budget::BudgetError;
 use cnn_as_mlp::checkpoint::CheckpointError;
 use cnn_as_mlp::data::{DataError, Dataset, ImageOptions, Source, Splits};
@@ -78,6 +80,83 @@ impl Common {
             b = b.num_threads(n);
         }
         b.build().map_err(|e| CliError::other(format!("cannot start the thread pool: {e}")))
+    }
+}
+
+/// `parameter "1.weight" holds inf at flat index 3`: the first parameter value of `net` that is not
+/// finite, if any.
+pub(super) fn first_non_finite(net: &cnn_as_mlp::network::Network<f32>) -> Option<String> {
+    cnn_as_mlp::checkpoint::named(net, &net.params, "").into_iter().find_map(|(name, t)| {
+        let (i, v) = t.data.iter().enumerate().find(|(_, v)| !v.is_finite())?;
+        Some(format!("parameter {name:?} holds {v} at flat index {i}"))
+    })
+}
+
+/// The names a training run writes into its directory ([`cnn_as_mlp::run`]).
+const RUN_NAMES: [&str; 4] = [
+    cnn_as_mlp::run::MODEL_FILE,
+    cnn_as_mlp::run::STATE_FILE,
+    cnn_as_mlp::run::METRICS_FILE,
+    cnn_as_mlp::run::PLOT_FILE,
+];
+
+/// Whether `dir` is a training run's directory: it holds a checkpoint or an epoch being committed.
+pub(super) fn is_run_dir(dir: &Path) -> bool {
+    [
+        cnn_as_mlp::run::MODEL_FILE,
+        cnn_as_mlp::run::STATE_FILE,
+        cnn_as_mlp::run::PENDING_DIR,
+        cnn_as_mlp::run::COMMIT_DIR,
+    ]
+    .iter()
+    .any(|n| std::fs::symlink_metadata(dir.join(n)).is_ok())
+}
+
+/// Device and inode of the file `p` names (following links), if it exists.
+fn file_id(p: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// Checks an output file before any work: `flag` (`--out`) may name a new file or a regular file, not one
+/// of the command's `inputs` (the same file by device and inode, whatever the names) and not one of a
+/// training run's own files (a run's checkpoint, state, metrics or curves).
+pub(super) fn check_output(flag: &str, out: &Path, inputs: &[&Path]) -> Result<(), CliError> {
+    let shown = out.display();
+    cnn_as_mlp::atomic::check_target(out).map_err(|e| CliError::other(format!("{flag} {shown}: {e}")))?;
+    if let Some(id) = file_id(out)
+        && let Some(input) = inputs.iter().find(|i| file_id(i) == Some(id))
+    {
+        return Err(CliError::other(format!(
+            "{flag} {shown}: is the same file as the input {}; refusing to overwrite an input",
+            input.display()
+        )));
+    }
+    let parent = match out.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = out.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if RUN_NAMES.contains(&name) && is_run_dir(parent) {
+        return Err(CliError::other(format!(
+            "{flag} {shown}: is the {name} of the training run in {}; write elsewhere",
+            parent.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Fails unless a file can be created in the directory `dir` (tried with a temporary file, removed at
+/// once): so a read-only or missing output directory is refused before long work, not after it.
+pub(super) fn check_writable_dir(flag: &str, dir: &Path) -> Result<(), CliError> {
+    let probe = dir.join(format!(".tmp{}.probe", std::process::id()));
+    let made = std::fs::OpenOptions::new().write(true).create_new(true).open(&probe);
+    match made {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(CliError::other(format!("{flag} {}: cannot write there: {e}", dir.display()))),
     }
 }
 

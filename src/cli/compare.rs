@@ -16,10 +16,11 @@ pub struct CompareArgs {
     /// Worker threads of the rayon pool everything runs in [default: all cores].
     #[arg(long, value_name = "T", allow_hyphen_values = true)]
     threads: Option<String>,
-    /// Timed repeats after one warm-up; the median is reported [default: 5].
+    /// Timed repeats after one warm-up; the median is reported, 1 to 10000 [default: 5].
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     repeats: Option<String>,
-    /// Output directory [default: runs/compare-UNIXTIME].
+    /// Output directory [default: runs/compare-UNIXTIME]. A directory that holds an earlier comparison or
+    /// a training run is refused.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// all, lenet, or a comma-separated list of grid names and one-layer specs ("16x8x8 > conv(8,3)")
@@ -89,6 +90,38 @@ fn parse_list(name: &str, v: &Option<String>, default: &[usize], max: usize) -> 
     Ok(out)
 }
 
+/// The most timed repeats per measurement.
+const MAX_REPEATS: usize = 10_000;
+
+/// The files a comparison writes into its directory.
+const OUTPUT_FILES: [&str; 5] =
+    ["compare.md", "compare.csv", "compare-time.png", "compare-memory.png", "compare-sparsity.png"];
+
+/// Checks `--out` before anything is measured: a directory (or a new name) that is not a training run's,
+/// holds no earlier comparison (its files are never replaced by another), and can be written; it is created here, so a read-only
+/// place fails now rather than after every measurement.
+fn check_out_dir(out: &std::path::Path) -> Result<(), CliError> {
+    let shown = out.display();
+    if out.exists() && !out.is_dir() {
+        return Err(CliError::other(format!("--out {shown}: exists and is not a directory")));
+    }
+    if super::common::is_run_dir(out) {
+        return Err(CliError::other(format!("--out {shown}: is a training run's directory; choose another")));
+    }
+    for name in OUTPUT_FILES {
+        let f = out.join(name);
+        cnn_as_mlp::atomic::check_target(&f).map_err(|e| CliError::other(format!("--out {shown}: {name} {e}")))?;
+        if f.exists() {
+            return Err(CliError::other(format!(
+                "--out {shown}: holds an earlier comparison ({name}); choose another directory (or remove its compare files)"
+            )));
+        }
+    }
+    std::fs::create_dir_all(out)
+        .map_err(|e| CliError::other(format!("--out {shown}: cannot create the directory: {e}")))?;
+    super::common::check_writable_dir("--out", out)
+}
+
 fn positive(name: &str, v: &Option<String>, default: usize) -> Result<usize, CliError> {
     match v {
         None => Ok(default),
@@ -103,7 +136,9 @@ fn positive(name: &str, v: &Option<String>, default: usize) -> Result<usize, Cli
 fn replot(dir: &std::path::Path) -> Result<(), CliError> {
     let read = |name: &str| {
         let p = dir.join(name);
-        std::fs::read_to_string(&p).map_err(|e| CliError::other(format!("{}: cannot read: {e}", p.display())))
+        let bytes = cnn_as_mlp::read::read_regular(&p)
+            .map_err(|e| CliError::other(format!("{}: cannot read: {e}", p.display())))?;
+        String::from_utf8(bytes).map_err(|_| CliError::other(format!("{}: is not UTF-8 text", p.display())))
     };
     let rows = compare::read_csv(&read("compare.csv")?)
         .map_err(|e| CliError::other(format!("{}: {e}", dir.join("compare.csv").display())))?;
@@ -146,6 +181,9 @@ pub fn run(a: CompareArgs) -> Result<(), CliError> {
         return Err(CliError::other(format!("--threads {threads}: at most {}", super::common::MAX_THREADS)));
     }
     let repeats = positive("repeats", &a.repeats, 5)?;
+    if repeats > MAX_REPEATS {
+        return Err(CliError::other(format!("--repeats {repeats}: at most {MAX_REPEATS}")));
+    }
     let seed = match &a.seed {
         None => 0,
         Some(s) => {
@@ -176,10 +214,10 @@ pub fn run(a: CompareArgs) -> Result<(), CliError> {
     let mut rows = Vec::new();
     pool.install(|| {
         for c in &cases {
-            rows.extend(compare::run_case(c, &cfg, |what| eprintln!("compare: {what}")));
+            rows.extend(compare::run_case(c, &cfg, |what| super::errln(&format!("compare: {what}"))));
         }
         if let Some(spec) = &model {
-            rows.extend(compare::run_network(spec, &cfg, |what| eprintln!("compare: {what}")));
+            rows.extend(compare::run_network(spec, &cfg, |what| super::errln(&format!("compare: {what}"))));
         }
     });
     let header = compare::header(&cfg, threads, &compare::machine());
@@ -212,9 +250,7 @@ fn out_dir(a: &CompareArgs, prefix: &str) -> Result<PathBuf, CliError> {
         let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         PathBuf::from(format!("runs/{prefix}-{t}"))
     });
-    if out.exists() && !out.is_dir() {
-        return Err(CliError::other(format!("--out {}: exists and is not a directory", out.display())));
-    }
+    check_out_dir(&out)?;
     Ok(out)
 }
 

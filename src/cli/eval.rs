@@ -87,7 +87,20 @@ pub fn run(a: EvalArgs) -> Result<(), CliError> {
         checkpoint::load_params(&mut net, &file)?;
         // A pruned checkpoint's layers are rebuilt without the removed connections (same outputs, less work).
         cnn_as_mlp::prune::load_masks(&mut net, &file)?;
+        if let Some(at) = super::common::first_non_finite(&net) {
+            return Err(CliError::other(format!(
+                "{}: {at}; a diverged model has no accuracy (nothing evaluated)",
+                path.display()
+            )));
+        }
         let ev = evaluate(&mut net, &data.test, loss, 1000);
+        if !ev.loss.is_finite() {
+            return Err(CliError::other(format!(
+                "{}: the model's outputs on {data_name} are not finite (loss {}): its values overflow f32, so no accuracy is reported",
+                path.display(),
+                ev.loss
+            )));
+        }
         let names = class_names(&data_name, &data.test, ev.confusion.len());
         // Per class: (name, test images of the class, correctly classified share).
         let per_class: Vec<(String, usize, f64)> = ev

@@ -42,6 +42,7 @@ pub struct GradArgs {
 pub fn run(a: GradArgs) -> Result<(), CliError> {
     let engine = a.common.engine();
     let pool = a.common.pool()?;
+    super::common::check_output("--out", &a.out, &[&a.params, &a.batch])?;
     pool.install(|| {
         let spec = super::common::parse_model(&a.model)?;
         let loss = match &a.loss {

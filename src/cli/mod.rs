@@ -44,6 +44,39 @@ pub enum Command {
     Sweep(sweep::SweepArgs),
 }
 
+/// Writes `line` and a newline to stderr, ignoring a failure (a full device, a closed stream): an error
+/// that cannot be shown still exits 2, never panics.
+pub(crate) fn errln(line: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
+/// The longest error line printed, in chars: a message quoting a huge input (a 7 MB spec) is cut in the
+/// middle.
+const MAX_ERROR_CHARS: usize = 2000;
+
+/// An error message as one printable line: line breaks become spaces, other control characters (ANSI
+/// escapes in a path or a class name) are shown escaped, and a line longer than [`MAX_ERROR_CHARS`] is
+/// cut in the middle with a note of how much was left out.
+pub(crate) fn one_line(text: &str) -> String {
+    let clean: String = text
+        .chars()
+        .flat_map(|c| match c {
+            '\n' | '\r' => vec![' '],
+            c if c.is_control() => c.escape_default().collect(),
+            c => vec![c],
+        })
+        .collect();
+    let n = clean.chars().count();
+    if n <= MAX_ERROR_CHARS {
+        return clean;
+    }
+    let half = MAX_ERROR_CHARS / 2;
+    let head: String = clean.chars().take(half).collect();
+    let tail: String = clean.chars().skip(n - half).collect();
+    format!("{head} […{} chars left out…] {tail}", n - 2 * half)
+}
+
 /// Parses the arguments, runs the command, prints errors; returns the exit code. A command-line error is
 /// one line too (clap's own first line, then where to find help); `--help` and `--version` print as usual.
 pub fn main() -> i32 {
@@ -72,13 +105,13 @@ pub fn main() -> i32 {
                 .collect();
             let line = words.join(" ");
             let line = if line.starts_with("error:") { line } else { format!("error: {line}") };
-            eprintln!("{line} (try --help)");
+            errln(&format!("{line} (try --help)"));
             return 2;
         }
     };
     // The environment, turned into the library's settings; a value it cannot use is refused before anything runs.
     if let Err(e) = env::apply() {
-        eprintln!("error: {e}");
+        errln(&format!("error: {e}"));
         return 2;
     }
     let result = match cli.command {
@@ -93,7 +126,7 @@ pub fn main() -> i32 {
     match result {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("error: {}", e.to_string().replace('\n', " "));
+            errln(&format!("error: {}", one_line(&e.to_string())));
             2
         }
     }

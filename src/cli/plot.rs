@@ -53,6 +53,11 @@ struct Plotted {
 }
 
 pub fn run(a: PlotArgs) -> Result<(), CliError> {
+    // Every file of every run given is an input: the plot never replaces one of them.
+    let files: Vec<PathBuf> =
+        a.runs.iter().flat_map(|d| [MODEL_FILE, STATE_FILE, METRICS_FILE, run::PLOT_FILE].map(|n| d.join(n))).collect();
+    let inputs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    super::common::check_output("--out", &a.out, &inputs)?;
     let runs = a.runs.iter().map(|d| read_run(d)).collect::<Result<Vec<_>, _>>()?;
     let (labels, common) = labels(&runs);
     let common_text: Vec<String> = common.iter().map(|(k, v)| format!("{k}={v}")).collect();

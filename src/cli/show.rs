@@ -64,6 +64,15 @@ pub fn run(a: ShowArgs) -> Result<(), CliError> {
             a.size, SIZE_RANGE.0, SIZE_RANGE.1
         )));
     }
+    let checkpoint_file =
+        a.checkpoint.as_ref().map(|p| if p.is_dir() { p.join(cnn_as_mlp::run::MODEL_FILE) } else { p.clone() });
+    let inputs: Vec<&std::path::Path> = checkpoint_file.iter().map(|p| p.as_path()).collect();
+    if let Some(out) = &a.out {
+        super::common::check_output("--out", out, &inputs)?;
+    }
+    if let Some(export) = &a.export {
+        super::common::check_output("--export", export, &inputs)?;
+    }
     let file = match &a.checkpoint {
         Some(p) => {
             let path = if p.is_dir() { p.join(cnn_as_mlp::run::MODEL_FILE) } else { p.clone() };

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::common::{CliError, Common, DecayArg, EngineArg, LossArg, OptimizerArg, ScheduleArg};
+use super::common::{CliError, Common, DecayArg, EngineArg, LossArg, OptimizerArg, ScheduleArg, outln};
 use super::train::{TrainArgs, run_in};
 use cnn_as_mlp::checkpoint::Stored;
 use cnn_as_mlp::network::Engine;
@@ -162,10 +162,19 @@ fn split_top(s: &str) -> Vec<String> {
     out
 }
 
+/// The most runs a sweep holds (grid points; seeds in a range count one by one).
+pub const MAX_RUNS: usize = 10_000;
+
 fn parse_seeds(s: &str) -> Result<Vec<u64>, CliError> {
     let bad = || CliError::other(format!("--seeds {s:?}: expected a range A..B (B excluded) or a list like 0,1,2"));
     let seeds: Vec<u64> = if let Some((a, b)) = s.split_once("..") {
         let (a, b): (u64, u64) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
+        if b.saturating_sub(a) > MAX_RUNS as u64 {
+            return Err(CliError::other(format!(
+                "--seeds {s:?}: {} seeds, more than a sweep's {MAX_RUNS} runs",
+                b - a
+            )));
+        }
         (a..b).collect()
     } else {
         s.split(',').map(|x| x.trim().parse().map_err(|_| bad())).collect::<Result<_, _>>()?
@@ -173,17 +182,36 @@ fn parse_seeds(s: &str) -> Result<Vec<u64>, CliError> {
     if seeds.is_empty() {
         return Err(bad());
     }
+    if let Some(d) = first_repeat(&seeds) {
+        return Err(CliError::other(format!(
+            "--seeds {s:?}: seed {} is given twice (its run would count twice)",
+            seeds[d]
+        )));
+    }
     Ok(seeds)
 }
 
 fn parse_lrs(s: &Option<String>) -> Result<Vec<Option<f64>>, CliError> {
     let Some(s) = s else { return Ok(vec![None]) };
-    s.split(',')
+    let lrs = s
+        .split(',')
         .map(|x| match x.trim().parse::<f64>() {
             Ok(v) if v.is_finite() && v >= 0.0 => Ok(Some(v)),
             _ => Err(CliError::other(format!("--lr {x:?}: each learning rate must be a finite number >= 0"))),
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(d) = first_repeat(&lrs) {
+        return Err(CliError::other(format!(
+            "--lr {s:?}: learning rate {} is given twice (its runs would count twice)",
+            lrs[d].unwrap_or(f64::NAN)
+        )));
+    }
+    Ok(lrs)
+}
+
+/// The index of the first item equal to an earlier one.
+fn first_repeat<T: PartialEq>(v: &[T]) -> Option<usize> {
+    (1..v.len()).find(|&i| v[..i].contains(&v[i]))
 }
 
 /// The grid, in a fixed order: model, engine, lr, seed (seed fastest).
@@ -191,11 +219,29 @@ fn grid(a: &SweepArgs) -> Result<Vec<Point>, CliError> {
     let models = split_top(&a.model);
     let lrs = parse_lrs(&a.lr)?;
     let seeds = parse_seeds(&a.seeds)?;
+    if let Some(d) = first_repeat(&a.engine) {
+        return Err(CliError::other(format!(
+            "--engine: {} is given twice (its runs would count twice)",
+            Engine::from(a.engine[d]).name()
+        )));
+    }
+    let n = models.len().saturating_mul(a.engine.len()).saturating_mul(lrs.len()).saturating_mul(seeds.len());
+    if n > MAX_RUNS {
+        return Err(CliError::other(format!("the grid holds {n} runs, more than a sweep's {MAX_RUNS}")));
+    }
+    let mut seen: Vec<(String, String)> = Vec::new();
     let mut pts = Vec::new();
     for m in &models {
         if m.is_empty() {
             return Err(CliError::other(format!("--model {:?}: an empty model in the list", a.model)));
         }
+        // The same model twice (the same words, or the same spec spaced otherwise) would run into one
+        // directory and count twice in the summary.
+        let key = short_model(m);
+        if let Some((first, _)) = seen.iter().find(|(_, k)| *k == key) {
+            return Err(CliError::other(format!("--model: {m:?} is given twice (as {first:?})")));
+        }
+        seen.push((m.clone(), key));
         cnn_as_mlp::spec::Spec::parse(m)?;
         for &engine in &a.engine {
             for &lr in &lrs {
@@ -217,11 +263,49 @@ fn progress(dir: &Path) -> Result<Option<usize>, CliError> {
     Ok(Some(Stored::read(&f)?.meta_parse("epoch")?))
 }
 
-/// The `train` arguments of one grid point: fresh into `dir`, or resuming it.
-fn train_args(a: &SweepArgs, p: &Point, dir: &Path, resume: bool, threads: usize) -> TrainArgs {
+/// Fails unless the run in `dir` was made with the settings this sweep gives it (`want`, its fresh
+/// configuration, and whether it standardises the inputs), naming the first that differs. Its epochs are compared by the caller (a run with a
+/// constant schedule may be extended); a cosine schedule's horizon must be the same.
+fn check_settings(want: &run::RunConfig, normalize: bool, dir: &Path) -> Result<(), CliError> {
+    let stored = run::RunConfig::from_metadata(&Stored::read(&dir.join(MODEL_FILE))?)?;
+    let (w, h) = (&want.hyper, &stored.hyper);
+    let opt = |l: Option<usize>| l.map_or_else(|| "all".to_string(), |n| n.to_string());
+    let pairs = [
+        ("model", want.spec.to_string(), stored.spec.to_string()),
+        ("data", want.data.clone(), stored.data.clone()),
+        ("limit", opt(want.limit), opt(stored.limit)),
+        ("test-limit", opt(want.test_limit), opt(stored.test_limit)),
+        ("normalize", normalize.to_string(), stored.normalize.is_some().to_string()),
+        ("optimizer", w.optimizer.name().into(), h.optimizer.name().into()),
+        ("lr", w.lr.to_string(), h.lr.to_string()),
+        ("lr-schedule", w.schedule.name().into(), h.schedule.name().into()),
+        ("momentum", w.momentum.to_string(), h.momentum.to_string()),
+        ("weight-decay", w.weight_decay.to_string(), h.weight_decay.to_string()),
+        ("decay-mode", w.decay_mode.name().into(), h.decay_mode.name().into()),
+        ("decoupled-wd", w.decoupled_wd.to_string(), h.decoupled_wd.to_string()),
+        ("batch", w.batch.to_string(), h.batch.to_string()),
+        ("loss", w.loss.name().into(), h.loss.name().into()),
+        ("init", w.init.name().into(), h.init.name().into()),
+        ("seed", w.seed.to_string(), h.seed.to_string()),
+        ("prune", format!("{:?}", w.prune), format!("{:?}", h.prune)),
+    ];
+    let cosine = h.schedule == cnn_as_mlp::train::LrSchedule::Cosine;
+    let horizon =
+        cosine.then(|| ("epochs (the cosine schedule's horizon)", w.epochs.to_string(), h.epochs.to_string()));
+    if let Some((key, mine, theirs)) = pairs.into_iter().chain(horizon).find(|(_, x, y)| x != y) {
+        return Err(CliError::other(format!(
+            "{}: holds a run with {key} {theirs}, but this sweep gives it {mine}; it is not this sweep's run (choose another --out, or move it away)",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The `train` arguments of one grid point: fresh into `dir`, or resuming it to `resume_to` epochs.
+fn train_args(a: &SweepArgs, p: &Point, dir: &Path, resume_to: Option<usize>, threads: usize) -> TrainArgs {
     let common = Common { threads: Some(threads), engine: Some(p.engine) };
-    if resume {
-        return TrainArgs { resume: Some(dir.to_path_buf()), epochs: a.epochs, common, ..Default::default() };
+    if let Some(epochs) = resume_to {
+        return TrainArgs { resume: Some(dir.to_path_buf()), epochs: Some(epochs), common, ..Default::default() };
     }
     TrainArgs {
         model: Some(p.model.clone()),
@@ -251,23 +335,37 @@ pub fn run(a: SweepArgs) -> Result<(), CliError> {
     let pts = grid(&a)?;
     let budget = match a.threads {
         Some(0) => return Err(CliError::other("--threads 0: need at least one thread")),
+        Some(n) if n > super::common::MAX_THREADS => {
+            return Err(CliError::other(format!("--threads {n}: at most {}", super::common::MAX_THREADS)));
+        }
         Some(n) => n,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
     std::fs::create_dir_all(&a.out).map_err(|e| CliError::other(format!("{}: cannot create: {e}", a.out.display())))?;
     // Which runs are left, and how far each has come (before any work starts, so bad state fails early).
-    let mut todo: Vec<(usize, bool)> = Vec::new();
+    // A run found in the sweep's directory is reused only if it was made with this sweep's settings.
+    let mut todo: Vec<(usize, Option<usize>)> = Vec::new();
     for (i, p) in pts.iter().enumerate() {
         let dir = a.out.join(p.dir_name());
-        match progress(&dir)? {
-            Some(e) if a.epochs.is_some_and(|want| e >= want) || (a.epochs.is_none() && done_by_preset(&dir)?) => {
-                println!("sweep: {} done, skipped", dir.display())
+        let want = super::train::fresh_config(&train_args(&a, p, &dir, None, 1))?;
+        let epochs = want.hyper.epochs;
+        let done = progress(&dir)?;
+        if done.is_some() {
+            check_settings(&want, a.normalize, &dir)?;
+        }
+        match done {
+            Some(e) if e > epochs => {
+                return Err(CliError::other(format!(
+                    "{}: has trained {e} epochs, more than this sweep's {epochs}; it is not this sweep's run (choose another --out)",
+                    dir.display()
+                )));
             }
+            Some(e) if e == epochs => outln!("sweep: {} done, skipped", dir.display()),
             Some(e) => {
-                println!("sweep: {} at epoch {e}, resumed", dir.display());
-                todo.push((i, true));
+                outln!("sweep: {} at epoch {e}, resumed", dir.display());
+                todo.push((i, Some(epochs)));
             }
-            None => todo.push((i, false)),
+            None => todo.push((i, None)),
         }
     }
     // Under `mpirun` (feature `mpi`) rank r takes the runs k ≡ r (mod R) of the list, after every rank has
@@ -286,7 +384,7 @@ pub fn run(a: SweepArgs) -> Result<(), CliError> {
     };
     let workers = budget.min(todo.len()).max(1);
     let per_run = (budget / workers).max(1);
-    println!(
+    outln!(
         "sweep: {} runs ({} left) in {}, {workers} at a time with {per_run} thread(s) each",
         pts.len(),
         todo.len(),
@@ -309,10 +407,10 @@ pub fn run(a: SweepArgs) -> Result<(), CliError> {
                     if k >= todo.len() || first_error.lock().unwrap().is_some() {
                         return;
                     }
-                    let (i, resume) = todo[k];
+                    let (i, resume_to) = todo[k];
                     let p = &pts[i];
                     let dir = a.out.join(p.dir_name());
-                    let r = run_in(&train_args(&a, p, &dir, resume, per_run), p.engine.into(), &pool, true);
+                    let r = run_in(&train_args(&a, p, &dir, resume_to, per_run), p.engine.into(), &pool, true);
                     if let Err(e) = r {
                         let mut slot = first_error.lock().unwrap();
                         if slot.is_none() {
@@ -341,12 +439,6 @@ pub fn run(a: SweepArgs) -> Result<(), CliError> {
         return Err(e);
     }
     summarize(&a.out, &pts)
-}
-
-/// For a sweep without `--epochs`: whether a run reached its own configured epochs.
-fn done_by_preset(dir: &Path) -> Result<bool, CliError> {
-    let f = Stored::read(&dir.join(MODEL_FILE))?;
-    Ok(f.meta_parse::<usize>("epoch")? >= f.meta_parse::<usize>("epochs")?)
 }
 
 /// Mean, sample standard deviation (0 for one value), min and max.
@@ -423,6 +515,9 @@ fn summarize(out: &Path, pts: &[Point]) -> Result<(), CliError> {
     let plot = out.join(PLOT_FILE);
     super::draw::sweep::plot_sweep(&plot, &groups)
         .map_err(|problem| CliError::other(format!("{}: {problem}", plot.display())))?;
-    print!("{md}");
+    {
+        use std::io::Write as _;
+        let _ = std::io::stdout().lock().write_all(md.as_bytes());
+    }
     Ok(())
 }

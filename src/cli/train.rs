@@ -168,12 +168,31 @@ fn run_on(
                 let mut trainer = r.trainer;
                 if let Some(e) = a.epochs {
                     check_new_horizon(path, &cfg, e)?;
+                    if e < trainer.epoch {
+                        return Err(CliError::other(format!(
+                            "--epochs {e}: {} has already completed {} epochs; a run does not go back (give --epochs above {} to continue it, or leave it out)",
+                            path.display(),
+                            trainer.epoch,
+                            trainer.epoch
+                        )));
+                    }
                     cfg.hyper.epochs = e;
                     trainer.hyper.epochs = e;
                 }
                 let loaded = load_data(&cfg.data, cfg.limit, cfg.test_limit, &image_options(&cfg))?;
                 let mut data = loaded.splits;
                 check_fit(&cfg.spec, &cfg.data, loaded.n_classes, &[&data.train, &data.test])?;
+                // Every epoch takes the same number of steps: a position that disagrees was edited.
+                let steps = data.train.len().div_ceil(cfg.hyper.batch);
+                if trainer.step != trainer.epoch * steps {
+                    return Err(CliError::other(format!(
+                        "{}: metadata \"step\" is {} but {} epochs of {steps} steps make {}; the checkpoint was edited or belongs to other data",
+                        path.join(MODEL_FILE).display(),
+                        trainer.step,
+                        trainer.epoch,
+                        trainer.epoch * steps
+                    )));
+                }
                 for set in [&mut data.train, &mut data.test] {
                     set.set_standardize(cfg.normalize.clone())
                         .map_err(|e| CliError::other(format!("{}: {e}", path.display())))?;
@@ -292,7 +311,7 @@ pub(super) fn standardizes(a: &TrainArgs) -> bool {
     matches!(a.model.as_deref(), Some("cifar" | "vgg16"))
 }
 
-fn fresh_config(a: &TrainArgs) -> Result<RunConfig, CliError> {
+pub(super) fn fresh_config(a: &TrainArgs) -> Result<RunConfig, CliError> {
     let model = a.model.clone().unwrap_or_else(|| "lenet5".into());
     let spec = super::common::parse_model(&model)?;
     let preset = cnn_as_mlp::spec::preset(&model).is_some();
@@ -339,6 +358,13 @@ fn fresh_config(a: &TrainArgs) -> Result<RunConfig, CliError> {
             CliError::other(format!("--prune {text:?}: expected a sparsity in [0, 1) (e.g. --prune 0.9)"))
         })?;
         let d = Prune::defaults(target, h.epochs);
+        if a.prune_end.is_none() && d.end >= h.epochs {
+            // Name what the user gave, not the default --prune-end they never saw.
+            return Err(CliError::other(format!(
+                "--prune {text}: a pruning run needs at least 2 epochs (it reaches its final sparsity before the last epoch), but --epochs is {}",
+                h.epochs
+            )));
+        }
         let p = Prune {
             target,
             start: a.prune_start.unwrap_or(d.start),
@@ -483,6 +509,14 @@ fn train_loop(
             );
         }
     }
+    if start_epoch >= epochs && writes && !output.json {
+        let acc = metrics.last().map_or(f64::NAN, |m| m.test_acc);
+        outln!(
+            "train: {} has already completed its {epochs} epochs (test_acc={acc:.4}); nothing left to train",
+            dir.display()
+        );
+        return Ok(());
+    }
     for _ in start_epoch..epochs {
         let bar = if terminal { ProgressBar::new(steps as u64) } else { ProgressBar::hidden() };
         if terminal {
@@ -544,6 +578,27 @@ fn train_loop(
             }
             Err(e @ TrainError::Collective { .. }) => return Err(CliError::other(e.to_string())),
         };
+        // The loss is checked at every step; a step can still push the parameters (or the test outputs)
+        // past f32 after the last check. Such an epoch is not committed: the run keeps its last good one.
+        let diverged = super::common::first_non_finite(&trainer.net)
+            .or_else(|| (!m.test_loss.is_finite()).then(|| format!("the test loss is {}", m.test_loss)));
+        if let Some(what) = diverged {
+            let (epoch, step) = (m.epoch, m.step);
+            // The trainer stands where the directory does: at its last commit.
+            trainer.epoch -= 1;
+            let kept = if fresh && trainer.epoch == 0 {
+                format!("stopped before completing an epoch, so nothing is kept in {}", dir.display())
+            } else {
+                format!(
+                    "stopped, {} keeps the last good checkpoint (epoch {})",
+                    dir.join(MODEL_FILE).display(),
+                    trainer.epoch
+                )
+            };
+            return Err(CliError::other(format!(
+                "training diverged: {what} after epoch {epoch} (global step {step}); {kept}"
+            )));
+        }
         images += data.train.len();
         secs += m.train_secs;
         if chatty && cfg.hyper.prune.is_some() {

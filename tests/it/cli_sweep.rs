@@ -99,8 +99,12 @@ fn sweep_runs_equal_the_same_runs_done_alone() {
         "sparse,direct",
         "--seeds",
         "3,4",
+        "--limit",
+        "256",
         "--epochs",
         "1",
+        "--batch",
+        "32",
         "--out",
         s(&sw),
     ]);

@@ -29,6 +29,7 @@ mod equivalence_random;
 mod fast_direct;
 mod gradcheck;
 mod groups;
+mod hostile;
 mod image_folder;
 mod import_graph;
 mod maxpool_batches;
