@@ -280,6 +280,7 @@ impl KernelGrad<'_, f32> {
     /// The CPU has AVX-512F, AVX2 and FMA; `DirectConv::backward_params`' checks hold.
     #[target_feature(enable = "avx512f,avx2,fma")]
     pub(super) unsafe fn task_pairs(&self, o0: usize, rn: usize, i: usize) -> Vec<f32> {
+        assert!(!self.low_lanes(), "the pairs run whole lane blocks only");
         let kk = self.g.k * self.g.k;
         let mut out = vec![0f32; rn * kk];
         // SAFETY: the CPU has AVX-512F, AVX2 and FMA and `backward_params`' checks hold (the caller); `fill_pairs`
@@ -354,7 +355,6 @@ impl KernelGrad<'_, f32> {
             // whole lane blocks, their batch columns of x (per tap) and of δy (per channel) are consecutive, so
             // the stretch runs as one stream of lane blocks, in the order the positions would run one by one.
             let (lo, hi) = self.stretch(&taps);
-            let low_lanes = self.low_lanes();
             for oy in 0..h_out {
                 let row_streams = hi > lo;
                 let mut ox = 0;
@@ -387,34 +387,12 @@ impl KernelGrad<'_, f32> {
                         }
                         b0 += GRAD_LANES;
                     }
-                    if low_lanes && b0 < len {
-                        // The last `len − b0 < 8` values in the low lanes of each half, zeros above them.
-                        let n = len - b0;
-                        let mut dv = [_mm512_setzero_ps(); P];
-                        for p in 0..P {
-                            let lo = partial_lanes(ds[p][0].add(b0), n);
-                            let hi = partial_lanes(ds[p][1].add(b0), n);
-                            let lo = _mm512_castps256_ps512(_mm256_loadu_ps(lo.as_ptr()));
-                            let hi = _mm256_castps_pd(_mm256_loadu_ps(hi.as_ptr()));
-                            dv[p] = _mm512_castpd_ps(_mm512_insertf64x4::<1>(_mm512_castps_pd(lo), hi));
-                        }
+                    // A stretch has whole lane blocks; one position may have a tail.
+                    for b in b0..len {
                         for j in 0..TN {
-                            let x8 = partial_lanes(xs[j].add(b0), n);
-                            let xv = _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(_mm256_loadu_ps(
-                                x8.as_ptr(),
-                            ))));
                             for p in 0..P {
-                                acc[p][j] = _mm512_fmadd_ps(dv[p], xv, acc[p][j]);
-                            }
-                        }
-                    } else {
-                        // A stretch has whole lane blocks; one position may have a tail.
-                        for b in b0..len {
-                            for j in 0..TN {
-                                for p in 0..P {
-                                    for h in 0..2 {
-                                        tail[p][h][j] = (*ds[p][h].add(b)).mul_add(*xs[j].add(b), tail[p][h][j]);
-                                    }
+                                for h in 0..2 {
+                                    tail[p][h][j] = (*ds[p][h].add(b)).mul_add(*xs[j].add(b), tail[p][h][j]);
                                 }
                             }
                         }
@@ -481,8 +459,13 @@ impl<T: Real> KernelGrad<'_, T> {
 
     /// `δw[o0..o0 + rn, i, :]`, `(rn, k²)` row-major.
     pub(super) fn task(&self, o0: usize, rn: usize, i: usize) -> Vec<T> {
+        // The pairs keep the order of whole lane blocks; at the batches of `low_lanes` the pair blocks run as
+        // blocks of 2 on the 8-lane kernel (AVX2), the order those batches define.
+        if self.low_lanes() && rn.is_multiple_of(2) && rn > 2 {
+            return (0..rn / 2).flat_map(|p| self.task_of::<2>(o0 + 2 * p, i)).collect();
+        }
         #[cfg(target_arch = "x86_64")]
-        if rn.is_multiple_of(2) && Self::pairs() {
+        if rn.is_multiple_of(2) && Self::pairs() && !self.low_lanes() {
             // SAFETY: T is f32 (pairs), so the two types are one; the CPU has AVX-512F, AVX2 and FMA.
             let me = unsafe { &*(self as *const Self as *const KernelGrad<'_, f32>) };
             // SAFETY: `pairs()` checked AVX-512F (with AVX2 and FMA); `task_pairs`' reads rely on the checks of
