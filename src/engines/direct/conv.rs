@@ -24,6 +24,16 @@
 //! `i`, `ky`, `kx` increasing (the reference's order); input gradient `o`, then `G_h`, then `G_w` in list
 //! order; kernel and bias gradients position by position, 8 batch lanes per accumulator, the lanes summed
 //! in lane order at the end, then added to the gradient.
+//!
+//! Lanes. The forward pass and the input gradient fill their vector lanes with consecutive `(position,
+//! sample)` values of one row's shift run (`AxisTaps::runs`): with stride 1 a row's interior reads a
+//! contiguous stretch of the other side for every tap, in the (B, F) layout and at any batch, so a block of
+//! 32 lanes holds 32 samples at batch 64 and 32 positions at batch 1. Each value keeps its own sum in the
+//! order above, so their bits do not depend on the batch's layout. The kernel gradient streams a row's
+//! stretch the same way when the batch is whole lane blocks, and, at batches below 16 that are not
+//! (`KernelGrad::low_lanes`), puts each stretch's last values in the low lanes instead of a scalar sum: there
+//! its order is over positions in lanes, which depends on the geometry and the batch only. [`DirectConv::layout`]
+//! names the layout a batch runs in.
 
 use nalgebra::DMatrix;
 use rayon::prelude::*;
@@ -66,6 +76,17 @@ impl DirectConv {
             bwd: (AxisTaps::backward(&ay), AxisTaps::backward(&ax)),
             src: (table(&ay), table(&ax)),
         }
+    }
+}
+
+impl DirectConv {
+    /// The lane layout this layer runs a batch of `batch` in: `"samples"` when the batch is a multiple of 16
+    /// (the lane blocks hold samples of one position, except where a block of 32 spans two), `"positions"`
+    /// otherwise (the lane blocks of the forward pass and input gradient span consecutive positions of a row;
+    /// below batch 16, unless the batch is 8, the kernel gradient's lanes do too, which fixes its summation
+    /// order for that batch, see the module doc).
+    pub fn layout(&self, batch: usize) -> &'static str {
+        if batch >= 16 && batch.is_multiple_of(16) { "samples" } else { "positions" }
     }
 }
 
@@ -128,7 +149,7 @@ impl<T: Real> LinearMap<T> for DirectConv {
         check_io("direct conv backward", LinearMap::<T>::dims(self), dz, x);
         let g = self.geometry;
         let batch = x.nrows();
-        let zeros = vec![T::zero(); batch];
+        let zeros = vec![T::zero(); g.w_out() * batch];
         let kg = KernelGrad {
             x: x.as_slice(),
             dy: dz.as_slice(),
@@ -139,6 +160,7 @@ impl<T: Real> LinearMap<T> for DirectConv {
             zeros: &zeros,
         };
         // KernelGrad reads without bounds checks: the addresses it forms are checked here.
+        assert!(zeros.len() >= g.w_out() * batch, "zero column");
         assert!(self.src.0.len() == g.h_out() * g.k && self.src.1.len() == g.w_out() * g.k, "source tables");
         assert!(self.src.0.iter().all(|&v| v == NONE || (v as usize) < g.h_in), "row source table");
         assert!(self.src.1.iter().all(|&v| v == NONE || (v as usize) < g.w_in), "column source table");
@@ -173,12 +195,15 @@ mod tests {
     use rand::rngs::StdRng;
     use rand::{RngExt, SeedableRng};
 
+    use super::super::kernel_grad::{GRAD_LANES, GRAD_TAPS};
     use super::*;
     use crate::geometry::PaddingMode;
 
-    /// The AVX-512 kernel gradient in pairs of output channels ([`KernelGrad::task_pairs`]) and the 8-lane
-    /// kernel with row stretches streamed ([`KernelGrad::task_with`]) give the bits of the 8-lane kernel that
-    /// runs position by position, on random data, for kernels of 1, 3 and 5 taps a side (blocks of 9, 4 and 1
+    /// The AVX-512 kernel gradient in pairs of output channels ([`KernelGrad::task_pairs`]) gives the bits of
+    /// the 8-lane kernel with row stretches streamed ([`KernelGrad::task_with`]), and both give the bits of
+    /// the 8-lane kernel that runs position by position wherever the order is the whole-lane-block one (every
+    /// batch but those below 16 that are not 8, where streaming puts positions in lanes and the sums agree to
+    /// a rounding tolerance), on random data, for kernels of 1, 3 and 5 taps a side (blocks of 9, 4 and 1
     /// taps), strides, dilations, padding modes and batches with lane tails. The pairs are checked only on a
     /// CPU with AVX-512 (the test says so otherwise), where they run.
     #[test]
@@ -197,10 +222,15 @@ mod tests {
         for (c_in, c_out, h, k, stride, pad, dil, mode) in geometries {
             let g = ConvGeometry { c_in, h_in: h, w_in: h, c_out, k, stride, pad, dil, mode };
             let conv = DirectConv::new(&g);
-            for batch in [3, 8, 17, 64, 70] {
+            for batch in [1, 3, 8, 12, 17, 64, 70] {
                 let mut v = |n: usize| (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect::<Vec<f32>>();
-                let (x, dy, zeros) = (v(batch * g.in_len()), v(batch * g.out_len()), vec![0f32; batch]);
+                let (x, dy, zeros) = (v(batch * g.in_len()), v(batch * g.out_len()), vec![0f32; g.w_out() * batch]);
                 let kg = KernelGrad { x: &x, dy: &dy, g, batch, src_y: &conv.src.0, src_x: &conv.src.1, zeros: &zeros };
+                // Below batch 16, unless whole lane blocks, a stretch's values share lanes across positions,
+                // so streaming changes the order (`KernelGrad::low_lanes`): the streamed sums then agree with
+                // the positions one by one to a rounding tolerance, and the pairs equal the streamed bits.
+                let low = kg.low_lanes();
+                assert_eq!(low, batch < 16 && batch % 8 != 0);
                 for &(o0, rn) in channel_blocks(c_out, &GRAD_WIDTHS_PAIRS).iter().filter(|b| b.1 % 2 == 0) {
                     for i in 0..c_in {
                         let lanes8: Vec<f32> =
@@ -208,12 +238,38 @@ mod tests {
                         let streamed: Vec<f32> =
                             (0..rn / 2).flat_map(|p| kg.task_with::<2>(o0 + 2 * p, i, true)).collect();
                         let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-                        assert_eq!(bits(&streamed), bits(&lanes8), "{g:?} batch {batch}: 8 lanes, streamed");
+                        if low {
+                            for (a, b) in streamed.iter().zip(&lanes8) {
+                                assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{g:?} batch {batch}: {a} vs {b}");
+                            }
+                        } else {
+                            assert_eq!(bits(&streamed), bits(&lanes8), "{g:?} batch {batch}: 8 lanes, streamed");
+                        }
+                        // The portable lanes (not the AVX2 vectors `task_with` runs on such a CPU) give the
+                        // same bits, partial lane blocks included.
+                        let kk = k * k;
+                        let portable: Vec<f32> = (0..rn / 2)
+                            .flat_map(|p| {
+                                let (o, mut out, mut t0) = (o0 + 2 * p, vec![0f32; 2 * kk], 0);
+                                while t0 + GRAD_TAPS <= kk {
+                                    let s = kg.block::<[f32; GRAD_LANES], 2, GRAD_TAPS>(o, i, t0, true);
+                                    (0..2).for_each(|r| out[r * kk + t0..][..GRAD_TAPS].copy_from_slice(&s[r]));
+                                    t0 += GRAD_TAPS;
+                                }
+                                while t0 < kk {
+                                    let s = kg.block::<[f32; GRAD_LANES], 2, 1>(o, i, t0, true);
+                                    (0..2).for_each(|r| out[r * kk + t0] = s[r][0]);
+                                    t0 += 1;
+                                }
+                                out
+                            })
+                            .collect();
+                        assert_eq!(bits(&portable), bits(&streamed), "{g:?} batch {batch}: portable lanes");
                         if pairs_run {
                             let pairs = kg.task(o0, rn, i);
                             assert_eq!(
                                 bits(&pairs),
-                                bits(&lanes8),
+                                bits(&streamed),
                                 "{g:?} batch {batch}: channels {o0}+{rn}, input {i}"
                             );
                         }

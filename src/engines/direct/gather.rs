@@ -93,6 +93,18 @@ impl<T: Real> Gather<'_, T> {
         assert!(self.rows.start.len() == h_dst + 1 && self.cols.start.len() == w_dst + 1, "Gather: tap lists");
         assert!(self.rows.taps.iter().all(|&(t, s)| (t as usize) < k && (s as usize) < h_src), "Gather: row taps");
         assert!(self.cols.taps.iter().all(|&(t, s)| (t as usize) < k && (s as usize) < w_src), "Gather: column taps");
+        // A run [a, e) reads, through entry j of column a's list, source columns s_j..s_j + (e − a): inside the
+        // source row, and the runs cover the destination row in order.
+        let runs = &self.cols.runs;
+        assert!(
+            runs.first().is_none_or(|r| r.0 == 0)
+                && runs.last().map_or(w_dst == 0, |r| r.1 as usize == w_dst)
+                && runs.windows(2).all(|p| p[0].1 == p[1].0)
+                && runs.iter().all(|&(a, e)| {
+                    a < e && self.cols.of(a as usize).iter().all(|&(_, s)| ((s + (e - a - 1)) as usize) < w_src)
+                }),
+            "Gather: column runs"
+        );
         let out = Disjoint::new(dst);
         (0..self.blocks.len() * h_dst).into_par_iter().for_each(|task| {
             let (r0, rn) = self.blocks[task / h_dst];
@@ -151,12 +163,19 @@ impl<T: Real> Gather<'_, T> {
         }
     }
 
-    /// Destination row `py` of channels `r0..r0 + R`, position by position, in lane blocks of 32, 16, 8 and
-    /// 1 samples. With `NARROW` (AVX2: 16 registers of 8 lanes) a block of `R` channels × `L` lanes takes
-    /// `R·L/8` accumulators, so the widest lane block is 16 lanes for 6 or 4 channels (and 8 for 8, which
-    /// [`GATHER_WIDTHS_AVX2`] does not use): the accumulators, the loaded input and a broadcast weight fit the
-    /// registers. (Blocks of 8 channels × 32 lanes, 32 accumulators, spilled to the stack.) Each value's sum is
-    /// the same in any block (lanes are samples), so the bits do not depend on the widths.
+    /// Destination row `py` of channels `r0..r0 + R`, shift run by shift run (`AxisTaps::runs`), in lane blocks
+    /// of 32, 16, 8 and 1 consecutive `(position, sample)` values of the run. Over a run `[a, e)` the
+    /// `(e − a)·B` destination values of one channel are contiguous, and so are the source values each entry
+    /// of the (shifted) column list reads, so a lane block may span several positions: the lanes are samples
+    /// at large batch and positions × samples at small batch, and every lane sums its own value's terms in
+    /// the same order either way. A run's last values take one more block ending at the run's end
+    /// (overlapping the previous one, whose values it writes again with the same bits) when the run has
+    /// room for it, else single lanes. With `NARROW` (AVX2: 16 registers of 8 lanes) a block of `R`
+    /// channels × `L` lanes takes `R·L/8` accumulators, so the widest lane block is 16 lanes for 6 or 4
+    /// channels (and 8 for 8, which [`GATHER_WIDTHS_AVX2`] does not use): the accumulators, the loaded input
+    /// and a broadcast weight fit the registers. (Blocks of 8 channels × 32 lanes, 32 accumulators, spilled
+    /// to the stack.) Each value's sum is the same in any block, so the bits depend neither on the widths
+    /// nor on the batch's layout.
     #[inline(always)]
     pub(super) fn row_of<const R: usize, const NARROW: bool>(&self, r0: usize, py: usize, out: &Disjoint<T>) {
         let widest = match (NARROW, R) {
@@ -170,38 +189,52 @@ impl<T: Real> Gather<'_, T> {
         let wp = &self.wp[r0 * c_src * kk..][..R * c_src * kk];
         let rows = self.rows.of(py);
         let batch = self.batch;
-        for px in 0..self.dst_dims.2 {
-            let cols = self.cols.of(px);
-            let at = (r0, py, px);
-            let mut b0 = 0;
-            while widest >= 32 && b0 + 32 <= batch {
-                self.block::<R, 32>(wp, rows, cols, at, b0, out);
-                b0 += 32;
+        for &(a, e) in &self.cols.runs {
+            let (a, e) = (a as usize, e as usize);
+            let cols = self.cols.of(a);
+            let at = (r0, py, a);
+            let len = (e - a) * batch;
+            let mut q = 0;
+            while widest >= 32 && q + 32 <= len {
+                self.block::<R, 32>(wp, rows, cols, at, q, len, out);
+                q += 32;
             }
-            while widest >= 16 && b0 + 16 <= batch {
-                self.block::<R, 16>(wp, rows, cols, at, b0, out);
-                b0 += 16;
+            while widest >= 16 && q + 16 <= len {
+                self.block::<R, 16>(wp, rows, cols, at, q, len, out);
+                q += 16;
             }
-            while b0 + 8 <= batch {
-                self.block::<R, 8>(wp, rows, cols, at, b0, out);
-                b0 += 8;
+            while q + 8 <= len {
+                self.block::<R, 8>(wp, rows, cols, at, q, len, out);
+                q += 8;
             }
-            while b0 < batch {
-                self.block::<R, 1>(wp, rows, cols, at, b0, out);
-                b0 += 1;
+            if q < len {
+                if widest >= 16 && len >= 16 {
+                    self.block::<R, 16>(wp, rows, cols, at, len - 16, len, out);
+                } else if len >= 8 {
+                    self.block::<R, 8>(wp, rows, cols, at, len - 8, len, out);
+                } else {
+                    while q < len {
+                        self.block::<R, 1>(wp, rows, cols, at, q, len, out);
+                        q += 1;
+                    }
+                }
             }
         }
     }
 
-    /// Lanes `b0..b0 + L` of destination `(r0..r0 + R, py, px)`, kept in registers over every term.
+    /// Values `q0..q0 + L` of the run that starts at destination `(r0..r0 + R, py, a)` and holds `len`
+    /// `(position, sample)` values per channel (`cols` is position `a`'s list), kept in registers over every
+    /// term.
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn block<const R: usize, const L: usize>(
         &self,
         wp: &[T],
         rows: &[(u32, u32)],
         cols: &[(u32, u32)],
-        (r0, py, px): (usize, usize, usize),
-        b0: usize,
+        (r0, py, a): (usize, usize, usize),
+        q0: usize,
+        len: usize,
         out: &Disjoint<T>,
     ) {
         let (c_src, h_src, w_src) = self.src_dims;
@@ -214,23 +247,27 @@ impl<T: Real> Gather<'_, T> {
                 *a = [init[r0 + r]; L];
             }
         }
-        debug_assert!(wp.len() == R * c_src * kk && b0 + L <= batch);
+        assert!(q0 + L <= len, "Gather: lane block past its run");
+        debug_assert!(wp.len() == R * c_src * kk);
         for c in 0..c_src {
             for &(ky, sy) in rows {
-                // The reads below are unchecked: `run` checked that every tap is < k and every source
-                // coordinate inside the source plane, so `(c, sy, sx)` is a source feature and lanes
-                // `b0..b0 + L <= B` lie in its batch column; `wp` holds `(c_src, k, k, R)` weights.
-                // SAFETY: `c < c_src` and `sy < h_src` (checked by `run`), so the offset is at most that of
-                // feature `(c, sy, 0)`'s lane `b0 < B`, inside `src` (length `B·c_src·h_src·w_src`, checked).
-                let src_row = unsafe { self.src.as_ptr().add((c * h_src + sy as usize) * w_src * batch + b0) };
+                // The reads below are unchecked: `run` checked that every tap is < k, every source coordinate
+                // inside the source plane and every run's shifted source columns inside the source row, so
+                // `(c, sy, sx + j)` is a source feature for `j < e − a`, and values `q0..q0 + L <= len` from
+                // its column `sx`'s lane 0 lie in those `e − a` consecutive batch columns; `wp` holds
+                // `(c_src, k, k, R)` weights.
+                // SAFETY: `c < c_src` and `sy < h_src` (checked by `run`), so the offset is that of feature
+                // `(c, sy, 0)`'s lane 0, inside `src` (length `B·c_src·h_src·w_src`, checked).
+                let src_row = unsafe { self.src.as_ptr().add((c * h_src + sy as usize) * w_src * batch) };
                 // SAFETY: `c < c_src` and `ky < k` (checked by `run`), and `wp` holds `R·c_src·k²` weights (the
                 // slice `row_of` cut), so `(c·k² + ky·k)·R` is inside it.
                 let w_row = unsafe { wp.as_ptr().add((c * kk + ky as usize * k) * R) };
                 for &(kx, sx) in cols {
-                    // SAFETY: `sx < w_src` (checked by `run`), so `src_row + sx·B` is lane `b0` of feature
-                    // `(c, sy, sx)`, and `b0 + L <= B` (the lane blocks of `row_of`): the `L` values lie in its
-                    // batch column; `[T; L]` has `T`'s alignment.
-                    let xv: &[T; L] = unsafe { &*src_row.add(sx as usize * batch).cast::<[T; L]>() };
+                    // SAFETY: `sx + (e − a − 1) < w_src` for this run (checked by `run`) and `q0 + L <= len =
+                    // (e − a)·B` (asserted above), so the `L` values from `src_row + sx·B + q0` lie in the
+                    // batch columns of features `(c, sy, sx..sx + e − a)`, inside `src`; `[T; L]` has `T`'s
+                    // alignment.
+                    let xv: &[T; L] = unsafe { &*src_row.add(sx as usize * batch + q0).cast::<[T; L]>() };
                     // SAFETY: `kx < k` (checked by `run`), so the `R` weights of tap `(ky, kx)` of channel `c`,
                     // at `((c·k + ky)·k + kx)·R`, lie inside `wp`'s `R·c_src·k²`; `[T; R]` has `T`'s alignment.
                     let wv: &[T; R] = unsafe { &*w_row.add(kx as usize * R).cast::<[T; R]>() };
@@ -242,11 +279,150 @@ impl<T: Real> Gather<'_, T> {
                 }
             }
         }
-        for (r, a) in acc.iter().enumerate() {
-            let f = ((r0 + r) * h_dst + py) * w_dst + px;
-            // SAFETY: destination (r0 + r, py, px) belongs to this task only (tasks partition channel
-            // blocks × rows), and lanes b0..b0 + L to this block only.
-            unsafe { out.slice(f * batch + b0, L) }.copy_from_slice(a);
+        for (r, acc_r) in acc.iter().enumerate() {
+            let f = ((r0 + r) * h_dst + py) * w_dst + a;
+            // SAFETY: the destinations (r0 + r, py, a..e) belong to this task only (tasks partition channel
+            // blocks × rows), values q0..q0 + L <= len of the run lie in their batch columns, and this
+            // sub-slice dies at the end of the statement (a last block may write values again: not while
+            // another sub-slice lives).
+            unsafe { out.slice(f * batch + q0, L) }.copy_from_slice(acc_r);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::rngs::StdRng;
+    use rand::{RngExt, SeedableRng};
+
+    use super::*;
+    use crate::engines::direct::taps::axis_taps;
+    use crate::geometry::{ConvGeometry, PaddingMode};
+
+    /// Every value of a gather product summed one by one, in the order the module fixes (the start value, then
+    /// source channel, row list, column list), with `mul_add`: the bits of the position-by-position path
+    /// that ran before the shift runs, whose lanes were samples.
+    fn one_by_one(gt: &Gather<'_, f32>) -> Vec<f32> {
+        let ((c_src, h_src, w_src), (c_dst, h_dst, w_dst)) = (gt.src_dims, gt.dst_dims);
+        let (k, batch) = (gt.k, gt.batch);
+        let mut dst = vec![0f32; batch * c_dst * h_dst * w_dst];
+        let weight = |r: usize, c: usize, t: usize| {
+            let &(r0, rn) = gt.blocks.iter().find(|b| (b.0..b.0 + b.1).contains(&r)).unwrap();
+            gt.wp[r0 * c_src * k * k + (c * k * k + t) * rn + (r - r0)]
+        };
+        for r in 0..c_dst {
+            for py in 0..h_dst {
+                for px in 0..w_dst {
+                    for b in 0..batch {
+                        let mut acc = gt.init.map_or(0.0, |i| i[r]);
+                        for c in 0..c_src {
+                            for &(ky, sy) in gt.rows.of(py) {
+                                for &(kx, sx) in gt.cols.of(px) {
+                                    let x = gt.src[((c * h_src + sy as usize) * w_src + sx as usize) * batch + b];
+                                    acc = weight(r, c, ky as usize * k + kx as usize).mul_add(x, acc);
+                                }
+                            }
+                        }
+                        dst[((r * h_dst + py) * w_dst + px) * batch + b] = acc;
+                    }
+                }
+            }
+        }
+        dst
+    }
+
+    /// The shift-run gather (lane blocks across positions at small batch, overlapping last blocks) gives, for
+    /// the forward pass and the input gradient, the bits of the sums taken one value at a time in the fixed
+    /// order, at every kernel level this CPU runs, over batches 1 to 70, strides, dilations and padding
+    /// modes. The runs of a stride-1 row are its interior plus one run per border position.
+    #[test]
+    fn shift_run_gather_has_the_bits_of_the_value_by_value_sums() {
+        let mut rng = StdRng::seed_from_u64(27);
+        let geometries = [
+            (3, 8, 9, 3, 1, 1, 1, PaddingMode::Zeros),
+            (2, 6, 11, 3, 1, 2, 2, PaddingMode::Reflect),
+            (4, 2, 7, 1, 1, 0, 1, PaddingMode::Zeros),
+            (2, 4, 9, 5, 2, 2, 1, PaddingMode::Circular),
+            (5, 7, 40, 3, 1, 1, 1, PaddingMode::Replicate),
+        ];
+        for (c_in, c_out, h, k, stride, pad, dil, mode) in geometries {
+            let g = ConvGeometry { c_in, h_in: h, w_in: h, c_out, k, stride, pad, dil, mode };
+            assert!(g.check().is_ok(), "{g:?}");
+            let ((fh, fw), (bh, bw)) = axis_taps(&g);
+            if stride == 1 && pad == 1 && k == 3 {
+                let n = g.w_out() as u32;
+                assert_eq!(fw.runs, vec![(0, 1), (1, n - 1), (n - 1, n)], "{g:?}: forward runs");
+            }
+            for batch in [1, 2, 3, 5, 8, 12, 16, 17, 32, 64, 70] {
+                let mut v = |n: usize| (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect::<Vec<f32>>();
+                let (x, dy, w, bias) =
+                    (v(batch * g.in_len()), v(batch * g.out_len()), v(c_out * c_in * k * k), v(c_out));
+                let kk = k * k;
+                for widths in [&GATHER_WIDTHS[..], &GATHER_WIDTHS_AVX2[..]] {
+                    let fwd_blocks = channel_blocks(c_out, widths);
+                    let bwd_blocks = channel_blocks(c_in, widths);
+                    let fwd_wp = pack(&fwd_blocks, c_in, kk, |o, i, t| w[(o * c_in + i) * kk + t]);
+                    let bwd_wp = pack(&bwd_blocks, c_out, kk, |i, o, t| w[(o * c_in + i) * kk + t]);
+                    let gathers = [
+                        Gather {
+                            src: &x,
+                            src_dims: (c_in, h, h),
+                            dst_dims: (c_out, g.h_out(), g.w_out()),
+                            k,
+                            batch,
+                            rows: &fh,
+                            cols: &fw,
+                            blocks: &fwd_blocks,
+                            wp: &fwd_wp,
+                            init: Some(&bias),
+                        },
+                        Gather {
+                            src: &dy,
+                            src_dims: (c_out, g.h_out(), g.w_out()),
+                            dst_dims: (c_in, h, h),
+                            k,
+                            batch,
+                            rows: &bh,
+                            cols: &bw,
+                            blocks: &bwd_blocks,
+                            wp: &bwd_wp,
+                            init: None,
+                        },
+                    ];
+                    for (name, gt) in ["forward", "input gradient"].iter().zip(&gathers) {
+                        let want: Vec<u32> = one_by_one(gt).iter().map(|v| v.to_bits()).collect();
+                        let mut got = vec![f32::NAN; want.len()];
+                        gt.run(&mut got);
+                        let got: Vec<u32> = got.iter().map(|v| v.to_bits()).collect();
+                        assert!(got == want, "{g:?} batch {batch} widths {widths:?}: {name} (dispatched)");
+                        // The portable loop, and the AVX2 one with its narrow blocks when the CPU has AVX2.
+                        let mut levels: Vec<bool> = vec![false];
+                        if has_avx2() && widths == GATHER_WIDTHS_AVX2 {
+                            levels.push(true);
+                        }
+                        for narrow in levels {
+                            let mut got = vec![f32::NAN; want.len()];
+                            let out = Disjoint::new(&mut got);
+                            for &(r0, rn) in gt.blocks {
+                                for py in 0..gt.dst_dims.1 {
+                                    if narrow {
+                                        #[cfg(target_arch = "x86_64")]
+                                        // SAFETY: the CPU has AVX2 and FMA (checked above), and `run` checked
+                                        // this product's addresses above.
+                                        unsafe {
+                                            gt.row_avx2(r0, rn, py, &out)
+                                        };
+                                    } else {
+                                        gt.row::<false>(r0, rn, py, &out);
+                                    }
+                                }
+                            }
+                            let got: Vec<u32> = got.iter().map(|v| v.to_bits()).collect();
+                            assert!(got == want, "{g:?} batch {batch}: {name}, narrow {narrow}");
+                        }
+                    }
+                }
+            }
         }
     }
 }

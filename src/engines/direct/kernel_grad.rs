@@ -28,7 +28,7 @@ pub(super) struct KernelGrad<'a, T> {
     pub(super) src_y: &'a [u32],
     /// `src_w(ox, κx)` at `[ox·k + κx]`.
     pub(super) src_x: &'a [u32],
-    /// `B` zeros, read by taps that read nothing.
+    /// `w_out·B` zeros, read by taps that read nothing (over a whole stretch of a row).
     pub(super) zeros: &'a [T],
 }
 
@@ -45,6 +45,11 @@ pub(super) trait Lanes<T>: Copy {
     /// # Safety
     /// `p` must point to `GRAD_LANES` readable values.
     unsafe fn load(p: *const T) -> Self;
+    /// The `n < GRAD_LANES` values from `p` in the low lanes, zeros above them ([`partial_lanes`]).
+    ///
+    /// # Safety
+    /// `p` must point to `n` readable values.
+    unsafe fn load_partial(p: *const T, n: usize) -> Self;
     /// `self + a·b` lane by lane, rounded once.
     fn fma(self, a: Self, b: Self) -> Self;
     /// `self + a` lane by lane.
@@ -65,6 +70,13 @@ impl<T: Real> Lanes<T> for [T; GRAD_LANES] {
         // SAFETY: `p` points to `GRAD_LANES` readable values (the caller), and `[T; GRAD_LANES]` has `T`'s
         // alignment.
         unsafe { *p.cast::<[T; GRAD_LANES]>() }
+    }
+    /// # Safety
+    /// As [`Lanes::load_partial`]: `p` points to `n` readable values.
+    #[inline(always)]
+    unsafe fn load_partial(p: *const T, n: usize) -> Self {
+        // SAFETY: the caller's.
+        unsafe { partial_lanes(p, n) }
     }
     #[inline(always)]
     fn fma(mut self, a: Self, b: Self) -> Self {
@@ -105,6 +117,18 @@ impl Lanes<f32> for F32x8 {
     unsafe fn load(p: *const f32) -> Self {
         // SAFETY: `p` points to 8 readable values (the caller) and the load is unaligned; AVX2 as above.
         F32x8(unsafe { std::arch::x86_64::_mm256_loadu_ps(p) })
+    }
+    /// # Safety
+    /// As [`Lanes::load_partial`]: `p` points to `n` readable values; AVX2 as for every method of this type.
+    #[inline(always)]
+    unsafe fn load_partial(p: *const f32, n: usize) -> Self {
+        use std::arch::x86_64::*;
+        /// Lane masks: the 8 from `[8 − n]` select the low `n` lanes.
+        const MASKS: [i32; 16] = [-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0];
+        debug_assert!(n < GRAD_LANES);
+        // SAFETY: `8 − n + 8 <= 16` values of `MASKS`; the masked load reads only the `n` selected values from
+        // `p` (the caller's) and gives zeros in the other lanes; AVX2 as above.
+        unsafe { F32x8(_mm256_maskload_ps(p, _mm256_loadu_si256(MASKS.as_ptr().add(8 - n).cast()))) }
     }
     #[inline(always)]
     fn fma(self, a: Self, b: Self) -> Self {
@@ -170,13 +194,23 @@ impl<T: Real> KernelGrad<'_, T> {
         self.block::<[T; GRAD_LANES], R, TN>(o0, i, t0, stream)
     }
 
+    /// Whether the values past a position's (or a stretch's) last whole lane block go to the low lanes of the
+    /// accumulators ([`partial_lanes`]) rather than to a separate scalar sum: at batches below 16 that are not
+    /// whole lane blocks, where most values would be such a tail. The sums then run over positions in the
+    /// lanes (the `positions` layout of [`super::conv::DirectConv::layout`]), an order that depends on the
+    /// geometry and the batch only; at every other batch the order is the one of whole lane blocks, unchanged.
+    #[inline(always)]
+    pub(super) fn low_lanes(&self) -> bool {
+        self.batch < 16 && !self.batch.is_multiple_of(GRAD_LANES)
+    }
+
     /// The positions `lo..hi` of an output row (the first run) at which every tap of `taps` reads input column
     /// `ox·1 + kx·d − p` (no border mapping, nothing missing), when the stride is 1 and the batch is whole lane
-    /// blocks; `(0, 0)` otherwise. Over such a stretch the batch columns each tap reads, and those of δy, are
-    /// consecutive in memory.
+    /// blocks or [`Self::low_lanes`]; `(0, 0)` otherwise. Over such a stretch the batch columns each tap reads,
+    /// and those of δy, are consecutive in memory.
     pub(super) fn stretch<const TN: usize>(&self, taps: &[(usize, usize); TN]) -> (usize, usize) {
         let g = &self.g;
-        if g.stride != 1 || !self.batch.is_multiple_of(GRAD_LANES) {
+        if g.stride != 1 || !(self.batch.is_multiple_of(GRAD_LANES) || self.low_lanes()) {
             return (0, 0);
         }
         let (k, w_out) = (g.k, g.w_out());
@@ -189,13 +223,6 @@ impl<T: Real> KernelGrad<'_, T> {
         let Some(lo) = (0..w_out).find(|&ox| plain(ox)) else { return (0, 0) };
         let hi = (lo..w_out).find(|&ox| !plain(ox)).unwrap_or(w_out);
         (lo, hi)
-    }
-
-    /// Whether every tap of `taps` reads an input row at output row `oy` (none falls in zero padding), so that
-    /// the row's stretch ([`Self::stretch`]) may run as one stream.
-    #[inline(always)]
-    pub(super) fn row_reads<const TN: usize>(&self, taps: &[(usize, usize); TN], oy: usize) -> bool {
-        taps.iter().all(|&(ky, _)| self.src_y[oy * self.g.k + ky] != NONE)
     }
 
     /// The batch columns of input channel `i` that the taps `taps` read at output position `(oy, ox)`: the
@@ -253,6 +280,7 @@ impl KernelGrad<'_, f32> {
     /// The CPU has AVX-512F, AVX2 and FMA; `DirectConv::backward_params`' checks hold.
     #[target_feature(enable = "avx512f,avx2,fma")]
     pub(super) unsafe fn task_pairs(&self, o0: usize, rn: usize, i: usize) -> Vec<f32> {
+        assert!(!self.low_lanes(), "the pairs run whole lane blocks only");
         let kk = self.g.k * self.g.k;
         let mut out = vec![0f32; rn * kk];
         // SAFETY: the CPU has AVX-512F, AVX2 and FMA and `backward_params`' checks hold (the caller); `fill_pairs`
@@ -328,7 +356,7 @@ impl KernelGrad<'_, f32> {
             // the stretch runs as one stream of lane blocks, in the order the positions would run one by one.
             let (lo, hi) = self.stretch(&taps);
             for oy in 0..h_out {
-                let row_streams = hi > lo && self.row_reads(&taps, oy);
+                let row_streams = hi > lo;
                 let mut ox = 0;
                 while ox < w_out {
                     let n_pos = if row_streams && ox == lo { hi - lo } else { 1 };
@@ -389,6 +417,24 @@ impl KernelGrad<'_, f32> {
     }
 }
 
+/// The `n < GRAD_LANES` values from `p` followed by zeros, for the low lanes of a last lane block
+/// ([`KernelGrad::low_lanes`]). An accumulator starts at +0 and a fused multiply-add onto +0 or a nonzero
+/// value never gives −0, so adding the zero lanes' `+0·+0 = +0` leaves those lanes' bits as they were: the low
+/// lanes hold exactly the sums of their own values, on every kernel level.
+///
+/// # Safety
+/// `p` points to `n` readable values.
+#[inline(always)]
+pub(super) unsafe fn partial_lanes<T: Real>(p: *const T, n: usize) -> [T; GRAD_LANES] {
+    debug_assert!(n < GRAD_LANES);
+    let mut v = [T::zero(); GRAD_LANES];
+    for (l, v) in v.iter_mut().enumerate().take(n) {
+        // SAFETY: `l < n` (the caller's `n` readable values).
+        *v = unsafe { *p.add(l) };
+    }
+    v
+}
+
 /// Writes a pair block's sums `[p][h][j]` (channel `2p + h` of the block, tap `t0 + j`) into `out` `(2P, k²)`.
 #[cfg(target_arch = "x86_64")]
 pub(super) fn store_pairs<const P: usize, const TN: usize>(
@@ -413,8 +459,13 @@ impl<T: Real> KernelGrad<'_, T> {
 
     /// `δw[o0..o0 + rn, i, :]`, `(rn, k²)` row-major.
     pub(super) fn task(&self, o0: usize, rn: usize, i: usize) -> Vec<T> {
+        // The pairs keep the order of whole lane blocks; at the batches of `low_lanes` the pair blocks run as
+        // blocks of 2 on the 8-lane kernel (AVX2), the order those batches define.
+        if self.low_lanes() && rn.is_multiple_of(2) && rn > 2 {
+            return (0..rn / 2).flat_map(|p| self.task_of::<2>(o0 + 2 * p, i)).collect();
+        }
         #[cfg(target_arch = "x86_64")]
-        if rn.is_multiple_of(2) && Self::pairs() {
+        if rn.is_multiple_of(2) && Self::pairs() && !self.low_lanes() {
             // SAFETY: T is f32 (pairs), so the two types are one; the CPU has AVX-512F, AVX2 and FMA.
             let me = unsafe { &*(self as *const Self as *const KernelGrad<'_, f32>) };
             // SAFETY: `pairs()` checked AVX-512F (with AVX2 and FMA); `task_pairs`' reads rely on the checks of
@@ -478,8 +529,9 @@ impl<T: Real> KernelGrad<'_, T> {
         let mut tail = [[T::zero(); TN]; R];
         let dy = self.dy.as_ptr();
         let (lo, hi) = if stream { self.stretch(&taps) } else { (0, 0) };
+        let low_lanes = self.low_lanes();
         for oy in 0..h_out {
-            let row_streams = hi > lo && self.row_reads(&taps, oy);
+            let row_streams = hi > lo;
             let mut ox = 0;
             while ox < w_out {
                 let n_pos = if row_streams && ox == lo { hi - lo } else { 1 };
@@ -511,19 +563,36 @@ impl<T: Real> KernelGrad<'_, T> {
                         let dv = unsafe { V::load(ds[r].add(b0)) };
                         unroll!(j < TN => {
                             // SAFETY: `b0 + GRAD_LANES <= len`; `xs[j]` starts `len` readable values: the zero
-                            // column (B values, and `n_pos = 1` unless every tap reads) or, over a stretch, the
-                            // `n_pos` consecutive input columns of one input row, all inside x.
+                            // column (`w_out·B >= n_pos·B` values, `backward_params` made it) or the `n_pos`
+                            // consecutive input columns of one input row, all inside x.
                             acc[r][j] = acc[r][j].fma(dv, unsafe { V::load(xs[j].add(b0)) });
                         });
                     });
                     b0 += GRAD_LANES;
                 }
-                // A stretch has whole lane blocks; one position may have a tail.
-                for b in b0..len {
-                    for j in 0..TN {
-                        for r in 0..R {
-                            // SAFETY: `b < len`, inside the `len` values from `ds[r]` and from `xs[j]` (as above).
-                            tail[r][j] = unsafe { (*ds[r].add(b)).mul_add(*xs[j].add(b), tail[r][j]) };
+                if low_lanes && b0 < len {
+                    // The last `len − b0 < GRAD_LANES` values in the low lanes, zeros above them.
+                    let mut xv = [V::zero(); TN];
+                    unroll!(j < TN => {
+                        // SAFETY: the `len − b0` values from `xs[j] + b0` lie inside x or the zero column.
+                        xv[j] = unsafe { V::load_partial(xs[j].add(b0), len - b0) };
+                    });
+                    unroll!(r < R => {
+                        // SAFETY: the `len − b0` values from `ds[r] + b0` lie inside δy (as above).
+                        let dv = unsafe { V::load_partial(ds[r].add(b0), len - b0) };
+                        unroll!(j < TN => {
+                            acc[r][j] = acc[r][j].fma(dv, xv[j]);
+                        });
+                    });
+                } else {
+                    // A stretch has whole lane blocks; one position may have a tail.
+                    for b in b0..len {
+                        for j in 0..TN {
+                            for r in 0..R {
+                                // SAFETY: `b < len`, inside the `len` values from `ds[r]` and from `xs[j]` (as
+                                // above).
+                                tail[r][j] = unsafe { (*ds[r].add(b)).mul_add(*xs[j].add(b), tail[r][j]) };
+                            }
                         }
                     }
                 }

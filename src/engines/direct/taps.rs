@@ -44,6 +44,13 @@ pub struct AxisTaps {
     /// Coordinate `t`'s pairs are `taps[start[t]..start[t + 1]]`.
     pub(super) start: Vec<u32>,
     pub(super) taps: Vec<(u32, u32)>,
+    /// The shift runs: maximal ranges `[a, e)` of coordinates, covering `0..n` in order, over which each
+    /// coordinate's list is its predecessor's with every other-side coordinate plus one (the same taps, in the
+    /// same order). Over a run the other-side coordinates of list entry `j` are consecutive, so in the (B, F)
+    /// layout the `(e − a)·B` values `(t, sample)` of one row are contiguous on both sides (see
+    /// [`super::gather::Gather`]). With stride 1 the interior of a row is one run; a border coordinate whose
+    /// list differs is a run of its own.
+    pub(super) runs: Vec<(u32, u32)>,
 }
 
 impl AxisTaps {
@@ -75,7 +82,20 @@ impl AxisTaps {
             taps.extend(l);
             start.push(taps.len() as u32);
         }
-        AxisTaps { start, taps }
+        let mut at = AxisTaps { start, taps, runs: Vec::new() };
+        let n = at.start.len() - 1;
+        let mut a = 0;
+        for t in 1..=n {
+            let shifted = t < n && {
+                let (prev, cur) = (at.of(t - 1), at.of(t));
+                prev.len() == cur.len() && prev.iter().zip(cur).all(|(p, c)| c.0 == p.0 && c.1 == p.1 + 1)
+            };
+            if !shifted {
+                at.runs.push((a as u32, t as u32));
+                a = t;
+            }
+        }
+        at
     }
 
     /// The pairs of coordinate `t`.
