@@ -35,6 +35,8 @@ macro_rules! by_tile_shape {
 pub(super) mod avx2;
 #[cfg(target_arch = "x86_64")]
 pub(super) mod avx512;
+#[cfg(target_arch = "x86_64")]
+pub(super) mod lanes;
 pub(super) mod portable;
 
 pub(super) use portable::Tile;
