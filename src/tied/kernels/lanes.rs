@@ -1,5 +1,5 @@
 //! The kernels of [`super::super::lanes`]: products that fill the vector lanes from positions (a run) or from
-//! the rows of a group (a set) when the batch does not fill them.
+//! the rows of a group (a set) when the batch does not fill them, and the parameter gradient's stream tile.
 //!
 //! They are written once over [`Lanes`], a register of `f32` lanes, and instantiated for AVX2 (`ymm`, 8 lanes)
 //! and AVX-512 (`zmm`, 16 lanes) by the `*_avx2` and `*_avx512` entry points. Every output value sums the
@@ -12,6 +12,9 @@
 #![allow(clippy::needless_range_loop)]
 
 use std::arch::x86_64::*;
+
+use super::super::members::{ABSENT, TileMembers, stretch_len};
+use crate::cpu::{LANES, TILE_MAX};
 
 /// A register of `f32` lanes. The methods are the intrinsics of one instruction set; they are `unsafe`
 /// because the CPU must have it, and the loads and stores because they dereference raw pointers.
@@ -467,4 +470,162 @@ pub(crate) unsafe fn sets_avx512(
     assert_eq!(gp, 16, "sets_avx512: {gp} values per column");
     // SAFETY: the caller's.
     unsafe { sets::<Z, 12, 1>(w, gp, xs, cols, batch, init, out) }
+}
+
+/// The `RB × CB` gradient tile of the positions layout (`portable::stream_sums`, which it computes
+/// bit for bit) for `f32`, reading the class `c` in place: members `m0..m1` cut into the stretches of
+/// `stretches` ([`stretch_len`], found once for all the tiles of a chunk), each one stream of `n·B` values
+/// per row of `d_y` and column of `x`; lane `l` of a pair
+/// sums the stream values `q ≡ l (mod 16)` in order (`H` registers of `W` lanes make the 16), the last block of
+/// a stream masked (its missing values add nothing: a sum that starts at +0 never holds −0, so adding +0
+/// leaves it as it is); then the 16 lanes are added in order.
+///
+/// # Safety
+/// The CPU has the instruction set of `V`; `H·W == 16`; `c` comes from a checked plan whose rows index `dy`
+/// (B, R) and columns index `x` (B, C); `stretches` are the stretches of `m0..m1` ([`stretch_len`] from
+/// `m0` on, their sum `m1 − m0`); `zeros` holds at least `(m1 − m0)·B` values (asserted, as are the tile's
+/// bounds and the sum).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn stream_tile<V: Lanes, const H: usize, const RB: usize, const CB: usize, C: TileMembers>(
+    c: &C,
+    (m0, m1): (usize, usize),
+    stretches: &[u32],
+    i0: usize,
+    u0: usize,
+    x: &[f32],
+    dy: &[f32],
+    zeros: &[f32],
+    batch: usize,
+) -> [f32; TILE_MAX] {
+    let (n_rows, n_taps, members) = c.dims();
+    assert!(i0 + RB <= n_rows && u0 + CB <= n_taps && m1 <= members && RB * CB <= TILE_MAX && H * V::W == LANES);
+    assert!(zeros.len() >= (m1 - m0) * batch, "stream_tile: zeros for a stream of {} members", m1 - m0);
+    assert_eq!(stretches.iter().map(|&n| n as usize).sum::<usize>(), m1 - m0, "stream_tile: stretches cover the tile");
+    debug_assert!({
+        let mut mi = m0;
+        stretches.iter().all(|&n| {
+            let ok = stretch_len(c, mi, m1) == n as usize;
+            mi += n as usize;
+            ok
+        })
+    });
+    // SAFETY: the CPU has the instruction set (the caller).
+    let mut a = [[[unsafe { V::zero() }; H]; CB]; RB];
+    let mut mi = m0;
+    // SAFETY: the CPU has the instruction set (the caller). Each stretch's members have the first one's rows
+    // and present columns plus 0..n (`stretch_len`, the caller's), rows of d_y and columns of x (the plan comes
+    // from the checked map), so from each pointer n·B values are readable; an absent tap reads the zeros, which
+    // hold (m1 − m0)·B >= n·B values. Full blocks read 16 values at q with q + 16 <= len, the last block reads
+    // the lanes of its masks, below len.
+    unsafe {
+        for &n in stretches {
+            let n = n as usize;
+            let (rows, cols) = c.member::<RB, CB>(mi, i0, u0);
+            let d: [*const f32; RB] = std::array::from_fn(|i| dy.as_ptr().add(rows[i] as usize * batch));
+            let xs: [*const f32; CB] = std::array::from_fn(|u| match cols[u] {
+                ABSENT => zeros.as_ptr(),
+                col => x.as_ptr().add(col as usize * batch),
+            });
+            let len = n * batch;
+            let mut q = 0;
+            while q + LANES <= len {
+                for h in 0..H {
+                    let o = q + h * V::W;
+                    let mut xv = [V::zero(); CB];
+                    for u in 0..CB {
+                        xv[u] = V::load(xs[u].add(o));
+                    }
+                    for i in 0..RB {
+                        let dv = V::load(d[i].add(o));
+                        for u in 0..CB {
+                            a[i][u][h] = V::fmadd(dv, xv[u], a[i][u][h]);
+                        }
+                    }
+                }
+                q += LANES;
+            }
+            for h in 0..H {
+                let o = q + h * V::W;
+                if o >= len {
+                    break;
+                }
+                let m = V::mask((len - o).min(V::W));
+                let mut xv = [V::zero(); CB];
+                for u in 0..CB {
+                    xv[u] = V::load_mask(xs[u].add(o), m);
+                }
+                for i in 0..RB {
+                    let dv = V::load_mask(d[i].add(o), m);
+                    for u in 0..CB {
+                        a[i][u][h] = V::fmadd(dv, xv[u], a[i][u][h]);
+                    }
+                }
+            }
+            mi += n;
+        }
+    }
+    let mut lanes = [[0.0f32; LANES]; TILE_MAX];
+    for i in 0..RB {
+        for u in 0..CB {
+            for h in 0..H {
+                // SAFETY: lanes[·] holds H·W = 16 values.
+                unsafe { V::store(lanes[i * CB + u].as_mut_ptr().add(h * V::W), a[i][u][h]) };
+            }
+        }
+    }
+    let lanes = std::hint::black_box(lanes);
+    std::array::from_fn(|k| {
+        if k < RB * CB {
+            let mut s = 0.0f32;
+            for l in 0..LANES {
+                s += lanes[k][l];
+            }
+            s
+        } else {
+            0.0
+        }
+    })
+}
+
+/// [`stream_tile`] with AVX2 (two registers per pair; tiles up to 2 × 3).
+///
+/// # Safety
+/// The CPU has AVX2 and FMA, and [`stream_tile`]'s.
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn stream_tile_avx2<const RB: usize, const CB: usize, C: TileMembers>(
+    c: &C,
+    m: (usize, usize),
+    stretches: &[u32],
+    i0: usize,
+    u0: usize,
+    x: &[f32],
+    dy: &[f32],
+    zeros: &[f32],
+    batch: usize,
+) -> [f32; TILE_MAX] {
+    // SAFETY: the caller's.
+    unsafe { stream_tile::<Y, 2, RB, CB, C>(c, m, stretches, i0, u0, x, dy, zeros, batch) }
+}
+
+/// [`stream_tile`] with AVX-512 (one register per pair; tiles up to 4 × 6).
+///
+/// # Safety
+/// The CPU has AVX-512F, and [`stream_tile`]'s.
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn stream_tile_avx512<const RB: usize, const CB: usize, C: TileMembers>(
+    c: &C,
+    m: (usize, usize),
+    stretches: &[u32],
+    i0: usize,
+    u0: usize,
+    x: &[f32],
+    dy: &[f32],
+    zeros: &[f32],
+    batch: usize,
+) -> [f32; TILE_MAX] {
+    // SAFETY: the caller's.
+    unsafe { stream_tile::<Z, 1, RB, CB, C>(c, m, stretches, i0, u0, x, dy, zeros, batch) }
 }
