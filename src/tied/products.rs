@@ -21,6 +21,18 @@ use crate::cpu::{LANES, as_f32};
 use crate::disjoint::Disjoint;
 use crate::scalar::Real;
 
+/// The layout the products of `m` put in the vector lanes at this batch, for `T`: `positions` (runs of
+/// positions, [`super::lanes`]), `channels` (only sets of groups: rows in the lanes) or `samples` (the group
+/// products). The parameter gradient sums positions in the lanes under 16 samples whatever the products do.
+pub fn layout<T: Real>(m: &TiedMatrix, batch: usize) -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(plan) = lane_plan::<T>(m, 0, batch) {
+        return if plan.has_runs() { "positions" } else { "channels" };
+    }
+    let _ = (m, batch);
+    "samples"
+}
+
 /// `y = W x + b`: `x` (B, C), `y` (B, R), overwritten. `bias`, when given, is `(values, id per row)`:
 /// row `r` adds `values[ids[r]]`.
 #[track_caller]
