@@ -329,6 +329,9 @@ fn time_rounds(
             Engine::Direct => 0,
         };
         if b.engine == Engine::Sparse {
+            let batch = level.x.nrows();
+            row.layout =
+                Some(b.map.tied().map_or("samples", |t| crate::tied::products::layout::<f32>(t, batch)).into());
             row.nnz = b.map.tied().map_or(0, |t| t.nnz());
             row.flops = 2.0 * row.nnz as f64 * level.x.nrows() as f64;
         }

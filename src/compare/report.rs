@@ -86,7 +86,10 @@ pub fn markdown(rows: &[Row], header: &str) -> String {
             r.layer,
             r.spec,
             r.sparsity,
-            r.engine.name(),
+            match &r.layout {
+                Some(l) => format!("{} ({l})", r.engine.name()),
+                None => r.engine.name().to_string(),
+            },
             ms(r.forward_s),
             ms(r.input_grad_s),
             ms(r.param_grad_s),
@@ -199,7 +202,7 @@ pub fn csv(rows: &[Row]) -> String {
 }
 
 /// The columns of [`csv`](fn@csv) (the names of [`Row`]'s fields in the file).
-const HEADER: [&str; 19] = [
+const HEADER: [&str; 20] = [
     "layer",
     "spec",
     "sparsity",
@@ -219,6 +222,7 @@ const HEADER: [&str; 19] = [
     "max_diff_param_grad",
     "step_s",
     "peak_rss_bytes",
+    "layout",
 ];
 
 /// Reads the text [`csv()`] wrote back into rows (to redraw the plots of a comparison without measuring
@@ -260,7 +264,10 @@ mod tests {
         let old = include_str!("../../tests/fixtures/compare-before-sparsity.csv");
         let mut rows = read_csv(old).unwrap();
         assert_eq!(rows.len(), old.lines().count() - 1);
-        assert!(rows.iter().all(|r| r.sparsity == 0.0 && r.step_s.is_none() && r.peak_bytes.is_none()));
+        assert!(
+            rows.iter()
+                .all(|r| r.sparsity == 0.0 && r.step_s.is_none() && r.peak_bytes.is_none() && r.layout.is_none())
+        );
         rows[0].layer = "8x6x6 > conv(8,3,pad=1) \"q\"".into();
         rows[1].sparsity = 0.9;
         let text = csv(&rows);
@@ -270,7 +277,8 @@ mod tests {
             // The spec was always quoted; it is now quoted where it holds a comma (RFC 4180's rule).
             let (spec, rest) = rest.strip_prefix('"').unwrap().split_once("\",").unwrap();
             let spec = if spec.contains(',') { format!("\"{spec}\"") } else { spec.to_string() };
-            assert_eq!(format!("{layer},{spec},0,{rest},,"), b);
+            // The columns added since (`step_s`, `peak_rss_bytes`, `layout`) are empty.
+            assert_eq!(format!("{layer},{spec},0,{rest},,,"), b);
         }
         let e = read_csv("layer,spec,formulation,status\nc,\"1x2x2 > conv(1,1)\",sparse,fine\n").unwrap_err();
         assert!(e.starts_with("line 2"), "{e}");

@@ -73,6 +73,11 @@ pub struct Row {
     /// Peak resident memory of the whole network's run (`total` rows only, where `/proc` tells).
     #[serde(rename = "peak_rss_bytes")]
     pub peak_bytes: Option<usize>,
+    /// What the sparse formulation's products put in the vector lanes at this batch
+    /// ([`crate::tied::products::layout`]: `samples`, `positions`, `channels`); empty for the others and in
+    /// files written before this column.
+    #[serde(default)]
+    pub layout: Option<String>,
 }
 
 impl Row {
@@ -99,6 +104,7 @@ impl Row {
             diff_param_grad: None,
             step_s: None,
             peak_bytes: None,
+            layout: None,
         }
     }
 }

@@ -366,6 +366,28 @@ impl CompactMap {
             && matches!(self.blocks[self.group_block[g] as usize].kind, BlockKind::Separable { .. })
     }
 
+    /// Whether group `h` is group `g` one position on: the same column pattern and weight block, every row one
+    /// more (`rows(h)[i] = rows(g)[i] + 1`) and the shift one more. In a convolution at stride 1, an output
+    /// channel block at two neighbouring positions of one image row; then for a run of such groups the values
+    /// of each row, and the inputs of each pattern column, are consecutive in a (B, F) matrix
+    /// (see [`super::lanes`]).
+    pub fn follows(&self, g: usize, h: usize) -> bool {
+        let (a, b) = (self.groups.group(g), self.groups.group(h));
+        self.group_pattern[g] == self.group_pattern[h]
+            && self.group_block[g] == self.group_block[h]
+            && self.group_shift[g].checked_add(1) == Some(self.group_shift[h])
+            && !self.pattern(g).is_empty()
+            && a.len() == b.len()
+            && a.iter().zip(b).all(|(&r, &s)| r.checked_add(1) == Some(s))
+    }
+
+    /// Group `g`'s pattern id and block id: groups with equal ids read the same relative columns through the
+    /// same weights.
+    #[inline]
+    pub fn kind(&self, g: usize) -> (u32, u32) {
+        (self.group_pattern[g], self.group_block[g])
+    }
+
     /// Number of distinct column patterns and of distinct weight blocks.
     pub fn distinct(&self) -> (usize, usize) {
         (self.pattern_ptr.len() - 1, self.blocks.len())

@@ -8,6 +8,7 @@ use super::bytes::{compound, consts, csr, row_groups, segments as segment_bytes}
 use super::compact::{CompactMap, GroupWeights};
 use super::grad_plan::GradPlan;
 use super::index::{IndexMap, RowGroups, StructureError, check_csr, check_groups, check_map};
+use super::lanes::LanePlan;
 use super::segments::{self, ScatterSegment};
 use super::separable::SeparableGroups;
 use super::views::Classic;
@@ -84,6 +85,10 @@ pub struct TiedMatrix {
     /// The order in which the products visit the row groups of `W` and of `Wᵀ`, and its runs (see
     /// [`Self::with_visit_order`]); `None`: in order.
     visit: Option<Box<Visit>>,
+    /// `[W, Wᵀ]`'s runs of positions and sets of groups, which a small batch puts in the vector lanes (see
+    /// [`super::lanes`]); a compact matrix only. Derived from the index and not counted in
+    /// [`Self::index_bytes`]: 8 bytes per run, 4 per group outside the runs, 4 per bundle and per set.
+    lanes: Option<Box<[LanePlan; 2]>>,
 }
 
 impl TiedMatrix {
@@ -104,6 +109,11 @@ impl TiedMatrix {
             Some(c) => {
                 c[0].check(self.n_params, n_codes)?;
                 c[1].check(self.n_params, n_codes)?;
+                if let Some(l) = &self.lanes {
+                    for (plan, map) in l.iter().zip(c.iter()) {
+                        plan.check(map).map_err(StructureError::BadGroups)?;
+                    }
+                }
                 if c[0].shape() != (c[1].shape().1, c[1].shape().0) {
                     return Err(StructureError::BadTranspose(format!(
                         "shapes {:?} and {:?}",
@@ -213,6 +223,7 @@ impl TiedMatrix {
             compound_ptr,
             compound_ids,
             visit: None,
+            lanes: None,
         };
         m.segments = m.detect_segments();
         m
@@ -229,6 +240,7 @@ impl TiedMatrix {
         compound_ids: Vec<u32>,
     ) -> Self {
         let grad_plan = GradPlan::detect_from(&w);
+        let lanes = Some(Box::new([LanePlan::detect(&w), LanePlan::detect(&wt)]));
         let mut m = TiedMatrix {
             shape: w.shape(),
             nnz: w.nnz(),
@@ -241,6 +253,7 @@ impl TiedMatrix {
             compound_ptr,
             compound_ids,
             visit: None,
+            lanes,
         };
         m.segments = m.detect_segments();
         debug_assert_eq!(m.check_structure(), Ok(()));
@@ -308,6 +321,11 @@ impl TiedMatrix {
     /// The visit order of side `side` and its run boundaries (see [`Visit`]), if not in order.
     pub(super) fn visit_runs(&self, side: usize) -> Option<(&[u32], &[u32])> {
         self.visit.as_deref().map(|v| (&v.order[side][..], &v.runs[side][..]))
+    }
+
+    /// The lane plans of `W` and `Wᵀ` (a compact matrix).
+    pub(super) fn lane_plans(&self) -> Option<&[LanePlan; 2]> {
+        self.lanes.as_deref()
     }
 
     /// Which index the matrix stores.

@@ -137,3 +137,17 @@ impl<const RB: usize, const CB: usize> MemberPtrs<RB, CB> {
         self.prev = Some(mi + n - 1);
     }
 }
+
+/// How many members from `mi` on (at least 1, at most `m1 − mi`) form a *stretch* of the positions layout: each
+/// member the previous one with the same patterns, rows and columns one more ([`TileMembers::step`] is
+/// `(1, 1)`: consecutive positions of an image row at stride 1). Over a stretch each row of `d_y` and each
+/// present column of `x` is one run of `n·B` consecutive values. It depends on the members alone (not on the
+/// rows and taps of a tile), so every tile of a class cuts its members into the same stretches.
+#[inline]
+pub(crate) fn stretch_len<C: TileMembers>(c: &C, mi: usize, m1: usize) -> usize {
+    let mut n = 1;
+    while mi + n < m1 && c.step(mi + n - 1, mi + n) == Some((1, 1)) {
+        n += 1;
+    }
+    n
+}

@@ -32,11 +32,12 @@
 //! - `segments`, `visit`: the scatter segments and the visit order (plain tables);
 //! - [`separable`]: which row groups read `θ` straight, by row offsets;
 //! - [`compact`]: the compact index (shared patterns, bases and offsets);
+//! - `lanes`: the runs of positions and the sets of groups a small batch puts in the vector lanes;
 //! - `views`, `members`: what the kernels read (row groups of either index, weight blocks, member pointers);
 //! - [`grad_plan`]: the classes of the parameter gradient;
 //! - `matrix`, `builder`: the [`TiedMatrix`] itself and the [`TiedBuilder`] that assembles one;
 //! - `kernels`: the register-tile loops (portable, AVX2, AVX-512) and the one dispatch that asks the CPU;
-//! - [`products`], [`gradients`]: the schedules that run the kernels over a matrix, in parallel.
+//! - `lane_products`, [`products`], [`gradients`]: the schedules that run the kernels over a matrix, in parallel.
 
 mod builder;
 pub mod bytes;
@@ -45,6 +46,9 @@ pub mod grad_plan;
 pub mod gradients;
 pub mod index;
 mod kernels;
+#[cfg(target_arch = "x86_64")]
+mod lane_products;
+mod lanes;
 mod matrix;
 mod members;
 pub mod products;

@@ -13,11 +13,25 @@
 use rayon::prelude::*;
 
 use super::kernels;
+#[cfg(target_arch = "x86_64")]
+use super::lane_products::{lane_plan, lane_product};
 use super::matrix::TiedMatrix;
 use super::views::{Columns, GroupSource, OutRows, SeparableWeights, WeightBlock};
 use crate::cpu::{LANES, as_f32};
 use crate::disjoint::Disjoint;
 use crate::scalar::Real;
+
+/// The layout the products of `m` put in the vector lanes at this batch, for `T`: `positions` (runs of
+/// positions, [`super::lanes`]), `channels` (only sets of groups: rows in the lanes) or `samples` (the group
+/// products). The parameter gradient sums positions in the lanes under 16 samples whatever the products do.
+pub fn layout<T: Real>(m: &TiedMatrix, batch: usize) -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(plan) = lane_plan::<T>(m, 0, batch) {
+        return if plan.has_runs() { "positions" } else { "channels" };
+    }
+    let _ = (m, batch);
+    "samples"
+}
 
 /// `y = W x + b`: `x` (B, C), `y` (B, R), overwritten. `bias`, when given, is `(values, id per row)`:
 /// row `r` adds `values[ids[r]]`.
@@ -30,6 +44,10 @@ pub fn forward<T: Real>(m: &TiedMatrix, theta: &[T], bias: Option<(&[T], &[u32])
     if let Some((b, ids)) = bias {
         assert_eq!(ids.len(), rows, "forward: {} bias ids for {rows} rows", ids.len());
         assert!(ids.iter().all(|&i| (i as usize) < b.len()), "forward: bias id out of range ({} biases)", b.len());
+    }
+    #[cfg(target_arch = "x86_64")]
+    if let (Some(plan), Some((w, _))) = (lane_plan::<T>(m, 0, batch), m.compact()) {
+        return lane_product(m, w, plan, theta, bias, x, y, batch);
     }
     match m.compact() {
         Some((w, _)) => grouped_product(m, w, m.visit_runs(0), theta, bias, x, y, batch),
@@ -51,6 +69,10 @@ pub fn backward_input<T: Real>(m: &TiedMatrix, theta: &[T], dy: &[T], dx: &mut [
     );
     assert_eq!(dy.len(), batch * rows, "backward_input: dy has {} values, expected {batch} x {rows}", dy.len());
     assert_eq!(dx.len(), batch * cols, "backward_input: dx has {} values, expected {batch} x {cols}", dx.len());
+    #[cfg(target_arch = "x86_64")]
+    if let (Some(plan), Some((_, wt))) = (lane_plan::<T>(m, 1, batch), m.compact()) {
+        return lane_product(m, wt, plan, theta, None, dy, dx, batch);
+    }
     match m.compact() {
         Some((_, wt)) => grouped_product(m, wt, m.visit_runs(1), theta, None, dy, dx, batch),
         None => grouped_product(m, &m.classic_wt(), m.visit_runs(1), theta, None, dy, dx, batch),

@@ -35,6 +35,8 @@ macro_rules! by_tile_shape {
 pub(super) mod avx2;
 #[cfg(target_arch = "x86_64")]
 pub(super) mod avx512;
+#[cfg(target_arch = "x86_64")]
+pub(super) mod lanes;
 pub(super) mod portable;
 
 pub(super) use portable::Tile;
@@ -167,6 +169,128 @@ pub(super) fn tile_in_place<T: Real>(
     // from the plan of a checked map, so its rows and columns index d_y and x; the tile lies inside the class.
     let s = unsafe { f(c, (t.m0, t.m1), t.i0, t.u0, x, dy, zeros, batch) };
     Some(std::array::from_fn(|k| T::of(s[k] as f64)))
+}
+
+/// [`portable::stream_any`] compiled for AVX-512.
+///
+/// # Safety
+/// The CPU has AVX-512F, AVX2 and FMA (the body is safe code; only the target feature makes the call unsafe).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn stream_avx512<T: Real>(
+    c: &GradClass,
+    t: Tile,
+    stretches: &[u32],
+    x: &[T],
+    dy: &[T],
+    zeros: &[T],
+    batch: usize,
+) -> [T; TILE_MAX] {
+    portable::stream_any(c, t, stretches, x, dy, zeros, batch)
+}
+
+/// [`portable::stream_any`] compiled for AVX2 + FMA.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA (the body is safe code; only the target feature makes the call unsafe).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn stream_avx2<T: Real>(
+    c: &GradClass,
+    t: Tile,
+    stretches: &[u32],
+    x: &[T],
+    dy: &[T],
+    zeros: &[T],
+    batch: usize,
+) -> [T; TILE_MAX] {
+    portable::stream_any(c, t, stretches, x, dy, zeros, batch)
+}
+
+/// The portable stream tile of the positions layout ([`portable::stream_any`]) compiled for the CPU's vector
+/// width (the same bits on every ISA).
+#[inline]
+pub(super) fn stream<T: Real>(
+    c: &GradClass,
+    t: Tile,
+    stretches: &[u32],
+    x: &[T],
+    dy: &[T],
+    zeros: &[T],
+    batch: usize,
+) -> [T; TILE_MAX] {
+    #[cfg(target_arch = "x86_64")]
+    if avx512() {
+        // SAFETY: the CPU has AVX-512F, AVX2 and FMA (checked above).
+        return unsafe { stream_avx512(c, t, stretches, x, dy, zeros, batch) };
+    } else if avx2() {
+        // SAFETY: the CPU has AVX2 and FMA (checked above).
+        return unsafe { stream_avx2(c, t, stretches, x, dy, zeros, batch) };
+    }
+    portable::stream_any(c, t, stretches, x, dy, zeros, batch)
+}
+
+/// The hand-written stream tile of the positions layout ([`lanes::stream_tile_avx512`] with AVX-512,
+/// [`lanes::stream_tile_avx2`] with AVX2) on the tile `t` of class `c` read in place, for `f32`; `None` for
+/// another type. The caller checked AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+pub(super) fn stream_in_place<T: Real>(
+    c: &CompactClass,
+    t: Tile,
+    stretches: &[u32],
+    x: &[T],
+    dy: &[T],
+    zeros: &[T],
+    batch: usize,
+) -> Option<[T; TILE_MAX]> {
+    let (Some(x), Some(dy), Some(zeros)) = (as_f32(x), as_f32(dy), as_f32(zeros)) else {
+        return None;
+    };
+    type Kernel = unsafe fn(
+        &CompactClass,
+        (usize, usize),
+        &[u32],
+        usize,
+        usize,
+        &[f32],
+        &[f32],
+        &[f32],
+        usize,
+    ) -> [f32; TILE_MAX];
+    let f = if avx512() {
+        macro_rules! avx512 {
+            ($rb:literal, $cb:literal) => {
+                lanes::stream_tile_avx512::<$rb, $cb, CompactClass> as Kernel
+            };
+        }
+        by_tile_shape!((t.rb, t.cb), avx512)
+    } else {
+        macro_rules! avx2 {
+            ($rb:literal, $cb:literal) => {
+                lanes::stream_tile_avx2::<$rb, $cb, CompactClass> as Kernel
+            };
+        }
+        by_tile_shape!((t.rb, t.cb), avx2)
+    };
+    // SAFETY: the caller checked AVX2 and FMA, and `avx512()` AVX-512F for that kernel; the class comes from
+    // the plan of a checked map, so its rows and columns index d_y and x; the tile lies inside the class; the
+    // caller's zeros hold a chunk's stream and its stretches are the tile's (asserted by the kernel).
+    let s = unsafe { f(c, (t.m0, t.m1), stretches, t.i0, t.u0, x, dy, zeros, batch) };
+    Some(std::array::from_fn(|k| T::of(s[k] as f64)))
+}
+
+/// The gradient tile (rows, taps) of the positions layout: 4 × 6 with AVX-512 (one register per pair), 2 × 3
+/// with AVX2 (two registers per pair), 4 × 3 on the portable loops. The shape never changes the bits.
+pub(super) fn positions_tile_shape() -> (usize, usize) {
+    if avx512() {
+        (4, 6)
+    } else if avx2() {
+        (2, 3)
+    } else {
+        (4, 3)
+    }
 }
 
 /// The largest gradient tile (rows, taps) whose accumulators fit the registers: 24 pairs of one 512-bit

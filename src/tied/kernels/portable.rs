@@ -212,6 +212,82 @@ pub(super) fn finish_tile<const RB: usize, const CB: usize, C: TileMembers>(
     std::array::from_fn(|k| if k < RB * CB { lanes[k].iter().fold(0.0, |s, &l| s + l) + tail[k] } else { 0.0 })
 }
 
+/// The sums of one tile in the *positions* layout of a batch under [`LANES`] (see `class_grad`): the member
+/// groups `t.m0..t.m1` cut into stretches of `stretches[s]` members ([`super::super::members::stretch_len`], found
+/// on the class before the tile was written out), each stretch one stream of `n·B` consecutive values per row
+/// and column; lane `l` of pair `(i, u)` sums the stream values `q ≡ l (mod 16)` in order, stretch after
+/// stretch; then the lanes are added in order. (An absent tap reads `zeros`, which holds a stream's values.)
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // the index loops are the register tile
+#[allow(clippy::too_many_arguments)]
+fn stream_sums<T: Real, const RB: usize, const CB: usize>(
+    c: &GradClass,
+    t: Tile,
+    stretches: &[u32],
+    x: &[T],
+    dy: &[T],
+    zeros: &[T],
+    batch: usize,
+) -> [T; TILE_MAX] {
+    let (n_rows, n_taps) = (c.offsets.len(), c.taps.len());
+    let (dy0, x0, z0) = (dy.as_ptr(), x.as_ptr(), zeros.as_ptr());
+    assert!(t.i0 + RB <= n_rows && t.u0 + CB <= n_taps);
+    assert!(c.rows.len() == c.groups.len() * n_rows && c.cols.len() == c.groups.len() * n_taps);
+    assert_eq!(stretches.iter().map(|&n| n as usize).sum::<usize>(), t.m1 - t.m0, "stretches cover the tile");
+    let (mut d, mut xs) = ([dy0; RB], [x0; CB]);
+    let mut acc = [[[T::zero(); LANES]; CB]; RB];
+    let mut mi = t.m0;
+    for &n in stretches {
+        let len = n as usize * batch;
+        assert!(zeros.len() >= len, "zeros hold a stream");
+        member_ptrs(c, mi, t, (dy0, x0, z0), batch, 0, &mut d, &mut xs);
+        for q in 0..len {
+            let l = q % LANES;
+            for i in 0..RB {
+                // SAFETY: over a stretch each row of d_y and each present column of x continues for the stretch's
+                // members (their rows and columns are the first member's plus 0..n, inside d_y and x: the plan
+                // comes from the checked map); the zeros hold len values (asserted).
+                let dv = unsafe { *d[i].add(q) };
+                for u in 0..CB {
+                    // SAFETY: as above.
+                    acc[i][u][l] = dv.mul_add(unsafe { *xs[u].add(q) }, acc[i][u][l]);
+                }
+            }
+        }
+        mi += n as usize;
+    }
+    let mut out = [T::zero(); TILE_MAX];
+    for i in 0..RB {
+        for u in 0..CB {
+            let mut s = T::zero();
+            for l in 0..LANES {
+                s += acc[i][u][l];
+            }
+            out[i * CB + u] = s;
+        }
+    }
+    out
+}
+
+/// [`stream_sums`] for the tile's shape.
+#[inline(always)]
+pub(super) fn stream_any<T: Real>(
+    c: &GradClass,
+    t: Tile,
+    stretches: &[u32],
+    x: &[T],
+    dy: &[T],
+    zeros: &[T],
+    batch: usize,
+) -> [T; TILE_MAX] {
+    macro_rules! portable {
+        ($rb:literal, $cb:literal) => {
+            stream_sums::<T, $rb, $cb>(c, t, stretches, x, dy, zeros, batch)
+        };
+    }
+    by_tile_shape!((t.rb, t.cb), portable)
+}
+
 /// Member `mi`'s pointers for a tile, each at sample `start` of a (B, ·) column: its `RB` rows of `d_y` and
 /// `CB` columns of `x` (the zeros for an absent tap). Each starts `batch - start` readable values.
 #[inline(always)]
