@@ -106,6 +106,8 @@ class Machine:
     def header(self):
         torch = f"torch {self.torch}" if self.torch else "no torch (PyTorch columns skipped)"
         kind = "quick run (`--quick`: one round each, small sizes; not for quoting)" if self.quick else "full run"
+        if getattr(self, "skip", None):
+            kind += f" without {', '.join(sorted(self.skip))}"
         return (
             f"Machine: {self.cpu}, {self.simd} kernels, {self.cores} cores. Commit {self.commit}, {self.date}, "
             f"{self.rustc}, {torch}. {kind}; regenerate with `scripts/results.sh`."
@@ -415,12 +417,15 @@ def sparsity(rep, repeats):
 
 
 def networks(rep, repeats):
-    nets = [("lenet5", 64), ("cifar", 64)] + ([] if rep.m.quick else [("vgg16", 8), ("vgg16", 32)])
+    nets = [("lenet5", 64), ("cifar", 64)] + ([] if rep.m.quick else [("vgg16", 8)])
+    if not rep.m.quick and "vgg16-b32" not in rep.m.skip:
+        nets.append(("vgg16", 32))
     lines = ["| network | batch | threads | sparse step (s) | direct | im2col | PyTorch | sparse ÷ PyTorch (speed) | sparse index | sparse peak RSS |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     csv_rows = []
     for net, b in nets:
-        for t in ((2,) if net == "vgg16" and b == 32 else (1, 2)):
+        one_thread = not (net == "vgg16" and (b == 32 or "vgg16-t1" in rep.m.skip))
+        for t in ((1, 2) if one_thread else (2,)):
             rows = compare(rep, ["--model", net, "--batch", str(b), "--repeats", "1", "--threads", str(t)], f"networks/{net}-b{b}-t{t}")
             tot = {r["formulation"]: r for r in rows if r["layer"] == "total"}
             step = {e: float(r["step_s"]) if r.get("step_s") else None for e, r in tot.items()}
@@ -506,12 +511,15 @@ def mpi(rep):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="one round each, small sizes, no vgg16 (≤ 5 min)")
+    ap.add_argument("--skip", default="", help="comma-separated parts to leave out, named in the report's header "
+                    "(vgg16-b32, vgg16-t1, map, grid)")
     ap.add_argument("--no-mpi", action="store_true", help="skip the MPI rows (and the build with --features mpi)")
     ap.add_argument("--out", help="output folder [default: docs/results/<cpu>/, with --quick target/results-quick/<cpu>/]")
     a = ap.parse_args()
     global REPORT_PY
     REPORT_PY = os.environ.get("PYTHON", "python3")
     m = Machine(REPORT_PY, a.quick)
+    m.skip = {x.strip() for x in a.skip.split(",") if x.strip()}
     if a.no_mpi:
         m.mpirun = None
     out = a.out or os.path.join(ROOT, "target/results-quick" if a.quick else "docs/results", m.slug())
@@ -531,8 +539,8 @@ def main():
         ("networks", lambda: networks(rep, repeats)),
         ("c64-56 by batch", lambda: batch_sweep(rep, 1 if a.quick else 3)),
         ("sparsity", lambda: sparsity(rep, 1 if a.quick else 3)),
-        ("grid", lambda: grid(rep, 1 if a.quick else 3)),
-        ("crossover map", lambda: crossover(rep)),
+        ("grid", lambda: None if "grid" in m.skip else grid(rep, 1 if a.quick else 3)),
+        ("crossover map", lambda: None if "map" in m.skip else crossover(rep)),
         ("index bytes", lambda: index_bytes(rep)),
         ("MPI", lambda: mpi(rep)),
     ]
