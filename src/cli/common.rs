@@ -333,6 +333,13 @@ macro_rules! outln {
 }
 pub(crate) use outln;
 
+/// Writes `line` and a newline to stderr, ignoring a failure (a full device, a closed stream): an error
+/// that cannot be shown still exits 2, never panics.
+pub(crate) fn errln(line: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

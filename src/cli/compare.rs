@@ -54,7 +54,7 @@ pub struct CompareArgs {
     /// sparse ÷ best of direct and im2col), compare-map.md (the same as tables) and compare-map.png (heat maps:
     /// one panel per batch, spatial size across, channels up; each cell coloured by its fastest engine, deeper
     /// the larger the ratio, labelled with it). A formulation over --memory-limit is skipped and marked. The
-    /// default grid (72 cells) takes long: restrict it with --map-channels, --map-sizes, --map-batches.
+    /// default grid (72 cells) takes long: restrict it with --map-channels, --map-sizes, --map-batches [default: off, the grid].
     #[arg(long, conflicts_with_all = ["layers", "model", "replot", "sparsity", "batch"])]
     map: bool,
     /// Channels of the map (input and output), comma-separated [default: 3,8,16,32,64,128].
@@ -214,10 +214,10 @@ pub fn run(a: CompareArgs) -> Result<(), CliError> {
     let mut rows = Vec::new();
     pool.install(|| {
         for c in &cases {
-            rows.extend(compare::run_case(c, &cfg, |what| super::errln(&format!("compare: {what}"))));
+            rows.extend(compare::run_case(c, &cfg, |what| super::common::errln(&format!("compare: {what}"))));
         }
         if let Some(spec) = &model {
-            rows.extend(compare::run_network(spec, &cfg, |what| super::errln(&format!("compare: {what}"))));
+            rows.extend(compare::run_network(spec, &cfg, |what| super::common::errln(&format!("compare: {what}"))));
         }
     });
     let header = compare::header(&cfg, threads, &compare::machine());

@@ -15,6 +15,7 @@ mod sweep;
 mod train;
 
 use clap::{Parser, Subcommand};
+use common::errln;
 
 /// Train convolutional networks as multilayer perceptrons with sparse, weight-tied matrices.
 #[derive(Parser, Debug)]
@@ -42,13 +43,6 @@ pub enum Command {
     Plot(plot::PlotArgs),
     /// A grid of training runs (models × engines × learning rates × seeds) run in parallel, with a summary.
     Sweep(sweep::SweepArgs),
-}
-
-/// Writes `line` and a newline to stderr, ignoring a failure (a full device, a closed stream): an error
-/// that cannot be shown still exits 2, never panics.
-pub(crate) fn errln(line: &str) {
-    use std::io::Write as _;
-    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
 /// The longest error line printed, in chars: a message quoting a huge input (a 7 MB spec) is cut in the

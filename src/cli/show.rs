@@ -36,13 +36,13 @@ pub struct ShowArgs {
     node: Option<usize>,
     /// Write the layer's explicit matrix W (no bias: z = W·x + b, x flattened as C, H, W) to W.mtx in Matrix
     /// Market format (1-based `row col value`, the current f32 weight of each nonzero: the checkpoint's, else
-    /// the initial weights `train --seed` would start from), and beside it W.params.csv: a header
+    /// the initial weights `train` would start from with the same seed), and beside it W.params.csv: a header
     /// `row,col,tensor,index`, then one line per nonzero in the same order, rows and columns 0-based, tensor
     /// the PyTorch name of the weight it copies (`I.weight`) and index its flat index (`weight.flatten()`);
     /// `12+14` for a padded border that adds two taps; `const,` for a fixed entry (pools). Read them with
     /// scipy.io.mmread and numpy.loadtxt(..., delimiter=',', skiprows=1, dtype=str), Julia's MatrixMarket.mmread
     /// and CSV, or MATLAB's mmread and readtable. The library's `mtx` module documents the format and a
-    /// numpy/scipy check of W·x against a convolution.
+    /// numpy/scipy check of W·x against a convolution [default: none].
     #[arg(long, value_name = "W.mtx")]
     export: Option<PathBuf>,
     /// Seed of the initial weights written by --export without --checkpoint [default: the model's training

@@ -101,7 +101,7 @@ pub struct SweepArgs {
     /// cifar and vgg16 presets].
     #[arg(long, overrides_with = "no_normalize")]
     normalize: bool,
-    /// As train's: feed x/255 as it is, also to the cifar and vgg16 presets.
+    /// As train's: feed x/255 as it is, also to the cifar and vgg16 presets [default: off].
     #[arg(long, overrides_with = "normalize")]
     no_normalize: bool,
 }

@@ -87,7 +87,7 @@ pub struct TrainArgs {
     /// with their SGD settings; off, x/255, otherwise].
     #[arg(long, overrides_with = "no_normalize")]
     pub(super) normalize: bool,
-    /// Feed x/255 as it is, also to the cifar and vgg16 presets (turns their standardisation off).
+    /// Feed x/255 as it is, also to the cifar and vgg16 presets (turns their standardisation off) [default: off].
     #[arg(long, overrides_with = "normalize")]
     pub(super) no_normalize: bool,
     /// Prune the conv and dense weights gradually to this sparsity in [0, 1) by magnitude (Zhu & Gupta's
