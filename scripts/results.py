@@ -93,9 +93,12 @@ class Machine:
         self.torch = p.stdout.strip() if p.returncode == 0 else None
         p = subprocess.run([python, "-c", "import numpy"], capture_output=True)
         self.numpy_python = python if p.returncode == 0 else None
-        if self.numpy_python is None and shutil.which("python3"):
-            p = subprocess.run(["python3", "-c", "import numpy"], capture_output=True)
-            self.numpy_python = "python3" if p.returncode == 0 else None
+        # The synthetic set needs numpy only: any interpreter that has it (Debian's python3-numpy is in the
+        # system interpreter, which another python3 on the PATH may hide).
+        for candidate in ([] if self.numpy_python else ["python3", "/usr/bin/python3"]):
+            if shutil.which(candidate) and subprocess.run([candidate, "-c", "import numpy"], capture_output=True).returncode == 0:
+                self.numpy_python = candidate
+                break
         self.mpirun = shutil.which("mpirun")
         self.quick = quick
 
