@@ -141,8 +141,9 @@ class Report:
         2 layers, 3 pruning, 4 memory, 5 the machine)."""
         self.summary.append((order, len(self.summary), result, ours, reference, r))
 
-    def write(self):
-        write(os.path.join(self.out, "results.md"), "\n".join(self.md) + "\n")
+    def write(self, partial=False):
+        note = ["", "*Partial: the run stopped before its last part; rerun `scripts/results.sh` for the rest.*"] if partial else []
+        write(os.path.join(self.out, "results.md"), "\n".join(self.md + note) + "\n")
         rel = os.path.relpath(os.path.join(self.out, "results.md"), ROOT)
         lines = [
             "| result | this crate | reference | ratio |",
@@ -534,18 +535,20 @@ def main():
     rep = Report(out, m)
     tmp = tempfile.mkdtemp(prefix="results-")
     cifar_data = [synthetic_cifar(rep, tmp)]
+    # The parts a reader asks for first come first: a run stopped early (its partial report is on disk after
+    # every part) keeps them.
     steps = [
         ("FMA peak", lambda: fma_peak(rep)),
         ("LeNet-5", lambda: lenet(rep, repeats)),
-        ("cifar", lambda: cifar(rep, repeats, cifar_data[0])),
-        ("pruned cifar", lambda: pruned_cifar(rep, cifar_data[0])),
-        ("networks", lambda: networks(rep, repeats)),
         ("c64-56 by batch", lambda: batch_sweep(rep, 1 if a.quick else 3)),
+        ("networks", lambda: networks(rep, repeats)),
+        ("cifar", lambda: cifar(rep, repeats, cifar_data[0])),
         ("sparsity", lambda: sparsity(rep, 1 if a.quick else 3)),
-        ("grid", lambda: None if "grid" in m.skip else grid(rep, 1 if a.quick else 3)),
-        ("crossover map", lambda: None if "map" in m.skip else crossover(rep)),
+        ("pruned cifar", lambda: pruned_cifar(rep, cifar_data[0])),
         ("index bytes", lambda: index_bytes(rep)),
         ("MPI", lambda: mpi(rep)),
+        ("grid", lambda: None if "grid" in m.skip else grid(rep, 1 if a.quick else 3)),
+        ("crossover map", lambda: None if "map" in m.skip else crossover(rep)),
     ]
     try:
         for name, step in steps:
@@ -564,6 +567,8 @@ def main():
                         if p:
                             rep.add_summary(0, f"`cifar` training, batch {b}, {t} thread{'s' if t > 1 else ''} (img/s)",
                                             f"{s:.0f}", f"{p:.0f} (PyTorch)", ratio(s, p))
+            # What is measured so far is on disk, so that an interrupted run keeps it (marked as partial).
+            rep.write(partial=name != steps[-1][0])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     rep.write()
