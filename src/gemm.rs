@@ -182,8 +182,8 @@ const MIN_BLOCK_MACS: usize = 1 << 19;
 const MAX_BLOCKS: usize = 8;
 
 /// How [`par_gemm`] cuts an `(m, n)` output with inner dimension `k`: `(by_rows, len)`, blocks of `len` rows
-/// (`by_rows`) or columns, the last one shorter. The longer side is cut, into at most [`MAX_BLOCKS`] blocks of
-/// at least [`MIN_BLOCK_MACS`] multiply-adds; row blocks are a multiple of 96 rows (a whole number of the
+/// (`by_rows`) or columns, the last one shorter. The longer side is cut, into at most `MAX_BLOCKS` blocks of
+/// at least `MIN_BLOCK_MACS` multiply-adds; row blocks are a multiple of 96 rows (a whole number of the
 /// kernels' register tiles, f32 or f64, AVX2 or AVX-512), column blocks a multiple of 16. Depends on the shape
 /// alone.
 pub fn blocks(m: usize, n: usize, k: usize) -> (bool, usize) {

@@ -370,7 +370,7 @@ impl CompactMap {
     /// more (`rows(h)[i] = rows(g)[i] + 1`) and the shift one more. In a convolution at stride 1, an output
     /// channel block at two neighbouring positions of one image row; then for a run of such groups the values
     /// of each row, and the inputs of each pattern column, are consecutive in a (B, F) matrix
-    /// (see [`super::lanes`]).
+    /// (see the private module `tied::lanes`).
     pub fn follows(&self, g: usize, h: usize) -> bool {
         let (a, b) = (self.groups.group(g), self.groups.group(h));
         self.group_pattern[g] == self.group_pattern[h]
