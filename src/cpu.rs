@@ -102,8 +102,13 @@ pub fn simd_level() -> Simd {
 /// block of `LANES` samples is one 512-bit register of `f32`, or two 256-bit ones.
 pub const LANES: usize = 16;
 
-/// Most accumulators (rows × taps) of a gradient tile of the tied matrix: 24 of the 32 AVX-512 registers.
-pub const TILE_MAX: usize = 24;
+/// The lanes of the parameter gradient's *positions* layout (a batch under [`LANES`]): lane `l` sums the
+/// stream values `q ≡ l (mod 8)`. One 256-bit register of `f32`, so that a tile of 4 rows × 3 taps keeps its
+/// 12 sums in registers with AVX2, and a stretch of 56 positions (a 56-wide image row) is 7 whole blocks.
+pub const POSITION_LANES: usize = 8;
+
+/// Most accumulators (rows × taps) of a gradient tile of the tied matrix: 4 × 3, one 256-bit register each.
+pub const TILE_MAX: usize = 12;
 
 /// True when the AVX2 + FMA variants (`#[target_feature(enable = "avx2,fma")]`) may run: the CPU has AVX2 and
 /// FMA and [`SIMD_VAR`] does not cap the kernels to `portable`.

@@ -13,7 +13,7 @@ use super::matrix::{Entry, TiedMatrix};
 use super::members::stretch_len;
 use super::segments::ScatterSegment;
 use super::views::GroupSource;
-use crate::cpu::{LANES, TILE_MAX};
+use crate::cpu::TILE_MAX;
 use crate::disjoint::Disjoint;
 use crate::scalar::Real;
 
@@ -131,110 +131,95 @@ fn param_grad_portable<T: Real>(
     fallback_grad(m, x, dy, dtheta, scratch, batch);
 }
 
-/// Most member groups one tile sums before its sums are added to `d_θ`.
-const MEMBER_CHUNK: usize = 256;
+/// Most stream values (member groups × samples) one tile sums before its sums are added to `d_θ`: a whole
+/// 56 × 56 layer at batch 1 up to batch 8 on 32 × 32, so that the few-instruction set-up of a stretch and of a
+/// tile is paid over long streams (at 256 groups per chunk, the set-up of 80,000 tiles made the batch-1
+/// gradient of c64-56 run at 5 GFLOP/s).
+const POSITION_STREAM: usize = 1 << 15;
 
 /// The separable classes of the plan: for each class and each (row `i`, tap `u`),
 /// `d_θ[U[u] + o_i] += Σ_{g ∈ class} Σ_b d_y[b, R_g[i]] · x[b, col_g(U[u])]`. The member groups are cut into
-/// fixed chunks of at most [`MEMBER_CHUNK`]; a tile is (chunk, row block, tap block). In a tile each (row,
-/// tap) pair sums in [`LANES`] lanes, in one of two layouts fixed by the batch:
+/// fixed chunks of at most [`POSITION_STREAM`] values; a tile is (chunk, row block, tap block). In a tile
+/// each (row, tap) pair sums positions in the lanes: the chunk's groups are cut into stretches (consecutive
+/// positions of an image row, [`stretch_len`](super::members::stretch_len)), each stretch one stream of `n·B`
+/// values per row and column, consecutive in memory; lane `l` of
+/// [`POSITION_LANES`](crate::cpu::POSITION_LANES) takes the stream values `q ≡ l (mod 8)` in order, stretch
+/// after stretch; the lanes are then added in order.
 ///
-/// - *samples* (a batch of 16 or more): lane `l` takes samples `b ≡ l` over the chunk's groups in order and,
-///   within a group, the lane blocks in order; the lanes are then added in order, then the tail samples
-///   (groups in order, samples in order);
-/// - *positions* (a batch under 16, which would leave lanes empty): the chunk's groups are cut into stretches
-///   (consecutive positions of an image row, [`stretch_len`](super::members::stretch_len)), each stretch one
-///   stream of `n·B` values per row and column, consecutive in memory; lane `l` takes the stream values
-///   `q ≡ l (mod 16)` in order, stretch after stretch; the lanes are then added in order.
+/// This layout fills the lanes at any batch, and its streams are long: on c64-56 with AVX2 it ran the
+/// gradient 2.0-2.3× faster than sums with samples in the lanes at batch 16, 32 and 64, and LeNet-5's
+/// training about 1.3× faster at batch 64 (`dev/lanes_time grad`, `train`); a batch under 8 fills the lanes
+/// from positions that the samples layout left empty.
 ///
 /// Tiles run in parallel and are added to `d_θ` in tile order, so no order depends on the number of threads
-/// (nor on the instruction set: every kernel of a layout sums the same products in the same order).
+/// (nor on the instruction set: every kernel sums the same products in the same order).
 fn class_grad<T: Real>(m: &TiedMatrix, x: &[T], dy: &[T], dtheta: &mut [T], batch: usize, portable: bool) {
     let plan = m.grad_plan();
     if plan.classes.is_empty() {
         return;
     }
-    let positions = batch < LANES;
-    let (rb_max, cb_max) = if positions { kernels::positions_tile_shape() } else { kernels::tile_shape(batch) };
+    let (rb_max, cb_max) = kernels::positions_tile_shape();
     let mut tiles = Vec::new();
+    // The stretches of each (class, chunk), found once: every tile of a chunk cuts it alike.
+    let mut stretches: Vec<Vec<u32>> = Vec::new();
     for (class, c) in plan.classes.iter().enumerate() {
         let row_blocks = blocks(c.offsets.len(), rb_max);
         // Members in a fixed number of chunks (never the thread count), so that a class with few tiles
         // still splits over threads.
-        let n_chunks = c.groups.len().div_ceil(MEMBER_CHUNK);
+        let member_chunk = (POSITION_STREAM / batch).max(1);
+        let n_chunks = c.groups.len().div_ceil(member_chunk);
         let chunk = c.groups.len().div_ceil(n_chunks.max(1)).max(1);
         for m0 in (0..c.groups.len()).step_by(chunk) {
             let m1 = (m0 + chunk).min(c.groups.len());
+            let (mut v, mut mi) = (Vec::new(), m0);
+            while mi < m1 {
+                let n = stretch_len(c, mi, m1);
+                v.push(n as u32);
+                mi += n;
+            }
+            let s = stretches.len();
+            stretches.push(v);
             for &(i0, rb) in &row_blocks {
                 for (u0, cb) in blocks(c.taps.len(), cb_max) {
-                    tiles.push(Tile { class, m0, m1, i0, rb, u0, cb });
+                    tiles.push((Tile { class, m0, m1, i0, rb, u0, cb }, s));
                 }
             }
         }
     }
-    // The zeros an absent tap reads: a sample column, or in the positions layout the stream of a chunk.
-    let longest = tiles.iter().map(|t| t.m1 - t.m0).max().unwrap_or(0);
-    let zeros = vec![T::zero(); if positions { longest * batch } else { batch }];
+    // The zeros an absent tap reads: the stream of a chunk.
+    let longest = tiles.iter().map(|(t, _)| t.m1 - t.m0).max().unwrap_or(0);
+    let zeros = vec![T::zero(); longest * batch];
     // Tiles run chunk by chunk across the classes (the classes of a pruned convolution, one per output
-    // channel, meet the same positions in the same chunk, so one input window serves all of them); their sums
-    // are still added in tile order below, so the order they run in changes no bit. The hand-written `f32`
-    // kernels read the class in place; otherwise (the portable loops, `f64`) each tile is written out (its
-    // members' rows and columns) into a buffer of its task, then summed as a class of its own: members, rows
-    // and taps from 0, in the same order.
-    // The positions layout's stretches, once per (class, chunk): every tile of a chunk cuts it alike.
-    let mut stretches: std::collections::HashMap<(usize, usize), Vec<u32>> = Default::default();
-    if positions {
-        for t in &tiles {
-            stretches.entry((t.class, t.m0)).or_insert_with(|| {
-                let (class, mut v, mut mi) = (&plan.classes[t.class], Vec::new(), t.m0);
-                while mi < t.m1 {
-                    let n = stretch_len(class, mi, t.m1);
-                    v.push(n as u32);
-                    mi += n;
-                }
-                v
-            });
-        }
-    }
+    // channel, meet the same positions in the same chunk, so one input window serves all of them), and
+    // within a chunk of a class tap block by tap block (the few input columns of a tap block stay in the
+    // first-level cache while every row block reads them); their sums are still added in tile order below,
+    // so the order they run in changes no bit. The hand-written `f32` kernel reads the class in place;
+    // otherwise (the portable loops, `f64`) each tile is written out (its members' rows and columns) into a
+    // buffer of its task, then summed as a class of its own: members, rows and taps from 0, in the same order.
     let mut run: Vec<usize> = (0..tiles.len()).collect();
-    if positions {
-        // Within a chunk of a class, tap block by tap block: the few input columns of a tap block stay in the
-        // first-level cache while every row block reads them (the rows of a class fill 16 or so d_y streams).
-        run.sort_by_key(|&t| (tiles[t].m0, tiles[t].class, tiles[t].u0, tiles[t].i0));
-    } else {
-        run.sort_by_key(|&t| (tiles[t].m0, tiles[t].class));
-    }
+    run.sort_by_key(|&t| (tiles[t].0.m0, tiles[t].0.class, tiles[t].0.u0, tiles[t].0.i0));
     let mut sums = vec![[T::zero(); TILE_MAX]; tiles.len()];
     let out = Disjoint::new(&mut sums);
     run.par_iter().for_each_init(GradClass::default, |view, &t| {
-        let tile = tiles[t];
+        let (tile, s) = tiles[t];
         let class = &plan.classes[tile.class];
-        let stretches = stretches.get(&(tile.class, tile.m0)).map_or(&[][..], Vec::as_slice);
+        let stretches = &stretches[s];
         // SAFETY: each tile index appears once in `run`, so sums[t] is written by this task only.
         let slot = unsafe { out.slice(t, 1) };
         #[cfg(target_arch = "x86_64")]
         if !portable && kernels::avx2() {
-            // The AVX-512 and AVX2 kernels read the class in place: no tile is written out.
-            let s = if positions {
-                kernels::stream_in_place(class, tile, stretches, x, dy, &zeros, batch)
-            } else {
-                kernels::tile_in_place(class, tile, x, dy, &zeros, batch)
-            };
-            if let Some(s) = s {
+            // The AVX2 kernel reads the class in place: no tile is written out.
+            if let Some(s) = kernels::stream_in_place(class, tile, stretches, x, dy, &zeros, batch) {
                 slot[0] = s;
                 return;
             }
         }
         class.write_tile((tile.m0, tile.m1), (tile.i0, tile.rb), (tile.u0, tile.cb), view);
         let local = Tile { m0: 0, m1: tile.m1 - tile.m0, i0: 0, u0: 0, ..tile };
-        slot[0] = if positions {
-            // The stretches were found on the class itself: the written-out tile holds only its rows and taps.
-            kernels::stream(view, local, stretches, x, dy, &zeros, batch)
-        } else {
-            kernels::tile(view, local, x, dy, &zeros, batch)
-        };
+        // The stretches were found on the class itself: the written-out tile holds only its rows and taps.
+        slot[0] = kernels::stream(view, local, stretches, x, dy, &zeros, batch);
     });
-    for (t, s) in tiles.iter().zip(&sums) {
+    for ((t, _), s) in tiles.iter().zip(&sums) {
         let c = &plan.classes[t.class];
         for i in 0..t.rb {
             for u in 0..t.cb {
@@ -353,7 +338,7 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(5);
         // The third: an odd number of rows and of taps (7 and 50), so tiles of one row and one tap run too;
         // the fourth: 75 taps, so a block of 3 taps follows the blocks of 6; the fifth: stride 2 and dilation 2,
-        // so consecutive members' shifts step by more than one column (`MemberPtrs::seek`).
+        // so consecutive members' shifts step by more than one column (stretches of one member).
         for (c_in, h, c_out, pad, stride, dil) in
             [(1, 28, 6, 2, 1, 1), (6, 14, 16, 0, 1, 1), (2, 9, 7, 1, 1, 1), (3, 9, 5, 1, 1, 1), (2, 17, 4, 3, 2, 2)]
         {
@@ -379,8 +364,8 @@ mod tests {
             }
         }
     }
-    /// The positions layout of a batch under 16 sums in an order fixed by the geometry and the batch: 1, 2 and 4
-    /// threads give the same bits, and the gradient agrees with the f64 definition `Σ_b d_y · x` per parameter
+    /// The positions layout sums in an order fixed by the geometry and the batch: 1, 2 and 4 threads give the
+    /// same bits (at batch 300 the 156 positions are cut into two chunks, so tiles of one class run apart), and the gradient agrees with the f64 definition `Σ_b d_y · x` per parameter
     /// within 1e-4 relative (f32 sums of up to 3·10³ products of values in [−1, 1]).
     #[test]
     fn positions_layout_is_thread_count_independent_and_near_the_f64_gradient() {
@@ -397,7 +382,7 @@ mod tests {
             mode: PaddingMode::Zeros,
         };
         let m = crate::engines::sparse::conv::compile_conv_compact(&g);
-        for batch in [1, 3, 8, 15] {
+        for batch in [1, 3, 8, 15, 16, 40, 300] {
             let x: Vec<f32> = (0..batch * g.in_len()).map(|_| rng.random_range(-1.0..1.0)).collect();
             let dy: Vec<f32> = (0..batch * g.out_len()).map(|_| rng.random_range(-1.0..1.0)).collect();
             let run = |threads: usize| {

@@ -23,7 +23,7 @@ use crate::scalar::Real;
 
 /// The layout the products of `m` put in the vector lanes at this batch, for `T`: `positions` (runs of
 /// positions, the private module `tied::lanes`), `channels` (only sets of groups: rows in the lanes) or `samples` (the group
-/// products). The parameter gradient sums positions in the lanes under 16 samples whatever the products do.
+/// products). The parameter gradient sums positions in the lanes at every batch, whatever the products do.
 pub fn layout<T: Real>(m: &TiedMatrix, batch: usize) -> &'static str {
     #[cfg(target_arch = "x86_64")]
     if let Some(plan) = lane_plan::<T>(m, 0, batch) {

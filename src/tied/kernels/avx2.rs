@@ -16,11 +16,8 @@
 
 use std::arch::x86_64::*;
 
-use super::super::members::{MemberPtrs, TileMembers};
 use super::super::views::{OutRows, RowWeights};
 use super::avx512::{check_group, row_bases};
-
-use crate::cpu::{LANES, TILE_MAX};
 
 /// `f32` values in one 256-bit register.
 const W8: usize = 8;
@@ -184,144 +181,6 @@ unsafe fn tile<const R: usize, const Q: usize, Wt: RowWeights>(
             }
         }
     }
-}
-
-/// [`super::avx512::grad_tile`]'s job on AVX2: the `RB × CB` gradient tile of [`super::super::gradients`]' `tile_sums`
-/// for `f32`; returns the sums row-major in the first `RB·CB` values.
-///
-/// Lane `l` of pair `(i, u)` (two registers per 16-lane block: lanes 0..8 and 8..16) sums
-/// `d_y[b0 + l, row] · x[b0 + l, col]` over the member groups in order and, within a member, over the lane
-/// blocks `b0` in order, then the half block of 8 samples in lanes 0..8 when there is one
-/// ([`super::portable::lane_blocks`]); the lanes 0..16 are then added in order, then the tail samples
-/// (members in order, samples in order).
-///
-/// # Safety
-/// The CPU has AVX2 and FMA; `c` comes from a checked plan whose rows index `dy` (B, R) and columns index
-/// `x` (B, C), each a column of `batch` values; `2·RB·CB <= 16` (asserted, as are the tile's bounds and
-/// `zeros.len() == batch`).
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn grad_tile_avx2<const RB: usize, const CB: usize, C: TileMembers>(
-    c: &C,
-    (m0, m1): (usize, usize),
-    i0: usize,
-    u0: usize,
-    x: &[f32],
-    dy: &[f32],
-    zeros: &[f32],
-    batch: usize,
-) -> [f32; TILE_MAX] {
-    let (n_rows, n_taps, members) = c.dims();
-    assert!(i0 + RB <= n_rows && u0 + CB <= n_taps && zeros.len() == batch && 2 * RB * CB <= ACC && m1 <= members);
-    let (full, half) = super::portable::lane_blocks(batch);
-    let mut p = MemberPtrs::<RB, CB>::new(dy, x, zeros, batch);
-    // a[2·(i·CB + u) + h]: pair (i, u), lanes 8h..8h + 8.
-    let mut a = [_mm256_setzero_ps(); ACC];
-    for mi in m0..m1 {
-        // SAFETY: the CPU has AVX2 and FMA (the caller). `p` was made from `dy`, `x` and `zeros`, alive here, and
-        // is sought with the same `c`, `i0`, `u0` every time; the caller's `c` has rows that index `dy` and
-        // columns that index `x`, and `i0 + RB`, `u0 + CB`, `m1` lie inside it (asserted above), so each pointer
-        // starts `batch` readable values (`zeros` has `batch`, asserted). The loads read 8 values at `b0 + 8h`
-        // with `b0 + 16 <= full <= batch`, or at `full` with `full + 8 = half <= batch`.
-        unsafe {
-            p.seek(c, mi, i0, u0);
-            let (d, xs) = (&p.d, &p.xs);
-            let mut b0 = 0;
-            while b0 < full {
-                for h in 0..2 {
-                    let mut xv = [_mm256_setzero_ps(); CB];
-                    for u in 0..CB {
-                        xv[u] = _mm256_loadu_ps(xs[u].add(b0 + h * W8));
-                    }
-                    for i in 0..RB {
-                        let dv = _mm256_loadu_ps(d[i].add(b0 + h * W8));
-                        for u in 0..CB {
-                            let k = 2 * (i * CB + u) + h;
-                            a[k] = _mm256_fmadd_ps(dv, xv[u], a[k]);
-                        }
-                    }
-                }
-                b0 += LANES;
-            }
-            if full < half {
-                // The half block: samples full..full + 8 in lanes 0..8 (the first register of each pair).
-                let mut xv = [_mm256_setzero_ps(); CB];
-                for u in 0..CB {
-                    xv[u] = _mm256_loadu_ps(xs[u].add(full));
-                }
-                for i in 0..RB {
-                    let dv = _mm256_loadu_ps(d[i].add(full));
-                    for u in 0..CB {
-                        let k = 2 * (i * CB + u);
-                        a[k] = _mm256_fmadd_ps(dv, xv[u], a[k]);
-                    }
-                }
-            }
-        }
-    }
-    let mut lanes = [[0.0f32; LANES]; TILE_MAX];
-    for k in 0..RB * CB {
-        // SAFETY: lanes[k] holds 2 × 8 values.
-        unsafe {
-            _mm256_storeu_ps(lanes[k].as_mut_ptr(), a[2 * k]);
-            _mm256_storeu_ps(lanes[k].as_mut_ptr().add(W8), a[2 * k + 1]);
-        }
-    }
-    super::portable::finish_tile::<RB, CB, C>(c, (m0, m1), (i0, u0), x, dy, (half, batch), &lanes)
-}
-
-/// [`grad_tile_avx2`] for a batch of fewer than 16 samples, with one register per (row, tap) pair: only the
-/// half block (lanes 0..8, the first 8 samples, when there are 8) and the tail exist, so an `RB × CB` tile of up to 12 pairs fits the
-/// registers (12 accumulators, `CB` inputs and one row). The sums are those of [`grad_tile_avx2`]: the same
-/// lanes in the same order, lanes 8..16 holding zeros that are added as the portable loop adds them.
-///
-/// # Safety
-/// [`grad_tile_avx2`]'s, with `RB·CB + CB + 1 <= 16` and `batch < 16`.
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn grad_tile_avx2_half<const RB: usize, const CB: usize, C: TileMembers>(
-    c: &C,
-    (m0, m1): (usize, usize),
-    i0: usize,
-    u0: usize,
-    x: &[f32],
-    dy: &[f32],
-    zeros: &[f32],
-    batch: usize,
-) -> [f32; TILE_MAX] {
-    let (n_rows, n_taps, members) = c.dims();
-    assert!(i0 + RB <= n_rows && u0 + CB <= n_taps && zeros.len() == batch && RB * CB + CB < ACC && m1 <= members);
-    let (full, half) = super::portable::lane_blocks(batch);
-    assert!(full == 0, "grad_tile_avx2_half: batch {batch}");
-    // a[i·CB + u]: pair (i, u), lanes 0..8.
-    let mut a = [_mm256_setzero_ps(); ACC];
-    let mut p = MemberPtrs::<RB, CB>::new(dy, x, zeros, batch);
-    for mi in (m0..m1).filter(|_| half == W8) {
-        // SAFETY: the CPU has AVX2 and FMA (the caller). `p` was made from `dy`, `x` and `zeros`, alive here, and
-        // is sought with the same `c`, `i0`, `u0` every time; the caller's `c` has rows that index `dy` and
-        // columns that index `x`, and `i0 + RB`, `u0 + CB`, `m1` lie inside it (asserted above), so each pointer
-        // starts `batch` readable values (`zeros` has `batch`, asserted); members are read only when
-        // `half == 8`, i.e. `batch >= 8`, and each load reads the first 8.
-        unsafe {
-            p.seek(c, mi, i0, u0);
-            let mut xv = [_mm256_setzero_ps(); CB];
-            for u in 0..CB {
-                xv[u] = _mm256_loadu_ps(p.xs[u]);
-            }
-            for i in 0..RB {
-                let dv = _mm256_loadu_ps(p.d[i]);
-                for u in 0..CB {
-                    a[i * CB + u] = _mm256_fmadd_ps(dv, xv[u], a[i * CB + u]);
-                }
-            }
-        }
-    }
-    let mut lanes = [[0.0f32; LANES]; TILE_MAX];
-    for k in 0..RB * CB {
-        // SAFETY: lanes[k] holds 16 values; lanes 8..16 stay zero.
-        unsafe { _mm256_storeu_ps(lanes[k].as_mut_ptr(), a[k]) };
-    }
-    super::portable::finish_tile::<RB, CB, C>(c, (m0, m1), (i0, u0), x, dy, (half, batch), &lanes)
 }
 
 #[cfg(test)]

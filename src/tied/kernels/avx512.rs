@@ -10,90 +10,9 @@
 
 use std::arch::x86_64::*;
 
-use super::super::members::{MemberPtrs, TileMembers};
 use super::super::views::{OutRows, RowWeights};
 
-use crate::cpu::{LANES, TILE_MAX};
-
-/// The `RB × CB` gradient tile of [`super::super::gradients`]' `tile_sums` for `f32`: rows `i0..i0 + RB`, taps
-/// `u0..u0 + CB` of class `c` (read in place, see [`TileMembers`]), summed over its member groups `m0..m1`; returns the sums row-major in the first `RB·CB` values.
-///
-/// Lane `l` of pair `(i, u)` sums `d_y[b0 + l, row] · x[b0 + l, col]` over the member groups in order and,
-/// within a member, over the lane blocks `b0` in order; the lanes are then added in order, then the tail
-/// samples (members in order, samples in order). For a batch of 16 or more (a smaller one has a half block,
-/// [`super::portable::lane_blocks`], and runs [`super::avx2::grad_tile_avx2_half`]).
-///
-/// # Safety
-/// The CPU has AVX-512F and FMA; `c` comes from a checked plan whose rows index `dy` (B, R) and columns index
-/// `x` (B, C), each a column of `batch` values; `RB·CB <= TILE_MAX` (asserted, as are the tile's bounds,
-/// `zeros.len() == batch` and `batch >= 16`).
-#[target_feature(enable = "avx512f,avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn grad_tile<const RB: usize, const CB: usize, C: TileMembers>(
-    c: &C,
-    (m0, m1): (usize, usize),
-    i0: usize,
-    u0: usize,
-    x: &[f32],
-    dy: &[f32],
-    zeros: &[f32],
-    batch: usize,
-) -> [f32; TILE_MAX] {
-    let (n_rows, n_taps, members) = c.dims();
-    assert!(i0 + RB <= n_rows && u0 + CB <= n_taps && zeros.len() == batch && RB * CB <= TILE_MAX && m1 <= members);
-    // A batch under 16 runs `avx2::grad_tile_avx2_half` (one 256-bit register per pair, no spills).
-    assert!(batch >= LANES, "grad_tile: batch {batch}");
-    let full = batch - batch % LANES;
-    let mut p = MemberPtrs::<RB, CB>::new(dy, x, zeros, batch);
-    let mut a = [_mm512_setzero_ps(); TILE_MAX];
-    // With whole lane blocks, a stretch of members (consecutive positions, `MemberPtrs::stretch`) runs as one
-    // stream of lane blocks: every lane sums the same products in the same order (members, then blocks).
-    let streams = full == batch;
-    let mut mi = m0;
-    while mi < m1 {
-        // SAFETY: the CPU has AVX-512F and FMA (the caller). `p` was made from `dy`, `x` and `zeros`, alive here,
-        // and is sought with the same `c`, `i0`, `u0` every time; the caller's `c` has rows that index `dy` and
-        // columns that index `x`, and `i0 + RB`, `u0 + CB`, `m1` lie inside it (asserted above), so each pointer
-        // starts `batch` readable values (`zeros` has `batch`, asserted). A stretch of `n > 1` members (only
-        // when `batch` is a multiple of 16, `streams`) has every tap present and each member one column past
-        // the previous, so each pointer starts `n·batch` readable values; the loads read 16 at `b0` with
-        // `b0 + 16 <= len`. `skip_stretch` follows the `stretch` found right after this seek.
-        unsafe {
-            p.seek(c, mi, i0, u0);
-            let n = if streams { p.stretch(c, mi, m1) } else { 1 };
-            let len = if n > 1 { n * batch } else { full };
-            let (d, xs) = (&p.d, &p.xs);
-            let mut b0 = 0;
-            while b0 < len {
-                let mut xv = [_mm512_setzero_ps(); CB];
-                for u in 0..CB {
-                    xv[u] = _mm512_loadu_ps(xs[u].add(b0));
-                }
-                for i in 0..RB {
-                    let dv = _mm512_loadu_ps(d[i].add(b0));
-                    for u in 0..CB {
-                        a[i * CB + u] = _mm512_fmadd_ps(dv, xv[u], a[i * CB + u]);
-                    }
-                }
-                b0 += LANES;
-            }
-            if n > 1 {
-                p.skip_stretch(mi, n);
-            }
-            mi += n;
-        }
-    }
-    let mut lanes = [[0.0f32; LANES]; TILE_MAX];
-    for k in 0..RB * CB {
-        // SAFETY: lanes[k] holds LANES values.
-        unsafe { _mm512_storeu_ps(lanes[k].as_mut_ptr(), a[k]) };
-    }
-    // Through memory: while LLVM could forward the stored accumulators to the lane sums in registers, it
-    // allocated only zmm0-15 in this kernel (most likely because those extracts are VEX instructions), and a
-    // tile of more than 12 pairs spilled on every multiply-add.
-    let lanes = std::hint::black_box(lanes);
-    super::portable::finish_tile::<RB, CB, C>(c, (m0, m1), (i0, u0), x, dy, (full, batch), &lanes)
-}
+use crate::cpu::LANES;
 
 /// The group product of [`super::super::products`] for `f32`: for the `G` rows `g` of a group,
 /// `y[:, rows[g]] = init[g] + Σ_j w(g, j) · x[:, cols[j]]`, summed in column order from `init[g]` with fused

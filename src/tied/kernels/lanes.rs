@@ -14,7 +14,7 @@
 use std::arch::x86_64::*;
 
 use super::super::members::{ABSENT, TileMembers, stretch_len};
-use crate::cpu::{LANES, TILE_MAX};
+use crate::cpu::{POSITION_LANES, TILE_MAX};
 
 /// A register of `f32` lanes. The methods are the intrinsics of one instruction set; they are `unsafe`
 /// because the CPU must have it, and the loads and stores because they dereference raw pointers.
@@ -476,12 +476,12 @@ pub(crate) unsafe fn sets_avx512(
 /// bit for bit) for `f32`, reading the class `c` in place: members `m0..m1` cut into the stretches of
 /// `stretches` ([`stretch_len`], found once for all the tiles of a chunk), each one stream of `n·B` values
 /// per row of `d_y` and column of `x`; lane `l` of a pair
-/// sums the stream values `q ≡ l (mod 16)` in order (`H` registers of `W` lanes make the 16), the last block of
-/// a stream masked (its missing values add nothing: a sum that starts at +0 never holds −0, so adding +0
+/// sums the stream values `q ≡ l (mod 8)` in order (`H` registers of `W` lanes make the [`POSITION_LANES`]),
+/// the last block of a stream masked (its missing values add nothing: a sum that starts at +0 never holds −0, so adding +0
 /// leaves it as it is); then the 16 lanes are added in order.
 ///
 /// # Safety
-/// The CPU has the instruction set of `V`; `H·W == 16`; `c` comes from a checked plan whose rows index `dy`
+/// The CPU has the instruction set of `V`; `H·W == POSITION_LANES`; `c` comes from a checked plan whose rows index `dy`
 /// (B, R) and columns index `x` (B, C); `stretches` are the stretches of `m0..m1` ([`stretch_len`] from
 /// `m0` on, their sum `m1 − m0`); `zeros` holds at least `(m1 − m0)·B` values (asserted, as are the tile's
 /// bounds and the sum).
@@ -499,7 +499,9 @@ unsafe fn stream_tile<V: Lanes, const H: usize, const RB: usize, const CB: usize
     batch: usize,
 ) -> [f32; TILE_MAX] {
     let (n_rows, n_taps, members) = c.dims();
-    assert!(i0 + RB <= n_rows && u0 + CB <= n_taps && m1 <= members && RB * CB <= TILE_MAX && H * V::W == LANES);
+    assert!(
+        i0 + RB <= n_rows && u0 + CB <= n_taps && m1 <= members && RB * CB <= TILE_MAX && H * V::W == POSITION_LANES
+    );
     assert!(zeros.len() >= (m1 - m0) * batch, "stream_tile: zeros for a stream of {} members", m1 - m0);
     assert_eq!(stretches.iter().map(|&n| n as usize).sum::<usize>(), m1 - m0, "stream_tile: stretches cover the tile");
     debug_assert!({
@@ -529,7 +531,7 @@ unsafe fn stream_tile<V: Lanes, const H: usize, const RB: usize, const CB: usize
             });
             let len = n * batch;
             let mut q = 0;
-            while q + LANES <= len {
+            while q + POSITION_LANES <= len {
                 for h in 0..H {
                     let o = q + h * V::W;
                     let mut xv = [V::zero(); CB];
@@ -543,7 +545,7 @@ unsafe fn stream_tile<V: Lanes, const H: usize, const RB: usize, const CB: usize
                         }
                     }
                 }
-                q += LANES;
+                q += POSITION_LANES;
             }
             for h in 0..H {
                 let o = q + h * V::W;
@@ -565,11 +567,11 @@ unsafe fn stream_tile<V: Lanes, const H: usize, const RB: usize, const CB: usize
             mi += n;
         }
     }
-    let mut lanes = [[0.0f32; LANES]; TILE_MAX];
+    let mut lanes = [[0.0f32; POSITION_LANES]; TILE_MAX];
     for i in 0..RB {
         for u in 0..CB {
             for h in 0..H {
-                // SAFETY: lanes[·] holds H·W = 16 values.
+                // SAFETY: lanes[·] holds H·W = POSITION_LANES values.
                 unsafe { V::store(lanes[i * CB + u].as_mut_ptr().add(h * V::W), a[i][u][h]) };
             }
         }
@@ -578,7 +580,7 @@ unsafe fn stream_tile<V: Lanes, const H: usize, const RB: usize, const CB: usize
     std::array::from_fn(|k| {
         if k < RB * CB {
             let mut s = 0.0f32;
-            for l in 0..LANES {
+            for l in 0..POSITION_LANES {
                 s += lanes[k][l];
             }
             s
@@ -588,7 +590,8 @@ unsafe fn stream_tile<V: Lanes, const H: usize, const RB: usize, const CB: usize
     })
 }
 
-/// [`stream_tile`] with AVX2 (two registers per pair; tiles up to 2 × 3).
+/// [`stream_tile`] with AVX2 (one 256-bit register per pair; tiles up to 4 × 3), on AVX-512 machines too:
+/// eight lanes are one 256-bit register, and the bits are the layout's on every instruction set.
 ///
 /// # Safety
 /// The CPU has AVX2 and FMA, and [`stream_tile`]'s.
@@ -606,26 +609,5 @@ pub(crate) unsafe fn stream_tile_avx2<const RB: usize, const CB: usize, C: TileM
     batch: usize,
 ) -> [f32; TILE_MAX] {
     // SAFETY: the caller's.
-    unsafe { stream_tile::<Y, 2, RB, CB, C>(c, m, stretches, i0, u0, x, dy, zeros, batch) }
-}
-
-/// [`stream_tile`] with AVX-512 (one register per pair; tiles up to 4 × 6).
-///
-/// # Safety
-/// The CPU has AVX-512F, and [`stream_tile`]'s.
-#[target_feature(enable = "avx512f,avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn stream_tile_avx512<const RB: usize, const CB: usize, C: TileMembers>(
-    c: &C,
-    m: (usize, usize),
-    stretches: &[u32],
-    i0: usize,
-    u0: usize,
-    x: &[f32],
-    dy: &[f32],
-    zeros: &[f32],
-    batch: usize,
-) -> [f32; TILE_MAX] {
-    // SAFETY: the caller's.
-    unsafe { stream_tile::<Z, 1, RB, CB, C>(c, m, stretches, i0, u0, x, dy, zeros, batch) }
+    unsafe { stream_tile::<Y, 1, RB, CB, C>(c, m, stretches, i0, u0, x, dy, zeros, batch) }
 }

@@ -1,9 +1,9 @@
 //! The loops in plain Rust: the group product (`accumulate`), the per-nonzero dots, and the gradient tile
-//! (`tile_sums`). The dispatch in [`super`] runs them as they are or compiled for AVX2 + FMA or AVX-512.
+//! (`stream_sums`). The dispatch in [`super`] runs them as they are or compiled for AVX2 + FMA or AVX-512.
 
 use super::super::grad_plan::GradClass;
-use super::super::members::{ABSENT, TileMembers};
-use crate::cpu::{LANES, TILE_MAX};
+use super::super::members::ABSENT;
+use crate::cpu::{LANES, POSITION_LANES, TILE_MAX};
 use crate::scalar::Real;
 
 /// `acc[g, :] += Σ_j w[g, j] · x[:, cols[j]]` for the rows `g` of a group: `acc` (G, B) row by row, `w` (G, n)
@@ -88,134 +88,10 @@ pub(super) fn dots<T: Real>(dw: &mut [T], dy: &[T], cols: &[u32], x: &[T], batch
     }
 }
 
-/// The sums of one tile (row-major `rb × cb` in the first values); see `class_grad`.
-#[inline(always)]
-#[allow(clippy::needless_range_loop)] // the index loops are the register tile
-fn tile_sums<T: Real, const RB: usize, const CB: usize>(
-    c: &GradClass,
-    t: Tile,
-    x: &[T],
-    dy: &[T],
-    zeros: &[T],
-    batch: usize,
-) -> [T; TILE_MAX] {
-    let (n_rows, n_taps) = (c.offsets.len(), c.taps.len());
-    let (full, half) = lane_blocks(batch);
-    let (dy0, x0, z0) = (dy.as_ptr(), x.as_ptr(), zeros.as_ptr());
-    assert!(t.i0 + RB <= n_rows && t.u0 + CB <= n_taps && zeros.len() == batch);
-    assert!(c.rows.len() == c.groups.len() * n_rows && c.cols.len() == c.groups.len() * n_taps);
-    let (mut d, mut xs) = ([dy0; RB], [x0; CB]);
-    // Lane l of pair (i, u) sums samples b0 + l over the member groups in order, and within a member over
-    // the lane blocks b0 in order.
-    let mut acc = [[[T::zero(); LANES]; CB]; RB];
-    for mi in t.m0..t.m1 {
-        member_ptrs(c, mi, t, (dy0, x0, z0), batch, 0, &mut d, &mut xs);
-        let mut b0 = 0;
-        while b0 < full {
-            let mut xv = [[T::zero(); LANES]; CB];
-            for u in 0..CB {
-                for l in 0..LANES {
-                    // SAFETY: the pointer starts `batch` readable values and b0 + l < full <= batch.
-                    xv[u][l] = unsafe { *xs[u].add(b0 + l) };
-                }
-            }
-            for i in 0..RB {
-                for l in 0..LANES {
-                    // SAFETY: as above.
-                    let dv = unsafe { *d[i].add(b0 + l) };
-                    for u in 0..CB {
-                        acc[i][u][l] = dv.mul_add(xv[u][l], acc[i][u][l]);
-                    }
-                }
-            }
-            b0 += LANES;
-        }
-        // A half block: samples full..full + 8 in lanes 0..8.
-        for i in 0..RB {
-            for l in 0..half - full {
-                // SAFETY: as above, full + l < half <= batch.
-                let dv = unsafe { *d[i].add(full + l) };
-                for u in 0..CB {
-                    // SAFETY: as above.
-                    acc[i][u][l] = dv.mul_add(unsafe { *xs[u].add(full + l) }, acc[i][u][l]);
-                }
-            }
-        }
-    }
-    // The tail samples: member groups in order, samples in order.
-    let mut tail = [[T::zero(); CB]; RB];
-    if half < batch {
-        for mi in t.m0..t.m1 {
-            member_ptrs(c, mi, t, (dy0, x0, z0), batch, half, &mut d, &mut xs);
-            for b in 0..batch - half {
-                for i in 0..RB {
-                    for u in 0..CB {
-                        // SAFETY: the pointers start `batch - half` readable values.
-                        tail[i][u] = unsafe { (*d[i].add(b)).mul_add(*xs[u].add(b), tail[i][u]) };
-                    }
-                }
-            }
-        }
-    }
-    let mut out = [T::zero(); TILE_MAX];
-    for i in 0..RB {
-        for u in 0..CB {
-            let mut s = T::zero();
-            for l in 0..LANES {
-                s += acc[i][u][l];
-            }
-            out[i * CB + u] = s + tail[i][u];
-        }
-    }
-    out
-}
-
-/// Where a gradient tile's lane blocks end: `(full, half)`, the samples `0..full` in blocks of [`LANES`] (lane
-/// `l` takes samples `b ≡ l`), then `full..half` in lanes 0..8, then the tail `half..batch`, one sample at a
-/// time. The half block is the first 8 samples of a batch of 8 to 15 (vgg16's batch of 8, a short last shard),
-/// which would otherwise run entirely one sample at a time; a batch of 16 or more keeps its tail of up to 15
-/// samples, so that its sums, and the bytes of every run at such batches (the main job's included), are the
-/// ones they were before the half block existed.
-#[inline(always)]
-pub(crate) fn lane_blocks(batch: usize) -> (usize, usize) {
-    let full = batch - batch % LANES;
-    (full, if full == 0 { batch - batch % (LANES / 2) } else { full })
-}
-
-/// The end of the hand-written gradient tiles (AVX-512 and AVX2): the tail samples `half..batch` (members in order, samples in order), then
-/// each pair's 16 lanes added in order, plus its tail.
-#[inline(always)]
-pub(super) fn finish_tile<const RB: usize, const CB: usize, C: TileMembers>(
-    c: &C,
-    (m0, m1): (usize, usize),
-    (i0, u0): (usize, usize),
-    x: &[f32],
-    dy: &[f32],
-    (half, batch): (usize, usize),
-    lanes: &[[f32; LANES]; TILE_MAX],
-) -> [f32; TILE_MAX] {
-    let mut tail = [0.0f32; TILE_MAX];
-    if half < batch {
-        for mi in m0..m1 {
-            let (rows, cols) = c.member::<RB, CB>(mi, i0, u0);
-            for b in half..batch {
-                for i in 0..RB {
-                    let dv = dy[rows[i] as usize * batch + b];
-                    for u in 0..CB {
-                        let xv = if cols[u] == ABSENT { 0.0 } else { x[cols[u] as usize * batch + b] };
-                        tail[i * CB + u] = dv.mul_add(xv, tail[i * CB + u]);
-                    }
-                }
-            }
-        }
-    }
-    std::array::from_fn(|k| if k < RB * CB { lanes[k].iter().fold(0.0, |s, &l| s + l) + tail[k] } else { 0.0 })
-}
-
 /// The sums of one tile in the *positions* layout of a batch under [`LANES`] (see `class_grad`): the member
 /// groups `t.m0..t.m1` cut into stretches of `stretches[s]` members ([`super::super::members::stretch_len`], found
 /// on the class before the tile was written out), each stretch one stream of `n·B` consecutive values per row
-/// and column; lane `l` of pair `(i, u)` sums the stream values `q ≡ l (mod 16)` in order, stretch after
+/// and column; lane `l` of pair `(i, u)` sums the stream values `q ≡ l (mod 8)` ([`POSITION_LANES`]) in order, stretch after
 /// stretch; then the lanes are added in order. (An absent tap reads `zeros`, which holds a stream's values.)
 #[inline(always)]
 #[allow(clippy::needless_range_loop)] // the index loops are the register tile
@@ -235,14 +111,14 @@ fn stream_sums<T: Real, const RB: usize, const CB: usize>(
     assert!(c.rows.len() == c.groups.len() * n_rows && c.cols.len() == c.groups.len() * n_taps);
     assert_eq!(stretches.iter().map(|&n| n as usize).sum::<usize>(), t.m1 - t.m0, "stretches cover the tile");
     let (mut d, mut xs) = ([dy0; RB], [x0; CB]);
-    let mut acc = [[[T::zero(); LANES]; CB]; RB];
+    let mut acc = [[[T::zero(); POSITION_LANES]; CB]; RB];
     let mut mi = t.m0;
     for &n in stretches {
         let len = n as usize * batch;
         assert!(zeros.len() >= len, "zeros hold a stream");
         member_ptrs(c, mi, t, (dy0, x0, z0), batch, 0, &mut d, &mut xs);
         for q in 0..len {
-            let l = q % LANES;
+            let l = q % POSITION_LANES;
             for i in 0..RB {
                 // SAFETY: over a stretch each row of d_y and each present column of x continues for the stretch's
                 // members (their rows and columns are the first member's plus 0..n, inside d_y and x: the plan
@@ -260,7 +136,7 @@ fn stream_sums<T: Real, const RB: usize, const CB: usize>(
     for i in 0..RB {
         for u in 0..CB {
             let mut s = T::zero();
-            for l in 0..LANES {
+            for l in 0..POSITION_LANES {
                 s += acc[i][u][l];
             }
             out[i * CB + u] = s;
@@ -318,17 +194,6 @@ fn member_ptrs<T: Real, const RB: usize, const CB: usize>(
             }
         };
     }
-}
-
-/// [`tile_sums`] for the tile's shape, which `blocks` keeps to powers of two up to the ISA's shape.
-#[inline(always)]
-pub(super) fn tile_any<T: Real>(c: &GradClass, t: Tile, x: &[T], dy: &[T], zeros: &[T], batch: usize) -> [T; TILE_MAX] {
-    macro_rules! portable {
-        ($rb:literal, $cb:literal) => {
-            tile_sums::<T, $rb, $cb>(c, t, x, dy, zeros, batch)
-        };
-    }
-    by_tile_shape!((t.rb, t.cb), portable)
 }
 
 /// `Σ_b a[b] · b[b]`, summed in 8 interleaved lanes then lane by lane (a fixed order, so the same bits on
