@@ -144,7 +144,6 @@ class Report:
     def write(self, partial=False):
         note = ["", "*Partial: the run stopped before its last part; rerun `scripts/results.sh` for the rest.*"] if partial else []
         write(os.path.join(self.out, "results.md"), "\n".join(self.md + note) + "\n")
-        rel = os.path.relpath(os.path.join(self.out, "results.md"), ROOT)
         lines = [
             "| result | this crate | reference | ratio |",
             "|---|---|---|---|",
@@ -152,9 +151,28 @@ class Report:
         text = "\n".join(
             [f"# Summary: {self.m.cpu}", "", self.m.header(), ""]
             + lines
-            + ["", f"Every figure: median of interleaved runs; details and commands in [the full report]({rel})."]
+            + ["", "Every figure: median of interleaved runs; details and commands in [the full report](results.md)."]
         )
         write(os.path.join(self.out, "summary.md"), text + "\n")
+
+
+def update_readme(out):
+    """Copies `out`'s summary (its header lines and table) between the README's results markers, with links
+    to the report; `tests/it/readme.rs` checks the two agree."""
+    summary = open(os.path.join(out, "summary.md"), encoding="utf-8").read().splitlines()
+    body = [l for l in summary[1:] if not l.startswith("Every figure:")]
+    while body and not body[0].strip():
+        body.pop(0)
+    while body and not body[-1].strip():
+        body.pop()
+    rel = os.path.relpath(out, ROOT)
+    body += ["", f"Full report, with every command and the runs behind each median: [{rel}/results.md]({rel}/results.md) "
+             f"(summary: [{rel}/summary.md]({rel}/summary.md))."]
+    path = os.path.join(ROOT, "README.md")
+    text = open(path, encoding="utf-8").read()
+    begin, end = "<!-- results:begin -->", "<!-- results:end -->"
+    i, j = text.index(begin) + len(begin), text.index(end)
+    write(path, text[:i] + "\n" + "\n".join(body) + "\n" + text[j:])
 
 
 def write(path, text):
@@ -519,7 +537,11 @@ def main():
                     "(vgg16-b32, vgg16-t1, map, grid)")
     ap.add_argument("--no-mpi", action="store_true", help="skip the MPI rows (and the build with --features mpi)")
     ap.add_argument("--out", help="output folder [default: docs/results/<cpu>/, with --quick target/results-quick/<cpu>/]")
+    ap.add_argument("--readme", metavar="DIR", help="measure nothing: copy DIR's summary.md into the README's results block")
     a = ap.parse_args()
+    if a.readme:
+        update_readme(os.path.abspath(a.readme))
+        return
     global REPORT_PY
     REPORT_PY = os.environ.get("PYTHON", "python3")
     m = Machine(REPORT_PY, a.quick)
