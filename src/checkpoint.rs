@@ -112,7 +112,21 @@ impl Stored {
         }
         SafeTensors::deserialize(&bytes).map_err(|e| format(e.to_string()))?;
         let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| format(e.to_string()))?;
-        let metadata = meta.metadata().clone().unwrap_or_default();
+        let metadata: std::collections::HashMap<String, String> = meta.metadata().clone().unwrap_or_default();
+        // A file that records its digest (a run's checkpoint and state) must still have it.
+        if let Some(recorded) = metadata.get(DIGEST_KEY) {
+            let sorted: BTreeMap<String, String> = metadata.clone().into_iter().collect();
+            let found = digest(&bytes[8 + n as usize..], &sorted);
+            if *recorded != found {
+                return Err(CheckpointError::Metadata {
+                    file: path.into(),
+                    key: DIGEST_KEY.into(),
+                    problem: format!(
+                        "is {recorded} but the content's is {found}: the file was changed after it was written"
+                    ),
+                });
+            }
+        }
         Ok(Stored { path: path.into(), bytes, metadata })
     }
 
@@ -254,6 +268,16 @@ pub fn write(
         .map_err(|source| CheckpointError::Write { file: path.into(), source })
 }
 
+/// [`write`] with the file's digest recorded ([`serialize_with_digest`]), as a run writes its checkpoint.
+pub fn write_with_digest(
+    path: &Path,
+    tensors: &[(String, &Tensor<f32>)],
+    metadata: &BTreeMap<String, String>,
+) -> Result<(), CheckpointError> {
+    crate::atomic::write(path, &serialize_with_digest(tensors, metadata))
+        .map_err(|source| CheckpointError::Write { file: path.into(), source })
+}
+
 /// An f32 tensor as the `safetensors` crate sees it: dtype, shape, little-endian bytes.
 struct F32View<'a>(&'a Tensor<f32>);
 
@@ -280,6 +304,41 @@ impl safetensors::View for F32View<'_> {
 /// so the bytes are those of the files written before the crate did the layout, and are the same in
 /// every process: the crate takes the metadata as a `HashMap`, whose order changes from process to
 /// process.
+/// The metadata key of a file's digest ([`serialize_with_digest`]).
+pub const DIGEST_KEY: &str = "digest";
+
+/// The digest of a safetensors file's content: FNV-1a (64 bits) over its tensor data, then each metadata
+/// key and value but the digest's own (sorted by key, each followed by a zero byte), written
+/// `fnv1a64:` and 16 hex digits. It tells a file changed after it was written (an edited epoch, a flipped
+/// byte) from the one a run committed; it is no defence against someone who rewrites the digest too.
+pub fn digest(data: &[u8], metadata: &BTreeMap<String, String>) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    eat(data);
+    for (k, v) in metadata.iter().filter(|(k, _)| *k != DIGEST_KEY) {
+        eat(k.as_bytes());
+        eat(&[0]);
+        eat(v.as_bytes());
+        eat(&[0]);
+    }
+    format!("fnv1a64:{h:016x}")
+}
+
+/// [`serialize`], with the file's [`digest`] in its metadata under [`DIGEST_KEY`], which [`Stored::read`]
+/// checks: the run's checkpoint and state are written so.
+pub fn serialize_with_digest(tensors: &[(String, &Tensor<f32>)], metadata: &BTreeMap<String, String>) -> Vec<u8> {
+    let plain = serialize(tensors, metadata);
+    let end = 8 + u64::from_le_bytes(plain[..8].try_into().expect("8 bytes")) as usize;
+    let mut meta = metadata.clone();
+    meta.insert(DIGEST_KEY.into(), digest(&plain[end..], metadata));
+    serialize(tensors, &meta)
+}
+
 pub fn serialize(tensors: &[(String, &Tensor<f32>)], metadata: &BTreeMap<String, String>) -> Vec<u8> {
     let views = tensors.iter().map(|(name, t)| (name.as_str(), F32View(t)));
     let mut bytes = safetensors::serialize(views, None).expect("f32 tensors whose data matches their shapes");
@@ -317,6 +376,34 @@ mod tests {
         assert_eq!(st.tensor("loss").unwrap().shape(), &[] as &[usize]);
         let (_, m) = SafeTensors::read_metadata(&bytes).unwrap();
         assert_eq!(m.metadata().as_ref().unwrap()["spec"], "1x2x2 > dense(3)");
+    }
+
+    /// A file written with its digest reads back; a flipped data byte or an edited metadata value is
+    /// refused with one message naming the digest; a file without one reads as before.
+    #[test]
+    fn digests_catch_changed_files() {
+        let dir = std::env::temp_dir().join(format!("cnn-as-mlp-digest-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let w = Tensor::from_vec(&[1, 2], vec![1.0f32, -2.0]);
+        let meta: BTreeMap<String, String> = [("epoch".to_string(), "3".to_string())].into();
+        let bytes = serialize_with_digest(&[("0.weight".into(), &w)], &meta);
+        let file = dir.join("m.safetensors");
+        std::fs::write(&file, &bytes).unwrap();
+        let st = Stored::read(&file).unwrap();
+        assert!(st.metadata[DIGEST_KEY].starts_with("fnv1a64:"));
+        // The last data byte: the sign of −2.0.
+        let mut flipped = bytes.clone();
+        *flipped.last_mut().unwrap() ^= 0x80;
+        std::fs::write(&file, &flipped).unwrap();
+        let e = Stored::read(&file).err().expect("a flipped byte").to_string();
+        assert!(e.contains("metadata \"digest\"") && e.contains("changed after it was written"), "{e}");
+        // The epoch edited in place, same length (3 → 0).
+        let text = String::from_utf8_lossy(&bytes).replace("\"epoch\":\"3\"", "\"epoch\":\"0\"");
+        std::fs::write(&file, text.as_bytes()).unwrap();
+        assert!(Stored::read(&file).is_err(), "an edited epoch");
+        std::fs::write(&file, serialize(&[("0.weight".into(), &w)], &meta)).unwrap();
+        assert!(Stored::read(&file).is_ok(), "no digest, nothing to check");
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     /// The exact bytes: keys sorted (`__metadata__` after names that start with a digit, before lower-case

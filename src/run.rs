@@ -267,9 +267,10 @@ pub fn epoch_files(cfg: &RunConfig, trainer: &Trainer, metrics: &[EpochMetrics])
     let mut state_meta = meta.clone();
     state_meta.insert("engine".into(), net.engine.name().into());
     let mut files = vec![
-        (MODEL_FILE, checkpoint::serialize(&checkpoint::named(net, &net.params, ""), &meta)),
+        // Each with its digest, which every later read checks (an edited or damaged file is refused).
+        (MODEL_FILE, checkpoint::serialize_with_digest(&checkpoint::named(net, &net.params, ""), &meta)),
         // The state also records the engine of the commit (for `plot`); model.safetensors keeps its bytes.
-        (STATE_FILE, checkpoint::serialize(&state_tensors(trainer), &state_meta)),
+        (STATE_FILE, checkpoint::serialize_with_digest(&state_tensors(trainer), &state_meta)),
     ];
     if !metrics.is_empty() {
         files.push((METRICS_FILE, metrics_csv(metrics).into_bytes()));
@@ -723,12 +724,68 @@ pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>, RunError> {
         };
         RunError::Invalid { file: path.into(), problem }
     };
-    csv::Reader::from_reader(&text[..]).deserialize().map(|row| row.map_err(bad)).collect()
+    let rows: Vec<EpochMetrics> =
+        csv::Reader::from_reader(&text[..]).deserialize().map(|row| row.map_err(bad)).collect::<Result<_, _>>()?;
+    for (i, (m, prev)) in rows.iter().zip(std::iter::once(None).chain(rows.iter().map(Some))).enumerate() {
+        if let Some(problem) = metrics_problem(m, prev) {
+            // Line 1 is the header.
+            return Err(RunError::Invalid { file: path.into(), problem: format!("line {}: {problem}", i + 2) });
+        }
+    }
+    Ok(rows)
+}
+
+/// What is impossible in a metrics row `m` that follows `prev`: an accuracy outside [0, 1], a negative or
+/// infinite loss or speed, an epoch that does not follow the previous one. (NaN stands for a value a row
+/// does not have.)
+fn metrics_problem(m: &EpochMetrics, prev: Option<&EpochMetrics>) -> Option<String> {
+    for (name, v) in [("train_acc", m.train_acc), ("test_acc", m.test_acc)] {
+        if !v.is_nan() && !(0.0..=1.0).contains(&v) {
+            return Some(format!("{name} is {v}, not an accuracy in [0, 1]"));
+        }
+    }
+    for (name, v) in [("loss", m.loss), ("test_loss", m.test_loss), ("img_per_s", m.img_per_s)] {
+        if !(v.is_nan() || (v >= 0.0 && v.is_finite())) {
+            return Some(format!("{name} is {v}, not a finite value >= 0"));
+        }
+    }
+    match prev {
+        Some(p) if m.epoch <= p.epoch || m.step < p.step => {
+            Some(format!("epoch {} step {} follows epoch {} step {}", m.epoch, m.step, p.epoch, p.step))
+        }
+        None if m.epoch == 0 => Some("epoch 0 (epochs count from 1)".into()),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Rows no run writes are refused with their line and value: an accuracy of 7 or −3, a negative loss, an
+    /// epoch that goes back; a row without the test columns' values (NaN) is kept.
+    #[test]
+    fn metrics_rows_that_no_run_writes_are_refused() {
+        let dir = std::env::temp_dir().join(format!("cnn-as-mlp-metrics-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join(METRICS_FILE);
+        let head = "epoch,step,loss,train_acc,test_loss,test_acc,img_per_s\n";
+        let good = "1,5,0.5,0.5,0.5,0.5,10.0\n";
+        for (row, needle) in [
+            ("2,10,0.5,7,0.5,0.5,10.0\n", "line 3: train_acc is 7"),
+            ("2,10,0.5,0.5,0.5,-3,10.0\n", "line 3: test_acc is -3"),
+            ("2,10,-1,0.5,0.5,0.5,10.0\n", "line 3: loss is -1"),
+            ("2,10,0.5,0.5,0.5,0.5,inf\n", "line 3: img_per_s is inf"),
+            ("1,10,0.5,0.5,0.5,0.5,10.0\n", "line 3: epoch 1 step 10 follows epoch 1 step 5"),
+        ] {
+            std::fs::write(&file, format!("{head}{good}{row}")).unwrap();
+            let e = read_metrics(&file).expect_err(row).to_string();
+            assert!(e.contains(needle), "{row:?}: {e}");
+        }
+        std::fs::write(&file, format!("{head}{good}2,10,0.4,0.6,NaN,NaN,10.0\n")).unwrap();
+        assert_eq!(read_metrics(&file).unwrap().len(), 2);
+        std::fs::remove_dir_all(&dir).ok();
+    }
 
     /// `metrics.csv` as runs wrote it before `csv` and `serde` did: read back and written again, the same
     /// bytes; a file of the first seven columns reads with `lr`, `train_s`, `wall_s` as NaN; a bad row is

@@ -328,7 +328,8 @@ pub(super) fn check_fit(spec: &Spec, data_name: &str, n_classes: usize, sets: &[
 macro_rules! outln {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+        let line = format!($($arg)*);
+        let _ = writeln!(std::io::stdout().lock(), "{}", $crate::cli::common::printable(&line));
     }};
 }
 pub(crate) use outln;
@@ -337,13 +338,34 @@ pub(crate) use outln;
 /// that cannot be shown still exits 2, never panics.
 pub(crate) fn errln(line: &str) {
     use std::io::Write as _;
-    let _ = writeln!(std::io::stderr().lock(), "{line}");
+    let _ = writeln!(std::io::stderr().lock(), "{}", printable(line));
+}
+
+/// `line` with its control characters escaped (`\n`, `\u{1b}`): a path or class name that holds a newline
+/// or a terminal escape is printed as what it is, on the one line it belongs to.
+pub(crate) fn printable(line: &str) -> std::borrow::Cow<'_, str> {
+    if !line.chars().any(char::is_control) {
+        return line.into();
+    }
+    line.chars()
+        .flat_map(|c| if c.is_control() { c.escape_default().collect() } else { vec![c] })
+        .collect::<String>()
+        .into()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::ValueEnum;
+
+    /// Control characters are escaped, everything else kept: a newline in a path stays on its line, an ANSI
+    /// escape is shown, not obeyed.
+    #[test]
+    fn printable_escapes_control_characters_only() {
+        assert_eq!(printable("runs/a b/é"), "runs/a b/é");
+        assert_eq!(printable("runs/a\nb"), "runs/a\\nb");
+        assert_eq!(printable("\u{1b}[31mcat"), "\\u{1b}[31mcat");
+    }
 
     /// Each choice converts to the library's variant of the same name.
     #[test]

@@ -208,6 +208,21 @@ pub fn run(a: CompareArgs) -> Result<(), CliError> {
         Some(spec) => compare::network_cases(spec),
         None => compare::select(a.layers.as_deref().unwrap_or("all")).map_err(CliError::other)?,
     };
+    // A layer whose activations alone exceed what the process may use is refused before anything is allocated
+    // or created (`--memory-limit` bounds what the formulations build on top of them).
+    let avail = cnn_as_mlp::system::available();
+    for c in &cases {
+        let need = compare::activation_bytes(c, batch, sparsity.len().max(1));
+        if need > avail.bytes {
+            return Err(CliError::other(format!(
+                "{} `{}` at batch {batch} needs about {need} bytes for its inputs, outputs and gradients, more than the {} bytes the process may use ({})",
+                c.name,
+                c.spec(),
+                avail.bytes,
+                avail.source
+            )));
+        }
+    }
     let out = out_dir(&a, "compare")?;
     let pool = thread_pool(threads)?;
     let cfg = Config { batch, repeats, memory_limit, seed, sparsity: sparsity.clone() };

@@ -83,6 +83,15 @@ pub fn run_case(case: &Case, cfg: &Config, progress: impl FnMut(&str)) -> Vec<Ro
     run_case_only(case, cfg, |_, _| true, progress)
 }
 
+/// Bytes of the activations [`run_case`] holds for `case` at this batch with `levels` sparsity levels, before
+/// any formulation is built: each level's input and output gradient, and the outputs and input gradients of
+/// up to three formulations timed together and of the reference (`4·B·(in + out)·(2·levels + 8)`). A case
+/// above what the process may use is refused by the command before anything is allocated.
+pub fn activation_bytes(case: &Case, batch: usize, levels: usize) -> u128 {
+    let per_sample = (case.input.len() + case.output().len()) as u128;
+    4 * batch as u128 * per_sample * (2 * levels as u128 + 8)
+}
+
 /// [`run_case`] restricted to the (sparsity, engine) pairs `keep` accepts: the others are neither built nor
 /// timed, and their rows are left out (the crossover map times the dense engines at sparsity 0 only, as a
 /// masked kernel costs them the same time).
@@ -371,9 +380,12 @@ pub fn machine() -> String {
     format!("{model}, {cores} cores, {kernels} kernels")
 }
 
-/// Half of `MemAvailable` from `/proc/meminfo` ([`crate::budget`]'s reader), or 8 GiB if it cannot be read.
+/// Half of `MemAvailable` from `/proc/meminfo` (8 GiB if it cannot be read), never more than what the
+/// process may use at all ([`crate::system::available`]: the address-space limit of `ulimit -v` and the
+/// memory-limit variable count too).
 pub fn default_memory_limit() -> usize {
-    crate::system::mem_available().map_or(8 << 30, |b| usize::try_from(b / 2).unwrap_or(usize::MAX))
+    let half = crate::system::mem_available().map_or(8u128 << 30, |b| b / 2);
+    usize::try_from(half.min(crate::system::available().bytes)).unwrap_or(usize::MAX)
 }
 
 #[cfg(test)]

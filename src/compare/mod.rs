@@ -29,7 +29,9 @@ pub mod report;
 mod row;
 
 pub use grid::{Case, LENET, grid, select};
-pub use measure::{default_memory_limit, im2col_bytes, machine, random_mask, run_case, run_case_only};
+pub use measure::{
+    activation_bytes, default_memory_limit, im2col_bytes, machine, random_mask, run_case, run_case_only,
+};
 pub use network::{network_cases, run_network};
 pub use report::{csv, header, human_bytes, markdown, parse_bytes, read_csv};
 pub use row::{Config, Row, Status};

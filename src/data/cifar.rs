@@ -37,7 +37,7 @@ pub const META_FILE: &str = "batches.meta.txt";
 /// True when `dir` holds at least one of the CIFAR-10 record files (the layout is then CIFAR's, and any
 /// missing file is reported by name).
 pub fn is_cifar_dir(dir: &Path) -> bool {
-    TRAIN_FILES.iter().chain([&TEST_FILE]).any(|f| dir.join(f).is_file())
+    TRAIN_FILES.iter().chain([&TEST_FILE]).any(|f| dir.join(f).symlink_metadata().is_ok())
 }
 
 /// Reads `data_batch_1.bin` … `data_batch_5.bin` (training set), `test_batch.bin` (test set) and, when
@@ -45,7 +45,8 @@ pub fn is_cifar_dir(dir: &Path) -> bool {
 pub fn load_cifar_dir(dir: &Path) -> Result<Splits, DataError> {
     let file = |name: &str| -> Result<PathBuf, DataError> {
         let p = dir.join(name);
-        if p.is_file() {
+        // Any entry of that name: one that is not a regular file is refused by what it is (`read_limited`).
+        if p.symlink_metadata().is_ok() {
             Ok(p)
         } else {
             Err(DataError::MissingCifar { dir: dir.to_path_buf(), name: name.to_string() })
@@ -65,10 +66,11 @@ pub fn load_cifar_dir(dir: &Path) -> Result<Splits, DataError> {
     Ok(Splits { train, test })
 }
 
-/// The class names of `batches.meta.txt` (non-blank lines, trimmed), or `None` when the file is absent.
+/// The class names of `batches.meta.txt` (non-blank lines, trimmed), or `None` when there is no such entry
+/// (one that is there but not a regular file is refused by what it is).
 fn read_meta(dir: &Path) -> Result<Option<Vec<String>>, DataError> {
     let p = dir.join(META_FILE);
-    if !p.is_file() {
+    if p.symlink_metadata().is_err() {
         return Ok(None);
     }
     // Ten short names: a file past 64 KiB is not a class list.
@@ -94,7 +96,7 @@ fn read_bounded(file: &Path) -> Result<Vec<u8>, DataError> {
 /// first, and again on what is read, in case it grew).
 fn read_limited(file: &Path, max: usize) -> Result<Vec<u8>, DataError> {
     let io = |source| DataError::Io { file: file.to_path_buf(), source };
-    let f = std::fs::File::open(file).map_err(io)?;
+    let f = crate::read::open_regular(file).map_err(io)?;
     let len = f.metadata().map_err(io)?.len();
     let too_big = |have: u64| DataError::TooBig { file: file.to_path_buf(), max, have };
     if len > max as u64 {

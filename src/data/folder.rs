@@ -280,11 +280,8 @@ fn image_err(file: &Path, what: &str, e: impl std::fmt::Display) -> DataError {
 /// Opens `file` as a PNG or JPEG (told by its first bytes) and reads its header; decoding may allocate at
 /// most `max_bytes`.
 fn open(file: &Path, max_bytes: u64) -> Result<impl image::ImageDecoder, DataError> {
-    let f = std::fs::File::open(file).map_err(io_err(file))?;
-    let meta = f.metadata().map_err(io_err(file))?;
-    if !meta.is_file() {
-        return Err(DataError::Image { file: file.to_path_buf(), problem: "not a regular file".into() });
-    }
+    // A FIFO, device or directory is refused by what it is, without blocking.
+    let f = crate::read::open_regular(file).map_err(io_err(file))?;
     let mut r = std::io::BufReader::new(f);
     let mut head = [0u8; 8];
     let got = crate::read::read_up_to(&mut r, &mut head).map_err(io_err(file))?;

@@ -64,9 +64,10 @@ pub struct Idx {
 }
 
 /// Reads an IDX file of `ndim` dimensions of unsigned bytes (gzip or raw), reading no more than its
-/// header announces (see [`parse_idx_from`]).
+/// header announces (see [`parse_idx_from`]); anything but a regular file (a FIFO, device, directory) is
+/// refused by what it is, without blocking ([`crate::read::open_regular`]).
 pub fn read_idx(path: &Path, ndim: u8) -> Result<Idx, DataError> {
-    let f = std::fs::File::open(path).map_err(|source| DataError::Io { file: path.to_path_buf(), source })?;
+    let f = crate::read::open_regular(path).map_err(|source| DataError::Io { file: path.to_path_buf(), source })?;
     parse_idx_from(path, std::io::BufReader::new(f), ndim)
 }
 
@@ -85,7 +86,8 @@ pub fn parse_idx_from(file: &Path, mut r: impl Read, ndim: u8) -> Result<Idx, Da
     let mut magic = [0u8; 4];
     let got = read_up_to(&mut r, &mut magic[..2]).map_err(io)?;
     if got == 2 && magic[..2] == [0x1f, 0x8b] {
-        let gz = flate2::read::GzDecoder::new(std::io::Cursor::new([0x1f, 0x8b]).chain(r));
+        // Every member, as gzip tools read a concatenation of gzip files (`cat a.gz b.gz`).
+        let gz = flate2::read::MultiGzDecoder::new(std::io::Cursor::new([0x1f, 0x8b]).chain(r));
         return parse_raw(file, gz, ndim, true);
     }
     parse_raw(file, std::io::Cursor::new(magic[..got].to_vec()).chain(r), ndim, false)

@@ -108,7 +108,7 @@ fn diverging_loss_stops_and_keeps_last_checkpoint() {
         let ts: Vec<(String, cnn_as_mlp::Tensor<f32>)> =
             st.names().into_iter().map(|n| (n.clone(), st.f32_tensor(&n, None).unwrap())).collect();
         let refs: Vec<(String, &cnn_as_mlp::Tensor<f32>)> = ts.iter().map(|(n, t)| (n.clone(), t)).collect();
-        cnn_as_mlp::checkpoint::write(&out.join(f), &refs, &meta).unwrap();
+        cnn_as_mlp::checkpoint::write_with_digest(&out.join(f), &refs, &meta).unwrap();
     }
     let o = run(&["train", "--resume", s(&out), "--epochs", "2"]);
     fails(&o, &["loss became", "model.safetensors", "epoch 1"]);

@@ -316,6 +316,18 @@ fn resume_checks_what_it_finds_before_replacing_anything() {
         fails(&run(&["train", "--resume", s(&edited), "--epochs", "3"]), &[needle]);
         assert_eq!(std::fs::read(edited.join("model.safetensors")).unwrap(), before);
     }
+    // One byte of a weight changed and the digest left as it was: `--resume` and `eval` refuse the file by
+    // its digest, and nothing is replaced.
+    let _ = std::fs::remove_dir_all(&edited);
+    small_run(&edited, "2");
+    let file = edited.join("model.safetensors");
+    let mut bytes = std::fs::read(&file).unwrap();
+    *bytes.last_mut().unwrap() ^= 0x01;
+    std::fs::write(&file, &bytes).unwrap();
+    let needles = ["model.safetensors", "metadata \"digest\"", "changed after it was written"];
+    fails(&run(&["train", "--resume", s(&edited), "--epochs", "3"]), &needles);
+    fails(&run(&["eval", "--checkpoint", s(&file), "--limit", "50"]), &needles);
+    assert_eq!(std::fs::read(&file).unwrap(), bytes);
 }
 
 /// Rewrites metadata `key` of `file` of a run (`both`: model and state).
@@ -328,7 +340,8 @@ fn set_meta(dir: &Path, file: &str, key: &str, value: &str) {
         let ts: Vec<(String, cnn_as_mlp::Tensor<f32>)> =
             st.names().into_iter().map(|n| (n.clone(), st.f32_tensor(&n, None).unwrap())).collect();
         let refs: Vec<(String, &cnn_as_mlp::Tensor<f32>)> = ts.iter().map(|(n, t)| (n.clone(), t)).collect();
-        checkpoint::write(&dir.join(f), &refs, &meta).unwrap();
+        // With a fresh digest, as someone who edits with care would: the checks behind the digest are tested.
+        checkpoint::write_with_digest(&dir.join(f), &refs, &meta).unwrap();
     }
 }
 
@@ -373,4 +386,84 @@ fn prune_refusal_names_the_flags_given() {
         run(&["train", "--model", SMALL, "--limit", "64", "--epochs", "1", "--prune", "0", "--out", s(&d.join("r"))]);
     let line = fails(&o, &["--prune 0", "at least 2 epochs", "--epochs is 1"]);
     assert!(!line.contains("--prune-end"), "{line}");
+}
+
+/// A copy of the vendored MNIST-10k files in a new folder `d/name`.
+fn mnist_copy(d: &Path, name: &str) -> PathBuf {
+    let dir = d.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist-10k");
+    for f in ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+    {
+        std::fs::copy(src.join(format!("{f}.gz")), dir.join(format!("{f}.gz"))).unwrap();
+    }
+    dir
+}
+
+/// A data entry that is there but is not a regular file is refused by what it is, at once (a FIFO does not
+/// block), never called missing; a multi-member gzip IDX file (`cat a.gz b.gz`) reads as gzip tools read it.
+#[test]
+fn data_entries_are_named_by_what_they_are() {
+    let d = scratch("hostile-entries");
+    let labels = "t10k-labels-idx1-ubyte.gz";
+    type Make = fn(&Path);
+    let cases: [(&str, Make, &str); 3] = [
+        ("fifo", |p| drop(fifo(p)), "is a FIFO, not a regular file"),
+        ("dir", |p| std::fs::create_dir(p).unwrap(), "is a directory, not a regular file"),
+        ("loop", |p| std::os::unix::fs::symlink(p, p).unwrap(), "symbolic links"),
+    ];
+    for (name, make, needle) in cases {
+        let dir = mnist_copy(&d, name);
+        std::fs::remove_file(dir.join(labels)).unwrap();
+        make(&dir.join(labels));
+        let o =
+            run_within(&["train", "--data", s(&dir), "--epochs", "1", "--limit", "64", "--out", s(&d.join("run"))], 60);
+        let line = fails(&o, &[labels, needle]);
+        assert!(!line.contains("missing"), "{name}: {line}");
+        assert!(!d.join("run").exists(), "{name}: a run directory was left");
+    }
+
+    // The test labels split in two gzip members: the same data, so the same trained bytes.
+    let whole = mnist_copy(&d, "whole");
+    let split = mnist_copy(&d, "split");
+    let raw = {
+        use std::io::Read;
+        let mut v = Vec::new();
+        flate2::read::GzDecoder::new(std::fs::File::open(whole.join(labels)).unwrap()).read_to_end(&mut v).unwrap();
+        v
+    };
+    let gz = |part: &[u8]| {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(part).unwrap();
+        e.finish().unwrap()
+    };
+    let half = raw.len() / 2;
+    std::fs::write(split.join(labels), [gz(&raw[..half]), gz(&raw[half..])].concat()).unwrap();
+    let train = |data: &Path, out: &str| {
+        let out = d.join(out);
+        ok(&run(&["train", "--data", s(data), "--epochs", "1", "--limit", "128", "--threads", "1", "--out", s(&out)]));
+        std::fs::read(out.join("metrics.csv")).unwrap()
+    };
+    let (a, b) = (train(&whole, "run-whole"), train(&split, "run-split"));
+    // The metrics hold the test accuracy over every test label: read only if every member was.
+    let acc = |m: &[u8]| String::from_utf8_lossy(m).lines().nth(1).unwrap().split(',').nth(5).unwrap().to_string();
+    assert_eq!(acc(&a), acc(&b));
+}
+
+/// `compare` on a layer whose activations alone exceed what the process may use (MemAvailable, `ulimit -v`,
+/// the memory-limit variable) is refused before anything is allocated or created (it used to abort on the
+/// allocation), with the bytes it needs and the limit.
+#[test]
+fn compare_refuses_activations_beyond_the_limit() {
+    let d = scratch("hostile-compare-limit");
+    let out = d.join("c");
+    for extra in [
+        &["--batch", "99999999999", "--layers", "c32-64"][..],
+        &["--layers", "4096x1024x1024 > conv(4096,3,pad=1)"][..],
+    ] {
+        let o = run_within(&[&["compare", "--repeats", "1", "--out", s(&out)][..], extra].concat(), 60);
+        fails(&o, &["needs about", "bytes the process may use"]);
+        assert!(!out.exists(), "{extra:?} created the output directory");
+    }
 }
