@@ -268,7 +268,7 @@ pub fn write(
         .map_err(|source| CheckpointError::Write { file: path.into(), source })
 }
 
-/// [`write`] with the file's digest recorded ([`serialize_with_digest`]), as a run writes its checkpoint.
+/// [`write()`] with the file's digest recorded ([`serialize_with_digest`]), as a run writes its checkpoint.
 pub fn write_with_digest(
     path: &Path,
     tensors: &[(String, &Tensor<f32>)],
