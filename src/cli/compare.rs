@@ -147,6 +147,11 @@ fn replot(dir: &std::path::Path) -> Result<(), CliError> {
     let layers: Vec<_> = rows.iter().filter(|r| r.layer != "total").cloned().collect();
     draw::write_png(&dir.join("compare-time.png"), &layers, &title, draw::draw_time).map_err(CliError::other)?;
     draw::write_png(&dir.join("compare-memory.png"), &layers, &title, draw::draw_memory).map_err(CliError::other)?;
+    // A comparison over several sparsities has its sparsity chart too.
+    if layers.iter().any(|r| r.sparsity != layers[0].sparsity) {
+        draw::write_png(&dir.join("compare-sparsity.png"), &layers, &title, draw::draw_sparsity)
+            .map_err(CliError::other)?;
+    }
     outln!("compare: redrew the plots of {} ({} rows)", dir.display(), rows.len());
     Ok(())
 }

@@ -274,9 +274,12 @@ fn sparsity_x(s: f64) -> f64 {
 /// divided by its own time at the smallest sparsity measured (log scale), against `−log₁₀(1 − s)` labelled
 /// with `s`; the dashed line is time proportional to the kept entries, `(1 − s)/(1 − s₀)`.
 pub fn draw_sparsity(canvas: &mut Canvas, rows: &[Row], title: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let root = canvas.area(1500, 560);
+    let root = canvas.area(1500, 520 + head_px(title));
     root.fill(&WHITE)?;
-    let root = root.titled(&format!("time against kernel sparsity; {title}"), ("sans-serif", 20))?;
+    // The run's settings one part a line under the title, as the other figures have them (on one line they
+    // ran past both edges).
+    heading(&root, "time against kernel sparsity", title)?;
+    let (_, root) = root.split_vertically(head_px(title));
     let panels = root.split_evenly((1, 3));
     let getters: [(&str, Getter); 3] = [
         ("forward", |r| r.forward_s),
