@@ -37,6 +37,12 @@ pub fn open_regular(path: &std::path::Path) -> std::io::Result<std::fs::File> {
     Ok(f)
 }
 
+/// Whether `path` names an entry of any type (a dangling or looping link too), so that an entry that is
+/// there but cannot be read is named by what is wrong with it, never called missing.
+pub fn present(path: &std::path::Path) -> bool {
+    path.symlink_metadata().is_ok()
+}
+
 /// The whole content of the regular file `path` ([`open_regular`]).
 pub fn read_regular(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
     let mut bytes = Vec::new();

@@ -726,8 +726,8 @@ pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>, RunError> {
     };
     let rows: Vec<EpochMetrics> =
         csv::Reader::from_reader(&text[..]).deserialize().map(|row| row.map_err(bad)).collect::<Result<_, _>>()?;
-    for (i, (m, prev)) in rows.iter().zip(std::iter::once(None).chain(rows.iter().map(Some))).enumerate() {
-        if let Some(problem) = metrics_problem(m, prev) {
+    for (i, m) in rows.iter().enumerate() {
+        if let Some(problem) = metrics_problem(m, i.checked_sub(1).map(|j| &rows[j])) {
             // Line 1 is the header.
             return Err(RunError::Invalid { file: path.into(), problem: format!("line {}: {problem}", i + 2) });
         }

@@ -53,14 +53,7 @@ const MAX_ERROR_CHARS: usize = 2000;
 /// escapes in a path or a class name) are shown escaped, and a line longer than [`MAX_ERROR_CHARS`] is
 /// cut in the middle with a note of how much was left out.
 pub(crate) fn one_line(text: &str) -> String {
-    let clean: String = text
-        .chars()
-        .flat_map(|c| match c {
-            '\n' | '\r' => vec![' '],
-            c if c.is_control() => c.escape_default().collect(),
-            c => vec![c],
-        })
-        .collect();
+    let clean = common::printable(&text.replace(['\n', '\r'], " ")).into_owned();
     let n = clean.chars().count();
     if n <= MAX_ERROR_CHARS {
         return clean;

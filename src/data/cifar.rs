@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use super::dataset::{Dataset, Splits};
 use super::idx::DataError;
+use crate::read;
 use crate::spec::Shape;
 
 /// Shape of one image.
@@ -37,7 +38,7 @@ pub const META_FILE: &str = "batches.meta.txt";
 /// True when `dir` holds at least one of the CIFAR-10 record files (the layout is then CIFAR's, and any
 /// missing file is reported by name).
 pub fn is_cifar_dir(dir: &Path) -> bool {
-    TRAIN_FILES.iter().chain([&TEST_FILE]).any(|f| dir.join(f).symlink_metadata().is_ok())
+    TRAIN_FILES.iter().chain([&TEST_FILE]).any(|f| read::present(&dir.join(f)))
 }
 
 /// Reads `data_batch_1.bin` … `data_batch_5.bin` (training set), `test_batch.bin` (test set) and, when
@@ -46,7 +47,7 @@ pub fn load_cifar_dir(dir: &Path) -> Result<Splits, DataError> {
     let file = |name: &str| -> Result<PathBuf, DataError> {
         let p = dir.join(name);
         // Any entry of that name: one that is not a regular file is refused by what it is (`read_limited`).
-        if p.symlink_metadata().is_ok() {
+        if read::present(&p) {
             Ok(p)
         } else {
             Err(DataError::MissingCifar { dir: dir.to_path_buf(), name: name.to_string() })
@@ -70,7 +71,7 @@ pub fn load_cifar_dir(dir: &Path) -> Result<Splits, DataError> {
 /// (one that is there but not a regular file is refused by what it is).
 fn read_meta(dir: &Path) -> Result<Option<Vec<String>>, DataError> {
     let p = dir.join(META_FILE);
-    if p.symlink_metadata().is_err() {
+    if !read::present(&p) {
         return Ok(None);
     }
     // Ten short names: a file past 64 KiB is not a class list.

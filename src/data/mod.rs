@@ -16,6 +16,8 @@ pub mod idx;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
+use crate::read;
+
 pub use dataset::{Dataset, Splits, Standardize};
 pub use folder::ImageOptions;
 pub use idx::{DataError, Idx, parse_idx, read_idx};
@@ -133,7 +135,7 @@ pub fn load_dir(dir: &Path) -> Result<Splits, DataError> {
 
 /// [`load_dir`], with an image folder decoded as `images` says.
 pub fn load_dir_with(dir: &Path, images: &ImageOptions) -> Result<Splits, DataError> {
-    let any_idx = IDX_NAMES.iter().any(|n| present(&dir.join(n)) || present(&dir.join(format!("{n}.gz"))));
+    let any_idx = IDX_NAMES.iter().any(|n| read::present(&dir.join(n)) || read::present(&dir.join(format!("{n}.gz"))));
     if any_idx {
         load_idx_dir(dir)
     } else if cifar::is_cifar_dir(dir) {
@@ -145,19 +147,13 @@ pub fn load_dir_with(dir: &Path, images: &ImageOptions) -> Result<Splits, DataEr
     }
 }
 
-/// Whether `path` names an entry of any type (a dangling or looping link too), so that an entry that is
-/// there but cannot be read is named by what is wrong with it, never called missing.
-fn present(path: &Path) -> bool {
-    path.symlink_metadata().is_ok()
-}
-
 /// Reads the four standard IDX files (each `NAME` or `NAME.gz`) from `dir`. An entry that is not a regular
 /// file (a directory, FIFO, device, link loop) is refused by what it is ([`read_idx`]).
 pub fn load_idx_dir(dir: &Path) -> Result<Splits, DataError> {
     let find = |name: &str| -> Result<PathBuf, DataError> {
         [dir.join(format!("{name}.gz")), dir.join(name)]
             .into_iter()
-            .find(|p| present(p))
+            .find(|p| read::present(p))
             .ok_or_else(|| DataError::Missing { dir: dir.to_path_buf(), name: name.to_string() })
     };
     let files = IDX_NAMES.map(find);
