@@ -295,6 +295,10 @@ pub const COMMIT_DIR: &str = ".commit";
 /// A run directory held by this process: locked for the life of the value, recovered on opening.
 pub struct RunDir {
     path: PathBuf,
+    /// Where a commit's file operations go: on Linux the open directory itself (`/proc/self/fd/N`), so a
+    /// commit under way when the folder is moved finishes in the moved folder and never writes into
+    /// whatever takes its name; elsewhere `path`.
+    at: PathBuf,
     /// The open directory, holding the exclusive lock.
     _lock: std::fs::File,
     /// Device and inode of the locked directory: what `path` must still name ([`RunDir::check_identity`]).
@@ -379,7 +383,9 @@ impl RunDir {
             return Err(RunError::Invalid { file: dir.into(), problem: "is not a directory".into() });
         }
         use std::os::unix::fs::MetadataExt;
-        let run = RunDir { path: dir.into(), _lock: f, identity: (meta.dev(), meta.ino()), created };
+        let identity = (meta.dev(), meta.ino());
+        let at = held_path(&f, identity).unwrap_or_else(|| dir.into());
+        let run = RunDir { path: dir.into(), at, _lock: f, identity, created };
         run.recover()?;
         Ok(run)
     }
@@ -505,15 +511,15 @@ impl RunDir {
     /// `.commit` removed. Idempotent, so a kill in the middle is finished by the next [`RunDir::recover`].
     fn finish_commit(&self) -> Result<(), RunError> {
         let io = |file: PathBuf| move |source| RunError::Io { file, source };
-        let commit = self.path.join(COMMIT_DIR);
+        let commit = self.at.join(COMMIT_DIR);
         for name in [MODEL_FILE, STATE_FILE, METRICS_FILE, PLOT_FILE] {
             let from = commit.join(name);
             if from.exists() {
-                std::fs::rename(&from, self.path.join(name)).map_err(io(self.path.join(name)))?;
+                std::fs::rename(&from, self.at.join(name)).map_err(io(self.path.join(name)))?;
             }
         }
-        std::fs::remove_dir_all(&commit).map_err(io(commit.clone()))?;
-        sync_dir(&self.path)
+        std::fs::remove_dir_all(&commit).map_err(io(self.path.join(COMMIT_DIR)))?;
+        std::fs::File::open(&self.at).and_then(|d| d.sync_all()).map_err(io(self.path.clone()))
     }
 
     /// Commits the files of `trainer`'s position ([`epoch_files`]) and `extra` files (the command's plot)
@@ -529,20 +535,21 @@ impl RunDir {
         self.check_identity()?;
         let mut files = epoch_files(cfg, trainer, metrics);
         files.extend(extra);
-        let pending = self.path.join(PENDING_DIR);
+        let pending = self.at.join(PENDING_DIR);
+        let named = self.path.join(PENDING_DIR);
         let written = (|| -> Result<(), RunError> {
             let io = |file: PathBuf| move |source| RunError::Io { file, source };
             if pending.exists() {
-                std::fs::remove_dir_all(&pending).map_err(io(pending.clone()))?;
+                std::fs::remove_dir_all(&pending).map_err(io(named.clone()))?;
             }
-            std::fs::create_dir(&pending).map_err(io(pending.clone()))?;
+            std::fs::create_dir(&pending).map_err(io(named.clone()))?;
             for (name, bytes) in &files {
                 let f = pending.join(name);
                 let mut h = std::fs::File::create(&f).map_err(io(self.path.join(name)))?;
                 h.write_all(bytes).and_then(|()| h.sync_all()).map_err(io(self.path.join(name)))?;
             }
-            sync_dir(&pending)?;
-            std::fs::rename(&pending, self.path.join(COMMIT_DIR)).map_err(io(self.path.clone()))
+            std::fs::File::open(&pending).and_then(|d| d.sync_all()).map_err(io(named.clone()))?;
+            std::fs::rename(&pending, self.at.join(COMMIT_DIR)).map_err(io(self.path.clone()))
         })();
         if let Err(e) = written {
             let _ = std::fs::remove_dir_all(&pending);
@@ -610,9 +617,20 @@ fn check_takeable(dir: &Path) -> Result<(), RunError> {
     })
 }
 
-/// Syncs a directory, so the renames inside it are on disk.
-fn sync_dir(dir: &Path) -> Result<(), RunError> {
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|source| RunError::Io { file: dir.into(), source })
+/// The path through which the open directory `f` is reached whatever its name becomes
+/// (`/proc/self/fd/N`), if the system has one and it names the directory of `identity`.
+#[cfg(target_os = "linux")]
+fn held_path(f: &std::fs::File, identity: (u64, u64)) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::io::AsRawFd;
+    let p = PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd()));
+    let m = std::fs::metadata(&p).ok()?;
+    ((m.dev(), m.ino()) == identity && m.is_dir()).then_some(p)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn held_path(_: &std::fs::File, _: (u64, u64)) -> Option<PathBuf> {
+    None
 }
 
 impl RunConfig {
@@ -761,6 +779,26 @@ fn metrics_problem(m: &EpochMetrics, prev: Option<&EpochMetrics>) -> Option<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A commit's files go to the directory the run locked, even when its name was given to another
+    /// directory meanwhile: the path a run writes through follows the open directory, not its name.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_run_writes_into_the_directory_it_locked_whatever_its_name_becomes() {
+        let base = std::env::temp_dir().join(format!("cnn-as-mlp-held-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let (dir, moved) = (base.join("run"), base.join("run.moved"));
+        let run = RunDir::create(&dir).unwrap();
+        assert_ne!(run.at, run.path, "no held path on Linux");
+        std::fs::rename(&dir, &moved).unwrap();
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(run.at.join("x"), b"1").unwrap();
+        assert_eq!(std::fs::read(moved.join("x")).unwrap(), b"1");
+        assert!(!dir.join("x").exists());
+        assert!(run.check_identity().is_err());
+        drop(run);
+        std::fs::remove_dir_all(&base).unwrap();
+    }
 
     /// Rows no run writes are refused with their line and value: an accuracy of 7 or −3, a negative loss, an
     /// epoch that goes back; a row without the test columns' values (NaN) is kept.
