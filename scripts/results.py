@@ -421,8 +421,11 @@ def sparsity(rep, repeats):
     layers = "c32-64" if rep.m.quick else "c32-64,c64-56"
     levels = "0,0.9" if rep.m.quick else "0,0.5,0.9,0.99"
     rows = compare(rep, ["--layers", layers, "--sparsity", levels, "--repeats", str(repeats), "--threads", "2"], "sparsity")
-    lines = ["| layer | sparsity | sparse fwd + dx + dθ (ms) | PyTorch dense (ms) | × PyTorch |", "|---|---|---|---|---|"]
+    lines = ["| layer | sparsity | sparse fwd + dx + dθ (ms) | PyTorch dense (ms) | × PyTorch | zero-work floor (ms) | attained |",
+             "|---|---|---|---|---|---|---|"]
     torch_ms = {}
+    dense = {r["layer"]: ms(r, "forward_s", "input_grad_s", "param_grad_s")
+             for r in rows if r["formulation"] == "sparse" and float(r["sparsity"]) == 0}
     for r in rows:
         if r["formulation"] != "sparse":
             continue
@@ -431,9 +434,13 @@ def sparsity(rep, repeats):
             torch_ms[r["layer"]] = tl["sum_ms"] if tl else None
         t, py = ms(r, "forward_s", "input_grad_s", "param_grad_s"), torch_ms[r["layer"]]
         if t is None:
-            lines.append(f"| {r['layer']} | {r['sparsity']} | {r['status']} | - | - |")
+            lines.append(f"| {r['layer']} | {r['sparsity']} | {r['status']} | - | - | - | - |")
             continue
-        lines.append(f"| {r['layer']} | {r['sparsity']} | {t:.2f} | " + (f"{py:.2f} | {ratio(py, t)} |" if py else "no torch | - |"))
+        # Attained: the speed-up over the sparse formulation at 0 ÷ min(1/(1−s), dense ÷ floor) (compare.md).
+        sp, floor, d = float(r["sparsity"]), (float(r["floor_s"]) * 1e3 if r.get("floor_s") else None), dense.get(r["layer"])
+        attained = f"{100 * (d / t) / min(1 / (1 - sp), d / floor):.0f}%" if floor and d else "-"
+        lines.append(f"| {r['layer']} | {r['sparsity']} | {t:.2f} | " + (f"{py:.2f} | {ratio(py, t)} |" if py else "no torch | - |")
+                     + (f" {floor:.2f} | {attained} |" if floor else " - | - |"))
         if r["layer"] == "c64-56" and float(r["sparsity"]) in (0.9, 0.99) and py:
             rep.add_summary(3, f"`c64-56` pruned to {float(r['sparsity']):.0%}, batch 64, 2 threads (ms)", f"{t:.1f}", f"{py:.1f} (PyTorch dense)", ratio(py, t))
     rep.section("Pruned products against PyTorch's dense layer (batch 64, 2 threads)",

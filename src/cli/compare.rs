@@ -216,8 +216,10 @@ pub fn run(a: CompareArgs) -> Result<(), CliError> {
     // A layer whose activations alone exceed what the process may use is refused before anything is allocated
     // or created (`--memory-limit` bounds what the formulations build on top of them).
     let avail = cnn_as_mlp::system::available();
+    // Pruned levels bring one more: their zero-work floor.
+    let levels = sparsity.len().max(1) + usize::from(sparsity.iter().any(|&s| s > 0.0));
     for c in &cases {
-        let need = compare::activation_bytes(c, batch, sparsity.len().max(1));
+        let need = compare::activation_bytes(c, batch, levels);
         if need > avail.bytes {
             return Err(CliError::other(format!(
                 "{} `{}` at batch {batch} needs about {need} bytes for its inputs, outputs and gradients, more than the {} bytes the process may use ({})",

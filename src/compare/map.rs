@@ -104,7 +104,7 @@ pub fn run_map(
                 let case = map_case(channels, size);
                 progress(&format!("map cell {i}/{n}: {} at batch {batch}", case.spec()));
                 let cfg = Config { batch, repeats, memory_limit, seed, sparsity: MAP_SPARSITY.to_vec() };
-                let rows = run_case_only(&case, &cfg, |s, e| e == Engine::Sparse || s == 0.0, &mut progress);
+                let rows = run_case_only(&case, &cfg, |s, e| e == Engine::Sparse || s == 0.0, false, &mut progress);
                 out.extend(cell_rows(channels, size, batch, &rows));
             }
         }

@@ -80,10 +80,11 @@ pub fn random_mask(n: usize, s: f64, seed: u64) -> Vec<bool> {
 /// Formulations are built while the sum of their memory (`subject_bytes`) stays under the memory limit;
 /// past it, the ones built so far are timed and dropped first.
 pub fn run_case(case: &Case, cfg: &Config, progress: impl FnMut(&str)) -> Vec<Row> {
-    run_case_only(case, cfg, |_, _| true, progress)
+    run_case_only(case, cfg, |_, _| true, true, progress)
 }
 
-/// Bytes of the activations [`run_case`] holds for `case` at this batch with `levels` sparsity levels, before
+/// Bytes of the activations [`run_case`] holds for `case` at this batch with `levels` sparsity levels (the
+/// zero-work floor counts as one), before
 /// any formulation is built: each level's input and output gradient, and the outputs and input gradients of
 /// up to three formulations timed together and of the reference (`4·B·(in + out)·(2·levels + 8)`). A case
 /// above what the process may use is refused by the command before anything is allocated.
@@ -94,21 +95,28 @@ pub fn activation_bytes(case: &Case, batch: usize, levels: usize) -> u128 {
 
 /// [`run_case`] restricted to the (sparsity, engine) pairs `keep` accepts: the others are neither built nor
 /// timed, and their rows are left out (the crossover map times the dense engines at sparsity 0 only, as a
-/// masked kernel costs them the same time).
+/// masked kernel costs them the same time). With `floor`, each pruned sparse row gets its zero-work floor
+/// (`Row::floor_s`), timed in the same rounds.
 pub fn run_case_only(
     case: &Case,
     cfg: &Config,
     keep: impl Fn(f64, Engine) -> bool,
+    floor: bool,
     mut progress: impl FnMut(&str),
 ) -> Vec<Row> {
     let no_params =
         build_map::<f32>(&case.layer, case.input, Engine::Direct).expect("a linear layer").param_shapes().is_empty();
     let levels: Vec<f64> = if no_params { vec![0.0] } else { cfg.sparsity.clone() };
-    let levels: Vec<Level> = levels
+    let mut levels: Vec<Level> = levels
         .iter()
         .enumerate()
         .map(|(i, &s)| Level::new(case, cfg, s, cfg.seed.wrapping_add(1 + i as u64)))
         .collect();
+    // A pruned sparse row is timed beside its zero-work floor: the layer with a mask that keeps nothing.
+    let floor = floor && !no_params && levels.iter().any(|l| l.s > 0.0 && keep(l.s, Engine::Sparse));
+    if floor {
+        levels.push(Level::floor(case, cfg));
+    }
     let mut rows: Vec<Row> = Vec::new();
     let mut built: Vec<Subject> = Vec::new();
     let mut built_bytes = 0usize;
@@ -122,7 +130,7 @@ pub fn run_case_only(
         for engine in [Engine::Direct, Engine::Sparse, Engine::Im2col] {
             let r = first_row + Engine::ALL.iter().position(|&e| e == engine).expect("every engine");
             let row = &mut rows[r];
-            if !keep(level.s, engine) {
+            if !keep(level.s, engine) || (level.is_floor() && engine != Engine::Sparse) {
                 continue;
             }
             match engine {
@@ -149,6 +157,11 @@ pub fn run_case_only(
         }
     }
     time_rounds(case, &mut built, cfg, &levels, &mut refs, &mut rows, &mut progress);
+    if floor {
+        let floor_rows = rows.split_off(rows.len() - Engine::ALL.len());
+        let floor_s = floor_rows.iter().find(|r| r.engine == Engine::Sparse).and_then(Row::total_s);
+        rows.iter_mut().filter(|r| r.engine == Engine::Sparse && r.sparsity > 0.0).for_each(|r| r.floor_s = floor_s);
+    }
     rows.retain(|r| keep(r.sparsity, r.engine));
     rows
 }
@@ -200,6 +213,22 @@ impl Level {
             w.data.iter_mut().zip(m).filter(|(_, k)| !**k).for_each(|(v, _)| *v = 0.0);
         }
         Level { s, x, dz, params, mask }
+    }
+
+    /// The zero-work floor of `case`: the level of [`Level::new`] at sparsity 0 with a kernel that is all
+    /// zeros and a mask that keeps nothing (marked by sparsity 1, which no `--sparsity` level can be).
+    fn floor(case: &Case, cfg: &Config) -> Level {
+        let mut level = Level::new(case, cfg, 0.0, 0);
+        if let Some(w) = level.params.first_mut() {
+            w.data.fill(0.0);
+            level.mask = Some(vec![false; w.len()]);
+        }
+        level.s = 1.0;
+        level
+    }
+
+    fn is_floor(&self) -> bool {
+        self.s == 1.0
     }
 
     fn has_params(&self) -> bool {
@@ -405,6 +434,31 @@ mod tests {
         assert_ne!(random_mask(1000, 0.5, 5), random_mask(1000, 0.5, 6));
     }
 
+    /// The floor does no work: its sparse layer compiles no nonzero, its forward writes the bias alone, its
+    /// input gradient is zero and its kernel gradient too (the bias gradient is the sum of `δz`).
+    #[test]
+    fn the_floor_keeps_nothing() {
+        let case = select("3x7x7 > conv(4,3,pad=1)").unwrap().remove(0);
+        let cfg = Config { batch: 2, repeats: 1, memory_limit: usize::MAX, seed: 3, sparsity: vec![0.0, 0.9] };
+        let level = Level::floor(&case, &cfg);
+        assert!(level.is_floor() && level.params[0].data.iter().all(|&w| w == 0.0));
+        let mut sub = Subject::build(&case, &level, 0, Engine::Sparse, 0);
+        assert_eq!(sub.map.tied().map(|t| t.nnz()), Some(0));
+        sub.round(&level);
+        let bias = &level.params[1].data;
+        assert!(bias.iter().any(|&b| b != 0.0));
+        let hw = 7 * 7;
+        for b in 0..2 {
+            for (j, &z) in sub.z.row(b).iter().enumerate() {
+                assert_eq!(z, bias[j / hw], "sample {b} output {j}");
+            }
+        }
+        assert!(sub.dx.iter().all(|&v| v == 0.0));
+        assert!(sub.grads[0].data.iter().all(|&v| v == 0.0));
+        let db0: f32 = (0..2).map(|b| (0..hw).map(|p| level.dz[(b, p)]).sum::<f32>()).sum();
+        assert!((sub.grads[1].data[0] - db0).abs() < 1e-4, "{} {db0}", sub.grads[1].data[0]);
+    }
+
     /// Small layers: every formulation runs and agrees with the direct reference.
     #[test]
     fn formulations_agree() {
@@ -416,6 +470,11 @@ mod tests {
             for (chunk, s) in rows.chunks(3).zip(levels) {
                 assert_eq!(chunk.iter().map(|r| r.engine).collect::<Vec<_>>(), Engine::ALL.to_vec());
                 assert!(chunk.iter().all(|r| r.sparsity == s));
+            }
+            // The pruned sparse rows carry their zero-work floor; no other row does, and the floor is no row.
+            for r in &rows {
+                let pruned = r.engine == Engine::Sparse && r.sparsity > 0.0;
+                assert_eq!(r.floor_s.is_some(), pruned, "{}: {:?}", c.name, r);
             }
             for r in rows.iter().filter(|r| r.status == Status::Ran) {
                 for d in [r.diff_forward, r.diff_input_grad, r.diff_param_grad].into_iter().flatten() {
@@ -439,14 +498,15 @@ mod tests {
         };
         let (rows, log) = run(usize::MAX);
         let timing: Vec<usize> = (0..log.len()).filter(|&i| log[i].starts_with("timing")).collect();
-        assert_eq!(timing, [6], "six builds, then one set of rounds: {log:?}");
-        assert!(log[6].contains("6 formulations") && log[6].contains("3 interleaved rounds"), "{log:?}");
+        // Three engines at two sparsities and the floor of the pruned one.
+        assert_eq!(timing, [7], "seven builds, then one set of rounds: {log:?}");
+        assert!(log[7].contains("7 formulations") && log[7].contains("3 interleaved rounds"), "{log:?}");
         // The largest formulation's buffers and index: the rounds are cut into several sets.
         let one = subject_bytes(&case, 4, Engine::Im2col).max(subject_bytes(&case, 4, Engine::Sparse));
         let (alone, log_alone) = run(one);
         let sets: Vec<usize> =
             log_alone.iter().filter_map(|m| m.strip_prefix("timing ")?.split_once(' ')?.0.parse().ok()).collect();
-        assert!(sets.len() >= 3 && sets.iter().sum::<usize>() == 6, "each formulation timed once: {log_alone:?}");
+        assert!(sets.len() >= 3 && sets.iter().sum::<usize>() == 7, "each formulation timed once: {log_alone:?}");
         assert_eq!(rows.len(), 6);
         for (a, b) in rows.iter().zip(&alone) {
             assert_eq!((a.engine, a.sparsity, a.status.clone()), (b.engine, b.sparsity, b.status.clone()));

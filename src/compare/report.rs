@@ -112,10 +112,53 @@ pub fn markdown(rows: &[Row], header: &str) -> String {
          random mask removes (the sparse formulation compiles only the kept taps; direct and im2col multiply by \
          the masked kernel, as a pruned PyTorch layer does).\n",
     );
+    s.push_str(&floors(rows));
     s.push_str(&losses(rows));
     let totals: Vec<&Row> = rows.iter().filter(|r| r.layer == "total").collect();
     if !totals.is_empty() {
         whole_network(&mut s, &totals);
+    }
+    s
+}
+
+/// The pruned sparse rows against what pruning can give (empty without such rows): the speed-up over the
+/// sparse formulation's own dense row (sparsity 0, same layer), and the bound on it,
+/// `min(1/(1−s), dense ÷ floor)` — the work left, and the zero-work floor's time (a mask that keeps
+/// nothing: reading and writing the activations). Attained is speed-up ÷ bound.
+pub fn floors(rows: &[Row]) -> String {
+    let pruned: Vec<&Row> =
+        rows.iter().filter(|r| r.engine == Engine::Sparse && r.sparsity > 0.0 && r.floor_s.is_some()).collect();
+    if pruned.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from(
+        "\nPruned products against their floor (forward + input grad + param grad, ms): the speed-up over the \
+         sparse formulation at sparsity 0, and its bound `min(1/(1−s), dense ÷ floor)`, where the floor is the \
+         same layer compiled with a mask that keeps nothing (reading and writing the activations), timed in the \
+         same rounds.\n\n| layer | sparsity | dense ms | pruned ms | floor ms | speed-up | bound | attained |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in pruned {
+        let dense = rows
+            .iter()
+            .find(|d| d.engine == Engine::Sparse && d.sparsity == 0.0 && d.layer == r.layer && d.spec == r.spec)
+            .and_then(Row::total_s);
+        let (pruned_s, floor_s) = (r.total_s(), r.floor_s);
+        let speedup = dense.zip(pruned_s).map(|(d, p)| d / p);
+        let bound = dense.zip(floor_s).map(|(d, f)| (1.0 / (1.0 - r.sparsity)).min(d / f));
+        let ratio = |v: Option<f64>| v.map_or("-".into(), |x| format!("{x:.2}×"));
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.layer,
+            r.sparsity,
+            ms(dense),
+            ms(pruned_s),
+            ms(floor_s),
+            ratio(speedup),
+            ratio(bound),
+            speedup.zip(bound).map_or("-".into(), |(a, b)| format!("{:.0}%", 100.0 * a / b)),
+        );
     }
     s
 }
@@ -202,7 +245,7 @@ pub fn csv(rows: &[Row]) -> String {
 }
 
 /// The columns of [`csv`](fn@csv) (the names of [`Row`]'s fields in the file).
-const HEADER: [&str; 20] = [
+const HEADER: [&str; 21] = [
     "layer",
     "spec",
     "sparsity",
@@ -223,6 +266,7 @@ const HEADER: [&str; 20] = [
     "step_s",
     "peak_rss_bytes",
     "layout",
+    "floor_s",
 ];
 
 /// Reads the text [`csv()`] wrote back into rows (to redraw the plots of a comparison without measuring
@@ -264,10 +308,11 @@ mod tests {
         let old = include_str!("../../tests/fixtures/compare-before-sparsity.csv");
         let mut rows = read_csv(old).unwrap();
         assert_eq!(rows.len(), old.lines().count() - 1);
-        assert!(
-            rows.iter()
-                .all(|r| r.sparsity == 0.0 && r.step_s.is_none() && r.peak_bytes.is_none() && r.layout.is_none())
-        );
+        assert!(rows.iter().all(|r| r.sparsity == 0.0
+            && r.step_s.is_none()
+            && r.peak_bytes.is_none()
+            && r.layout.is_none()
+            && r.floor_s.is_none()));
         rows[0].layer = "8x6x6 > conv(8,3,pad=1) \"q\"".into();
         rows[1].sparsity = 0.9;
         let text = csv(&rows);
@@ -277,8 +322,8 @@ mod tests {
             // The spec was always quoted; it is now quoted where it holds a comma (RFC 4180's rule).
             let (spec, rest) = rest.strip_prefix('"').unwrap().split_once("\",").unwrap();
             let spec = if spec.contains(',') { format!("\"{spec}\"") } else { spec.to_string() };
-            // The columns added since (`step_s`, `peak_rss_bytes`, `layout`) are empty.
-            assert_eq!(format!("{layer},{spec},0,{rest},,,"), b);
+            // The columns added since (`step_s`, `peak_rss_bytes`, `layout`, `floor_s`) are empty.
+            assert_eq!(format!("{layer},{spec},0,{rest},,,,"), b);
         }
         let e = read_csv("layer,spec,formulation,status\nc,\"1x2x2 > conv(1,1)\",sparse,fine\n").unwrap_err();
         assert!(e.starts_with("line 2"), "{e}");
@@ -309,6 +354,25 @@ mod tests {
         assert!(text.contains("a forward (2.00 ms against 1.00 ms on im2col)"), "{text}");
         assert!(!text.contains("b forward") && !text.contains("input grad"), "{text}");
         assert!(losses(&rows[3..]).contains("fastest on every product"));
+    }
+
+    /// Attained is the speed-up over the sparse row at 0 divided by `min(1/(1−s), dense ÷ floor)`: the
+    /// work bound at 0.5 (2×), the floor bound at 0.99 (dense 10 ms ÷ floor 2 ms = 5×, not 100×).
+    #[test]
+    fn floors_divide_the_speedup_by_the_smaller_bound() {
+        let timed = |s: f64, fwd: f64, floor: Option<f64>| Row {
+            sparsity: s,
+            forward_s: Some(fwd),
+            input_grad_s: Some(0.0),
+            param_grad_s: Some(0.0),
+            floor_s: floor,
+            ..Row::new("a", "spec", Engine::Sparse)
+        };
+        let rows = [timed(0.0, 0.010, None), timed(0.5, 0.010, Some(0.002)), timed(0.99, 0.004, Some(0.002))];
+        let text = floors(&rows);
+        assert!(text.contains("| a | 0.5 | 10.00 | 10.00 | 2.00 | 1.00× | 2.00× | 50% |"), "{text}");
+        assert!(text.contains("| a | 0.99 | 10.00 | 4.00 | 2.00 | 2.50× | 5.00× | 50% |"), "{text}");
+        assert_eq!(floors(&rows[..1]), "");
     }
 
     #[test]

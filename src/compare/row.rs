@@ -78,9 +78,20 @@ pub struct Row {
     /// files written before this column.
     #[serde(default)]
     pub layout: Option<String>,
+    /// The zero-work floor of a pruned sparse row (sparsity > 0): forward + input gradient + parameter
+    /// gradient of the same layer compiled with a mask that keeps nothing, timed in the same rounds — the
+    /// cost of reading and writing the activations, which no pruning removes. Empty elsewhere and in files
+    /// written before this column.
+    #[serde(serialize_with = "exp", default)]
+    pub floor_s: Option<f64>,
 }
 
 impl Row {
+    /// Forward + input gradient + parameter gradient (a layer without parameters has none), if timed.
+    pub fn total_s(&self) -> Option<f64> {
+        Some(self.forward_s? + self.input_grad_s? + self.param_grad_s.unwrap_or(0.0))
+    }
+
     /// A row of `engine` on `layer` (`spec`) at sparsity 0 that ran and measured nothing yet: every time,
     /// difference and byte count empty or zero.
     pub fn new(layer: impl Into<String>, spec: impl Into<String>, engine: Engine) -> Row {
@@ -105,6 +116,7 @@ impl Row {
             step_s: None,
             peak_bytes: None,
             layout: None,
+            floor_s: None,
         }
     }
 }
