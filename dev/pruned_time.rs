@@ -10,9 +10,9 @@ mod env;
 use std::time::Instant;
 
 use cnn_as_mlp::compare::measure::random_mask;
-use cnn_as_mlp::engines::sparse::conv::{compile_conv_compact, compile_pruned_conv};
+use cnn_as_mlp::engines::sparse::conv::{compile_conv_compact, compile_conv_in};
 use cnn_as_mlp::geometry::{ConvGeometry, PaddingMode};
-use cnn_as_mlp::tied::{gradients, products};
+use cnn_as_mlp::tied::{Storage, gradients, products};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
@@ -38,7 +38,7 @@ fn main() {
     let m = if s == 0.0 {
         compile_conv_compact(&g)
     } else {
-        compile_pruned_conv(&g, 1, None, &random_mask(g.c_out * g.c_in * 9, s, 0)).to_compact()
+        compile_conv_in(&g, 1, None, Some(&random_mask(g.c_out * g.c_in * 9, s, 0)), Storage::Compact)
     };
     let (rows, cols) = m.shape();
     let b: usize = std::env::var("BATCH").ok().and_then(|v| v.parse().ok()).unwrap_or(64);

@@ -86,6 +86,16 @@ pub struct CompactMap {
     codes: Vec<u32>,
 }
 
+/// A 64-bit hash of a list of `u32` (FNV-1a over its words, then a final mix): equal lists hash equal;
+/// [`CompactMap::from_rows`] confirms every match, so a collision costs time only.
+fn list_hash(list: &[u32]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ list.len() as u64;
+    for &v in list {
+        h = (h ^ u64::from(v)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (h ^ (h >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9) ^ (h >> 32)
+}
+
 /// Interns `u32` lists into one flat table, each distinct list once; returns where a list starts.
 #[derive(Default)]
 struct Interner {
@@ -255,6 +265,86 @@ impl CompactMap {
             let rows = groups.group(g);
             let row = |i: usize| ip[rows[i] as usize] as usize..ip[rows[i] as usize + 1] as usize;
             b.push_group(rows, &indices[row(0)], |i| &data[row(i)]);
+        }
+        b.finish()
+    }
+
+    /// The compact form of the `shape` matrix whose row `r` has the columns and codes `row(r, cols, codes)`
+    /// writes (columns strictly increasing, codes in column order), without ever holding a code per
+    /// nonzero of the whole matrix: equal to `from_csr(m, &RowGroups::detect(m), n_params)` for the CSR map
+    /// `m` of those rows. Rows are generated twice or three times instead of stored: once to group them by
+    /// column list (a 64-bit hash of the list; a hash met before is confirmed by generating the group's
+    /// first row again), then group by group. Holds 12 bytes per row and 16 per distinct list besides the
+    /// result.
+    pub fn from_rows(
+        shape: (usize, usize),
+        n_params: usize,
+        row: impl Fn(usize, &mut Vec<u32>, &mut Vec<u32>),
+    ) -> Self {
+        Self::from_rows_hashed(shape, n_params, row, list_hash)
+    }
+
+    /// [`Self::from_rows`] with the hash of a column list given (a test forces collisions with a constant).
+    fn from_rows_hashed(
+        shape: (usize, usize),
+        n_params: usize,
+        row: impl Fn(usize, &mut Vec<u32>, &mut Vec<u32>),
+        list_hash: impl Fn(&[u32]) -> u64,
+    ) -> Self {
+        let (mut cols, mut codes, mut other, mut scratch) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        // Rows by column list, lists numbered in order of first appearance: the list of each row, the first
+        // row of each list, and the next list with the same hash (a chain ended by `u32::MAX`).
+        let mut first_with_hash: HashMap<u64, u32> = HashMap::new();
+        let (mut list_of, mut first_row, mut next) = (Vec::with_capacity(shape.0), Vec::new(), Vec::new());
+        for r in 0..shape.0 {
+            row(r, &mut cols, &mut codes);
+            let key = list_hash(&cols);
+            let mut at = first_with_hash.get(&key).copied().unwrap_or(u32::MAX);
+            let mut last = u32::MAX;
+            while at != u32::MAX {
+                row(first_row[at as usize] as usize, &mut other, &mut scratch);
+                if other == cols {
+                    break;
+                }
+                (last, at) = (at, next[at as usize]);
+            }
+            if at == u32::MAX {
+                at = first_row.len() as u32;
+                first_row.push(r as u32);
+                next.push(u32::MAX);
+                match last {
+                    u32::MAX => {
+                        first_with_hash.insert(key, at);
+                    }
+                    l => next[l as usize] = at,
+                }
+            }
+            list_of.push(at);
+        }
+        drop((first_with_hash, first_row, next));
+        // The rows of each list in row order (a counting sort), lists in order of first appearance.
+        let mut start = vec![0u32; list_of.iter().map(|&l| l as usize + 1).max().unwrap_or(0) + 1];
+        list_of.iter().for_each(|&l| start[l as usize + 1] += 1);
+        (1..start.len()).for_each(|i| start[i] += start[i - 1]);
+        let mut rows = vec![0u32; shape.0];
+        let mut fill = start.clone();
+        for (r, &l) in list_of.iter().enumerate() {
+            rows[fill[l as usize] as usize] = r as u32;
+            fill[l as usize] += 1;
+        }
+        drop((list_of, fill));
+        let mut b = CompactBuilder::new(shape, n_params);
+        let mut group_codes: Vec<u32> = Vec::new();
+        for w in start.windows(2) {
+            for chunk in rows[w[0] as usize..w[1] as usize].chunks(RowGroups::MAX_ROWS) {
+                group_codes.clear();
+                for &r in chunk {
+                    row(r as usize, &mut cols, &mut codes);
+                    group_codes.extend_from_slice(&codes);
+                }
+                let n = cols.len();
+                b.push_group(chunk, &cols, |i| &group_codes[i * n..(i + 1) * n]);
+            }
         }
         b.finish()
     }
@@ -526,6 +616,38 @@ mod tests {
         let r1 = [9u32, 9];
         b.push_group(&[1], &[0, 3], |_| &r1[..]);
         b.finish()
+    }
+
+    /// `from_rows` is `from_csr` of the same rows grouped by `RowGroups::detect`: on a random 0/1 map with
+    /// many repeated rows (groups cut at 16), and with every list hashed alike (each match confirmed on the
+    /// lists themselves), and with a hash that tells the lists apart.
+    #[test]
+    fn from_rows_groups_as_detect_does() {
+        use rand::rngs::StdRng;
+        use rand::{RngExt, SeedableRng};
+        let mut rng = StdRng::seed_from_u64(7);
+        let (rows, cols) = (300, 12);
+        // Each row one of 5 column lists (some empty), its codes its own.
+        let lists: Vec<Vec<u32>> =
+            (0..5).map(|l| (0..cols as u32).filter(|c| (c * 7 + l) % 3 == 0 && l != 4).collect()).collect();
+        let which: Vec<usize> = (0..rows).map(|_| rng.random_range(0..5)).collect();
+        let row = |r: usize, c: &mut Vec<u32>, k: &mut Vec<u32>| {
+            c.clone_from(&lists[which[r]]);
+            k.clear();
+            k.extend(c.iter().map(|&x| (x + r as u32 * 3) % 40));
+        };
+        let mut b = crate::tied::TiedBuilder::new(rows, cols, 40);
+        for r in 0..rows {
+            let (mut c, mut k) = (Vec::new(), Vec::new());
+            row(r, &mut c, &mut k);
+            c.iter().zip(&k).for_each(|(&c, &k)| b.push(r, c as usize, crate::tied::Source::Param(k)));
+        }
+        let classic = b.build();
+        let expected = CompactMap::from_csr(classic.map(), &RowGroups::detect(classic.map()), 40);
+        assert_eq!(CompactMap::from_rows((rows, cols), 40, row), expected);
+        assert_eq!(CompactMap::from_rows_hashed((rows, cols), 40, row, |_| 0), expected);
+        assert_eq!(CompactMap::from_rows_hashed((rows, cols), 40, row, |l| l.len() as u64), expected);
+        assert!(expected.n_groups() > 5, "groups cut at 16 rows");
     }
 
     #[test]

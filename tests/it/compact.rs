@@ -2,8 +2,11 @@
 //! entry for entry, on the exhaustive small-case grid), the same row groups, gradient plan and scatter segments,
 //! and products with the same bits. See proofs/T8 (the compact layout's bytes).
 
+use cnn_as_mlp::compare::measure::random_mask;
 use cnn_as_mlp::engines::sparse::avgpool::compile_pool;
-use cnn_as_mlp::engines::sparse::conv::{compile_conv, compile_conv_compact, compile_grouped_conv, compile_table_conv};
+use cnn_as_mlp::engines::sparse::conv::{
+    compile_conv, compile_conv_compact, compile_conv_in, compile_grouped_conv, compile_pruned_conv, compile_table_conv,
+};
 use cnn_as_mlp::engines::sparse::local::compile_local;
 use cnn_as_mlp::geometry::{ConvGeometry, PaddingMode, PoolGeometry};
 use cnn_as_mlp::tables::Table;
@@ -145,6 +148,70 @@ fn compact_csr_and_classic_agree_on_the_small_grid() {
         mode: PaddingMode::Zeros,
     };
     check_same(&compile_table_conv(&g, Table::from_name("lenet5_c3").unwrap()), "lenet5_c3");
+}
+
+/// Checks proofs/T8 (compact layout): grouped, table and pruned convolutions under zero padding compiled
+/// straight into the compact form (`compile_conv_in`, never holding the classic index) are the compact form of
+/// the classic ones — the same groups, patterns, blocks and codes, gradient plan and scatter segments — over
+/// small geometries, every group count, masks from empty to full, and LeNet-5's table with and without a mask.
+#[test]
+fn grouped_table_and_pruned_convolutions_compile_straight_into_the_compact_form() {
+    let same = |direct: &TiedMatrix, classic: &TiedMatrix, what: &str| {
+        let c = classic.to_compact();
+        assert_eq!(direct.compact(), c.compact(), "{what}");
+        assert_eq!(direct.grad_plan(), c.grad_plan(), "{what}");
+        assert_eq!(direct.scatter_segments(), c.scatter_segments(), "{what}");
+        assert_eq!(direct.nnz(), classic.nnz(), "{what}");
+    };
+    let mut cases = 0;
+    for (c_in, c_out) in [(2, 2), (4, 2), (2, 4), (4, 4)] {
+        for (h_in, w_in) in [(1, 1), (3, 5), (6, 6)] {
+            for (k, stride, pad, dil) in [(1, 1, 0, 1), (3, 1, 1, 1), (3, 2, 1, 1), (3, 1, 2, 2), (2, 2, 0, 1)] {
+                let g = ConvGeometry { c_in, h_in, w_in, c_out, k, stride, pad, dil, mode: PaddingMode::Zeros };
+                if g.check().is_err() {
+                    continue;
+                }
+                for groups in [1, 2, 4].into_iter().filter(|&d| c_in % d == 0 && c_out % d == 0) {
+                    let what = format!("{g:?} groups={groups}");
+                    let direct = compile_conv_in(&g, groups, None, None, Storage::Compact);
+                    same(&direct, &compile_grouped_conv(&g, groups), &what);
+                    let n = c_out * (c_in / groups) * k * k;
+                    for s in [0.0, 0.5, 0.9, 0.99] {
+                        let keep = random_mask(n, s, cases as u64);
+                        let direct = compile_conv_in(&g, groups, None, Some(&keep), Storage::Compact);
+                        same(&direct, &compile_pruned_conv(&g, groups, None, &keep), &format!("{what} s={s}"));
+                        cases += 1;
+                    }
+                    let none = vec![false; n];
+                    let direct = compile_conv_in(&g, groups, None, Some(&none), Storage::Compact);
+                    assert_eq!(direct.nnz(), 0, "{what}");
+                    same(&direct, &compile_pruned_conv(&g, groups, None, &none), &format!("{what} nothing kept"));
+                }
+            }
+        }
+    }
+    assert!(cases > 100, "{cases} cases");
+    let g = ConvGeometry {
+        c_in: 6,
+        h_in: 14,
+        w_in: 14,
+        c_out: 16,
+        k: 5,
+        stride: 1,
+        pad: 0,
+        dil: 1,
+        mode: PaddingMode::Zeros,
+    };
+    let t = Table::from_name("lenet5_c3").unwrap();
+    same(&compile_conv_in(&g, 1, Some(t), None, Storage::Compact), &compile_table_conv(&g, t), "lenet5_c3");
+    let keep = random_mask(16 * 6 * 25, 0.7, 3);
+    let direct = compile_conv_in(&g, 1, Some(t), Some(&keep), Storage::Compact);
+    same(&direct, &compile_pruned_conv(&g, 1, Some(t), &keep), "lenet5_c3 pruned");
+    // Another padding mode compiles through the classic index, and still ends compact.
+    let reflect = ConvGeometry { mode: PaddingMode::Reflect, pad: 1, ..g };
+    let m = compile_conv_in(&reflect, 2, None, None, Storage::Compact);
+    assert!(m.compact().is_some());
+    same(&m, &compile_grouped_conv(&reflect, 2), "reflect groups=2");
 }
 
 /// Checks proofs/T8 (compact layout): the interior positions of a convolution share one column pattern up to a

@@ -21,7 +21,7 @@ use super::tied_layer::TiedLayer;
 use crate::geometry::{ConvGeometry, tap_coord};
 use crate::scalar::Real;
 use crate::tables::Table;
-use crate::tied::compact::CompactBuilder;
+use crate::tied::compact::{CompactBuilder, CompactMap};
 use crate::tied::{RowGroups, Source, Storage, TiedBuilder, TiedMatrix};
 
 /// Compiles the weight matrix of a convolution: (c_out·h_out·w_out, c_in·h_in·w_in) over
@@ -41,15 +41,7 @@ pub fn compile_conv(g: &ConvGeometry) -> TiedMatrix {
 /// If the geometry does not apply, or `groups` does not divide `c_in` and `c_out`.
 #[track_caller]
 pub fn compile_grouped_conv(g: &ConvGeometry, groups: usize) -> TiedMatrix {
-    assert!(
-        groups > 0 && g.c_in.is_multiple_of(groups) && g.c_out.is_multiple_of(groups),
-        "compile_conv: groups={groups} must divide c_in={} and c_out={}",
-        g.c_in,
-        g.c_out
-    );
-    let (cig, cog) = (g.c_in / groups, g.c_out / groups);
-    // Input channel i of group i / cig, local index j; taps across groups are absent.
-    compile_where(g, g.c_out * cig * g.k * g.k, cig, None, |o, i| (i / cig == o / cog).then_some(i % cig))
+    compile_conv_in(g, groups, None, None, Storage::Classic)
 }
 
 /// Compiles a convolution through a connection table: only the taps from input channel `i` to output
@@ -59,8 +51,7 @@ pub fn compile_grouped_conv(g: &ConvGeometry, groups: usize) -> TiedMatrix {
 /// If the geometry does not apply, or the table is not `(c_out, c_in)`.
 #[track_caller]
 pub fn compile_table_conv(g: &ConvGeometry, table: Table) -> TiedMatrix {
-    assert_eq!(table.dims(), (g.c_out, g.c_in), "compile_table_conv: table {table} on {g:?}");
-    compile_where(g, g.kernel_len(), g.c_in, None, |o, i| table.connects(o, i).then_some(i))
+    compile_conv_in(g, 1, Some(table), None, Storage::Classic)
 }
 
 /// Compiles a convolution of `groups` groups or through `table`, keeping only the kernel entries `p` with
@@ -73,18 +64,56 @@ pub fn compile_table_conv(g: &ConvGeometry, table: Table) -> TiedMatrix {
 /// `(c_out, c_in)`, or `keep` does not have one flag per weight entry.
 #[track_caller]
 pub fn compile_pruned_conv(g: &ConvGeometry, groups: usize, table: Option<Table>, keep: &[bool]) -> TiedMatrix {
-    let width = g.c_in / groups;
-    assert_eq!(keep.len(), g.c_out * width * g.k * g.k, "compile_pruned_conv: mask length on {g:?}, groups={groups}");
-    let m = match table {
-        Some(t) => {
-            assert_eq!(t.dims(), (g.c_out, g.c_in), "compile_pruned_conv: table {t} on {g:?}");
-            compile_where(g, g.kernel_len(), g.c_in, Some(keep), |o, i| t.connects(o, i).then_some(i))
-        }
-        None => {
-            let cog = g.c_out / groups;
-            compile_where(g, keep.len(), width, Some(keep), |o, i| (i / width == o / cog).then_some(i % width))
-        }
+    compile_conv_in(g, groups, table, Some(keep), Storage::Classic)
+}
+
+/// A convolution of `groups` groups or through `table`, with only the kernel entries `keep` marks when
+/// given, in `storage`: [`compile_grouped_conv`], [`compile_table_conv`] or [`compile_pruned_conv`], stored
+/// as `storage` says. Under zero padding the compact form is compiled straight from the geometry, group by
+/// group ([`CompactMap::from_rows`]), so the compile never holds the classic index (4 bytes per nonzero
+/// of codes at most); it equals the classic form's `to_compact()` (tests/it/compact.rs).
+///
+/// # Panics
+/// As [`compile_pruned_conv`]; `table` with `groups` other than 1.
+#[track_caller]
+pub fn compile_conv_in(
+    g: &ConvGeometry,
+    groups: usize,
+    table: Option<Table>,
+    keep: Option<&[bool]>,
+    storage: Storage,
+) -> TiedMatrix {
+    if let Err(e) = g.check() {
+        panic!("compile_conv: {e}");
+    }
+    assert!(
+        groups > 0 && g.c_in.is_multiple_of(groups) && g.c_out.is_multiple_of(groups),
+        "compile_conv: groups={groups} must divide c_in={} and c_out={}",
+        g.c_in,
+        g.c_out
+    );
+    assert!(table.is_none() || groups == 1, "compile_conv: a table with groups={groups}");
+    let width = if table.is_some() { g.c_in } else { g.c_in / groups };
+    let n_params = g.c_out * width * g.k * g.k;
+    if let Some(keep) = keep {
+        assert_eq!(keep.len(), n_params, "compile_pruned_conv: mask length on {g:?}, groups={groups}");
+    }
+    if let Some(t) = table {
+        assert_eq!(t.dims(), (g.c_out, g.c_in), "compile_table_conv: table {t} on {g:?}");
+    }
+    let (cig, cog) = (g.c_in / groups, g.c_out / groups);
+    // Input channel `i` through kernel column `j` of output channel `o`, if they connect.
+    let column = |o: usize, i: usize| match table {
+        Some(t) => t.connects(o, i).then_some(i),
+        None => (i / cig == o / cog).then_some(i % cig),
     };
+    let m = match storage {
+        Storage::Compact if g.mode == crate::geometry::PaddingMode::Zeros => {
+            compile_where_compact(g, n_params, width, keep, column)
+        }
+        _ => storage::stored_as(compile_where(g, n_params, width, keep, column), storage),
+    };
+    let Some(keep) = keep else { return m };
     // A mask gives each row its own column list, so each row is a group of one: visited channel by channel,
     // every output channel would sweep the whole input; position by position, the channels at one position
     // share an input window that stays in cache, but consecutive rows write to different channel planes. So
@@ -137,9 +166,6 @@ fn compile_where(
     keep: Option<&[bool]>,
     column: impl Fn(usize, usize) -> Option<usize>,
 ) -> TiedMatrix {
-    if let Err(e) = g.check() {
-        panic!("compile_conv: {e}");
-    }
     let (h_out, w_out) = (g.h_out(), g.w_out());
     let mut b = TiedBuilder::new(g.out_len(), g.in_len(), n_params);
     let kept = keep.map_or(1.0, |m| m.iter().filter(|&&k| k).count() as f64 / m.len().max(1) as f64);
@@ -155,6 +181,96 @@ fn compile_where(
         b.push(row, col, Source::Param(param as u32));
     });
     b.build()
+}
+
+/// [`compile_where`] under zero padding, straight into the compact storage: row `(o, oy, ox)` of `W` reads
+/// columns `(i, iy, ix)` in increasing order (input channel, then the taps of each axis in kernel order), row
+/// `(i, iy, ix)` of `Wᵀ` reads `(o, oy, ox)` in increasing order; each is generated when
+/// [`CompactMap::from_rows`] asks for it.
+fn compile_where_compact(
+    g: &ConvGeometry,
+    n_params: usize,
+    width: usize,
+    keep: Option<&[bool]>,
+    column: impl Fn(usize, usize) -> Option<usize>,
+) -> TiedMatrix {
+    let (h_out, w_out, k) = (g.h_out(), g.w_out(), g.k);
+    // The kept kernel entries once: per output channel `(i, ky, kx, param)` in increasing `(i, ky, kx)`, the
+    // order of a row's columns; per input channel `(o, ky, kx, param)` in increasing `o`, then decreasing `ky`
+    // and `kx`, the order of a `Wᵀ` row's columns (a larger kernel index reads from a smaller output
+    // coordinate). A row then visits only its channel's kept entries.
+    let mut by_out: Vec<Vec<(usize, usize, usize, u32)>> = vec![Vec::new(); g.c_out];
+    let mut by_in: Vec<Vec<(usize, usize, usize, u32)>> = vec![Vec::new(); g.c_in];
+    for (o, taps) in by_out.iter_mut().enumerate() {
+        for (i, readers) in by_in.iter_mut().enumerate() {
+            let Some(j) = column(o, i) else { continue };
+            for ky in 0..k {
+                for kx in 0..k {
+                    let p = ((o * width + j) * k + ky) * k + kx;
+                    if keep.is_none_or(|m| m[p]) {
+                        taps.push((i, ky, kx, p as u32));
+                        readers.push((o, ky, kx, p as u32));
+                    }
+                }
+            }
+        }
+    }
+    by_in.iter_mut().for_each(|t| t.sort_by_key(|&(o, ky, kx, _)| (o, std::cmp::Reverse((ky, kx)))));
+    // The input coordinate of output coordinate `o` through kernel index `kappa`, if inside `n`.
+    let inside = |o: usize, kappa: usize, n: usize| {
+        let c = tap_coord(o, kappa, g.stride, g.dil, g.pad);
+        (0..n as isize).contains(&c).then_some(c as usize)
+    };
+    // The output coordinate that reads input coordinate `c` through kernel index `kappa`, if any.
+    let reader = |c: usize, kappa: usize, n_out: usize| {
+        let t = c as isize + g.pad as isize - (kappa * g.dil) as isize;
+        (t >= 0 && t % g.stride as isize == 0 && ((t / g.stride as isize) as usize) < n_out)
+            .then(|| (t / g.stride as isize) as usize)
+    };
+    let w_row = |r: usize, cols: &mut Vec<u32>, codes: &mut Vec<u32>| {
+        cols.clear();
+        codes.clear();
+        let (o, oy, ox) = (r / (h_out * w_out), r / w_out % h_out, r % w_out);
+        for &(i, ky, kx, p) in &by_out[o] {
+            if let (Some(iy), Some(ix)) = (inside(oy, ky, g.h_in), inside(ox, kx, g.w_in)) {
+                cols.push(((i * g.h_in + iy) * g.w_in + ix) as u32);
+                codes.push(p);
+            }
+        }
+    };
+    let wt_row = |c: usize, cols: &mut Vec<u32>, codes: &mut Vec<u32>| {
+        cols.clear();
+        codes.clear();
+        let (i, iy, ix) = (c / (g.h_in * g.w_in), c / g.w_in % g.h_in, c % g.w_in);
+        for &(o, ky, kx, p) in &by_in[i] {
+            if let (Some(oy), Some(ox)) = (reader(iy, ky, h_out), reader(ix, kx, w_out)) {
+                cols.push(((o * h_out + oy) * w_out + ox) as u32);
+                codes.push(p);
+            }
+        }
+    };
+    let w = CompactMap::from_rows((g.out_len(), g.in_len()), n_params, w_row);
+    let wt = CompactMap::from_rows((g.in_len(), g.out_len()), n_params, wt_row);
+    TiedMatrix::from_compact(w, wt, n_params, Vec::new(), vec![0], Vec::new())
+}
+
+/// One axis of `g` under zero padding: for each output coordinate, its (kernel index, input coordinate)
+/// pairs inside the `n_in` inputs, kernel index increasing; for each input coordinate, its (output
+/// coordinate, kernel index) pairs, output coordinate increasing.
+#[allow(clippy::type_complexity)]
+fn axis_taps(g: &ConvGeometry, n_in: usize, n_out: usize) -> (Vec<Vec<(usize, usize)>>, Vec<Vec<(usize, usize)>>) {
+    let mut fwd = vec![Vec::new(); n_out];
+    let mut inv = vec![Vec::new(); n_in];
+    for (o, f) in fwd.iter_mut().enumerate() {
+        for kappa in 0..g.k {
+            let c = tap_coord(o, kappa, g.stride, g.dil, g.pad);
+            if (0..n_in as isize).contains(&c) {
+                f.push((kappa, c as usize));
+                inv[c as usize].push((o, kappa));
+            }
+        }
+    }
+    (fwd, inv)
 }
 
 /// Compiles a plain convolution (one group, zero padding) straight into the compact storage
@@ -177,24 +293,7 @@ pub fn compile_conv_compact(g: &ConvGeometry) -> TiedMatrix {
     assert_eq!(g.mode, crate::geometry::PaddingMode::Zeros, "compile_conv_compact: zero padding only");
     let (h_out, w_out, k) = (g.h_out(), g.w_out(), g.k);
     let (kk, tpo) = (k * k, g.c_in * k * k);
-    // Per axis: for each output coordinate, its (kernel index, input coordinate) pairs inside the input, kernel
-    // index increasing; and for each input coordinate, its (output coordinate, kernel index) pairs, output
-    // coordinate increasing.
-    let axis = |n_in: usize, n_out: usize| {
-        let mut fwd = vec![Vec::new(); n_out];
-        let mut inv = vec![Vec::new(); n_in];
-        for (o, f) in fwd.iter_mut().enumerate() {
-            for kappa in 0..k {
-                let c = tap_coord(o, kappa, g.stride, g.dil, g.pad);
-                if (0..n_in as isize).contains(&c) {
-                    f.push((kappa, c as usize));
-                    inv[c as usize].push((o, kappa));
-                }
-            }
-        }
-        (fwd, inv)
-    };
-    let ((fy, iy_inv), (fx, ix_inv)) = (axis(g.h_in, h_out), axis(g.w_in, w_out));
+    let ((fy, iy_inv), (fx, ix_inv)) = (axis_taps(g, g.h_in, h_out), axis_taps(g, g.w_in, w_out));
     let n_params = g.kernel_len();
 
     // W: position (oy, ox) reads columns (i, iy, ix) through taps (i, ky, kx), increasing together.
@@ -320,7 +419,7 @@ pub fn grouped_conv_layer<T: Real>(g: &ConvGeometry, groups: usize) -> TiedLayer
     let matrix = if plain && storage::index_storage() == Storage::Compact {
         compile_conv_compact(g)
     } else {
-        storage::stored(compile_grouped_conv(g, groups))
+        compile_conv_in(g, groups, None, None, storage::index_storage())
     };
     TiedLayer::new(matrix, weight_shape, Some((bias_ids, vec![g.c_out])))
 }
@@ -338,7 +437,7 @@ pub fn pruned_conv_layer<T: Real>(
     let bias_ids = (0..g.out_len()).map(|r| (r / positions) as u32).collect();
     let weight_shape = vec![g.c_out, g.c_in / groups, g.k, g.k];
     TiedLayer::new(
-        storage::stored(compile_pruned_conv(g, groups, table, keep)),
+        compile_conv_in(g, groups, table, Some(keep), storage::index_storage()),
         weight_shape,
         Some((bias_ids, vec![g.c_out])),
     )
@@ -349,7 +448,8 @@ pub fn pruned_conv_layer<T: Real>(
 pub fn table_conv_layer<T: Real>(g: &ConvGeometry, table: Table) -> TiedLayer<T> {
     let positions = g.h_out() * g.w_out();
     let bias_ids = (0..g.out_len()).map(|r| (r / positions) as u32).collect();
-    TiedLayer::new(storage::stored(compile_table_conv(g, table)), g.weight_shape(), Some((bias_ids, vec![g.c_out])))
+    let matrix = compile_conv_in(g, 1, Some(table), None, storage::index_storage());
+    TiedLayer::new(matrix, g.weight_shape(), Some((bias_ids, vec![g.c_out])))
 }
 
 #[cfg(test)]

@@ -34,7 +34,12 @@ pub fn index_storage() -> Storage {
 
 /// `m` in the chosen storage.
 pub(crate) fn stored(m: TiedMatrix) -> TiedMatrix {
-    match index_storage() {
+    stored_as(m, index_storage())
+}
+
+/// `m` (classic) in `storage`.
+pub(crate) fn stored_as(m: TiedMatrix, storage: Storage) -> TiedMatrix {
+    match storage {
         Storage::Classic => m,
         Storage::Compact => m.to_compact(),
     }
