@@ -236,7 +236,11 @@ impl Level {
     }
 
     fn label(&self, case: &Case) -> String {
-        if self.s > 0.0 { format!("{} at sparsity {}", case.name, self.s) } else { case.name.clone() }
+        match self.s {
+            _ if self.is_floor() => format!("{} with nothing kept (the zero-work floor)", case.name),
+            s if s > 0.0 => format!("{} at sparsity {s}", case.name),
+            _ => case.name.clone(),
+        }
     }
 
     /// `engine`'s row at this sparsity, before anything is measured.

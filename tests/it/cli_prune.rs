@@ -146,6 +146,33 @@ fn pruned_run_killed_and_resumed_gives_the_same_bytes() {
     assert!(resumed >= 4, "only {resumed} kills landed after the first commit");
 }
 
+/// A pruning run resumed with more `--epochs` continues its stored schedule: 3 epochs, then `--resume
+/// --epochs 5`, gives the bytes of 5 epochs run at once with the same `--prune-end`.
+#[test]
+fn a_pruning_run_resumed_for_longer_equals_the_longer_run() {
+    let d = scratch("prune-longer");
+    let (short, long) = (d.join("short"), d.join("long"));
+    let args = ["--model", NET, "--limit", "64", "--lr-schedule", "constant", "--prune", "0.5", "--prune-end", "2"];
+    ok(&run(&[&["train", "--out", s(&short), "--epochs", "3"][..], &args[..]].concat()));
+    ok(&run(&["train", "--resume", s(&short), "--epochs", "5"]));
+    ok(&run(&[&["train", "--out", s(&long), "--epochs", "5"][..], &args[..]].concat()));
+    for f in ["model.safetensors", "state.safetensors"] {
+        let (a, b) = (Stored::read(&short.join(f)).unwrap(), Stored::read(&long.join(f)).unwrap());
+        assert_eq!(a.meta("epoch").unwrap(), "5", "{f}");
+        assert_eq!(a.names(), b.names(), "{f}");
+        for n in a.names() {
+            let (x, y) = (a.get(&n).unwrap(), b.get(&n).unwrap());
+            assert!(x.shape == y.shape && x.bytes == y.bytes, "{f} {n}: the resumed run differs from the longer run");
+        }
+    }
+    let rows = |dir: &Path| -> Vec<String> {
+        let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+        csv.lines().map(|l| l.split(',').take(6).collect::<Vec<_>>().join(",")).collect()
+    };
+    assert_eq!(rows(&short), rows(&long));
+    assert_eq!(rows(&long).len(), 6, "a header and 5 epochs");
+}
+
 /// Bad pruning values: one `error:` line naming the value, exit 2, no run directory.
 #[test]
 fn bad_prune_values_are_one_line_errors() {
