@@ -241,11 +241,13 @@ impl Stored {
     }
 }
 
-/// Loads a checkpoint's parameters into `net` (all or nothing: `net` is unchanged on error).
+/// Loads a checkpoint's parameters into `net` (all or nothing: `net` is unchanged on error); the entries
+/// its masks remove stay 0 ([`Network::zero_pruned_weights`]).
 pub fn load_params(net: &mut Network<f32>, file: &Stored) -> Result<(), CheckpointError> {
     let mut params = net.params.clone();
     file.load_params_into(net, "", &mut params)?;
     net.params = params;
+    net.zero_pruned_weights();
     Ok(())
 }
 

@@ -92,13 +92,46 @@ impl<T: Real> Network<T> {
     /// If the spec's shapes do not check ([`Spec::parse`] checks them).
     #[track_caller]
     pub fn new(spec: &Spec, engine: Engine) -> Self {
+        Self::with_masks(spec, engine, vec![None; spec.layers.len()])
+    }
+
+    /// Builds the layers of a checked spec with the pruning masks `masks` (one per layer: `true` where a
+    /// weight entry is kept, as [`crate::prune::read_masks`] reads them from a checkpoint), each layer once:
+    /// a masked layer is compiled without its removed entries ([`crate::engines::build_pruned_map`]).
+    /// Parameters at zero.
+    ///
+    /// # Panics
+    /// If the spec's shapes do not check, `masks` does not have one entry per layer, or a mask is on a layer
+    /// that is not [`Self::prunable`] or does not have one flag per weight entry.
+    #[track_caller]
+    pub fn with_masks(spec: &Spec, engine: Engine, masks: Vec<Option<Vec<bool>>>) -> Self {
         let out_shapes = spec.output_shapes().unwrap_or_else(|e| panic!("Network::new: {e}"));
+        assert_eq!(
+            masks.len(),
+            spec.layers.len(),
+            "Network::with_masks: {} masks for {} layers",
+            masks.len(),
+            spec.layers.len()
+        );
         let mut shapes = vec![spec.input];
         shapes.extend(out_shapes);
         let mut nodes = Vec::new();
         let mut params = Vec::new();
         for (i, layer) in spec.layers.iter().enumerate() {
-            match (layer, build_map::<T>(layer, shapes[i], engine)) {
+            let map = match &masks[i] {
+                Some(keep) => {
+                    let n = crate::spec::weight_len(layer, shapes[i]);
+                    assert_eq!(
+                        n,
+                        Some(keep.len()),
+                        "Network::with_masks: a mask of {} flags on layer {i} `{layer}`",
+                        keep.len()
+                    );
+                    crate::engines::build_pruned_map::<T>(layer, shapes[i], engine, keep)
+                }
+                None => build_map::<T>(layer, shapes[i], engine),
+            };
+            match (layer, map) {
                 (Layer::Act(a), _) => {
                     nodes.push(Node::Act(*a));
                     params.push(Vec::new());
@@ -111,7 +144,6 @@ impl<T: Real> Network<T> {
             }
         }
         let first = Shard { nodes, acts: Vec::new(), deltas: Vec::new(), grads: Vec::new(), loss_part: T::zero() };
-        let masks = vec![None; spec.layers.len()];
         Network {
             spec: spec.clone(),
             engine,
@@ -142,9 +174,16 @@ impl<T: Real> Network<T> {
     #[track_caller]
     pub fn free_mask(&self, i: usize) -> Vec<bool> {
         assert!(self.prunable(i), "free_mask: layer {i} `{}` has no prunable weight", self.spec.layers[i]);
-        match (self.spec.layers[i], crate::spec::conv_table(&self.spec.layers[i])) {
-            (Layer::Conv { k, .. }, Some(t)) => t.weight_mask(k),
-            _ => vec![true; self.params[i][0].len()],
+        crate::spec::free_mask(&self.spec.layers[i], self.shapes[i]).expect("a prunable layer")
+    }
+
+    /// Sets the weight entries that a layer's mask removes to 0 (after parameters are loaded: whatever a
+    /// file holds there, a pruned entry is 0).
+    pub fn zero_pruned_weights(&mut self) {
+        for (layer, mask) in self.params.iter_mut().zip(&self.masks) {
+            if let (Some(w), Some(keep)) = (layer.first_mut(), mask) {
+                w.data.iter_mut().zip(keep).filter(|(_, k)| !**k).for_each(|(v, _)| *v = T::zero());
+            }
         }
     }
 

@@ -29,6 +29,7 @@ use std::collections::BTreeMap;
 
 use crate::checkpoint::{CheckpointError, Stored};
 use crate::network::Network;
+use crate::spec::{Spec, free_mask};
 
 /// When and how far to prune.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -148,31 +149,35 @@ pub fn mask_metadata(net: &Network<f32>) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Prunes `net`'s layers by the masks in `file`'s metadata ([`mask_metadata`]), after its parameters are
-/// loaded; returns how many layers have a mask. A mask that names a layer without a prunable weight, does
-/// not decode to one flag per weight entry, or keeps an entry a connection table leaves out is an error
-/// naming the key.
-pub fn load_masks(net: &mut Network<f32>, file: &Stored) -> Result<usize, CheckpointError> {
+/// The pruning masks in `file`'s metadata ([`mask_metadata`]) for the layers of `spec`, one per layer
+/// (`None` where a layer has none), ready for [`Network::with_masks`]. A mask that names a layer without a
+/// prunable weight, does not decode to one flag per weight entry, or keeps an entry a connection table
+/// leaves out is an error naming the key.
+pub fn read_masks(spec: &Spec, file: &Stored) -> Result<Vec<Option<Vec<bool>>>, CheckpointError> {
     let bad =
         |key: &str, problem: String| CheckpointError::Metadata { file: file.path.clone(), key: key.into(), problem };
+    let mut inputs = vec![spec.input];
+    inputs.extend(spec.output_shapes().map_err(|e| bad("spec", e.to_string()))?);
+    let mut masks = vec![None; spec.layers.len()];
     let mut keys: Vec<&String> = file.metadata.keys().filter(|k| k.starts_with("mask.")).collect();
     keys.sort();
-    for key in &keys {
-        let i = key
+    for key in keys {
+        let (i, free) = key
             .strip_prefix("mask.")
             .and_then(|r| r.strip_suffix(".weight"))
             .and_then(|i| i.parse::<usize>().ok())
-            .filter(|&i| i < net.spec.layers.len() && net.prunable(i))
+            .filter(|&i| i < spec.layers.len())
+            .and_then(|i| Some((i, free_mask(&spec.layers[i], inputs[i])?)))
             .ok_or_else(|| bad(key, "does not name the weight of a conv or dense layer of the model".into()))?;
-        let n = net.params[i][0].len();
-        let keep = decode_mask(&file.metadata[*key], n)
+        let n = free.len();
+        let keep = decode_mask(&file.metadata[key], n)
             .ok_or_else(|| bad(key, format!("is not a mask of {n} entries ({} hex digits)", 2 * n.div_ceil(8))))?;
-        if net.free_mask(i).iter().zip(&keep).any(|(&f, &k)| k && !f) {
+        if free.iter().zip(&keep).any(|(&f, &k)| k && !f) {
             return Err(bad(key, "keeps an entry that the layer's connection table leaves out".into()));
         }
-        net.set_mask(i, &keep);
+        masks[i] = Some(keep);
     }
-    Ok(keys.len())
+    Ok(masks)
 }
 
 #[cfg(test)]

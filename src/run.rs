@@ -668,9 +668,9 @@ pub fn load(dir: &Path, engine: Engine) -> Result<Resumed, RunError> {
     let usage = Use::train(cfg.hyper.batch, cfg.limit.unwrap_or(1000));
     budget::check(&cfg.spec, engine, usage)
         .map_err(|e| RunError::Budget { file: model.path.clone(), source: Box::new(e) })?;
-    let mut net = Network::<f32>::new(&cfg.spec, engine);
+    let masks = crate::prune::read_masks(&cfg.spec, &model)?;
+    let mut net = Network::<f32>::with_masks(&cfg.spec, engine, masks);
     checkpoint::load_params(&mut net, &model)?;
-    crate::prune::load_masks(&mut net, &model)?;
     let mut trainer = Trainer::new(net, cfg.hyper.clone());
     trainer.epoch = model.meta_parse("epoch")?;
     trainer.step = model.meta_parse("step")?;

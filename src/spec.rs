@@ -268,6 +268,28 @@ impl Spec {
     }
 }
 
+/// The number of weight entries of a prunable layer (conv or dense) on `input`, `None` for the others: a
+/// convolution's `c_out · (c_in / groups) · k²` (a table convolution keeps the dense layout), a dense
+/// layer's `n · input`.
+pub fn weight_len(layer: &Layer, input: Shape) -> Option<usize> {
+    match *layer {
+        Layer::Conv { c_out, k, groups, table: None, .. } => Some(c_out * (input.c / groups.max(1)) * k * k),
+        Layer::Conv { c_out, k, .. } => Some(c_out * input.c * k * k),
+        Layer::Dense { n } => Some(n * input.len()),
+        _ => None,
+    }
+}
+
+/// The weight entries of a prunable layer that exist before any pruning: all of them, or those its
+/// connection table connects; `None` for a layer without a prunable weight.
+pub fn free_mask(layer: &Layer, input: Shape) -> Option<Vec<bool>> {
+    let n = weight_len(layer, input)?;
+    Some(match (*layer, conv_table(layer)) {
+        (Layer::Conv { k, .. }, Some(t)) => t.weight_mask(k),
+        _ => vec![true; n],
+    })
+}
+
 /// The number of groups of a convolution (1 for every other layer).
 pub fn conv_groups(layer: &Layer) -> usize {
     match *layer {

@@ -83,10 +83,10 @@ pub fn run(a: EvalArgs) -> Result<(), CliError> {
             .map_err(|e| CliError::other(format!("{}: {e}", path.display())))?;
         budget::check(&spec, engine, budget::Use::eval(data.test.len()))?;
         check_fit(&spec, &data_name, loaded.n_classes, &[&data.test])?;
-        let mut net = Network::<f32>::new(&spec, engine);
+        // A pruned checkpoint's layers are built without the removed connections (same outputs, less work).
+        let masks = cnn_as_mlp::prune::read_masks(&spec, &file)?;
+        let mut net = Network::<f32>::with_masks(&spec, engine, masks);
         checkpoint::load_params(&mut net, &file)?;
-        // A pruned checkpoint's layers are rebuilt without the removed connections (same outputs, less work).
-        cnn_as_mlp::prune::load_masks(&mut net, &file)?;
         if let Some(at) = super::common::first_non_finite(&net) {
             return Err(CliError::other(format!(
                 "{}: {at}; a diverged model has no accuracy (nothing evaluated)",

@@ -106,10 +106,13 @@ pub fn run(a: ShowArgs) -> Result<(), CliError> {
         Layer::Act(_) => ("activation", Vec::new()),
     };
     budget::check(&spec, Engine::Sparse, budget::Use::BUILD)?;
-    let mut net = Network::<f32>::new(&spec, Engine::Sparse);
+    let masks = match &file {
+        Some(f) => cnn_as_mlp::prune::read_masks(&spec, f)?,
+        None => vec![None; spec.layers.len()],
+    };
+    let mut net = Network::<f32>::with_masks(&spec, Engine::Sparse, masks);
     if let Some(f) = &file {
         cnn_as_mlp::checkpoint::load_params(&mut net, f)?;
-        cnn_as_mlp::prune::load_masks(&mut net, f)?;
     } else if a.export.is_some() {
         let hyper = cnn_as_mlp::train::Hyper::preset(&model);
         cnn_as_mlp::init::init_params(&mut net, hyper.init, a.seed.unwrap_or(hyper.seed));

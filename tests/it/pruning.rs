@@ -160,3 +160,42 @@ fn visit_order_changes_no_bit() {
         }
     }
 }
+
+/// A network built once with its masks (`Network::with_masks`, as a pruned run or checkpoint is loaded)
+/// is the network built dense and then pruned layer by layer (`set_mask`): the same masks, the same
+/// parameters after loading (removed entries 0 whatever was loaded), the same output bits, on every engine.
+#[test]
+fn a_network_built_with_its_masks_equals_one_pruned_after_building() {
+    use cnn_as_mlp::Network;
+    let spec = Spec::parse("2x9x9 > conv(4,3,pad=1,groups=2) > relu > conv(6,3) > relu > dense(5)").unwrap();
+    let mut rng = StdRng::seed_from_u64(21);
+    let inputs: Vec<_> = std::iter::once(spec.input).chain(spec.output_shapes().unwrap()).collect();
+    let masks: Vec<Option<Vec<bool>>> = spec
+        .layers
+        .iter()
+        .zip(&inputs)
+        .enumerate()
+        .map(|(i, (l, &input))| {
+            cnn_as_mlp::spec::weight_len(l, input).map(|n| random_mask(n, 0.3 + 0.1 * (i % 5) as f64, i as u64))
+        })
+        .collect();
+    assert_eq!(masks.iter().filter(|m| m.is_some()).count(), 3);
+    let x = DMatrix::<f32>::from_fn(3, spec.input.len(), |_, _| rng.random_range(-1.0..1.0));
+    for engine in Engine::ALL {
+        let mut after = Network::<f32>::new(&spec, engine);
+        cnn_as_mlp::init::init_params(&mut after, cnn_as_mlp::init::Init::TorchDefault, 5);
+        let loaded = after.params.clone();
+        let mut once = Network::<f32>::with_masks(&spec, engine, masks.clone());
+        once.params = loaded;
+        once.zero_pruned_weights();
+        for (i, m) in masks.iter().enumerate() {
+            if let Some(keep) = m {
+                after.set_mask(i, keep);
+            }
+        }
+        assert_eq!(once.params, after.params, "{engine:?}");
+        assert!((0..spec.layers.len()).all(|i| once.mask(i) == after.mask(i)), "{engine:?}");
+        let (a, b) = (once.forward(&x).clone(), after.forward(&x).clone());
+        assert!(a.iter().zip(b.iter()).all(|(p, q)| p.to_bits() == q.to_bits()), "{engine:?}");
+    }
+}
