@@ -241,13 +241,27 @@ impl Stored {
     }
 }
 
-/// Loads a checkpoint's parameters into `net` (all or nothing: `net` is unchanged on error); the entries
-/// its masks remove stay 0 ([`Network::zero_pruned_weights`]).
+/// Loads a checkpoint's parameters into `net` (all or nothing: `net` is unchanged on error). Every entry a
+/// mask of `net` removes must be 0 in the file, as a pruned run writes it; a nonzero there (a mask that is
+/// not the one these weights were trained with) is an error naming the mask, the entry and the value.
 pub fn load_params(net: &mut Network<f32>, file: &Stored) -> Result<(), CheckpointError> {
     let mut params = net.params.clone();
     file.load_params_into(net, "", &mut params)?;
+    for (i, layer) in params.iter().enumerate() {
+        if let (Some(keep), Some(w)) = (net.mask(i), layer.first())
+            && let Some((j, v)) =
+                w.data.iter().zip(keep).enumerate().find(|(_, (v, k))| !**k && **v != 0.0).map(|(j, (v, _))| (j, v))
+        {
+            return Err(CheckpointError::Metadata {
+                file: file.path.clone(),
+                key: format!("mask.{i}.weight"),
+                problem: format!(
+                    "removes entry {j} of layer {i}'s weight, but the weight there is {v} (a pruned entry is 0): the mask is not the one these weights were trained with"
+                ),
+            });
+        }
+    }
     net.params = params;
-    net.zero_pruned_weights();
     Ok(())
 }
 

@@ -177,16 +177,6 @@ impl<T: Real> Network<T> {
         crate::spec::free_mask(&self.spec.layers[i], self.shapes[i]).expect("a prunable layer")
     }
 
-    /// Sets the weight entries that a layer's mask removes to 0 (after parameters are loaded: whatever a
-    /// file holds there, a pruned entry is 0).
-    pub fn zero_pruned_weights(&mut self) {
-        for (layer, mask) in self.params.iter_mut().zip(&self.masks) {
-            if let (Some(w), Some(keep)) = (layer.first_mut(), mask) {
-                w.data.iter_mut().zip(keep).filter(|(_, k)| !**k).for_each(|(v, _)| *v = T::zero());
-            }
-        }
-    }
-
     /// Prunes layer `i` to the entries where `keep` is true: rebuilds its map without the others
     /// ([`crate::engines::build_pruned_map`]) in every shard and sets those weights to 0. The mask is the
     /// layer's whole structure from now on (a later mask replaces it).

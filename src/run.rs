@@ -312,6 +312,27 @@ impl RunDir {
     /// no checkpoint (one a run left before its first commit, or an empty one); locks it.
     pub fn create(dir: &Path) -> Result<RunDir, RunError> {
         let io = |source| RunError::Io { file: dir.into(), source };
+        // A run inside another run's directory (`RUN/.pending`, `RUN/sub`) would be taken for its files, or
+        // removed by its next commit.
+        let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let holder = dir.ancestors().skip(1).find(|a| {
+            !a.as_os_str().is_empty()
+                && [MODEL_FILE, STATE_FILE, PENDING_DIR, COMMIT_DIR]
+                    .iter()
+                    .any(|f| a.join(f).symlink_metadata().is_ok())
+        });
+        if let Some(run) = holder {
+            return Err(RunError::Invalid {
+                file: dir.into(),
+                problem: format!("is inside the training run {}; choose an --out outside it", run.display()),
+            });
+        }
+        if [PENDING_DIR, COMMIT_DIR].contains(&name) {
+            return Err(RunError::Invalid {
+                file: dir.into(),
+                problem: format!("is named {name}, which a run uses for its own commits; choose another --out"),
+            });
+        }
         if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|source| RunError::Io { file: parent.into(), source })?;
         }

@@ -120,14 +120,21 @@ pub struct BadHyper {
     pub rule: &'static str,
 }
 
+/// The most epochs a run may plan (a bound, so that a typo is refused rather than run for ever).
+pub const MAX_EPOCHS: usize = 100_000;
+
 impl Hyper {
-    /// Checks every value a command line or a run's metadata sets: `epochs` and `batch` at least 1; `lr`
+    /// Checks every value a command line or a run's metadata sets: `epochs` in 1..=[`MAX_EPOCHS`], `batch`
+    /// at least 1; `lr`
     /// and `weight_decay` finite and `>= 0`; `momentum` finite in `[0, 1)` (at 1 or above the velocity
     /// never decays and training cannot converge).
     pub fn check(&self) -> Result<(), BadHyper> {
         let bad = |key, value: String, rule| Err(BadHyper { key, value, rule });
         if self.epochs == 0 {
             return bad("epochs", "0".into(), "must be at least 1");
+        }
+        if self.epochs > MAX_EPOCHS {
+            return bad("epochs", self.epochs.to_string(), "must be at most 100000");
         }
         if self.batch == 0 {
             return bad("batch", "0".into(), "must be at least 1");

@@ -241,6 +241,31 @@ pub(super) fn did_you_mean(word: &str, choices: &[&str]) -> String {
 
 /// Parses `--model`: a preset name or a spec string. A bare word that is not a preset is reported as an
 /// unknown preset, with the nearest preset name when one is close.
+/// The model of a checkpoint command: the checkpoint's `spec` metadata, or `--model` when the checkpoint
+/// names none. Both given must be the same network (compared parsed), else one line naming both: a
+/// checkpoint is never read as another network.
+pub(super) fn checkpoint_model(flag: Option<&str>, file: &cnn_as_mlp::checkpoint::Stored) -> Result<Spec, CliError> {
+    let stored = file.metadata.get("spec");
+    match (flag, stored) {
+        (Some(m), Some(s)) => {
+            let (given, theirs) = (parse_model(m)?, parse_model(s)?);
+            if given != theirs {
+                return Err(CliError::other(format!(
+                    "--model {m:?}: {} was trained as {s:?}, another network; leave --model out to use the checkpoint's",
+                    file.path.display()
+                )));
+            }
+            Ok(theirs)
+        }
+        (Some(m), None) => parse_model(m),
+        (None, Some(s)) => parse_model(s),
+        (None, None) => Err(CliError::other(format!(
+            "{}: has no \"spec\" metadata; name the model with --model",
+            file.path.display()
+        ))),
+    }
+}
+
 pub(super) fn parse_model(s: &str) -> Result<Spec, CliError> {
     let word = !s.trim().is_empty() && s.trim().chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     let looks_like_shape = s.trim().split('x').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));

@@ -45,17 +45,8 @@ pub fn run(a: EvalArgs) -> Result<(), CliError> {
         let path =
             if a.checkpoint.is_dir() { a.checkpoint.join(cnn_as_mlp::run::MODEL_FILE) } else { a.checkpoint.clone() };
         let file = Stored::read(&path)?;
-        let model = match (&a.model, file.metadata.get("spec")) {
-            (Some(m), _) => m.clone(),
-            (None, Some(s)) => s.clone(),
-            (None, None) => {
-                return Err(CliError::other(format!(
-                    "{}: has no \"spec\" metadata; name the model with --model",
-                    path.display()
-                )));
-            }
-        };
-        let spec = super::common::parse_model(&model)?;
+        let spec = super::common::checkpoint_model(a.model.as_deref(), &file)?;
+        let model = a.model.clone().or_else(|| file.metadata.get("spec").cloned()).unwrap_or_default();
         let loss = match (&a.loss, file.metadata.get("loss")) {
             (Some(l), _) => Loss::from(*l),
             (None, Some(l)) => Loss::from_name(l).ok_or_else(|| {

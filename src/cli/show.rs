@@ -71,7 +71,23 @@ pub fn run(a: ShowArgs) -> Result<(), CliError> {
         super::common::check_output("--out", out, &inputs)?;
     }
     if let Some(export) = &a.export {
+        let sources = params_path(export);
         super::common::check_output("--export", export, &inputs)?;
+        super::common::check_output("--export", &sources, &inputs)?;
+        // The picture and the export are three different files (by name, and by what the names point to).
+        let same = |x: &std::path::Path, y: &std::path::Path| {
+            x == y || std::fs::canonicalize(x).ok().is_some_and(|c| std::fs::canonicalize(y).ok() == Some(c))
+        };
+        if let Some(out) = &a.out
+            && let Some(clash) = [export, &sources].into_iter().find(|f| same(out, f))
+        {
+            return Err(CliError::other(format!(
+                "--out {}: is the file --export {} writes ({}); give the picture another name",
+                out.display(),
+                export.display(),
+                clash.display()
+            )));
+        }
     }
     let file = match &a.checkpoint {
         Some(p) => {
@@ -80,15 +96,13 @@ pub fn run(a: ShowArgs) -> Result<(), CliError> {
         }
         None => None,
     };
-    let model = match (&a.model, file.as_ref().and_then(|f| f.metadata.get("spec"))) {
-        (Some(m), _) => m.clone(),
-        (None, Some(s)) => s.clone(),
-        (None, None) => {
-            let path = file.as_ref().map_or_else(String::new, |f| f.path.display().to_string());
-            return Err(CliError::other(format!("{path}: has no \"spec\" metadata; name the model with --model")));
-        }
+    let spec = match (&file, &a.model) {
+        (Some(f), m) => super::common::checkpoint_model(m.as_deref(), f)?,
+        (None, Some(m)) => super::common::parse_model(m)?,
+        (None, None) => return Err(CliError::other("name the model with --model, or give --checkpoint")),
     };
-    let spec = super::common::parse_model(&model)?;
+    let model =
+        a.model.clone().or_else(|| file.as_ref().and_then(|f| f.metadata.get("spec").cloned())).unwrap_or_default();
     let n = spec.layers.len();
     if a.layer >= n {
         return Err(CliError::other(format!(

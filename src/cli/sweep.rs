@@ -62,34 +62,43 @@ pub struct SweepArgs {
     #[arg(long, default_value = "0..3")]
     seeds: String,
     /// Learning rates, comma-separated (default: each model's own).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     lr: Option<String>,
     /// The sweep's directory: one run directory per grid point, and the summary.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
     /// Total worker threads shared by the runs (default: all cores). Results do not depend on it.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     threads: Option<usize>,
+    /// As train's: the data set of every run [default: mnist10k].
     #[arg(long)]
     data: Option<String>,
-    #[arg(long)]
+    /// As train's: epochs of every run [default: each model's own].
+    #[arg(long, allow_hyphen_values = true)]
     epochs: Option<usize>,
-    #[arg(long)]
+    /// As train's: images per step [default: each model's own].
+    #[arg(long, allow_hyphen_values = true)]
     batch: Option<usize>,
+    /// As train's: constant or cosine [default: each model's own].
     #[arg(long, value_name = "SCHEDULE")]
     lr_schedule: Option<ScheduleArg>,
-    #[arg(long)]
+    /// As train's: SGD momentum, in [0, 1) [default: each model's own].
+    #[arg(long, allow_hyphen_values = true)]
     momentum: Option<f64>,
-    #[arg(long)]
+    /// As train's: L2 weight decay of the weights [default: each model's own].
+    #[arg(long, allow_hyphen_values = true)]
     weight_decay: Option<f64>,
+    /// As train's: per-parameter or expanded [default: per-parameter].
     #[arg(long)]
     decay_mode: Option<DecayArg>,
+    /// As train's: ce or mse [default: each model's own].
     #[arg(long)]
     loss: Option<LossArg>,
-    #[arg(long, value_name = "N")]
+    /// As train's: use only the first N training images [default: all].
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
     limit: Option<usize>,
     /// As train's: use only the first N test images.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
     test_limit: Option<usize>,
     /// As train's: sgd or adam.
     #[arg(long, value_name = "OPTIMIZER")]
@@ -99,10 +108,10 @@ pub struct SweepArgs {
     decoupled_wd: bool,
     /// As train's: standardise each input channel with the training set's statistics [default: on for the
     /// cifar and vgg16 presets].
-    #[arg(long, overrides_with = "no_normalize")]
+    #[arg(long, conflicts_with = "no_normalize")]
     normalize: bool,
     /// As train's: feed x/255 as it is, also to the cifar and vgg16 presets [default: off].
-    #[arg(long, overrides_with = "normalize")]
+    #[arg(long)]
     no_normalize: bool,
 }
 
@@ -341,6 +350,7 @@ pub fn run(a: SweepArgs) -> Result<(), CliError> {
         Some(n) => n,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
+    check_out(&a.out, &pts)?;
     std::fs::create_dir_all(&a.out).map_err(|e| CliError::other(format!("{}: cannot create: {e}", a.out.display())))?;
     // Which runs are left, and how far each has come (before any work starts, so bad state fails early).
     // A run found in the sweep's directory is reused only if it was made with this sweep's settings.
@@ -453,6 +463,33 @@ pub fn stats(v: &[f64]) -> (f64, f64, f64, f64) {
 
 /// A run of a setting: its seed and its metrics per epoch.
 type SeedRun = (u64, Vec<EpochMetrics>);
+
+/// Checks `--out` before anything runs: not a training run's directory (nor inside one), and its summary
+/// files (`sweep.csv`, `sweep.md`, `sweep.png`) are regular files that an earlier run of this sweep wrote —
+/// the directory then holds at least one of this sweep's run folders; a summary beside none of them is a
+/// user's file, never replaced.
+fn check_out(out: &Path, pts: &[Point]) -> Result<(), CliError> {
+    let shown = out.display();
+    if out.exists() && !out.is_dir() {
+        return Err(CliError::other(format!("--out {shown}: exists and is not a directory")));
+    }
+    if super::common::is_run_dir(out) || out.parent().is_some_and(super::common::is_run_dir) {
+        return Err(CliError::other(format!(
+            "--out {shown}: is (or is inside) a training run's directory; choose another"
+        )));
+    }
+    let ours = pts.iter().any(|p| out.join(p.dir_name()).join(run::MODEL_FILE).exists());
+    for name in [CSV_FILE, MD_FILE, PLOT_FILE] {
+        let f = out.join(name);
+        cnn_as_mlp::atomic::check_target(&f).map_err(|e| CliError::other(format!("--out {shown}: {name} {e}")))?;
+        if f.exists() && !ours {
+            return Err(CliError::other(format!(
+                "--out {shown}: holds a {name} but none of this sweep's runs, so it is not this sweep's summary; choose another directory (or move it away)"
+            )));
+        }
+    }
+    Ok(())
+}
 
 /// Reads every run's metrics and writes `sweep.csv`, `sweep.md` and `sweep.png`.
 fn summarize(out: &Path, pts: &[Point]) -> Result<(), CliError> {

@@ -34,24 +34,24 @@ pub struct TrainArgs {
     #[arg(long)]
     pub(super) resize: bool,
     /// Epochs in total (with --resume: the total to reach) [default: 12; seed 10, cifar 10, vgg16 10].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub(super) epochs: Option<usize>,
     /// Images per step [default: 64; seed 16, vgg16 8].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub(super) batch: Option<usize>,
     /// Learning rate (the initial one under cosine) [default: 0.05; seed 3, cifar 0.01, vgg16 0.01; with
     /// --optimizer adam 0.001, PyTorch's].
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_hyphen_values = true)]
     pub(super) lr: Option<f64>,
     /// constant or cosine (from --lr down towards 0 over the epochs) [default: cosine; seed, cifar and
     /// vgg16 constant].
     #[arg(long, value_name = "SCHEDULE")]
     pub(super) lr_schedule: Option<ScheduleArg>,
     /// SGD momentum, in [0, 1) [default: 0.9; seed 0]. Not with --optimizer adam.
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_hyphen_values = true)]
     pub(super) momentum: Option<f64>,
     /// L2 weight decay of the weights (biases are not decayed) [default: 1e-4; seed 0].
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_hyphen_values = true)]
     pub(super) weight_decay: Option<f64>,
     /// sgd (with --momentum) or adam (torch.optim.Adam's defaults: betas 0.9 and 0.999, eps 1e-8, bias
     /// correction; --weight-decay adds λθ to the gradient unless --decoupled-wd) [default: sgd].
@@ -70,25 +70,25 @@ pub struct TrainArgs {
     #[arg(long)]
     pub(super) loss: Option<LossArg>,
     /// Random seed of the initialisation and of the shuffles (not the `seed` preset) [default: 0].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub(super) seed: Option<u64>,
     /// Start from these parameters (a safetensors file) instead of a random initialisation.
     #[arg(long, value_name = "PARAMS.safetensors")]
     pub(super) init: Option<PathBuf>,
     /// Use only the first N training images [default: all]. The test set is cut by --test-limit only.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub(super) limit: Option<usize>,
     /// Use only the first N test images [default: all].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub(super) test_limit: Option<usize>,
     /// Standardise each input channel with the training set's mean and standard deviation,
     /// (x/255 − mean) / std, as torchvision's Normalize; the values are stored in the run and reused by
     /// eval and --resume [default: on for the colour presets cifar and vgg16, which do not learn raw x/255
     /// with their SGD settings; off, x/255, otherwise].
-    #[arg(long, overrides_with = "no_normalize")]
+    #[arg(long, conflicts_with = "no_normalize")]
     pub(super) normalize: bool,
     /// Feed x/255 as it is, also to the cifar and vgg16 presets (turns their standardisation off) [default: off].
-    #[arg(long, overrides_with = "normalize")]
+    #[arg(long)]
     pub(super) no_normalize: bool,
     /// Prune the conv and dense weights gradually to this sparsity in [0, 1) by magnitude (Zhu & Gupta's
     /// cubic schedule, from the start of epoch --prune-start to the start of epoch --prune-end, every
@@ -96,13 +96,13 @@ pub struct TrainArgs {
     #[arg(long, value_name = "S", allow_hyphen_values = true)]
     pub(super) prune: Option<String>,
     /// Completed epochs before pruning starts [default: 1; 0 for runs of 2 epochs or fewer].
-    #[arg(long, value_name = "E", requires = "prune")]
+    #[arg(long, value_name = "E", requires = "prune", allow_hyphen_values = true)]
     pub(super) prune_start: Option<usize>,
     /// Completed epochs when the final sparsity is reached, before --epochs [default: --epochs − 1].
-    #[arg(long, value_name = "E", requires = "prune")]
+    #[arg(long, value_name = "E", requires = "prune", allow_hyphen_values = true)]
     pub(super) prune_end: Option<usize>,
     /// Steps between two pruning steps [default: 50].
-    #[arg(long, value_name = "N", requires = "prune")]
+    #[arg(long, value_name = "N", requires = "prune", allow_hyphen_values = true)]
     pub(super) prune_every: Option<usize>,
     /// Run directory to create [default: runs/MODEL-UNIXTIME].
     #[arg(long, value_name = "RUN_DIR")]
@@ -277,6 +277,9 @@ fn image_options(cfg: &RunConfig) -> cnn_as_mlp::data::ImageOptions {
 fn check_new_horizon(dir: &Path, cfg: &RunConfig, epochs: usize) -> Result<(), CliError> {
     if epochs == 0 {
         return Err(CliError::other("--epochs 0: must be at least 1"));
+    }
+    if epochs > cnn_as_mlp::train::MAX_EPOCHS {
+        return Err(CliError::other(format!("--epochs {epochs}: must be at most {}", cnn_as_mlp::train::MAX_EPOCHS)));
     }
     // The pruning schedule is stored with its own epochs (start, end), so a new horizon keeps it; it must still
     // reach its final sparsity before the last epoch.

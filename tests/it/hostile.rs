@@ -460,3 +460,79 @@ fn compare_refuses_activations_beyond_the_limit() {
         assert!(!out.exists(), "{extra:?} created the output directory");
     }
 }
+
+/// Round four (a fresh held-out trial): a sweep never takes over a folder whose summary files are a user's
+/// or a run's folder; `train --out` never lands inside a run (where the run's next commit would remove
+/// it); `show`'s picture never overwrites its own export and a refused export leaves no file; `eval --model`
+/// never reads a checkpoint as another network; a mask that removes a nonzero weight is refused; negative
+/// and huge counts name the flag and the value; `--normalize --no-normalize` is a conflict.
+#[test]
+fn round_four_refusals() {
+    let d = scratch("hostile-four");
+    let tiny = ["--limit", "64", "--test-limit", "64", "--epochs", "1", "--quiet"];
+    // A sweep into a folder with the user's own sweep.md, or into a training run.
+    let u = d.join("u");
+    std::fs::create_dir_all(&u).unwrap();
+    std::fs::write(u.join("sweep.md"), b"my notes").unwrap();
+    let sweep =
+        |out: &Path| run(&[&["sweep", "--model", SMALL, "--seeds", "0", "--out", s(out)][..], &tiny[..6]].concat());
+    fails(&sweep(&u), &["sweep.md", "none of this sweep's runs"]);
+    assert_eq!(std::fs::read(u.join("sweep.md")).unwrap(), b"my notes");
+    let r = d.join("run");
+    ok(&run(&[&["train", "--model", SMALL, "--out", s(&r)][..], &tiny[..]].concat()));
+    fails(&sweep(&r), &["training run's directory"]);
+    // A new run inside that run, as its `.pending` or a folder of its own.
+    for inside in [r.join(".pending"), r.join("sub")] {
+        fails(
+            &run(&[&["train", "--model", SMALL, "--out", s(&inside)][..], &tiny[..]].concat()),
+            &["inside the training run"],
+        );
+        assert!(!inside.exists(), "{inside:?} was created");
+    }
+    // show: the picture onto the export, or onto its parameter list; an export whose list is a FIFO.
+    for (export, out) in [("x.png", "x.png"), ("z.mtx", "z.params.csv")] {
+        let o = run(&[
+            "show",
+            "--model",
+            "lenet5",
+            "--layer",
+            "0",
+            "--export",
+            s(&d.join(export)),
+            "--out",
+            s(&d.join(out)),
+        ]);
+        fails(&o, &["--out", "--export"]);
+        assert!(!d.join(export).exists() && !d.join(out).exists());
+    }
+    fifo(&d.join("e.params.csv"));
+    fails(&run(&["show", "--model", "lenet5", "--layer", "0", "--export", s(&d.join("e.mtx"))]), &["FIFO"]);
+    assert!(!d.join("e.mtx").exists(), "a refused export left its matrix");
+    // eval --model naming another network than the checkpoint's.
+    let other = "1x28x28 > conv(4,5,stride=3) > sigmoid > dense(10)";
+    fails(&run(&["eval", "--checkpoint", s(&r), "--model", other]), &["--model", "another network"]);
+    ok(&run(&["eval", "--checkpoint", s(&r), "--model", SMALL, "--limit", "64"]));
+    // A mask (with a fresh digest) that removes an entry whose weight is not 0.
+    let p = d.join("pruned");
+    let prune = ["--prune", "0.5", "--epochs", "3", "--lr-schedule", "constant"];
+    ok(&run(&[&["train", "--model", SMALL, "--out", s(&p)][..], &tiny[..4], &prune[..]].concat()));
+    let model = p.join("model.safetensors");
+    let st = Stored::read(&model).unwrap();
+    let n = st.f32_tensor("0.weight", None).unwrap().len();
+    let mut keep = cnn_as_mlp::prune::decode_mask(st.meta("mask.0.weight").unwrap(), n).unwrap();
+    let j = keep.iter().position(|&k| k).unwrap();
+    keep[j] = false;
+    drop(st);
+    set_file_meta(&model, "mask.0.weight", &cnn_as_mlp::prune::encode_mask(&keep));
+    fails(&run(&["eval", "--checkpoint", s(&p)]), &["mask.0.weight", &format!("entry {j}"), "a pruned entry is 0"]);
+    // Counts: negative values and a run for ever; conflicting flags.
+    let out = d.join("never");
+    for (flag, value) in [("--epochs", "-3"), ("--batch", "-1"), ("--seed", "-1"), ("--epochs", "18446744073709551615")]
+    {
+        fails(&run(&["train", "--limit", "64", flag, value, "--out", s(&out)]), &[flag, value]);
+    }
+    fails(&run(&["train", "--limit", "64", "--weight-decay", "-1e-9", "--out", s(&out)]), &["--weight-decay"]);
+    fails(&run(&["sweep", "--lr", "-0.5", "--out", s(&out)]), &["--lr", "-0.5"]);
+    fails(&run(&["train", "--normalize", "--no-normalize", "--out", s(&out)]), &["--normalize", "--no-normalize"]);
+    assert!(!out.exists());
+}

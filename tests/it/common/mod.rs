@@ -166,7 +166,6 @@ pub fn write_idx_dir(dir: &Path, n_train: u32, n_test: u32) {
     }
 }
 
-/// Files in `dir` (names), sorted.
 /// Rewrites metadata `key` of the safetensors file `file` to `value`, with a fresh digest (as someone who
 /// edits with care would), so that the checks behind the digest are what a test reaches.
 pub fn set_file_meta(file: &Path, key: &str, value: &str) {
@@ -179,6 +178,7 @@ pub fn set_file_meta(file: &Path, key: &str, value: &str) {
     cnn_as_mlp::checkpoint::write_with_digest(file, &refs, &meta).unwrap();
 }
 
+/// Files in `dir` (names), sorted.
 pub fn listing(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
         .map(|r| r.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
