@@ -266,16 +266,56 @@ pub fn epoch_files(cfg: &RunConfig, trainer: &Trainer, metrics: &[EpochMetrics])
     let net = &trainer.net;
     let mut state_meta = meta.clone();
     state_meta.insert("engine".into(), net.engine.name().into());
+    let metrics_text = (!metrics.is_empty()).then(|| metrics_csv(metrics).into_bytes());
+    // The state names the metrics committed with it, so a metrics.csv edited or copied from another run is
+    // told apart ([`check_metrics_digest`]).
+    if !metrics.is_empty() {
+        state_meta.insert(METRICS_DIGEST_KEY.into(), metrics_digest(metrics));
+    }
     let mut files = vec![
         // Each with its digest, which every later read checks (an edited or damaged file is refused).
         (MODEL_FILE, checkpoint::serialize_with_digest(&checkpoint::named(net, &net.params, ""), &meta)),
         // The state also records the engine of the commit (for `plot`); model.safetensors keeps its bytes.
         (STATE_FILE, checkpoint::serialize_with_digest(&state_tensors(trainer), &state_meta)),
     ];
-    if !metrics.is_empty() {
-        files.push((METRICS_FILE, metrics_csv(metrics).into_bytes()));
+    if let Some(t) = metrics_text {
+        files.push((METRICS_FILE, t));
     }
     files
+}
+
+/// The state's metadata key holding the digest of the `metrics.csv` committed with it.
+pub const METRICS_DIGEST_KEY: &str = "metrics_digest";
+
+/// The digest of a run's metrics rows without their timings (`img_per_s`, `train_s`, `wall_s`, which differ
+/// between a run and its resumed twin): the text [`metrics_csv`] writes for them, timings at 0.
+fn metrics_digest(metrics: &[EpochMetrics]) -> String {
+    let untimed: Vec<EpochMetrics> =
+        metrics.iter().map(|m| EpochMetrics { img_per_s: 0.0, train_secs: 0.0, wall_secs: 0.0, ..m.clone() }).collect();
+    checkpoint::digest(metrics_csv(&untimed).as_bytes(), &Default::default())
+}
+
+/// Fails unless `dir`'s `metrics.csv` holds the rows committed with `state` (their digest under
+/// [`METRICS_DIGEST_KEY`], timings left out; runs written before the key are not checked).
+pub fn check_metrics_digest(dir: &Path, state: &Stored) -> Result<(), RunError> {
+    let Some(want) = state.metadata.get(METRICS_DIGEST_KEY) else { return Ok(()) };
+    let file = dir.join(METRICS_FILE);
+    if std::fs::symlink_metadata(&file).is_err() {
+        return Err(RunError::Invalid {
+            file,
+            problem: format!("is missing, though {STATE_FILE} was committed with it: no completed epoch can be read"),
+        });
+    }
+    let got = metrics_digest(&read_metrics(&file)?);
+    if &got != want {
+        return Err(RunError::Invalid {
+            file,
+            problem: format!(
+                "is not the metrics committed with {STATE_FILE} (digest {got}, the state records {want}): it was edited or copied from another run"
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// The optimizer's state: SGD's momentum buffers (`velocity.{i}.weight`, …), or Adam's moments under
@@ -721,6 +761,7 @@ pub fn load(dir: &Path, engine: Engine) -> Result<Resumed, RunError> {
             problem: format!("metadata \"epoch\" is {} but the run plans {} epochs", trainer.epoch, cfg.hyper.epochs),
         });
     }
+    check_metrics_digest(dir, &state)?;
     let metrics = read_metrics(&dir.join(METRICS_FILE))?;
     // One commit writes the checkpoint and its metrics together: rows for other epochs mean one of them was
     // edited or mixed from another run.

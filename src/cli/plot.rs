@@ -20,8 +20,8 @@ pub struct PlotArgs {
     out: PathBuf,
 }
 
-/// Metadata keys that say where a run is, not what it is.
-const POSITION_KEYS: [&str; 4] = ["format", "epoch", "step", "spec"];
+/// Metadata keys that say where a run is (or check its content), not what it is.
+const POSITION_KEYS: [&str; 5] = ["format", "epoch", "step", "spec", cnn_as_mlp::checkpoint::DIGEST_KEY];
 
 /// The order in which settings are named in labels; other keys follow alphabetically.
 const KEY_ORDER: [&str; 18] = [
@@ -134,10 +134,12 @@ fn read_run(dir: &Path) -> Result<Plotted, CliError> {
     }
     // The engine of the last commit is in the state file (older runs do not record it).
     let state = dir.join(STATE_FILE);
-    if state.is_file()
-        && let Some(e) = Stored::read(&state)?.metadata.get("engine")
-    {
-        settings.insert("engine".into(), e.clone());
+    if state.is_file() {
+        let state = Stored::read(&state)?;
+        if let Some(e) = state.metadata.get("engine") {
+            settings.insert("engine".into(), e.clone());
+        }
+        run::check_metrics_digest(dir, &state)?;
     }
     let metrics = run::read_metrics(&dir.join(METRICS_FILE))?;
     if metrics.is_empty() {

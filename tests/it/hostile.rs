@@ -536,3 +536,35 @@ fn round_four_refusals() {
     fails(&run(&["train", "--normalize", "--no-normalize", "--out", s(&out)]), &["--normalize", "--no-normalize"]);
     assert!(!out.exists());
 }
+
+/// A `metrics.csv` copied from another run (same epochs, other numbers) is refused by `--resume` and by
+/// `plot`, naming the file: the state records the digest of the metrics committed with it. The run's own
+/// file is accepted again once it is put back.
+#[test]
+fn metrics_from_another_run_are_refused() {
+    let d = scratch("hostile-metrics");
+    let (a, b) = (d.join("a"), d.join("b"));
+    let base = [
+        "--model",
+        SMALL,
+        "--limit",
+        "64",
+        "--test-limit",
+        "64",
+        "--epochs",
+        "1",
+        "--quiet",
+        "--lr-schedule",
+        "constant",
+    ];
+    ok(&run(&[&["train", "--out", s(&a)][..], &base[..]].concat()));
+    ok(&run(&[&["train", "--out", s(&b), "--lr", "0.01"][..], &base[..]].concat()));
+    let own = std::fs::read(a.join("metrics.csv")).unwrap();
+    std::fs::copy(b.join("metrics.csv"), a.join("metrics.csv")).unwrap();
+    assert_ne!(std::fs::read(a.join("metrics.csv")).unwrap(), own);
+    fails(&run(&["train", "--resume", s(&a), "--epochs", "2"]), &["metrics.csv", "another run"]);
+    fails(&run(&["plot", s(&a), "--out", s(&d.join("p.png"))]), &["metrics.csv", "another run"]);
+    std::fs::write(a.join("metrics.csv"), &own).unwrap();
+    ok(&run(&["plot", s(&a), "--out", s(&d.join("p.png"))]));
+    ok(&run(&["train", "--resume", s(&a), "--epochs", "2", "--quiet"]));
+}
