@@ -373,6 +373,18 @@ impl RunDir {
                 problem: format!("is named {name}, which a run uses for its own commits; choose another --out"),
             });
         }
+        // `a/missing/../b` would make `a/missing` on the way (creating the parents): a `..` must step out of
+        // a directory that exists.
+        let mut walked = PathBuf::new();
+        for c in dir.components() {
+            if c == std::path::Component::ParentDir && !walked.as_os_str().is_empty() && !walked.is_dir() {
+                return Err(RunError::Invalid {
+                    file: dir.into(),
+                    problem: format!("steps out of {} with `..`, but it is not a directory", walked.display()),
+                });
+            }
+            walked.push(c);
+        }
         if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|source| RunError::Io { file: parent.into(), source })?;
         }

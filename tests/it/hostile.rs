@@ -489,6 +489,11 @@ fn round_four_refusals() {
         );
         assert!(!inside.exists(), "{inside:?} was created");
     }
+    // `--out a/missing/../b` would create `a/missing` on the way.
+    let stray = d.join("c").join("rel").join("..").join("rel2");
+    std::fs::create_dir_all(d.join("c")).unwrap();
+    fails(&run(&[&["train", "--model", SMALL, "--out", s(&stray)][..], &tiny[..]].concat()), &["`..`", "rel"]);
+    assert_eq!(listing(&d.join("c")), Vec::<String>::new(), "a stray folder was made");
     // show: the picture onto the export, or onto its parameter list; an export whose list is a FIFO.
     for (export, out) in [("x.png", "x.png"), ("z.mtx", "z.params.csv")] {
         let o = run(&[
