@@ -249,9 +249,9 @@ pub fn load_params(net: &mut Network<f32>, file: &Stored) -> Result<(), Checkpoi
     file.load_params_into(net, "", &mut params)?;
     for (i, layer) in params.iter().enumerate() {
         if let (Some(keep), Some(w)) = (net.mask(i), layer.first())
-            && let Some((j, v)) =
-                w.data.iter().zip(keep).enumerate().find(|(_, (v, k))| !**k && **v != 0.0).map(|(j, (v, _))| (j, v))
+            && let Some(j) = (0..keep.len()).find(|&j| !keep[j] && w.data[j] != 0.0)
         {
+            let v = w.data[j];
             return Err(CheckpointError::Metadata {
                 file: file.path.clone(),
                 key: format!("mask.{i}.weight"),
@@ -312,14 +312,6 @@ impl safetensors::View for F32View<'_> {
     }
 }
 
-/// The safetensors encoding, through `safetensors::serialize`: an 8-byte little-endian header length, a
-/// JSON header padded with spaces to a multiple of 8 bytes, then the tensors' bytes in name order.
-///
-/// The crate lays out the tensors; its header is then written again with every JSON object's keys sorted
-/// (`__metadata__` among the tensor names, the fields of a tensor as `data_offsets`, `dtype`, `shape`),
-/// so the bytes are those of the files written before the crate did the layout, and are the same in
-/// every process: the crate takes the metadata as a `HashMap`, whose order changes from process to
-/// process.
 /// The metadata key of a file's digest ([`serialize_with_digest`]).
 pub const DIGEST_KEY: &str = "digest";
 
@@ -355,6 +347,14 @@ pub fn serialize_with_digest(tensors: &[(String, &Tensor<f32>)], metadata: &BTre
     serialize(tensors, &meta)
 }
 
+/// The safetensors encoding, through `safetensors::serialize`: an 8-byte little-endian header length, a
+/// JSON header padded with spaces to a multiple of 8 bytes, then the tensors' bytes in name order.
+///
+/// The crate lays out the tensors; its header is then written again with every JSON object's keys sorted
+/// (`__metadata__` among the tensor names, the fields of a tensor as `data_offsets`, `dtype`, `shape`),
+/// so the bytes are those of the files written before the crate did the layout, and are the same in
+/// every process: the crate takes the metadata as a `HashMap`, whose order changes from process to
+/// process.
 pub fn serialize(tensors: &[(String, &Tensor<f32>)], metadata: &BTreeMap<String, String>) -> Vec<u8> {
     let views = tensors.iter().map(|(name, t)| (name.as_str(), F32View(t)));
     let mut bytes = safetensors::serialize(views, None).expect("f32 tensors whose data matches their shapes");

@@ -295,9 +295,10 @@ fn metrics_digest(metrics: &[EpochMetrics]) -> String {
     checkpoint::digest(metrics_csv(&untimed).as_bytes(), &Default::default())
 }
 
-/// Fails unless `dir`'s `metrics.csv` holds the rows committed with `state` (their digest under
-/// [`METRICS_DIGEST_KEY`], timings left out; runs written before the key are not checked).
-pub fn check_metrics_digest(dir: &Path, state: &Stored) -> Result<(), RunError> {
+/// Fails unless `rows`, read from `dir`'s `metrics.csv` ([`read_metrics`]), are the rows committed with
+/// `state` (their digest under [`METRICS_DIGEST_KEY`], timings left out; runs written before the key are
+/// not checked).
+pub fn check_metrics_digest(dir: &Path, state: &Stored, rows: &[EpochMetrics]) -> Result<(), RunError> {
     let Some(want) = state.metadata.get(METRICS_DIGEST_KEY) else { return Ok(()) };
     let file = dir.join(METRICS_FILE);
     if std::fs::symlink_metadata(&file).is_err() {
@@ -306,7 +307,7 @@ pub fn check_metrics_digest(dir: &Path, state: &Stored) -> Result<(), RunError> 
             problem: format!("is missing, though {STATE_FILE} was committed with it: no completed epoch can be read"),
         });
     }
-    let got = metrics_digest(&read_metrics(&file)?);
+    let got = metrics_digest(rows);
     if &got != want {
         return Err(RunError::Invalid {
             file,
@@ -326,6 +327,16 @@ fn state_tensors(trainer: &Trainer) -> Vec<(String, &crate::tensor::Tensor<f32>)
         None => checkpoint::named(net, &trainer.sgd.velocity, "velocity."),
         Some(a) => [checkpoint::named(net, &a.m, "exp_avg."), checkpoint::named(net, &a.v, "exp_avg_sq.")].concat(),
     }
+}
+
+/// Whether `dir` holds a training run (its checkpoint, its state, or a commit under way).
+pub fn is_run_dir(dir: &Path) -> bool {
+    [MODEL_FILE, STATE_FILE, PENDING_DIR, COMMIT_DIR].iter().any(|n| std::fs::symlink_metadata(dir.join(n)).is_ok())
+}
+
+/// The nearest folder above `dir` (not `dir` itself) that holds a training run ([`is_run_dir`]), if any.
+pub fn enclosing_run(dir: &Path) -> Option<&Path> {
+    dir.ancestors().skip(1).find(|a| !a.as_os_str().is_empty() && is_run_dir(a))
 }
 
 /// Where an epoch's files are written before the commit, and where they wait during it.
@@ -355,13 +366,7 @@ impl RunDir {
         // A run inside another run's directory (`RUN/.pending`, `RUN/sub`) would be taken for its files, or
         // removed by its next commit.
         let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        let holder = dir.ancestors().skip(1).find(|a| {
-            !a.as_os_str().is_empty()
-                && [MODEL_FILE, STATE_FILE, PENDING_DIR, COMMIT_DIR]
-                    .iter()
-                    .any(|f| a.join(f).symlink_metadata().is_ok())
-        });
-        if let Some(run) = holder {
+        if let Some(run) = enclosing_run(dir) {
             return Err(RunError::Invalid {
                 file: dir.into(),
                 problem: format!("is inside the training run {}; choose an --out outside it", run.display()),
@@ -773,8 +778,8 @@ pub fn load(dir: &Path, engine: Engine) -> Result<Resumed, RunError> {
             problem: format!("metadata \"epoch\" is {} but the run plans {} epochs", trainer.epoch, cfg.hyper.epochs),
         });
     }
-    check_metrics_digest(dir, &state)?;
     let metrics = read_metrics(&dir.join(METRICS_FILE))?;
+    check_metrics_digest(dir, &state, &metrics)?;
     // One commit writes the checkpoint and its metrics together: rows for other epochs mean one of them was
     // edited or mixed from another run.
     let epochs: Vec<usize> = metrics.iter().map(|m| m.epoch).collect();

@@ -100,18 +100,6 @@ const RUN_NAMES: [&str; 4] = [
     cnn_as_mlp::run::PLOT_FILE,
 ];
 
-/// Whether `dir` is a training run's directory: it holds a checkpoint or an epoch being committed.
-pub(super) fn is_run_dir(dir: &Path) -> bool {
-    [
-        cnn_as_mlp::run::MODEL_FILE,
-        cnn_as_mlp::run::STATE_FILE,
-        cnn_as_mlp::run::PENDING_DIR,
-        cnn_as_mlp::run::COMMIT_DIR,
-    ]
-    .iter()
-    .any(|n| std::fs::symlink_metadata(dir.join(n)).is_ok())
-}
-
 /// Device and inode of the file `p` names (following links), if it exists.
 fn file_id(p: &Path) -> Option<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
@@ -137,7 +125,7 @@ pub(super) fn check_output(flag: &str, out: &Path, inputs: &[&Path]) -> Result<(
         _ => Path::new("."),
     };
     let name = out.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    if RUN_NAMES.contains(&name) && is_run_dir(parent) {
+    if RUN_NAMES.contains(&name) && cnn_as_mlp::run::is_run_dir(parent) {
         return Err(CliError::other(format!(
             "{flag} {shown}: is the {name} of the training run in {}; write elsewhere",
             parent.display()

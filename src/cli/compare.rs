@@ -105,7 +105,7 @@ fn check_out_dir(out: &std::path::Path) -> Result<(), CliError> {
     if out.exists() && !out.is_dir() {
         return Err(CliError::other(format!("--out {shown}: exists and is not a directory")));
     }
-    if super::common::is_run_dir(out) {
+    if cnn_as_mlp::run::is_run_dir(out) {
         return Err(CliError::other(format!("--out {shown}: is a training run's directory; choose another")));
     }
     for name in OUTPUT_FILES {

@@ -134,14 +134,14 @@ fn read_run(dir: &Path) -> Result<Plotted, CliError> {
     }
     // The engine of the last commit is in the state file (older runs do not record it).
     let state = dir.join(STATE_FILE);
+    let metrics = run::read_metrics(&dir.join(METRICS_FILE))?;
     if state.is_file() {
         let state = Stored::read(&state)?;
         if let Some(e) = state.metadata.get("engine") {
             settings.insert("engine".into(), e.clone());
         }
-        run::check_metrics_digest(dir, &state)?;
+        run::check_metrics_digest(dir, &state, &metrics)?;
     }
-    let metrics = run::read_metrics(&dir.join(METRICS_FILE))?;
     if metrics.is_empty() {
         return Err(CliError::other(format!(
             "{}: no completed epoch to plot (no rows in {METRICS_FILE})",

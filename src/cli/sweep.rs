@@ -473,7 +473,7 @@ fn check_out(out: &Path, pts: &[Point]) -> Result<(), CliError> {
     if out.exists() && !out.is_dir() {
         return Err(CliError::other(format!("--out {shown}: exists and is not a directory")));
     }
-    if super::common::is_run_dir(out) || out.parent().is_some_and(super::common::is_run_dir) {
+    if run::is_run_dir(out) || run::enclosing_run(out).is_some() {
         return Err(CliError::other(format!(
             "--out {shown}: is (or is inside) a training run's directory; choose another"
         )));

@@ -321,9 +321,10 @@ impl CompactMap {
             }
             list_of.push(at);
         }
+        let n_lists = first_row.len();
         drop((first_with_hash, first_row, next));
         // The rows of each list in row order (a counting sort), lists in order of first appearance.
-        let mut start = vec![0u32; list_of.iter().map(|&l| l as usize + 1).max().unwrap_or(0) + 1];
+        let mut start = vec![0u32; n_lists + 1];
         list_of.iter().for_each(|&l| start[l as usize + 1] += 1);
         (1..start.len()).for_each(|i| start[i] += start[i - 1]);
         let mut rows = vec![0u32; shape.0];

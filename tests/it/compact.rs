@@ -191,17 +191,7 @@ fn grouped_table_and_pruned_convolutions_compile_straight_into_the_compact_form(
         }
     }
     assert!(cases > 100, "{cases} cases");
-    let g = ConvGeometry {
-        c_in: 6,
-        h_in: 14,
-        w_in: 14,
-        c_out: 16,
-        k: 5,
-        stride: 1,
-        pad: 0,
-        dil: 1,
-        mode: PaddingMode::Zeros,
-    };
+    let g = crate::common::geom(6, 14, 14, 16, 5, 1, 0, 1, PaddingMode::Zeros);
     let t = Table::from_name("lenet5_c3").unwrap();
     same(&compile_conv_in(&g, 1, Some(t), None, Storage::Compact), &compile_table_conv(&g, t), "lenet5_c3");
     let keep = random_mask(16 * 6 * 25, 0.7, 3);

@@ -44,7 +44,12 @@ fn run_within(args: &[&str], secs: u64) -> Output {
 
 /// A small trained run in `dir` (`epochs` epochs of 64 images, constant schedule).
 fn small_run(dir: &Path, epochs: &str) {
-    ok(&run(&[
+    small_run_with(dir, epochs, &[]);
+}
+
+/// [`small_run`] with `extra` options.
+fn small_run_with(dir: &Path, epochs: &str, extra: &[&str]) {
+    let args = [
         "train",
         "--model",
         SMALL,
@@ -60,7 +65,8 @@ fn small_run(dir: &Path, epochs: &str) {
         "constant",
         "--out",
         s(dir),
-    ]));
+    ];
+    ok(&run(&[&args[..], extra].concat()));
 }
 
 /// `show`, `plot` and `grad` into a FIFO, a character device made in the scratch directory, a directory
@@ -549,21 +555,8 @@ fn round_four_refusals() {
 fn metrics_from_another_run_are_refused() {
     let d = scratch("hostile-metrics");
     let (a, b) = (d.join("a"), d.join("b"));
-    let base = [
-        "--model",
-        SMALL,
-        "--limit",
-        "64",
-        "--test-limit",
-        "64",
-        "--epochs",
-        "1",
-        "--quiet",
-        "--lr-schedule",
-        "constant",
-    ];
-    ok(&run(&[&["train", "--out", s(&a)][..], &base[..]].concat()));
-    ok(&run(&[&["train", "--out", s(&b), "--lr", "0.01"][..], &base[..]].concat()));
+    small_run(&a, "1");
+    small_run_with(&b, "1", &["--lr", "0.01"]);
     let own = std::fs::read(a.join("metrics.csv")).unwrap();
     std::fs::copy(b.join("metrics.csv"), a.join("metrics.csv")).unwrap();
     assert_ne!(std::fs::read(a.join("metrics.csv")).unwrap(), own);

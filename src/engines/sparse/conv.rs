@@ -216,23 +216,27 @@ fn compile_where_compact(
         }
     }
     by_in.iter_mut().for_each(|t| t.sort_by_key(|&(o, ky, kx, _)| (o, std::cmp::Reverse((ky, kx)))));
-    // The input coordinate of output coordinate `o` through kernel index `kappa`, if inside `n`.
-    let inside = |o: usize, kappa: usize, n: usize| {
-        let c = tap_coord(o, kappa, g.stride, g.dil, g.pad);
-        (0..n as isize).contains(&c).then_some(c as usize)
+    // Per axis, from its taps ([`axis_taps`]): the input coordinate each (output coordinate, kernel index)
+    // reads, and the output coordinate that reads each (input coordinate, kernel index), if any.
+    let tables = |n_in: usize, n_out: usize| {
+        let (fwd, inv) = axis_taps(g, n_in, n_out);
+        let mut reads = vec![vec![None; k]; n_out];
+        let mut read_by = vec![vec![None; k]; n_in];
+        for (o, taps) in fwd.iter().enumerate() {
+            taps.iter().for_each(|&(kappa, c)| reads[o][kappa] = Some(c));
+        }
+        for (c, taps) in inv.iter().enumerate() {
+            taps.iter().for_each(|&(o, kappa)| read_by[c][kappa] = Some(o));
+        }
+        (reads, read_by)
     };
-    // The output coordinate that reads input coordinate `c` through kernel index `kappa`, if any.
-    let reader = |c: usize, kappa: usize, n_out: usize| {
-        let t = c as isize + g.pad as isize - (kappa * g.dil) as isize;
-        (t >= 0 && t % g.stride as isize == 0 && ((t / g.stride as isize) as usize) < n_out)
-            .then(|| (t / g.stride as isize) as usize)
-    };
+    let ((iy_of, oy_of), (ix_of, ox_of)) = (tables(g.h_in, h_out), tables(g.w_in, w_out));
     let w_row = |r: usize, cols: &mut Vec<u32>, codes: &mut Vec<u32>| {
         cols.clear();
         codes.clear();
         let (o, oy, ox) = (r / (h_out * w_out), r / w_out % h_out, r % w_out);
         for &(i, ky, kx, p) in &by_out[o] {
-            if let (Some(iy), Some(ix)) = (inside(oy, ky, g.h_in), inside(ox, kx, g.w_in)) {
+            if let (Some(iy), Some(ix)) = (iy_of[oy][ky], ix_of[ox][kx]) {
                 cols.push(((i * g.h_in + iy) * g.w_in + ix) as u32);
                 codes.push(p);
             }
@@ -243,7 +247,7 @@ fn compile_where_compact(
         codes.clear();
         let (i, iy, ix) = (c / (g.h_in * g.w_in), c / g.w_in % g.h_in, c % g.w_in);
         for &(o, ky, kx, p) in &by_in[i] {
-            if let (Some(oy), Some(ox)) = (reader(iy, ky, h_out), reader(ix, kx, w_out)) {
+            if let (Some(oy), Some(ox)) = (oy_of[iy][ky], ox_of[ix][kx]) {
                 cols.push(((o * h_out + oy) * w_out + ox) as u32);
                 codes.push(p);
             }
